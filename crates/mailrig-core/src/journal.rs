@@ -1,0 +1,186 @@
+//! The journal: a bounded, ordered record of every decision that changed a
+//! message's fate — delivered, rejected, dropped, misrouted, deferred — with the
+//! time, the stage and the rule that caused it.
+//!
+//! It is the ground truth a test or a trainer compares against ("what happened
+//! to the message with this Message-ID?"). It keeps the newest
+//! [`Journal::DEFAULT_CAPACITY`] entries so a long load run cannot grow memory
+//! without bound; `dropped()` says how many old entries were let go.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::fault::Stage;
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum JournalEvent {
+    /// Stored into a mailbox folder with this UID.
+    Delivered { mailbox: String, uid: u32 },
+    /// Refused with an SMTP reply.
+    Rejected {
+        code: u16,
+        enhanced: String,
+        text: String,
+    },
+    /// Accepted with 250 and thrown away.
+    Dropped,
+    /// Stored into a mailbox other than the one addressed.
+    Misrouted { intended: String, actual: String },
+    /// Anything else a fault did, described.
+    Fault { action: String },
+}
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JournalEntry {
+    pub seq: u64,
+    pub time: DateTime<Utc>,
+    pub stage: Stage,
+    /// Name of the fault rule that decided, if a rule did.
+    pub rule: Option<String>,
+    pub message_id: Option<String>,
+    pub mail_from: Option<String>,
+    pub rcpt: Option<String>,
+    pub peer: Option<String>,
+    pub event: JournalEvent,
+}
+
+/// What a caller fills in; the journal adds the sequence number and time.
+#[derive(Debug, Clone)]
+pub struct JournalRecord {
+    pub stage: Stage,
+    pub rule: Option<String>,
+    pub message_id: Option<String>,
+    pub mail_from: Option<String>,
+    pub rcpt: Option<String>,
+    pub peer: Option<String>,
+    pub event: JournalEvent,
+}
+
+/// The bounded journal, shared by all sessions.
+#[derive(Debug)]
+pub struct Journal {
+    entries: Mutex<VecDeque<JournalEntry>>,
+    capacity: usize,
+    next_seq: AtomicU64,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Journal::with_capacity(Journal::DEFAULT_CAPACITY)
+    }
+}
+
+impl Journal {
+    pub const DEFAULT_CAPACITY: usize = 100_000;
+
+    pub fn with_capacity(capacity: usize) -> Journal {
+        Journal {
+            entries: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+            next_seq: AtomicU64::new(1),
+        }
+    }
+
+    /// Appends an entry and returns its sequence number.
+    pub fn record(&self, r: JournalRecord) -> u64 {
+        let mut entries = self.entries.lock();
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        if entries.len() == self.capacity {
+            entries.pop_front();
+        }
+        entries.push_back(JournalEntry {
+            seq,
+            time: Utc::now(),
+            stage: r.stage,
+            rule: r.rule,
+            message_id: r.message_id,
+            mail_from: r.mail_from,
+            rcpt: r.rcpt,
+            peer: r.peer,
+            event: r.event,
+        });
+        seq
+    }
+
+    /// All entries kept, oldest first.
+    pub fn entries(&self) -> Vec<JournalEntry> {
+        self.entries.lock().iter().cloned().collect()
+    }
+
+    /// Entries that concern a mailbox address (as recipient or target) or a Message-ID.
+    pub fn filter(&self, mailbox: Option<&str>, message_id: Option<&str>) -> Vec<JournalEntry> {
+        let mb = mailbox.map(str::to_lowercase);
+        let strip = |s: &str| s.trim_matches(|c| c == '<' || c == '>').to_string();
+        let mid = message_id.map(strip);
+        self.entries
+            .lock()
+            .iter()
+            .filter(|e| {
+                let mb_ok = mb.as_ref().is_none_or(|m| {
+                    e.rcpt.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(m))
+                        || match &e.event {
+                            JournalEvent::Delivered { mailbox, .. } => {
+                                mailbox.eq_ignore_ascii_case(m)
+                            }
+                            JournalEvent::Misrouted { intended, actual } => {
+                                intended.eq_ignore_ascii_case(m) || actual.eq_ignore_ascii_case(m)
+                            }
+                            _ => false,
+                        }
+                });
+                let mid_ok = mid.as_ref().is_none_or(|m| {
+                    e.message_id.as_deref().map(strip).as_deref() == Some(m.as_str())
+                });
+                mb_ok && mid_ok
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// How many entries were let go because the journal was full.
+    pub fn dropped(&self) -> u64 {
+        let kept = self.entries.lock().len() as u64;
+        (self.next_seq.load(Ordering::Relaxed) - 1).saturating_sub(kept)
+    }
+
+    pub fn clear(&self) {
+        self.entries.lock().clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(rcpt: &str, mid: &str) -> JournalRecord {
+        JournalRecord {
+            stage: Stage::Deliver,
+            rule: None,
+            message_id: Some(mid.into()),
+            mail_from: Some("s@x".into()),
+            rcpt: Some(rcpt.into()),
+            peer: None,
+            event: JournalEvent::Dropped,
+        }
+    }
+
+    #[test]
+    fn bounded_and_filtered() {
+        let j = Journal::with_capacity(2);
+        j.record(rec("a@x", "<1@x>"));
+        j.record(rec("b@x", "<2@x>"));
+        j.record(rec("A@x", "<3@x>"));
+        assert_eq!(j.entries().len(), 2);
+        assert_eq!(j.dropped(), 1);
+        assert_eq!(j.filter(Some("a@X"), None).len(), 1);
+        assert_eq!(j.filter(None, Some("2@x")).len(), 1);
+        assert_eq!(j.entries()[1].seq, 3);
+    }
+}

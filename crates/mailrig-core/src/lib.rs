@@ -1,0 +1,32 @@
+//! mailrig-core: the fake mail world as pure logic.
+//!
+//! A message's path through mailrig reads in one direction, and this crate holds
+//! every part of it that needs no socket:
+//!
+//! * [`world`] — domains, mailboxes, credentials, aliases, catch-alls, limits;
+//! * [`scenario`] — scenario files (TOML) that describe a world, with errors that
+//!   name the file, line and column;
+//! * [`routing`] — where a recipient address leads (`RouteDecision`);
+//! * [`fault`] — the fault plan: what a stage of a session should do instead of
+//!   the normal thing;
+//! * [`store`] — mailboxes, folders and messages with IMAP semantics, in memory
+//!   or persisted as Maildir;
+//! * [`journal`] — the record of every decision that changed a message's fate.
+//!
+//! Servers (SMTP, IMAP, POP3, HTTP) live in `mailrig-server` and only call into
+//! these types.
+
+pub mod address;
+pub mod fault;
+pub mod journal;
+pub mod routing;
+pub mod scenario;
+pub mod store;
+pub mod world;
+
+pub use address::Address;
+pub use journal::{Journal, JournalEntry, JournalEvent};
+pub use routing::RouteDecision;
+pub use scenario::{Scenario, ScenarioError};
+pub use store::{Envelope, Flags, NewMessage, Store, StoreError, StoredMessage};
+pub use world::{MailboxId, World};

@@ -1,0 +1,747 @@
+//! Scenario files: a whole fake mail world described in one TOML file.
+//!
+//! A scenario names the server (host name, banner, EHLO extensions), its
+//! security policy and limits, the domains with their mailboxes (explicit names
+//! and ranges such as `user01..user25`), passwords, aliases and catch-alls, and
+//! the fault rules (`[[fault]]` tables, read by [`crate::fault`]).
+//!
+//! Every error names the file, line and column and says what is wrong, so a
+//! person can fix the file without reading our code. The leading comment block
+//! of a file is its description (`mailrig scenario explain` prints it).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::address::Address;
+use crate::fault::{FaultPlan, FaultRuleSpec};
+use crate::world::{
+    AuthMode, BareLfPolicy, Domain, Limits, Mailbox, MailboxId, Security, ServerIdentity,
+    UnknownRecipient, VrfyPolicy, World, WorldParts,
+};
+
+/// The built-in default world, used when no `--scenario` is given.
+pub const DEFAULT_SCENARIO: &str = include_str!("../../../testdata/scenarios/default.toml");
+
+/// EHLO extensions advertised when a scenario does not list its own.
+pub const DEFAULT_EXTENSIONS: &[&str] = &[
+    "PIPELINING",
+    "SIZE",
+    "8BITMIME",
+    "SMTPUTF8",
+    "ENHANCEDSTATUSCODES",
+    "DSN",
+    "STARTTLS",
+    "AUTH",
+    "HELP",
+    "VRFY",
+];
+
+/// Largest mailbox range accepted (`user1..user100000` is fine, a typo with
+/// one digit too many is not).
+const MAX_RANGE: u64 = 1_000_000;
+
+/// A parsed, validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Where it came from (a path, or `<built-in default>`).
+    pub source: String,
+    /// The leading comment block of the file, without the `#` marks.
+    pub description: String,
+    pub world: World,
+    pub faults: FaultPlan,
+}
+
+/// A scenario that cannot be used. `Display` gives `file:line:column: what`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{file}: cannot read scenario file: {reason}")]
+    Read { file: String, reason: String },
+    #[error("{file}:{line}:{column}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+impl ScenarioError {
+    fn at(file: &str, src: &str, offset: usize, message: impl Into<String>) -> Self {
+        let (line, column) = line_col(src, offset);
+        ScenarioError::Invalid {
+            file: file.to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = &src[..floor_char_boundary(src, offset)];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+// ---- the file's shape -------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    security: SecuritySection,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    domain: Vec<DomainSection>,
+    #[serde(default)]
+    fault: Vec<FaultRuleSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    hostname: Option<String>,
+    banner: Option<String>,
+    extensions: Option<Vec<String>>,
+    #[serde(default)]
+    vrfy: VrfyFile,
+    #[serde(default)]
+    bare_lf: BareLfFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum VrfyFile {
+    #[default]
+    CannotVerify,
+    Verify,
+    Disabled,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum BareLfFile {
+    #[default]
+    Normalize,
+    Reject,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecuritySection {
+    #[serde(default = "default_auth")]
+    smtp_auth: AuthFile,
+    #[serde(default = "yes")]
+    plaintext_auth: bool,
+    #[serde(default = "yes")]
+    starttls: bool,
+}
+
+impl Default for SecuritySection {
+    fn default() -> Self {
+        SecuritySection {
+            smtp_auth: default_auth(),
+            plaintext_auth: true,
+            starttls: true,
+        }
+    }
+}
+
+fn default_auth() -> AuthFile {
+    AuthFile::Optional
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum AuthFile {
+    Off,
+    Optional,
+    Required,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    max_message_size: Option<Spanned<u64>>,
+    max_recipients: Option<Spanned<u64>>,
+    max_connections: Option<Spanned<u64>>,
+    idle_timeout_secs: Option<Spanned<u64>>,
+    max_literal: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DomainSection {
+    name: Spanned<String>,
+    /// Names or ranges (`user01..user25`).
+    #[serde(default)]
+    mailboxes: Vec<Spanned<String>>,
+    /// Default password of this domain's mailboxes.
+    password: Option<String>,
+    /// Mailboxes with their own settings.
+    #[serde(default)]
+    mailbox: Vec<MailboxSection>,
+    #[serde(default)]
+    aliases: BTreeMap<String, Spanned<OneOrMany>>,
+    catch_all: Option<Spanned<String>>,
+    unknown_recipient: Option<Spanned<UnknownFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MailboxSection {
+    name: Spanned<String>,
+    password: Option<String>,
+    login: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn items(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => vec![s.as_str()],
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum UnknownFile {
+    Reject,
+    CatchAll,
+}
+
+// ---- parsing ----------------------------------------------------------------
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::Read {
+            file: file.clone(),
+            reason: e.to_string(),
+        })?;
+        Scenario::parse(&text, &file)
+    }
+
+    /// The built-in default world.
+    pub fn builtin_default() -> Scenario {
+        match Scenario::parse(DEFAULT_SCENARIO, "<built-in default>") {
+            Ok(s) => s,
+            // The default is part of the binary and covered by a test.
+            Err(e) => panic!("the built-in default scenario is invalid: {e}"),
+        }
+    }
+
+    /// Parses and validates scenario text; `file` is used in error messages.
+    pub fn parse(src: &str, file: &str) -> Result<Scenario, ScenarioError> {
+        let parsed: ScenarioFile = toml::from_str(src).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            ScenarioError::at(file, src, offset, e.message().trim().to_string())
+        })?;
+        let mut b = Builder {
+            file,
+            src,
+            mailboxes: Vec::new(),
+        };
+        let world_parts = b.build(&parsed)?;
+        let world = World::build(world_parts)
+            .map_err(|e| ScenarioError::at(file, src, 0, e.to_string()))?;
+        let faults = FaultPlan::from_specs(&parsed.fault, &world)
+            .map_err(|e| ScenarioError::at(file, src, e.offset, e.message))?;
+        Ok(Scenario {
+            source: file.to_string(),
+            description: leading_comment(src),
+            world,
+            faults,
+        })
+    }
+
+    /// A short human summary: domains, mailbox counts, aliases, catch-alls, faults.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let w = &self.world;
+        out.push_str(&format!(
+            "scenario {}: {} domain(s), {} mailbox(es), {} fault rule(s)\n",
+            self.source,
+            w.domains.len(),
+            w.mailboxes.len(),
+            self.faults.len()
+        ));
+        for d in &w.domains {
+            out.push_str(&format!(
+                "  {:<24} {:>5} mailbox(es), {} alias(es), catch-all: {}\n",
+                d.name,
+                d.mailboxes.len(),
+                d.aliases.len(),
+                d.catch_all
+                    .map(|id| w.mailbox(id).address.to_string())
+                    .unwrap_or_else(|| "none".into())
+            ));
+        }
+        out
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.summary())
+    }
+}
+
+/// The comment lines at the top of a file, `#` stripped.
+fn leading_comment(src: &str) -> String {
+    let mut lines = Vec::new();
+    for line in src.lines() {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix('#') {
+            lines.push(
+                rest.strip_prefix(' ')
+                    .unwrap_or(rest)
+                    .trim_end()
+                    .to_string(),
+            );
+        } else if !t.is_empty() || !lines.is_empty() {
+            break;
+        }
+    }
+    lines.join("\n").trim().to_string()
+}
+
+struct Builder<'a> {
+    file: &'a str,
+    src: &'a str,
+    mailboxes: Vec<Mailbox>,
+}
+
+impl Builder<'_> {
+    fn err(&self, offset: usize, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::at(self.file, self.src, offset, message)
+    }
+
+    fn build(&mut self, f: &ScenarioFile) -> Result<WorldParts, ScenarioError> {
+        let hostname = f
+            .server
+            .hostname
+            .clone()
+            .unwrap_or_else(|| "mx.mailrig.test".to_string());
+        let identity = ServerIdentity {
+            banner: f
+                .server
+                .banner
+                .clone()
+                .unwrap_or_else(|| format!("{hostname} ESMTP mailrig")),
+            hostname,
+            extensions: f
+                .server
+                .extensions
+                .clone()
+                .unwrap_or_else(|| DEFAULT_EXTENSIONS.iter().map(|s| s.to_string()).collect())
+                .into_iter()
+                .map(|e| e.to_ascii_uppercase())
+                .collect(),
+            vrfy: match f.server.vrfy {
+                VrfyFile::CannotVerify => VrfyPolicy::CannotVerify,
+                VrfyFile::Verify => VrfyPolicy::Verify,
+                VrfyFile::Disabled => VrfyPolicy::Disabled,
+            },
+            bare_lf: match f.server.bare_lf {
+                BareLfFile::Normalize => BareLfPolicy::Normalize,
+                BareLfFile::Reject => BareLfPolicy::Reject,
+            },
+        };
+        let security = Security {
+            smtp_auth: match f.security.smtp_auth {
+                AuthFile::Off => AuthMode::Off,
+                AuthFile::Optional => AuthMode::Optional,
+                AuthFile::Required => AuthMode::Required,
+            },
+            plaintext_auth: f.security.plaintext_auth,
+            starttls: f.security.starttls,
+        };
+        let limits = self.limits(&f.limits)?;
+        if f.domain.is_empty() {
+            return Err(self.err(0, "a scenario needs at least one [[domain]]"));
+        }
+
+        // First pass: every mailbox of every domain, so aliases may point across domains.
+        let mut domain_boxes: Vec<Vec<MailboxId>> = Vec::new();
+        let mut seen_domains = std::collections::HashSet::new();
+        for d in &f.domain {
+            let name = d.name.get_ref().trim().to_lowercase();
+            if name.is_empty() || name.contains(['@', ' ', '/']) {
+                return Err(self.err(
+                    d.name.span().start,
+                    format!("'{name}' is not a domain name"),
+                ));
+            }
+            if !seen_domains.insert(name.clone()) {
+                return Err(self.err(
+                    d.name.span().start,
+                    format!("domain '{name}' is defined twice"),
+                ));
+            }
+            let mut ids = Vec::new();
+            for entry in &d.mailboxes {
+                for local in self.expand(entry)? {
+                    ids.push(self.add_mailbox(
+                        &name,
+                        &local,
+                        None,
+                        d.password.as_deref(),
+                        entry.span().start,
+                    )?);
+                }
+            }
+            for m in &d.mailbox {
+                let local = m.name.get_ref().trim();
+                let id = self.add_mailbox(
+                    &name,
+                    local,
+                    m.login.as_deref(),
+                    m.password.as_deref().or(d.password.as_deref()),
+                    m.name.span().start,
+                )?;
+                ids.push(id);
+            }
+            domain_boxes.push(ids);
+        }
+
+        // Second pass: aliases and catch-alls.
+        let mut domains = Vec::new();
+        for (d, ids) in f.domain.iter().zip(domain_boxes) {
+            let name = d.name.get_ref().trim().to_lowercase();
+            let mut aliases = std::collections::HashMap::new();
+            for (alias, targets) in &d.aliases {
+                let key = alias.to_lowercase();
+                if self.find(&format!("{key}@{name}")).is_some() {
+                    return Err(self.err(
+                        targets.span().start,
+                        format!("alias '{alias}@{name}' is also a mailbox; remove one of them"),
+                    ));
+                }
+                let mut out = Vec::new();
+                let items = targets.get_ref().items();
+                if items.is_empty() {
+                    return Err(self.err(
+                        targets.span().start,
+                        format!("alias '{alias}' has no target"),
+                    ));
+                }
+                for t in items {
+                    let full = if t.contains('@') {
+                        t.to_lowercase()
+                    } else {
+                        format!("{}@{name}", t.to_lowercase())
+                    };
+                    let id = self.find(&full).ok_or_else(|| {
+                        self.err(
+                            targets.span().start,
+                            format!("alias '{alias}' points to '{full}', which is not a mailbox of this scenario"),
+                        )
+                    })?;
+                    out.push(id);
+                }
+                aliases.insert(key, out);
+            }
+            let catch_all = match &d.catch_all {
+                None => None,
+                Some(c) => {
+                    let t = c.get_ref();
+                    let full = if t.contains('@') {
+                        t.to_lowercase()
+                    } else {
+                        format!("{}@{name}", t.to_lowercase())
+                    };
+                    Some(self.find(&full).ok_or_else(|| {
+                        self.err(
+                            c.span().start,
+                            format!("catch_all '{full}' is not a mailbox of this scenario"),
+                        )
+                    })?)
+                }
+            };
+            let unknown = match (
+                d.unknown_recipient
+                    .as_ref()
+                    .map(|u| (*u.get_ref(), u.span().start)),
+                catch_all,
+            ) {
+                (None, None) | (Some((UnknownFile::Reject, _)), _) => UnknownRecipient::Reject,
+                (None, Some(c)) | (Some((UnknownFile::CatchAll, _)), Some(c)) => {
+                    UnknownRecipient::CatchAll(c)
+                }
+                (Some((UnknownFile::CatchAll, at)), None) => {
+                    return Err(self.err(at, "unknown_recipient = \"catch-all\" needs a catch_all mailbox in this domain"));
+                }
+            };
+            domains.push(Domain {
+                name,
+                mailboxes: ids,
+                aliases,
+                catch_all,
+                unknown,
+            });
+        }
+        Ok(WorldParts {
+            identity,
+            security,
+            limits,
+            domains,
+            mailboxes: std::mem::take(&mut self.mailboxes),
+        })
+    }
+
+    fn limits(&self, l: &LimitsSection) -> Result<Limits, ScenarioError> {
+        let mut out = Limits::default();
+        let positive =
+            |v: &Option<Spanned<u64>>, what: &str| -> Result<Option<u64>, ScenarioError> {
+                match v {
+                    None => Ok(None),
+                    Some(s) if *s.get_ref() == 0 => {
+                        Err(self.err(s.span().start, format!("{what} must be greater than 0")))
+                    }
+                    Some(s) => Ok(Some(*s.get_ref())),
+                }
+            };
+        if let Some(v) = positive(&l.max_message_size, "max_message_size")? {
+            out.max_message_size = v as usize;
+        }
+        if let Some(v) = positive(&l.max_recipients, "max_recipients")? {
+            out.max_recipients = v as usize;
+        }
+        if let Some(v) = positive(&l.max_connections, "max_connections")? {
+            out.max_connections = v as usize;
+        }
+        if let Some(v) = positive(&l.idle_timeout_secs, "idle_timeout_secs")? {
+            out.idle_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = positive(&l.max_literal, "max_literal")? {
+            out.max_literal = v as usize;
+        }
+        Ok(out)
+    }
+
+    fn find(&self, full: &str) -> Option<MailboxId> {
+        // Scenarios are parsed once; a linear scan keeps the builder simple.
+        self.mailboxes
+            .iter()
+            .find(|m| m.address.key() == full)
+            .map(|m| m.id)
+    }
+
+    fn add_mailbox(
+        &mut self,
+        domain: &str,
+        local: &str,
+        login: Option<&str>,
+        password: Option<&str>,
+        at: usize,
+    ) -> Result<MailboxId, ScenarioError> {
+        if local.is_empty()
+            || local.contains(['@', '/', '\\'])
+            || local.chars().any(|c| c.is_whitespace() || c.is_control())
+            || local.starts_with('.')
+        {
+            return Err(self.err(
+                at,
+                format!(
+                    "'{local}' is not a valid mailbox name (no '@', '/', spaces, or leading '.')"
+                ),
+            ));
+        }
+        let address = Address::new(local, domain);
+        let key = address.key();
+        if self.mailboxes.iter().any(|m| m.address.key() == key) {
+            return Err(self.err(at, format!("mailbox '{key}' is defined twice")));
+        }
+        let password = password.ok_or_else(|| {
+            self.err(
+                at,
+                format!(
+                    "mailbox '{key}' has no password: set `password` on the domain or the mailbox"
+                ),
+            )
+        })?;
+        let id = MailboxId(self.mailboxes.len() as u32);
+        self.mailboxes.push(Mailbox {
+            id,
+            login: login
+                .map(str::to_string)
+                .unwrap_or_else(|| address.to_string()),
+            address,
+            password: password.to_string(),
+        });
+        Ok(id)
+    }
+
+    /// Expands `user01..user25` into its names; other entries are returned as they are.
+    fn expand(&self, entry: &Spanned<String>) -> Result<Vec<String>, ScenarioError> {
+        let text = entry.get_ref().trim();
+        let at = entry.span().start;
+        let Some((left, right)) = text.split_once("..") else {
+            return Ok(vec![text.to_string()]);
+        };
+        let split = |s: &str| {
+            let digits = s.len() - s.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+            let (p, n) = s.split_at(s.len() - digits);
+            (p.to_string(), n.to_string())
+        };
+        let (lp, ln) = split(left);
+        let (rp, rn) = split(right);
+        if ln.is_empty() || rn.is_empty() {
+            return Err(self.err(
+                at,
+                format!("range '{text}' must end in numbers on both sides, like 'user01..user25'"),
+            ));
+        }
+        if lp != rp {
+            return Err(self.err(
+                at,
+                format!("range '{text}' has different prefixes '{lp}' and '{rp}'"),
+            ));
+        }
+        let (a, b): (u64, u64) = match (ln.parse(), rn.parse()) {
+            (Ok(a), Ok(b)) => (a, b),
+            _ => return Err(self.err(at, format!("range '{text}' has numbers too large"))),
+        };
+        if a > b {
+            return Err(self.err(at, format!("range '{text}' runs backwards ({a} > {b})")));
+        }
+        if b - a >= MAX_RANGE {
+            return Err(self.err(
+                at,
+                format!("range '{text}' has more than {MAX_RANGE} mailboxes"),
+            ));
+        }
+        let width = if ln.starts_with('0') { ln.len() } else { 0 };
+        Ok((a..=b).map(|n| format!("{lp}{n:0width$}")).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(src: &str) -> String {
+        Scenario::parse(src, "s.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn builtin_default_is_valid_and_small() {
+        let s = Scenario::builtin_default();
+        assert_eq!(s.world.domains.len(), 2);
+        assert!(s.world.mailboxes.len() >= 4);
+    }
+
+    #[test]
+    fn kanzlei_file_has_the_seed_names() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/scenarios/kanzlei.toml"
+        );
+        let s = Scenario::load(Path::new(path)).unwrap();
+        let w = &s.world;
+        assert_eq!(w.domain("kanzlei.test").unwrap().mailboxes.len(), 3);
+        assert_eq!(w.domain("patente.test").unwrap().mailboxes.len(), 25);
+        assert!(w.authenticate("user07@patente.test", "secret").is_some());
+        assert!(w.authenticate("anna@kanzlei.test", "secret").is_some());
+        assert!(w.authenticate("anna@kanzlei.test", "wrong").is_none());
+        assert!(s.summary().contains("patente.test"));
+    }
+
+    #[test]
+    fn ranges_expand_with_padding() {
+        let s = Scenario::parse(
+            "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['u8..u10','box001..box003']\n",
+            "x",
+        )
+        .unwrap();
+        let names: Vec<String> = s
+            .world
+            .mailboxes
+            .iter()
+            .map(|m| m.address.local().to_string())
+            .collect();
+        assert_eq!(names, ["u8", "u9", "u10", "box001", "box002", "box003"]);
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let e = err("[[domain]]\nname = 'd.test'\npassword = 'p'\nmailboxes = ['a', 'a']\n");
+        assert_eq!(e, "s.toml:4:19: mailbox 'a@d.test' is defined twice");
+        let e = err("[server]\nhostname = 'x'\nbogus = 1\n");
+        assert!(e.starts_with("s.toml:3:1: unknown field `bogus`"), "{e}");
+        let e = err("[[domain]]\nname = 'd.test'\nmailboxes = ['a']\n");
+        assert!(
+            e.contains("s.toml:3:14: mailbox 'a@d.test' has no password"),
+            "{e}"
+        );
+        let e = err(
+            "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a']\n[domain.aliases]\ninfo = 'nobody'\n",
+        );
+        assert!(
+            e.starts_with("s.toml:6:8: alias 'info' points to 'nobody@d.test'"),
+            "{e}"
+        );
+        let e = err("[server]\nvrfy = 'maybe'\n");
+        assert!(e.starts_with("s.toml:2:8: unknown variant `maybe`"), "{e}");
+        let e = err("[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['u10..u02']\n");
+        assert!(e.contains("runs backwards"), "{e}");
+        let e = err("this is not toml");
+        assert!(e.starts_with("s.toml:1:"), "{e}");
+        let e = err("");
+        assert!(e.contains("at least one [[domain]]"), "{e}");
+        let e = err("[limits]\nmax_recipients = 0\n[[domain]]\nname='d'\n");
+        assert_eq!(e, "s.toml:2:18: max_recipients must be greater than 0");
+        let e = err(
+            "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a']\nunknown_recipient='catch-all'\n",
+        );
+        assert!(e.contains("needs a catch_all"), "{e}");
+    }
+
+    #[test]
+    fn description_is_the_leading_comment() {
+        let s = Scenario::parse(
+            "# Line one\n# line two\n\n# not this\n[[domain]]\nname='d'\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(s.description, "Line one\nline two");
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("ab\ncä d", 6), (2, 3));
+        assert_eq!(line_col("", 10), (1, 1));
+    }
+}

@@ -1,0 +1,177 @@
+//! Tests of the store: IMAP semantics, concurrency, and Maildir round trips.
+
+use super::*;
+use crate::scenario::Scenario;
+
+fn world() -> World {
+    Scenario::parse(
+        "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a','b']\n",
+        "t",
+    )
+    .unwrap()
+    .world
+}
+
+fn msg(text: &str) -> NewMessage {
+    NewMessage {
+        raw: Bytes::from(text.to_string()),
+        envelope: None,
+        flags: Flags::default(),
+        internal_date: Utc::now(),
+    }
+}
+
+#[test]
+fn uids_grow_and_survive_expunge() {
+    let w = world();
+    let s = Store::memory(&w);
+    let a = s.mailbox(MailboxId(0));
+    assert_eq!(s.deliver(MailboxId(0), msg("1")).unwrap(), 1);
+    assert_eq!(s.deliver(MailboxId(0), msg("2")).unwrap(), 2);
+    let deleted = Flags::default().with(SystemFlag::Deleted);
+    a.store_flags(INBOX, &[2], FlagOp::Add, &deleted).unwrap();
+    assert_eq!(a.expunge(INBOX, None).unwrap(), vec![2]);
+    assert_eq!(s.deliver(MailboxId(0), msg("3")).unwrap(), 3);
+    let info = &a.folders()[0];
+    assert_eq!((info.exists, info.uid_next), (2, 4));
+    assert_eq!(s.mailbox(MailboxId(1)).folders()[0].exists, 0);
+}
+
+#[test]
+fn flags_recent_and_copy() {
+    let s = Store::memory(&world());
+    let a = s.mailbox(MailboxId(0));
+    s.deliver(MailboxId(0), msg("x")).unwrap();
+    assert_eq!(a.claim_recent(INBOX).unwrap(), vec![1]);
+    assert!(a.claim_recent(INBOX).unwrap().is_empty());
+    let seen = Flags::default().with(SystemFlag::Seen);
+    let changed = a.store_flags(INBOX, &[1, 99], FlagOp::Add, &seen).unwrap();
+    assert_eq!(changed.len(), 1);
+    assert!(
+        a.store_flags(INBOX, &[1], FlagOp::Add, &seen)
+            .unwrap()
+            .is_empty()
+    );
+    a.create_folder("Archive.2026").unwrap();
+    assert_eq!(a.folders().len(), 3, "parent created too");
+    let (_, pairs) = a.copy(INBOX, &[1], "Archive.2026").unwrap();
+    assert_eq!(pairs, vec![(1, 1)]);
+    let copied = a.messages("Archive.2026").unwrap();
+    assert!(copied[0].flags.has(SystemFlag::Seen));
+}
+
+#[test]
+fn folder_names_cannot_escape() {
+    let s = Store::memory(&world());
+    let a = s.mailbox(MailboxId(0));
+    for bad in ["../x", "a/b", "", ".hidden", "a..b", "x.", "a\\b", "we*rd"] {
+        assert!(a.create_folder(bad).is_err(), "{bad} accepted");
+    }
+    assert_eq!(a.delete_folder("inbox"), Err(StoreError::CannotDeleteInbox));
+    a.create_folder("Sent").unwrap();
+    assert_eq!(
+        a.create_folder("Sent"),
+        Err(StoreError::FolderExists("Sent".into()))
+    );
+    a.rename_folder("Sent", "Gesendet").unwrap();
+    assert!(a.with_folder("Gesendet", |_| ()).is_ok());
+}
+
+#[test]
+fn concurrent_deliveries_lose_nothing() {
+    let s = std::sync::Arc::new(Store::memory(&world()));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..500 {
+                    s.deliver(MailboxId(i % 2), msg(&format!("{t}-{i}")))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    for id in [MailboxId(0), MailboxId(1)] {
+        let msgs = s.mailbox(id).messages(INBOX).unwrap();
+        assert_eq!(msgs.len(), 2000);
+        let uids: Vec<u32> = msgs.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, (1..=2000).collect::<Vec<u32>>());
+        let mut bodies: Vec<&[u8]> = msgs.iter().map(|m| &m.raw[..]).collect();
+        bodies.sort();
+        bodies.dedup();
+        assert_eq!(bodies.len(), 2000, "no duplicates");
+    }
+}
+
+#[test]
+fn maildir_round_trip_keeps_uids_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world();
+    {
+        let s = Store::open_maildir(&w, dir.path()).unwrap();
+        for i in 0..5 {
+            s.deliver(
+                MailboxId(0),
+                msg(&format!("Subject: {i}\r\n\r\nbody {i}\r\n")),
+            )
+            .unwrap();
+        }
+        let a = s.mailbox(MailboxId(0));
+        a.store_flags(
+            INBOX,
+            &[2],
+            FlagOp::Add,
+            &Flags::default().with(SystemFlag::Seen),
+        )
+        .unwrap();
+        a.store_flags(
+            INBOX,
+            &[5],
+            FlagOp::Add,
+            &Flags::default().with(SystemFlag::Deleted),
+        )
+        .unwrap();
+        a.expunge(INBOX, None).unwrap();
+        a.create_folder("Archive").unwrap();
+        a.copy(INBOX, &[3], "Archive").unwrap();
+    }
+    let inbox = dir.path().join("d.test/a");
+    assert_eq!(std::fs::read_dir(inbox.join("new")).unwrap().count(), 3);
+    assert_eq!(std::fs::read_dir(inbox.join("cur")).unwrap().count(), 1);
+    assert!(inbox.join(".Archive/maildirfolder").exists());
+
+    let s = Store::open_maildir(&w, dir.path()).unwrap();
+    let a = s.mailbox(MailboxId(0));
+    let msgs = a.messages(INBOX).unwrap();
+    assert_eq!(
+        msgs.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert!(msgs[1].flags.has(SystemFlag::Seen));
+    assert_eq!(&msgs[2].raw[..], b"Subject: 2\r\n\r\nbody 2\r\n");
+    // UID 5 was expunged: it is never handed out again.
+    assert_eq!(s.deliver(MailboxId(0), msg("new")).unwrap(), 6);
+    assert_eq!(a.messages("Archive").unwrap().len(), 1);
+}
+
+#[test]
+fn maildir_adopts_foreign_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world();
+    drop(Store::open_maildir(&w, dir.path()).unwrap());
+    let cur = dir.path().join("d.test/b/cur");
+    std::fs::write(cur.join("12345.foreign:2,S"), b"Subject: hi\r\n\r\n").unwrap();
+    std::fs::write(dir.path().join("d.test/b/tmp/half"), b"partial").unwrap();
+    let s = Store::open_maildir(&w, dir.path()).unwrap();
+    let msgs = s.mailbox(MailboxId(1)).messages(INBOX).unwrap();
+    assert_eq!(msgs.len(), 1);
+    assert!(msgs[0].flags.has(SystemFlag::Seen));
+    let uid = msgs[0].uid;
+    drop(s);
+    let s = Store::open_maildir(&w, dir.path()).unwrap();
+    assert_eq!(s.mailbox(MailboxId(1)).messages(INBOX).unwrap()[0].uid, uid);
+    assert!(!dir.path().join("d.test/b/tmp/half").exists());
+}
