@@ -1,1 +1,21 @@
-//! placeholder
+//! mailrig-server: the fake mail world on the network.
+//!
+//! * [`smtp`] — mail in (ESMTP with PIPELINING, SIZE, STARTTLS, AUTH, ...);
+//! * [`imap`] and [`pop3`] — mail out, over the same store;
+//! * [`tls`] — the local CA and certificates made at start-up;
+//! * [`listener`] and [`net`] — the accept loop and the plain/TLS stream all
+//!   protocols share;
+//! * [`mock`] — [`MockServer`], which starts a whole world on port 0 for tests
+//!   and `mailrig serve` alike, and stops every task on `shutdown()`.
+
+pub mod imap;
+pub mod listener;
+pub mod mock;
+pub mod net;
+pub mod pop3;
+pub mod smtp;
+pub mod state;
+pub mod tls;
+
+pub use mock::{MockServer, MockServerBuilder, StartError};
+pub use state::ServerState;

@@ -1,1 +1,51 @@
-fn main() {}
+//! The `mailrig` command-line program.
+//!
+//! Each subcommand lives in its own module and only wires flags to the library
+//! crates: `serve` (the fake mail world), `scenario` (check and explain
+//! scenario files).
+
+mod scenario_cmd;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// mailrig: a toolkit for testing mail delivery.
+#[derive(Debug, Parser)]
+#[command(name = "mailrig", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a fake multi-domain mail server (SMTP in; IMAP and POP3 out).
+    Serve(serve::ServeArgs),
+    /// Check and explain scenario files.
+    #[command(subcommand)]
+    Scenario(scenario_cmd::ScenarioCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MAILRIG_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Scenario(cmd) => scenario_cmd::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mailrig: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

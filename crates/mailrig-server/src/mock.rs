@@ -1,0 +1,304 @@
+//! `MockServer`: a whole fake mail world started in-process — SMTP, SMTPS,
+//! IMAP, IMAPS and POP3 listeners over one store — on port 0 by default, with
+//! the addresses it got, direct access to the store and journal, and a
+//! `shutdown()` that ends every task. `mailrig serve` is this same type with
+//! fixed addresses.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailrig_core::store::{INBOX, StoredMessage};
+use mailrig_core::{Scenario, ScenarioError, Store, StoreError, World};
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+
+use crate::state::ServerState;
+use crate::tls::{TlsError, TlsMaterial};
+
+/// Why a mock server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen for {what} on {addr}: {reason}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        reason: String,
+    },
+}
+
+/// Which listeners to open, and where.
+#[derive(Debug, Clone)]
+pub struct MockServerBuilder {
+    scenario: Option<Scenario>,
+    maildir: Option<PathBuf>,
+    ca_path: Option<PathBuf>,
+    smtp: Option<SocketAddr>,
+    smtps: Option<SocketAddr>,
+    imap: Option<SocketAddr>,
+    imaps: Option<SocketAddr>,
+    pop3: Option<SocketAddr>,
+}
+
+fn loopback0() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+impl Default for MockServerBuilder {
+    fn default() -> Self {
+        MockServerBuilder {
+            scenario: None,
+            maildir: None,
+            ca_path: None,
+            smtp: loopback0(),
+            smtps: loopback0(),
+            imap: loopback0(),
+            imaps: loopback0(),
+            pop3: loopback0(),
+        }
+    }
+}
+
+impl MockServerBuilder {
+    /// The world to serve (default: the built-in default world).
+    pub fn scenario(mut self, scenario: Scenario) -> Self {
+        self.scenario = Some(scenario);
+        self
+    }
+
+    /// Reads the world from a scenario file.
+    pub fn scenario_file(self, path: impl AsRef<Path>) -> Result<Self, ScenarioError> {
+        Ok(self.scenario(Scenario::load(path.as_ref())?))
+    }
+
+    /// Parses the world from scenario text.
+    pub fn scenario_toml(self, text: &str) -> Result<Self, ScenarioError> {
+        Ok(self.scenario(Scenario::parse(text, "<inline scenario>")?))
+    }
+
+    /// Persists messages as Maildir under `dir` (default: memory only).
+    pub fn maildir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.maildir = Some(dir.into());
+        self
+    }
+
+    /// Where to write the CA certificate (default: a fresh temporary file).
+    pub fn ca_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_path = Some(path.into());
+        self
+    }
+
+    /// SMTP listener address; `None` turns it off.
+    pub fn smtp(mut self, addr: Option<SocketAddr>) -> Self {
+        self.smtp = addr;
+        self
+    }
+
+    pub fn smtps(mut self, addr: Option<SocketAddr>) -> Self {
+        self.smtps = addr;
+        self
+    }
+
+    pub fn imap(mut self, addr: Option<SocketAddr>) -> Self {
+        self.imap = addr;
+        self
+    }
+
+    pub fn imaps(mut self, addr: Option<SocketAddr>) -> Self {
+        self.imaps = addr;
+        self
+    }
+
+    pub fn pop3(mut self, addr: Option<SocketAddr>) -> Self {
+        self.pop3 = addr;
+        self
+    }
+
+    /// Binds every listener and starts serving.
+    pub async fn start(self) -> Result<MockServer, StartError> {
+        let scenario = self.scenario.unwrap_or_else(Scenario::builtin_default);
+        let world = Arc::new(scenario.world.clone());
+        let store = Arc::new(match &self.maildir {
+            Some(dir) => Store::open_maildir(&world, dir)?,
+            None => Store::memory(&world),
+        });
+        let mut tls = TlsMaterial::generate(&world.identity.hostname)?;
+        let mut temp_dir = None;
+        let ca_path = match self.ca_path {
+            Some(p) => p,
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("mailrig-ca-")
+                    .tempdir()
+                    .map_err(|e| TlsError::WriteCa {
+                        path: "<temp dir>".into(),
+                        reason: e.to_string(),
+                    })?;
+                let p = dir.path().join("ca.pem");
+                temp_dir = Some(dir);
+                p
+            }
+        };
+        tls.write_ca(&ca_path)?;
+        let state = ServerState::new(world, store, Arc::new(tls));
+        let tracker = TaskTracker::new();
+        let mut addrs = Addresses::default();
+
+        if let Some(addr) = self.smtp {
+            let l = bind("SMTP", addr).await?;
+            addrs.smtp = l.local_addr().ok();
+            tracker.spawn(crate::smtp::serve(
+                l,
+                false,
+                Arc::clone(&state),
+                tracker.clone(),
+            ));
+        }
+        if let Some(addr) = self.smtps {
+            let l = bind("SMTPS", addr).await?;
+            addrs.smtps = l.local_addr().ok();
+            tracker.spawn(crate::smtp::serve(
+                l,
+                true,
+                Arc::clone(&state),
+                tracker.clone(),
+            ));
+        }
+        // IMAP, IMAPS and POP3 listeners are added with their servers.
+        let _ = (self.imap, self.imaps, self.pop3);
+
+        Ok(MockServer {
+            state,
+            addrs,
+            scenario,
+            tracker,
+            _temp_dir: temp_dir,
+        })
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|e| StartError::Bind {
+        what,
+        addr,
+        reason: e.to_string(),
+    })
+}
+
+/// The addresses a running server listens on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Addresses {
+    pub smtp: Option<SocketAddr>,
+    pub smtps: Option<SocketAddr>,
+    pub imap: Option<SocketAddr>,
+    pub imaps: Option<SocketAddr>,
+    pub pop3: Option<SocketAddr>,
+}
+
+/// A running fake mail world.
+#[derive(Debug)]
+pub struct MockServer {
+    state: Arc<ServerState>,
+    addrs: Addresses,
+    scenario: Scenario,
+    tracker: TaskTracker,
+    _temp_dir: Option<tempfile::TempDir>,
+}
+
+impl MockServer {
+    pub fn builder() -> MockServerBuilder {
+        MockServerBuilder::default()
+    }
+
+    /// Starts the built-in default world on port 0 everywhere.
+    pub async fn start_default() -> Result<MockServer, StartError> {
+        Self::builder().start().await
+    }
+
+    pub fn addresses(&self) -> Addresses {
+        self.addrs
+    }
+
+    /// The SMTP address (panics if the SMTP listener was turned off).
+    pub fn smtp_addr(&self) -> SocketAddr {
+        self.addrs.smtp.expect("SMTP listener is off")
+    }
+
+    pub fn smtps_addr(&self) -> SocketAddr {
+        self.addrs.smtps.expect("SMTPS listener is off")
+    }
+
+    pub fn imap_addr(&self) -> SocketAddr {
+        self.addrs.imap.expect("IMAP listener is off")
+    }
+
+    pub fn imaps_addr(&self) -> SocketAddr {
+        self.addrs.imaps.expect("IMAPS listener is off")
+    }
+
+    pub fn pop3_addr(&self) -> SocketAddr {
+        self.addrs.pop3.expect("POP3 listener is off")
+    }
+
+    pub fn state(&self) -> &Arc<ServerState> {
+        &self.state
+    }
+
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    pub fn world(&self) -> &World {
+        &self.state.world
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    pub fn journal(&self) -> &mailrig_core::Journal {
+        &self.state.journal
+    }
+
+    /// The CA certificate clients must trust, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.state.tls.ca_pem
+    }
+
+    /// Where the CA certificate was written.
+    pub fn ca_path(&self) -> &Path {
+        self.state.tls.ca_path.as_deref().unwrap_or(Path::new(""))
+    }
+
+    /// The INBOX of the mailbox with this address (its own address, not an alias).
+    pub fn inbox(&self, address: &str) -> Option<Vec<StoredMessage>> {
+        let id = self.state.world.mailbox_by_address(address)?;
+        self.state.store.mailbox(id).messages(INBOX).ok()
+    }
+
+    /// Stops accepting, tells every session to end, and waits for all tasks
+    /// (at most 10 seconds; sessions get a `421`/`BYE` on the way out).
+    pub async fn shutdown(self) {
+        self.state.shutdown.cancel();
+        self.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.tracker.wait()).await;
+    }
+
+    /// Resolves when the server has been told to shut down.
+    pub async fn cancelled(&self) {
+        self.state.shutdown.cancelled().await
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.state.shutdown.cancel();
+    }
+}

@@ -1,0 +1,1 @@
+//! POP3 server over the message store (to be built).

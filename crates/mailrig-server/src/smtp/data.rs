@@ -1,0 +1,257 @@
+//! The DATA phase as a state machine over bytes: dot-unstuffing, end-of-data
+//! detection across any read boundary, the bare-LF policy, the line-length
+//! limit and the size limit. No I/O: the connection feeds it whatever it read
+//! and it says how much it consumed and whether the message is complete.
+
+/// Longest text line allowed (RFC 5321 4.5.3.1.6), including CRLF.
+pub const MAX_LINE: usize = 1000;
+
+/// What went wrong with a message body (reported at end of data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyProblem {
+    TooBig,
+    LineTooLong,
+    BareLf,
+}
+
+/// Accumulates one message body.
+#[derive(Debug)]
+pub struct DataReader {
+    body: Vec<u8>,
+    max_size: usize,
+    reject_bare_lf: bool,
+    at_line_start: bool,
+    last_was_cr: bool,
+    line_len: usize,
+    /// Bytes of the body, counted even after the size limit stopped storing.
+    size: usize,
+    problem: Option<BodyProblem>,
+}
+
+/// Result of one `feed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub consumed: usize,
+    pub done: bool,
+}
+
+impl DataReader {
+    pub fn new(max_size: usize, reject_bare_lf: bool, size_hint: usize) -> DataReader {
+        DataReader {
+            body: Vec::with_capacity(size_hint.clamp(4096, 1 << 20)),
+            max_size,
+            reject_bare_lf,
+            at_line_start: true,
+            last_was_cr: false,
+            line_len: 0,
+            size: 0,
+            problem: None,
+        }
+    }
+
+    /// Consumes as much of `input` as can be decided on. A few bytes may be left
+    /// (a `.` or `.\r` at a line start) until more data arrives.
+    pub fn feed(&mut self, input: &[u8]) -> Progress {
+        let mut pos = 0;
+        while pos < input.len() {
+            let rest = &input[pos..];
+            if self.at_line_start && rest[0] == b'.' {
+                match rest.get(1) {
+                    None => {
+                        return Progress {
+                            consumed: pos,
+                            done: false,
+                        };
+                    }
+                    Some(b'\r') => match rest.get(2) {
+                        None => {
+                            return Progress {
+                                consumed: pos,
+                                done: false,
+                            };
+                        }
+                        Some(b'\n') => {
+                            return Progress {
+                                consumed: pos + 3,
+                                done: true,
+                            };
+                        }
+                        Some(_) => {
+                            // ".\rX": an unstuffed dot followed by a stray CR.
+                            pos += 1;
+                            self.at_line_start = false;
+                            continue;
+                        }
+                    },
+                    Some(b'\n') => {
+                        // ".\n" is not the end of data: only CRLF.CRLF is, so
+                        // nothing can be smuggled past us with bare LFs. Drop
+                        // the dot; the bare LF is handled below.
+                        pos += 1;
+                        self.at_line_start = false;
+                        continue;
+                    }
+                    Some(_) => {
+                        pos += 1; // drop the stuffed dot
+                        self.at_line_start = false;
+                        continue;
+                    }
+                }
+            }
+            match memchr::memchr(b'\n', rest) {
+                None => {
+                    self.push(rest);
+                    self.line_len += rest.len();
+                    self.check_line();
+                    self.last_was_cr = rest.last() == Some(&b'\r');
+                    self.at_line_start = false;
+                    pos = input.len();
+                }
+                Some(i) => {
+                    let had_cr = if i == 0 {
+                        self.last_was_cr
+                    } else {
+                        rest[i - 1] == b'\r'
+                    };
+                    if had_cr {
+                        self.push(&rest[..=i]);
+                    } else {
+                        if self.reject_bare_lf {
+                            self.flag(BodyProblem::BareLf);
+                        }
+                        self.push(&rest[..i]);
+                        self.push(b"\r\n");
+                    }
+                    self.line_len += i + 1;
+                    self.check_line();
+                    self.line_len = 0;
+                    self.last_was_cr = false;
+                    // Only a real CRLF starts a line where "." can end data.
+                    self.at_line_start = had_cr;
+                    pos += i + 1;
+                }
+            }
+        }
+        Progress {
+            consumed: pos,
+            done: false,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.size += bytes.len();
+        if self.size > self.max_size {
+            self.flag(BodyProblem::TooBig);
+            return;
+        }
+        self.body.extend_from_slice(bytes);
+    }
+
+    fn check_line(&mut self) {
+        if self.line_len > MAX_LINE {
+            self.flag(BodyProblem::LineTooLong);
+        }
+    }
+
+    fn flag(&mut self, p: BodyProblem) {
+        // The first problem is the one reported, except that size wins: a
+        // client must learn that the message is too big above all.
+        if self.problem.is_none() || p == BodyProblem::TooBig {
+            self.problem = Some(p);
+        }
+    }
+
+    /// Bytes received so far (after unstuffing).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The finished body, or what was wrong with it.
+    pub fn finish(self) -> Result<Vec<u8>, BodyProblem> {
+        match self.problem {
+            Some(p) => Err(p),
+            None => Ok(self.body),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(
+        chunks: &[&[u8]],
+        max: usize,
+        reject_lf: bool,
+    ) -> (Result<Vec<u8>, BodyProblem>, Vec<u8>) {
+        let mut r = DataReader::new(max, reject_lf, 0);
+        let mut buf: Vec<u8> = Vec::new();
+        for c in chunks {
+            buf.extend_from_slice(c);
+            let p = r.feed(&buf);
+            buf.drain(..p.consumed);
+            if p.done {
+                return (r.finish(), buf);
+            }
+        }
+        panic!("no end of data");
+    }
+
+    #[test]
+    fn simple_and_unstuffing() {
+        let (body, rest) = run(&[b"Subject: x\r\n\r\n..dot\r\n.\r\nQUIT\r\n"], 1000, false);
+        assert_eq!(body.unwrap(), b"Subject: x\r\n\r\n.dot\r\n");
+        assert_eq!(rest, b"QUIT\r\n");
+    }
+
+    #[test]
+    fn end_split_at_every_boundary() {
+        let msg: &[u8] = b"a\r\n..b\r\n.\r\n";
+        for i in 0..msg.len() {
+            for j in i..msg.len() {
+                let (body, rest) = run(&[&msg[..i], &msg[i..j], &msg[j..]], 1000, false);
+                assert_eq!(body.unwrap(), b"a\r\n.b\r\n", "split {i} {j}");
+                assert!(rest.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn empty_body() {
+        let (body, _) = run(&[b".\r\n"], 10, false);
+        assert_eq!(body.unwrap(), b"");
+    }
+
+    #[test]
+    fn bare_lf_policies() {
+        let (body, _) = run(&[b"a\nb\r\n.\r\n"], 1000, false);
+        assert_eq!(body.unwrap(), b"a\r\nb\r\n");
+        let (body, _) = run(&[b"a\nb\r\n.\r\n"], 1000, true);
+        assert_eq!(body, Err(BodyProblem::BareLf));
+        // Smuggling attempts: neither "\r\n.\n" nor "\n.\r\n" ends data.
+        let (body, _) = run(&[b"a\r\n.\nMAIL FROM:<x>\r\n.\r\n"], 1000, true);
+        assert_eq!(body, Err(BodyProblem::BareLf));
+        let (body, _) = run(&[b"a\r\n.\nMAIL FROM:<x>\r\n.\r\n"], 1000, false);
+        assert_eq!(body.unwrap(), b"a\r\n\r\nMAIL FROM:<x>\r\n");
+        let (body, _) = run(&[b"a\n.\r\nX\r\n.\r\n"], 1000, false);
+        assert_eq!(body.unwrap(), b"a\r\n.\r\nX\r\n");
+    }
+
+    #[test]
+    fn limits() {
+        let (body, _) = run(&[b"0123456789\r\n.\r\n"], 5, false);
+        assert_eq!(body, Err(BodyProblem::TooBig));
+        let long = vec![b'x'; 1500];
+        let (body, _) = run(&[&long, b"\r\n.\r\n"], 1 << 20, false);
+        assert_eq!(body, Err(BodyProblem::LineTooLong));
+        let ok = vec![b'x'; 998];
+        let (body, _) = run(&[&ok, b"\r\n.\r\n"], 1 << 20, false);
+        assert_eq!(body.unwrap().len(), 1000);
+    }
+
+    #[test]
+    fn dot_then_stray_cr() {
+        let (body, _) = run(&[b".\rx\r\n.\r\n"], 100, false);
+        assert_eq!(body.unwrap(), b"\rx\r\n");
+    }
+}

@@ -1,0 +1,683 @@
+//! One SMTP session as a state machine: lines and DATA bytes in, replies out.
+//!
+//! The session knows the protocol (RFC 5321 with PIPELINING, SIZE, 8BITMIME,
+//! SMTPUTF8, ENHANCEDSTATUSCODES, DSN, STARTTLS, AUTH PLAIN/LOGIN), the world's
+//! policies and the router; it does no I/O. The connection loop in
+//! [`super::conn`] feeds it bytes, writes what it appends to `out`, and carries
+//! out the [`Action`]s it returns (TLS upgrade, storing a message, closing).
+//! Command lines are parsed by `smtp-proto`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use chrono::Utc;
+use mailrig_core::fault::Stage;
+use mailrig_core::journal::{JournalEvent, JournalRecord};
+use mailrig_core::routing::{self, RouteDecision};
+use mailrig_core::world::{AuthMode, BareLfPolicy, MailboxId, VrfyPolicy};
+use mailrig_core::{Address, Envelope, NewMessage};
+use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, MAIL_SMTPUTF8, Request};
+
+use super::data::{BodyProblem, DataReader};
+use crate::state::{Metrics, ServerState};
+
+/// What the connection loop must do after a call into the session.
+#[derive(Debug)]
+pub enum Action {
+    Continue,
+    /// Flush, then run the TLS handshake (buffered input must be discarded).
+    StartTls,
+    /// Flush, then close the connection.
+    Close,
+    /// Store this message, then call [`Session::delivered`].
+    Deliver(Delivery),
+}
+
+/// A message accepted by the protocol and waiting to be stored.
+#[derive(Debug)]
+pub struct Delivery {
+    pub targets: Vec<MailboxId>,
+    pub message: NewMessage,
+    pub queue_id: String,
+}
+
+#[derive(Debug)]
+enum Mode {
+    Command,
+    Data(Box<DataReader>),
+    AuthPlain,
+    AuthLoginUser,
+    AuthLoginPassword(String),
+}
+
+#[derive(Debug)]
+struct Transaction {
+    mail_from: String,
+    smtputf8: bool,
+    rcpts: Vec<String>,
+    targets: Vec<MailboxId>,
+}
+
+/// The state of one SMTP conversation.
+#[derive(Debug)]
+pub struct Session {
+    state: Arc<ServerState>,
+    peer: SocketAddr,
+    tls: bool,
+    helo: Option<String>,
+    esmtp: bool,
+    auth_user: Option<String>,
+    tx: Option<Transaction>,
+    mode: Mode,
+}
+
+static QUEUE_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// Appends one reply line (`code enhanced text`).
+fn reply(out: &mut Vec<u8>, code: u16, enhanced: &str, text: &str) {
+    use std::io::Write;
+    if enhanced.is_empty() {
+        let _ = write!(out, "{code} {text}\r\n");
+    } else {
+        let _ = write!(out, "{code} {enhanced} {text}\r\n");
+    }
+}
+
+impl Session {
+    pub fn new(state: Arc<ServerState>, peer: SocketAddr, tls: bool) -> Session {
+        Session {
+            state,
+            peer,
+            tls,
+            helo: None,
+            esmtp: false,
+            auth_user: None,
+            tx: None,
+            mode: Mode::Command,
+        }
+    }
+
+    pub fn greeting(&self, out: &mut Vec<u8>) {
+        reply(out, 220, "", &self.state.world.identity.banner);
+    }
+
+    /// Whether the session is reading message content (not command lines).
+    pub fn in_data(&self) -> bool {
+        matches!(self.mode, Mode::Data(_))
+    }
+
+    /// After a successful TLS handshake: forget everything said before (RFC 3207).
+    pub fn tls_started(&mut self) {
+        self.tls = true;
+        self.helo = None;
+        self.esmtp = false;
+        self.auth_user = None;
+        self.tx = None;
+        self.mode = Mode::Command;
+    }
+
+    /// A command line longer than the limit was received (and discarded).
+    pub fn line_too_long(&mut self, out: &mut Vec<u8>) {
+        self.mode = Mode::Command;
+        reply(out, 500, "5.5.2", "Error: line too long");
+    }
+
+    /// Idle timeout: the last words before the connection closes.
+    pub fn timed_out(&self, out: &mut Vec<u8>) {
+        reply(
+            out,
+            421,
+            "4.4.2",
+            &format!("{} Error: timeout exceeded", self.hostname()),
+        );
+    }
+
+    /// Server shutdown: the last words before the connection closes.
+    pub fn shutting_down(&self, out: &mut Vec<u8>) {
+        reply(
+            out,
+            421,
+            "4.3.2",
+            &format!("{} Service shutting down", self.hostname()),
+        );
+    }
+
+    fn hostname(&self) -> &str {
+        &self.state.world.identity.hostname
+    }
+
+    /// Feeds message content; returns bytes consumed and what to do next.
+    pub fn data(&mut self, input: &[u8], out: &mut Vec<u8>) -> (usize, Action) {
+        let Mode::Data(reader) = &mut self.mode else {
+            return (0, Action::Continue);
+        };
+        let p = reader.feed(input);
+        if !p.done {
+            return (p.consumed, Action::Continue);
+        }
+        let Mode::Data(reader) = std::mem::replace(&mut self.mode, Mode::Command) else {
+            return (p.consumed, Action::Continue);
+        };
+        let size = reader.size();
+        Metrics::add(&self.state.metrics.bytes_received, size as u64);
+        let tx = self.tx.take();
+        let body = match reader.finish() {
+            Ok(b) => b,
+            Err(problem) => {
+                Metrics::add(&self.state.metrics.messages_rejected, 1);
+                let (code, enh, text) = match problem {
+                    BodyProblem::TooBig => (552, "5.3.4", "Error: message file too big"),
+                    BodyProblem::LineTooLong => {
+                        (500, "5.5.2", "Error: line too long in message content")
+                    }
+                    BodyProblem::BareLf => {
+                        (550, "5.6.2", "Error: bare <LF> received in message content")
+                    }
+                };
+                if let Some(tx) = &tx {
+                    self.journal_reject(tx, None, code, enh, text, Stage::EndOfData);
+                }
+                reply(out, code, enh, text);
+                return (p.consumed, Action::Continue);
+            }
+        };
+        let Some(tx) = tx else {
+            reply(out, 503, "5.5.1", "Error: no transaction");
+            return (p.consumed, Action::Continue);
+        };
+        (p.consumed, Action::Deliver(self.build_delivery(tx, body)))
+    }
+
+    fn build_delivery(&self, tx: Transaction, body: Vec<u8>) -> Delivery {
+        let now = Utc::now();
+        let queue_id = format!("{:X}", QUEUE_IDS.fetch_add(1, Ordering::Relaxed));
+        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let with = match (self.esmtp, self.tls, self.auth_user.is_some()) {
+            (false, _, _) => "SMTP",
+            (true, false, false) => "ESMTP",
+            (true, true, false) => "ESMTPS",
+            (true, false, true) => "ESMTPA",
+            (true, true, true) => "ESMTPSA",
+        };
+        let for_clause = match tx.rcpts.as_slice() {
+            [one] => format!("\r\n\tfor <{one}>"),
+            _ => String::new(),
+        };
+        let head = format!(
+            "Return-Path: <{}>\r\nReceived: from {helo} ({} [{}])\r\n\tby {} (mailrig) with {with} id {queue_id}{for_clause};\r\n\t{}\r\n",
+            tx.mail_from,
+            self.peer.ip(),
+            self.peer.ip(),
+            self.hostname(),
+            now.to_rfc2822()
+        );
+        let mut raw = Vec::with_capacity(head.len() + body.len());
+        raw.extend_from_slice(head.as_bytes());
+        raw.extend_from_slice(&body);
+        let envelope = Arc::new(Envelope {
+            mail_from: tx.mail_from,
+            rcpt_to: tx.rcpts,
+            peer: self.peer.to_string(),
+            helo: helo.to_string(),
+            auth_user: self.auth_user.clone(),
+            tls: self.tls,
+            received_at: now,
+        });
+        Delivery {
+            targets: tx.targets,
+            message: NewMessage::received(Bytes::from(raw), envelope),
+            queue_id,
+        }
+    }
+
+    /// Reports the outcome of storing a [`Delivery`].
+    pub fn delivered(&mut self, queue_id: &str, result: Result<usize, String>, out: &mut Vec<u8>) {
+        match result {
+            Ok(copies) => {
+                Metrics::add(&self.state.metrics.messages_accepted, 1);
+                Metrics::add(&self.state.metrics.messages_delivered, copies as u64);
+                reply(out, 250, "2.0.0", &format!("Ok: queued as {queue_id}"));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storing a message failed");
+                reply(
+                    out,
+                    451,
+                    "4.3.0",
+                    "Error: local error in processing; try again later",
+                );
+            }
+        }
+    }
+
+    /// Handles one command line (with its line ending).
+    pub fn line(&mut self, line: &[u8], out: &mut Vec<u8>) -> Action {
+        match std::mem::replace(&mut self.mode, Mode::Command) {
+            Mode::Command => {}
+            Mode::Data(r) => {
+                self.mode = Mode::Data(r);
+                return Action::Continue;
+            }
+            Mode::AuthPlain => {
+                self.auth_plain_response(trim_eol(line), out);
+                return Action::Continue;
+            }
+            Mode::AuthLoginUser => {
+                let text = trim_eol(line);
+                if text == b"*" {
+                    reply(out, 501, "5.7.0", "Authentication aborted");
+                    return Action::Continue;
+                }
+                match B64
+                    .decode(text)
+                    .ok()
+                    .and_then(|u| String::from_utf8(u).ok())
+                {
+                    Some(user) => {
+                        self.mode = Mode::AuthLoginPassword(user);
+                        reply(out, 334, "", "UGFzc3dvcmQ6");
+                    }
+                    None => reply(out, 501, "5.5.2", "Error: invalid base64 data"),
+                }
+                return Action::Continue;
+            }
+            Mode::AuthLoginPassword(user) => {
+                let text = trim_eol(line);
+                if text == b"*" {
+                    reply(out, 501, "5.7.0", "Authentication aborted");
+                    return Action::Continue;
+                }
+                match B64
+                    .decode(text)
+                    .ok()
+                    .and_then(|p| String::from_utf8(p).ok())
+                {
+                    Some(pass) => self.check_credentials(&user, &pass, out),
+                    None => reply(out, 501, "5.5.2", "Error: invalid base64 data"),
+                }
+                return Action::Continue;
+            }
+        }
+
+        let parsed = Request::parse(&mut line.iter());
+        let request = match parsed {
+            Ok(r) => r,
+            Err(e) => return self.parse_error(line, e, out),
+        };
+        match request {
+            Request::Ehlo { host } => self.ehlo(&host, true, out),
+            Request::Helo { host } => self.ehlo(&host, false, out),
+            Request::Lhlo { .. } => reply(out, 500, "5.5.1", "Error: LHLO is for LMTP; use EHLO"),
+            Request::Mail { from } => self.mail(&from.address, from.flags, from.size, out),
+            Request::Rcpt { to } => self.rcpt(&to.address, out),
+            Request::Data => self.data_command(out),
+            Request::Rset => {
+                self.tx = None;
+                reply(out, 250, "2.0.0", "Ok");
+            }
+            Request::Noop { .. } => reply(out, 250, "2.0.0", "Ok"),
+            Request::Quit => {
+                reply(out, 221, "2.0.0", "Bye");
+                return Action::Close;
+            }
+            Request::Vrfy { value } => self.vrfy(&value, out),
+            Request::Expn { .. } => reply(out, 502, "5.5.1", "Error: EXPN is not supported"),
+            Request::Help { .. } => {
+                out.extend_from_slice(
+                    b"214-2.0.0 mailrig fake mail server; commands:\r\n214-2.0.0 EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT STARTTLS AUTH\r\n214 2.0.0 See RFC 5321\r\n",
+                );
+            }
+            Request::StartTls => return self.starttls(out),
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(mechanism, &initial_response, out),
+            Request::Bdat { .. }
+            | Request::Burl { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. } => reply(out, 502, "5.5.1", "Error: command not implemented"),
+        }
+        Action::Continue
+    }
+
+    fn parse_error(&mut self, line: &[u8], e: smtp_proto::Error, out: &mut Vec<u8>) -> Action {
+        use smtp_proto::Error as E;
+        let verb: Vec<u8> = line
+            .iter()
+            .take_while(|b| b.is_ascii_alphabetic())
+            .map(u8::to_ascii_uppercase)
+            .collect();
+        match e {
+            E::UnknownCommand | E::NeedsMoreData { .. } => {
+                reply(out, 500, "5.5.2", "Error: command not recognized")
+            }
+            E::InvalidSenderAddress => reply(out, 501, "5.1.7", "Bad sender address syntax"),
+            E::InvalidRecipientAddress => reply(out, 501, "5.1.3", "Bad recipient address syntax"),
+            E::SyntaxError { syntax } => match verb.as_slice() {
+                b"MAIL" if self.helo.is_none() => {
+                    reply(out, 503, "5.5.1", "Error: send HELO/EHLO first")
+                }
+                b"MAIL" => reply(out, 501, "5.5.4", &format!("Syntax: {syntax}")),
+                b"RCPT" if self.tx.is_none() => {
+                    reply(out, 503, "5.5.1", "Error: need MAIL command")
+                }
+                b"RCPT" => reply(out, 501, "5.5.4", &format!("Syntax: {syntax}")),
+                _ => reply(out, 501, "5.5.4", &format!("Syntax: {syntax}")),
+            },
+            E::InvalidParameter { param } => {
+                reply(out, 501, "5.5.4", &format!("Bad parameter {param}"))
+            }
+            E::UnsupportedParameter { param } => {
+                reply(out, 555, "5.5.4", &format!("Unsupported option: {param}"))
+            }
+            E::ResponseTooLong | E::InvalidResponse { .. } => {
+                reply(out, 500, "5.5.2", "Error: command not recognized")
+            }
+        }
+        Action::Continue
+    }
+
+    fn ehlo(&mut self, host: &str, esmtp: bool, out: &mut Vec<u8>) {
+        let host = if host.trim().is_empty() {
+            "unknown"
+        } else {
+            host.trim()
+        };
+        self.helo = Some(host.to_string());
+        self.esmtp = esmtp;
+        self.tx = None;
+        let id = &self.state.world.identity;
+        if !esmtp {
+            reply(out, 250, "", &id.hostname);
+            return;
+        }
+        let mut lines: Vec<String> =
+            vec![format!("{} Hello {host} [{}]", id.hostname, self.peer.ip())];
+        for ext in &id.extensions {
+            match ext.as_str() {
+                "SIZE" => lines.push(format!("SIZE {}", self.state.world.limits.max_message_size)),
+                "STARTTLS" => {
+                    if !self.tls && self.state.world.security.starttls {
+                        lines.push("STARTTLS".into());
+                    }
+                }
+                "AUTH" => {
+                    if self.auth_offered() {
+                        lines.push("AUTH PLAIN LOGIN".into());
+                    }
+                }
+                other => lines.push(other.to_string()),
+            }
+        }
+        let last = lines.len() - 1;
+        for (i, l) in lines.iter().enumerate() {
+            out.extend_from_slice(if i == last { b"250 " } else { b"250-" });
+            out.extend_from_slice(l.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    fn auth_offered(&self) -> bool {
+        let sec = &self.state.world.security;
+        sec.smtp_auth != AuthMode::Off
+            && self.state.world.identity.advertises("AUTH")
+            && (self.tls || sec.plaintext_auth)
+    }
+
+    fn starttls(&mut self, out: &mut Vec<u8>) -> Action {
+        if self.tls {
+            reply(out, 554, "5.5.1", "Error: TLS already active");
+            Action::Continue
+        } else if !self.state.world.security.starttls
+            || !self.state.world.identity.advertises("STARTTLS")
+        {
+            reply(out, 502, "5.5.1", "Error: command not implemented");
+            Action::Continue
+        } else {
+            reply(out, 220, "2.0.0", "Ready to start TLS");
+            Action::StartTls
+        }
+    }
+
+    fn auth(&mut self, mechanism: u64, initial: &str, out: &mut Vec<u8>) {
+        let sec = &self.state.world.security;
+        if sec.smtp_auth == AuthMode::Off || !self.state.world.identity.advertises("AUTH") {
+            return reply(out, 502, "5.5.1", "Error: authentication not enabled");
+        }
+        if self.helo.is_none() {
+            return reply(out, 503, "5.5.1", "Error: send HELO/EHLO first");
+        }
+        if !self.tls && !sec.plaintext_auth {
+            return reply(
+                out,
+                538,
+                "5.7.11",
+                "Encryption required for requested authentication mechanism",
+            );
+        }
+        if self.auth_user.is_some() {
+            return reply(out, 503, "5.5.1", "Error: already authenticated");
+        }
+        if self.tx.is_some() {
+            return reply(out, 503, "5.5.1", "Error: MAIL transaction in progress");
+        }
+        match mechanism {
+            AUTH_PLAIN if initial.is_empty() => {
+                self.mode = Mode::AuthPlain;
+                reply(out, 334, "", "");
+            }
+            AUTH_PLAIN => self.auth_plain_response(initial.as_bytes(), out),
+            AUTH_LOGIN if initial.is_empty() => {
+                self.mode = Mode::AuthLoginUser;
+                reply(out, 334, "", "VXNlcm5hbWU6");
+            }
+            AUTH_LOGIN => match B64
+                .decode(initial)
+                .ok()
+                .and_then(|u| String::from_utf8(u).ok())
+            {
+                Some(user) => {
+                    self.mode = Mode::AuthLoginPassword(user);
+                    reply(out, 334, "", "UGFzc3dvcmQ6");
+                }
+                None => reply(out, 501, "5.5.2", "Error: invalid base64 data"),
+            },
+            _ => reply(
+                out,
+                504,
+                "5.5.4",
+                "Error: unsupported authentication mechanism",
+            ),
+        }
+    }
+
+    fn auth_plain_response(&mut self, text: &[u8], out: &mut Vec<u8>) {
+        if text == b"*" {
+            return reply(out, 501, "5.7.0", "Authentication aborted");
+        }
+        let Ok(decoded) = B64.decode(text) else {
+            return reply(out, 501, "5.5.2", "Error: invalid base64 data");
+        };
+        // authzid NUL authcid NUL password
+        let mut parts = decoded.split(|b| *b == 0);
+        let (Some(_authz), Some(user), Some(pass), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return reply(out, 501, "5.5.2", "Error: malformed PLAIN response");
+        };
+        let (user, pass) = (String::from_utf8_lossy(user), String::from_utf8_lossy(pass));
+        self.check_credentials(&user, &pass, out);
+    }
+
+    fn check_credentials(&mut self, user: &str, pass: &str, out: &mut Vec<u8>) {
+        if self.state.world.authenticate(user, pass).is_some() {
+            self.auth_user = Some(user.to_string());
+            reply(out, 235, "2.7.0", "Authentication successful");
+        } else {
+            reply(out, 535, "5.7.8", "Error: authentication failed");
+        }
+    }
+
+    fn mail(&mut self, from: &str, flags: u64, size: usize, out: &mut Vec<u8>) {
+        if self.helo.is_none() {
+            return reply(out, 503, "5.5.1", "Error: send HELO/EHLO first");
+        }
+        if self.tx.is_some() {
+            return reply(out, 503, "5.5.1", "Error: nested MAIL command");
+        }
+        if self.state.world.security.smtp_auth == AuthMode::Required && self.auth_user.is_none() {
+            return reply(out, 530, "5.7.0", "Authentication required");
+        }
+        let smtputf8 = flags & MAIL_SMTPUTF8 != 0;
+        if !from.is_ascii() && !smtputf8 {
+            return reply(
+                out,
+                553,
+                "5.6.7",
+                "Must declare SMTPUTF8 to send unicode address",
+            );
+        }
+        if !from.is_empty() && Address::parse(from).is_err() {
+            return reply(out, 501, "5.1.7", "Bad sender address syntax");
+        }
+        if size > self.state.world.limits.max_message_size {
+            Metrics::add(&self.state.metrics.messages_rejected, 1);
+            return reply(out, 552, "5.3.4", "Message size exceeds fixed limit");
+        }
+        self.tx = Some(Transaction {
+            mail_from: from.to_string(),
+            smtputf8,
+            rcpts: Vec::new(),
+            targets: Vec::new(),
+        });
+        reply(out, 250, "2.1.0", "Ok");
+    }
+
+    fn rcpt(&mut self, to: &str, out: &mut Vec<u8>) {
+        let Some(tx) = &self.tx else {
+            return reply(out, 503, "5.5.1", "Error: need MAIL command");
+        };
+        if tx.rcpts.len() >= self.state.world.limits.max_recipients {
+            return reply(out, 452, "4.5.3", "Error: too many recipients");
+        }
+        if !to.is_ascii() && !tx.smtputf8 {
+            return reply(
+                out,
+                553,
+                "5.6.7",
+                "Must declare SMTPUTF8 to send unicode address",
+            );
+        }
+        let Ok(addr) = Address::parse(to) else {
+            return reply(out, 501, "5.1.3", "Bad recipient address syntax");
+        };
+        match routing::resolve(&self.state.world, &addr) {
+            RouteDecision::Deliver(targets) => {
+                if let Some(tx) = &mut self.tx {
+                    routing::merge_targets(&mut tx.targets, &targets);
+                    tx.rcpts.push(to.to_string());
+                }
+                reply(out, 250, "2.1.5", "Ok");
+            }
+            RouteDecision::UnknownMailbox => {
+                let text = format!("<{to}>: Recipient address rejected: User unknown");
+                self.rcpt_rejected(to, 550, "5.1.1", &text, out);
+            }
+            RouteDecision::NotOurDomain => {
+                let text = format!("<{to}>: Relay access denied");
+                self.rcpt_rejected(to, 554, "5.7.1", &text, out);
+            }
+        }
+    }
+
+    fn rcpt_rejected(&self, to: &str, code: u16, enh: &str, text: &str, out: &mut Vec<u8>) {
+        Metrics::add(&self.state.metrics.recipients_rejected, 1);
+        if let Some(tx) = &self.tx {
+            self.journal_reject(tx, Some(to), code, enh, text, Stage::Rcpt);
+        }
+        reply(out, code, enh, text);
+    }
+
+    fn journal_reject(
+        &self,
+        tx: &Transaction,
+        rcpt: Option<&str>,
+        code: u16,
+        enh: &str,
+        text: &str,
+        stage: Stage,
+    ) {
+        let rcpts: Vec<&str> = match rcpt {
+            Some(r) => vec![r],
+            None => tx.rcpts.iter().map(String::as_str).collect(),
+        };
+        for r in rcpts {
+            self.state.journal.record(JournalRecord {
+                stage,
+                rule: None,
+                message_id: None,
+                mail_from: Some(tx.mail_from.clone()),
+                rcpt: Some(r.to_string()),
+                peer: Some(self.peer.to_string()),
+                event: JournalEvent::Rejected {
+                    code,
+                    enhanced: enh.to_string(),
+                    text: text.to_string(),
+                },
+            });
+        }
+    }
+
+    fn data_command(&mut self, out: &mut Vec<u8>) {
+        match &self.tx {
+            None => reply(out, 503, "5.5.1", "Error: need MAIL command"),
+            Some(tx) if tx.targets.is_empty() => {
+                reply(out, 554, "5.5.1", "Error: no valid recipients")
+            }
+            Some(_) => {
+                let limits = &self.state.world.limits;
+                let reject_lf = self.state.world.identity.bare_lf == BareLfPolicy::Reject;
+                self.mode = Mode::Data(Box::new(DataReader::new(
+                    limits.max_message_size,
+                    reject_lf,
+                    16 * 1024,
+                )));
+                reply(out, 354, "", "End data with <CR><LF>.<CR><LF>");
+            }
+        }
+    }
+
+    fn vrfy(&self, value: &str, out: &mut Vec<u8>) {
+        match self.state.world.identity.vrfy {
+            VrfyPolicy::Disabled => reply(out, 502, "5.5.1", "VRFY command is disabled"),
+            VrfyPolicy::CannotVerify => reply(
+                out,
+                252,
+                "2.0.0",
+                "Cannot VRFY user, but will accept message and attempt delivery",
+            ),
+            VrfyPolicy::Verify => {
+                let v = value.trim().trim_start_matches('<').trim_end_matches('>');
+                match Address::parse(v).map(|a| routing::resolve(&self.state.world, &a)) {
+                    Ok(RouteDecision::Deliver(_)) => reply(out, 250, "2.0.0", &format!("<{v}>")),
+                    Ok(_) => reply(
+                        out,
+                        550,
+                        "5.1.1",
+                        &format!("<{v}>: Recipient address rejected: User unknown"),
+                    ),
+                    Err(_) => reply(out, 501, "5.1.3", "Bad recipient address syntax"),
+                }
+            }
+        }
+    }
+}
+
+fn trim_eol(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
