@@ -138,7 +138,7 @@ impl StageHistograms {
         let mut out = BTreeMap::new();
         for stage in Stage::ALL {
             let h = self.get(stage);
-            if h.len() > 0 {
+            if !h.is_empty() {
                 out.insert(stage, LatencySummary::of(h)?);
             }
         }
