@@ -28,8 +28,9 @@ failure it prints the log tails on stderr, stops what it started, and exits 1.
 
 import argparse
 import os
-import pwd
 import grp
+import pwd
+import select
 import shutil
 import signal
 import socket
@@ -44,8 +45,12 @@ PASSWORD = "secret"
 KANZLEI = ("kanzlei.test", ["anna", "bernd", "clara"])
 PATENTE_DOMAIN = "patente.test"
 VMAIL_USER = "mail"  # present on every Debian system; Dovecot refuses uid 0
-# Unix socket paths are limited to 108 bytes; Dovecot's longest in base_dir is ~25.
-MAX_BASE_DIR = 70
+# Unix socket paths are limited to 108 bytes. Postfix connects to
+# <queue_directory>/public/postlog by absolute path, Dovecot binds sockets up to ~25
+# bytes deep in base_dir. A STATE_DIR longer than this gets both socket homes in a
+# short directory /tmp/mailrig-realmail-XXXXXX instead (symlinked from STATE_DIR).
+MAX_STATE_DIR = 60
+SHORT_PREFIX = "/tmp/mailrig-realmail-"
 
 
 class StartError(Exception):
@@ -263,11 +268,44 @@ def write(path, text, mode=0o644):
 
 
 def run(cmd, log):
-    """Run cmd, appending its output to log; return its exit code."""
+    """Run cmd, appending its output to log; return its exit code.
+
+    The output goes through a pseudo-terminal: the postfix command writes its errors
+    to stderr only when stderr is a terminal, otherwise only to syslog, which a
+    container usually lacks ("unix-domain name too long" vanished that way).
+    """
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    except OSError:
+        os.close(master)
+        os.close(slave)
+        raise
+    os.close(slave)
+    output = b""
+    # Read until the command has exited and nothing more is waiting; a daemon it
+    # started may keep the terminal open, so end of file cannot be awaited.
+    while True:
+        exited = proc.poll() is not None
+        ready, _, _ = select.select([master], [], [], 0.05)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: every writer has closed the terminal
+                chunk = b""
+            output += chunk
+            if chunk:
+                continue
+        if exited:
+            break
+    os.close(master)
+    code = proc.wait()
     with open(log, "a", encoding="utf-8") as out:
         out.write(f"$ {' '.join(cmd)}\n")
-        out.flush()
-        return subprocess.call(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        out.write(output.decode("utf-8", "replace").replace("\r\n", "\n"))
+        if code != 0:
+            out.write(f"(exit {code})\n")
+    return code
 
 
 def read_pid(path):
@@ -334,6 +372,7 @@ def layout(state):
         "tag": f"{zlib.crc32(state.encode()):08x}",
         "pf_conf": f"{state}/postfix",
         "pf_queue": f"{state}/postfix-queue",
+        "dv_base": f"{state}/dovecot/run",
         "pf_data": f"{state}/postfix-data",
         "pf_log": f"{state}/postfix.log",
         "dv_conf_dir": f"{state}/dovecot",
@@ -386,21 +425,23 @@ def prepare(p, addrs, discard, ports):
     p["uid"], p["gid"] = vmail.pw_uid, vmail.pw_gid
     postfix_uid = pwd.getpwnam("postfix").pw_uid
 
-    for d in (p["pf_conf"], p["pf_queue"], p["dv_conf_dir"], p["dv_state"]):
+    if len(p["state"]) > MAX_STATE_DIR:
+        short = tempfile.mkdtemp(prefix=SHORT_PREFIX, dir="/tmp")
+        os.chmod(short, 0o755)
+        p["short"] = short
+        for key, name, link in (("pf_queue", "pq", "postfix-queue"), ("dv_base", "dv", "dovecot-run")):
+            p[key] = f"{short}/{name}"
+            link = f"{p['state']}/{link}"
+            if os.path.islink(link):
+                os.unlink(link)
+            if not os.path.exists(link):
+                os.symlink(p[key], link)
+    for d in (p["pf_conf"], p["pf_queue"], p["dv_conf_dir"], p["dv_state"], p["dv_base"]):
         os.makedirs(d, mode=0o755, exist_ok=True)
         os.chmod(d, 0o755)
     make_postfix_queue(p, postfix_uid)
     os.makedirs(p["mail"], mode=0o700, exist_ok=True)
     os.chown(p["mail"], p["uid"], p["gid"])
-
-    # Dovecot's base_dir holds unix sockets: keep its path short.
-    base = f"{p['state']}/dovecot/run"
-    if len(base) > MAX_BASE_DIR:
-        base = tempfile.mkdtemp(prefix="mailrig-dv-", dir="/tmp")
-        p["dv_base_external"] = base
-    os.makedirs(base, mode=0o755, exist_ok=True)
-    os.chmod(base, 0o755)
-    p["dv_base"] = base
 
     write(f"{p['pf_conf']}/main.cf", postfix_main_cf(p))
     write(f"{p['pf_conf']}/master.cf", POSTFIX_MASTER_CF.format(host=HOST, smtp=p["smtp"]))
@@ -435,8 +476,9 @@ def env_lines(p, addrs, discard, seconds):
         f"MAIL_DIR={p['mail']}",
         f"POSTFIX_CONFIG_DIR={p['pf_conf']}",
         f"DOVECOT_CONFIG={p['dv_conf']}",
+        f"POSTFIX_QUEUE_DIR={p['pf_queue']}",
         f"DOVECOT_BASE_DIR={p['dv_base']}",
-        f"DOVECOT_BASE_DIR_EXTERNAL={p.get('dv_base_external', '')}",
+        f"SHORT_DIR={p.get('short', '')}",
         f"POSTFIX_PID={read_pid(pf_pid) or ''}",
         f"DOVECOT_PID={read_pid(dv_pid) or ''}",
         f"PIDFILES={pf_pid},{dv_pid}",
@@ -550,9 +592,8 @@ def stop_instance(state):
     log = p["start_log"] if os.path.isdir(state) else os.devnull
     pf_conf = env.get("POSTFIX_CONFIG_DIR", p["pf_conf"])
     dv_conf = env.get("DOVECOT_CONFIG", p["dv_conf"])
-    pf_pidfile = f"{p['pf_queue']}/pid/master.pid"
-    dv_base = env.get("DOVECOT_BASE_DIR", f"{state}/dovecot/run")
-    dv_pidfile = f"{dv_base}/master.pid"
+    pf_pidfile = f"{env.get('POSTFIX_QUEUE_DIR', p['pf_queue'])}/pid/master.pid"
+    dv_pidfile = f"{env.get('DOVECOT_BASE_DIR', p['dv_base'])}/master.pid"
 
     pf_pid = read_pid(pf_pidfile)
     if alive(pf_pid, "master"):
@@ -563,14 +604,17 @@ def stop_instance(state):
 
     dv_pid = read_pid(dv_pidfile)
     if alive(dv_pid, "dovecot"):
-        run(["dovecot", "-c", dv_conf, "stop"], log)
+        # What `dovecot -c FILE stop` does, minus its polling: 1.1 s instead of 2.7 s.
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(f"$ kill -TERM {dv_pid}  # dovecot -c {dv_conf} master\n")
+        os.kill(dv_pid, signal.SIGTERM)
         if not wait_gone(dv_pid, "dovecot", 10):
             os.kill(dv_pid, signal.SIGKILL)
             wait_gone(dv_pid, "dovecot", 5)
 
-    external = env.get("DOVECOT_BASE_DIR_EXTERNAL", "")
-    if external.startswith("/tmp/mailrig-dv-") and os.path.isdir(external):
-        shutil.rmtree(external, ignore_errors=True)
+    short = env.get("SHORT_DIR", "")
+    if short.startswith(SHORT_PREFIX) and os.path.isdir(short):
+        shutil.rmtree(short, ignore_errors=True)
 
 
 # --- command line ----------------------------------------------------------------------
