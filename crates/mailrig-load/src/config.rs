@@ -101,6 +101,10 @@ pub struct LoadArgs {
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
 
+    /// Also write the report as JSON to this file (for `mailrig load merge`).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
     /// Never show the live progress line (it is shown only when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
