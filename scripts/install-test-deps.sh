@@ -107,6 +107,7 @@ fi
 
 pip_install() {
     local out
+    export PIP_ROOT_USER_ACTION=ignore
     if out=$(python3 -m pip install -q --disable-pip-version-check "$@" 2>&1); then
         return 0
     fi

@@ -426,7 +426,7 @@ def prepare(p, addrs, discard, ports):
     postfix_uid = pwd.getpwnam("postfix").pw_uid
 
     if len(p["state"]) > MAX_STATE_DIR:
-        short = tempfile.mkdtemp(prefix=SHORT_PREFIX, dir="/tmp")
+        short = tempfile.mkdtemp(prefix=os.path.basename(SHORT_PREFIX), dir=os.path.dirname(SHORT_PREFIX))
         os.chmod(short, 0o755)
         p["short"] = short
         for key, name, link in (("pf_queue", "pq", "postfix-queue"), ("dv_base", "dv", "dovecot-run")):
