@@ -623,6 +623,14 @@ mod tests {
     }
 
     #[test]
+    fn help_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("--messages-per-connection"), "{help}");
+    }
+
+    #[test]
     fn size_mix_parses() {
         let mix = SizeMix::parse("1k:50,4k:40,100k:10").unwrap();
         assert_eq!(mix.entries, [(1024, 50), (4096, 40), (102_400, 10)]);
