@@ -274,7 +274,13 @@ def run(cmd, log):
     to stderr only when stderr is a terminal, otherwise only to syslog, which a
     container usually lacks ("unix-domain name too long" vanished that way).
     """
-    master, slave = os.openpty()
+    try:
+        master, slave = os.openpty()
+    except OSError:  # no /dev/pts (a bare chroot): plain output, errors may be lost
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(f"$ {' '.join(cmd)}\n")
+            out.flush()
+            return subprocess.call(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
     except OSError:
