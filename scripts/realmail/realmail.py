@@ -545,14 +545,13 @@ def start(args):
     addrs = mailboxes(args.mailboxes)
     discard = [a.strip().lower() for a in args.discard.split(",") if a.strip()]
     for a in discard:
-        if "@" not in a:
-            raise StartError(f"--discard: {a!r} is not an address")
+        if a.rpartition("@")[2] not in (KANZLEI[0], PATENTE_DOMAIN):
+            raise StartError(f"--discard: {a!r} is not an address in {KANZLEI[0]} or {PATENTE_DOMAIN}")
         if a not in addrs:
             addrs.append(a)  # must be accepted at RCPT to be discarded silently
 
     began = time.monotonic()
     deadline = began + args.timeout
-    p = layout(state)
     for attempt in range(3):
         p = layout(state)
         prepare(p, addrs, discard, free_ports(4))
@@ -560,11 +559,11 @@ def start(args):
         try:
             try_start(p, deadline)
             break
-        except StartError:
+        except (StartError, OSError) as e:
             clash = port_clash(p)
             stop_instance(state)
             if not clash or attempt == 2 or time.monotonic() > deadline:
-                raise
+                raise StartError(str(e)) from e
             for log in (p["pf_log"], p["dv_log"]):
                 if os.path.exists(log):
                     os.rename(log, f"{log}.clash{attempt}")
