@@ -171,8 +171,18 @@ impl MockServerBuilder {
                 tracker.clone(),
             ));
         }
-        // IMAP, IMAPS and POP3 listeners are added with their servers.
-        let _ = (self.imap, self.imaps, self.pop3);
+        // IMAP and IMAPS listeners are added with their server.
+        let _ = (self.imap, self.imaps);
+        if let Some(addr) = self.pop3 {
+            let l = bind("POP3", addr).await?;
+            addrs.pop3 = l.local_addr().ok();
+            tracker.spawn(crate::pop3::serve(
+                l,
+                false,
+                Arc::clone(&state),
+                tracker.clone(),
+            ));
+        }
 
         Ok(MockServer {
             state,

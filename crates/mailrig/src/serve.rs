@@ -20,6 +20,9 @@ pub struct ServeArgs {
     /// SMTP listener with TLS from the first byte.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4650")]
     smtps: SocketAddr,
+    /// POP3 listener (STLS offered).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1110")]
+    pop3: SocketAddr,
     /// Persist messages as Maildir under DIR (default: memory only).
     #[arg(long, value_name = "DIR")]
     maildir: Option<PathBuf>,
@@ -39,7 +42,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .scenario(scenario)
             .ca_path(&args.ca_out)
             .smtp(Some(args.smtp))
-            .smtps(Some(args.smtps));
+            .smtps(Some(args.smtps))
+            .pop3(Some(args.pop3));
         if let Some(dir) = &args.maildir {
             builder = builder.maildir(dir);
         }
