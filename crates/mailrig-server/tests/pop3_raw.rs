@@ -527,3 +527,65 @@ async fn connections_are_counted() {
     assert!(mailrig_server::state::Metrics::get(&m.connections_total) >= 1);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn maildir_store_update_removes_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::builder()
+        .scenario_file(KANZLEI)
+        .unwrap()
+        .maildir(dir.path())
+        .start()
+        .await
+        .unwrap();
+    put(&server, "anna@kanzlei.test", M1);
+    put(&server, "anna@kanzlei.test", M2);
+    let (mut c, _) = Pop::login(server.pop3_addr(), "anna@kanzlei.test").await;
+    assert_eq!(c.cmd("DELE 2").await, "+OK message 2 deleted");
+    assert_eq!(
+        c.cmd("QUIT").await,
+        "+OK mx.kanzlei.test POP3 mailrig signing off (1 message(s) left)"
+    );
+    assert!(c.closed().await);
+    server.shutdown().await;
+    // A fresh server over the same Maildir sees only the message kept.
+    let server = MockServer::builder()
+        .scenario_file(KANZLEI)
+        .unwrap()
+        .maildir(dir.path())
+        .start()
+        .await
+        .unwrap();
+    let (mut c, pass) = Pop::login(server.pop3_addr(), "anna@kanzlei.test").await;
+    assert_eq!(
+        pass,
+        format!("+OK maildrop has 1 message(s) ({} octets)", M1.len())
+    );
+    assert_eq!(
+        c.multi("RETR 1").await.1,
+        "From: a@extern.test\r\nSubject: one\r\n\r\nfirst\r\n..dot line\r\n..\r\nlast\r\n.\r\n"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_does_not_block_shutdown() {
+    let server = kanzlei().await;
+    // A message of about 1 MB, retrieved 64 times without reading a byte.
+    let big = format!(
+        "Subject: big\r\n\r\n{}",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n".repeat(16 * 1024)
+    );
+    put(&server, "anna@kanzlei.test", &big);
+    let (mut c, _) = Pop::login(server.pop3_addr(), "anna@kanzlei.test").await;
+    c.send("RETR 1\r\n".repeat(64).as_bytes()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    server.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    drop(c);
+}

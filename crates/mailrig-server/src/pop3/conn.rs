@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 
 use super::session::{Action, MAX_COMMAND_LINE, Session};
 use crate::net::Stream;
@@ -31,7 +32,7 @@ pub async fn handle(mut stream: Stream, state: Arc<ServerState>) {
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut discarding = false;
     session.greeting(&mut out);
-    if !flush(&mut stream, &mut out, idle).await {
+    if !flush(&mut stream, &mut out, idle, Some(&state.shutdown)).await {
         return;
     }
 
@@ -53,7 +54,9 @@ pub async fn handle(mut stream: Stream, state: Arc<ServerState>) {
             if action != Action::Continue {
                 break;
             }
-            if out.len() > FLUSH_AT && !flush(&mut stream, &mut out, idle).await {
+            if out.len() > FLUSH_AT
+                && !flush(&mut stream, &mut out, idle, Some(&state.shutdown)).await
+            {
                 break 'conn;
             }
         }
@@ -64,7 +67,7 @@ pub async fn handle(mut stream: Stream, state: Arc<ServerState>) {
         if discarding {
             inbuf.clear();
         }
-        if !flush(&mut stream, &mut out, idle).await {
+        if !flush(&mut stream, &mut out, idle, Some(&state.shutdown)).await {
             break;
         }
         match action {
@@ -92,7 +95,7 @@ pub async fn handle(mut stream: Stream, state: Arc<ServerState>) {
             r = tokio::time::timeout(idle, stream.read_buf(&mut inbuf)) => r,
             _ = state.shutdown.cancelled() => {
                 session.shutting_down(&mut out);
-                let _ = flush(&mut stream, &mut out, Duration::from_secs(1)).await;
+                let _ = flush(&mut stream, &mut out, Duration::from_secs(1), None).await;
                 break;
             }
         };
@@ -101,7 +104,7 @@ pub async fn handle(mut stream: Stream, state: Arc<ServerState>) {
             Ok(Ok(_)) => {}
             Err(_) => {
                 session.timed_out(&mut out);
-                let _ = flush(&mut stream, &mut out, Duration::from_secs(1)).await;
+                let _ = flush(&mut stream, &mut out, Duration::from_secs(1), None).await;
                 break;
             }
         }
@@ -120,12 +123,28 @@ pub async fn handle(mut stream: Stream, state: Arc<ServerState>) {
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
 }
 
-/// Writes and clears `out`; false when the client is gone or stopped reading.
-async fn flush(stream: &mut Stream, out: &mut Vec<u8>, limit: Duration) -> bool {
+/// Writes and clears `out`; false when the client is gone, stopped reading
+/// for `limit`, or (with `shutdown`) the server is shutting down meanwhile.
+async fn flush(
+    stream: &mut Stream,
+    out: &mut Vec<u8>,
+    limit: Duration,
+    shutdown: Option<&CancellationToken>,
+) -> bool {
     if out.is_empty() {
         return true;
     }
-    let written = tokio::time::timeout(limit, stream.write_all(out)).await;
+    let write = tokio::time::timeout(limit, stream.write_all(out));
+    let written = match shutdown {
+        Some(token) => tokio::select! {
+            w = write => w,
+            _ = token.cancelled() => {
+                out.clear();
+                return false;
+            }
+        },
+        None => write.await,
+    };
     out.clear();
     if out.capacity() > 4 * FLUSH_AT {
         // A big RETR was just written: give the memory back.
