@@ -171,8 +171,28 @@ impl MockServerBuilder {
                 tracker.clone(),
             ));
         }
-        // IMAP, IMAPS and POP3 listeners are added with their servers.
-        let _ = (self.imap, self.imaps, self.pop3);
+        if let Some(addr) = self.imap {
+            let l = bind("IMAP", addr).await?;
+            addrs.imap = l.local_addr().ok();
+            tracker.spawn(crate::imap::serve(
+                l,
+                false,
+                Arc::clone(&state),
+                tracker.clone(),
+            ));
+        }
+        if let Some(addr) = self.imaps {
+            let l = bind("IMAPS", addr).await?;
+            addrs.imaps = l.local_addr().ok();
+            tracker.spawn(crate::imap::serve(
+                l,
+                true,
+                Arc::clone(&state),
+                tracker.clone(),
+            ));
+        }
+        // POP3 listeners are added with their server.
+        let _ = self.pop3;
 
         Ok(MockServer {
             state,

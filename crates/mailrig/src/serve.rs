@@ -20,6 +20,12 @@ pub struct ServeArgs {
     /// SMTP listener with TLS from the first byte.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4650")]
     smtps: SocketAddr,
+    /// IMAP listener (STARTTLS offered).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1143")]
+    imap: SocketAddr,
+    /// IMAP listener with TLS from the first byte.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9930")]
+    imaps: SocketAddr,
     /// Persist messages as Maildir under DIR (default: memory only).
     #[arg(long, value_name = "DIR")]
     maildir: Option<PathBuf>,
@@ -39,7 +45,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .scenario(scenario)
             .ca_path(&args.ca_out)
             .smtp(Some(args.smtp))
-            .smtps(Some(args.smtps));
+            .smtps(Some(args.smtps))
+            .imap(Some(args.imap))
+            .imaps(Some(args.imaps));
         if let Some(dir) = &args.maildir {
             builder = builder.maildir(dir);
         }
