@@ -222,13 +222,11 @@ impl View {
         grew: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), StoreError> {
-        let mut shrank = false;
         if rules.expunge && self.msgs.iter().any(|m| m.gone) {
             for i in (0..self.msgs.len()).rev() {
                 if self.msgs[i].gone {
                     out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
                     self.recent.remove(&self.msgs[i].uid);
-                    shrank = true;
                 }
             }
             self.msgs.retain(|m| !m.gone);
@@ -236,9 +234,13 @@ impl View {
         self.msgs.extend(fresh);
         if grew {
             out.extend_from_slice(format!("* {} EXISTS\r\n", self.msgs.len()).as_bytes());
-            out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
+            let recent = self
+                .msgs
+                .iter()
+                .filter(|m| self.recent.contains(&m.uid))
+                .count();
+            out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
         }
-        let _ = shrank;
         self.version = version;
         Ok(())
     }
