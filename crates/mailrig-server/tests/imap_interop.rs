@@ -17,14 +17,13 @@ fn script(name: &str) -> PathBuf {
 }
 
 async fn run(program: &str, args: &[String]) -> Output {
-    let out = tokio::process::Command::new(program)
+    tokio::process::Command::new(program)
         .args(args)
         .output()
         .await
         .unwrap_or_else(|e| {
             panic!("cannot run {program}: {e}; install it (scripts/install-test-deps.sh)")
-        });
-    out
+        })
 }
 
 fn text(o: &Output) -> String {

@@ -246,7 +246,10 @@ pub fn filter_fields(header: &[u8], names: &[Vec<u8>], not: bool) -> Vec<u8> {
     out
 }
 
-fn parse_content_type(value: &str) -> Option<(String, String, Vec<(String, String)>)> {
+/// A parsed Content-Type: type, subtype, parameters.
+type ContentType = (String, String, Vec<(String, String)>);
+
+fn parse_content_type(value: &str) -> Option<ContentType> {
     let text = format!("Content-Type: {value}\r\n\r\n");
     let msg = MessageParser::new().parse_headers(text.as_bytes())?;
     let ct = msg.content_type()?;

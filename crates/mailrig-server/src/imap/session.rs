@@ -243,7 +243,7 @@ impl Session {
         // imap-codec is not expected to panic on any input; if it ever does,
         // the client gets a BAD instead of a dropped connection.
         let decoded = std::panic::catch_unwind(|| match CommandCodec::default().decode(bytes) {
-            Ok((rest, cmd)) if rest.is_empty() => Ok(cmd.into_static()),
+            Ok((b"", cmd)) => Ok(cmd.into_static()),
             Ok(_) => Err(true),
             Err(CommandDecodeError::Failed) | Err(CommandDecodeError::Incomplete) => Err(true),
             Err(CommandDecodeError::LiteralFound { .. }) => Err(true),
