@@ -33,7 +33,7 @@ impl Capabilities {
         let mut caps = Capabilities::default();
         for line in reply.lines().skip(1) {
             let text = String::from_utf8_lossy(line).to_ascii_uppercase();
-            let mut words = text.split(|c: char| c == ' ' || c == '=');
+            let mut words = text.split([' ', '=']);
             match words.next() {
                 Some("PIPELINING") => caps.pipelining = true,
                 Some("STARTTLS") => caps.starttls = true,

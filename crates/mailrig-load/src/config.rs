@@ -101,6 +101,10 @@ pub struct LoadArgs {
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
 
+    /// Also write the report as JSON to this file (for `mailrig load merge`).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
     /// Never show the live progress line (it is shown only when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
@@ -616,6 +620,14 @@ mod tests {
         let mut argv = vec!["load"];
         argv.extend_from_slice(extra);
         Cli::try_parse_from(argv).unwrap().args
+    }
+
+    #[test]
+    fn help_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("--messages-per-connection"), "{help}");
     }
 
     #[test]

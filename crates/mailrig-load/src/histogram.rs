@@ -117,7 +117,11 @@ impl Default for StageHistograms {
 impl StageHistograms {
     /// Records one sample.
     pub fn record(&mut self, stage: Stage, d: Duration) {
-        self.hists[stage.index()].saturating_record(micros(d));
+        let h = &mut self.hists[stage.index()];
+        // `record` grows the histogram as needed (`saturating_record` would clamp to the current size).
+        if h.record(micros(d)).is_err() {
+            h.saturating_record(micros(d));
+        }
     }
 
     /// The histogram of one stage.
@@ -138,7 +142,7 @@ impl StageHistograms {
         let mut out = BTreeMap::new();
         for stage in Stage::ALL {
             let h = self.get(stage);
-            if h.len() > 0 {
+            if !h.is_empty() {
                 out.insert(stage, LatencySummary::of(h)?);
             }
         }
@@ -254,8 +258,16 @@ mod tests {
             set.record(Stage::Mail, Duration::from_micros(i));
         }
         set.record(Stage::Connect, Duration::ZERO);
+        set.record(Stage::Message, Duration::from_millis(2));
+        set.record(Stage::Message, Duration::from_secs(5));
         let report = set.to_report().unwrap();
-        assert_eq!(report.len(), 2);
+        assert_eq!(report.len(), 3);
+        let message = &report[&Stage::Message];
+        assert_eq!((message.count, message.p50_us), (2, 2000));
+        assert!(
+            message.max_us >= 5_000_000 && message.max_us < 5_010_000,
+            "{message:?}"
+        );
         let mail = &report[&Stage::Mail];
         assert_eq!(mail.count, 1000);
         assert_eq!(mail.p50_us, 500);

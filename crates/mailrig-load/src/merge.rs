@@ -77,7 +77,7 @@ mod tests {
                 .record(Stage::Mail, Duration::from_micros(x % 5_000));
             t.latency
                 .record(Stage::Message, Duration::from_micros(x % 2_000_000));
-            if x % 10 == 0 {
+            if x.is_multiple_of(10) {
                 t.record_failure(ErrorKind::Rejected, Some((Stage::Rcpt, 550)), "550");
             } else {
                 t.counts.accepted += 1;

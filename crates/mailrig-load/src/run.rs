@@ -116,6 +116,10 @@ pub async fn run(config: LoadConfig, cancel: impl Future) -> Result<Report, Load
         .map_err(|_| LoadError::Report("internal: a session outlived the run".into()))?;
     let mut tally = shared.tally.into_inner().unwrap_or_else(|p| p.into_inner());
     let c = &mut tally.counts;
+    // Messages cut off by a cancellation never reached `record`; the live counter saw them start.
+    c.attempted = c
+        .attempted
+        .max(shared.live.attempted.load(Ordering::Relaxed));
     c.interrupted = c.attempted.saturating_sub(c.accepted + c.failed);
     c.unsent = shared
         .schedule
