@@ -179,8 +179,26 @@ impl MockServerBuilder {
                 tracker.clone(),
             ));
         }
-        // IMAP and IMAPS listeners are added with their server.
-        let _ = (self.imap, self.imaps);
+        if let Some(addr) = self.imap {
+            let l = bind("IMAP", addr).await?;
+            addrs.imap = l.local_addr().ok();
+            tracker.spawn(crate::imap::serve(
+                l,
+                false,
+                Arc::clone(&state),
+                tracker.clone(),
+            ));
+        }
+        if let Some(addr) = self.imaps {
+            let l = bind("IMAPS", addr).await?;
+            addrs.imaps = l.local_addr().ok();
+            tracker.spawn(crate::imap::serve(
+                l,
+                true,
+                Arc::clone(&state),
+                tracker.clone(),
+            ));
+        }
         if let Some(addr) = self.pop3 {
             let l = bind("POP3", addr).await?;
             addrs.pop3 = l.local_addr().ok();

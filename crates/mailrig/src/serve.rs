@@ -20,6 +20,12 @@ pub struct ServeArgs {
     /// SMTP listener with TLS from the first byte.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4650")]
     smtps: SocketAddr,
+    /// IMAP listener (STARTTLS offered).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1143")]
+    imap: SocketAddr,
+    /// IMAP listener with TLS from the first byte.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9930")]
+    imaps: SocketAddr,
     /// POP3 listener (STLS offered).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1110")]
     pop3: SocketAddr,
@@ -46,6 +52,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .ca_path(&args.ca_out)
             .smtp(Some(args.smtp))
             .smtps(Some(args.smtps))
+            .imap(Some(args.imap))
+            .imaps(Some(args.imaps))
             .pop3(Some(args.pop3))
             .http(Some(args.http));
         if let Some(dir) = &args.maildir {
