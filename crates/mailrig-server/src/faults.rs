@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use mailrig_core::fault::{Action, Facts, Fired, Stage, TlsFault};
 use mailrig_core::journal::{JournalEvent, JournalRecord};
+use mailrig_core::world::MailboxId;
 use rustls::ServerConfig;
 
 use crate::state::ServerState;
@@ -61,6 +62,45 @@ impl ServerState {
             });
         }
         fired
+    }
+
+    /// The rules that fire at a read-side stage (`imap-login`, `imap-select`,
+    /// `imap-fetch`, `pop3`): the facts are the client, the login name and
+    /// the mailbox it belongs to (with its domain). The journal entry names
+    /// the mailbox's address as `rcpt`, so `journal?mailbox=` finds it.
+    pub fn reader_faults(
+        &self,
+        stage: Stage,
+        peer: Option<SocketAddr>,
+        user: Option<&str>,
+        mailbox: Option<MailboxId>,
+    ) -> Vec<Fired> {
+        if !self.faults.read().has_stage(stage) {
+            return Vec::new();
+        }
+        let address = mailbox.map(|id| self.world.mailbox(id).address.to_string());
+        let domain = address
+            .as_deref()
+            .and_then(|a| a.rsplit_once('@'))
+            .map(|(_, d)| d);
+        let facts = Facts {
+            client: peer.map(|p| p.ip()),
+            mailbox,
+            domain,
+            user,
+            ..Facts::default()
+        };
+        let subject = Subject {
+            rcpt: address.as_deref(),
+            peer,
+            ..Subject::default()
+        };
+        self.faults_at(stage, &facts, &subject)
+    }
+
+    /// How many times the rule named `name` fired so far (0 if it is gone).
+    pub fn fault_fired(&self, name: &str) -> u64 {
+        self.faults.read().rule(name).map_or(0, |r| r.fired())
     }
 
     /// The TLS fault for a connection from `peer`, if a rule fires.
