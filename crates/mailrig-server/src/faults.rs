@@ -166,7 +166,19 @@ impl ServerState {
                     enhanced: enhanced.clone(),
                     text: text.clone(),
                 },
-                Action::Drop => JournalEvent::Dropped,
+                Action::Drop => {
+                    let domain = facts
+                        .domain
+                        .or_else(|| {
+                            subject
+                                .rcpt
+                                .and_then(|r| r.rsplit_once('@'))
+                                .map(|(_, d)| d)
+                        })
+                        .unwrap_or("");
+                    crate::state::Metrics::add(&self.metrics.by_domain.get(domain).dropped, 1);
+                    JournalEvent::Dropped
+                }
                 Action::Misroute { to_address, .. } => JournalEvent::Misrouted {
                     intended: subject.rcpt.unwrap_or("").to_string(),
                     actual: to_address.clone(),
