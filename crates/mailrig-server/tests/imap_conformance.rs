@@ -16,8 +16,17 @@ use std::path::{Path, PathBuf};
 
 use imap_support::*;
 
-/// `shared/` lies beside the repository (in a session and in CI alike).
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/imaptest-tests/tests");
+/// Where imaptest's scripts live: `shared/imaptest-tests/tests` in the nearest
+/// ancestor of this crate that has it — beside the main checkout, and also
+/// for a worktree one level deeper (`wt/<name>`).
+fn dir() -> PathBuf {
+    const REL: &str = "shared/imaptest-tests/tests";
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|a| a.join(REL))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| here.join("../../..").join(REL))
+}
 const MAILBOX: &str = "testbox";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -287,7 +296,7 @@ fn mbox_messages(path: &Path) -> Vec<Vec<u8>> {
 
 /// Runs one script; returns (checked, skipped) or the first failure.
 async fn run_script(name: &str) -> Result<(usize, usize), String> {
-    let path = PathBuf::from(DIR).join(name);
+    let path = dir().join(name);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{name}: {e}"))?;
     let (head, body) = text.split_once("\n\n").unwrap_or(("", &text));
     let header: HashMap<&str, &str> = head.lines().filter_map(|l| l.split_once(": ")).collect();
@@ -297,11 +306,11 @@ async fn run_script(name: &str) -> Result<(usize, usize), String> {
         .unwrap_or(1);
     let state = header.get("state").copied().unwrap_or("selected");
     let mbox = {
-        let own = PathBuf::from(DIR).join(format!("{name}.mbox"));
+        let own = dir().join(format!("{name}.mbox"));
         if own.exists() {
             own
         } else {
-            PathBuf::from(DIR).join("default.mbox")
+            dir().join("default.mbox")
         }
     };
     let mut messages = mbox_messages(&mbox);
@@ -513,8 +522,9 @@ const PASSING: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imaptest_scripts() {
-    if !Path::new(DIR).exists() {
-        panic!("imaptest scripts not found at {DIR}");
+    let dir = dir();
+    if !dir.exists() {
+        panic!("imaptest scripts not found at {}", dir.display());
     }
     let mut report = Vec::new();
     let mut failed = Vec::new();
