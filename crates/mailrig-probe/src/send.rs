@@ -1,0 +1,201 @@
+//! Sending probes with lettre: a few SMTP connections in parallel, each
+//! sending one message after another (one recipient per message, because
+//! each mailbox gets its own token), remembering the moment of each `250`.
+//!
+//! lettre's connection type is used directly rather than its pooled
+//! transport: the prober needs the reply to each message (code, enhanced
+//! code, text) and the time it arrived, and a refused recipient must not
+//! cost the other probes their connection.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::extension::ClientId;
+
+use crate::message::ProbeMessage;
+use crate::target::{SmtpTarget, TlsMode};
+use crate::tls::TlsContext;
+use crate::verdict::{SendOutcome, SmtpReply};
+
+/// Opens one SMTP connection: greeting, EHLO, TLS as configured, AUTH.
+pub(crate) async fn connect(
+    smtp: &SmtpTarget,
+    tls: &TlsContext,
+    limit: Duration,
+) -> Result<AsyncSmtpConnection, String> {
+    let work = async {
+        let hello = ClientId::Domain(smtp.helo.clone());
+        let addr = (smtp.host.as_str(), smtp.port);
+        let mut conn = match smtp.tls {
+            TlsMode::None => {
+                AsyncSmtpConnection::connect_tokio1(addr, Some(limit), &hello, None, None)
+                    .await
+                    .map_err(|e| describe(&e))?
+            }
+            TlsMode::Tls => {
+                let params = tls.smtp_parameters(&smtp.host)?;
+                AsyncSmtpConnection::connect_tokio1(addr, Some(limit), &hello, Some(params), None)
+                    .await
+                    .map_err(|e| format!("TLS: {}", describe(&e)))?
+            }
+            TlsMode::Starttls => {
+                let mut conn =
+                    AsyncSmtpConnection::connect_tokio1(addr, Some(limit), &hello, None, None)
+                        .await
+                        .map_err(|e| describe(&e))?;
+                if !conn.can_starttls() {
+                    return Err("the server does not offer STARTTLS".to_string());
+                }
+                let params = tls.smtp_parameters(&smtp.host)?;
+                conn.starttls(params, &hello)
+                    .await
+                    .map_err(|e| format!("STARTTLS: {}", describe(&e)))?;
+                conn
+            }
+        };
+        if let Some(auth) = &smtp.auth {
+            let creds = Credentials::new(auth.user.clone(), auth.password.clone());
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds)
+                .await
+                .map_err(|e| format!("AUTH as {}: {}", auth.user, describe(&e)))?;
+        }
+        Ok(conn)
+    };
+    tokio::time::timeout(limit, work)
+        .await
+        .map_err(|_| format!("no usable SMTP session within {} s", limit.as_secs_f64()))?
+}
+
+/// A lettre error in words: the reply when there is one.
+fn describe(e: &lettre::transport::smtp::Error) -> String {
+    match reply_of(e) {
+        Some(r) => r.to_string(),
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(inner) = src {
+                let t = inner.to_string();
+                if !s.contains(&t) {
+                    s.push_str(": ");
+                    s.push_str(&t);
+                }
+                src = inner.source();
+            }
+            s
+        }
+    }
+}
+
+fn reply_of(e: &lettre::transport::smtp::Error) -> Option<SmtpReply> {
+    let code = e.status()?;
+    let text = std::error::Error::source(e)
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    Some(SmtpReply::from_code_and_text(u16::from(code), &text))
+}
+
+/// What one send produced.
+fn outcome(result: Result<(), lettre::transport::smtp::Error>) -> SendOutcome {
+    match result {
+        Ok(()) => SendOutcome::Accepted { at: Instant::now() },
+        Err(e) => match reply_of(&e) {
+            Some(reply) => SendOutcome::Failed {
+                reason: format!(
+                    "{} with {reply}",
+                    if reply.permanent {
+                        "rejected"
+                    } else {
+                        "deferred"
+                    }
+                ),
+                reply: Some(reply),
+            },
+            None => SendOutcome::Failed {
+                reply: None,
+                reason: format!("connection failed while sending: {}", describe(&e)),
+            },
+        },
+    }
+}
+
+/// Sends every message over up to `smtp.connections` connections; results
+/// in the order given. `on_sent` is called after each message.
+pub(crate) async fn send_all(
+    smtp: &SmtpTarget,
+    tls: &TlsContext,
+    limit: Duration,
+    messages: Vec<(usize, ProbeMessage)>,
+    on_sent: Arc<dyn Fn() + Send + Sync>,
+) -> Vec<(usize, SendOutcome)> {
+    let workers = smtp.connections.clamp(1, messages.len().max(1));
+    let queue = Arc::new(Mutex::new(messages.into_iter().collect::<VecDeque<_>>()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let queue = Arc::clone(&queue);
+        let smtp = smtp.clone();
+        let tls = tls.clone();
+        let on_sent = Arc::clone(&on_sent);
+        tasks.spawn(async move {
+            let mut done = Vec::new();
+            let mut conn: Option<AsyncSmtpConnection> = None;
+            loop {
+                let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
+                let Some((i, msg)) = next else { break };
+                if conn.as_ref().is_none_or(|c| c.has_broken()) {
+                    conn = match connect(&smtp, &tls, limit).await {
+                        Ok(c) => Some(c),
+                        Err(reason) => {
+                            done.push((
+                                i,
+                                SendOutcome::Failed {
+                                    reply: None,
+                                    reason: format!("cannot open an SMTP session: {reason}"),
+                                },
+                            ));
+                            on_sent();
+                            continue;
+                        }
+                    };
+                }
+                let Some(c) = conn.as_mut() else { continue };
+                let sent = tokio::time::timeout(limit, c.send(&msg.envelope, &msg.bytes)).await;
+                let result = match sent {
+                    Ok(r) => r.map(|_| ()),
+                    Err(_) => {
+                        done.push((
+                            i,
+                            SendOutcome::Failed {
+                                reply: None,
+                                reason: format!("no SMTP answer within {} s", limit.as_secs_f64()),
+                            },
+                        ));
+                        conn = None;
+                        on_sent();
+                        continue;
+                    }
+                };
+                done.push((i, outcome(result)));
+                on_sent();
+                if c.has_broken() {
+                    c.abort().await;
+                    conn = None;
+                }
+            }
+            if let Some(mut c) = conn {
+                let _ = c.quit().await;
+            }
+            done
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(done) = r {
+            all.extend(done);
+        }
+    }
+    all.sort_by_key(|(i, _)| *i);
+    all
+}
