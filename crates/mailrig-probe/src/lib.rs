@@ -39,7 +39,7 @@
 //!
 //! ```toml
 //! [probe]                       # optional
-//! timeout = 30                  # seconds until open verdicts become `missing` (--timeout overrides)
+//! timeout = 30                  # seconds after sending until open verdicts become `missing` (--timeout overrides)
 //! connect_timeout = 10          # seconds for one connect + greeting, and for one command
 //! concurrency = 64              # mailboxes read at once; up to this many, connections stay open (IDLE)
 //! mailboxes_csv = "boxes.csv"   # more mailboxes: address,user,password lines (relative to this file)

@@ -2,9 +2,10 @@
 //!
 //! 1. build a tagged message per mailbox (one run id, a token each);
 //! 2. check the SMTP server answers (else: the probe cannot run);
-//! 3. log in to every mailbox, in parallel, bounded (a mailbox that cannot be
-//!    read gets no probe: it could be neither judged nor cleaned up);
-//! 4. send, over a few SMTP connections;
+//! 3. log in to every mailbox, in parallel, bounded;
+//! 4. send, over a few SMTP connections (a mailbox that cannot be read gets
+//!    only MAIL/RCPT/RSET, so a rejection is still seen but nothing is left
+//!    where it can be neither judged nor cleaned up);
 //! 5. read back until every verdict is known or the timeout passes — IDLE
 //!    where the server offers it and connections are not rationed, polling
 //!    with backoff elsewhere; each scan wakes the judge;
@@ -35,7 +36,8 @@ const IDLE_MAX: Duration = Duration::from_secs(25);
 /// How to run a probe (what the command line adds to a target).
 #[derive(Clone, Default)]
 pub struct ProbeOptions {
-    /// Overrides the target's timeout.
+    /// Overrides the target's timeout (how long to wait, after the last
+    /// probe is sent, for verdicts still open).
     pub timeout: Option<Duration>,
     /// Leave the probe messages in the mailboxes.
     pub keep: bool,
@@ -281,10 +283,14 @@ pub async fn probe(target: &Target, opts: &ProbeOptions) -> Result<Report, Probe
 
     // 4. send
     let mut sent: Vec<SendOutcome> = vec![SendOutcome::NotSent; n];
-    let to_send: Vec<(usize, ProbeMessage)> = messages
+    let to_send: Vec<crate::send::Job> = messages
         .into_iter()
         .enumerate()
-        .filter(|(i, _)| login_results[*i].is_ok())
+        .map(|(index, message)| crate::send::Job {
+            index,
+            message,
+            rcpt_only: login_results[index].is_err(),
+        })
         .collect();
     let sent_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let on_sent: Arc<dyn Fn() + Send + Sync> = {
@@ -309,8 +315,9 @@ pub async fn probe(target: &Target, opts: &ProbeOptions) -> Result<Report, Probe
     }
     go.cancel();
 
-    // 5. wait for verdicts
-    let deadline = tokio::time::Instant::from_std(started) + timeout;
+    // 5. wait for verdicts: the timeout counts from the last send, so slow
+    //    logins (servers delay failed ones by seconds) do not eat into it.
+    let deadline = tokio::time::Instant::now() + timeout;
     let mut timed_out = false;
     loop {
         let notified = board.changed.notified();

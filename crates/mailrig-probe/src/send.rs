@@ -121,13 +121,44 @@ fn outcome(result: Result<(), lettre::transport::smtp::Error>) -> SendOutcome {
     }
 }
 
+/// One thing to do over SMTP.
+pub(crate) struct Job {
+    pub index: usize,
+    pub message: ProbeMessage,
+    /// Only ask whether the recipient is accepted (MAIL, RCPT, RSET): for a
+    /// mailbox that cannot be read, so that a rejection is still reported
+    /// but no message is left where it cannot be cleaned up.
+    pub rcpt_only: bool,
+}
+
+async fn rcpt_check(c: &mut AsyncSmtpConnection, msg: &ProbeMessage) -> SendOutcome {
+    use lettre::transport::smtp::commands::{Mail, Rcpt, Rset};
+    let from = msg.envelope.from().cloned();
+    let result = async {
+        c.command(Mail::new(from, vec![])).await?;
+        for to in msg.envelope.to() {
+            c.command(Rcpt::new(to.clone(), vec![])).await?;
+        }
+        c.command(Rset).await?;
+        Ok::<(), lettre::transport::smtp::Error>(())
+    }
+    .await;
+    match result {
+        Ok(()) => SendOutcome::RcptAccepted,
+        Err(e) => {
+            let _ = c.command(Rset).await;
+            outcome(Err(e))
+        }
+    }
+}
+
 /// Sends every message over up to `smtp.connections` connections; results
 /// in the order given. `on_sent` is called after each message.
 pub(crate) async fn send_all(
     smtp: &SmtpTarget,
     tls: &TlsContext,
     limit: Duration,
-    messages: Vec<(usize, ProbeMessage)>,
+    messages: Vec<Job>,
     on_sent: Arc<dyn Fn() + Send + Sync>,
 ) -> Vec<(usize, SendOutcome)> {
     let workers = smtp.connections.clamp(1, messages.len().max(1));
@@ -143,7 +174,14 @@ pub(crate) async fn send_all(
             let mut conn: Option<AsyncSmtpConnection> = None;
             loop {
                 let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
-                let Some((i, msg)) = next else { break };
+                let Some(Job {
+                    index: i,
+                    message: msg,
+                    rcpt_only,
+                }) = next
+                else {
+                    break;
+                };
                 if conn.as_ref().is_none_or(|c| c.has_broken()) {
                     conn = match connect(&smtp, &tls, limit).await {
                         Ok(c) => Some(c),
@@ -161,6 +199,18 @@ pub(crate) async fn send_all(
                     };
                 }
                 let Some(c) = conn.as_mut() else { continue };
+                if rcpt_only {
+                    let checked = tokio::time::timeout(limit, rcpt_check(c, &msg)).await;
+                    done.push((
+                        i,
+                        checked.unwrap_or_else(|_| SendOutcome::Failed {
+                            reply: None,
+                            reason: format!("no SMTP answer within {} s", limit.as_secs_f64()),
+                        }),
+                    ));
+                    on_sent();
+                    continue;
+                }
                 let sent = tokio::time::timeout(limit, c.send(&msg.envelope, &msg.bytes)).await;
                 let result = match sent {
                     Ok(r) => r.map(|_| ()),

@@ -42,7 +42,9 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let timeout = match args.timeout {
         None => None,
         Some(t) if t > 0.0 && t.is_finite() && t < 86_400.0 => Some(Duration::from_secs_f64(t)),
-        Some(t) => anyhow::bail!("--timeout {t}: give a number of seconds above 0 and below one day"),
+        Some(t) => {
+            anyhow::bail!("--timeout {t}: give a number of seconds above 0 and below one day")
+        }
     };
     let target = Target::load(&args.target)?;
     let progress_on = std::io::stderr().is_terminal();
@@ -50,7 +52,8 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         timeout,
         keep: args.keep,
         run_id: None,
-        progress: progress_on.then(|| Arc::new(show_progress) as Arc<dyn Fn(&Progress) + Send + Sync>),
+        progress: progress_on
+            .then(|| Arc::new(show_progress) as Arc<dyn Fn(&Progress) + Send + Sync>),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let result = runtime.block_on(mailrig_probe::probe(&target, &opts));
@@ -64,10 +67,15 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let text = render(&report, args.format, args.output.is_none() && std::io::stdout().is_terminal());
+    let text = render(
+        &report,
+        args.format,
+        args.output.is_none() && std::io::stdout().is_terminal(),
+    );
     match &args.output {
         Some(path) => {
-            std::fs::write(path, &text).with_context(|| format!("cannot write the report to {}", path.display()))?;
+            std::fs::write(path, &text)
+                .with_context(|| format!("cannot write the report to {}", path.display()))?;
             // Keep a one-line summary on the terminal.
             for d in &report.domains {
                 eprintln!("{}  {}", d.domain, Report::domain_line(d));
@@ -75,7 +83,8 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         }
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes()).context("cannot write the report")?;
+            out.write_all(text.as_bytes())
+                .context("cannot write the report")?;
         }
     }
     Ok(ExitCode::from(report.exit_code()))
@@ -100,6 +109,9 @@ fn show_progress(p: &Progress) {
         Phase::Waiting => format!("waiting: {}/{} verdicts known", p.known, p.total),
         Phase::Finishing => "cleaning up".to_string(),
     };
-    eprint!("\r\x1b[2Kmailrig probe: {line}  {:.1} s", p.elapsed.as_secs_f64());
+    eprint!(
+        "\r\x1b[2Kmailrig probe: {line}  {:.1} s",
+        p.elapsed.as_secs_f64()
+    );
     let _ = std::io::stderr().flush();
 }

@@ -192,7 +192,8 @@ pub struct Target {
     pub smtp: SmtpTarget,
     pub mailboxes: Vec<MailboxTarget>,
     pub trust: TlsTrust,
-    /// Overall limit: probing stops when every verdict is known or this passes.
+    /// How long to wait after the last probe is sent: probing stops when
+    /// every verdict is known or this passes.
     pub timeout: Duration,
     /// Limit for one connect + greeting, and for one protocol command.
     pub connect_timeout: Duration,

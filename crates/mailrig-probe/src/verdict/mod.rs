@@ -126,6 +126,8 @@ pub(crate) enum SendOutcome {
     /// Not sent (the mailbox was unreadable before sending, so a probe
     /// could be neither judged nor cleaned up).
     NotSent,
+    /// Only RCPT was tried (the mailbox cannot be read) and it was accepted.
+    RcptAccepted,
     /// `250` after DATA, at this moment.
     Accepted { at: Instant },
     /// Refused with a reply, or failed without one (connection lost).
@@ -259,11 +261,18 @@ pub(crate) fn judge(
         .unwrap_or_default();
 
     let accepted_at = match sent {
-        SendOutcome::NotSent => {
+        SendOutcome::NotSent | SendOutcome::RcptAccepted => {
             r.verdict = Verdict::Unreadable;
-            r.reason = match &observed[i].read {
-                ReadState::Failed(why) => format!("{why}; no probe was sent"),
-                _ => "no probe was sent".to_string(),
+            let why = match &observed[i].read {
+                ReadState::Failed(why) => why.clone(),
+                _ => "the mailbox could not be read".to_string(),
+            };
+            r.reason = if matches!(sent, SendOutcome::RcptAccepted) {
+                format!(
+                    "{why}; RCPT TO was accepted but no probe was sent (it could be neither read back nor cleaned up)"
+                )
+            } else {
+                format!("{why}; no probe was sent")
             };
             return (r, true);
         }
