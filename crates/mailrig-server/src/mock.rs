@@ -1,6 +1,6 @@
 //! `MockServer`: a whole fake mail world started in-process — SMTP, SMTPS,
-//! IMAP, IMAPS and POP3 listeners over one store — on port 0 by default, with
-//! the addresses it got, direct access to the store and journal, and a
+//! IMAP, IMAPS and POP3 listeners and the HTTP control API over one store — on
+//! port 0 by default, with the addresses it got, direct access to the store and journal, and a
 //! `shutdown()` that ends every task. `mailrig serve` is this same type with
 //! fixed addresses.
 
@@ -45,6 +45,7 @@ pub struct MockServerBuilder {
     imap: Option<SocketAddr>,
     imaps: Option<SocketAddr>,
     pop3: Option<SocketAddr>,
+    http: Option<SocketAddr>,
 }
 
 fn loopback0() -> Option<SocketAddr> {
@@ -62,6 +63,7 @@ impl Default for MockServerBuilder {
             imap: loopback0(),
             imaps: loopback0(),
             pop3: loopback0(),
+            http: loopback0(),
         }
     }
 }
@@ -121,6 +123,12 @@ impl MockServerBuilder {
         self
     }
 
+    /// HTTP control API address (JSON under `/api/v1`, `/metrics`, `/`); `None` turns it off.
+    pub fn http(mut self, addr: Option<SocketAddr>) -> Self {
+        self.http = addr;
+        self
+    }
+
     /// Binds every listener and starts serving.
     pub async fn start(self) -> Result<MockServer, StartError> {
         let scenario = self.scenario.unwrap_or_else(Scenario::builtin_default);
@@ -171,8 +179,41 @@ impl MockServerBuilder {
                 tracker.clone(),
             ));
         }
-        // IMAP, IMAPS and POP3 listeners are added with their servers.
-        let _ = (self.imap, self.imaps, self.pop3);
+        if let Some(addr) = self.imap {
+            let l = bind("IMAP", addr).await?;
+            addrs.imap = l.local_addr().ok();
+            tracker.spawn(crate::imap::serve(
+                l,
+                false,
+                Arc::clone(&state),
+                tracker.clone(),
+            ));
+        }
+        if let Some(addr) = self.imaps {
+            let l = bind("IMAPS", addr).await?;
+            addrs.imaps = l.local_addr().ok();
+            tracker.spawn(crate::imap::serve(
+                l,
+                true,
+                Arc::clone(&state),
+                tracker.clone(),
+            ));
+        }
+        if let Some(addr) = self.pop3 {
+            let l = bind("POP3", addr).await?;
+            addrs.pop3 = l.local_addr().ok();
+            tracker.spawn(crate::pop3::serve(
+                l,
+                false,
+                Arc::clone(&state),
+                tracker.clone(),
+            ));
+        }
+        if let Some(addr) = self.http {
+            let l = bind("HTTP", addr).await?;
+            addrs.http = l.local_addr().ok();
+            tracker.spawn(crate::http::serve(l, Arc::clone(&state)));
+        }
 
         Ok(MockServer {
             state,
@@ -200,6 +241,7 @@ pub struct Addresses {
     pub imap: Option<SocketAddr>,
     pub imaps: Option<SocketAddr>,
     pub pop3: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
 }
 
 /// A running fake mail world.
@@ -245,6 +287,11 @@ impl MockServer {
 
     pub fn pop3_addr(&self) -> SocketAddr {
         self.addrs.pop3.expect("POP3 listener is off")
+    }
+
+    /// The HTTP control API address (panics if the HTTP listener was turned off).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.addrs.http.expect("HTTP listener is off")
     }
 
     pub fn state(&self) -> &Arc<ServerState> {
