@@ -22,7 +22,12 @@ async fn start(scenario: &str) -> MockServer {
 }
 
 async fn start_toml(toml: &str) -> MockServer {
-    MockServer::builder().scenario_toml(toml).expect("scenario parses").start().await.expect("mock starts")
+    MockServer::builder()
+        .scenario_toml(toml)
+        .expect("scenario parses")
+        .start()
+        .await
+        .expect("mock starts")
 }
 
 fn target(server: &MockServer, protocol: ReadProtocol, addresses: &[String]) -> Target {
@@ -33,7 +38,9 @@ fn target(server: &MockServer, protocol: ReadProtocol, addresses: &[String]) -> 
     let mut t = Target::from_credentials(
         server.smtp_addr(),
         ReadEndpoint::plain(protocol, read_addr),
-        addresses.iter().map(|a| (a.clone(), a.clone(), "secret".to_string())),
+        addresses
+            .iter()
+            .map(|a| (a.clone(), a.clone(), "secret".to_string())),
     );
     t.timeout = Duration::from_secs(5);
     t
@@ -51,11 +58,23 @@ fn inbox_len(server: &MockServer, address: &str) -> usize {
 async fn seed_world_all_delivered_over_imap_and_cleaned_up() {
     let server = start("kanzlei.toml").await;
     let addresses = seed_addresses();
-    let report = probe(&target(&server, ReadProtocol::Imap, &addresses), &opts()).await.unwrap();
-    assert_eq!(with_verdict(&report, Verdict::Delivered).len(), 28, "{}", report.to_table(false));
+    let report = probe(&target(&server, ReadProtocol::Imap, &addresses), &opts())
+        .await
+        .unwrap();
+    assert_eq!(
+        with_verdict(&report, Verdict::Delivered).len(),
+        28,
+        "{}",
+        report.to_table(false)
+    );
     assert_eq!(exit_code(&Ok(report.clone())), 0);
     assert!(!report.timed_out);
-    assert!(report.mailboxes.iter().all(|m| m.latency_ms.is_some() && m.copies == 1));
+    assert!(
+        report
+            .mailboxes
+            .iter()
+            .all(|m| m.latency_ms.is_some() && m.copies == 1)
+    );
     assert_eq!(report.cleanup.deleted, 28);
     for a in &addresses {
         assert_eq!(inbox_len(&server, a), 0, "{a} not cleaned up");
@@ -67,7 +86,9 @@ async fn seed_world_all_delivered_over_imap_and_cleaned_up() {
 async fn seed_world_over_pop3() {
     let server = start("kanzlei.toml").await;
     let addresses = seed_addresses();
-    let report = probe(&target(&server, ReadProtocol::Pop3, &addresses), &opts()).await.unwrap();
+    let report = probe(&target(&server, ReadProtocol::Pop3, &addresses), &opts())
+        .await
+        .unwrap();
     assert!(report.all_delivered(), "{}", report.to_table(false));
     for a in &addresses {
         assert_eq!(inbox_len(&server, a), 0, "{a} not cleaned up");
@@ -87,22 +108,39 @@ async fn keep_leaves_the_probes_and_other_mail_is_never_touched() {
             .subject("minutes of the meeting (mailrig probe lookalike)")
             .body("not a probe".to_string())
             .unwrap();
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.smtp_addr().ip().to_string())
-            .port(server.smtp_addr().port())
-            .build()
-            .send(m)
-            .await
-            .unwrap();
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+            server.smtp_addr().ip().to_string(),
+        )
+        .port(server.smtp_addr().port())
+        .build()
+        .send(m)
+        .await
+        .unwrap();
     }
     assert_eq!(inbox_len(&server, "anna@kanzlei.test"), 1);
-    let addresses = vec!["anna@kanzlei.test".to_string(), "bernd@kanzlei.test".to_string()];
+    let addresses = vec![
+        "anna@kanzlei.test".to_string(),
+        "bernd@kanzlei.test".to_string(),
+    ];
     let t = target(&server, ReadProtocol::Imap, &addresses);
 
     let report = probe(&t, &opts()).await.unwrap();
     assert!(report.all_delivered());
-    assert_eq!(inbox_len(&server, "anna@kanzlei.test"), 1, "the other message must stay");
+    assert_eq!(
+        inbox_len(&server, "anna@kanzlei.test"),
+        1,
+        "the other message must stay"
+    );
 
-    let kept = probe(&t, &ProbeOptions { keep: true, ..opts() }).await.unwrap();
+    let kept = probe(
+        &t,
+        &ProbeOptions {
+            keep: true,
+            ..opts()
+        },
+    )
+    .await
+    .unwrap();
     assert!(kept.all_delivered());
     assert!(kept.cleanup.kept);
     assert_eq!(kept.cleanup.left, 2);
@@ -122,7 +160,11 @@ async fn concurrent_runs_never_confuse_each_other() {
     assert_ne!(a.run_id, b.run_id);
     for r in [&a, &b] {
         assert!(r.all_delivered(), "{}", r.to_table(false));
-        assert!(r.mailboxes.iter().all(|m| m.copies == 1 && m.found_in.is_empty()));
+        assert!(
+            r.mailboxes
+                .iter()
+                .all(|m| m.copies == 1 && m.found_in.is_empty())
+        );
     }
     for addr in &addresses {
         assert_eq!(inbox_len(&server, addr), 0);
@@ -139,20 +181,43 @@ async fn rejected_and_unreadable() {
     let mut t = target(
         &server,
         ReadProtocol::Imap,
-        &["anna@kanzlei.test".to_string(), "ghost@kanzlei.test".to_string(), "bernd@kanzlei.test".to_string()],
+        &[
+            "anna@kanzlei.test".to_string(),
+            "ghost@kanzlei.test".to_string(),
+            "bernd@kanzlei.test".to_string(),
+        ],
     );
     t.mailboxes[2].password = "wrong".into();
     let report = probe(&t, &opts()).await.unwrap();
     assert_eq!(report.exit_code(), 1);
-    assert_eq!(result(&report, "anna@kanzlei.test").verdict, Verdict::Delivered);
+    assert_eq!(
+        result(&report, "anna@kanzlei.test").verdict,
+        Verdict::Delivered
+    );
     let ghost = result(&report, "ghost@kanzlei.test");
-    assert_eq!(ghost.verdict, Verdict::Rejected, "{}", report.to_table(false));
+    assert_eq!(
+        ghost.verdict,
+        Verdict::Rejected,
+        "{}",
+        report.to_table(false)
+    );
     let reply = ghost.smtp.as_ref().unwrap();
-    assert_eq!((reply.code, reply.enhanced.as_deref(), reply.permanent), (550, Some("5.1.1"), true));
+    assert_eq!(
+        (reply.code, reply.enhanced.as_deref(), reply.permanent),
+        (550, Some("5.1.1"), true)
+    );
     let bernd = result(&report, "bernd@kanzlei.test");
     assert_eq!(bernd.verdict, Verdict::Unreadable);
-    assert!(bernd.reason.contains("login as bernd@kanzlei.test refused"), "{}", bernd.reason);
-    assert_eq!(inbox_len(&server, "bernd@kanzlei.test"), 0, "no probe where it cannot be cleaned up");
+    assert!(
+        bernd.reason.contains("login as bernd@kanzlei.test refused"),
+        "{}",
+        bernd.reason
+    );
+    assert_eq!(
+        inbox_len(&server, "bernd@kanzlei.test"),
+        0,
+        "no probe where it cannot be cleaned up"
+    );
     server.shutdown().await;
 }
 
@@ -174,14 +239,25 @@ info = "anna"
     let mut t = target(
         &server,
         ReadProtocol::Imap,
-        &["anna@kanzlei.test".to_string(), "info@kanzlei.test".to_string()],
+        &[
+            "anna@kanzlei.test".to_string(),
+            "info@kanzlei.test".to_string(),
+        ],
     );
     t.mailboxes[1].user = "bernd@kanzlei.test".into();
     let report = probe(&t, &opts()).await.unwrap();
     let info = result(&report, "info@kanzlei.test");
-    assert_eq!(info.verdict, Verdict::Misrouted, "{}", report.to_table(false));
+    assert_eq!(
+        info.verdict,
+        Verdict::Misrouted,
+        "{}",
+        report.to_table(false)
+    );
     assert_eq!(info.found_in, vec!["anna@kanzlei.test".to_string()]);
-    assert_eq!(result(&report, "anna@kanzlei.test").verdict, Verdict::Delivered);
+    assert_eq!(
+        result(&report, "anna@kanzlei.test").verdict,
+        Verdict::Delivered
+    );
     // The misrouted probe was cleaned up from anna's mailbox too.
     assert_eq!(inbox_len(&server, "anna@kanzlei.test"), 0);
     server.shutdown().await;
@@ -205,7 +281,10 @@ catch_all = "user01"
     let mut t = target(
         &server,
         ReadProtocol::Imap,
-        &["user01@patente.test".to_string(), "user03@patente.test".to_string()],
+        &[
+            "user01@patente.test".to_string(),
+            "user03@patente.test".to_string(),
+        ],
     );
     t.mailboxes[1].user = "user02@patente.test".into();
     let report = probe(&t, &opts()).await.unwrap();
@@ -230,9 +309,15 @@ async fn seed_incident_two_of_twentyfive() {
     t.timeout = Duration::from_secs(2);
     let report = probe(&t, &opts()).await.unwrap();
     let missing = with_verdict(&report, Verdict::Missing);
-    let expected: Vec<String> = (3..=25).map(|i| format!("user{i:02}@patente.test")).collect();
+    let expected: Vec<String> = (3..=25)
+        .map(|i| format!("user{i:02}@patente.test"))
+        .collect();
     assert_eq!(missing, expected, "{}", report.to_table(false));
-    assert!(report.to_table(false).contains("patente.test  2/25 delivered, 23 missing"));
+    assert!(
+        report
+            .to_table(false)
+            .contains("patente.test  2/25 delivered, 23 missing")
+    );
     assert_eq!(report.exit_code(), 1);
     server.shutdown().await;
 }
@@ -253,7 +338,10 @@ password = "secret"
 
 fn fault_cases() -> Vec<(&'static str, Verdict)> {
     vec![
-        ("stage = \"deliver\"\naction = \"duplicate\"\nmailbox = \"anna@kanzlei.test\"", Verdict::Duplicated),
+        (
+            "stage = \"deliver\"\naction = \"duplicate\"\nmailbox = \"anna@kanzlei.test\"",
+            Verdict::Duplicated,
+        ),
         (
             "stage = \"deliver\"\naction = \"alter\"\nmailbox = \"anna@kanzlei.test\"\nstrip_headers = [\"X-Mailrig-Probe\"]",
             Verdict::Altered,
@@ -262,9 +350,18 @@ fn fault_cases() -> Vec<(&'static str, Verdict)> {
             "stage = \"route\"\naction = \"misroute\"\nmailbox = \"anna@kanzlei.test\"\nto = \"bernd@kanzlei.test\"",
             Verdict::Misrouted,
         ),
-        ("stage = \"deliver\"\naction = \"late\"\nmailbox = \"anna@kanzlei.test\"\nsecs = 30", Verdict::Missing),
-        ("stage = \"rcpt\"\naction = \"defer\"\nmailbox = \"anna@kanzlei.test\"", Verdict::Deferred),
-        ("stage = \"imap-login\"\naction = \"fail-login\"\nuser = \"anna@kanzlei.test\"", Verdict::Unreadable),
+        (
+            "stage = \"deliver\"\naction = \"late\"\nmailbox = \"anna@kanzlei.test\"\nsecs = 30",
+            Verdict::Missing,
+        ),
+        (
+            "stage = \"rcpt\"\naction = \"defer\"\nmailbox = \"anna@kanzlei.test\"",
+            Verdict::Deferred,
+        ),
+        (
+            "stage = \"imap-login\"\naction = \"fail-login\"\nuser = \"anna@kanzlei.test\"",
+            Verdict::Unreadable,
+        ),
     ]
 }
 
@@ -287,8 +384,16 @@ async fn fault_actions_map_to_verdicts() {
         let mut t = target(&server, ReadProtocol::Imap, &seed_addresses()[..3]);
         t.timeout = Duration::from_secs(2);
         let report = probe(&t, &opts()).await.unwrap();
-        assert_eq!(result(&report, "anna@kanzlei.test").verdict, verdict, "{fault}\n{}", report.to_table(false));
-        assert_eq!(result(&report, "clara@kanzlei.test").verdict, Verdict::Delivered);
+        assert_eq!(
+            result(&report, "anna@kanzlei.test").verdict,
+            verdict,
+            "{fault}\n{}",
+            report.to_table(false)
+        );
+        assert_eq!(
+            result(&report, "clara@kanzlei.test").verdict,
+            Verdict::Delivered
+        );
         server.shutdown().await;
     }
 }

@@ -30,7 +30,10 @@ impl RealMail {
             );
         }
         // Parents of the state dir must be searchable by Dovecot's mail user: /tmp is.
-        let dir = tempfile::Builder::new().prefix("mrp-rm-").tempdir_in("/tmp").expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("mrp-rm-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
         let mut cmd = Command::new(root().join("scripts/realmail/start.sh"));
         cmd.arg(dir.path()).args(["--mailboxes", "25"]);
         if !discard.is_empty() {
@@ -58,12 +61,18 @@ impl RealMail {
     }
 
     fn get(&self, key: &str) -> &str {
-        self.env.get(key).unwrap_or_else(|| panic!("start.sh printed no {key}"))
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("start.sh printed no {key}"))
     }
 
     /// Writes a target file for these servers and returns its path.
     fn target_file(&self, protocol: &str, extra_mailboxes: &str) -> PathBuf {
-        let port = if protocol == "pop3" { self.get("POP3_PORT") } else { self.get("IMAP_PORT") };
+        let port = if protocol == "pop3" {
+            self.get("POP3_PORT")
+        } else {
+            self.get("IMAP_PORT")
+        };
         let mut text = format!(
             "[probe]\ntimeout = 5\n\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\n\n[read]\nprotocol = \"{protocol}\"\nhost = \"127.0.0.1\"\nport = {port}\npassword_env = \"MAILRIG_TEST_REALMAIL_PW\"\n",
             self.get("SMTP_PORT"),
@@ -85,7 +94,11 @@ impl RealMail {
                 let path = e.path();
                 if path.is_dir() {
                     walk(&path, n);
-                } else if path.parent().and_then(|d| d.file_name()).is_some_and(|d| d == "new" || d == "cur") {
+                } else if path
+                    .parent()
+                    .and_then(|d| d.file_name())
+                    .is_some_and(|d| d == "new" || d == "cur")
+                {
                     *n += 1;
                 }
             }
@@ -98,7 +111,9 @@ impl RealMail {
 
 impl Drop for RealMail {
     fn drop(&mut self) {
-        let _ = Command::new(root().join("scripts/realmail/stop.sh")).arg(self.dir.path()).output();
+        let _ = Command::new(root().join("scripts/realmail/stop.sh"))
+            .arg(self.dir.path())
+            .output();
     }
 }
 
@@ -120,7 +135,15 @@ async fn postfix_dovecot_good_configuration_all_delivered() {
     let target = load(&rm.target_file("imap", ""));
     assert_eq!(target.mailboxes.len(), 28);
     let result = probe(&target, &ProbeOptions::default()).await;
-    assert_eq!(exit_code(&result), 0, "{}", result.as_ref().map(|r| r.to_table(false)).unwrap_or_default());
+    assert_eq!(
+        exit_code(&result),
+        0,
+        "{}",
+        result
+            .as_ref()
+            .map(|r| r.to_table(false))
+            .unwrap_or_default()
+    );
     let report = result.unwrap();
     assert_eq!(with_verdict(&report, Verdict::Delivered), {
         let mut a = seed_addresses();
@@ -135,7 +158,11 @@ async fn postfix_dovecot_good_configuration_all_delivered() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postfix_dovecot_discarding_names_exactly_the_lost_mailboxes() {
-    let lost = ["user03@patente.test", "user17@patente.test", "user25@patente.test"];
+    let lost = [
+        "user03@patente.test",
+        "user17@patente.test",
+        "user25@patente.test",
+    ];
     let rm = RealMail::start(&lost);
     let target = load(&rm.target_file("imap", ""));
     let result = probe(
@@ -148,11 +175,19 @@ async fn postfix_dovecot_discarding_names_exactly_the_lost_mailboxes() {
     .await;
     assert_eq!(exit_code(&result), 1);
     let report = result.unwrap();
-    assert_eq!(with_verdict(&report, Verdict::Missing), lost.map(String::from), "{}", report.to_table(false));
+    assert_eq!(
+        with_verdict(&report, Verdict::Missing),
+        lost.map(String::from),
+        "{}",
+        report.to_table(false)
+    );
     assert_eq!(with_verdict(&report, Verdict::Delivered).len(), 25);
     assert!(report.timed_out);
     let table = report.to_table(false);
-    assert!(table.contains("patente.test  22/25 delivered, 3 missing"), "{table}");
+    assert!(
+        table.contains("patente.test  22/25 delivered, 3 missing"),
+        "{table}"
+    );
     assert!(table.contains("kanzlei.test  3/3 delivered"), "{table}");
     assert_eq!(rm.messages_left(), 0);
 }
@@ -171,13 +206,32 @@ async fn postfix_dovecot_pop3_rejected_and_unreadable() {
     let target = load(&path);
     let report = probe(&target, &ProbeOptions::default()).await.unwrap();
     assert_eq!(report.exit_code(), 1);
-    assert_eq!(with_verdict(&report, Verdict::Delivered).len(), 27, "{}", report.to_table(false));
+    assert_eq!(
+        with_verdict(&report, Verdict::Delivered).len(),
+        27,
+        "{}",
+        report.to_table(false)
+    );
     let nobody = result(&report, "nobody@patente.test");
-    assert_eq!(nobody.verdict, Verdict::Rejected, "{}", report.to_table(false));
+    assert_eq!(
+        nobody.verdict,
+        Verdict::Rejected,
+        "{}",
+        report.to_table(false)
+    );
     let reply = nobody.smtp.as_ref().unwrap();
-    assert_eq!((reply.code, reply.enhanced.as_deref()), (550, Some("5.1.1")));
+    assert_eq!(
+        (reply.code, reply.enhanced.as_deref()),
+        (550, Some("5.1.1"))
+    );
     let wrong = result(&report, "bernd@kanzlei.test");
     assert_eq!(wrong.verdict, Verdict::Unreadable);
-    assert!(wrong.reason.contains("POP3 login as bernd@kanzlei.test refused"), "{}", wrong.reason);
+    assert!(
+        wrong
+            .reason
+            .contains("POP3 login as bernd@kanzlei.test refused"),
+        "{}",
+        wrong.reason
+    );
     assert_eq!(rm.messages_left(), 0);
 }

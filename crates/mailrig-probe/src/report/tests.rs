@@ -25,7 +25,11 @@ pub(crate) fn seed_report() -> Report {
         result("clara@kanzlei.test", Verdict::Delivered),
     ];
     for i in 1..=25 {
-        let v = if i <= 2 { Verdict::Delivered } else { Verdict::Missing };
+        let v = if i <= 2 {
+            Verdict::Delivered
+        } else {
+            Verdict::Missing
+        };
         boxes.push(result(&format!("user{i:02}@patente.test"), v));
     }
     let mut rejected = result("ghost@kanzlei.test", Verdict::Rejected);
@@ -56,10 +60,21 @@ fn counts_per_domain_and_exit_code() {
     assert_eq!(r.summary.counts.delivered, 5);
     assert!(!r.all_delivered());
     assert_eq!(r.exit_code(), 1);
-    let patente = r.domains.iter().find(|d| d.domain == "patente.test").unwrap();
+    let patente = r
+        .domains
+        .iter()
+        .find(|d| d.domain == "patente.test")
+        .unwrap();
     assert_eq!(Report::domain_line(patente), "2/25 delivered, 23 missing");
-    let kanzlei = r.domains.iter().find(|d| d.domain == "kanzlei.test").unwrap();
-    assert_eq!(Report::domain_line(kanzlei), "3/5 delivered, 1 rejected, 1 unreadable");
+    let kanzlei = r
+        .domains
+        .iter()
+        .find(|d| d.domain == "kanzlei.test")
+        .unwrap();
+    assert_eq!(
+        Report::domain_line(kanzlei),
+        "3/5 delivered, 1 rejected, 1 unreadable"
+    );
 
     let good = Report::new(
         "r".into(),
@@ -78,10 +93,19 @@ fn counts_per_domain_and_exit_code() {
 fn table_groups_by_domain_and_colours_only_when_asked() {
     let r = seed_report();
     let plain = r.to_table(false);
-    assert!(plain.contains("patente.test  2/25 delivered, 23 missing"), "{plain}");
-    assert!(plain.contains("kanzlei.test  3/5 delivered, 1 rejected, 1 unreadable"), "{plain}");
+    assert!(
+        plain.contains("patente.test  2/25 delivered, 23 missing"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("kanzlei.test  3/5 delivered, 1 rejected, 1 unreadable"),
+        "{plain}"
+    );
     assert!(plain.contains("user03@patente.test  missing"), "{plain}");
-    assert!(plain.contains("anna@kanzlei.test    delivered   0.12 s"), "{plain}");
+    assert!(
+        plain.contains("anna@kanzlei.test    delivered   0.12 s"),
+        "{plain}"
+    );
     assert!(plain.contains("total 5/30 delivered"), "{plain}");
     assert!(plain.contains("timeout reached"));
     assert!(!plain.contains('\x1b'));
@@ -121,7 +145,16 @@ fn json_schema_is_stable() {
     assert_eq!(keys(&v["summary"]), ["all_delivered", "counts", "total"]);
     assert_eq!(
         keys(&v["summary"]["counts"]),
-        ["altered", "deferred", "delivered", "duplicated", "misrouted", "missing", "rejected", "unreadable"]
+        [
+            "altered",
+            "deferred",
+            "delivered",
+            "duplicated",
+            "misrouted",
+            "missing",
+            "rejected",
+            "unreadable"
+        ]
     );
     assert_eq!(keys(&v["domains"][0]), ["counts", "domain", "total"]);
     assert_eq!(keys(&v["cleanup"]), ["deleted", "kept", "left", "notes"]);
@@ -150,7 +183,10 @@ fn json_schema_is_stable() {
         .iter()
         .find(|m| m["verdict"] == "rejected")
         .unwrap();
-    assert_eq!(keys(&rejected["smtp"]), ["code", "enhanced", "permanent", "text"]);
+    assert_eq!(
+        keys(&rejected["smtp"]),
+        ["code", "enhanced", "permanent", "text"]
+    );
     assert_eq!(rejected["smtp"]["code"], 550);
     assert_eq!(rejected["smtp"]["enhanced"], "5.1.1");
     // Round trip.
@@ -168,7 +204,9 @@ fn published_schema_lists_every_key() {
     for k in v.as_object().unwrap().keys() {
         assert!(top.contains_key(k), "schema lacks {k}");
     }
-    let mb = schema["$defs"]["mailbox"]["properties"].as_object().unwrap();
+    let mb = schema["$defs"]["mailbox"]["properties"]
+        .as_object()
+        .unwrap();
     for k in v["mailboxes"][0].as_object().unwrap().keys() {
         assert!(mb.contains_key(k), "schema lacks mailbox.{k}");
     }
@@ -202,8 +240,15 @@ print(len(cases), len(fails), len(errors), root.get("tests"), root.get("failures
         .arg(&path)
         .output()
         .expect("python3 is needed to check the JUnit XML");
-    assert!(out.status.success(), "{}\n{xml}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "30 24 1 30 24 1");
+    assert!(
+        out.status.success(),
+        "{}\n{xml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "30 24 1 30 24 1"
+    );
     assert!(xml.contains("<failure type=\"missing\""));
     assert!(xml.contains("&lt;&amp;&quot;&apos;&gt;"));
 }

@@ -62,7 +62,10 @@ fn full_file_with_defaults_and_overrides() {
     assert_eq!(t.smtp.connections, 2);
     assert_eq!(t.smtp.from, DEFAULT_FROM);
     let auth = t.smtp.auth.as_ref().unwrap();
-    assert_eq!((auth.user.as_str(), auth.password.as_str()), ("sender", "smtp-secret"));
+    assert_eq!(
+        (auth.user.as_str(), auth.password.as_str()),
+        ("sender", "smtp-secret")
+    );
     assert!(t.trust.insecure);
     assert_eq!(t.mailboxes.len(), 2);
     let anna = &t.mailboxes[0];
@@ -109,18 +112,31 @@ fn unknown_key_is_an_error_with_position() {
     assert!(e.starts_with("t.toml:4:1: unknown field `prot`"), "{e}");
     let e = err(&GOOD.replace("user = \"bernd\"", "usr = \"bernd\""));
     assert!(e.contains("unknown field `usr`"), "{e}");
-    let line = GOOD.lines().position(|l| l.starts_with("user = \"bernd\"")).unwrap() + 1;
+    let line = GOOD
+        .lines()
+        .position(|l| l.starts_with("user = \"bernd\""))
+        .unwrap()
+        + 1;
     assert!(e.starts_with(&format!("t.toml:{line}:1:")), "{e}");
 }
 
 #[test]
 fn bad_values_are_explained() {
     let e = err(&GOOD.replace("tls = \"starttls\"", "tls = \"ssl\""));
-    assert!(e.contains("unknown variant `ssl`") && e.contains("none") && e.contains("starttls"), "{e}");
+    assert!(
+        e.contains("unknown variant `ssl`") && e.contains("none") && e.contains("starttls"),
+        "{e}"
+    );
     let e = err(&GOOD.replace("port = 2525", "port = 70000"));
-    assert!(e.starts_with("t.toml:8:8:") && e.contains("expected u16"), "{e}");
+    assert!(
+        e.starts_with("t.toml:8:8:") && e.contains("expected u16"),
+        "{e}"
+    );
     let e = err(&GOOD.replace("timeout = 12.5", "timeout = -1.0"));
-    assert!(e.contains("[probe] timeout must be a number of seconds"), "{e}");
+    assert!(
+        e.contains("[probe] timeout must be a number of seconds"),
+        "{e}"
+    );
     let e = err(&GOOD.replace("concurrency = 8", "concurrency = 0"));
     assert!(e.contains("[probe] concurrency must be between 1"), "{e}");
     let e = err(&GOOD.replace("address = \"anna@kanzlei.test\"", "address = \"anna\""));
@@ -130,19 +146,30 @@ fn bad_values_are_explained() {
 #[test]
 fn password_rules() {
     let e = err(&GOOD.replace("BERND_PW", "UNSET_PW"));
-    assert!(e.contains("environment variable UNSET_PW (password_env) is not set"), "{e}");
-    let e = err(&GOOD.replace("password_env = \"BERND_PW\"", "password_env = \"BERND_PW\"\npassword = \"x\""));
+    assert!(
+        e.contains("environment variable UNSET_PW (password_env) is not set"),
+        "{e}"
+    );
+    let e = err(&GOOD.replace(
+        "password_env = \"BERND_PW\"",
+        "password_env = \"BERND_PW\"\npassword = \"x\"",
+    ));
     assert!(e.contains("either password or password_env"), "{e}");
     let no_default = GOOD.replace("password = \"secret\"\n", "");
     let e = err(&no_default);
-    assert!(e.contains("mailbox anna@kanzlei.test has no password"), "{e}");
+    assert!(
+        e.contains("mailbox anna@kanzlei.test has no password"),
+        "{e}"
+    );
     let e = err(&GOOD.replace("password_env = \"SMTP_PW\"", "password_env = \"NOPE\""));
     assert!(e.contains("[smtp] auth: environment variable NOPE"), "{e}");
 }
 
 #[test]
 fn duplicates_and_empty_lists_are_errors() {
-    let e = err(&format!("{GOOD}\n[[mailbox]]\naddress = \"ANNA@kanzlei.test\"\n"));
+    let e = err(&format!(
+        "{GOOD}\n[[mailbox]]\naddress = \"ANNA@kanzlei.test\"\n"
+    ));
     assert!(e.contains("listed twice (first on line"), "{e}");
     let e = err("[smtp]\nhost = \"h\"\nport = 25\n[read]\nhost = \"h\"\nport = 143\n");
     assert!(e.contains("no mailboxes to probe"), "{e}");
@@ -159,8 +186,11 @@ fn csv_list_and_ca_file_relative_to_the_target() {
     std::fs::write(dir.path().join("ca.pem"), "-----BEGIN CERTIFICATE-----\n").unwrap();
     let src = format!(
         "{}\n",
-        GOOD.replace("concurrency = 8", "concurrency = 8\nmailboxes_csv = \"boxes.csv\"")
-            .replace("insecure = true", "ca_file = \"ca.pem\"")
+        GOOD.replace(
+            "concurrency = 8",
+            "concurrency = 8\nmailboxes_csv = \"boxes.csv\""
+        )
+        .replace("insecure = true", "ca_file = \"ca.pem\"")
     );
     let path = dir.path().join("t.toml");
     std::fs::write(&path, &src).unwrap();
@@ -170,13 +200,29 @@ fn csv_list_and_ca_file_relative_to_the_target() {
     assert_eq!(t.mailboxes[2].address, "user01@patente.test");
     assert_eq!(t.mailboxes[2].password, "secret");
     assert_eq!(t.mailboxes[3].user, "u2");
-    assert!(t.trust.ca_pem.as_deref().unwrap().contains("BEGIN CERTIFICATE"));
+    assert!(
+        t.trust
+            .ca_pem
+            .as_deref()
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
 
-    let e = Target::parse_with(&src.replace("boxes.csv", "nope.csv"), "t.toml", dir.path(), &env)
+    let e = Target::parse_with(
+        &src.replace("boxes.csv", "nope.csv"),
+        "t.toml",
+        dir.path(),
+        &env,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("t.toml:") && e.contains("cannot read mailboxes_csv"),
+        "{e}"
+    );
+    let e = Target::load(&dir.path().join("absent.toml"))
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("t.toml:") && e.contains("cannot read mailboxes_csv"), "{e}");
-    let e = Target::load(&dir.path().join("absent.toml")).unwrap_err().to_string();
     assert!(e.contains("absent.toml: cannot read target file"), "{e}");
 }
 

@@ -32,11 +32,7 @@ fn read_ok() -> ReadState {
     ReadState::Read { last_error: None }
 }
 
-fn run(
-    exp: &[Expected],
-    sent: &[SendOutcome],
-    obs: &[Observation],
-) -> Vec<(MailboxResult, bool)> {
+fn run(exp: &[Expected], sent: &[SendOutcome], obs: &[Observation]) -> Vec<(MailboxResult, bool)> {
     let index = seen_index(obs);
     (0..exp.len())
         .map(|i| judge(i, exp, &sent[i], obs, &index, "IMAP test".into()))
@@ -96,7 +92,10 @@ fn misrouted_names_the_mailbox_it_landed_in() {
     let results = run(&exp, &sent, &obs);
     assert_eq!(results[0].0.verdict, Verdict::Delivered);
     assert_eq!(results[1].0.verdict, Verdict::Misrouted);
-    assert_eq!(results[1].0.found_in, vec!["user00@patente.test".to_string()]);
+    assert_eq!(
+        results[1].0.found_in,
+        vec!["user00@patente.test".to_string()]
+    );
     assert!(results[1].0.reason.contains("user00@patente.test"));
     assert!(results[1].1);
     assert_eq!(results[2].0.verdict, Verdict::Delivered);
@@ -146,7 +145,10 @@ fn smtp_refusals_win_and_are_classified() {
     let exp = expected(3);
     let sent = [
         SendOutcome::Failed {
-            reply: Some(SmtpReply::from_code_and_text(550, "5.1.1 <x>: User unknown")),
+            reply: Some(SmtpReply::from_code_and_text(
+                550,
+                "5.1.1 <x>: User unknown",
+            )),
             reason: "rejected with 550 5.1.1 <x>: User unknown".into(),
         },
         SendOutcome::Failed {
@@ -169,7 +171,10 @@ fn smtp_refusals_win_and_are_classified() {
     let r = &results[0].0;
     assert_eq!(r.verdict, Verdict::Rejected);
     let reply = r.smtp.as_ref().unwrap();
-    assert_eq!((reply.code, reply.enhanced.as_deref(), reply.text.as_str()), (550, Some("5.1.1"), "<x>: User unknown"));
+    assert_eq!(
+        (reply.code, reply.enhanced.as_deref(), reply.text.as_str()),
+        (550, Some("5.1.1"), "<x>: User unknown")
+    );
     assert!(reply.permanent);
     assert_eq!(results[1].0.verdict, Verdict::Deferred);
     assert!(!results[1].0.smtp.as_ref().unwrap().permanent);
@@ -181,7 +186,10 @@ fn smtp_refusals_win_and_are_classified() {
 #[test]
 fn unreadable_before_sending_or_never_read() {
     let exp = expected(2);
-    let sent = [SendOutcome::RcptAccepted, SendOutcome::Accepted { at: Instant::now() }];
+    let sent = [
+        SendOutcome::RcptAccepted,
+        SendOutcome::Accepted { at: Instant::now() },
+    ];
     let obs = [
         Observation {
             read: ReadState::Failed("IMAP login as a refused: no".into()),

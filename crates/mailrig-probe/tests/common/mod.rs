@@ -7,12 +7,18 @@ use mailrig_probe::{MailboxResult, Report, Verdict};
 
 /// The workspace root (for scripts and testdata).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// The seed world: kanzlei.test (anna, bernd, clara) and patente.test (user01..user25).
 pub fn seed_addresses() -> Vec<String> {
-    let mut v: Vec<String> = ["anna", "bernd", "clara"].iter().map(|u| format!("{u}@kanzlei.test")).collect();
+    let mut v: Vec<String> = ["anna", "bernd", "clara"]
+        .iter()
+        .map(|u| format!("{u}@kanzlei.test"))
+        .collect();
     v.extend((1..=25).map(|i| format!("user{i:02}@patente.test")));
     v
 }
