@@ -107,7 +107,7 @@ mod verdict;
 pub use message::BuildError;
 pub use message::{HASH_HEADER, PROBE_HEADER, RunId};
 pub use report::{Cleanup, Counts, DomainSummary, REPORT_SCHEMA, Report, Summary};
-pub use run::{Phase, ProbeError, ProbeOptions, Progress, exit_code, probe};
+pub use run::{Phase, ProbeError, ProbeOptions, Progress, ProgressFn, exit_code, probe};
 pub use target::{
     MailboxTarget, ReadEndpoint, ReadProtocol, SmtpAuth, SmtpTarget, Target, TargetError, TlsMode,
     TlsTrust,

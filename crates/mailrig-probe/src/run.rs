@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::message::{BuildError, ProbeMessage, RunId};
 use crate::read::{FoundMessage, ReadError, ScanCache, Session};
-use crate::report::{Cleanup, Report};
+use crate::report::{Cleanup, Report, RunInfo};
 use crate::target::{MailboxTarget, Target, TargetError};
 use crate::tls::{TlsContext, TrustError};
 use crate::verdict::{
@@ -33,6 +33,9 @@ const POLL_MAX: Duration = Duration::from_millis(1000);
 /// Longest IDLE before re-checking (servers may drop silent IDLEs).
 const IDLE_MAX: Duration = Duration::from_secs(25);
 
+/// A progress callback.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
 /// How to run a probe (what the command line adds to a target).
 #[derive(Clone, Default)]
 pub struct ProbeOptions {
@@ -44,7 +47,7 @@ pub struct ProbeOptions {
     /// Use this run id instead of a random one.
     pub run_id: Option<RunId>,
     /// Called as the run progresses (for a progress display).
-    pub progress: Option<Arc<dyn Fn(&Progress) + Send + Sync>>,
+    pub progress: Option<ProgressFn>,
 }
 
 impl std::fmt::Debug for ProbeOptions {
@@ -363,12 +366,14 @@ pub async fn probe(target: &Target, opts: &ProbeOptions) -> Result<Report, Probe
     let (results, _) = judge_all(target, &expected, &sent, &board);
     let timed_out = timed_out && results.iter().any(|r| r.verdict == Verdict::Missing);
     Ok(Report::new(
-        run.to_string(),
-        target.source.clone(),
-        started_at,
-        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-        timed_out,
+        RunInfo {
+            run_id: run.to_string(),
+            target: target.source.clone(),
+            started_at,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            timed_out,
+        },
         results,
         cleanup,
     ))

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use mailrig_probe::{Phase, ProbeOptions, Progress, Report, Target};
+use mailrig_probe::{Phase, ProbeOptions, Progress, ProgressFn, Report, Target};
 
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
@@ -52,8 +52,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         timeout,
         keep: args.keep,
         run_id: None,
-        progress: progress_on
-            .then(|| Arc::new(show_progress) as Arc<dyn Fn(&Progress) + Send + Sync>),
+        progress: progress_on.then(|| Arc::new(show_progress) as ProgressFn),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let result = runtime.block_on(mailrig_probe::probe(&target, &opts));

@@ -215,11 +215,9 @@ impl Pop3Session {
         let mut out = Vec::new();
         for (n, key) in listing {
             let cacheable = self.has_uidl;
-            if cacheable {
-                if let Some(known) = cache.get(&key) {
-                    out.extend(known.clone());
-                    continue;
-                }
+            if cacheable && let Some(known) = cache.get(&key) {
+                out.extend(known.clone());
+                continue;
             }
             let header = self.multiline_command(&format!("TOP {n} 0")).await?;
             let looks_like_probe = header

@@ -110,17 +110,27 @@ pub struct Cleanup {
     pub notes: Vec<String>,
 }
 
+/// The facts of a run that head its report.
+#[derive(Debug, Clone)]
+pub(crate) struct RunInfo {
+    pub run_id: String,
+    pub target: String,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub timeout_ms: u64,
+    pub timed_out: bool,
+}
+
 impl Report {
-    pub(crate) fn new(
-        run_id: String,
-        target: String,
-        started_at: String,
-        duration_ms: u64,
-        timeout_ms: u64,
-        timed_out: bool,
-        mailboxes: Vec<MailboxResult>,
-        cleanup: Cleanup,
-    ) -> Report {
+    pub(crate) fn new(info: RunInfo, mailboxes: Vec<MailboxResult>, cleanup: Cleanup) -> Report {
+        let RunInfo {
+            run_id,
+            target,
+            started_at,
+            duration_ms,
+            timeout_ms,
+            timed_out,
+        } = info;
         let mut counts = Counts::default();
         let mut per_domain: BTreeMap<String, (usize, Counts)> = BTreeMap::new();
         for m in &mailboxes {

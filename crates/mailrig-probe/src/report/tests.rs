@@ -39,12 +39,14 @@ pub(crate) fn seed_report() -> Report {
     unreadable.reason = "IMAP login as dora refused: \u{1} bad".into();
     boxes.push(unreadable);
     Report::new(
-        "mrpx".into(),
-        "t.toml".into(),
-        "2026-01-01T00:00:00.000Z".into(),
-        1500,
-        30_000,
-        true,
+        RunInfo {
+            run_id: "mrpx".into(),
+            target: "t.toml".into(),
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            duration_ms: 1500,
+            timeout_ms: 30_000,
+            timed_out: true,
+        },
         boxes,
         Cleanup {
             deleted: 5,
@@ -77,12 +79,14 @@ fn counts_per_domain_and_exit_code() {
     );
 
     let good = Report::new(
-        "r".into(),
-        "t".into(),
-        "s".into(),
-        1,
-        1,
-        false,
+        RunInfo {
+            run_id: "r".into(),
+            target: "t".into(),
+            started_at: "s".into(),
+            duration_ms: 1,
+            timeout_ms: 1,
+            timed_out: false,
+        },
         vec![result("a@b.test", Verdict::Delivered)],
         Cleanup::default(),
     );
