@@ -484,8 +484,14 @@ impl Reader {
         }
         let mut cache = ScanCache::new();
         let mut backoff = POLL_MIN;
+        let mut sending = !go.is_cancelled();
         loop {
             let last = stop.is_cancelled();
+            if sending && go.is_cancelled() {
+                // Everything is sent: poll quickly again.
+                sending = false;
+                backoff = POLL_MIN;
+            }
             let permit = if self.hold {
                 None
             } else {
@@ -506,7 +512,7 @@ impl Reader {
                             };
                         }
                         drop(permit);
-                        pause(backoff, &stop).await;
+                        pause(backoff, &stop, &go).await;
                         backoff = (backoff * 2).min(POLL_MAX);
                         continue;
                     }
@@ -525,7 +531,7 @@ impl Reader {
                         };
                     }
                     drop(permit);
-                    pause(backoff, &stop).await;
+                    pause(backoff, &stop, &go).await;
                     backoff = (backoff * 2).min(POLL_MAX);
                     continue;
                 }
@@ -547,7 +553,7 @@ impl Reader {
                     let _ = s.close().await;
                 }
                 drop(permit);
-                pause(backoff, &stop).await;
+                pause(backoff, &stop, &go).await;
                 backoff = (backoff * 2).min(POLL_MAX);
             }
         }
@@ -580,9 +586,12 @@ impl Reader {
     }
 }
 
-async fn pause(d: Duration, stop: &CancellationToken) {
+/// Sleeps `d`, cut short by the end of the run or by the end of sending.
+async fn pause(d: Duration, stop: &CancellationToken, go: &CancellationToken) {
+    let waiting_for_go = !go.is_cancelled();
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
         _ = stop.cancelled() => {}
+        _ = go.cancelled(), if waiting_for_go => {}
     }
 }
