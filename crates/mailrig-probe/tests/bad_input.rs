@@ -200,3 +200,25 @@ async fn tls_needs_the_right_ca() {
     assert_eq!(code, 0);
     server.shutdown().await;
 }
+
+/// The example targets in testdata/targets parse (the TLS one needs its
+/// password variables).
+#[test]
+fn example_targets_parse() {
+    let dir = root().join("testdata/targets");
+    let env = |k: &str| {
+        k.starts_with("PROBE_")
+            .then(|| "x".to_string())
+            .or_else(|| (k == "MAILRIG_PROBE_PASSWORD").then(|| "secret".to_string()))
+    };
+    for (name, n) in [
+        ("kanzlei-local.toml", 28),
+        ("kanzlei-csv.toml", 28),
+        ("tls-example.toml", 2),
+    ] {
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let t = Target::parse_with(&text, name, &dir, &env).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.mailboxes.len(), n, "{name}");
+    }
+}
