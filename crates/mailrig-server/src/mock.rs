@@ -155,7 +155,8 @@ impl MockServerBuilder {
             }
         };
         tls.write_ca(&ca_path)?;
-        let state = ServerState::new(world, store, Arc::new(tls));
+        let faults = scenario.faults.rebuild(&world);
+        let state = ServerState::new(world, store, Arc::new(tls), faults);
         let tracker = TaskTracker::new();
         let mut addrs = Addresses::default();
 

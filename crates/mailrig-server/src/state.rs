@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use mailrig_core::fault::FaultPlan;
 use mailrig_core::{Journal, Store, World};
+use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
 
 use crate::tls::TlsMaterial;
@@ -17,18 +19,26 @@ pub struct ServerState {
     pub journal: Arc<Journal>,
     pub tls: Arc<TlsMaterial>,
     pub metrics: Metrics,
+    /// The active fault rules; the control API changes them at runtime.
+    pub faults: RwLock<FaultPlan>,
     /// Cancelled when the server shuts down; every session watches it.
     pub shutdown: CancellationToken,
 }
 
 impl ServerState {
-    pub fn new(world: Arc<World>, store: Arc<Store>, tls: Arc<TlsMaterial>) -> Arc<ServerState> {
+    pub fn new(
+        world: Arc<World>,
+        store: Arc<Store>,
+        tls: Arc<TlsMaterial>,
+        faults: FaultPlan,
+    ) -> Arc<ServerState> {
         Arc::new(ServerState {
             world,
             store,
             journal: Arc::new(Journal::default()),
             tls,
             metrics: Metrics::default(),
+            faults: RwLock::new(faults),
             shutdown: CancellationToken::new(),
         })
     }
