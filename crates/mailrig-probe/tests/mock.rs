@@ -296,13 +296,12 @@ catch_all = "user01"
 
 // ---- verdicts driven by the fault injector --------------------------------
 //
-// These scenarios use `[[fault]]` rules; they pass once mailrig-server applies
-// the fault plan (the lead's fault-injector work). Run them with
-// `cargo test -p mailrig-probe --test mock -- --ignored`.
+// These scenarios use `[[fault]]` rules. The SMTP-path faults (route, deliver,
+// rcpt) are applied by mailrig-server; the IMAP-side ones are not yet, so
+// that test waits: `cargo test -p mailrig-probe --test mock -- --ignored`.
 
 /// The seed incident: 2 of 25 delivered, the other 23 named as missing.
 #[tokio::test]
-#[ignore = "needs the fault injector in mailrig-server (route/drop)"]
 async fn seed_incident_two_of_twentyfive() {
     let server = start("kanzlei-2-of-25.toml").await;
     let mut t = target(&server, ReadProtocol::Imap, &seed_addresses());
@@ -358,17 +357,20 @@ fn fault_cases() -> Vec<(&'static str, Verdict)> {
             "stage = \"rcpt\"\naction = \"defer\"\nmailbox = \"anna@kanzlei.test\"",
             Verdict::Deferred,
         ),
-        (
-            "stage = \"imap-login\"\naction = \"fail-login\"\nuser = \"anna@kanzlei.test\"",
-            Verdict::Unreadable,
-        ),
     ]
 }
+
+const IMAP_LOGIN_FAULT: &str =
+    "stage = \"imap-login\"\naction = \"fail-login\"\nuser = \"anna@kanzlei.test\"";
 
 /// The fault scenarios below stay valid scenario files while they wait.
 #[test]
 fn fault_scenarios_parse() {
-    for (fault, _) in fault_cases() {
+    for fault in fault_cases()
+        .into_iter()
+        .map(|(f, _)| f)
+        .chain([IMAP_LOGIN_FAULT])
+    {
         if let Err(e) = mailrig_core::Scenario::parse(&fault_world(fault), "<fault world>") {
             panic!("{fault}: {e}");
         }
@@ -377,9 +379,18 @@ fn fault_scenarios_parse() {
 }
 
 #[tokio::test]
-#[ignore = "needs the fault injector in mailrig-server (deliver/duplicate, alter, misroute, late, IMAP login)"]
 async fn fault_actions_map_to_verdicts() {
-    for (fault, verdict) in fault_cases() {
+    check_faults(fault_cases()).await;
+}
+
+#[tokio::test]
+#[ignore = "needs IMAP-side faults in mailrig-server (imap-login fail-login)"]
+async fn imap_login_fault_is_unreadable() {
+    check_faults(vec![(IMAP_LOGIN_FAULT, Verdict::Unreadable)]).await;
+}
+
+async fn check_faults(cases: Vec<(&'static str, Verdict)>) {
+    for (fault, verdict) in cases {
         let server = start_toml(&fault_world(fault)).await;
         let mut t = target(&server, ReadProtocol::Imap, &seed_addresses()[..3]);
         t.timeout = Duration::from_secs(2);
