@@ -1,9 +1,10 @@
 //! The `mailrig` command-line program.
 //!
 //! Each subcommand lives in its own module and only wires flags to the library
-//! crates: `serve` (the fake mail world), `scenario` (check and explain
-//! scenario files), `probe` (the delivery prober).
+//! crates: `demo` (the seed incident, caught), `serve` (the fake mail world),
+//! `scenario` (check and explain scenario files), `probe` (the delivery prober).
 
+mod demo_cmd;
 mod probe_cmd;
 mod scenario_cmd;
 mod serve;
@@ -22,8 +23,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The seed incident, caught: a fake world that loses 23 of 25 mailboxes' mail, probed.
+    Demo(demo_cmd::DemoArgs),
     /// Run a fake multi-domain mail server (SMTP in; IMAP and POP3 out).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Send a tagged message to every mailbox of a target and prove it arrived.
     Probe(probe_cmd::ProbeArgs),
     /// Check and explain scenario files.
@@ -41,7 +44,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Demo(args) => demo_cmd::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Scenario(cmd) => scenario_cmd::run(cmd),
         Command::Probe(args) => probe_cmd::run(args),
     };
