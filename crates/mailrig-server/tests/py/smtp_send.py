@@ -75,7 +75,7 @@ try:
             r["secs"] = time.monotonic() - t1
         except smtplib.SMTPConnectError:
             raise
-        except (smtplib.SMTPServerDisconnected, OSError) as e:
+        except smtplib.SMTPServerDisconnected as e:
             r["error"] = err(e)
             s = None
             break
@@ -89,6 +89,10 @@ try:
             except Exception:
                 s = None
                 break
+        except OSError as e:
+            r["error"] = err(e)
+            s = None
+            break
     if s is not None:
         try:
             s.quit()
