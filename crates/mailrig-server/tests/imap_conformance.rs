@@ -1,5 +1,5 @@
 //! A small runner for Dovecot imaptest's scripted conformance tests
-//! (/work/shared/imaptest-tests, see its README for the format), run against
+//! (`../shared/imaptest-tests` beside the repository, see its README for the format), run against
 //! our server.
 //!
 //! Checked: every command's tagged status, and these expected untagged lines:
@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use imap_support::*;
 
-const DIR: &str = "/work/shared/imaptest-tests/tests";
+/// `shared/` lies beside the repository (in a session and in CI alike).
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/imaptest-tests/tests");
 const MAILBOX: &str = "testbox";
 
 #[derive(Debug, Clone, PartialEq)]
