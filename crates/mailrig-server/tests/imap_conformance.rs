@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 use imap_support::*;
 
 /// `shared/` lies beside the repository (in a session and in CI alike).
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/imaptest-tests/tests");
+const DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/imaptest-tests/tests"
+);
 const MAILBOX: &str = "testbox";
 
 #[derive(Debug, Clone, PartialEq)]

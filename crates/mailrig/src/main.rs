@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a fake multi-domain mail server (SMTP in; IMAP and POP3 out).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Check and explain scenario files.
     #[command(subcommand)]
     Scenario(scenario_cmd::ScenarioCommand),
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Scenario(cmd) => scenario_cmd::run(cmd),
     };
     match result {
