@@ -11,9 +11,10 @@ use mailrig_server::MockServer;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Scenario file describing the world (default: the built-in default world).
-    #[arg(long, value_name = "FILE")]
-    scenario: Option<PathBuf>,
+    /// Scenario file, or a catalog name (`mailrig scenario list`), describing
+    /// the world (default: the built-in default world).
+    #[arg(long, value_name = "FILE|NAME")]
+    scenario: Option<String>,
     /// SMTP listener (STARTTLS offered).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2525")]
     smtp: SocketAddr,
@@ -42,7 +43,7 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let scenario = match &args.scenario {
-        Some(path) => Scenario::load(path)?,
+        Some(arg) => crate::scenario_cmd::resolve(arg)?,
         None => Scenario::builtin_default(),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

@@ -259,6 +259,69 @@ impl FaultRule {
     pub fn fired(&self) -> u64 {
         self.fired.load(Ordering::Relaxed)
     }
+
+    /// What the rule does when it fires, in words (for `scenario explain`).
+    pub fn does(&self) -> String {
+        match &self.behaviour {
+            Behaviour::Greylist { secs, .. } => format!(
+                "defer the first attempt of each (sender, recipient, client) with 450 4.2.0 until {secs} s have passed"
+            ),
+            Behaviour::RateLimit {
+                per_minute,
+                code,
+                enhanced,
+                text,
+                ..
+            } => {
+                format!("allow {per_minute} a minute, answer the rest \"{code} {enhanced} {text}\"")
+            }
+            Behaviour::Fixed(a) => match a {
+                Action::Reply {
+                    code,
+                    enhanced,
+                    text,
+                } => format!("answer \"{code} {enhanced} {text}\" instead of the normal reply"),
+                Action::Delay { ms } => format!("wait {ms} ms before the normal reply"),
+                Action::Tarpit { bytes_per_sec } => {
+                    format!("send every further byte of the session at {bytes_per_sec} bytes/s")
+                }
+                Action::Disconnect {
+                    point: DisconnectPoint::InsteadOfReply,
+                } => "close the connection instead of replying".into(),
+                Action::Disconnect {
+                    point: DisconnectPoint::AfterReply,
+                } => "close the connection after the normal reply".into(),
+                Action::Drop => "answer 250 as usual and store nothing".into(),
+                Action::Misroute { to_address, .. } => {
+                    format!("store the message in {to_address} instead")
+                }
+                Action::Duplicate { copies } => format!("store the message {copies} times"),
+                Action::Late { secs } => format!("store the message only {secs} s later"),
+                Action::Alter(a) => {
+                    let mut parts = Vec::new();
+                    if !a.strip_headers.is_empty() {
+                        parts.push(format!("remove the headers {}", a.strip_headers.join(", ")));
+                    }
+                    if let Some(n) = a.truncate_to {
+                        parts.push(format!("cut the message off after {n} bytes"));
+                    }
+                    format!("store a changed message: {}", parts.join("; "))
+                }
+                Action::Tls(t) => match t {
+                    TlsFault::NotOffered => "do not offer STARTTLS (and refuse it)".into(),
+                    TlsFault::HandshakeFails => "cut off the TLS handshake".into(),
+                    TlsFault::Expired => "present a certificate that expired yesterday".into(),
+                    TlsFault::WrongHost => "present a certificate for another host name".into(),
+                    TlsFault::SelfSigned => {
+                        "present a self-signed certificate not issued by the local CA".into()
+                    }
+                },
+                Action::FailLogin => "refuse the login even with the right password".into(),
+                Action::HideMessages => "show the mailbox as empty".into(),
+                Action::ChangeUidValidity => "report a new UIDVALIDITY".into(),
+            },
+        }
+    }
 }
 
 /// What a server knows at a stage.

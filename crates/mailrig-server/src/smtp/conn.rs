@@ -26,11 +26,12 @@ pub async fn handle(mut stream: Stream, peer: SocketAddr, state: Arc<ServerState
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut discarding = false;
     let first = session.greeting(&mut out);
-    if let Some((mark, d)) = session.take_delay() {
-        tokio::time::sleep(d).await;
-        let _ = mark;
+    if let Some((_, d)) = session.take_delay()
+        && !pause(&state, d).await
+    {
+        return;
     }
-    if write_out(&mut stream, &out, session.tarpit())
+    if write_out(&mut stream, &out, session.tarpit(), &state)
         .await
         .is_err()
     {
@@ -50,6 +51,17 @@ pub async fn handle(mut stream: Stream, peer: SocketAddr, state: Arc<ServerState
             if session.in_data() {
                 let (used, a) = session.data(&inbuf, &mut out);
                 inbuf.advance(used);
+                if let Some((mark, d)) = session.take_delay() {
+                    // An end-of-data delay: earlier replies go out, then the wait.
+                    if write_out(&mut stream, &out[..mark], session.tarpit(), &state)
+                        .await
+                        .is_err()
+                        || !pause(&state, d).await
+                    {
+                        return;
+                    }
+                    out.drain(..mark);
+                }
                 if let Action::Deliver(d) = a {
                     let id = d.queue_id.clone();
                     let close = d.close;
@@ -91,14 +103,14 @@ pub async fn handle(mut stream: Stream, peer: SocketAddr, state: Arc<ServerState
             action = session.line(&line, &mut out);
             if let Some((mark, d)) = session.take_delay() {
                 // Everything before the delayed reply goes out now.
-                if write_out(&mut stream, &out[..mark], session.tarpit())
+                if write_out(&mut stream, &out[..mark], session.tarpit(), &state)
                     .await
                     .is_err()
+                    || !pause(&state, d).await
                 {
                     return;
                 }
                 out.drain(..mark);
-                tokio::time::sleep(d).await;
             }
             if !matches!(action, Action::Continue) {
                 break;
@@ -106,7 +118,7 @@ pub async fn handle(mut stream: Stream, peer: SocketAddr, state: Arc<ServerState
         }
 
         if !out.is_empty() {
-            if write_out(&mut stream, &out, session.tarpit())
+            if write_out(&mut stream, &out, session.tarpit(), &state)
                 .await
                 .is_err()
             {
@@ -173,8 +185,22 @@ pub async fn handle(mut stream: Stream, peer: SocketAddr, state: Arc<ServerState
     let _ = stream.shutdown().await;
 }
 
-/// Writes bytes, slowly when a tarpit fault is active.
-async fn write_out(stream: &mut Stream, bytes: &[u8], tarpit: Option<u64>) -> std::io::Result<()> {
+/// Waits for a delay fault; false if the server shut down meanwhile.
+async fn pause(state: &ServerState, d: std::time::Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = state.shutdown.cancelled() => false,
+    }
+}
+
+/// Writes bytes, slowly when a tarpit fault is active (and gives up when the
+/// server shuts down).
+async fn write_out(
+    stream: &mut Stream,
+    bytes: &[u8],
+    tarpit: Option<u64>,
+    state: &ServerState,
+) -> std::io::Result<()> {
     match tarpit {
         None => stream.write_all(bytes).await,
         Some(bps) => {
@@ -184,7 +210,9 @@ async fn write_out(stream: &mut Stream, bytes: &[u8], tarpit: Option<u64>) -> st
                 stream.write_all(part).await?;
                 stream.flush().await?;
                 let secs = part.len() as f64 / bps as f64;
-                tokio::time::sleep(std::time::Duration::from_secs_f64(secs)).await;
+                if !pause(state, std::time::Duration::from_secs_f64(secs)).await {
+                    return Err(std::io::ErrorKind::Interrupted.into());
+                }
             }
             Ok(())
         }

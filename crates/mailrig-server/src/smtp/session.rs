@@ -685,6 +685,7 @@ impl Session {
             Action::Continue
         } else if !self.state.world.security.starttls
             || !self.state.world.identity.advertises("STARTTLS")
+            || self.tls_fault() == Some(TlsFault::NotOffered)
         {
             reply(out, 502, "5.5.1", "Error: command not implemented");
             Action::Continue
