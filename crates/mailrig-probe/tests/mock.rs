@@ -384,7 +384,6 @@ async fn fault_actions_map_to_verdicts() {
 }
 
 #[tokio::test]
-#[ignore = "needs IMAP-side faults in mailrig-server (imap-login fail-login)"]
 async fn imap_login_fault_is_unreadable() {
     check_faults(vec![(IMAP_LOGIN_FAULT, Verdict::Unreadable)]).await;
 }
