@@ -39,9 +39,15 @@ const MAILBOX: &str = "testbox";
 const NOT_APPLICABLE: &[(&str, &str)] = &[
     ("append-binary", "BINARY (RFC 3516) APPEND of ~{literal8}"),
     ("catenate", "CATENATE (RFC 4469)"),
-    ("catenate-multiappend", "CATENATE and MULTIAPPEND (RFC 4469, RFC 3502)"),
+    (
+        "catenate-multiappend",
+        "CATENATE and MULTIAPPEND (RFC 4469, RFC 3502)",
+    ),
     ("esearch", "ESEARCH (RFC 4731)"),
-    ("esearch-condstore", "ESEARCH and CONDSTORE (RFC 4731, RFC 7162)"),
+    (
+        "esearch-condstore",
+        "ESEARCH and CONDSTORE (RFC 4731, RFC 7162)",
+    ),
     ("esort", "ESORT (RFC 5267)"),
     ("fetch-binary-mime", "BINARY (RFC 3516)"),
     ("fetch-binary-mime-base64", "BINARY (RFC 3516)"),
@@ -52,7 +58,10 @@ const NOT_APPLICABLE: &[(&str, &str)] = &[
     ("search-context-update", "CONTEXT=SEARCH (RFC 5267)"),
     ("search-context-update2", "CONTEXT=SEARCH (RFC 5267)"),
     ("search-context-update3", "CONTEXT=SEARCH (RFC 5267)"),
-    ("search-partial", "CONTEXT=SEARCH (RFC 5267): SEARCH RETURN (PARTIAL)"),
+    (
+        "search-partial",
+        "CONTEXT=SEARCH (RFC 5267): SEARCH RETURN (PARTIAL)",
+    ),
     ("sort-addresses", "SORT (RFC 5256)"),
     ("sort-arrival", "SORT (RFC 5256)"),
     ("sort-date", "SORT (RFC 5256)"),
@@ -92,7 +101,11 @@ fn script_names(dir: &Path) -> Vec<String> {
 
 fn mbox_path(dir: &Path, name: &str) -> PathBuf {
     let own = dir.join(format!("{name}.mbox"));
-    if own.exists() { own } else { dir.join("default.mbox") }
+    if own.exists() {
+        own
+    } else {
+        dir.join("default.mbox")
+    }
 }
 
 fn account() -> Account {
@@ -189,5 +202,89 @@ async fn imaptest_scripts() {
         failed.len()
     ));
     println!("{}", report.join("\n"));
-    assert!(failed.is_empty(), "imaptest scripts failed: {failed:?}\n{}", report.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "imaptest scripts failed: {failed:?}\n{}",
+        report.join("\n")
+    );
+}
+
+/// Runs an inline script (over `default.mbox`) on a fresh server.
+async fn run_inline(text: &str) -> Result<exec::Outcome, String> {
+    let script = Script::parse(text.as_bytes())?;
+    run_script(&scripts_dir(), "default", &script).await
+}
+
+/// The runner must be able to fail: each script here is wrong about our
+/// server in one way, and must be reported, while the control passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runner_reports_wrong_expectations() {
+    let control = "\nok fetch 1 (uid flags)\n* 1 fetch (uid $uid flags ())\n\
+                   uid fetch $uid (flags)\n* 1 fetch (flags ())\nok\n";
+    let out = run_inline(control)
+        .await
+        .expect("the control script passes");
+    assert_eq!(out.checked, 5, "{out:?}");
+    // (what is wrong, script, what the report must say)
+    let wrong = [
+        (
+            "a missing reply",
+            "\nok select $mailbox\n* 7 exists\n",
+            "missing untagged reply",
+        ),
+        (
+            "a tagged status",
+            "\nno noop\n",
+            "expected tagged reply `no`",
+        ),
+        (
+            "a tagged prefix",
+            "\nexamine $mailbox\nok [read-write]\n",
+            "READ-ONLY",
+        ),
+        (
+            "a forbidden reply",
+            "\nok select $mailbox\n! 6 exists\n",
+            "forbidden untagged reply",
+        ),
+        (
+            "an extra flag",
+            "\nok store 1 +flags (\\seen)\n* 1 fetch (flags ())\n",
+            "missing",
+        ),
+        (
+            "a STATUS value",
+            "\nok status $mailbox (messages)\n* status $mailbox (messages 5)\n",
+            "missing",
+        ),
+        (
+            "a variable's value",
+            "\nok fetch 1 uid\n* 1 fetch (uid $u)\nok fetch 2 uid\n* 2 fetch (uid $u)\n",
+            "script line 5",
+        ),
+        (
+            "a literal's bytes",
+            "\nok fetch 1 (body.peek[text])\n* 1 fetch (body[text] {{{\nnot the body\n}}})\n",
+            "missing",
+        ),
+        (
+            "a banned LIST flag",
+            "\nok list \"\" $mailbox\n* list ($!unordered $!ban=\\hasnochildren) \".\" $mailbox\n",
+            "missing",
+        ),
+        (
+            "an unbound variable",
+            "\nok fetch $nothing flags\n",
+            "uninitialized variable $nothing",
+        ),
+    ];
+    for (what, text, says) in wrong {
+        match run_inline(text).await {
+            Ok(_) => panic!("the runner missed {what}:\n{text}"),
+            Err(e) => assert!(
+                e.contains(says),
+                "{what}: the report should say `{says}`: {e}"
+            ),
+        }
+    }
 }

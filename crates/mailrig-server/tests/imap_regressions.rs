@@ -53,5 +53,8 @@ async fn lsub_percent_reports_unsubscribed_parent_as_noselect() {
     );
     let r = c.cmd("a6 UNSUBSCRIBE box.sub.leaf").await;
     assert!(r.starts_with("a6 OK"), "{r}");
-    assert_eq!(c.cmd("a7 LSUB \"\" box.%").await, "a7 OK LSUB completed\r\n");
+    assert_eq!(
+        c.cmd("a7 LSUB \"\" box.%").await,
+        "a7 OK LSUB completed\r\n"
+    );
 }

@@ -144,7 +144,9 @@ impl Parser<'_> {
             return Err(format!("literal of {n} bytes runs past the end"));
         }
         self.i = end;
-        Ok(Arg::Literal(String::from_utf8_lossy(&self.b[start..end]).into_owned()))
+        Ok(Arg::Literal(
+            String::from_utf8_lossy(&self.b[start..end]).into_owned(),
+        ))
     }
 
     fn atom(&mut self) -> Arg {

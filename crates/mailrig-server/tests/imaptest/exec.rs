@@ -37,7 +37,9 @@ pub async fn capabilities(addr: SocketAddr, account: &Account) -> Result<Vec<Str
     let mut caps = Vec::new();
     loop {
         match c.read().await? {
-            Some(Response::Untagged(l)) if l.len() > 11 && l[..11].eq_ignore_ascii_case(b"CAPABILITY ") => {
+            Some(Response::Untagged(l))
+                if l.len() > 11 && l[..11].eq_ignore_ascii_case(b"CAPABILITY ") =>
+            {
                 caps = String::from_utf8_lossy(&l[11..])
                     .split_whitespace()
                     .map(|s| s.to_ascii_uppercase())
@@ -51,7 +53,10 @@ pub async fn capabilities(addr: SocketAddr, account: &Account) -> Result<Vec<Str
 
 async fn login(c: &mut Conn, a: &Account) -> Result<(), String> {
     let r = c
-        .simple("L", format!("LOGIN \"{}\" \"{}\"", a.user, a.password).as_bytes())
+        .simple(
+            "L",
+            format!("LOGIN \"{}\" \"{}\"", a.user, a.password).as_bytes(),
+        )
         .await?;
     expect_ok("LOGIN", &r)
 }
@@ -60,7 +65,10 @@ fn expect_ok(what: &str, rest: &[u8]) -> Result<(), String> {
     if rest.len() >= 2 && rest[..2].eq_ignore_ascii_case(b"OK") {
         Ok(())
     } else {
-        Err(format!("setup {what} failed: {}", String::from_utf8_lossy(rest)))
+        Err(format!(
+            "setup {what} failed: {}",
+            String::from_utf8_lossy(rest)
+        ))
     }
 }
 
@@ -85,13 +93,22 @@ pub async fn run(
         out: Outcome::default(),
         tags: 0,
     };
-    for (k, n) in [("user", &account.user), ("password", &account.password), ("mailbox", &account.mailbox)] {
+    for (k, n) in [
+        ("user", &account.user),
+        ("password", &account.password),
+        ("mailbox", &account.mailbox),
+    ] {
         run.m.vars.insert(k.into(), n.clone());
     }
-    let (username, domain) = account.user.split_once('@').unwrap_or((&account.user, "localhost"));
+    let (username, domain) = account
+        .user
+        .split_once('@')
+        .unwrap_or((&account.user, "localhost"));
     run.m.vars.insert("username".into(), username.into());
     run.m.vars.insert("domain".into(), domain.into());
-    run.m.vars.insert("mailbox_url".into(), account.mailbox.clone());
+    run.m
+        .vars
+        .insert("mailbox_url".into(), account.mailbox.clone());
     for g in &script.groups {
         run.group(g).await.map_err(|e| {
             let line = g.commands.first().map(|c| c.line).unwrap_or(0);
@@ -111,7 +128,12 @@ pub async fn run(
 
 /// Brings every connection to the script's start state, as imaptest's
 /// start-up does: log in, create the mailbox, append the messages, select.
-async fn setup(script: &Script, conns: &mut [Conn], mbox: &mut Mbox, a: &Account) -> Result<(), String> {
+async fn setup(
+    script: &Script,
+    conns: &mut [Conn],
+    mbox: &mut Mbox,
+    a: &Account,
+) -> Result<(), String> {
     if script.state >= State::Auth {
         for c in conns.iter_mut() {
             login(c, a).await?;
@@ -121,13 +143,19 @@ async fn setup(script: &Script, conns: &mut [Conn], mbox: &mut Mbox, a: &Account
         return Ok(());
     };
     if script.state >= State::Created {
-        let r = first.simple("S1", format!("CREATE \"{}\"", a.mailbox).as_bytes()).await?;
+        let r = first
+            .simple("S1", format!("CREATE \"{}\"", a.mailbox).as_bytes())
+            .await?;
         expect_ok("CREATE", &r)?;
     }
     if script.state >= State::Appended {
         for n in 0..script.messages.unwrap_or(mbox.len()) {
             let msg = mbox.next_message().ok_or("the mbox has no messages")?;
-            let head = append_head(&format!("\"{}\"", a.mailbox), msg.date.as_deref(), msg.raw.len());
+            let head = append_head(
+                &format!("\"{}\"", a.mailbox),
+                msg.date.as_deref(),
+                msg.raw.len(),
+            );
             let tag = format!("A{n}");
             let r = send_setup(first, &tag, &[head, with_crlf(&msg.raw)]).await?;
             expect_ok("APPEND", &r)?;
@@ -135,7 +163,9 @@ async fn setup(script: &Script, conns: &mut [Conn], mbox: &mut Mbox, a: &Account
     }
     if script.state == State::Selected {
         for c in conns.iter_mut() {
-            let r = c.simple("S2", format!("SELECT \"{}\"", a.mailbox).as_bytes()).await?;
+            let r = c
+                .simple("S2", format!("SELECT \"{}\"", a.mailbox).as_bytes())
+                .await?;
             expect_ok("SELECT", &r)?;
         }
     }
@@ -159,7 +189,11 @@ fn with_crlf(b: &[u8]) -> Vec<u8> {
 /// the tagged reply after the tag.
 async fn send_setup(c: &mut Conn, tag: &str, pieces: &[Vec<u8>]) -> Result<Vec<u8>, String> {
     for (k, piece) in pieces.iter().enumerate() {
-        let bytes = if k == 0 { [format!("{tag} ").as_bytes(), piece].concat() } else { piece.clone() };
+        let bytes = if k == 0 {
+            [format!("{tag} ").as_bytes(), piece].concat()
+        } else {
+            piece.clone()
+        };
         c.send(&bytes).await?;
         if k + 1 == pieces.len() {
             break;
@@ -244,22 +278,44 @@ impl Run<'_> {
     fn pieces(&mut self, tag: &str, text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         if text.eq_ignore_ascii_case(b"append") {
             let msg = self.mbox.next_message().ok_or("the mbox has no messages")?;
-            let head = append_head(&format!("\"{}\"", self.mailbox), msg.date.as_deref(), msg.raw.len());
-            return Ok(vec![[format!("{tag} ").as_bytes(), &head].concat(), with_crlf(&msg.raw)]);
+            let head = append_head(
+                &format!("\"{}\"", self.mailbox),
+                msg.date.as_deref(),
+                msg.raw.len(),
+            );
+            return Ok(vec![
+                [format!("{tag} ").as_bytes(), &head].concat(),
+                with_crlf(&msg.raw),
+            ]);
         }
-        if text.len() > 7 && text[..7].eq_ignore_ascii_case(b"append ") && !append_has_body(&text[7..]) {
+        if text.len() > 7
+            && text[..7].eq_ignore_ascii_case(b"append ")
+            && !append_has_body(&text[7..])
+        {
             let msg = self.mbox.next_message().ok_or("the mbox has no messages")?;
             let args = String::from_utf8_lossy(&text[7..]);
             let head = append_head(&args, None, msg.raw.len());
-            return Ok(vec![[format!("{tag} ").as_bytes(), &head].concat(), with_crlf(&msg.raw)]);
+            return Ok(vec![
+                [format!("{tag} ").as_bytes(), &head].concat(),
+                with_crlf(&msg.raw),
+            ]);
         }
         let mut line = format!("{tag} ").into_bytes();
         line.extend_from_slice(text);
         line.extend_from_slice(b"\r\n");
-        Ok(literal_pieces(&line).into_iter().map(<[u8]>::to_vec).collect())
+        Ok(literal_pieces(&line)
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect())
     }
 
-    async fn send(&mut self, g: &Group, st: &mut GroupState, tag: &str, cmd: &Command) -> Result<(), String> {
+    async fn send(
+        &mut self,
+        g: &Group,
+        st: &mut GroupState,
+        tag: &str,
+        cmd: &Command,
+    ) -> Result<(), String> {
         let text = self.m.expand_command(&cmd.text)?;
         let pieces = self.pieces(tag, &text)?;
         for (k, piece) in pieces.iter().enumerate() {
@@ -292,7 +348,13 @@ impl Run<'_> {
         }
     }
 
-    fn tagged(&mut self, g: &Group, st: &mut GroupState, tag: &str, rest: &[u8]) -> Result<(), String> {
+    fn tagged(
+        &mut self,
+        g: &Group,
+        st: &mut GroupState,
+        tag: &str,
+        rest: &[u8],
+    ) -> Result<(), String> {
         let at = st
             .pending
             .iter()
@@ -398,7 +460,9 @@ fn shorten(s: &str) -> String {
 /// Whether `APPEND` arguments carry the message (a literal or CATENATE) or
 /// the runner must supply the next mbox message.
 fn append_has_body(args: &[u8]) -> bool {
-    let Ok(a) = args::parse(args) else { return false };
+    let Ok(a) = args::parse(args) else {
+        return false;
+    };
     let mut i = 1; // the mailbox
     if matches!(a.get(i), Some(Arg::List(_))) {
         i += 1;

@@ -48,7 +48,10 @@ fn var_name(s: &[u8]) -> (String, usize) {
     if s.first() == Some(&b'{')
         && let Some(close) = s.iter().position(|&c| c == b'}')
     {
-        return (String::from_utf8_lossy(&s[1..close]).into_owned(), close + 1);
+        return (
+            String::from_utf8_lossy(&s[1..close]).into_owned(),
+            close + 1,
+        );
     }
     let n = s.iter().take_while(|&&c| is_var_char(c)).count();
     (String::from_utf8_lossy(&s[..n]).into_owned(), n)
@@ -176,7 +179,8 @@ impl Matcher {
             return false;
         };
         if prefix {
-            got.len() >= want.len() && got.as_bytes()[..want.len()].eq_ignore_ascii_case(want.as_bytes())
+            got.len() >= want.len()
+                && got.as_bytes()[..want.len()].eq_ignore_ascii_case(want.as_bytes())
         } else {
             got.eq_ignore_ascii_case(&want)
         }
@@ -237,7 +241,8 @@ impl Matcher {
         if !d.unordered {
             return self.match_args(exp, got, false);
         }
-        if d.chain == 0 || got.len() % d.chain != 0 || exp.len() % d.chain != 0 {
+        if d.chain == 0 || !got.len().is_multiple_of(d.chain) || !exp.len().is_multiple_of(d.chain)
+        {
             return false;
         }
         let mut matched = vec![false; got.len() / d.chain];
@@ -280,7 +285,11 @@ fn directives(list: &[Arg]) -> (Directives<'_>, &[Arg]) {
     };
     let mut noextra = None;
     let mut n = 0;
-    while let Some(s) = list.get(n).and_then(Arg::atom).and_then(|a| a.strip_prefix("$!")) {
+    while let Some(s) = list
+        .get(n)
+        .and_then(Arg::atom)
+        .and_then(|a| a.strip_prefix("$!"))
+    {
         if let Some(rest) = s.strip_prefix("unordered") {
             d.unordered = true;
             noextra.get_or_insert(false);

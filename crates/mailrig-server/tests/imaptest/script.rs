@@ -136,7 +136,11 @@ impl Block {
     fn close_literal(&mut self, last_line_end: usize) {
         self.text.truncate(last_line_end.max(self.start));
         let size = self.text.len() - self.start;
-        let at = if self.binary { self.start - 1 } else { self.start };
+        let at = if self.binary {
+            self.start - 1
+        } else {
+            self.start
+        };
         let head = format!("{}{{{size}}}\r\n", if self.binary { "~" } else { "" });
         self.text.splice(at..self.start, head.bytes());
     }
@@ -164,7 +168,8 @@ fn logical_lines(text: &[u8]) -> Result<Vec<(usize, Vec<u8>)>, String> {
         let Some(rest) = raw.strip_prefix(b"}}}") else {
             b.text.extend_from_slice(raw);
             last_end = b.text.len();
-            b.text.extend_from_slice(if b.binary { b"\n" } else { b"\r\n" });
+            b.text
+                .extend_from_slice(if b.binary { b"\n" } else { b"\r\n" });
             block = Some((b, last_end));
             continue;
         };
@@ -181,7 +186,10 @@ fn logical_lines(text: &[u8]) -> Result<Vec<(usize, Vec<u8>)>, String> {
         }
     }
     if let Some((b, _)) = block {
-        return Err(format!("multi-line literal from line {} is not closed", b.first));
+        return Err(format!(
+            "multi-line literal from line {} is not closed",
+            b.first
+        ));
     }
     Ok(out)
 }
@@ -197,7 +205,9 @@ struct ScriptParser {
 fn strip_tag(line: &[u8]) -> (u32, &[u8]) {
     let word = line.split(|&b| b == b' ').next().unwrap_or(b"");
     if word.len() > 3 && word[..3].eq_ignore_ascii_case(b"tag") {
-        let n = std::str::from_utf8(&word[3..]).ok().and_then(|s| s.parse::<u32>().ok());
+        let n = std::str::from_utf8(&word[3..])
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok());
         if let Some(n) = n.filter(|&n| n > 0) {
             return (n, line.get(word.len() + 1..).unwrap_or(b""));
         }
@@ -298,7 +308,10 @@ impl ScriptParser {
         if let Some(group) = self.script.groups.last_mut() {
             if let Some(ms) = line.strip_prefix(b"!sleep ") {
                 let ms = String::from_utf8_lossy(ms);
-                group.sleep_ms = ms.trim_end_matches("ms").parse().map_err(|_| "bad !sleep")?;
+                group.sleep_ms = ms
+                    .trim_end_matches("ms")
+                    .parse()
+                    .map_err(|_| "bad !sleep")?;
                 return Ok(());
             }
             if line.starts_with(b"!output ") {
@@ -376,7 +389,10 @@ impl ScriptParser {
     fn add_logout(&mut self) {
         let s = &mut self.script;
         let logs_out = s.groups.iter().any(|g| {
-            g.bye || g.commands.iter().any(|c| c.text.eq_ignore_ascii_case(b"logout"))
+            g.bye
+                || g.commands
+                    .iter()
+                    .any(|c| c.text.eq_ignore_ascii_case(b"logout"))
         });
         if !logs_out {
             s.groups.push(Group {
@@ -464,7 +480,8 @@ fn add_default_directives(name: &str, args: &mut [Arg]) {
     if name == "fetch" {
         // `flags (...)` inside the FETCH list.
         for k in 1..list.len() {
-            let after_flags = matches!(list[k - 1].atom(), Some(a) if a.eq_ignore_ascii_case("flags"));
+            let after_flags =
+                matches!(list[k - 1].atom(), Some(a) if a.eq_ignore_ascii_case("flags"));
             if let (true, Arg::List(flags)) = (after_flags, &mut list[k])
                 && !has_directives(flags)
             {

@@ -30,7 +30,9 @@ pub enum Response {
 
 impl Conn {
     pub async fn connect(addr: SocketAddr) -> Result<Conn, String> {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
         let mut c = Conn {
             io: BufReader::new(tcp),
             greeting: Vec::new(),
@@ -43,7 +45,9 @@ impl Conn {
 
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
         let w = self.io.get_mut();
-        w.write_all(bytes).await.map_err(|e| format!("write: {e}"))?;
+        w.write_all(bytes)
+            .await
+            .map_err(|e| format!("write: {e}"))?;
         w.flush().await.map_err(|e| format!("flush: {e}"))
     }
 
@@ -130,7 +134,11 @@ pub fn literal_at_end(line: &[u8]) -> Option<usize> {
     let t = line.strip_suffix(b"\r\n").or(line.strip_suffix(b"\n"))?;
     let t = t.strip_suffix(b"}")?;
     let open = t.iter().rposition(|&b| b == b'{')?;
-    std::str::from_utf8(&t[open + 1..]).ok()?.trim_end_matches('+').parse().ok()
+    std::str::from_utf8(&t[open + 1..])
+        .ok()?
+        .trim_end_matches('+')
+        .parse()
+        .ok()
 }
 
 /// Splits a command into the pieces sent before each synchronising literal:
