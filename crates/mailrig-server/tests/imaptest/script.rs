@@ -69,6 +69,9 @@ pub struct Script {
     pub messages: Option<usize>,
     pub ignore_extra_untagged: bool,
     pub groups: Vec<Group>,
+    /// Lines read but not acted on: `!output` lines and lines an
+    /// `!ifenv`/`!ifnenv` leaves out.
+    pub skipped: usize,
 }
 
 impl Script {
@@ -82,6 +85,7 @@ impl Script {
                 messages: None,
                 ignore_extra_untagged: true,
                 groups: Vec::new(),
+                skipped: 0,
             },
             ifenv: Vec::new(),
             skip: false,
@@ -301,7 +305,11 @@ impl ScriptParser {
     }
 
     fn command_line(&mut self, linenum: usize, line: &[u8]) -> Result<(), String> {
-        if self.conditional(line)? || self.skip {
+        if self.conditional(line)? {
+            return Ok(());
+        }
+        if self.skip {
+            self.script.skipped += 1;
             return Ok(());
         }
         let multi = self.script.connections > 1;
@@ -315,6 +323,7 @@ impl ScriptParser {
                 return Ok(());
             }
             if line.starts_with(b"!output ") {
+                self.script.skipped += 1;
                 return Ok(());
             }
             if line == b"!ordered" {
