@@ -1,1 +1,116 @@
-//! placeholder
+//! The delivery prober: send a tagged message to every mailbox of a target,
+//! read each one back over IMAP or POP3, and judge, mailbox by mailbox,
+//! whether it arrived.
+//!
+//! This is the check that would have caught the seed incident (mail for 23 of
+//! 25 mailboxes accepted with `250` and never delivered). It works against any
+//! server — our mock, Postfix + Dovecot, production — and knows nothing of
+//! the mock's internals.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mailrig_probe::ProbeError> {
+//! use mailrig_probe::{ProbeOptions, Target, probe};
+//! let target = Target::load("target.toml".as_ref())?;
+//! let report = probe(&target, &ProbeOptions::default()).await?;
+//! print!("{}", report.to_table(false));
+//! std::process::exit(report.exit_code().into());
+//! # }
+//! ```
+//!
+//! # Verdicts
+//!
+//! | verdict | meaning |
+//! |---|---|
+//! | `delivered` | seen in its own mailbox once, token and body hash intact; latency from `250` to visible |
+//! | `missing` | accepted with `250`, not seen in any probed mailbox before the timeout |
+//! | `rejected` | refused with a 5xx reply (code, enhanced code, text reported) |
+//! | `deferred` | refused with a 4xx reply, or the connection failed while sending |
+//! | `misrouted` | not in its mailbox, found in another probed mailbox (named) |
+//! | `duplicated` | more than one copy in its mailbox |
+//! | `altered` | one copy, but the body hash, subject, Message-ID or probe header changed |
+//! | `unreadable` | the mailbox could not be read (TLS, login); no probe is sent to it |
+//!
+//! Nothing is reported `delivered` that was not read back with its token and
+//! body hash. Exit codes ([`exit_code`]): 0 all delivered, 1 any not,
+//! 2 the probe could not run (bad target file, SMTP or a whole IMAP/POP3
+//! server unreachable — in that case nothing is sent).
+//!
+//! # Target files
+//!
+//! ```toml
+//! [probe]                       # optional
+//! timeout = 30                  # seconds after sending until open verdicts become `missing` (--timeout overrides)
+//! connect_timeout = 10          # seconds for one connect + greeting, and for one command
+//! concurrency = 64              # mailboxes read at once; up to this many, connections stay open (IDLE)
+//! mailboxes_csv = "boxes.csv"   # more mailboxes: address,user,password lines (relative to this file)
+//!
+//! [smtp]                        # where probes are sent (required)
+//! host = "127.0.0.1"
+//! port = 2525
+//! tls = "none"                  # none | starttls | tls
+//! from = "mailrig-probe@mailrig.test"   # envelope sender and From:
+//! helo = "mailrig-probe.localhost"
+//! connections = 4               # SMTP connections used in parallel
+//! auth = { user = "u", password_env = "SMTP_PASSWORD" }   # or password = "..."
+//!
+//! [read]                        # how mailboxes are read unless one says otherwise (required)
+//! protocol = "imap"             # imap | pop3
+//! host = "127.0.0.1"
+//! port = 1143
+//! tls = "none"                  # none | starttls | tls
+//! password = "secret"           # optional default password (or password_env = "VAR")
+//!
+//! [tls]                         # optional, for SMTP and reading alike
+//! ca_file = "ca.pem"            # extra trusted CA (PEM), relative to this file
+//! insecure = false              # accept any certificate (test setups only)
+//!
+//! [[mailbox]]                   # one per mailbox
+//! address = "user01@patente.test"
+//! user = "user01@patente.test"  # login; defaults to the address
+//! password = "secret"           # or password_env = "VAR"; defaults to [read]'s
+//! # protocol, host, port, tls: override [read] for this mailbox
+//! ```
+//!
+//! In the CSV list, `#` starts a comment, a header line `address,...` is
+//! skipped, empty `user`/`password` take the defaults, and `env:NAME` as a
+//! password reads the variable `NAME`. Unknown keys, a missing required key,
+//! an unset `password_env` variable or a mailbox listed twice are errors that
+//! name the file, line and column.
+//!
+//! # How it works
+//!
+//! Each run has a random id; each mailbox's message carries a token
+//! `<run id>-<n>` in the `X-Mailrig-Probe` header, the Message-ID and the
+//! subject, and a SHA-256 of its body is remembered. Readers `UID SEARCH` for
+//! the run id (`HEADER X-Mailrig-Probe` or `SUBJECT`; fetching all headers if
+//! the server cannot search headers) — so concurrent runs never see each
+//! other's messages — and fetch what they find once. With at most
+//! `concurrency` mailboxes every IMAP connection stays open and waits in IDLE
+//! where the server offers it; otherwise mailboxes are polled with backoff
+//! (50 ms doubling to 1 s), as POP3 always is. The run ends as soon as every
+//! verdict is known (only `missing` can change by waiting) or at the timeout;
+//! then each mailbox is scanned once more and this run's messages — including
+//! other mailboxes' misrouted probes — are deleted by UID (`UID EXPUNGE`; plain
+//! `EXPUNGE` only when no other message is flagged `\Deleted`) or `DELE`,
+//! unless `--keep`. Other mail is never touched.
+
+mod mailbox_csv;
+mod message;
+mod read;
+mod report;
+mod run;
+mod send;
+mod target;
+mod tls;
+mod verdict;
+
+pub use message::BuildError;
+pub use message::{HASH_HEADER, PROBE_HEADER, RunId};
+pub use report::{Cleanup, Counts, DomainSummary, REPORT_SCHEMA, Report, Summary};
+pub use run::{Phase, ProbeError, ProbeOptions, Progress, ProgressFn, exit_code, probe};
+pub use target::{
+    MailboxTarget, ReadEndpoint, ReadProtocol, SmtpAuth, SmtpTarget, Target, TargetError, TlsMode,
+    TlsTrust,
+};
+pub use tls::TrustError;
+pub use verdict::{MailboxResult, SmtpReply, Verdict};

@@ -19,5 +19,6 @@ pub mod smtp;
 pub mod state;
 pub mod tls;
 
+pub use faults::{FaultError, FaultInfo};
 pub use mock::{MockServer, MockServerBuilder, StartError};
 pub use state::ServerState;

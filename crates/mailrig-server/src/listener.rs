@@ -54,6 +54,9 @@ pub async fn accept_loop<H, F>(
         };
         let _ = tcp.set_nodelay(true);
         Metrics::add(&state.metrics.connections_total, 1);
+        if let Some(c) = state.metrics.listener(spec.name) {
+            Metrics::add(c, 1);
+        }
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
             Metrics::add(&state.metrics.connections_refused, 1);
             tracker.spawn(refuse(tcp, spec));

@@ -9,11 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mailrig_core::JournalEntry;
+use mailrig_core::fault::FaultRuleSpec;
 use mailrig_core::store::{INBOX, StoredMessage};
 use mailrig_core::{Scenario, ScenarioError, Store, StoreError, World};
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
+use crate::faults::FaultInfo;
 use crate::state::ServerState;
 use crate::tls::{TlsError, TlsMaterial};
 
@@ -329,6 +332,61 @@ impl MockServer {
     pub fn inbox(&self, address: &str) -> Option<Vec<StoredMessage>> {
         let id = self.state.world.mailbox_by_address(address)?;
         self.state.store.mailbox(id).messages(INBOX).ok()
+    }
+
+    /// Journal entries that concern this mailbox address (as recipient,
+    /// delivery target or misroute end), oldest first; read-side faults
+    /// (IMAP, POP3) name the mailbox they hit.
+    pub fn journal_for(&self, mailbox: &str) -> Vec<JournalEntry> {
+        self.state.journal.filter(Some(mailbox), None)
+    }
+
+    /// Journal entries about the message with this Message-ID (angle
+    /// brackets optional), oldest first.
+    pub fn journal_for_message(&self, message_id: &str) -> Vec<JournalEntry> {
+        self.state.journal.filter(None, Some(message_id))
+    }
+
+    /// Adds a fault rule at run time, checked against the world as a
+    /// scenario's `[[fault]]` rules are; returns warnings (e.g. a selector
+    /// that matches nothing), or why the rule was refused.
+    pub fn add_fault(&self, spec: FaultRuleSpec) -> Result<Vec<String>, String> {
+        self.state
+            .add_fault(spec)
+            .map(|(_, warnings)| warnings)
+            .map_err(|e| e.to_string())
+    }
+
+    /// [`MockServer::add_fault`] from TOML text: the keys of one `[[fault]]`
+    /// table, e.g. `stage = "rcpt"` / `action = "reject"` / `mailbox = "user03"`.
+    pub fn add_fault_toml(&self, toml: &str) -> Result<Vec<String>, String> {
+        let spec = crate::faults::parse_toml_spec(toml)?;
+        self.add_fault(spec)
+    }
+
+    /// Turns a rule on or off; false if there is no rule of that name.
+    pub fn set_fault_enabled(&self, name: &str, enabled: bool) -> bool {
+        self.state.set_fault_enabled(name, enabled).is_ok()
+    }
+
+    /// Removes a rule; false if there is no rule of that name.
+    pub fn remove_fault(&self, name: &str) -> bool {
+        self.state.remove_fault(name).is_ok()
+    }
+
+    /// Every rule with its state and how often it fired, in plan order.
+    pub fn faults(&self) -> Vec<FaultInfo> {
+        self.state.fault_infos()
+    }
+
+    /// One rule by name.
+    pub fn fault(&self, name: &str) -> Option<FaultInfo> {
+        self.state.fault_info(name).ok()
+    }
+
+    /// Removes every rule; returns how many there were.
+    pub fn clear_faults(&self) -> usize {
+        self.state.clear_faults()
     }
 
     /// Stops accepting, tells every session to end, and waits for all tasks

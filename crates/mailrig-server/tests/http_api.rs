@@ -261,9 +261,9 @@ async fn every_endpoint_over_curl() {
     curl(&server, "DELETE", "/api/v1/messages?journal=perhaps")
         .await
         .error(400, "journal");
-    curl(&server, "GET", "/api/v1/faults")
+    curl(&server, "GET", "/api/v1/faults/nope")
         .await
-        .error(501, "fault rules");
+        .error(404, "no fault rule named 'nope'");
 
     // Journal: the refused recipient, and filtering by Message-ID.
     let j = get(&server, "/api/v1/journal?mailbox=nobody@kanzlei.test").await;

@@ -2,8 +2,9 @@
 //!
 //! Each subcommand lives in its own module and only wires flags to the library
 //! crates: `serve` (the fake mail world), `scenario` (check and explain
-//! scenario files).
+//! scenario files), `probe` (the delivery prober).
 
+mod probe_cmd;
 mod scenario_cmd;
 mod serve;
 
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run a fake multi-domain mail server (SMTP in; IMAP and POP3 out).
     Serve(serve::ServeArgs),
+    /// Send a tagged message to every mailbox of a target and prove it arrived.
+    Probe(probe_cmd::ProbeArgs),
     /// Check and explain scenario files.
     #[command(subcommand)]
     Scenario(scenario_cmd::ScenarioCommand),
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Scenario(cmd) => scenario_cmd::run(cmd),
+        Command::Probe(args) => probe_cmd::run(args),
     };
     match result {
         Ok(code) => code,

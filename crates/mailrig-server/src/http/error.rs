@@ -29,8 +29,12 @@ pub enum ApiError {
     NotFound(String),
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
-    #[error("{0}")]
-    NotImplemented(&'static str),
+    #[error("no fault rule named '{0}'")]
+    UnknownFault(String),
+    #[error("a fault rule named '{0}' already exists")]
+    FaultExists(String),
+    #[error("invalid fault rule: {0}")]
+    InvalidFault(String),
     #[error("message store error: {0}")]
     Store(StoreError),
 }
@@ -41,12 +45,14 @@ impl ApiError {
             ApiError::UnknownMailbox(_)
             | ApiError::UnknownFolder { .. }
             | ApiError::NoSuchMessage { .. }
+            | ApiError::UnknownFault(_)
             | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::FaultExists(_) => StatusCode::CONFLICT,
+            ApiError::InvalidFault(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadUid(_) | ApiError::BadParameter { .. } | ApiError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::state::{Metrics, ServerState};
+use crate::state::{DomainCounters, DomainMetrics, Metrics, ServerState};
 
 pub async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
     (
@@ -106,6 +106,73 @@ pub fn render(state: &ServerState) -> String {
             out,
             "mailrig_stored_messages{{domain=\"{}\"}} {n}",
             label(&d.name)
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "# HELP mailrig_connections_by_listener_total Connections accepted, by listener."
+    );
+    let _ = writeln!(out, "# TYPE mailrig_connections_by_listener_total counter");
+    for (name, c) in Metrics::LISTENERS.iter().zip(&m.connections_by_listener) {
+        let _ = writeln!(
+            out,
+            "mailrig_connections_by_listener_total{{listener=\"{name}\"}} {}",
+            Metrics::get(c)
+        );
+    }
+
+    type Pick = fn(&DomainCounters) -> &AtomicU64;
+    let by_domain: [(&str, &str, Pick); 4] = [
+        (
+            "mailrig_domain_recipients_accepted_total",
+            "Recipients accepted at RCPT, by recipient domain.",
+            |c| &c.recipients_accepted,
+        ),
+        (
+            "mailrig_domain_recipients_rejected_total",
+            "Recipients refused at RCPT, by recipient domain.",
+            |c| &c.recipients_rejected,
+        ),
+        (
+            "mailrig_domain_delivered_total",
+            "Copies stored, by the domain of the mailbox they went to.",
+            |c| &c.delivered,
+        ),
+        (
+            "mailrig_domain_dropped_total",
+            "Copies accepted and thrown away by a drop fault, by recipient domain.",
+            |c| &c.dropped,
+        ),
+    ];
+    for (name, help, pick) in by_domain {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help} Other domains count as \"{}\".",
+            DomainMetrics::OTHER
+        );
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (domain, c) in m.by_domain.iter() {
+            let _ = writeln!(
+                out,
+                "{name}{{domain=\"{}\"}} {}",
+                label(domain),
+                Metrics::get(pick(c))
+            );
+        }
+    }
+
+    let _ = writeln!(
+        out,
+        "# HELP mailrig_faults_fired_total How many times each fault rule fired."
+    );
+    let _ = writeln!(out, "# TYPE mailrig_faults_fired_total counter");
+    for rule in state.faults.read().rules() {
+        let _ = writeln!(
+            out,
+            "mailrig_faults_fired_total{{rule=\"{}\"}} {}",
+            label(&rule.name),
+            rule.fired()
         );
     }
 

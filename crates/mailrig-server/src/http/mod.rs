@@ -5,7 +5,7 @@
 //! Everything JSON lives under the version prefix `/api/v1` ([`api`]), errors
 //! are `{"error": "..."}` with a 4xx/5xx status ([`error`]), Prometheus text is
 //! at `/metrics` ([`metrics`]), and `/` is a small server-rendered HTML page
-//! ([`ui`]). [`faults`] is where the fault-rule endpoints will live. The
+//! ([`ui`]). [`faults`] lists, adds, switches and removes fault rules. The
 //! OpenAPI description is `docs/openapi.yaml` at the repository root.
 //!
 //! The listener is bound to loopback by default: the API can delete every

@@ -20,7 +20,7 @@ const IDLE_COMMAND_TIMEOUT: Duration = Duration::from_secs(31 * 60);
 
 /// Runs one IMAP connection to its end.
 pub async fn handle(mut stream: Stream, peer: SocketAddr, state: Arc<ServerState>) {
-    let mut session = Session::new(Arc::clone(&state), stream.is_tls());
+    let mut session = Session::new(Arc::clone(&state), stream.is_tls()).with_peer(peer);
     let mut inbuf = BytesMut::with_capacity(8 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(4 * 1024);
     session.greeting(&mut out);

@@ -4,8 +4,11 @@
 //! Names go through the store's `canonical_name` and `validate_name`, so a
 //! name can never reach outside the user's own folders, on disk or in memory.
 
+use std::sync::Arc;
+
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::status::StatusDataItemName;
+use mailrig_core::fault::{Action as Fault, Stage};
 use mailrig_core::store::{DELIMITER, StoreError, SystemFlag};
 
 use super::session::{Session, folder_name, tagged};
@@ -159,7 +162,13 @@ impl Session {
         let Some(name) = folder_name(m) else {
             return tagged(out, tag, "NO", "[NONEXISTENT] No such folder");
         };
-        let Some(mb) = self.mailbox() else { return };
+        // STATUS asks the imap-select stage too, so it agrees with SELECT.
+        let fired = self.faults(Stage::ImapSelect);
+        let hidden = fired.iter().any(|f| f.action == Fault::HideMessages);
+        let state = Arc::clone(&self.state);
+        let Some(mb) = self.user.map(|id| state.store.mailbox(id)) else {
+            return;
+        };
         let counts = mb.with_folder(&name, |f| {
             let deleted = f
                 .messages
@@ -175,10 +184,16 @@ impl Session {
                 deleted,
             )
         });
-        let (messages, recent, uid_next, uid_validity, unseen, deleted) = match counts {
-            Ok(c) => c,
-            Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
-        };
+        let (mut messages, mut recent, uid_next, uid_validity, mut unseen, mut deleted) =
+            match counts {
+                Ok(c) => c,
+                Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
+            };
+        if hidden {
+            (messages, recent, unseen, deleted) = (0, 0, 0, 0);
+        }
+        self.change_uid_validity(&fired, &name, uid_validity);
+        let uid_validity = self.reported_uid_validity(&name, uid_validity);
         let mut parts = Vec::new();
         for item in items {
             match item {

@@ -6,6 +6,7 @@
 //! never held up by a large FETCH.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::Utc;
@@ -18,6 +19,7 @@ use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
+use mailrig_core::fault::{Action as Fault, Stage};
 use mailrig_core::store::{FlagOp, Flags, NewMessage, StoreError, StoredMessage, SystemFlag};
 
 use super::fetch::{self, FetchInput};
@@ -59,7 +61,13 @@ impl Session {
         let Some(name) = folder_name(m) else {
             return tagged(out, tag, "NO", "[NONEXISTENT] No such folder");
         };
-        let Some(mb) = self.mailbox() else { return };
+        // Asked once per SELECT/EXAMINE, before the folder is read.
+        let fired = self.faults(Stage::ImapSelect);
+        let hidden = fired.iter().any(|f| f.action == Fault::HideMessages);
+        let state = Arc::clone(&self.state);
+        let Some(mb) = self.user.map(|id| state.store.mailbox(id)) else {
+            return;
+        };
         let version = mb.version();
         let snapshot = mb.with_folder(&name, |f| {
             let msgs: Vec<Known> = f
@@ -102,12 +110,19 @@ impl Session {
                 keywords,
             )
         });
-        let (name, uid_validity, uid_next, msgs, first_unseen, mut recent, keywords) =
+        let (name, uid_validity, uid_next, mut msgs, mut first_unseen, mut recent, keywords) =
             match snapshot {
                 Ok(s) => s,
                 Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
             };
-        if !read_only {
+        self.change_uid_validity(&fired, &name, uid_validity);
+        let uid_validity = self.reported_uid_validity(&name, uid_validity);
+        if hidden {
+            // The messages stay in the store (and stay \Recent for others).
+            msgs.clear();
+            first_unseen = None;
+            recent.clear();
+        } else if !read_only {
             recent = mb
                 .claim_recent(&name)
                 .unwrap_or_default()
@@ -147,6 +162,7 @@ impl Session {
             msgs,
             recent,
             version,
+            hidden,
         });
         // Anything that arrived since the snapshot.
         self.sync_all(out);
@@ -224,6 +240,8 @@ impl Session {
         let (Some(mb), Some(view)) = (self.mailbox(), self.view.as_ref()) else {
             return;
         };
+        // A hidden folder's messages are not the client's to remove.
+        let only = if view.hidden { Some(Vec::new()) } else { only };
         let res = mb.expunge(&view.folder, only.as_deref());
         self.sync_all(out);
         match res {
@@ -275,6 +293,10 @@ impl Session {
                 Err(_) => SearchKey::All,
             }
         };
+        let hide = self
+            .faults(Stage::ImapFetch)
+            .iter()
+            .any(|f| f.action == Fault::HideMessages);
         let Some(view) = self.view.as_ref() else {
             return;
         };
@@ -282,7 +304,7 @@ impl Session {
             .msgs
             .iter()
             .enumerate()
-            .filter(|(_, m)| !m.gone)
+            .filter(|(_, m)| !m.gone && !hide)
             .map(|(i, m)| (i + 1, m.uid))
             .collect();
         let msgs = match self.snapshot(&all) {
@@ -335,9 +357,17 @@ impl Session {
             }
             MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
         };
-        let Some(targets) = self.resolve(tag, set, uid, out) else {
+        let Some(mut targets) = self.resolve(tag, set, uid, out) else {
             return;
         };
+        // Asked once per FETCH: a hide-messages fault answers with no data.
+        if self
+            .faults(Stage::ImapFetch)
+            .iter()
+            .any(|f| f.action == Fault::HideMessages)
+        {
+            targets.clear();
+        }
         let read_only = self.view.as_ref().is_none_or(|v| v.read_only);
         let mut marked: HashSet<u32> = HashSet::new();
         if fetch::sets_seen(&items) && !read_only {
@@ -473,6 +503,7 @@ impl Session {
             }
             Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
         };
+        let validity = self.reported_uid_validity(&dest, validity);
         let code = if pairs.is_empty() {
             String::new()
         } else {
@@ -527,6 +558,7 @@ impl Session {
         };
         match mb.append(&name, msg) {
             Ok((validity, uid)) => {
+                let validity = self.reported_uid_validity(&name, validity);
                 self.sync_all(out);
                 tagged(
                     out,

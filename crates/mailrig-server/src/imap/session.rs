@@ -9,6 +9,8 @@
 //! [`Session::idle_update`] whenever the store changes. A benchmark can drive a
 //! session directly with [`Session::authenticated`] and [`Session::input`].
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -20,6 +22,7 @@ use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::mailbox::Mailbox;
+use mailrig_core::fault::{Action as Fault, Fired, Stage};
 use mailrig_core::store::MailboxStore;
 use mailrig_core::world::MailboxId;
 
@@ -57,6 +60,14 @@ pub struct Session {
     pub(super) state: Arc<ServerState>,
     pub(super) tls: bool,
     pub(super) user: Option<MailboxId>,
+    /// The login name the user logged in with (the `user` fact of fault rules).
+    pub(super) login: Option<String>,
+    /// The client's address (the `client` fact of fault rules).
+    pub(super) peer: Option<SocketAddr>,
+    /// UIDVALIDITY values a `change-uidvalidity` fault made this session
+    /// report, by folder: once changed, SELECT, STATUS, APPENDUID and COPYUID
+    /// all say the same for the rest of the session.
+    pub(super) uid_validity: HashMap<String, u32>,
     pub(super) view: Option<View>,
     mode: Mode,
     framer: Framer,
@@ -89,11 +100,20 @@ impl Session {
             state,
             tls,
             user: None,
+            login: None,
+            peer: None,
+            uid_validity: HashMap::new(),
             view: None,
             mode: Mode::Command,
             framer: Framer::new(max_literal),
             logged_out: false,
         }
+    }
+
+    /// The client's address, which fault rules may select on.
+    pub fn with_peer(mut self, peer: SocketAddr) -> Session {
+        self.peer = Some(peer);
+        self
     }
 
     /// A session already logged in as `user` (benchmarks, tests).
@@ -473,9 +493,23 @@ impl Session {
     }
 
     fn login(&mut self, tag: &str, user: &str, pass: &str, out: &mut Vec<u8>) {
+        // Asked at every attempt, before the password is checked (as SMTP AUTH does).
+        let owner = self.state.world.mailbox_by_login(user);
+        let fired = self
+            .state
+            .reader_faults(Stage::ImapLogin, self.peer, Some(user), owner);
+        if fired.iter().any(|f| f.action == Fault::FailLogin) {
+            return tagged(
+                out,
+                tag,
+                "NO",
+                "[AUTHENTICATIONFAILED] Authentication failed.",
+            );
+        }
         match self.state.world.authenticate(user, pass) {
             Some(id) => {
                 self.user = Some(id);
+                self.login = Some(user.to_string());
                 let caps = self.capabilities();
                 tagged(out, tag, "OK", &format!("[CAPABILITY {caps}] Logged in"));
             }
@@ -528,6 +562,34 @@ impl Session {
         let store = self.state.store.mailbox(id);
         if let Err(e) = view.sync(store, rules, out) {
             tracing::debug!(error = %e, "IMAP view sync failed");
+        }
+    }
+
+    /// The fault rules that fire at a stage of the logged-in session.
+    pub(super) fn faults(&self, stage: Stage) -> Vec<Fired> {
+        self.state
+            .reader_faults(stage, self.peer, self.login.as_deref(), self.user)
+    }
+
+    /// The UIDVALIDITY this session reports for a folder whose stored value is `stored`.
+    pub(super) fn reported_uid_validity(&self, folder: &str, stored: u32) -> u32 {
+        self.uid_validity.get(folder).copied().unwrap_or(stored)
+    }
+
+    /// Applies `change-uidvalidity` faults of `fired` to `folder` (stored value
+    /// `stored`): the first time in this session, the folder's UIDVALIDITY
+    /// becomes the stored one plus how often the rule has fired in all, so
+    /// every session it fires in sees a new value; later it stays as it is.
+    pub(super) fn change_uid_validity(&mut self, fired: &[Fired], folder: &str, stored: u32) {
+        for f in fired {
+            if f.action == Fault::ChangeUidValidity && !self.uid_validity.contains_key(folder) {
+                let n = self.state.fault_fired(&f.rule).max(1);
+                let mut v = stored.wrapping_add(u32::try_from(n).unwrap_or(u32::MAX));
+                if v == 0 {
+                    v = 1;
+                }
+                self.uid_validity.insert(folder.to_string(), v);
+            }
         }
     }
 

@@ -37,6 +37,9 @@ pub struct View {
     pub recent: HashSet<u32>,
     /// The store version this view has caught up with.
     pub version: u64,
+    /// A `hide-messages` fault fired at SELECT: the folder looks empty for
+    /// as long as it stays selected, whatever the store holds or receives.
+    pub hidden: bool,
 }
 
 /// What a catch-up may say.
@@ -144,6 +147,10 @@ impl View {
         out: &mut Vec<u8>,
     ) -> Result<(), StoreError> {
         let version = store.version();
+        if self.hidden {
+            self.version = version;
+            return Ok(());
+        }
         let has_ghosts = self.msgs.iter().any(|m| m.gone);
         if version == self.version && rules.force.is_none() && !(rules.expunge && has_ghosts) {
             return Ok(());
@@ -294,6 +301,7 @@ mod tests {
                 .collect(),
             recent: HashSet::new(),
             version: 0,
+            hidden: false,
         }
     }
 

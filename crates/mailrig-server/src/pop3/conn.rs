@@ -10,6 +10,7 @@
 //! cap is discarded, and responses are written out after each command once
 //! they pass [`FLUSH_AT`], so pipelined RETRs never pile up.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,9 +26,9 @@ use crate::state::ServerState;
 pub const FLUSH_AT: usize = 64 * 1024;
 
 /// Runs one POP3 connection to its end.
-pub async fn handle(mut stream: Stream, state: Arc<ServerState>) {
+pub async fn handle(mut stream: Stream, peer: SocketAddr, state: Arc<ServerState>) {
     let idle = state.world.limits.idle_timeout;
-    let mut session = Session::new(Arc::clone(&state), stream.is_tls());
+    let mut session = Session::new(Arc::clone(&state), stream.is_tls()).with_peer(peer);
     let mut inbuf = BytesMut::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut discarding = false;

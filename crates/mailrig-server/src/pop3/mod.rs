@@ -28,8 +28,8 @@ pub async fn serve(
         implicit_tls,
         busy_reply: b"-ERR [SYS/TEMP] too many connections; try again later\r\n",
     };
-    accept_loop(listener, spec, state, tracker, |stream, _peer, state| {
-        conn::handle(stream, state)
+    accept_loop(listener, spec, state, tracker, |stream, peer, state| {
+        conn::handle(stream, peer, state)
     })
     .await
 }

@@ -14,9 +14,11 @@
 //! dropped, times out or is shut down removes nothing.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use mailrig_core::fault::{Action as Fault, Stage};
 use mailrig_core::store::INBOX;
 use mailrig_core::world::MailboxId;
 
@@ -99,6 +101,8 @@ enum Phase {
 pub struct Session {
     state: Arc<ServerState>,
     tls: bool,
+    /// The client's address (the `client` fact of fault rules).
+    peer: Option<SocketAddr>,
     phase: Phase,
     auth_failures: u32,
     /// Messages left in the maildrop after QUIT's update, for its reply.
@@ -135,10 +139,17 @@ impl Session {
         Session {
             state,
             tls,
+            peer: None,
             phase: Phase::Authorization { user: None },
             auth_failures: 0,
             kept: 0,
         }
+    }
+
+    /// The client's address, which fault rules may select on.
+    pub fn with_peer(mut self, peer: SocketAddr) -> Session {
+        self.peer = Some(peer);
+        self
     }
 
     pub fn greeting(&self, out: &mut Vec<u8>) {
@@ -348,7 +359,20 @@ impl Session {
         };
         // The password is the rest of the line and may contain spaces (RFC 1939 §7).
         let password = String::from_utf8_lossy(arg);
-        let Some(mailbox) = self.state.world.authenticate(&name, &password) else {
+        // The pop3 stage is asked once per PASS, before the password is
+        // checked: `fail-login` refuses it, `hide-messages` empties the snapshot.
+        let owner = self.state.world.mailbox_by_login(&name);
+        let fired = self
+            .state
+            .reader_faults(Stage::Pop3, self.peer, Some(&name), owner);
+        let refused = fired.iter().any(|f| f.action == Fault::FailLogin);
+        let hidden = fired.iter().any(|f| f.action == Fault::HideMessages);
+        let authenticated = if refused {
+            None
+        } else {
+            self.state.world.authenticate(&name, &password)
+        };
+        let Some(mailbox) = authenticated else {
             self.auth_failures += 1;
             if self.auth_failures >= MAX_AUTH_FAILURES {
                 err(
@@ -361,7 +385,10 @@ impl Session {
             return Action::Continue;
         };
         match self.snapshot(mailbox) {
-            Ok(md) => {
+            Ok(mut md) => {
+                if hidden {
+                    md.entries.clear();
+                }
                 let (n, size) = md.stat();
                 self.phase = Phase::Transaction(md);
                 ok(out, &format!("maildrop has {n} message(s) ({size} octets)"));

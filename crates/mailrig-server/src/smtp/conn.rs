@@ -204,8 +204,11 @@ async fn deliver(state: &Arc<ServerState>, d: Delivery) -> Result<usize, String>
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {
                     let st2 = Arc::clone(&st);
+                    let mailbox = copy.mailbox;
                     let stored = tokio::task::spawn_blocking(move || st2.store.deliver(copy.mailbox, copy.message)).await;
-                    if !matches!(stored, Ok(Ok(_))) {
+                    if matches!(stored, Ok(Ok(_))) {
+                        count_delivered(&st, mailbox);
+                    } else {
                         tracing::error!("a late delivery could not be stored");
                     }
                 }
@@ -220,6 +223,7 @@ async fn deliver(state: &Arc<ServerState>, d: Delivery) -> Result<usize, String>
                 .store
                 .deliver(c.mailbox, c.message)
                 .map_err(|e| e.to_string())?;
+            count_delivered(state, c.mailbox);
             n += 1;
         }
         Ok(n)
@@ -232,4 +236,10 @@ async fn deliver(state: &Arc<ServerState>, d: Delivery) -> Result<usize, String>
     } else {
         store_all(state, now)
     }
+}
+
+/// Counts a stored copy for its mailbox's domain.
+fn count_delivered(state: &ServerState, mailbox: mailrig_core::world::MailboxId) {
+    let address = &state.world.mailbox(mailbox).address;
+    crate::state::Metrics::add(&state.metrics.by_domain.get(address.domain()).delivered, 1);
 }

@@ -855,6 +855,7 @@ impl Session {
         let fired = self.faults(Stage::Rcpt, base, None);
         if self.apply_command_faults(&fired, out).is_some() {
             Metrics::add(&self.state.metrics.recipients_rejected, 1);
+            Metrics::add(&self.state.metrics.rcpt_domain(to).recipients_rejected, 1);
             if fired.iter().any(|f| {
                 matches!(
                     f.action,
@@ -877,6 +878,7 @@ impl Session {
                     }
                     tx.rcpts.push(to.to_string());
                 }
+                Metrics::add(&self.state.metrics.rcpt_domain(to).recipients_accepted, 1);
                 reply(out, 250, "2.1.5", "Ok");
             }
             RouteDecision::UnknownMailbox => {
@@ -892,6 +894,7 @@ impl Session {
 
     fn rcpt_rejected(&self, to: &str, code: u16, enh: &str, text: &str, out: &mut Vec<u8>) {
         Metrics::add(&self.state.metrics.recipients_rejected, 1);
+        Metrics::add(&self.state.metrics.rcpt_domain(to).recipients_rejected, 1);
         if let Some(tx) = &self.tx {
             self.journal_reject(tx, Some(to), code, enh, text, Stage::Rcpt);
         }

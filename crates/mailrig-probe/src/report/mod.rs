@@ -1,0 +1,398 @@
+//! The probe report and its three renderings: a table grouped by domain for
+//! people, JSON with a stable schema (`docs/probe-report-schema.json`) for
+//! programs, JUnit XML (one test case per mailbox) for CI dashboards.
+//!
+//! The JSON shape is a contract: every key is always present (`null` or `[]`
+//! when empty), keys are only ever added, and `schema` names the version.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::verdict::{MailboxResult, Verdict};
+
+/// Name and version of the JSON report format.
+pub const REPORT_SCHEMA: &str = "mailrig.probe.report/v1";
+
+/// The outcome of one probe run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`REPORT_SCHEMA`].
+    pub schema: String,
+    pub run_id: String,
+    /// The target file (or the name given in code).
+    pub target: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub timeout_ms: u64,
+    /// `true` when probing ended at the timeout with verdicts still open
+    /// (those are `missing`).
+    pub timed_out: bool,
+    pub summary: Summary,
+    /// Per domain, in name order.
+    pub domains: Vec<DomainSummary>,
+    /// Per mailbox, in target order.
+    pub mailboxes: Vec<MailboxResult>,
+    pub cleanup: Cleanup,
+}
+
+/// Counts per verdict.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub delivered: usize,
+    pub missing: usize,
+    pub rejected: usize,
+    pub deferred: usize,
+    pub misrouted: usize,
+    pub duplicated: usize,
+    pub altered: usize,
+    pub unreadable: usize,
+}
+
+impl Counts {
+    fn add(&mut self, v: Verdict) {
+        *self.slot(v) += 1;
+    }
+
+    fn slot(&mut self, v: Verdict) -> &mut usize {
+        match v {
+            Verdict::Delivered => &mut self.delivered,
+            Verdict::Missing => &mut self.missing,
+            Verdict::Rejected => &mut self.rejected,
+            Verdict::Deferred => &mut self.deferred,
+            Verdict::Misrouted => &mut self.misrouted,
+            Verdict::Duplicated => &mut self.duplicated,
+            Verdict::Altered => &mut self.altered,
+            Verdict::Unreadable => &mut self.unreadable,
+        }
+    }
+
+    pub fn get(&self, v: Verdict) -> usize {
+        match v {
+            Verdict::Delivered => self.delivered,
+            Verdict::Missing => self.missing,
+            Verdict::Rejected => self.rejected,
+            Verdict::Deferred => self.deferred,
+            Verdict::Misrouted => self.misrouted,
+            Verdict::Duplicated => self.duplicated,
+            Verdict::Altered => self.altered,
+            Verdict::Unreadable => self.unreadable,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub total: usize,
+    pub all_delivered: bool,
+    pub counts: Counts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainSummary {
+    pub domain: String,
+    pub total: usize,
+    pub counts: Counts,
+}
+
+/// What the prober did to leave the mailboxes as it found them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cleanup {
+    /// `--keep`: probe messages were left in place.
+    pub kept: bool,
+    /// Probe messages deleted.
+    pub deleted: usize,
+    /// Probe messages seen but not deleted (kept, or deletion failed).
+    pub left: usize,
+    /// Problems worth a look (a mailbox that could not be cleaned).
+    pub notes: Vec<String>,
+}
+
+/// The facts of a run that head its report.
+#[derive(Debug, Clone)]
+pub(crate) struct RunInfo {
+    pub run_id: String,
+    pub target: String,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub timeout_ms: u64,
+    pub timed_out: bool,
+}
+
+impl Report {
+    pub(crate) fn new(info: RunInfo, mailboxes: Vec<MailboxResult>, cleanup: Cleanup) -> Report {
+        let RunInfo {
+            run_id,
+            target,
+            started_at,
+            duration_ms,
+            timeout_ms,
+            timed_out,
+        } = info;
+        let mut counts = Counts::default();
+        let mut per_domain: BTreeMap<String, (usize, Counts)> = BTreeMap::new();
+        for m in &mailboxes {
+            counts.add(m.verdict);
+            let e = per_domain.entry(m.domain.clone()).or_default();
+            e.0 += 1;
+            e.1.add(m.verdict);
+        }
+        Report {
+            schema: REPORT_SCHEMA.to_string(),
+            run_id,
+            target,
+            started_at,
+            duration_ms,
+            timeout_ms,
+            timed_out,
+            summary: Summary {
+                total: mailboxes.len(),
+                all_delivered: counts.delivered == mailboxes.len(),
+                counts,
+            },
+            domains: per_domain
+                .into_iter()
+                .map(|(domain, (total, counts))| DomainSummary {
+                    domain,
+                    total,
+                    counts,
+                })
+                .collect(),
+            mailboxes,
+            cleanup,
+        }
+    }
+
+    /// `true` when every mailbox is `delivered`.
+    pub fn all_delivered(&self) -> bool {
+        self.summary.all_delivered
+    }
+
+    /// 0 when every mailbox is delivered, 1 otherwise. (2, "the probe could
+    /// not run", comes from [`crate::exit_code`] on an error.)
+    pub fn exit_code(&self) -> u8 {
+        if self.all_delivered() { 0 } else { 1 }
+    }
+
+    /// Pretty JSON following [`REPORT_SCHEMA`].
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The one-line count of a domain: `2/25 delivered, 23 missing`.
+    pub fn domain_line(d: &DomainSummary) -> String {
+        let mut s = format!("{}/{} delivered", d.counts.delivered, d.total);
+        for v in Verdict::ALL.into_iter().skip(1) {
+            let n = d.counts.get(v);
+            if n > 0 {
+                let _ = write!(s, ", {n} {v}");
+            }
+        }
+        s
+    }
+
+    /// The table for people; `colour` adds ANSI colours (for terminals).
+    pub fn to_table(&self, colour: bool) -> String {
+        let paint = |v: Verdict, text: &str| -> String {
+            if !colour {
+                return text.to_string();
+            }
+            let code = match v {
+                Verdict::Delivered => "32",
+                Verdict::Deferred | Verdict::Duplicated | Verdict::Altered => "33",
+                _ => "31",
+            };
+            format!("\x1b[{code}m{text}\x1b[0m")
+        };
+        let bold = |t: &str| {
+            if colour {
+                format!("\x1b[1m{t}\x1b[0m")
+            } else {
+                t.to_string()
+            }
+        };
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "mailrig probe {}  target {}  {} mailbox(es) in {:.1} s{}",
+            self.run_id,
+            self.target,
+            self.summary.total,
+            self.duration_ms as f64 / 1000.0,
+            if self.timed_out {
+                " (timeout reached)"
+            } else {
+                ""
+            }
+        );
+        let addr_w = self
+            .mailboxes
+            .iter()
+            .map(|m| m.address.len())
+            .max()
+            .unwrap_or(0)
+            .max(8);
+        let dom_w = self
+            .domains
+            .iter()
+            .map(|d| d.domain.len())
+            .max()
+            .unwrap_or(0)
+            .max(6);
+        for d in &self.domains {
+            out.push('\n');
+            let worst = if d.counts.delivered == d.total {
+                Verdict::Delivered
+            } else {
+                Verdict::Missing
+            };
+            let line = Self::domain_line(d);
+            let _ = writeln!(
+                out,
+                "{}  {}",
+                bold(&format!("{:<dom_w$}", d.domain)),
+                paint(worst, &line)
+            );
+            for m in self.mailboxes.iter().filter(|m| m.domain == d.domain) {
+                let detail = match m.verdict {
+                    Verdict::Delivered => m
+                        .latency_ms
+                        .map(|ms| format!("{:.2} s", ms as f64 / 1000.0))
+                        .unwrap_or_default(),
+                    _ => m.reason.clone(),
+                };
+                let _ = writeln!(
+                    out,
+                    "  {:<addr_w$}  {}  {}",
+                    m.address,
+                    paint(m.verdict, &format!("{:<10}", m.verdict.as_str())),
+                    detail
+                );
+            }
+        }
+        out.push('\n');
+        let total = Report::domain_line(&DomainSummary {
+            domain: String::new(),
+            total: self.summary.total,
+            counts: self.summary.counts.clone(),
+        });
+        let _ = writeln!(out, "{} {}", bold("total"), total);
+        if self.cleanup.kept {
+            let _ = writeln!(out, "probe messages kept (--keep): {}", self.cleanup.left);
+        } else if self.cleanup.deleted > 0 || self.cleanup.left > 0 {
+            let _ = writeln!(
+                out,
+                "cleanup: {} probe message(s) deleted{}",
+                self.cleanup.deleted,
+                if self.cleanup.left > 0 {
+                    format!(", {} left behind", self.cleanup.left)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        for n in &self.cleanup.notes {
+            let _ = writeln!(out, "note: {n}");
+        }
+        out
+    }
+
+    /// JUnit XML: a suite per domain, a test case per mailbox; `unreadable`
+    /// is an error (the check could not be made), other non-delivered
+    /// verdicts are failures.
+    pub fn to_junit(&self) -> String {
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let failures =
+            self.summary.total - self.summary.counts.delivered - self.summary.counts.unreadable;
+        let _ = writeln!(
+            out,
+            "<testsuites name=\"mailrig probe {}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{:.3}\">",
+            xml(&self.run_id),
+            self.summary.total,
+            failures,
+            self.summary.counts.unreadable,
+            self.duration_ms as f64 / 1000.0
+        );
+        for d in &self.domains {
+            let _ = writeln!(
+                out,
+                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" timestamp=\"{}\">",
+                xml(&d.domain),
+                d.total,
+                d.total - d.counts.delivered - d.counts.unreadable,
+                d.counts.unreadable,
+                xml(&self.started_at)
+            );
+            for m in self.mailboxes.iter().filter(|m| m.domain == d.domain) {
+                let time = m.latency_ms.map_or(0.0, |ms| ms as f64 / 1000.0);
+                let _ = write!(
+                    out,
+                    "    <testcase classname=\"{}\" name=\"{}\" time=\"{time:.3}\"",
+                    xml(&d.domain),
+                    xml(&m.address)
+                );
+                let message = format!("{}: {}", m.verdict, m.reason);
+                match m.verdict {
+                    Verdict::Delivered => out.push_str("/>\n"),
+                    Verdict::Unreadable => {
+                        let _ = writeln!(
+                            out,
+                            ">\n      <error type=\"unreadable\" message=\"{}\">{}</error>\n    </testcase>",
+                            xml(&message),
+                            xml(&details(m))
+                        );
+                    }
+                    v => {
+                        let _ = writeln!(
+                            out,
+                            ">\n      <failure type=\"{v}\" message=\"{}\">{}</failure>\n    </testcase>",
+                            xml(&message),
+                            xml(&details(m))
+                        );
+                    }
+                }
+            }
+            out.push_str("  </testsuite>\n");
+        }
+        out.push_str("</testsuites>\n");
+        out
+    }
+}
+
+fn details(m: &MailboxResult) -> String {
+    let mut s = format!("token {}\nread via {}\n", m.token, m.read_via);
+    if let Some(r) = &m.smtp {
+        let _ = writeln!(s, "SMTP reply: {r}");
+    }
+    if !m.found_in.is_empty() {
+        let _ = writeln!(s, "found in: {}", m.found_in.join(", "));
+    }
+    for d in &m.differences {
+        let _ = writeln!(s, "difference: {d}");
+    }
+    s
+}
+
+/// Escapes text for XML attributes and content; drops characters XML 1.0
+/// cannot carry.
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' | '\t' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,597 @@
+//! One probe run, start to finish, in one direction:
+//!
+//! 1. build a tagged message per mailbox (one run id, a token each);
+//! 2. check the SMTP server answers (else: the probe cannot run);
+//! 3. log in to every mailbox, in parallel, bounded;
+//! 4. send, over a few SMTP connections (a mailbox that cannot be read gets
+//!    only MAIL/RCPT/RSET, so a rejection is still seen but nothing is left
+//!    where it can be neither judged nor cleaned up);
+//! 5. read back until every verdict is known or the timeout passes — IDLE
+//!    where the server offers it and connections are not rationed, polling
+//!    with backoff elsewhere; each scan wakes the judge;
+//! 6. one last scan per mailbox, delete this run's messages (unless kept),
+//!    judge, report.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::message::{BuildError, ProbeMessage, RunId};
+use crate::read::{FoundMessage, ReadError, ScanCache, Session};
+use crate::report::{Cleanup, Report, RunInfo};
+use crate::target::{MailboxTarget, Target, TargetError};
+use crate::tls::{TlsContext, TrustError};
+use crate::verdict::{
+    self, Expected, MailboxResult, Observation, ReadState, SendOutcome, Sighting, Verdict,
+};
+
+/// First and longest pause between polls of a mailbox without IDLE.
+const POLL_MIN: Duration = Duration::from_millis(50);
+const POLL_MAX: Duration = Duration::from_millis(1000);
+/// Longest IDLE before re-checking (servers may drop silent IDLEs).
+const IDLE_MAX: Duration = Duration::from_secs(25);
+
+/// A progress callback.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// How to run a probe (what the command line adds to a target).
+#[derive(Clone, Default)]
+pub struct ProbeOptions {
+    /// Overrides the target's timeout (how long to wait, after the last
+    /// probe is sent, for verdicts still open).
+    pub timeout: Option<Duration>,
+    /// Leave the probe messages in the mailboxes.
+    pub keep: bool,
+    /// Use this run id instead of a random one.
+    pub run_id: Option<RunId>,
+    /// Called as the run progresses (for a progress display).
+    pub progress: Option<ProgressFn>,
+}
+
+impl std::fmt::Debug for ProbeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeOptions")
+            .field("timeout", &self.timeout)
+            .field("keep", &self.keep)
+            .field("run_id", &self.run_id)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Logging in to the mailboxes.
+    Connecting,
+    Sending,
+    /// Reading back.
+    Waiting,
+    /// Last scan and deleting probe messages.
+    Finishing,
+}
+
+/// A progress update.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub phase: Phase,
+    pub total: usize,
+    /// Mailboxes logged in to (Connecting), probes sent (Sending).
+    pub done: usize,
+    /// Verdicts known so far (Waiting).
+    pub known: usize,
+    pub elapsed: Duration,
+}
+
+/// Why a probe could not run at all (exit code 2).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("the target lists no mailboxes")]
+    NoMailboxes,
+    #[error("cannot reach the SMTP server {host}:{port}: {reason}")]
+    SmtpUnreachable {
+        host: String,
+        port: u16,
+        reason: String,
+    },
+    #[error(
+        "cannot reach {endpoint} (where {mailboxes} mailbox(es) are read): {reason}; nothing was sent"
+    )]
+    ReadUnreachable {
+        endpoint: String,
+        mailboxes: usize,
+        reason: String,
+    },
+}
+
+/// The exit code for a probe result: 0 all delivered, 1 some not, 2 the probe
+/// could not run.
+pub fn exit_code(result: &Result<Report, ProbeError>) -> u8 {
+    match result {
+        Ok(r) => r.exit_code(),
+        Err(_) => 2,
+    }
+}
+
+/// What the readers have seen, shared with the judge.
+struct Board {
+    observed: Mutex<Vec<Observation>>,
+    changed: Notify,
+}
+
+impl Board {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Observation>> {
+        // A reader that panicked while holding the lock leaves consistent
+        // data (plain assignments), so poisoning is ignored.
+        self.observed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, i: usize, found: Vec<FoundMessage>) {
+        let now = Instant::now();
+        {
+            let mut all = self.lock();
+            let o = &mut all[i];
+            let seen = found
+                .into_iter()
+                .map(|f| Sighting {
+                    first_seen: o
+                        .seen
+                        .iter()
+                        .find(|s| s.key == f.key)
+                        .map_or(now, |s| s.first_seen),
+                    key: f.key,
+                    token: f.token,
+                    headers: f.headers,
+                    body_hash: f.body_hash,
+                })
+                .collect();
+            o.seen = seen;
+            o.read = ReadState::Read { last_error: None };
+        }
+        self.changed.notify_waiters();
+    }
+
+    fn read_failed(&self, i: usize, e: &ReadError) {
+        let mut all = self.lock();
+        all[i].read = match &all[i].read {
+            ReadState::Failed(_) | ReadState::Pending => ReadState::Failed(e.to_string()),
+            ReadState::Read { .. } => ReadState::Read {
+                last_error: Some(e.to_string()),
+            },
+        };
+    }
+}
+
+/// What a reader did at the end.
+#[derive(Debug, Default)]
+struct ReaderEnd {
+    deleted: usize,
+    left: usize,
+    note: Option<String>,
+}
+
+/// Sends a probe to every mailbox of `target` and judges each one.
+pub async fn probe(target: &Target, opts: &ProbeOptions) -> Result<Report, ProbeError> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let run = opts.run_id.clone().unwrap_or_else(RunId::random);
+    let timeout = opts.timeout.unwrap_or(target.timeout);
+    let limit = target.connect_timeout;
+    let n = target.mailboxes.len();
+    if n == 0 {
+        return Err(ProbeError::NoMailboxes);
+    }
+    let tls = TlsContext::new(&target.trust)?;
+    let report_progress = |phase: Phase, done: usize, known: usize| {
+        if let Some(p) = &opts.progress {
+            p(&Progress {
+                phase,
+                total: n,
+                done,
+                known,
+                elapsed: started.elapsed(),
+            });
+        }
+    };
+
+    // 1. messages
+    let messages: Vec<ProbeMessage> = target
+        .mailboxes
+        .iter()
+        .enumerate()
+        .map(|(i, mb)| ProbeMessage::build(&run, i, &target.smtp.from, &mb.address))
+        .collect::<Result<_, _>>()?;
+    let expected: Vec<Expected> = messages
+        .iter()
+        .map(|m| Expected {
+            address: m.recipient.clone(),
+            token: m.token.clone(),
+            message_id: m.message_id.clone(),
+            subject: m.subject.clone(),
+            body_hash: m.body_hash.clone(),
+        })
+        .collect();
+
+    // 2. SMTP answers?
+    match crate::send::connect(&target.smtp, &tls, limit).await {
+        Ok(mut c) => {
+            let _ = c.quit().await;
+        }
+        Err(reason) => {
+            return Err(ProbeError::SmtpUnreachable {
+                host: target.smtp.host.clone(),
+                port: target.smtp.port,
+                reason,
+            });
+        }
+    }
+
+    // 3. readers log in
+    report_progress(Phase::Connecting, 0, 0);
+    let board = Arc::new(Board {
+        observed: Mutex::new(vec![Observation::default(); n]),
+        changed: Notify::new(),
+    });
+    let go = CancellationToken::new();
+    let stop = CancellationToken::new();
+    let sem = Arc::new(Semaphore::new(target.concurrency.max(1)));
+    let hold = n <= target.concurrency;
+    let mut readers = tokio::task::JoinSet::new();
+    let mut logins = Vec::with_capacity(n);
+    for (i, mb) in target.mailboxes.iter().enumerate() {
+        let (tx, rx) = oneshot::channel();
+        logins.push(rx);
+        let reader = Reader {
+            i,
+            mb: mb.clone(),
+            run: run.clone(),
+            tls: tls.clone(),
+            limit,
+            board: Arc::clone(&board),
+            sem: Arc::clone(&sem),
+            hold,
+            keep: opts.keep,
+        };
+        let (go, stop) = (go.clone(), stop.clone());
+        readers.spawn(async move { (i, reader.run(tx, go, stop).await) });
+    }
+    let mut login_results: Vec<Result<(), ReadError>> = Vec::with_capacity(n);
+    for (done, rx) in logins.into_iter().enumerate() {
+        login_results.push(
+            rx.await
+                .unwrap_or_else(|_| Err(ReadError::Protocol("reader ended early".into()))),
+        );
+        report_progress(Phase::Connecting, done + 1, 0);
+    }
+    if let Some(err) = unreachable_endpoint(&target.mailboxes, &login_results) {
+        stop.cancel();
+        go.cancel();
+        while readers.join_next().await.is_some() {}
+        return Err(err);
+    }
+    for (i, r) in login_results.iter().enumerate() {
+        match r {
+            Ok(()) => board.lock()[i].read = ReadState::Read { last_error: None },
+            Err(e) => board.read_failed(i, e),
+        }
+    }
+
+    // 4. send
+    let mut sent: Vec<SendOutcome> = vec![SendOutcome::NotSent; n];
+    let to_send: Vec<crate::send::Job> = messages
+        .into_iter()
+        .enumerate()
+        .map(|(index, message)| crate::send::Job {
+            index,
+            message,
+            rcpt_only: login_results[index].is_err(),
+        })
+        .collect();
+    let sent_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let on_sent: Arc<dyn Fn() + Send + Sync> = {
+        let sent_count = Arc::clone(&sent_count);
+        let progress = opts.progress.clone();
+        Arc::new(move || {
+            let done = sent_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if let Some(p) = &progress {
+                p(&Progress {
+                    phase: Phase::Sending,
+                    total: n,
+                    done,
+                    known: 0,
+                    elapsed: started.elapsed(),
+                });
+            }
+        })
+    };
+    report_progress(Phase::Sending, 0, 0);
+    for (i, outcome) in crate::send::send_all(&target.smtp, &tls, limit, to_send, on_sent).await {
+        sent[i] = outcome;
+    }
+    go.cancel();
+
+    // 5. wait for verdicts: the timeout counts from the last send, so slow
+    //    logins (servers delay failed ones by seconds) do not eat into it.
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut timed_out = false;
+    loop {
+        let notified = board.changed.notified();
+        let (_, known) = judge_all(target, &expected, &sent, &board);
+        report_progress(Phase::Waiting, n, known);
+        if known == n {
+            break;
+        }
+        tokio::select! {
+            _ = notified => {
+                // Let a burst of scans land before judging again.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                timed_out = true;
+                break;
+            }
+        }
+    }
+
+    // 6. finish
+    report_progress(Phase::Finishing, n, n);
+    stop.cancel();
+    let mut cleanup = Cleanup {
+        kept: opts.keep,
+        ..Cleanup::default()
+    };
+    let mut notes = Vec::new();
+    while let Some(r) = readers.join_next().await {
+        if let Ok((i, end)) = r {
+            cleanup.deleted += end.deleted;
+            cleanup.left += end.left;
+            if let Some(note) = end.note {
+                notes.push((i, note));
+            }
+        }
+    }
+    notes.sort();
+    cleanup.notes = notes
+        .into_iter()
+        .map(|(i, note)| format!("{}: {note}", target.mailboxes[i].address))
+        .collect();
+    let (results, _) = judge_all(target, &expected, &sent, &board);
+    let timed_out = timed_out && results.iter().any(|r| r.verdict == Verdict::Missing);
+    Ok(Report::new(
+        RunInfo {
+            run_id: run.to_string(),
+            target: target.source.clone(),
+            started_at,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            timed_out,
+        },
+        results,
+        cleanup,
+    ))
+}
+
+fn judge_all(
+    target: &Target,
+    expected: &[Expected],
+    sent: &[SendOutcome],
+    board: &Board,
+) -> (Vec<MailboxResult>, usize) {
+    let observed = board.lock().clone();
+    let index = verdict::seen_index(&observed);
+    let mut known = 0;
+    let results = (0..expected.len())
+        .map(|i| {
+            let (r, final_) = verdict::judge(
+                i,
+                expected,
+                &sent[i],
+                &observed,
+                &index,
+                target.mailboxes[i].read.to_string(),
+            );
+            known += usize::from(final_);
+            r
+        })
+        .collect();
+    (results, known)
+}
+
+/// An endpoint where every login failed at TCP connect: the probe cannot run.
+fn unreachable_endpoint(
+    mailboxes: &[MailboxTarget],
+    logins: &[Result<(), ReadError>],
+) -> Option<ProbeError> {
+    let mut endpoints: Vec<String> = mailboxes.iter().map(|m| m.read.to_string()).collect();
+    endpoints.dedup();
+    endpoints.sort();
+    endpoints.dedup();
+    for endpoint in endpoints {
+        let results: Vec<&Result<(), ReadError>> = mailboxes
+            .iter()
+            .zip(logins)
+            .filter(|(m, _)| m.read.to_string() == endpoint)
+            .map(|(_, r)| r)
+            .collect();
+        let first_reason = results.iter().find_map(|r| match r {
+            Err(ReadError::Connect { reason, .. }) => Some(reason.clone()),
+            _ => None,
+        });
+        let all_failed = results
+            .iter()
+            .all(|r| matches!(r, Err(ReadError::Connect { .. })));
+        if let (true, Some(reason)) = (all_failed, first_reason) {
+            return Some(ProbeError::ReadUnreachable {
+                endpoint,
+                mailboxes: results.len(),
+                reason,
+            });
+        }
+    }
+    None
+}
+
+/// Reads one mailbox for the whole run.
+struct Reader {
+    i: usize,
+    mb: MailboxTarget,
+    run: RunId,
+    tls: TlsContext,
+    limit: Duration,
+    board: Arc<Board>,
+    sem: Arc<Semaphore>,
+    /// Keep the connection open between scans (enough connections for all).
+    hold: bool,
+    keep: bool,
+}
+
+impl Reader {
+    async fn run(
+        self,
+        login: oneshot::Sender<Result<(), ReadError>>,
+        go: CancellationToken,
+        stop: CancellationToken,
+    ) -> ReaderEnd {
+        let mut session = {
+            let _permit = self.sem.acquire().await;
+            match Session::open(&self.mb, &self.tls, self.limit).await {
+                Ok(s) => {
+                    let _ = login.send(Ok(()));
+                    if self.hold && s.sees_new_mail() {
+                        Some(s)
+                    } else {
+                        let _ = s.close().await;
+                        None
+                    }
+                }
+                Err(e) => {
+                    let _ = login.send(Err(e));
+                    return ReaderEnd::default();
+                }
+            }
+        };
+        tokio::select! {
+            _ = go.cancelled() => {}
+            _ = stop.cancelled() => {}
+        }
+        let mut cache = ScanCache::new();
+        let mut backoff = POLL_MIN;
+        let mut sending = !go.is_cancelled();
+        loop {
+            let last = stop.is_cancelled();
+            if sending && go.is_cancelled() {
+                // Everything is sent: poll quickly again.
+                sending = false;
+                backoff = POLL_MIN;
+            }
+            let permit = if self.hold {
+                None
+            } else {
+                self.sem.acquire().await.ok()
+            };
+            let mut s = match session.take() {
+                Some(s) => s,
+                None => match Session::open(&self.mb, &self.tls, self.limit).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.board.read_failed(self.i, &e);
+                        if last {
+                            return ReaderEnd {
+                                note: Some(format!(
+                                    "final read failed, probe messages may be left: {e}"
+                                )),
+                                ..ReaderEnd::default()
+                            };
+                        }
+                        drop(permit);
+                        pause(backoff, &stop, &go).await;
+                        backoff = (backoff * 2).min(POLL_MAX);
+                        continue;
+                    }
+                },
+            };
+            let found = match s.scan(&self.run, &mut cache).await {
+                Ok(found) => found,
+                Err(e) => {
+                    self.board.read_failed(self.i, &e);
+                    if last {
+                        return ReaderEnd {
+                            note: Some(format!(
+                                "final read failed, probe messages may be left: {e}"
+                            )),
+                            ..ReaderEnd::default()
+                        };
+                    }
+                    drop(permit);
+                    pause(backoff, &stop, &go).await;
+                    backoff = (backoff * 2).min(POLL_MAX);
+                    continue;
+                }
+            };
+            let keys: Vec<String> = found.iter().map(|f| f.key.clone()).collect();
+            self.board.record(self.i, found);
+            if last {
+                return self.finish(s, keys).await;
+            }
+            if self.hold && s.sees_new_mail() && s.can_idle() {
+                match s.wait_for_change(IDLE_MAX, &stop).await {
+                    Ok(()) => session = Some(s),
+                    Err(e) => self.board.read_failed(self.i, &e),
+                }
+            } else {
+                if self.hold && s.sees_new_mail() {
+                    session = Some(s);
+                } else {
+                    let _ = s.close().await;
+                }
+                drop(permit);
+                pause(backoff, &stop, &go).await;
+                backoff = (backoff * 2).min(POLL_MAX);
+            }
+        }
+    }
+
+    /// Deletes this run's messages from the mailbox (unless kept) and logs out.
+    async fn finish(&self, mut s: Session, keys: Vec<String>) -> ReaderEnd {
+        let mut end = ReaderEnd::default();
+        if self.keep || keys.is_empty() {
+            end.left = keys.len();
+            let _ = s.close().await;
+            return end;
+        }
+        match s.delete(&keys).await {
+            Ok((deleted, note)) => {
+                end.deleted = deleted;
+                end.left = keys.len().saturating_sub(deleted);
+                end.note = note;
+            }
+            Err(e) => {
+                end.left = keys.len();
+                end.note = Some(format!("could not delete probe messages: {e}"));
+            }
+        }
+        if let Err(e) = s.close().await {
+            end.note
+                .get_or_insert_with(|| format!("logout failed: {e}"));
+        }
+        end
+    }
+}
+
+/// Sleeps `d`, cut short by the end of the run or by the end of sending.
+async fn pause(d: Duration, stop: &CancellationToken, go: &CancellationToken) {
+    let waiting_for_go = !go.is_cancelled();
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = stop.cancelled() => {}
+        _ = go.cancelled(), if waiting_for_go => {}
+    }
+}

@@ -1,0 +1,672 @@
+//! Target files: where probes are sent, how each mailbox is read back, and with
+//! which credentials.
+//!
+//! A target is what the prober checks, independent of who runs the server:
+//! our mock, a staging Postfix, production. It is read from TOML (see the
+//! crate documentation for every key) or built in code with
+//! [`Target::from_credentials`] (how `mailrig demo` points the prober at an
+//! in-process mock without this crate knowing the mock).
+//!
+//! Every error in a file names the file, line and column and what is wrong,
+//! the way scenario files do: a person fixes the file without reading code.
+//! Unknown keys are errors, because a misspelt `pasword_env` silently ignored
+//! would turn into a confusing login failure much later.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Default overall probe timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default limit for one TCP connect plus greeting (and one command).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default number of mailboxes read at the same time.
+pub const DEFAULT_CONCURRENCY: usize = 64;
+/// Default number of SMTP connections used for sending.
+pub const DEFAULT_SMTP_CONNECTIONS: usize = 4;
+/// Default envelope sender and `From:` of probe messages.
+pub const DEFAULT_FROM: &str = "mailrig-probe@mailrig.test";
+
+/// Transport security of one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain TCP.
+    None,
+    /// Plain TCP, upgraded with STARTTLS (SMTP, IMAP) or STLS (POP3).
+    Starttls,
+    /// TLS from the first byte (SMTPS 465, IMAPS 993, POP3S 995).
+    Tls,
+}
+
+/// How a mailbox is read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadProtocol {
+    Imap,
+    Pop3,
+}
+
+impl fmt::Display for ReadProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReadProtocol::Imap => "IMAP",
+            ReadProtocol::Pop3 => "POP3",
+        })
+    }
+}
+
+/// Which certificates are trusted for TLS (SMTP and reading alike).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsTrust {
+    /// Extra CA certificates (PEM), trusted besides the public web roots.
+    pub ca_pem: Option<String>,
+    /// Accept any certificate (test setups only).
+    pub insecure: bool,
+}
+
+/// SMTP login for sending.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpAuth {
+    pub user: String,
+    pub password: String,
+}
+
+impl fmt::Debug for SmtpAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpAuth")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Where probes are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpTarget {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub auth: Option<SmtpAuth>,
+    /// Envelope sender and `From:`.
+    pub from: String,
+    /// EHLO name.
+    pub helo: String,
+    /// SMTP connections used in parallel for sending.
+    pub connections: usize,
+}
+
+impl SmtpTarget {
+    /// Plain SMTP to `addr`, no login, defaults for the rest.
+    pub fn plain(addr: SocketAddr) -> Self {
+        SmtpTarget {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            tls: TlsMode::None,
+            auth: None,
+            from: DEFAULT_FROM.to_string(),
+            helo: "mailrig-probe.localhost".to_string(),
+            connections: DEFAULT_SMTP_CONNECTIONS,
+        }
+    }
+}
+
+/// A server mailboxes are read from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ReadEndpoint {
+    pub protocol: ReadProtocol,
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+}
+
+impl ReadEndpoint {
+    /// Plain (no TLS) endpoint at `addr`.
+    pub fn plain(protocol: ReadProtocol, addr: SocketAddr) -> Self {
+        ReadEndpoint {
+            protocol,
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            tls: TlsMode::None,
+        }
+    }
+}
+
+impl fmt::Display for ReadEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tls = match self.tls {
+            TlsMode::None => "",
+            TlsMode::Starttls => " (STARTTLS)",
+            TlsMode::Tls => " (TLS)",
+        };
+        write!(f, "{} {}:{}{tls}", self.protocol, self.host, self.port)
+    }
+}
+
+/// One mailbox to probe.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MailboxTarget {
+    /// Where the probe is sent (RCPT TO).
+    pub address: String,
+    /// Login name for reading.
+    pub user: String,
+    pub password: String,
+    /// How this mailbox is read.
+    pub read: ReadEndpoint,
+}
+
+impl fmt::Debug for MailboxTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailboxTarget")
+            .field("address", &self.address)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("read", &self.read)
+            .finish()
+    }
+}
+
+impl MailboxTarget {
+    /// The domain part of the address (lower case).
+    pub fn domain(&self) -> String {
+        domain_of(&self.address)
+    }
+}
+
+pub(crate) fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// A whole probe target: SMTP in, mailboxes out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Where it came from (a path, or a name given in code).
+    pub source: String,
+    pub smtp: SmtpTarget,
+    pub mailboxes: Vec<MailboxTarget>,
+    pub trust: TlsTrust,
+    /// How long to wait after the last probe is sent: probing stops when
+    /// every verdict is known or this passes.
+    pub timeout: Duration,
+    /// Limit for one connect + greeting, and for one protocol command.
+    pub connect_timeout: Duration,
+    /// Mailboxes read at the same time (connections open at once).
+    pub concurrency: usize,
+}
+
+impl Target {
+    /// A target for a server whose addresses and credentials are known in code
+    /// (an in-process mock, a test): plain SMTP at `smtp`, every mailbox read
+    /// over `read`, `(address, user, password)` triples.
+    pub fn from_credentials<I, A, U, P>(smtp: SocketAddr, read: ReadEndpoint, mailboxes: I) -> Self
+    where
+        I: IntoIterator<Item = (A, U, P)>,
+        A: Into<String>,
+        U: Into<String>,
+        P: Into<String>,
+    {
+        Target {
+            source: "<in code>".to_string(),
+            smtp: SmtpTarget::plain(smtp),
+            mailboxes: mailboxes
+                .into_iter()
+                .map(|(a, u, p)| MailboxTarget {
+                    address: a.into(),
+                    user: u.into(),
+                    password: p.into(),
+                    read: read.clone(),
+                })
+                .collect(),
+            trust: TlsTrust::default(),
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
+
+    /// Reads and validates a target file.
+    pub fn load(path: &Path) -> Result<Target, TargetError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| TargetError::Read {
+            file: file.clone(),
+            reason: e.to_string(),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Target::parse_with(&text, &file, &base, &|k| std::env::var(k).ok())
+    }
+
+    /// Parses target text; `file` names it in errors, relative paths
+    /// (`ca_file`, `mailboxes_csv`) are resolved against `base`.
+    pub fn parse(src: &str, file: &str, base: &Path) -> Result<Target, TargetError> {
+        Target::parse_with(src, file, base, &|k| std::env::var(k).ok())
+    }
+
+    /// [`Target::parse`] with an explicit environment (for tests).
+    pub fn parse_with(
+        src: &str,
+        file: &str,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Target, TargetError> {
+        let parsed: TargetFile = toml::from_str(src).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            TargetError::at(file, src, offset, e.message().trim().to_string())
+        })?;
+        Builder {
+            file,
+            src,
+            base,
+            env,
+        }
+        .build(parsed)
+    }
+}
+
+/// A target that cannot be used. `Display` gives `file:line:column: what`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("{file}: cannot read target file: {reason}")]
+    Read { file: String, reason: String },
+    #[error("{file}:{line}:{column}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+impl TargetError {
+    fn at(file: &str, src: &str, offset: usize, message: impl Into<String>) -> Self {
+        let (line, column) = line_col(src, offset);
+        TargetError::Invalid {
+            file: file.to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(src.len());
+    while offset > 0 && !src.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &src[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+// ---- the file's shape -------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetFile {
+    #[serde(default)]
+    probe: ProbeSection,
+    smtp: Spanned<SmtpSection>,
+    read: Spanned<ReadSection>,
+    #[serde(default)]
+    tls: TlsSection,
+    #[serde(default)]
+    mailbox: Vec<Spanned<MailboxSection>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbeSection {
+    timeout: Option<Spanned<f64>>,
+    connect_timeout: Option<Spanned<f64>>,
+    concurrency: Option<Spanned<usize>>,
+    mailboxes_csv: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmtpSection {
+    host: String,
+    port: u16,
+    #[serde(default = "tls_none")]
+    tls: TlsMode,
+    auth: Option<Spanned<AuthSection>>,
+    from: Option<Spanned<String>>,
+    helo: Option<String>,
+    connections: Option<Spanned<usize>>,
+}
+
+fn tls_none() -> TlsMode {
+    TlsMode::None
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthSection {
+    user: String,
+    password: Option<String>,
+    password_env: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadSection {
+    #[serde(default = "imap")]
+    protocol: ReadProtocol,
+    host: String,
+    port: u16,
+    #[serde(default = "tls_none")]
+    tls: TlsMode,
+    /// Default password of every mailbox.
+    password: Option<String>,
+    password_env: Option<Spanned<String>>,
+}
+
+fn imap() -> ReadProtocol {
+    ReadProtocol::Imap
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    insecure: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MailboxSection {
+    address: Spanned<String>,
+    user: Option<String>,
+    password: Option<String>,
+    password_env: Option<Spanned<String>>,
+    protocol: Option<ReadProtocol>,
+    host: Option<String>,
+    port: Option<u16>,
+    tls: Option<TlsMode>,
+}
+
+struct Builder<'a> {
+    file: &'a str,
+    src: &'a str,
+    base: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Builder<'_> {
+    fn err(&self, offset: usize, message: impl Into<String>) -> TargetError {
+        TargetError::at(self.file, self.src, offset, message)
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    /// `password` or the variable named by `password_env`; one of them, not both.
+    fn password(
+        &self,
+        password: &Option<String>,
+        password_env: &Option<Spanned<String>>,
+        at: usize,
+        what: &str,
+    ) -> Result<Option<String>, TargetError> {
+        match (password, password_env) {
+            (Some(_), Some(env)) => Err(self.err(
+                env.span().start,
+                format!("{what}: give either password or password_env, not both"),
+            )),
+            (Some(p), None) => Ok(Some(p.clone())),
+            (None, Some(env)) => match (self.env)(env.get_ref()) {
+                Some(v) => Ok(Some(v)),
+                None => Err(self.err(
+                    env.span().start,
+                    format!(
+                        "{what}: environment variable {} (password_env) is not set",
+                        env.get_ref()
+                    ),
+                )),
+            },
+            (None, None) => {
+                let _ = at;
+                Ok(None)
+            }
+        }
+    }
+
+    fn seconds(
+        &self,
+        v: &Option<Spanned<f64>>,
+        key: &str,
+    ) -> Result<Option<Duration>, TargetError> {
+        match v {
+            None => Ok(None),
+            Some(s) if *s.get_ref() > 0.0 && s.get_ref().is_finite() && *s.get_ref() < 86_400.0 => {
+                Ok(Some(Duration::from_secs_f64(*s.get_ref())))
+            }
+            Some(s) => Err(self.err(
+                s.span().start,
+                format!("{key} must be a number of seconds above 0 and below one day"),
+            )),
+        }
+    }
+
+    fn count(
+        &self,
+        v: &Option<Spanned<usize>>,
+        key: &str,
+        max: usize,
+    ) -> Result<Option<usize>, TargetError> {
+        match v {
+            None => Ok(None),
+            Some(s) if (1..=max).contains(s.get_ref()) => Ok(Some(*s.get_ref())),
+            Some(s) => Err(self.err(s.span().start, format!("{key} must be between 1 and {max}"))),
+        }
+    }
+
+    fn build(&self, f: TargetFile) -> Result<Target, TargetError> {
+        let smtp_span = f.smtp.span().start;
+        let smtp = f.smtp.into_inner();
+        if smtp.host.trim().is_empty() {
+            return Err(self.err(smtp_span, "[smtp] host is empty"));
+        }
+        let auth = match &smtp.auth {
+            None => None,
+            Some(a) => {
+                let at = a.span().start;
+                let a = a.get_ref();
+                let password = self
+                    .password(&a.password, &a.password_env, at, "[smtp] auth")?
+                    .ok_or_else(|| self.err(at, "[smtp] auth needs password or password_env"))?;
+                Some(SmtpAuth {
+                    user: a.user.clone(),
+                    password,
+                })
+            }
+        };
+        let from = match &smtp.from {
+            None => DEFAULT_FROM.to_string(),
+            Some(s) if s.get_ref().contains('@') => s.get_ref().clone(),
+            Some(s) => {
+                return Err(self.err(
+                    s.span().start,
+                    "[smtp] from must be an address (local@domain)",
+                ));
+            }
+        };
+        let smtp = SmtpTarget {
+            host: smtp.host.trim().to_string(),
+            port: smtp.port,
+            tls: smtp.tls,
+            auth,
+            from,
+            helo: smtp
+                .helo
+                .unwrap_or_else(|| "mailrig-probe.localhost".to_string()),
+            connections: self
+                .count(&smtp.connections, "[smtp] connections", 256)?
+                .unwrap_or(DEFAULT_SMTP_CONNECTIONS),
+        };
+
+        let read_span = f.read.span().start;
+        let read = f.read.into_inner();
+        if read.host.trim().is_empty() {
+            return Err(self.err(read_span, "[read] host is empty"));
+        }
+        let default_password =
+            self.password(&read.password, &read.password_env, read_span, "[read]")?;
+        let default_read = ReadEndpoint {
+            protocol: read.protocol,
+            host: read.host.trim().to_string(),
+            port: read.port,
+            tls: read.tls,
+        };
+
+        let trust = TlsTrust {
+            ca_pem: match &f.tls.ca_file {
+                None => None,
+                Some(p) => {
+                    let path = self.path(p.get_ref());
+                    Some(std::fs::read_to_string(&path).map_err(|e| {
+                        self.err(
+                            p.span().start,
+                            format!("cannot read ca_file {}: {e}", path.display()),
+                        )
+                    })?)
+                }
+            },
+            insecure: f.tls.insecure,
+        };
+
+        let mut mailboxes = Vec::new();
+        let mut seen = std::collections::HashMap::new();
+        for m in &f.mailbox {
+            let at = m.span().start;
+            let m = m.get_ref();
+            let address = m.address.get_ref().trim().to_string();
+            check_address(&address).map_err(|why| self.err(m.address.span().start, why))?;
+            let password = match self.password(&m.password, &m.password_env, at, &address)? {
+                Some(p) => p,
+                None => default_password.clone().ok_or_else(|| {
+                    self.err(
+                        at,
+                        format!(
+                            "mailbox {address} has no password (set password or password_env here, or a default in [read])"
+                        ),
+                    )
+                })?,
+            };
+            if let Some(prev) = seen.insert(address.to_ascii_lowercase(), m.address.span().start) {
+                let (line, _) = line_col(self.src, prev);
+                return Err(self.err(
+                    m.address.span().start,
+                    format!("mailbox {address} is listed twice (first on line {line})"),
+                ));
+            }
+            mailboxes.push(MailboxTarget {
+                user: m.user.clone().unwrap_or_else(|| address.clone()),
+                password,
+                read: ReadEndpoint {
+                    protocol: m.protocol.unwrap_or(default_read.protocol),
+                    host: m.host.clone().unwrap_or_else(|| default_read.host.clone()),
+                    port: m.port.unwrap_or(default_read.port),
+                    tls: m.tls.unwrap_or(default_read.tls),
+                },
+                address,
+            });
+        }
+        if let Some(csv) = &f.probe.mailboxes_csv {
+            let path = self.path(csv.get_ref());
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                self.err(
+                    csv.span().start,
+                    format!("cannot read mailboxes_csv {}: {e}", path.display()),
+                )
+            })?;
+            let csv_name = path.display().to_string();
+            for row in crate::mailbox_csv::parse(&text, &csv_name, self.env)? {
+                let password = match row.password {
+                    Some(p) => p,
+                    None => default_password.clone().ok_or_else(|| TargetError::Invalid {
+                        file: csv_name.clone(),
+                        line: row.line,
+                        column: 1,
+                        message: format!(
+                            "mailbox {} has no password (third column, or a default in [read] of {})",
+                            row.address, self.file
+                        ),
+                    })?,
+                };
+                if seen.insert(row.address.to_ascii_lowercase(), 0).is_some() {
+                    return Err(TargetError::Invalid {
+                        file: csv_name.clone(),
+                        line: row.line,
+                        column: 1,
+                        message: format!("mailbox {} is listed twice", row.address),
+                    });
+                }
+                mailboxes.push(MailboxTarget {
+                    user: row.user.unwrap_or_else(|| row.address.clone()),
+                    password,
+                    read: default_read.clone(),
+                    address: row.address,
+                });
+            }
+        }
+        if mailboxes.is_empty() {
+            return Err(self.err(
+                0,
+                "no mailboxes to probe: add [[mailbox]] tables or [probe] mailboxes_csv",
+            ));
+        }
+
+        Ok(Target {
+            source: self.file.to_string(),
+            smtp,
+            mailboxes,
+            trust,
+            timeout: self
+                .seconds(&f.probe.timeout, "[probe] timeout")?
+                .unwrap_or(DEFAULT_TIMEOUT),
+            connect_timeout: self
+                .seconds(&f.probe.connect_timeout, "[probe] connect_timeout")?
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            concurrency: self
+                .count(&f.probe.concurrency, "[probe] concurrency", 10_000)?
+                .unwrap_or(DEFAULT_CONCURRENCY),
+        })
+    }
+}
+
+/// A mailbox address must be `local@domain` without spaces or angle brackets.
+pub(crate) fn check_address(address: &str) -> Result<(), String> {
+    match address.rsplit_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && !domain.is_empty()
+                && !address
+                    .contains(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == ',') =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "'{address}' is not a mailbox address (local@domain)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

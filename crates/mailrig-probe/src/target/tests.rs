@@ -1,0 +1,239 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+const GOOD: &str = r#"
+[probe]
+timeout = 12.5
+concurrency = 8
+
+[smtp]
+host = "127.0.0.1"
+port = 2525
+tls = "starttls"
+auth = { user = "sender", password_env = "SMTP_PW" }
+connections = 2
+
+[read]
+protocol = "imap"
+host = "127.0.0.1"
+port = 1143
+password = "secret"
+
+[tls]
+insecure = true
+
+[[mailbox]]
+address = "anna@kanzlei.test"
+
+[[mailbox]]
+address = "bernd@kanzlei.test"
+user = "bernd"
+password_env = "BERND_PW"
+protocol = "pop3"
+port = 1110
+"#;
+
+fn env(k: &str) -> Option<String> {
+    match k {
+        "SMTP_PW" => Some("smtp-secret".into()),
+        "BERND_PW" => Some("bernd-secret".into()),
+        _ => None,
+    }
+}
+
+fn parse(src: &str) -> Result<Target, TargetError> {
+    Target::parse_with(src, "t.toml", Path::new("."), &env)
+}
+
+fn err(src: &str) -> String {
+    parse(src).unwrap_err().to_string()
+}
+
+#[test]
+fn full_file_with_defaults_and_overrides() {
+    let t = parse(GOOD).unwrap();
+    assert_eq!(t.source, "t.toml");
+    assert_eq!(t.timeout, Duration::from_secs_f64(12.5));
+    assert_eq!(t.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+    assert_eq!(t.concurrency, 8);
+    assert_eq!(t.smtp.tls, TlsMode::Starttls);
+    assert_eq!(t.smtp.connections, 2);
+    assert_eq!(t.smtp.from, DEFAULT_FROM);
+    let auth = t.smtp.auth.as_ref().unwrap();
+    assert_eq!(
+        (auth.user.as_str(), auth.password.as_str()),
+        ("sender", "smtp-secret")
+    );
+    assert!(t.trust.insecure);
+    assert_eq!(t.mailboxes.len(), 2);
+    let anna = &t.mailboxes[0];
+    assert_eq!(anna.user, "anna@kanzlei.test");
+    assert_eq!(anna.password, "secret");
+    assert_eq!(anna.read.protocol, ReadProtocol::Imap);
+    assert_eq!(anna.read.port, 1143);
+    let bernd = &t.mailboxes[1];
+    assert_eq!(bernd.user, "bernd");
+    assert_eq!(bernd.password, "bernd-secret");
+    assert_eq!(bernd.read.protocol, ReadProtocol::Pop3);
+    assert_eq!(bernd.read.port, 1110);
+    assert_eq!(bernd.read.host, "127.0.0.1");
+    assert_eq!(bernd.domain(), "kanzlei.test");
+    // Passwords never show in debug output.
+    assert!(!format!("{t:?}").contains("secret"));
+}
+
+#[test]
+fn minimal_file_uses_defaults() {
+    let t = parse(
+        "[smtp]\nhost = \"h\"\nport = 25\n[read]\nhost = \"h\"\nport = 143\n[[mailbox]]\naddress = \"a@b.test\"\npassword = \"p\"\n",
+    )
+    .unwrap();
+    assert_eq!(t.timeout, DEFAULT_TIMEOUT);
+    assert_eq!(t.concurrency, DEFAULT_CONCURRENCY);
+    assert_eq!(t.smtp.tls, TlsMode::None);
+    assert_eq!(t.mailboxes[0].read.protocol, ReadProtocol::Imap);
+    assert_eq!(t.mailboxes[0].read.tls, TlsMode::None);
+}
+
+#[test]
+fn missing_field_names_file_line_and_field() {
+    let e = err("[smtp]\nhost = \"h\"\n[read]\nhost = \"h\"\nport = 143\n");
+    assert!(e.starts_with("t.toml:1:1: "), "{e}");
+    assert!(e.contains("missing field `port`"), "{e}");
+    let e = err("[read]\nhost = \"h\"\nport = 143\n");
+    assert!(e.contains("missing field `smtp`"), "{e}");
+}
+
+#[test]
+fn unknown_key_is_an_error_with_position() {
+    let e = err("[smtp]\nhost = \"h\"\nport = 25\nprot = 3\n[read]\nhost = \"h\"\nport = 143\n");
+    assert!(e.starts_with("t.toml:4:1: unknown field `prot`"), "{e}");
+    let e = err(&GOOD.replace("user = \"bernd\"", "usr = \"bernd\""));
+    assert!(e.contains("unknown field `usr`"), "{e}");
+    let line = GOOD
+        .lines()
+        .position(|l| l.starts_with("user = \"bernd\""))
+        .unwrap()
+        + 1;
+    assert!(e.starts_with(&format!("t.toml:{line}:1:")), "{e}");
+}
+
+#[test]
+fn bad_values_are_explained() {
+    let e = err(&GOOD.replace("tls = \"starttls\"", "tls = \"ssl\""));
+    assert!(
+        e.contains("unknown variant `ssl`") && e.contains("none") && e.contains("starttls"),
+        "{e}"
+    );
+    let e = err(&GOOD.replace("port = 2525", "port = 70000"));
+    assert!(
+        e.starts_with("t.toml:8:8:") && e.contains("expected u16"),
+        "{e}"
+    );
+    let e = err(&GOOD.replace("timeout = 12.5", "timeout = -1.0"));
+    assert!(
+        e.contains("[probe] timeout must be a number of seconds"),
+        "{e}"
+    );
+    let e = err(&GOOD.replace("concurrency = 8", "concurrency = 0"));
+    assert!(e.contains("[probe] concurrency must be between 1"), "{e}");
+    let e = err(&GOOD.replace("address = \"anna@kanzlei.test\"", "address = \"anna\""));
+    assert!(e.contains("'anna' is not a mailbox address"), "{e}");
+}
+
+#[test]
+fn password_rules() {
+    let e = err(&GOOD.replace("BERND_PW", "UNSET_PW"));
+    assert!(
+        e.contains("environment variable UNSET_PW (password_env) is not set"),
+        "{e}"
+    );
+    let e = err(&GOOD.replace(
+        "password_env = \"BERND_PW\"",
+        "password_env = \"BERND_PW\"\npassword = \"x\"",
+    ));
+    assert!(e.contains("either password or password_env"), "{e}");
+    let no_default = GOOD.replace("password = \"secret\"\n", "");
+    let e = err(&no_default);
+    assert!(
+        e.contains("mailbox anna@kanzlei.test has no password"),
+        "{e}"
+    );
+    let e = err(&GOOD.replace("password_env = \"SMTP_PW\"", "password_env = \"NOPE\""));
+    assert!(e.contains("[smtp] auth: environment variable NOPE"), "{e}");
+}
+
+#[test]
+fn duplicates_and_empty_lists_are_errors() {
+    let e = err(&format!(
+        "{GOOD}\n[[mailbox]]\naddress = \"ANNA@kanzlei.test\"\n"
+    ));
+    assert!(e.contains("listed twice (first on line"), "{e}");
+    let e = err("[smtp]\nhost = \"h\"\nport = 25\n[read]\nhost = \"h\"\nport = 143\n");
+    assert!(e.contains("no mailboxes to probe"), "{e}");
+}
+
+#[test]
+fn csv_list_and_ca_file_relative_to_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("boxes.csv"),
+        "address,user,password\nuser01@patente.test,,\nuser02@patente.test,u2,pw2\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("ca.pem"), "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let src = format!(
+        "{}\n",
+        GOOD.replace(
+            "concurrency = 8",
+            "concurrency = 8\nmailboxes_csv = \"boxes.csv\""
+        )
+        .replace("insecure = true", "ca_file = \"ca.pem\"")
+    );
+    let path = dir.path().join("t.toml");
+    std::fs::write(&path, &src).unwrap();
+    // The real environment has no BERND_PW: use parse_with for the env part.
+    let t = Target::parse_with(&src, "t.toml", dir.path(), &env).unwrap();
+    assert_eq!(t.mailboxes.len(), 4);
+    assert_eq!(t.mailboxes[2].address, "user01@patente.test");
+    assert_eq!(t.mailboxes[2].password, "secret");
+    assert_eq!(t.mailboxes[3].user, "u2");
+    assert!(
+        t.trust
+            .ca_pem
+            .as_deref()
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+
+    let e = Target::parse_with(
+        &src.replace("boxes.csv", "nope.csv"),
+        "t.toml",
+        dir.path(),
+        &env,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("t.toml:") && e.contains("cannot read mailboxes_csv"),
+        "{e}"
+    );
+    let e = Target::load(&dir.path().join("absent.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("absent.toml: cannot read target file"), "{e}");
+}
+
+#[test]
+fn from_credentials_builds_a_plain_target() {
+    let t = Target::from_credentials(
+        "127.0.0.1:2525".parse().unwrap(),
+        ReadEndpoint::plain(ReadProtocol::Imap, "127.0.0.1:1143".parse().unwrap()),
+        [("anna@kanzlei.test", "anna@kanzlei.test", "secret")],
+    );
+    assert_eq!(t.smtp.port, 2525);
+    assert_eq!(t.mailboxes[0].read.port, 1143);
+    assert_eq!(t.mailboxes[0].read.to_string(), "IMAP 127.0.0.1:1143");
+}

@@ -1,0 +1,388 @@
+//! Verdicts: what happened to each mailbox's probe, judged from what the SMTP
+//! server answered and what every probed mailbox was seen to hold.
+//!
+//! Pure logic, no I/O, so every rule is tested on its own. The rule that
+//! matters most: nothing is `delivered` unless a message with its token was
+//! read back from its own mailbox, exactly once, with its body hash and
+//! identifying headers intact.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::message::SeenHeaders;
+
+/// The verdict for one mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Seen in its mailbox, once, unaltered.
+    Delivered,
+    /// Accepted by SMTP, never seen in any probed mailbox before the timeout.
+    Missing,
+    /// SMTP refused it with a permanent (5xx) reply.
+    Rejected,
+    /// SMTP refused it for now (4xx), or the connection failed while sending.
+    Deferred,
+    /// Not in its mailbox, but found in another probed mailbox.
+    Misrouted,
+    /// Seen more than once in its mailbox.
+    Duplicated,
+    /// Seen once, but its body or identifying headers changed.
+    Altered,
+    /// The mailbox could not be read (connect, TLS or login failed).
+    Unreadable,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 8] = [
+        Verdict::Delivered,
+        Verdict::Missing,
+        Verdict::Rejected,
+        Verdict::Deferred,
+        Verdict::Misrouted,
+        Verdict::Duplicated,
+        Verdict::Altered,
+        Verdict::Unreadable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Delivered => "delivered",
+            Verdict::Missing => "missing",
+            Verdict::Rejected => "rejected",
+            Verdict::Deferred => "deferred",
+            Verdict::Misrouted => "misrouted",
+            Verdict::Duplicated => "duplicated",
+            Verdict::Altered => "altered",
+            Verdict::Unreadable => "unreadable",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An SMTP reply that refused a probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpReply {
+    /// Three-digit reply code (`550`).
+    pub code: u16,
+    /// Enhanced status code (`5.1.1`) when the server sent one.
+    pub enhanced: Option<String>,
+    /// The reply text (lines joined with a space), without code and enhanced code.
+    pub text: String,
+    /// `true` for 5xx, `false` for 4xx.
+    pub permanent: bool,
+}
+
+impl SmtpReply {
+    /// From a code and lettre's joined reply text (`5.1.1 <x>: Recipient ...`).
+    pub fn from_code_and_text(code: u16, text: &str) -> SmtpReply {
+        let text = text.trim();
+        let (enhanced, rest) = match text.split_once(' ') {
+            Some((first, rest)) if is_enhanced(first) => (Some(first.to_string()), rest.trim()),
+            None if is_enhanced(text) => (Some(text.to_string()), ""),
+            _ => (None, text),
+        };
+        SmtpReply {
+            code,
+            enhanced,
+            text: rest.to_string(),
+            permanent: code >= 500,
+        }
+    }
+}
+
+impl std::fmt::Display for SmtpReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.code)?;
+        if let Some(e) = &self.enhanced {
+            write!(f, " {e}")?;
+        }
+        if !self.text.is_empty() {
+            write!(f, " {}", self.text)?;
+        }
+        Ok(())
+    }
+}
+
+fn is_enhanced(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() == 3
+        && matches!(parts[0], "2" | "4" | "5")
+        && parts[1..]
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// What SMTP did with one probe.
+#[derive(Debug, Clone)]
+pub(crate) enum SendOutcome {
+    /// Not sent (the mailbox was unreadable before sending, so a probe
+    /// could be neither judged nor cleaned up).
+    NotSent,
+    /// Only RCPT was tried (the mailbox cannot be read) and it was accepted.
+    RcptAccepted,
+    /// `250` after DATA, at this moment.
+    Accepted { at: Instant },
+    /// Refused with a reply, or failed without one (connection lost).
+    Failed {
+        reply: Option<SmtpReply>,
+        reason: String,
+    },
+}
+
+/// One run-tagged message found in a mailbox.
+#[derive(Debug, Clone)]
+pub(crate) struct Sighting {
+    /// IMAP UID or POP3 UIDL in its mailbox.
+    pub key: String,
+    /// The token it carries.
+    pub token: String,
+    pub headers: SeenHeaders,
+    pub body_hash: String,
+    pub first_seen: Instant,
+}
+
+/// What the prober knows about reading one mailbox.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum ReadState {
+    /// Not read yet.
+    #[default]
+    Pending,
+    /// Read at least once; `last_error` if the latest attempt failed.
+    Read { last_error: Option<String> },
+    /// Never read successfully.
+    Failed(String),
+}
+
+/// What was sent to one mailbox, to compare against.
+#[derive(Debug, Clone)]
+pub(crate) struct Expected {
+    pub address: String,
+    pub token: String,
+    pub message_id: String,
+    pub subject: String,
+    pub body_hash: String,
+}
+
+/// What was observed in one probed mailbox.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Observation {
+    pub read: ReadState,
+    pub seen: Vec<Sighting>,
+}
+
+/// The judged result for one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxResult {
+    pub address: String,
+    pub domain: String,
+    pub verdict: Verdict,
+    /// The probe token sent to this mailbox.
+    pub token: String,
+    /// Milliseconds from the SMTP `250` to the message being seen
+    /// (delivered, duplicated, altered).
+    pub latency_ms: Option<u64>,
+    /// The refusing reply (rejected, deferred).
+    pub smtp: Option<SmtpReply>,
+    /// Other probed mailboxes where this mailbox's probe was found.
+    pub found_in: Vec<String>,
+    /// Copies found in this mailbox.
+    pub copies: u32,
+    /// What changed (altered).
+    pub differences: Vec<String>,
+    /// A sentence a person can act on.
+    pub reason: String,
+    /// How this mailbox was read (`IMAP 127.0.0.1:1143`).
+    pub read_via: String,
+}
+
+/// Token → the mailboxes (indices) where it was seen, built once per round
+/// so judging every mailbox stays linear.
+pub(crate) type SeenIndex = HashMap<String, Vec<usize>>;
+
+pub(crate) fn seen_index(observed: &[Observation]) -> SeenIndex {
+    let mut index: SeenIndex = HashMap::new();
+    for (j, o) in observed.iter().enumerate() {
+        for s in &o.seen {
+            let at = index.entry(s.token.clone()).or_default();
+            if at.last() != Some(&j) {
+                at.push(j);
+            }
+        }
+    }
+    index
+}
+
+/// Judges mailbox `i`. Returns the result and whether it is final (could not
+/// change by waiting longer: only `missing` can).
+pub(crate) fn judge(
+    i: usize,
+    expected: &[Expected],
+    sent: &SendOutcome,
+    observed: &[Observation],
+    index: &SeenIndex,
+    read_via: String,
+) -> (MailboxResult, bool) {
+    let exp = &expected[i];
+    let mut r = MailboxResult {
+        address: exp.address.clone(),
+        domain: crate::target::domain_of(&exp.address),
+        verdict: Verdict::Missing,
+        token: exp.token.clone(),
+        latency_ms: None,
+        smtp: None,
+        found_in: Vec::new(),
+        copies: 0,
+        differences: Vec::new(),
+        reason: String::new(),
+        read_via,
+    };
+    let own: Vec<&Sighting> = observed[i]
+        .seen
+        .iter()
+        .filter(|s| s.token == exp.token)
+        .collect();
+    r.copies = own.len() as u32;
+    r.found_in = index
+        .get(&exp.token)
+        .map(|at| {
+            at.iter()
+                .filter(|j| **j != i)
+                .map(|j| expected[*j].address.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+
+    let accepted_at = match sent {
+        SendOutcome::NotSent | SendOutcome::RcptAccepted => {
+            r.verdict = Verdict::Unreadable;
+            let why = match &observed[i].read {
+                ReadState::Failed(why) => why.clone(),
+                _ => "the mailbox could not be read".to_string(),
+            };
+            r.reason = if matches!(sent, SendOutcome::RcptAccepted) {
+                format!(
+                    "{why}; RCPT TO was accepted but no probe was sent (it could be neither read back nor cleaned up)"
+                )
+            } else {
+                format!("{why}; no probe was sent")
+            };
+            return (r, true);
+        }
+        SendOutcome::Failed { reply, reason } => {
+            r.smtp = reply.clone();
+            r.verdict = match reply {
+                Some(reply) if reply.permanent => Verdict::Rejected,
+                _ => Verdict::Deferred,
+            };
+            r.reason = reason.clone();
+            if !own.is_empty() {
+                r.reason.push_str(" (yet a copy arrived in the mailbox)");
+            }
+            return (r, true);
+        }
+        SendOutcome::Accepted { at } => *at,
+    };
+
+    if own.is_empty() {
+        if let ReadState::Failed(why) = &observed[i].read {
+            r.verdict = Verdict::Unreadable;
+            r.reason = why.clone();
+            return (r, true);
+        }
+        if !r.found_in.is_empty() {
+            r.verdict = Verdict::Misrouted;
+            r.reason = format!("accepted, but delivered to {}", r.found_in.join(", "));
+            return (r, true);
+        }
+        r.verdict = Verdict::Missing;
+        r.reason = match &observed[i].read {
+            ReadState::Read {
+                last_error: Some(e),
+            } => {
+                format!("accepted with 250 but not seen (last read failed: {e})")
+            }
+            ReadState::Pending => "accepted with 250 but the mailbox was never read".to_string(),
+            _ => "accepted with 250 but never seen in any probed mailbox".to_string(),
+        };
+        return (r, false);
+    }
+
+    let first_seen = own
+        .iter()
+        .map(|s| s.first_seen)
+        .min()
+        .unwrap_or(accepted_at);
+    r.latency_ms = Some(millis(first_seen.saturating_duration_since(accepted_at)));
+    for s in &own {
+        for d in differences(exp, s) {
+            if !r.differences.contains(&d) {
+                r.differences.push(d);
+            }
+        }
+    }
+    if own.len() > 1 {
+        r.verdict = Verdict::Duplicated;
+        r.reason = format!("{} copies in the mailbox", own.len());
+    } else if !r.differences.is_empty() {
+        r.verdict = Verdict::Altered;
+        r.reason = r.differences.join("; ");
+    } else {
+        r.verdict = Verdict::Delivered;
+        r.reason = "seen with its token and body hash".to_string();
+    }
+    if !r.found_in.is_empty() {
+        r.reason
+            .push_str(&format!("; also found in {}", r.found_in.join(", ")));
+    }
+    (r, true)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// How a seen message differs from what was sent.
+fn differences(exp: &Expected, s: &Sighting) -> Vec<String> {
+    let mut out = Vec::new();
+    if s.body_hash != exp.body_hash {
+        out.push(format!(
+            "body hash differs (sent sha256:{}, read sha256:{})",
+            short(&exp.body_hash),
+            short(&s.body_hash)
+        ));
+    }
+    match &s.headers.probe {
+        Some(p) if p.trim() == exp.token => {}
+        Some(p) => out.push(format!(
+            "{} header changed to '{p}'",
+            crate::message::PROBE_HEADER
+        )),
+        None => out.push(format!("{} header missing", crate::message::PROBE_HEADER)),
+    }
+    match &s.headers.subject {
+        Some(sub) if sub.trim() == exp.subject => {}
+        Some(sub) => out.push(format!("subject changed to '{sub}'")),
+        None => out.push("subject missing".to_string()),
+    }
+    match &s.headers.message_id {
+        Some(id) if id.trim() == exp.message_id => {}
+        Some(id) => out.push(format!("Message-ID changed to '{id}'")),
+        None => out.push("Message-ID missing".to_string()),
+    }
+    out
+}
+
+fn short(h: &str) -> &str {
+    &h[..h.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests;

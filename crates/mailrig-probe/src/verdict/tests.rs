@@ -1,0 +1,243 @@
+use std::time::{Duration, Instant};
+
+use super::*;
+
+fn expected(n: usize) -> Vec<Expected> {
+    (0..n)
+        .map(|i| Expected {
+            address: format!("user{i:02}@patente.test"),
+            token: format!("mrpx-{i}"),
+            message_id: format!("<mrpx-{i}@probe.mailrig.invalid>"),
+            subject: format!("mailrig probe mrpx-{i}"),
+            body_hash: format!("hash{i}"),
+        })
+        .collect()
+}
+
+fn intact(e: &Expected, key: &str, at: Instant) -> Sighting {
+    Sighting {
+        key: key.to_string(),
+        token: e.token.clone(),
+        headers: SeenHeaders {
+            probe: Some(e.token.clone()),
+            message_id: Some(e.message_id.clone()),
+            subject: Some(e.subject.clone()),
+        },
+        body_hash: e.body_hash.clone(),
+        first_seen: at,
+    }
+}
+
+fn read_ok() -> ReadState {
+    ReadState::Read { last_error: None }
+}
+
+fn run(exp: &[Expected], sent: &[SendOutcome], obs: &[Observation]) -> Vec<(MailboxResult, bool)> {
+    let index = seen_index(obs);
+    (0..exp.len())
+        .map(|i| judge(i, exp, &sent[i], obs, &index, "IMAP test".into()))
+        .collect()
+}
+
+#[test]
+fn delivered_needs_token_and_hash_and_reports_latency() {
+    let exp = expected(1);
+    let t0 = Instant::now();
+    let sent = [SendOutcome::Accepted { at: t0 }];
+    let obs = [Observation {
+        read: read_ok(),
+        seen: vec![intact(&exp[0], "1", t0 + Duration::from_millis(250))],
+    }];
+    let (r, known) = &run(&exp, &sent, &obs)[0];
+    assert!(known);
+    assert_eq!(r.verdict, Verdict::Delivered);
+    assert_eq!(r.latency_ms, Some(250));
+    assert_eq!(r.copies, 1);
+    assert_eq!(r.domain, "patente.test");
+}
+
+#[test]
+fn missing_is_the_only_open_verdict() {
+    let exp = expected(1);
+    let sent = [SendOutcome::Accepted { at: Instant::now() }];
+    let obs = [Observation {
+        read: read_ok(),
+        seen: vec![],
+    }];
+    let (r, known) = &run(&exp, &sent, &obs)[0];
+    assert!(!known);
+    assert_eq!(r.verdict, Verdict::Missing);
+    assert!(r.reason.contains("250"));
+}
+
+#[test]
+fn misrouted_names_the_mailbox_it_landed_in() {
+    let exp = expected(3);
+    let t0 = Instant::now();
+    let sent = vec![SendOutcome::Accepted { at: t0 }; 3];
+    let obs = [
+        Observation {
+            read: read_ok(),
+            seen: vec![intact(&exp[0], "1", t0), intact(&exp[1], "2", t0)],
+        },
+        Observation {
+            read: read_ok(),
+            seen: vec![],
+        },
+        Observation {
+            read: read_ok(),
+            seen: vec![intact(&exp[2], "1", t0)],
+        },
+    ];
+    let results = run(&exp, &sent, &obs);
+    assert_eq!(results[0].0.verdict, Verdict::Delivered);
+    assert_eq!(results[1].0.verdict, Verdict::Misrouted);
+    assert_eq!(
+        results[1].0.found_in,
+        vec!["user00@patente.test".to_string()]
+    );
+    assert!(results[1].0.reason.contains("user00@patente.test"));
+    assert!(results[1].1);
+    assert_eq!(results[2].0.verdict, Verdict::Delivered);
+}
+
+#[test]
+fn duplicated_and_altered() {
+    let exp = expected(3);
+    let t0 = Instant::now();
+    let sent = vec![SendOutcome::Accepted { at: t0 }; 3];
+    let mut changed_body = intact(&exp[1], "1", t0);
+    changed_body.body_hash = "other".into();
+    let mut stripped = intact(&exp[2], "1", t0);
+    stripped.headers.probe = None;
+    stripped.headers.subject = Some("[SPAM] mailrig probe mrpx-2".into());
+    let obs = [
+        Observation {
+            read: read_ok(),
+            seen: vec![intact(&exp[0], "1", t0), intact(&exp[0], "2", t0)],
+        },
+        Observation {
+            read: read_ok(),
+            seen: vec![changed_body],
+        },
+        Observation {
+            read: read_ok(),
+            seen: vec![stripped],
+        },
+    ];
+    let results = run(&exp, &sent, &obs);
+    assert_eq!(results[0].0.verdict, Verdict::Duplicated);
+    assert_eq!(results[0].0.copies, 2);
+    assert_eq!(results[1].0.verdict, Verdict::Altered);
+    assert!(results[1].0.differences[0].starts_with("body hash differs"));
+    assert_eq!(results[2].0.verdict, Verdict::Altered);
+    assert_eq!(
+        results[2].0.differences,
+        vec![
+            "X-Mailrig-Probe header missing".to_string(),
+            "subject changed to '[SPAM] mailrig probe mrpx-2'".to_string()
+        ]
+    );
+}
+
+#[test]
+fn smtp_refusals_win_and_are_classified() {
+    let exp = expected(3);
+    let sent = [
+        SendOutcome::Failed {
+            reply: Some(SmtpReply::from_code_and_text(
+                550,
+                "5.1.1 <x>: User unknown",
+            )),
+            reason: "rejected with 550 5.1.1 <x>: User unknown".into(),
+        },
+        SendOutcome::Failed {
+            reply: Some(SmtpReply::from_code_and_text(451, "4.3.0 try later")),
+            reason: "deferred".into(),
+        },
+        SendOutcome::Failed {
+            reply: None,
+            reason: "connection failed while sending: reset".into(),
+        },
+    ];
+    let obs = vec![
+        Observation {
+            read: read_ok(),
+            seen: vec![],
+        };
+        3
+    ];
+    let results = run(&exp, &sent, &obs);
+    let r = &results[0].0;
+    assert_eq!(r.verdict, Verdict::Rejected);
+    let reply = r.smtp.as_ref().unwrap();
+    assert_eq!(
+        (reply.code, reply.enhanced.as_deref(), reply.text.as_str()),
+        (550, Some("5.1.1"), "<x>: User unknown")
+    );
+    assert!(reply.permanent);
+    assert_eq!(results[1].0.verdict, Verdict::Deferred);
+    assert!(!results[1].0.smtp.as_ref().unwrap().permanent);
+    assert_eq!(results[2].0.verdict, Verdict::Deferred);
+    assert!(results[2].0.smtp.is_none());
+    assert!(results.iter().all(|(_, known)| *known));
+}
+
+#[test]
+fn unreadable_before_sending_or_never_read() {
+    let exp = expected(2);
+    let sent = [
+        SendOutcome::RcptAccepted,
+        SendOutcome::Accepted { at: Instant::now() },
+    ];
+    let obs = [
+        Observation {
+            read: ReadState::Failed("IMAP login as a refused: no".into()),
+            seen: vec![],
+        },
+        Observation {
+            read: ReadState::Failed("TLS failed".into()),
+            seen: vec![],
+        },
+    ];
+    let results = run(&exp, &sent, &obs);
+    assert_eq!(results[0].0.verdict, Verdict::Unreadable);
+    assert!(results[0].0.reason.contains("IMAP login as a refused"));
+    assert!(results[0].0.reason.contains("no probe was sent"));
+    assert_eq!(results[1].0.verdict, Verdict::Unreadable);
+    assert_eq!(results[1].0.reason, "TLS failed");
+}
+
+#[test]
+fn never_delivered_without_its_own_token() {
+    // A message of another mailbox, even intact, does not make this one delivered.
+    let exp = expected(2);
+    let t0 = Instant::now();
+    let sent = vec![SendOutcome::Accepted { at: t0 }; 2];
+    let obs = [
+        Observation {
+            read: read_ok(),
+            seen: vec![intact(&exp[1], "1", t0)],
+        },
+        Observation {
+            read: read_ok(),
+            seen: vec![],
+        },
+    ];
+    let results = run(&exp, &sent, &obs);
+    assert_eq!(results[0].0.verdict, Verdict::Missing);
+    assert_eq!(results[1].0.verdict, Verdict::Misrouted);
+}
+
+#[test]
+fn smtp_reply_parsing() {
+    let r = SmtpReply::from_code_and_text(552, "5.2.2 Mailbox full");
+    assert_eq!(r.to_string(), "552 5.2.2 Mailbox full");
+    let r = SmtpReply::from_code_and_text(554, "Transaction failed");
+    assert_eq!((r.enhanced, r.text.as_str()), (None, "Transaction failed"));
+    let r = SmtpReply::from_code_and_text(421, "4.7.0");
+    assert_eq!(r.enhanced.as_deref(), Some("4.7.0"));
+    assert!(!r.permanent);
+    let r = SmtpReply::from_code_and_text(550, "1.2.3.4 blocked");
+    assert_eq!(r.enhanced, None);
+}

@@ -1,0 +1,237 @@
+//! The prober against real software no one here wrote: a private Postfix
+//! (SMTP, LMTP delivery) and Dovecot (IMAP, POP3, Maildir) started by
+//! `scripts/realmail/start.sh`, 28 mailboxes.
+//!
+//! These tests FAIL (never skip) when Postfix or Dovecot are missing:
+//! run `scripts/install-test-deps.sh` first.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{result, root, seed_addresses, with_verdict};
+use mailrig_probe::{ProbeOptions, Target, Verdict, exit_code, probe};
+
+/// A running realmail instance; stopped on drop, also when a test fails.
+struct RealMail {
+    dir: tempfile::TempDir,
+    env: HashMap<String, String>,
+}
+
+impl RealMail {
+    fn start(discard: &[&str]) -> RealMail {
+        for tool in ["/usr/sbin/postfix", "/usr/sbin/dovecot"] {
+            assert!(
+                Path::new(tool).exists() || which(tool.rsplit('/').next().unwrap_or(tool)),
+                "{tool} is not installed: these tests need real Postfix and Dovecot; run scripts/install-test-deps.sh"
+            );
+        }
+        // Parents of the state dir must be searchable by Dovecot's mail user: /tmp is.
+        let dir = tempfile::Builder::new()
+            .prefix("mrp-rm-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let mut cmd = Command::new(root().join("scripts/realmail/start.sh"));
+        cmd.arg(dir.path()).args(["--mailboxes", "25"]);
+        if !discard.is_empty() {
+            cmd.args(["--discard", &discard.join(",")]);
+        }
+        let out = cmd.output().expect("cannot run scripts/realmail/start.sh");
+        // From here on the guard exists, so a failed start is still stopped.
+        let mut rm = RealMail {
+            dir,
+            env: HashMap::new(),
+        };
+        assert!(
+            out.status.success(),
+            "scripts/realmail/start.sh failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                rm.env.insert(k.trim().to_string(), v.trim().to_string());
+            }
+        }
+        rm
+    }
+
+    fn get(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("start.sh printed no {key}"))
+    }
+
+    /// Writes a target file for these servers and returns its path.
+    fn target_file(&self, protocol: &str, extra_mailboxes: &str) -> PathBuf {
+        let port = if protocol == "pop3" {
+            self.get("POP3_PORT")
+        } else {
+            self.get("IMAP_PORT")
+        };
+        let mut text = format!(
+            "[probe]\ntimeout = 5\n\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\n\n[read]\nprotocol = \"{protocol}\"\nhost = \"127.0.0.1\"\nport = {port}\npassword_env = \"MAILRIG_TEST_REALMAIL_PW\"\n",
+            self.get("SMTP_PORT"),
+        );
+        for a in self.get("MAILBOXES").split(',') {
+            text.push_str(&format!("\n[[mailbox]]\naddress = \"{a}\"\n"));
+        }
+        text.push_str(extra_mailboxes);
+        let path = self.dir.path().join(format!("target-{protocol}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Message files left in every Maildir.
+    fn messages_left(&self) -> usize {
+        fn walk(p: &Path, n: &mut usize) {
+            let Ok(rd) = std::fs::read_dir(p) else { return };
+            for e in rd.flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    walk(&path, n);
+                } else if path
+                    .parent()
+                    .and_then(|d| d.file_name())
+                    .is_some_and(|d| d == "new" || d == "cur")
+                {
+                    *n += 1;
+                }
+            }
+        }
+        let mut n = 0;
+        walk(Path::new(self.get("MAIL_DIR")), &mut n);
+        n
+    }
+}
+
+impl Drop for RealMail {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("scripts/realmail/stop.sh"))
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+fn which(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
+}
+
+fn load(path: &Path) -> Target {
+    // SAFETY: set before any probe runs in this process; every test sets the
+    // same value, so concurrent tests agree.
+    unsafe { std::env::set_var("MAILRIG_TEST_REALMAIL_PW", "secret") };
+    Target::load(path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postfix_dovecot_good_configuration_all_delivered() {
+    let rm = RealMail::start(&[]);
+    let target = load(&rm.target_file("imap", ""));
+    assert_eq!(target.mailboxes.len(), 28);
+    let result = probe(&target, &ProbeOptions::default()).await;
+    assert_eq!(
+        exit_code(&result),
+        0,
+        "{}",
+        result
+            .as_ref()
+            .map(|r| r.to_table(false))
+            .unwrap_or_default()
+    );
+    let report = result.unwrap();
+    assert_eq!(with_verdict(&report, Verdict::Delivered), {
+        let mut a = seed_addresses();
+        a.sort();
+        a
+    });
+    assert!(!report.timed_out, "should end as soon as all are seen");
+    assert!(report.duration_ms < 5000);
+    assert_eq!(report.cleanup.deleted, 28);
+    assert_eq!(rm.messages_left(), 0, "probe messages must be cleaned up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postfix_dovecot_discarding_names_exactly_the_lost_mailboxes() {
+    let lost = [
+        "user03@patente.test",
+        "user17@patente.test",
+        "user25@patente.test",
+    ];
+    let rm = RealMail::start(&lost);
+    let target = load(&rm.target_file("imap", ""));
+    let result = probe(
+        &target,
+        &ProbeOptions {
+            timeout: Some(Duration::from_secs(3)),
+            ..ProbeOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(exit_code(&result), 1);
+    let report = result.unwrap();
+    assert_eq!(
+        with_verdict(&report, Verdict::Missing),
+        lost.map(String::from),
+        "{}",
+        report.to_table(false)
+    );
+    assert_eq!(with_verdict(&report, Verdict::Delivered).len(), 25);
+    assert!(report.timed_out);
+    let table = report.to_table(false);
+    assert!(
+        table.contains("patente.test  22/25 delivered, 3 missing"),
+        "{table}"
+    );
+    assert!(table.contains("kanzlei.test  3/3 delivered"), "{table}");
+    assert_eq!(rm.messages_left(), 0);
+}
+
+/// POP3 reading, an unknown recipient (Postfix: 550 5.1.1) and a wrong
+/// password (Dovecot refuses the login), all against the real servers.
+#[tokio::test(flavor = "multi_thread")]
+async fn postfix_dovecot_pop3_rejected_and_unreadable() {
+    let rm = RealMail::start(&[]);
+    let path = rm.target_file("pop3", "\n[[mailbox]]\naddress = \"nobody@patente.test\"\n");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "address = \"bernd@kanzlei.test\"\n",
+        "address = \"bernd@kanzlei.test\"\npassword = \"not-secret\"\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let target = load(&path);
+    let report = probe(&target, &ProbeOptions::default()).await.unwrap();
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(
+        with_verdict(&report, Verdict::Delivered).len(),
+        27,
+        "{}",
+        report.to_table(false)
+    );
+    let nobody = result(&report, "nobody@patente.test");
+    assert_eq!(
+        nobody.verdict,
+        Verdict::Rejected,
+        "{}",
+        report.to_table(false)
+    );
+    let reply = nobody.smtp.as_ref().unwrap();
+    assert_eq!(
+        (reply.code, reply.enhanced.as_deref()),
+        (550, Some("5.1.1"))
+    );
+    let wrong = result(&report, "bernd@kanzlei.test");
+    assert_eq!(wrong.verdict, Verdict::Unreadable);
+    assert!(
+        wrong
+            .reason
+            .contains("POP3 login as bernd@kanzlei.test refused"),
+        "{}",
+        wrong.reason
+    );
+    assert_eq!(rm.messages_left(), 0);
+}

@@ -1,0 +1,116 @@
+//! `mailrig probe`: send a tagged message to every mailbox of a target file,
+//! read each back, print the verdicts. Exit 0 all delivered, 1 any not,
+//! 2 the probe could not run.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use mailrig_probe::{Phase, ProbeOptions, Progress, ProgressFn, Report, Target};
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Target file (TOML): SMTP server, how to read mailboxes, the mailboxes.
+    #[arg(long, value_name = "FILE")]
+    target: PathBuf,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Seconds to wait for every verdict (overrides the target's timeout).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Leave the probe messages in the mailboxes.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Junit,
+}
+
+pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    let timeout = match args.timeout {
+        None => None,
+        Some(t) if t > 0.0 && t.is_finite() && t < 86_400.0 => Some(Duration::from_secs_f64(t)),
+        Some(t) => {
+            anyhow::bail!("--timeout {t}: give a number of seconds above 0 and below one day")
+        }
+    };
+    let target = Target::load(&args.target)?;
+    let progress_on = std::io::stderr().is_terminal();
+    let opts = ProbeOptions {
+        timeout,
+        keep: args.keep,
+        run_id: None,
+        progress: progress_on.then(|| Arc::new(show_progress) as ProgressFn),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let result = runtime.block_on(mailrig_probe::probe(&target, &opts));
+    if progress_on {
+        eprint!("\r\x1b[2K");
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mailrig probe: cannot run: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let text = render(
+        &report,
+        args.format,
+        args.output.is_none() && std::io::stdout().is_terminal(),
+    );
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, &text)
+                .with_context(|| format!("cannot write the report to {}", path.display()))?;
+            // Keep a one-line summary on the terminal.
+            for d in &report.domains {
+                eprintln!("{}  {}", d.domain, Report::domain_line(d));
+            }
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .context("cannot write the report")?;
+        }
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+fn render(report: &Report, format: Format, colour: bool) -> String {
+    match format {
+        Format::Table => report.to_table(colour),
+        Format::Json => {
+            let mut s = report.to_json();
+            s.push('\n');
+            s
+        }
+        Format::Junit => report.to_junit(),
+    }
+}
+
+fn show_progress(p: &Progress) {
+    let line = match p.phase {
+        Phase::Connecting => format!("logging in {}/{}", p.done, p.total),
+        Phase::Sending => format!("sending {}/{}", p.done, p.total),
+        Phase::Waiting => format!("waiting: {}/{} verdicts known", p.known, p.total),
+        Phase::Finishing => "cleaning up".to_string(),
+    };
+    eprint!(
+        "\r\x1b[2Kmailrig probe: {line}  {:.1} s",
+        p.elapsed.as_secs_f64()
+    );
+    let _ = std::io::stderr().flush();
+}
