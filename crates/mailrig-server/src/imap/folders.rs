@@ -121,15 +121,20 @@ impl Session {
                 data.subscribed.iter().cloned().collect(),
             )
         };
-        let names: &[String] = if lsub { &subscribed } else { &folders };
-        for name in names {
-            if !wildcard_match(&full, name) {
-                continue;
-            }
+        let names: Vec<(String, bool)> = if lsub {
+            lsub_names(&subscribed, &full)
+        } else {
+            folders
+                .iter()
+                .filter(|n| wildcard_match(&full, n))
+                .map(|n| (n.clone(), false))
+                .collect()
+        };
+        for (name, parent_only) in &names {
             let prefix = format!("{name}{DELIMITER}");
             let children = folders.iter().any(|f| f.starts_with(&prefix));
             let mut attrs = Vec::new();
-            if lsub && !folders.contains(name) {
+            if lsub && (*parent_only || !folders.contains(name)) {
                 attrs.push("\\Noselect");
             }
             attrs.push(if children {
@@ -209,6 +214,28 @@ impl Session {
         self.sync_all(out);
         tagged(out, tag, "OK", "Status completed");
     }
+}
+
+/// The names LSUB reports for `pattern`: the subscribed ones that match, and
+/// (flagged `true`, to be sent as `\\Noselect`) an unsubscribed parent that
+/// matches when its subscribed child does not — RFC 3501 §6.3.9: with
+/// `foo/bar` subscribed, `LSUB "" %` returns `foo`, not `foo/bar`.
+fn lsub_names(subscribed: &[String], pattern: &str) -> Vec<(String, bool)> {
+    let mut names = std::collections::BTreeMap::new();
+    for name in subscribed {
+        if wildcard_match(pattern, name) {
+            names.insert(name.clone(), false);
+            continue;
+        }
+        let mut parent = name.as_str();
+        while let Some((up, _)) = parent.rsplit_once(DELIMITER) {
+            parent = up;
+            if wildcard_match(pattern, parent) && !subscribed.iter().any(|s| s == parent) {
+                names.entry(parent.to_string()).or_insert(true);
+            }
+        }
+    }
+    names.into_iter().collect()
 }
 
 /// LIST pattern matching: `*` matches anything, `%` anything but the

@@ -322,7 +322,8 @@ fn address_list(out: &mut Vec<u8>, a: Option<&Address<'_>>) {
                     body.extend_from_slice(b"(NIL NIL ");
                     wire::string(&mut body, name.as_bytes());
                     body.extend_from_slice(b" NIL)");
-                    for x in &g.addresses {
+                    // A comment alone (`group: (foo) ;`) is not a member.
+                    for x in g.addresses.iter().filter(|x| x.address.is_some()) {
                         one_address(&mut body, x.name.as_deref(), x.address.as_deref());
                     }
                     body.extend_from_slice(b"(NIL NIL NIL NIL)");
@@ -345,6 +346,11 @@ fn address_list(out: &mut Vec<u8>, a: Option<&Address<'_>>) {
 
 fn one_address(out: &mut Vec<u8>, name: Option<&str>, address: Option<&str>) {
     let address = address.unwrap_or("");
+    // An obsolete source route (`<@route:user@domain>`) is the address's adl.
+    let (route, address) = match address.split_once(':') {
+        Some((route, rest)) if route.starts_with('@') => (Some(route), rest),
+        _ => (None, address),
+    };
     let (local, host) = match address.rfind('@') {
         Some(i) => (&address[..i], Some(&address[i + 1..])),
         None => (address, None),
@@ -358,7 +364,9 @@ fn one_address(out: &mut Vec<u8>, name: Option<&str>, address: Option<&str>) {
         Some(n) => wire::string(out, n.as_bytes()),
         None => out.extend_from_slice(b"NIL"),
     }
-    out.extend_from_slice(b" NIL ");
+    out.push(b' ');
+    wire::nstring(out, route.map(str::as_bytes));
+    out.push(b' ');
     wire::string(out, local.as_bytes());
     out.push(b' ');
     wire::nstring(out, host.map(str::as_bytes));
