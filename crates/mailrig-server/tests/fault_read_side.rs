@@ -287,3 +287,137 @@ async fn pop3_hide_messages_with_curl_and_poplib() {
     assert_eq!(server.inbox(ANNA).unwrap().len(), 2);
     server.shutdown().await;
 }
+
+// ---- the read-side scenarios of the catalog (testdata/scenarios) ----------
+
+fn catalog(name: &str) -> String {
+    format!(
+        "{}/../../testdata/scenarios/{name}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+async fn catalog_server(name: &str) -> MockServer {
+    MockServer::builder()
+        .scenario_file(catalog(name))
+        .unwrap()
+        .start()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn catalog_imap_login_broken_for_user10_to_user25() {
+    let server = catalog_server("imap-login-broken").await;
+    for who in [
+        "user09@patente.test",
+        "user10@patente.test",
+        "user25@patente.test",
+    ] {
+        put(&server, who, MSG);
+    }
+    let r = imaplib(
+        &server,
+        &[
+            "user09@patente.test",
+            "user10@patente.test",
+            "user25@patente.test",
+            ANNA,
+        ],
+    )
+    .await;
+    assert_eq!(r["user09@patente.test"]["login"], "ok", "{r}");
+    assert_eq!(r["user09@patente.test"]["exists"], 1, "{r}");
+    assert_eq!(r[ANNA]["login"], "ok", "{r}");
+    for broken in ["user10@patente.test", "user25@patente.test"] {
+        let text = r[broken]["login"].as_str().unwrap();
+        assert!(text.contains("AUTHENTICATIONFAILED"), "{broken}: {r}");
+        // The mail is there; only reading it is broken.
+        assert_eq!(server.inbox(broken).unwrap().len(), 1);
+        let j = server.journal_for(broken);
+        assert_eq!(j.len(), 1, "{j:?}");
+        assert_eq!(j[0].stage, Stage::ImapLogin);
+        assert_eq!(j[0].rule.as_deref(), Some("imap-userdb-incomplete"));
+    }
+    // POP3 is broken for the same users.
+    let port = server.pop3_addr().port().to_string();
+    let r = python(
+        POPLIB,
+        &[&port, "user11@patente.test", "user01@patente.test"],
+    )
+    .await;
+    assert_eq!(
+        r["user11@patente.test"]["pass"], "-ERR [AUTH] authentication failed",
+        "{r}"
+    );
+    assert!(
+        r["user01@patente.test"]["pass"]
+            .as_str()
+            .unwrap()
+            .starts_with("+OK"),
+        "{r}"
+    );
+    let j = server.journal_for("user11@patente.test");
+    assert_eq!(j[0].rule.as_deref(), Some("pop3-userdb-incomplete"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn catalog_hidden_messages_in_annas_inbox() {
+    let server = catalog_server("hidden-messages").await;
+    put(&server, ANNA, MSG);
+    put(&server, BERND, MSG);
+    let r = imaplib(&server, &[ANNA, BERND]).await;
+    assert_eq!(r[ANNA]["exists"], 0, "anna's INBOX looks empty: {r}");
+    assert_eq!(r[BERND]["exists"], 1, "{r}");
+    assert_eq!(
+        server.inbox(ANNA).unwrap().len(),
+        1,
+        "although the message is stored"
+    );
+    let port = server.pop3_addr().port().to_string();
+    let r = python(POPLIB, &[&port, ANNA]).await;
+    assert_eq!(r[ANNA]["stat"], serde_json::json!([0, 0]), "{r}");
+    let rules: Vec<_> = server
+        .journal_for(ANNA)
+        .into_iter()
+        .filter_map(|e| e.rule)
+        .collect();
+    assert!(
+        rules.iter().any(|r| r == "anna-index-corrupt-imap"),
+        "{rules:?}"
+    );
+    assert!(
+        rules.iter().any(|r| r == "anna-index-corrupt-pop3"),
+        "{rules:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn catalog_uidvalidity_reset_on_every_session() {
+    let server = catalog_server("uidvalidity-reset").await;
+    put(&server, ANNA, MSG);
+    let stored = uid_validity(&server, ANNA);
+    let first = imaplib(&server, &[ANNA]).await;
+    let second = imaplib(&server, &[ANNA]).await;
+    let a = first[ANNA]["uidvalidity"].as_u64().unwrap();
+    let b = second[ANNA]["uidvalidity"].as_u64().unwrap();
+    assert_ne!(
+        a,
+        u64::from(stored),
+        "the client sees a changed UIDVALIDITY"
+    );
+    assert_ne!(
+        a, b,
+        "and a new one in the next session, so it must resync each time"
+    );
+    assert!(
+        server
+            .journal_for(ANNA)
+            .iter()
+            .any(|e| e.rule.as_deref() == Some("uidvalidity-changes")),
+        "journaled"
+    );
+    server.shutdown().await;
+}

@@ -36,8 +36,7 @@ const COVERED: &[&str] = &[
     "wrong-host-certificate",
 ];
 
-/// Read-side scenarios, tested once the IMAP/POP3 fault hooks are in (see
-/// `faults_catalog_read.rs`, or the report if it is missing).
+/// Read-side scenarios, tested with imaplib and poplib in `fault_read_side.rs`.
 const READ_SIDE: &[&str] = &["hidden-messages", "imap-login-broken", "uidvalidity-reset"];
 
 #[test]
