@@ -16,9 +16,12 @@ use tokio::net::TcpStream;
 const KANZLEI: &str = include_str!("../../testdata/scenarios/kanzlei.toml");
 
 fn body(size: usize) -> Vec<u8> {
-    let mut b = b"From: <s@extern.test>\r\nTo: <user01@patente.test>\r\nSubject: bench\r\n\r\n".to_vec();
+    let mut b =
+        b"From: <s@extern.test>\r\nTo: <user01@patente.test>\r\nSubject: bench\r\n\r\n".to_vec();
     while b.len() < size {
-        b.extend_from_slice(b"0123456789012345678901234567890123456789012345678901234567890123456789012345\r\n");
+        b.extend_from_slice(
+            b"0123456789012345678901234567890123456789012345678901234567890123456789012345\r\n",
+        );
     }
     b.extend_from_slice(b".\r\n");
     b
@@ -51,7 +54,9 @@ fn session_only(c: &mut Criterion) {
                 s.line(b"RCPT TO:<user01@patente.test>\r\n", &mut out);
                 s.line(b"DATA\r\n", &mut out);
                 let (_, action) = s.data(data, &mut out);
-                let Action::Deliver(d) = action else { panic!("no delivery") };
+                let Action::Deliver(d) = action else {
+                    panic!("no delivery")
+                };
                 for id in &d.targets {
                     state.store.deliver(*id, d.message.clone()).unwrap();
                 }
@@ -74,7 +79,9 @@ async fn client(addr: SocketAddr, data: Arc<Vec<u8>>, messages: usize) {
     let _ = s.read(&mut buf).await.unwrap();
     for _ in 0..messages {
         // One pipelined batch per message, as PIPELINING clients send it.
-        s.write_all(b"MAIL FROM:<s@extern.test>\r\nRCPT TO:<user01@patente.test>\r\nDATA\r\n").await.unwrap();
+        s.write_all(b"MAIL FROM:<s@extern.test>\r\nRCPT TO:<user01@patente.test>\r\nDATA\r\n")
+            .await
+            .unwrap();
         let mut seen = 0;
         while seen < 3 {
             let n = s.read(&mut buf).await.unwrap();
@@ -109,7 +116,9 @@ fn over_tcp(c: &mut Criterion) {
                     let data = Arc::clone(&data);
                     async move {
                         let tasks: Vec<_> = (0..sessions)
-                            .map(|_| tokio::spawn(client(addr, Arc::clone(&data), PER_RUN / sessions)))
+                            .map(|_| {
+                                tokio::spawn(client(addr, Arc::clone(&data), PER_RUN / sessions))
+                            })
                             .collect();
                         for t in tasks {
                             t.await.unwrap();

@@ -27,12 +27,20 @@ fn tool(name: &str) -> String {
 }
 
 async fn kanzlei() -> MockServer {
-    MockServer::builder().scenario_file(KANZLEI).unwrap().start().await.unwrap()
+    MockServer::builder()
+        .scenario_file(KANZLEI)
+        .unwrap()
+        .start()
+        .await
+        .unwrap()
 }
 
 /// Runs a blocking command off the runtime and returns (success, stdout+stderr).
 async fn run(mut cmd: Command) -> (bool, String) {
-    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().expect("spawn");
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .expect("spawn");
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
@@ -40,7 +48,14 @@ async fn run(mut cmd: Command) -> (bool, String) {
 
 fn swaks(server: &MockServer, extra: &[&str]) -> Command {
     let mut c = Command::new(tool("swaks"));
-    c.args(["--server", &server.smtp_addr().to_string(), "--from", "sender@extern.test", "--timeout", "20"]);
+    c.args([
+        "--server",
+        &server.smtp_addr().to_string(),
+        "--from",
+        "sender@extern.test",
+        "--timeout",
+        "20",
+    ]);
     c.args(extra);
     c
 }
@@ -51,29 +66,88 @@ async fn swaks_plain_starttls_auth_and_pipelining() {
     let ca = server.ca_path().display().to_string();
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("plain", vec!["--to", "anna@kanzlei.test"]),
-        ("starttls", vec!["--to", "bernd@kanzlei.test", "--tls", "--tls-verify", "--tls-ca-path", &ca]),
+        (
+            "starttls",
+            vec![
+                "--to",
+                "bernd@kanzlei.test",
+                "--tls",
+                "--tls-verify",
+                "--tls-ca-path",
+                &ca,
+            ],
+        ),
         (
             "auth",
-            vec!["--to", "clara@kanzlei.test", "--tls", "--tls-ca-path", &ca, "--auth", "LOGIN", "--auth-user", "clara@kanzlei.test", "--auth-password", "secret"],
+            vec![
+                "--to",
+                "clara@kanzlei.test",
+                "--tls",
+                "--tls-ca-path",
+                &ca,
+                "--auth",
+                "LOGIN",
+                "--auth-user",
+                "clara@kanzlei.test",
+                "--auth-password",
+                "secret",
+            ],
         ),
-        ("pipeline", vec!["--to", "user01@patente.test,user02@patente.test", "--pipeline", "--header", "Subject: piped"]),
+        (
+            "pipeline",
+            vec![
+                "--to",
+                "user01@patente.test,user02@patente.test",
+                "--pipeline",
+                "--header",
+                "Subject: piped",
+            ],
+        ),
     ];
     for (name, args) in cases {
         let (ok, out) = run(swaks(&server, &args)).await;
         assert!(ok, "swaks {name} failed:\n{out}");
-        assert!(out.contains("250 2.0.0 Ok: queued as"), "swaks {name}:\n{out}");
+        assert!(
+            out.contains("250 2.0.0 Ok: queued as"),
+            "swaks {name}:\n{out}"
+        );
     }
-    for who in ["anna@kanzlei.test", "bernd@kanzlei.test", "clara@kanzlei.test", "user01@patente.test", "user02@patente.test"] {
+    for who in [
+        "anna@kanzlei.test",
+        "bernd@kanzlei.test",
+        "clara@kanzlei.test",
+        "user01@patente.test",
+        "user02@patente.test",
+    ] {
         assert_eq!(server.inbox(who).unwrap().len(), 1, "{who}");
     }
     let bernd = &server.inbox("bernd@kanzlei.test").unwrap()[0];
-    assert!(bernd.envelope.as_ref().unwrap().tls, "STARTTLS transaction recorded as TLS");
+    assert!(
+        bernd.envelope.as_ref().unwrap().tls,
+        "STARTTLS transaction recorded as TLS"
+    );
     let clara = &server.inbox("clara@kanzlei.test").unwrap()[0];
-    assert_eq!(clara.envelope.as_ref().unwrap().auth_user.as_deref(), Some("clara@kanzlei.test"));
+    assert_eq!(
+        clara.envelope.as_ref().unwrap().auth_user.as_deref(),
+        Some("clara@kanzlei.test")
+    );
     assert!(String::from_utf8_lossy(&clara.raw).contains("with ESMTPSA"));
 
     // A wrong password is refused with 535, and the recipient stays empty.
-    let (ok, out) = run(swaks(&server, &["--to", "user03@patente.test", "--auth", "PLAIN", "--auth-user", "user03@patente.test", "--auth-password", "wrong"])).await;
+    let (ok, out) = run(swaks(
+        &server,
+        &[
+            "--to",
+            "user03@patente.test",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "user03@patente.test",
+            "--auth-password",
+            "wrong",
+        ],
+    ))
+    .await;
     assert!(!ok, "{out}");
     assert!(out.contains("535 5.7.8"), "{out}");
     assert!(server.inbox("user03@patente.test").unwrap().is_empty());
@@ -85,7 +159,18 @@ async fn swaks_over_implicit_tls() {
     let server = kanzlei().await;
     let ca = server.ca_path().display().to_string();
     let mut c = Command::new(tool("swaks"));
-    c.args(["--server", &server.smtps_addr().to_string(), "--tlsc", "--tls-verify", "--tls-ca-path", &ca, "--to", "anna@kanzlei.test", "--from", "s@x.test"]);
+    c.args([
+        "--server",
+        &server.smtps_addr().to_string(),
+        "--tlsc",
+        "--tls-verify",
+        "--tls-ca-path",
+        &ca,
+        "--to",
+        "anna@kanzlei.test",
+        "--from",
+        "s@x.test",
+    ]);
     let (ok, out) = run(c).await;
     assert!(ok, "{out}");
     assert_eq!(server.inbox("anna@kanzlei.test").unwrap().len(), 1);
@@ -120,7 +205,12 @@ print("ok")
 #[tokio::test]
 async fn python_smtplib_utf8_subject_and_smtputf8_address() {
     let toml = "[[domain]]\nname='kanzlei.test'\npassword='secret'\nmailboxes=['anna','jörg']\n";
-    let server = MockServer::builder().scenario_toml(toml).unwrap().start().await.unwrap();
+    let server = MockServer::builder()
+        .scenario_toml(toml)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
     let mut c = Command::new(tool("python3"));
     c.args(["-c", SMTPLIB_SCRIPT, &server.smtp_addr().port().to_string()]);
     let (ok, out) = run(c).await;
@@ -129,8 +219,14 @@ async fn python_smtplib_utf8_subject_and_smtputf8_address() {
         let inbox = server.inbox(who).unwrap();
         assert_eq!(inbox.len(), 1, "{who}");
         let raw = String::from_utf8(inbox[0].raw.to_vec()).expect("stored as UTF-8");
-        assert!(raw.contains("Subject: Frist für das Patent – Überprüfung\r\n"), "{raw}");
-        assert_eq!(inbox[0].envelope.as_ref().unwrap().mail_from, "jörg@kanzlei.test");
+        assert!(
+            raw.contains("Subject: Frist für das Patent – Überprüfung\r\n"),
+            "{raw}"
+        );
+        assert_eq!(
+            inbox[0].envelope.as_ref().unwrap().mail_from,
+            "jörg@kanzlei.test"
+        );
     }
     server.shutdown().await;
 }
@@ -153,18 +249,32 @@ async fn lettre_plain_and_starttls_with_auth() {
             .body(String::from("Hello from lettre"))
             .unwrap()
     };
-    let plain = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1").port(port).build();
-    let r = plain.send(mail("anna@kanzlei.test")).await.expect("plain send");
+    let plain = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(port)
+        .build();
+    let r = plain
+        .send(mail("anna@kanzlei.test"))
+        .await
+        .expect("plain send");
     assert_eq!(r.code().to_string(), "250");
 
     let cert = Certificate::from_pem(server.ca_pem().as_bytes()).unwrap();
-    let tls = TlsParameters::builder("localhost".into()).add_root_certificate(cert).build_rustls().unwrap();
+    let tls = TlsParameters::builder("localhost".into())
+        .add_root_certificate(cert)
+        .build_rustls()
+        .unwrap();
     let secure = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("localhost")
         .port(port)
         .tls(Tls::Required(tls))
-        .credentials(Credentials::new("bernd@kanzlei.test".into(), "secret".into()))
+        .credentials(Credentials::new(
+            "bernd@kanzlei.test".into(),
+            "secret".into(),
+        ))
         .build();
-    secure.send(mail("user25@patente.test")).await.expect("STARTTLS + AUTH send");
+    secure
+        .send(mail("user25@patente.test"))
+        .await
+        .expect("STARTTLS + AUTH send");
     assert_eq!(server.inbox("anna@kanzlei.test").unwrap().len(), 1);
     let m = &server.inbox("user25@patente.test").unwrap()[0];
     let env = m.envelope.as_ref().unwrap();
@@ -183,7 +293,19 @@ async fn smtp_source_50_sessions_5000_messages_each_stored_once() {
     let mut jobs = Vec::new();
     for i in 1..=5 {
         let mut c = Command::new(&source);
-        c.args(["-s", "10", "-m", "1000", "-l", "4096", "-f", "load@extern.test", "-t", &format!("user0{i}@patente.test"), &addr]);
+        c.args([
+            "-s",
+            "10",
+            "-m",
+            "1000",
+            "-l",
+            "4096",
+            "-f",
+            "load@extern.test",
+            "-t",
+            &format!("user0{i}@patente.test"),
+            &addr,
+        ]);
         jobs.push(tokio::spawn(run(c)));
     }
     for j in jobs {
@@ -197,7 +319,11 @@ async fn smtp_source_50_sessions_5000_messages_each_stored_once() {
             .iter()
             .map(|m| {
                 let raw = String::from_utf8_lossy(&m.raw);
-                let line = raw.lines().find(|l| l.starts_with("Message-Id:")).expect("Message-Id").to_string();
+                let line = raw
+                    .lines()
+                    .find(|l| l.starts_with("Message-Id:"))
+                    .expect("Message-Id")
+                    .to_string();
                 line
             })
             .collect();
@@ -212,18 +338,37 @@ async fn smtp_source_50_sessions_5000_messages_each_stored_once() {
 async fn maildir_survives_a_restart_with_the_same_uids() {
     let dir = tempfile::tempdir().unwrap();
     let start = || async {
-        MockServer::builder().scenario_file(KANZLEI).unwrap().maildir(dir.path()).start().await.unwrap()
+        MockServer::builder()
+            .scenario_file(KANZLEI)
+            .unwrap()
+            .maildir(dir.path())
+            .start()
+            .await
+            .unwrap()
     };
     let server = start().await;
     let mut c = Command::new(tool("swaks"));
-    c.args(["--server", &server.smtp_addr().to_string(), "--to", "anna@kanzlei.test,user09@patente.test", "--from", "s@x.test", "--pipeline"]);
+    c.args([
+        "--server",
+        &server.smtp_addr().to_string(),
+        "--to",
+        "anna@kanzlei.test,user09@patente.test",
+        "--from",
+        "s@x.test",
+        "--pipeline",
+    ]);
     for _ in 0..3 {
         let mut c2 = Command::new(tool("swaks"));
         c2.args(c.get_args().collect::<Vec<_>>());
         let (ok, out) = run(c2).await;
         assert!(ok, "{out}");
     }
-    let before: Vec<(u32, Vec<u8>)> = server.inbox("anna@kanzlei.test").unwrap().iter().map(|m| (m.uid, m.raw.to_vec())).collect();
+    let before: Vec<(u32, Vec<u8>)> = server
+        .inbox("anna@kanzlei.test")
+        .unwrap()
+        .iter()
+        .map(|m| (m.uid, m.raw.to_vec()))
+        .collect();
     assert_eq!(before.len(), 3);
     server.shutdown().await;
 
@@ -235,13 +380,30 @@ async fn maildir_survives_a_restart_with_the_same_uids() {
     }
 
     let server = start().await;
-    let after: Vec<(u32, Vec<u8>)> = server.inbox("anna@kanzlei.test").unwrap().iter().map(|m| (m.uid, m.raw.to_vec())).collect();
+    let after: Vec<(u32, Vec<u8>)> = server
+        .inbox("anna@kanzlei.test")
+        .unwrap()
+        .iter()
+        .map(|m| (m.uid, m.raw.to_vec()))
+        .collect();
     assert_eq!(before, after, "same messages, same UIDs, same bytes");
     let mut c3 = Command::new(tool("swaks"));
-    c3.args(["--server", &server.smtp_addr().to_string(), "--to", "anna@kanzlei.test", "--from", "s@x.test"]);
+    c3.args([
+        "--server",
+        &server.smtp_addr().to_string(),
+        "--to",
+        "anna@kanzlei.test",
+        "--from",
+        "s@x.test",
+    ]);
     let (ok, out) = run(c3).await;
     assert!(ok, "{out}");
-    let uids: Vec<u32> = server.inbox("anna@kanzlei.test").unwrap().iter().map(|m| m.uid).collect();
+    let uids: Vec<u32> = server
+        .inbox("anna@kanzlei.test")
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
     assert_eq!(uids, vec![1, 2, 3, 4]);
     server.shutdown().await;
 }

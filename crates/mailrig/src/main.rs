@@ -2,8 +2,9 @@
 //!
 //! Each subcommand lives in its own module and only wires flags to the library
 //! crates: `serve` (the fake mail world), `scenario` (check and explain
-//! scenario files).
+//! scenario files), `load` (the SMTP load driver and its report merger).
 
+mod load_cmd;
 mod scenario_cmd;
 mod serve;
 
@@ -26,6 +27,9 @@ enum Command {
     /// Check and explain scenario files.
     #[command(subcommand)]
     Scenario(scenario_cmd::ScenarioCommand),
+    /// Drive SMTP load at a server: throughput, latency per stage, errors by code.
+    /// `mailrig load merge A.json B.json` adds up the reports of several runs.
+    Load(load_cmd::LoadCommand),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Scenario(cmd) => scenario_cmd::run(cmd),
+        Command::Load(cmd) => load_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

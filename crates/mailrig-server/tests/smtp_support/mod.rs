@@ -9,7 +9,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-pub const KANZLEI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/scenarios/kanzlei.toml");
+pub const KANZLEI: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../testdata/scenarios/kanzlei.toml"
+);
 
 pub struct Raw {
     pub reader: BufReader<OwnedReadHalf>,
