@@ -29,7 +29,7 @@ enum Command {
     Scenario(scenario_cmd::ScenarioCommand),
     /// Drive SMTP load at a server: throughput, latency per stage, errors by code.
     /// `mailrig load merge A.json B.json` adds up the reports of several runs.
-    Load(load_cmd::LoadCommand),
+    Load(Box<load_cmd::LoadCommand>),
 }
 
 fn main() -> ExitCode {
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Scenario(cmd) => scenario_cmd::run(cmd),
-        Command::Load(cmd) => load_cmd::run(cmd),
+        Command::Load(cmd) => load_cmd::run(*cmd),
     };
     match result {
         Ok(code) => code,
