@@ -90,7 +90,13 @@ async fn connect(addr: SocketAddr) -> TcpStream {
         let n = s.read(&mut buf).await.unwrap();
         assert!(n > 0, "server closed during EHLO");
         reply.extend_from_slice(&buf[..n]);
-        if reply.ends_with(b"\r\n") && reply.split(|&b| b == b'\n').rev().nth(1).is_some_and(|l| l.starts_with(b"250 ")) {
+        if reply.ends_with(b"\r\n")
+            && reply
+                .split(|&b| b == b'\n')
+                .rev()
+                .nth(1)
+                .is_some_and(|l| l.starts_with(b"250 "))
+        {
             break;
         }
     }

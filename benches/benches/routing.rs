@@ -49,9 +49,18 @@ fn routing(c: &mut Criterion) {
 
     let cases: [(&str, Vec<Address>); 4] = [
         ("mailbox", spread(|n| format!("u{n:06}@big.test"))),
-        ("mailbox_mixed_case", spread(|n| format!("U{n:06}@Big.Test"))),
-        ("unknown_mailbox", spread(|n| format!("nobody{n}@small.test"))),
-        ("foreign_domain", spread(|n| format!("u{n:06}@elsewhere.test"))),
+        (
+            "mailbox_mixed_case",
+            spread(|n| format!("U{n:06}@Big.Test")),
+        ),
+        (
+            "unknown_mailbox",
+            spread(|n| format!("nobody{n}@small.test")),
+        ),
+        (
+            "foreign_domain",
+            spread(|n| format!("u{n:06}@elsewhere.test")),
+        ),
     ];
     for (name, addresses) in &cases {
         let expect_deliver = name.starts_with("mailbox");

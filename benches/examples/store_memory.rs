@@ -21,7 +21,9 @@ const KANZLEI: &str = include_str!("../../testdata/scenarios/kanzlei.toml");
 
 /// A message of exactly `size` bytes (headers included) as it goes on the wire, plus the end-of-data line.
 fn wire_message(size: usize) -> Vec<u8> {
-    let mut m = b"From: <load@mailrig.test>\r\nTo: <user01@patente.test>\r\nSubject: memory\r\n\r\n".to_vec();
+    let mut m =
+        b"From: <load@mailrig.test>\r\nTo: <user01@patente.test>\r\nSubject: memory\r\n\r\n"
+            .to_vec();
     let line = b"abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789abcd\r\n";
     while m.len() + line.len() <= size {
         m.extend_from_slice(line);
@@ -51,10 +53,17 @@ fn mib(b: u64) -> f64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let messages: u64 = args.next().map_or(100_000, |a| a.parse().expect("MESSAGES is a number"));
-    let size: usize = args.next().map_or(4096, |a| a.parse().expect("SIZE is bytes"));
+    let messages: u64 = args
+        .next()
+        .map_or(100_000, |a| a.parse().expect("MESSAGES is a number"));
+    let size: usize = args
+        .next()
+        .map_or(4096, |a| a.parse().expect("SIZE is bytes"));
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let server = rt.block_on(async {
         MockServer::builder()
             .scenario(Scenario::parse(KANZLEI, "kanzlei").unwrap())
@@ -72,26 +81,26 @@ fn main() {
         .collect();
     let mut out = Vec::with_capacity(4096);
 
-    let mut deliver_one = |s: &mut Session, seq: u64| {
+    let deliver_one = |s: &mut Session, seq: u64, out: &mut Vec<u8>| {
         out.clear();
-        s.line(b"MAIL FROM:<load@mailrig.test>\r\n", &mut out);
-        s.line(&rcpts[(seq % 25) as usize], &mut out);
-        s.line(b"DATA\r\n", &mut out);
-        let (_, action) = s.data(&data, &mut out);
+        s.line(b"MAIL FROM:<load@mailrig.test>\r\n", out);
+        s.line(&rcpts[(seq % 25) as usize], out);
+        s.line(b"DATA\r\n", out);
+        let (_, action) = s.data(&data, out);
         let Action::Deliver(d) = action else {
-            panic!("no delivery: {}", String::from_utf8_lossy(&out))
+            panic!("no delivery: {}", String::from_utf8_lossy(out))
         };
         for id in &d.targets {
             state.store.deliver(*id, d.message.clone()).unwrap();
         }
-        s.delivered(&d.queue_id, Ok(d.targets.len()), &mut out);
+        s.delivered(&d.queue_id, Ok(d.targets.len()), out);
     };
 
     let mut session = Session::new(Arc::clone(&state), peer, false);
     session.line(b"EHLO memory.test\r\n", &mut out);
     // Warm up allocator and lookup tables, then start from an empty store.
     for seq in 0..1000 {
-        deliver_one(&mut session, seq);
+        deliver_one(&mut session, seq, &mut out);
     }
     state.store.clear().unwrap();
     let before = status_bytes("VmRSS");
@@ -102,7 +111,7 @@ fn main() {
             session = Session::new(Arc::clone(&state), peer, false);
             session.line(b"EHLO memory.test\r\n", &mut out);
         }
-        deliver_one(&mut session, seq);
+        deliver_one(&mut session, seq, &mut out);
     }
     let after = status_bytes("VmRSS");
     assert_eq!(state.store.total_messages() as u64, messages);
@@ -124,7 +133,11 @@ fn main() {
         mib(stored_bytes),
         (stored_bytes - raw) as f64 / messages as f64
     );
-    println!("  RSS before / after       {:>10.1} / {:.1} MiB", mib(before), mib(after));
+    println!(
+        "  RSS before / after       {:>10.1} / {:.1} MiB",
+        mib(before),
+        mib(after)
+    );
     println!(
         "  RSS growth               {:>10.1} MiB  = {:.3} × raw  ({:.0} bytes per message, {:.0} beyond the raw bytes)",
         mib(growth),
@@ -134,7 +147,11 @@ fn main() {
     );
     println!(
         "  target ≤ 1.3 × raw: {}",
-        if growth as f64 <= 1.3 * raw as f64 { "met" } else { "MISSED" }
+        if growth as f64 <= 1.3 * raw as f64 {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
     rt.block_on(server.shutdown());
 }
