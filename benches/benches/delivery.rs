@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use mailrig_core::Scenario;
 use mailrig_server::MockServer;
 use mailrig_server::smtp::session::{Action, Session};
@@ -144,7 +146,9 @@ fn over_tcp(c: &mut Criterion) {
     let addr = server.smtp_addr();
     let state = Arc::clone(server.state());
     let mut group = c.benchmark_group("smtp_over_loopback");
+    // Flat: every sample runs the same number of rounds, as criterion advises for long iterations.
     group
+        .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
