@@ -66,8 +66,8 @@ fn session_only(c: &mut Criterion) {
                 let Action::Deliver(d) = action else {
                     panic!("no delivery")
                 };
-                for id in &d.targets {
-                    state.store.deliver(*id, d.message.clone()).unwrap();
+                for c in d.copies {
+                    state.store.deliver(c.mailbox, c.message).unwrap();
                 }
                 s.delivered(&d.queue_id, Ok(1), &mut out);
             });

@@ -90,10 +90,11 @@ fn main() {
         let Action::Deliver(d) = action else {
             panic!("no delivery: {}", String::from_utf8_lossy(out))
         };
-        for id in &d.targets {
-            state.store.deliver(*id, d.message.clone()).unwrap();
+        let copies = d.copies.len();
+        for c in d.copies {
+            state.store.deliver(c.mailbox, c.message).unwrap();
         }
-        s.delivered(&d.queue_id, Ok(d.targets.len()), out);
+        s.delivered(&d.queue_id, Ok(copies), out);
     };
 
     let mut session = Session::new(Arc::clone(&state), peer, false);

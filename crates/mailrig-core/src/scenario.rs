@@ -54,6 +54,8 @@ pub struct Scenario {
     pub description: String,
     pub world: World,
     pub faults: FaultPlan,
+    /// Things that are valid but probably not meant (e.g. a rule that can never fire).
+    pub warnings: Vec<String>,
 }
 
 /// A scenario that cannot be used. `Display` gives `file:line:column: what`.
@@ -112,7 +114,7 @@ struct ScenarioFile {
     #[serde(default)]
     domain: Vec<DomainSection>,
     #[serde(default)]
-    fault: Vec<FaultRuleSpec>,
+    fault: Vec<Spanned<FaultRuleSpec>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -277,13 +279,22 @@ impl Scenario {
         let world_parts = b.build(&parsed)?;
         let world = World::build(world_parts)
             .map_err(|e| ScenarioError::at(file, src, 0, e.to_string()))?;
-        let faults = FaultPlan::from_specs(&parsed.fault, &world)
-            .map_err(|e| ScenarioError::at(file, src, e.offset, e.message))?;
+        let specs: Vec<FaultRuleSpec> = parsed.fault.iter().map(|f| f.get_ref().clone()).collect();
+        let (faults, warnings) = FaultPlan::from_specs(&specs, &world).map_err(|e| {
+            let offset = parsed.fault.get(e.index).map_or(0, |f| f.span().start);
+            ScenarioError::at(
+                file,
+                src,
+                offset,
+                format!("[[fault]] #{}: {}", e.index + 1, e.message),
+            )
+        })?;
         Ok(Scenario {
             source: file.to_string(),
             description: leading_comment(src),
             world,
             faults,
+            warnings,
         })
     }
 
@@ -308,6 +319,9 @@ impl Scenario {
                     .map(|id| w.mailbox(id).address.to_string())
                     .unwrap_or_else(|| "none".into())
             ));
+        }
+        for w in &self.warnings {
+            out.push_str(&format!("  warning: {w}\n"));
         }
         out
     }

@@ -8,6 +8,8 @@
 //! * [`mock`] — [`MockServer`], which starts a whole world on port 0 for tests
 //!   and `mailrig serve` alike, and stops every task on `shutdown()`.
 
+pub mod faults;
+pub mod http;
 pub mod imap;
 pub mod listener;
 pub mod mock;
@@ -17,5 +19,6 @@ pub mod smtp;
 pub mod state;
 pub mod tls;
 
+pub use faults::{FaultError, FaultInfo};
 pub use mock::{MockServer, MockServerBuilder, StartError};
 pub use state::ServerState;

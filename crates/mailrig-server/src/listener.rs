@@ -54,6 +54,9 @@ pub async fn accept_loop<H, F>(
         };
         let _ = tcp.set_nodelay(true);
         Metrics::add(&state.metrics.connections_total, 1);
+        if let Some(c) = state.metrics.listener(spec.name) {
+            Metrics::add(c, 1);
+        }
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
             Metrics::add(&state.metrics.connections_refused, 1);
             tracker.spawn(refuse(tcp, spec));
@@ -65,10 +68,16 @@ pub async fn accept_loop<H, F>(
             let _permit = permit;
             Metrics::add(&state.metrics.connections_active, 1);
             let stream = if spec.implicit_tls {
-                let hs = Stream::Plain(tcp).upgrade(Arc::clone(&state.tls.config));
-                match tokio::time::timeout(state.world.limits.idle_timeout, hs).await {
-                    Ok(Ok(s)) => Some(s),
-                    _ => None,
+                // A TLS fault may break the handshake or swap the certificate.
+                match state.tls_config(state.tls_fault(peer)) {
+                    None => None,
+                    Some(config) => {
+                        let hs = Stream::Plain(tcp).upgrade(config);
+                        match tokio::time::timeout(state.world.limits.idle_timeout, hs).await {
+                            Ok(Ok(s)) => Some(s),
+                            _ => None,
+                        }
+                    }
                 }
             } else {
                 Some(Stream::Plain(tcp))

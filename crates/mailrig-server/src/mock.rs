@@ -1,6 +1,6 @@
 //! `MockServer`: a whole fake mail world started in-process — SMTP, SMTPS,
-//! IMAP, IMAPS and POP3 listeners over one store — on port 0 by default, with
-//! the addresses it got, direct access to the store and journal, and a
+//! IMAP, IMAPS and POP3 listeners and the HTTP control API over one store — on
+//! port 0 by default, with the addresses it got, direct access to the store and journal, and a
 //! `shutdown()` that ends every task. `mailrig serve` is this same type with
 //! fixed addresses.
 
@@ -9,11 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mailrig_core::JournalEntry;
+use mailrig_core::fault::FaultRuleSpec;
 use mailrig_core::store::{INBOX, StoredMessage};
 use mailrig_core::{Scenario, ScenarioError, Store, StoreError, World};
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
+use crate::faults::FaultInfo;
 use crate::state::ServerState;
 use crate::tls::{TlsError, TlsMaterial};
 
@@ -45,6 +48,7 @@ pub struct MockServerBuilder {
     imap: Option<SocketAddr>,
     imaps: Option<SocketAddr>,
     pop3: Option<SocketAddr>,
+    http: Option<SocketAddr>,
 }
 
 fn loopback0() -> Option<SocketAddr> {
@@ -62,6 +66,7 @@ impl Default for MockServerBuilder {
             imap: loopback0(),
             imaps: loopback0(),
             pop3: loopback0(),
+            http: loopback0(),
         }
     }
 }
@@ -121,6 +126,12 @@ impl MockServerBuilder {
         self
     }
 
+    /// HTTP control API address (JSON under `/api/v1`, `/metrics`, `/`); `None` turns it off.
+    pub fn http(mut self, addr: Option<SocketAddr>) -> Self {
+        self.http = addr;
+        self
+    }
+
     /// Binds every listener and starts serving.
     pub async fn start(self) -> Result<MockServer, StartError> {
         let scenario = self.scenario.unwrap_or_else(Scenario::builtin_default);
@@ -147,7 +158,8 @@ impl MockServerBuilder {
             }
         };
         tls.write_ca(&ca_path)?;
-        let state = ServerState::new(world, store, Arc::new(tls));
+        let faults = scenario.faults.rebuild(&world);
+        let state = ServerState::new(world, store, Arc::new(tls), faults);
         let tracker = TaskTracker::new();
         let mut addrs = Addresses::default();
 
@@ -171,8 +183,41 @@ impl MockServerBuilder {
                 tracker.clone(),
             ));
         }
-        // IMAP, IMAPS and POP3 listeners are added with their servers.
-        let _ = (self.imap, self.imaps, self.pop3);
+        if let Some(addr) = self.imap {
+            let l = bind("IMAP", addr).await?;
+            addrs.imap = l.local_addr().ok();
+            tracker.spawn(crate::imap::serve(
+                l,
+                false,
+                Arc::clone(&state),
+                tracker.clone(),
+            ));
+        }
+        if let Some(addr) = self.imaps {
+            let l = bind("IMAPS", addr).await?;
+            addrs.imaps = l.local_addr().ok();
+            tracker.spawn(crate::imap::serve(
+                l,
+                true,
+                Arc::clone(&state),
+                tracker.clone(),
+            ));
+        }
+        if let Some(addr) = self.pop3 {
+            let l = bind("POP3", addr).await?;
+            addrs.pop3 = l.local_addr().ok();
+            tracker.spawn(crate::pop3::serve(
+                l,
+                false,
+                Arc::clone(&state),
+                tracker.clone(),
+            ));
+        }
+        if let Some(addr) = self.http {
+            let l = bind("HTTP", addr).await?;
+            addrs.http = l.local_addr().ok();
+            tracker.spawn(crate::http::serve(l, Arc::clone(&state)));
+        }
 
         Ok(MockServer {
             state,
@@ -200,6 +245,7 @@ pub struct Addresses {
     pub imap: Option<SocketAddr>,
     pub imaps: Option<SocketAddr>,
     pub pop3: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
 }
 
 /// A running fake mail world.
@@ -247,6 +293,11 @@ impl MockServer {
         self.addrs.pop3.expect("POP3 listener is off")
     }
 
+    /// The HTTP control API address (panics if the HTTP listener was turned off).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.addrs.http.expect("HTTP listener is off")
+    }
+
     pub fn state(&self) -> &Arc<ServerState> {
         &self.state
     }
@@ -281,6 +332,61 @@ impl MockServer {
     pub fn inbox(&self, address: &str) -> Option<Vec<StoredMessage>> {
         let id = self.state.world.mailbox_by_address(address)?;
         self.state.store.mailbox(id).messages(INBOX).ok()
+    }
+
+    /// Journal entries that concern this mailbox address (as recipient,
+    /// delivery target or misroute end), oldest first; read-side faults
+    /// (IMAP, POP3) name the mailbox they hit.
+    pub fn journal_for(&self, mailbox: &str) -> Vec<JournalEntry> {
+        self.state.journal.filter(Some(mailbox), None)
+    }
+
+    /// Journal entries about the message with this Message-ID (angle
+    /// brackets optional), oldest first.
+    pub fn journal_for_message(&self, message_id: &str) -> Vec<JournalEntry> {
+        self.state.journal.filter(None, Some(message_id))
+    }
+
+    /// Adds a fault rule at run time, checked against the world as a
+    /// scenario's `[[fault]]` rules are; returns warnings (e.g. a selector
+    /// that matches nothing), or why the rule was refused.
+    pub fn add_fault(&self, spec: FaultRuleSpec) -> Result<Vec<String>, String> {
+        self.state
+            .add_fault(spec)
+            .map(|(_, warnings)| warnings)
+            .map_err(|e| e.to_string())
+    }
+
+    /// [`MockServer::add_fault`] from TOML text: the keys of one `[[fault]]`
+    /// table, e.g. `stage = "rcpt"` / `action = "reject"` / `mailbox = "user03"`.
+    pub fn add_fault_toml(&self, toml: &str) -> Result<Vec<String>, String> {
+        let spec = crate::faults::parse_toml_spec(toml)?;
+        self.add_fault(spec)
+    }
+
+    /// Turns a rule on or off; false if there is no rule of that name.
+    pub fn set_fault_enabled(&self, name: &str, enabled: bool) -> bool {
+        self.state.set_fault_enabled(name, enabled).is_ok()
+    }
+
+    /// Removes a rule; false if there is no rule of that name.
+    pub fn remove_fault(&self, name: &str) -> bool {
+        self.state.remove_fault(name).is_ok()
+    }
+
+    /// Every rule with its state and how often it fired, in plan order.
+    pub fn faults(&self) -> Vec<FaultInfo> {
+        self.state.fault_infos()
+    }
+
+    /// One rule by name.
+    pub fn fault(&self, name: &str) -> Option<FaultInfo> {
+        self.state.fault_info(name).ok()
+    }
+
+    /// Removes every rule; returns how many there were.
+    pub fn clear_faults(&self) -> usize {
+        self.state.clear_faults()
     }
 
     /// Stops accepting, tells every session to end, and waits for all tasks

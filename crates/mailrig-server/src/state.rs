@@ -1,10 +1,13 @@
 //! What every server of one fake world shares: the world, the store, the
 //! journal, TLS material, counters, and the shutdown signal.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use mailrig_core::fault::FaultPlan;
 use mailrig_core::{Journal, Store, World};
+use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
 
 use crate::tls::TlsMaterial;
@@ -17,18 +20,27 @@ pub struct ServerState {
     pub journal: Arc<Journal>,
     pub tls: Arc<TlsMaterial>,
     pub metrics: Metrics,
+    /// The active fault rules; the control API changes them at runtime.
+    pub faults: RwLock<FaultPlan>,
     /// Cancelled when the server shuts down; every session watches it.
     pub shutdown: CancellationToken,
 }
 
 impl ServerState {
-    pub fn new(world: Arc<World>, store: Arc<Store>, tls: Arc<TlsMaterial>) -> Arc<ServerState> {
+    pub fn new(
+        world: Arc<World>,
+        store: Arc<Store>,
+        tls: Arc<TlsMaterial>,
+        faults: FaultPlan,
+    ) -> Arc<ServerState> {
+        let metrics = Metrics::for_world(&world);
         Arc::new(ServerState {
             world,
             store,
             journal: Arc::new(Journal::default()),
             tls,
-            metrics: Metrics::default(),
+            metrics,
+            faults: RwLock::new(faults),
             shutdown: CancellationToken::new(),
         })
     }
@@ -47,9 +59,97 @@ pub struct Metrics {
     pub messages_rejected: AtomicU64,
     pub recipients_rejected: AtomicU64,
     pub bytes_received: AtomicU64,
+    /// Connections accepted, by listener (see [`Metrics::LISTENERS`]).
+    pub connections_by_listener: [AtomicU64; 6],
+    /// Recipient counters by domain of the world (plus one for all others).
+    pub by_domain: DomainMetrics,
+}
+
+/// What happened to recipients of one domain.
+#[derive(Debug, Default)]
+pub struct DomainCounters {
+    /// Recipients accepted with 250 at RCPT.
+    pub recipients_accepted: AtomicU64,
+    /// Recipients refused at RCPT (unknown user, relay, or a fault).
+    pub recipients_rejected: AtomicU64,
+    /// Copies stored into the domain's mailboxes.
+    pub delivered: AtomicU64,
+    /// Copies accepted and thrown away by a `drop` fault.
+    pub dropped: AtomicU64,
+}
+
+/// [`DomainCounters`] for each domain of the world, and one shared by every
+/// other domain (so a client cannot grow the table with made-up domains).
+#[derive(Debug, Default)]
+pub struct DomainMetrics {
+    index: HashMap<String, usize>,
+    names: Vec<String>,
+    counters: Vec<DomainCounters>,
+    other: DomainCounters,
+}
+
+impl DomainMetrics {
+    /// The label of the shared counters of domains that are not the world's.
+    pub const OTHER: &'static str = "(other)";
+
+    /// The counters of a domain (case-insensitive).
+    pub fn get(&self, domain: &str) -> &DomainCounters {
+        let i = if domain.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.index.get(&domain.to_ascii_lowercase())
+        } else {
+            self.index.get(domain)
+        };
+        i.map_or(&self.other, |&i| &self.counters[i])
+    }
+
+    /// (label, counters) for every domain of the world, then the others.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &DomainCounters)> {
+        self.names
+            .iter()
+            .map(String::as_str)
+            .zip(self.counters.iter())
+            .chain(std::iter::once((Self::OTHER, &self.other)))
+    }
 }
 
 impl Metrics {
+    /// Listener names, in the order of `connections_by_listener`.
+    pub const LISTENERS: [&'static str; 6] = ["smtp", "smtps", "imap", "imaps", "pop3", "pop3s"];
+
+    /// Counters with one row per domain of `world`.
+    pub fn for_world(world: &World) -> Metrics {
+        let names: Vec<String> = world
+            .domains
+            .iter()
+            .map(|d| d.name.to_ascii_lowercase())
+            .collect();
+        Metrics {
+            by_domain: DomainMetrics {
+                index: names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.clone(), i))
+                    .collect(),
+                counters: names.iter().map(|_| DomainCounters::default()).collect(),
+                names,
+                other: DomainCounters::default(),
+            },
+            ..Metrics::default()
+        }
+    }
+
+    /// The connection counter of a listener, by its name.
+    pub fn listener(&self, name: &str) -> Option<&AtomicU64> {
+        let i = Self::LISTENERS.iter().position(|l| *l == name)?;
+        Some(&self.connections_by_listener[i])
+    }
+
+    /// The counters of a recipient address's domain.
+    pub fn rcpt_domain(&self, address: &str) -> &DomainCounters {
+        self.by_domain
+            .get(address.rsplit_once('@').map_or("", |(_, d)| d))
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use mailrig_core::fault::TlsFault;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
@@ -40,6 +41,9 @@ pub struct TlsMaterial {
     pub config: Arc<ServerConfig>,
     /// Kept so fault injection can sign broken certificates (expired, wrong name).
     issuer: Issuer<'static, KeyPair>,
+    hostname: String,
+    /// Broken configurations, made on first use: expired, wrong host, self-signed.
+    broken: [std::sync::OnceLock<Arc<ServerConfig>>; 3],
 }
 
 impl std::fmt::Debug for TlsMaterial {
@@ -97,7 +101,57 @@ impl TlsMaterial {
             server_cert_pem: cert_pem,
             config,
             issuer,
+            hostname: hostname.to_string(),
+            broken: Default::default(),
         })
+    }
+
+    /// The configuration a TLS fault calls for: an expired certificate, one for
+    /// another host name, or a self-signed one not issued by our CA.
+    pub fn broken(&self, kind: TlsFault) -> Result<Arc<ServerConfig>, TlsError> {
+        let slot = match kind {
+            TlsFault::Expired => 0,
+            TlsFault::WrongHost => 1,
+            TlsFault::SelfSigned => 2,
+            TlsFault::NotOffered | TlsFault::HandshakeFails => return Ok(Arc::clone(&self.config)),
+        };
+        if let Some(c) = self.broken[slot].get() {
+            return Ok(Arc::clone(c));
+        }
+        let names = vec![self.hostname.clone(), "localhost".to_string()];
+        let config = match kind {
+            TlsFault::Expired => {
+                let now = OffsetDateTime::now_utc();
+                let v = Validity {
+                    not_before: now - Duration::days(30),
+                    not_after: now - Duration::days(1),
+                };
+                sign_server(&self.issuer, &names, v)?.1
+            }
+            TlsFault::WrongHost => {
+                sign_server(
+                    &self.issuer,
+                    &["wrong-host.invalid".to_string()],
+                    Validity::current(),
+                )?
+                .1
+            }
+            _ => {
+                let mut ca = CertificateParams::new(Vec::<String>::new())?;
+                ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                ca.distinguished_name
+                    .push(DnType::CommonName, "self-signed, not the mailrig CA");
+                ca.key_usages = vec![
+                    KeyUsagePurpose::KeyCertSign,
+                    KeyUsagePurpose::DigitalSignature,
+                ];
+                let key = KeyPair::generate()?;
+                let issuer = Issuer::new(ca, key);
+                sign_server(&issuer, &names, Validity::current())?.1
+            }
+        };
+        let _ = self.broken[slot].set(Arc::clone(&config));
+        Ok(config)
     }
 
     /// Writes the CA PEM to `path` and remembers where.

@@ -319,12 +319,10 @@ async fn smtp_source_50_sessions_5000_messages_each_stored_once() {
             .iter()
             .map(|m| {
                 let raw = String::from_utf8_lossy(&m.raw);
-                let line = raw
-                    .lines()
+                raw.lines()
                     .find(|l| l.starts_with("Message-Id:"))
                     .expect("Message-Id")
-                    .to_string();
-                line
+                    .to_string()
             })
             .collect();
         assert_eq!(ids.len(), 1000, "every message stored once in user0{i}");

@@ -20,6 +20,18 @@ pub struct ServeArgs {
     /// SMTP listener with TLS from the first byte.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4650")]
     smtps: SocketAddr,
+    /// IMAP listener (STARTTLS offered).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1143")]
+    imap: SocketAddr,
+    /// IMAP listener with TLS from the first byte.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9930")]
+    imaps: SocketAddr,
+    /// POP3 listener (STLS offered).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1110")]
+    pop3: SocketAddr,
+    /// HTTP control API and web page (no authentication: keep it on loopback).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8025")]
+    http: SocketAddr,
     /// Persist messages as Maildir under DIR (default: memory only).
     #[arg(long, value_name = "DIR")]
     maildir: Option<PathBuf>,
@@ -39,7 +51,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .scenario(scenario)
             .ca_path(&args.ca_out)
             .smtp(Some(args.smtp))
-            .smtps(Some(args.smtps));
+            .smtps(Some(args.smtps))
+            .imap(Some(args.imap))
+            .imaps(Some(args.imaps))
+            .pop3(Some(args.pop3))
+            .http(Some(args.http));
         if let Some(dir) = &args.maildir {
             builder = builder.maildir(dir);
         }
@@ -66,6 +82,9 @@ fn print_banner(server: &MockServer) {
     show("IMAP", a.imap);
     show("IMAPS", a.imaps);
     show("POP3", a.pop3);
+    if let Some(addr) = a.http {
+        println!("  HTTP   http://{addr}/  (API: /api/v1, metrics: /metrics)");
+    }
     println!(
         "  CA     {}  (trust this file for TLS)",
         server.ca_path().display()

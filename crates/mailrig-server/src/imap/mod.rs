@@ -1,1 +1,55 @@
-//! IMAP4rev1 server over the message store (to be built).
+//! The IMAP4rev1 server (RFC 3501): mail out of the fake world, over the store.
+//!
+//! * [`framing`] — bytes to whole commands, with line and literal limits;
+//! * [`session`] — the sans-I/O state machine; commands in [`folders`]
+//!   (LIST, CREATE, STATUS, ...) and [`selected`] (SELECT, FETCH, STORE,
+//!   SEARCH, COPY/MOVE, APPEND, EXPUNGE);
+//! * [`view`] — a session's sequence-number view and how it catches up with
+//!   changes made by other sessions and deliveries;
+//! * [`fetch`], [`mime`], [`search`] — FETCH rendering, the MIME tree with
+//!   ENVELOPE/BODYSTRUCTURE, and SEARCH evaluation;
+//! * [`wire`] — response syntax helpers;
+//! * [`conn`] — the tokio loop for one connection (TLS, IDLE wake-ups, timeouts).
+//!
+//! Commands are parsed by `imap-codec`; responses are written directly.
+//! Extensions: LITERAL+, SASL-IR, ID, ENABLE, IDLE, NAMESPACE, UIDPLUS, MOVE,
+//! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN.
+
+pub mod conn;
+pub mod fetch;
+pub mod folders;
+pub mod framing;
+pub mod mime;
+pub mod search;
+pub mod selected;
+pub mod session;
+pub mod view;
+pub mod wire;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+
+use crate::listener::{ListenerSpec, accept_loop};
+use crate::state::ServerState;
+
+pub use session::{Action, Session};
+
+/// Serves IMAP on `listener` (implicit TLS for IMAPS) until the server shuts down.
+pub async fn serve(
+    listener: TcpListener,
+    implicit_tls: bool,
+    state: Arc<ServerState>,
+    tracker: TaskTracker,
+) {
+    let spec = ListenerSpec {
+        name: if implicit_tls { "imaps" } else { "imap" },
+        implicit_tls,
+        busy_reply: b"* BYE Too many connections; try again later\r\n",
+    };
+    accept_loop(listener, spec, state, tracker, |stream, peer, state| {
+        conn::handle(stream, peer, state)
+    })
+    .await
+}

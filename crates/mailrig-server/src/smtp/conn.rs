@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::session::{Action, Delivery, Session};
+use super::session::{Action, Delivery, PlannedCopy, Session};
 use crate::net::Stream;
 use crate::state::ServerState;
 
@@ -25,11 +25,22 @@ pub async fn handle(mut stream: Stream, peer: SocketAddr, state: Arc<ServerState
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut discarding = false;
-    session.greeting(&mut out);
-    if stream.write_all(&out).await.is_err() {
+    let first = session.greeting(&mut out);
+    if let Some((mark, d)) = session.take_delay() {
+        tokio::time::sleep(d).await;
+        let _ = mark;
+    }
+    if write_out(&mut stream, &out, session.tarpit())
+        .await
+        .is_err()
+    {
         return;
     }
     out.clear();
+    if matches!(first, Action::Close) {
+        let _ = stream.shutdown().await;
+        return;
+    }
     let idle = state.world.limits.idle_timeout;
 
     loop {
@@ -41,9 +52,23 @@ pub async fn handle(mut stream: Stream, peer: SocketAddr, state: Arc<ServerState
                 inbuf.advance(used);
                 if let Action::Deliver(d) = a {
                     let id = d.queue_id.clone();
+                    let close = d.close;
                     let result = deliver(&state, d).await;
+                    if close == Some(true) {
+                        // Disconnect after end of data, before the reply.
+                        action = Action::Close;
+                        break;
+                    }
                     session.delivered(&id, result, &mut out);
+                    if close == Some(false) {
+                        action = Action::Close;
+                        break;
+                    }
                     continue;
+                }
+                if matches!(a, Action::Close) {
+                    action = Action::Close;
+                    break;
                 }
                 if used == 0 {
                     break;
@@ -64,13 +89,27 @@ pub async fn handle(mut stream: Stream, peer: SocketAddr, state: Arc<ServerState
                 continue;
             }
             action = session.line(&line, &mut out);
+            if let Some((mark, d)) = session.take_delay() {
+                // Everything before the delayed reply goes out now.
+                if write_out(&mut stream, &out[..mark], session.tarpit())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                out.drain(..mark);
+                tokio::time::sleep(d).await;
+            }
             if !matches!(action, Action::Continue) {
                 break;
             }
         }
 
         if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
+            if write_out(&mut stream, &out, session.tarpit())
+                .await
+                .is_err()
+            {
                 return;
             }
             out.clear();
@@ -80,7 +119,11 @@ pub async fn handle(mut stream: Stream, peer: SocketAddr, state: Arc<ServerState
             Action::StartTls => {
                 // Anything pipelined after STARTTLS is discarded (RFC 3207 §4.2).
                 inbuf.clear();
-                match stream.upgrade(Arc::clone(&state.tls.config)).await {
+                let Some(config) = state.tls_config(session.tls_fault()) else {
+                    // Handshake-fails fault: drop the connection mid-negotiation.
+                    return;
+                };
+                match stream.upgrade(config).await {
                     Ok(s) => {
                         stream = s;
                         session.tls_started();
@@ -130,26 +173,73 @@ pub async fn handle(mut stream: Stream, peer: SocketAddr, state: Arc<ServerState
     let _ = stream.shutdown().await;
 }
 
-/// Stores one accepted message into every target mailbox. With a Maildir the
-/// writes and fsyncs run on the blocking pool so other sessions keep going.
+/// Writes bytes, slowly when a tarpit fault is active.
+async fn write_out(stream: &mut Stream, bytes: &[u8], tarpit: Option<u64>) -> std::io::Result<()> {
+    match tarpit {
+        None => stream.write_all(bytes).await,
+        Some(bps) => {
+            // Chunks of at most a tenth of a second's worth, then a pause.
+            let chunk = (bps / 10).max(1) as usize;
+            for part in bytes.chunks(chunk) {
+                stream.write_all(part).await?;
+                stream.flush().await?;
+                let secs = part.len() as f64 / bps as f64;
+                tokio::time::sleep(std::time::Duration::from_secs_f64(secs)).await;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Stores one accepted message: every planned copy, now or (late-delivery
+/// fault) after its delay. With a Maildir the writes and fsyncs run on the
+/// blocking pool so other sessions keep going.
 async fn deliver(state: &Arc<ServerState>, d: Delivery) -> Result<usize, String> {
-    let store_all = |state: &ServerState, d: Delivery| -> Result<usize, String> {
+    let (now, later): (Vec<PlannedCopy>, Vec<PlannedCopy>) =
+        d.copies.into_iter().partition(|c| c.after.is_none());
+    for copy in later {
+        let st = Arc::clone(state);
+        let delay = copy.after.unwrap_or_default();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {
+                    let st2 = Arc::clone(&st);
+                    let mailbox = copy.mailbox;
+                    let stored = tokio::task::spawn_blocking(move || st2.store.deliver(copy.mailbox, copy.message)).await;
+                    if matches!(stored, Ok(Ok(_))) {
+                        count_delivered(&st, mailbox);
+                    } else {
+                        tracing::error!("a late delivery could not be stored");
+                    }
+                }
+                _ = st.shutdown.cancelled() => {}
+            }
+        });
+    }
+    let store_all = |state: &ServerState, copies: Vec<PlannedCopy>| -> Result<usize, String> {
         let mut n = 0;
-        for id in &d.targets {
+        for c in copies {
             state
                 .store
-                .deliver(*id, d.message.clone())
+                .deliver(c.mailbox, c.message)
                 .map_err(|e| e.to_string())?;
+            count_delivered(state, c.mailbox);
             n += 1;
         }
         Ok(n)
     };
     if state.store.maildir_root().is_some() {
         let st = Arc::clone(state);
-        tokio::task::spawn_blocking(move || store_all(&st, d))
+        tokio::task::spawn_blocking(move || store_all(&st, now))
             .await
             .map_err(|e| e.to_string())?
     } else {
-        store_all(state, d)
+        store_all(state, now)
     }
+}
+
+/// Counts a stored copy for its mailbox's domain.
+fn count_delivered(state: &ServerState, mailbox: mailrig_core::world::MailboxId) {
+    let address = &state.world.mailbox(mailbox).address;
+    crate::state::Metrics::add(&state.metrics.by_domain.get(address.domain()).delivered, 1);
 }

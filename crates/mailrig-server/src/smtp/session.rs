@@ -15,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use chrono::Utc;
-use mailrig_core::fault::Stage;
+use mailrig_core::fault::{Action as Fault, DisconnectPoint, Facts, Fired, Stage, TlsFault};
 use mailrig_core::journal::{JournalEvent, JournalRecord};
 use mailrig_core::routing::{self, RouteDecision};
 use mailrig_core::world::{AuthMode, BareLfPolicy, MailboxId, VrfyPolicy};
@@ -23,6 +23,7 @@ use mailrig_core::{Address, Envelope, NewMessage};
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, MAIL_SMTPUTF8, Request};
 
 use super::data::{BodyProblem, DataReader};
+use crate::faults::{Subject, message_id};
 use crate::state::{Metrics, ServerState};
 
 /// What the connection loop must do after a call into the session.
@@ -40,9 +41,20 @@ pub enum Action {
 /// A message accepted by the protocol and waiting to be stored.
 #[derive(Debug)]
 pub struct Delivery {
-    pub targets: Vec<MailboxId>,
-    pub message: NewMessage,
+    /// One entry per copy to store (fault rules may drop, add or redirect copies).
+    pub copies: Vec<PlannedCopy>,
     pub queue_id: String,
+    /// A fault wants the connection closed after storing: `true` = without a reply.
+    pub close: Option<bool>,
+}
+
+/// One copy of a message, where it goes and when.
+#[derive(Debug, Clone)]
+pub struct PlannedCopy {
+    pub mailbox: MailboxId,
+    pub message: NewMessage,
+    /// Store only after this long (late-delivery fault).
+    pub after: Option<std::time::Duration>,
 }
 
 #[derive(Debug)]
@@ -59,7 +71,8 @@ struct Transaction {
     mail_from: String,
     smtputf8: bool,
     rcpts: Vec<String>,
-    targets: Vec<MailboxId>,
+    /// (recipient as written, target mailbox), one entry per mailbox.
+    routes: Vec<(String, MailboxId)>,
 }
 
 /// The state of one SMTP conversation.
@@ -73,6 +86,16 @@ pub struct Session {
     auth_user: Option<String>,
     tx: Option<Transaction>,
     mode: Mode,
+    /// A delay a fault asked for: (length of `out` before the delayed reply, how long).
+    delay: Option<(usize, std::time::Duration)>,
+    /// Bytes per second for every further write (tarpit fault).
+    tarpit: Option<u64>,
+    /// A fault wants the connection closed after the current reply.
+    close_after_reply: bool,
+    /// The greeting was a refusal: only QUIT is accepted.
+    refused: bool,
+    /// The TLS fault of this session, decided once.
+    tls_fault: Option<Option<TlsFault>>,
 }
 
 static QUEUE_IDS: AtomicU64 = AtomicU64::new(1);
@@ -98,11 +121,111 @@ impl Session {
             auth_user: None,
             tx: None,
             mode: Mode::Command,
+            delay: None,
+            tarpit: None,
+            close_after_reply: false,
+            refused: false,
+            tls_fault: None,
         }
     }
 
-    pub fn greeting(&self, out: &mut Vec<u8>) {
+    /// The greeting, after the connect and greeting fault stages.
+    pub fn greeting(&mut self, out: &mut Vec<u8>) -> Action {
+        for stage in [Stage::Connect, Stage::Greeting] {
+            let fired = self.faults(stage, Facts::default(), None);
+            if let Some(action) = self.apply_command_faults(&fired, out) {
+                if matches!(action, Action::Close) {
+                    return Action::Close;
+                }
+                // A reply instead of the greeting: 421 closes, others refuse commands.
+                if out.starts_with(b"421") {
+                    return Action::Close;
+                }
+                self.refused = true;
+                return Action::Continue;
+            }
+        }
         reply(out, 220, "", &self.state.world.identity.banner);
+        Action::Continue
+    }
+
+    /// A delay a fault asked for, to be served before writing `out[mark..]`.
+    pub fn take_delay(&mut self) -> Option<(usize, std::time::Duration)> {
+        self.delay.take()
+    }
+
+    /// Bytes per second for writes, when a tarpit fault fired.
+    pub fn tarpit(&self) -> Option<u64> {
+        self.tarpit
+    }
+
+    /// The TLS fault for this session (decided at the first question).
+    pub fn tls_fault(&mut self) -> Option<TlsFault> {
+        if let Some(f) = self.tls_fault {
+            return f;
+        }
+        let f = self.state.tls_fault(self.peer);
+        self.tls_fault = Some(f);
+        f
+    }
+
+    fn facts<'a>(&'a self, base: Facts<'a>) -> Facts<'a> {
+        Facts {
+            client: Some(self.peer.ip()),
+            sender: base
+                .sender
+                .or(self.tx.as_ref().map(|t| t.mail_from.as_str())),
+            user: base.user.or(self.auth_user.as_deref()),
+            ..base
+        }
+    }
+
+    fn faults(&self, stage: Stage, base: Facts<'_>, message_id: Option<&str>) -> Vec<Fired> {
+        let facts = self.facts(base);
+        let subject = Subject {
+            message_id,
+            mail_from: facts.sender,
+            rcpt: facts.rcpt,
+            peer: Some(self.peer),
+        };
+        self.state.faults_at(stage, &facts, &subject)
+    }
+
+    /// Applies delay, tarpit, disconnect and reply faults of a command stage.
+    /// `Some(action)` means the command was answered (or the connection must
+    /// close) and its normal handling must be skipped.
+    fn apply_command_faults(&mut self, fired: &[Fired], out: &mut Vec<u8>) -> Option<Action> {
+        for f in fired {
+            match &f.action {
+                Fault::Delay { ms } => {
+                    let d = std::time::Duration::from_millis(*ms);
+                    self.delay = Some(match self.delay {
+                        Some((mark, prev)) => (mark, prev + d),
+                        None => (out.len(), d),
+                    });
+                }
+                Fault::Tarpit { bytes_per_sec } => self.tarpit = Some(*bytes_per_sec),
+                Fault::Disconnect {
+                    point: DisconnectPoint::InsteadOfReply,
+                } => return Some(Action::Close),
+                Fault::Disconnect {
+                    point: DisconnectPoint::AfterReply,
+                } => self.close_after_reply = true,
+                Fault::Reply {
+                    code,
+                    enhanced,
+                    text,
+                } => {
+                    reply(out, *code, enhanced, text);
+                    if *code == 421 {
+                        return Some(Action::Close);
+                    }
+                    return Some(Action::Continue);
+                }
+                _ => {}
+            }
+        }
+        None
     }
 
     /// Whether the session is reading message content (not command lines).
@@ -189,10 +312,45 @@ impl Session {
             reply(out, 503, "5.5.1", "Error: no transaction");
             return (p.consumed, Action::Continue);
         };
-        (p.consumed, Action::Deliver(self.build_delivery(tx, body)))
+        // End-of-data faults: evaluated per recipient; the first reply wins.
+        let mid = message_id(&body);
+        let mut close = None;
+        for (rcpt, mailbox) in &tx.routes {
+            let base = Facts {
+                mailbox: Some(*mailbox),
+                domain: rcpt.rsplit_once('@').map(|(_, d)| d),
+                rcpt: Some(rcpt),
+                sender: Some(tx.mail_from.as_str()),
+                ..Facts::default()
+            };
+            let fired = self.faults(Stage::EndOfData, base, mid.as_deref());
+            match self.apply_command_faults(&fired, out) {
+                Some(Action::Close) => close = Some(true),
+                Some(_) => {
+                    Metrics::add(&self.state.metrics.messages_rejected, 1);
+                    return (p.consumed, self.after_reply(Action::Continue));
+                }
+                None => {}
+            }
+        }
+        if self.close_after_reply {
+            close = close.or(Some(false));
+            self.close_after_reply = false;
+        }
+        let mut delivery = self.build_delivery(tx, body, mid.as_deref());
+        delivery.close = close;
+        (p.consumed, Action::Deliver(delivery))
     }
 
-    fn build_delivery(&self, tx: Transaction, body: Vec<u8>) -> Delivery {
+    fn after_reply(&mut self, action: Action) -> Action {
+        if self.close_after_reply {
+            self.close_after_reply = false;
+            return Action::Close;
+        }
+        action
+    }
+
+    fn build_delivery(&self, tx: Transaction, body: Vec<u8>, mid: Option<&str>) -> Delivery {
         let now = Utc::now();
         let queue_id = format!("{:X}", QUEUE_IDS.fetch_add(1, Ordering::Relaxed));
         let helo = self.helo.as_deref().unwrap_or("unknown");
@@ -219,7 +377,7 @@ impl Session {
         raw.extend_from_slice(head.as_bytes());
         raw.extend_from_slice(&body);
         let envelope = Arc::new(Envelope {
-            mail_from: tx.mail_from,
+            mail_from: tx.mail_from.clone(),
             rcpt_to: tx.rcpts,
             peer: self.peer.to_string(),
             helo: helo.to_string(),
@@ -227,10 +385,55 @@ impl Session {
             tls: self.tls,
             received_at: now,
         });
+        let message = NewMessage::received(Bytes::from(raw), envelope);
+        let mut copies = Vec::with_capacity(tx.routes.len());
+        for (rcpt, mailbox) in &tx.routes {
+            self.plan_copies(rcpt, *mailbox, &tx.mail_from, &message, mid, &mut copies);
+        }
         Delivery {
-            targets: tx.targets,
-            message: NewMessage::received(Bytes::from(raw), envelope),
+            copies,
             queue_id,
+            close: None,
+        }
+    }
+
+    /// Route and deliver faults for one recipient: where its copies go.
+    fn plan_copies(
+        &self,
+        rcpt: &str,
+        mailbox: MailboxId,
+        mail_from: &str,
+        message: &NewMessage,
+        mid: Option<&str>,
+        out: &mut Vec<PlannedCopy>,
+    ) {
+        let mut copy = PlannedCopy {
+            mailbox,
+            message: message.clone(),
+            after: None,
+        };
+        let mut copies = 1u32;
+        for stage in [Stage::Route, Stage::Deliver] {
+            let base = Facts {
+                mailbox: Some(copy.mailbox),
+                domain: rcpt.rsplit_once('@').map(|(_, d)| d),
+                rcpt: Some(rcpt),
+                sender: Some(mail_from),
+                ..Facts::default()
+            };
+            for f in self.faults(stage, base, mid) {
+                match f.action {
+                    Fault::Drop => return,
+                    Fault::Misroute { to, .. } => copy.mailbox = to,
+                    Fault::Duplicate { copies: n } => copies = copies.max(n),
+                    Fault::Late { secs } => copy.after = Some(std::time::Duration::from_secs(secs)),
+                    Fault::Alter(a) => copy.message.raw = alter(&copy.message.raw, &a),
+                    _ => {}
+                }
+            }
+        }
+        for _ in 0..copies {
+            out.push(copy.clone());
         }
     }
 
@@ -256,6 +459,24 @@ impl Session {
 
     /// Handles one command line (with its line ending).
     pub fn line(&mut self, line: &[u8], out: &mut Vec<u8>) -> Action {
+        if self.refused && !matches!(self.mode, Mode::Data(_)) {
+            if trim_eol(line).eq_ignore_ascii_case(b"QUIT") {
+                reply(out, 221, "2.0.0", "Bye");
+                return Action::Close;
+            }
+            reply(
+                out,
+                503,
+                "5.5.1",
+                "Error: service refused; only QUIT is accepted",
+            );
+            return Action::Continue;
+        }
+        let action = self.line_inner(line, out);
+        self.after_reply(action)
+    }
+
+    fn line_inner(&mut self, line: &[u8], out: &mut Vec<u8>) -> Action {
         match std::mem::replace(&mut self.mode, Mode::Command) {
             Mode::Command => {}
             Mode::Data(r) => {
@@ -308,6 +529,29 @@ impl Session {
             Ok(r) => r,
             Err(e) => return self.parse_error(line, e, out),
         };
+        let stage = match &request {
+            Request::Ehlo { .. } | Request::Helo { .. } => Some(Stage::Ehlo),
+            Request::Mail { .. } => Some(Stage::Mail),
+            Request::Data => Some(Stage::Data),
+            _ => None,
+        };
+        if let Some(stage) = stage {
+            let sender = match &request {
+                Request::Mail { from } => Some(from.address.as_ref()),
+                _ => None,
+            };
+            let fired = self.faults(
+                stage,
+                Facts {
+                    sender,
+                    ..Facts::default()
+                },
+                None,
+            );
+            if let Some(action) = self.apply_command_faults(&fired, out) {
+                return action;
+            }
+        }
         match request {
             Request::Ehlo { host } => self.ehlo(&host, true, out),
             Request::Helo { host } => self.ehlo(&host, false, out),
@@ -390,7 +634,8 @@ impl Session {
         self.helo = Some(host.to_string());
         self.esmtp = esmtp;
         self.tx = None;
-        let id = &self.state.world.identity;
+        let state = Arc::clone(&self.state);
+        let id = &state.world.identity;
         if !esmtp {
             reply(out, 250, "", &id.hostname);
             return;
@@ -401,7 +646,7 @@ impl Session {
             match ext.as_str() {
                 "SIZE" => lines.push(format!("SIZE {}", self.state.world.limits.max_message_size)),
                 "STARTTLS" => {
-                    if !self.tls && self.state.world.security.starttls {
+                    if !self.tls && self.starttls_offered() {
                         lines.push("STARTTLS".into());
                     }
                 }
@@ -419,6 +664,12 @@ impl Session {
             out.extend_from_slice(l.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
+    }
+
+    fn starttls_offered(&mut self) -> bool {
+        self.state.world.security.starttls
+            && self.state.world.identity.advertises("STARTTLS")
+            && self.tls_fault() != Some(TlsFault::NotOffered)
     }
 
     fn auth_offered(&self) -> bool {
@@ -514,7 +765,22 @@ impl Session {
     }
 
     fn check_credentials(&mut self, user: &str, pass: &str, out: &mut Vec<u8>) {
-        if self.state.world.authenticate(user, pass).is_some() {
+        let fired = self.faults(
+            Stage::Auth,
+            Facts {
+                user: Some(user),
+                ..Facts::default()
+            },
+            None,
+        );
+        let forced_fail = fired.iter().any(|f| f.action == Fault::FailLogin);
+        if let Some(action) = self.apply_command_faults(&fired, out) {
+            if matches!(action, Action::Close) {
+                self.close_after_reply = true;
+            }
+            return;
+        }
+        if !forced_fail && self.state.world.authenticate(user, pass).is_some() {
             self.auth_user = Some(user.to_string());
             reply(out, 235, "2.7.0", "Authentication successful");
         } else {
@@ -552,7 +818,7 @@ impl Session {
             mail_from: from.to_string(),
             smtputf8,
             rcpts: Vec::new(),
-            targets: Vec::new(),
+            routes: Vec::new(),
         });
         reply(out, 250, "2.1.0", "Ok");
     }
@@ -575,12 +841,44 @@ impl Session {
         let Ok(addr) = Address::parse(to) else {
             return reply(out, 501, "5.1.3", "Bad recipient address syntax");
         };
-        match routing::resolve(&self.state.world, &addr) {
+        let decision = routing::resolve(&self.state.world, &addr);
+        let first = match &decision {
+            RouteDecision::Deliver(t) => t.first().copied(),
+            _ => None,
+        };
+        let base = Facts {
+            mailbox: first,
+            domain: Some(addr.domain()),
+            rcpt: Some(to),
+            ..Facts::default()
+        };
+        let fired = self.faults(Stage::Rcpt, base, None);
+        if self.apply_command_faults(&fired, out).is_some() {
+            Metrics::add(&self.state.metrics.recipients_rejected, 1);
+            Metrics::add(&self.state.metrics.rcpt_domain(to).recipients_rejected, 1);
+            if fired.iter().any(|f| {
+                matches!(
+                    f.action,
+                    Fault::Disconnect {
+                        point: DisconnectPoint::InsteadOfReply
+                    }
+                )
+            }) {
+                self.close_after_reply = true;
+            }
+            return;
+        }
+        match decision {
             RouteDecision::Deliver(targets) => {
                 if let Some(tx) = &mut self.tx {
-                    routing::merge_targets(&mut tx.targets, &targets);
+                    for t in targets {
+                        if !tx.routes.iter().any(|(_, m)| *m == t) {
+                            tx.routes.push((to.to_string(), t));
+                        }
+                    }
                     tx.rcpts.push(to.to_string());
                 }
+                Metrics::add(&self.state.metrics.rcpt_domain(to).recipients_accepted, 1);
                 reply(out, 250, "2.1.5", "Ok");
             }
             RouteDecision::UnknownMailbox => {
@@ -596,6 +894,7 @@ impl Session {
 
     fn rcpt_rejected(&self, to: &str, code: u16, enh: &str, text: &str, out: &mut Vec<u8>) {
         Metrics::add(&self.state.metrics.recipients_rejected, 1);
+        Metrics::add(&self.state.metrics.rcpt_domain(to).recipients_rejected, 1);
         if let Some(tx) = &self.tx {
             self.journal_reject(tx, Some(to), code, enh, text, Stage::Rcpt);
         }
@@ -635,7 +934,7 @@ impl Session {
     fn data_command(&mut self, out: &mut Vec<u8>) {
         match &self.tx {
             None => reply(out, 503, "5.5.1", "Error: need MAIL command"),
-            Some(tx) if tx.targets.is_empty() => {
+            Some(tx) if tx.routes.is_empty() => {
                 reply(out, 554, "5.5.1", "Error: no valid recipients")
             }
             Some(_) => {
@@ -677,7 +976,151 @@ impl Session {
     }
 }
 
+/// Applies an alteration fault to a stored message.
+fn alter(raw: &Bytes, a: &mailrig_core::fault::Alteration) -> Bytes {
+    let mut v: Vec<u8> = Vec::with_capacity(raw.len());
+    if a.strip_headers.is_empty() {
+        v.extend_from_slice(raw);
+    } else {
+        let end = memchr::memmem::find(raw, b"\r\n\r\n").map_or(raw.len(), |i| i + 2);
+        let (head, body) = raw.split_at(end);
+        let mut skipping = false;
+        for line in head.split_inclusive(|b| *b == b'\n') {
+            let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+            if !continuation {
+                skipping = a.strip_headers.iter().any(|h| {
+                    line.len() > h.len()
+                        && line[..h.len()].eq_ignore_ascii_case(h.as_bytes())
+                        && line[h.len()] == b':'
+                });
+            }
+            if !skipping {
+                v.extend_from_slice(line);
+            }
+        }
+        v.extend_from_slice(body);
+    }
+    if let Some(n) = a.truncate_to {
+        v.truncate(n);
+    }
+    Bytes::from(v)
+}
+
 fn trim_eol(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::TlsMaterial;
+    use mailrig_core::{Scenario, Store};
+
+    fn state() -> Arc<ServerState> {
+        let s = Scenario::parse(
+            "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a','b']\n[domain.aliases]\nall=['a','b']\n",
+            "t",
+        )
+        .unwrap();
+        let world = Arc::new(s.world.clone());
+        let store = Arc::new(Store::memory(&world));
+        let tls = Arc::new(TlsMaterial::generate("mx.d.test").unwrap());
+        ServerState::new(world, store, tls, s.faults.clone())
+    }
+
+    /// Every reply line is `ddd[ -]...\r\n`.
+    fn well_formed(out: &[u8]) -> bool {
+        out.split_inclusive(|b| *b == b'\n').all(|l| {
+            l.len() >= 6
+                && l[..3].iter().all(u8::is_ascii_digit)
+                && (l[3] == b' ' || l[3] == b'-')
+                && l.ends_with(b"\r\n")
+        })
+    }
+
+    #[test]
+    fn random_command_soup_never_panics_and_always_answers() {
+        let state = state();
+        let words: [&[u8]; 16] = [
+            b"EHLO x",
+            b"HELO",
+            b"MAIL FROM:<a@b>",
+            b"MAIL FROM:<>",
+            b"RCPT TO:<a@d.test>",
+            b"RCPT TO:<all@d.test>",
+            b"RCPT TO:",
+            b"DATA",
+            b"RSET",
+            b"AUTH PLAIN",
+            b"AUTH LOGIN",
+            b"VRFY",
+            b"NOOP x",
+            b"\xff\xfe",
+            b"MAIL FROM:<\x00>",
+            b"RCPT TO:<a@d.test> NOTIFY=BOGUS",
+        ];
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..200 {
+            let mut s = Session::new(Arc::clone(&state), "127.0.0.1:1".parse().unwrap(), false);
+            let mut out = Vec::new();
+            s.greeting(&mut out);
+            for _ in 0..50 {
+                out.clear();
+                let mut line: Vec<u8> = words[(next() % 16) as usize].to_vec();
+                for _ in 0..(next() % 4) {
+                    line.push((next() % 256) as u8);
+                }
+                line.extend_from_slice(b"\r\n");
+                if s.in_data() {
+                    let (_, a) = s.data(&line, &mut out);
+                    if let Action::Deliver(d) = a {
+                        s.delivered(&d.queue_id, Ok(d.copies.len()), &mut out);
+                    }
+                    continue;
+                }
+                match s.line(&line, &mut out) {
+                    Action::Close => break,
+                    Action::StartTls => s.tls_started(),
+                    _ => {}
+                }
+                assert!(
+                    !out.is_empty(),
+                    "no reply to {:?}",
+                    String::from_utf8_lossy(&line)
+                );
+                assert!(
+                    well_formed(&out),
+                    "{:?} -> {:?}",
+                    String::from_utf8_lossy(&line),
+                    String::from_utf8_lossy(&out)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn alias_fan_out_stores_one_copy_per_mailbox() {
+        let state = state();
+        let mut s = Session::new(Arc::clone(&state), "127.0.0.1:1".parse().unwrap(), false);
+        let mut out = Vec::new();
+        s.line(b"EHLO x\r\n", &mut out);
+        s.line(b"MAIL FROM:<s@x.test>\r\n", &mut out);
+        s.line(b"RCPT TO:<all@d.test>\r\n", &mut out);
+        s.line(b"RCPT TO:<a@d.test>\r\n", &mut out);
+        s.line(b"DATA\r\n", &mut out);
+        let (_, a) = s.data(b"x\r\n.\r\n", &mut out);
+        let Action::Deliver(d) = a else {
+            panic!("no delivery")
+        };
+        let mut boxes: Vec<u32> = d.copies.iter().map(|c| c.mailbox.0).collect();
+        boxes.sort();
+        assert_eq!(boxes, vec![0, 1]);
+    }
 }

@@ -1,0 +1,107 @@
+//! IDLE notification delay, as a user of the fake server sees it: 100 IMAP
+//! sessions idle on one mailbox; a client delivers messages over SMTP one at a
+//! time; for every delivery and every session we record the time from the
+//! SMTP client reading `250` to that session reading `* n EXISTS` (zero when
+//! the EXISTS arrived first). Prints median, p99 and max.
+//!
+//! cargo run --release -p mailrig-benches --example idle_latency [-- DELIVERIES]
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mailrig_core::Scenario;
+use mailrig_server::MockServer;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+const WORLD: &str = "[[domain]]\nname='bench.test'\npassword='secret'\nmailboxes=['u001']\n";
+const SESSIONS: usize = 100;
+
+#[tokio::main]
+async fn main() {
+    let deliveries: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200);
+    let server = MockServer::builder()
+        .scenario(Scenario::parse(WORLD, "idle").unwrap())
+        .start()
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Instant>();
+    for _ in 0..SESSIONS {
+        let s = TcpStream::connect(server.imap_addr()).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        let (r, mut w) = s.into_split();
+        let mut r = BufReader::new(r);
+        let mut l = String::new();
+        r.read_line(&mut l).await.unwrap();
+        w.write_all(b"a LOGIN u001@bench.test secret\r\nb SELECT INBOX\r\nc IDLE\r\n")
+            .await
+            .unwrap();
+        loop {
+            l.clear();
+            r.read_line(&mut l).await.unwrap();
+            if l.starts_with('+') {
+                break;
+            }
+        }
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _w = w;
+            let mut l = String::new();
+            loop {
+                l.clear();
+                match r.read_line(&mut l).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if l.ends_with("EXISTS\r\n") => {
+                        let _ = tx.send(Instant::now());
+                    }
+                    Ok(_) => {}
+                }
+            }
+        });
+    }
+    let s = TcpStream::connect(server.smtp_addr()).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    let (r, mut w) = s.into_split();
+    let mut r = BufReader::new(r);
+    let mut l = String::new();
+    r.read_line(&mut l).await.unwrap();
+    w.write_all(b"HELO bench\r\n").await.unwrap();
+    r.read_line(&mut l).await.unwrap();
+    let mut hist = Histogram::<u64>::new(3).unwrap();
+    for _ in 0..deliveries {
+        w.write_all(b"MAIL FROM:<s@extern.test>\r\nRCPT TO:<u001@bench.test>\r\nDATA\r\n")
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            l.clear();
+            r.read_line(&mut l).await.unwrap();
+        }
+        w.write_all(b"Subject: idle\r\n\r\nx\r\n.\r\n")
+            .await
+            .unwrap();
+        l.clear();
+        r.read_line(&mut l).await.unwrap();
+        let t250 = Instant::now();
+        assert!(l.starts_with("250"), "{l}");
+        for _ in 0..SESSIONS {
+            let t = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            hist.record(t.saturating_duration_since(t250).as_micros() as u64)
+                .unwrap();
+        }
+    }
+    println!(
+        "IDLE delay from SMTP 250 to * EXISTS, {SESSIONS} idling sessions, {deliveries} deliveries ({} samples): median {} µs, p99 {} µs, max {} µs",
+        hist.len(),
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.99),
+        hist.max()
+    );
+    server.shutdown().await;
+}

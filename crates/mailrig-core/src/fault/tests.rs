@@ -1,0 +1,260 @@
+//! Tests of rule parsing, selectors, counters, stateful actions and determinism.
+
+use super::*;
+use crate::scenario::Scenario;
+
+const WORLD: &str = r#"
+[[domain]]
+name = "kanzlei.test"
+mailboxes = ["anna", "bernd", "clara"]
+password = "secret"
+[[domain]]
+name = "patente.test"
+mailboxes = ["user01..user25"]
+password = "secret"
+"#;
+
+fn scenario(faults: &str) -> Result<Scenario, String> {
+    Scenario::parse(&format!("{WORLD}{faults}"), "f.toml").map_err(|e| e.to_string())
+}
+
+fn facts_for<'a>(w: &'a World, addr: &'a str) -> Facts<'a> {
+    Facts {
+        mailbox: w.mailbox_by_address(addr),
+        domain: addr.split('@').nth(1),
+        rcpt: Some(addr),
+        sender: Some("s@extern.test"),
+        client: Some("127.0.0.1".parse().unwrap()),
+        user: None,
+    }
+}
+
+#[test]
+fn seed_incident_drops_23_of_25() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/scenarios/kanzlei-2-of-25.toml"
+    );
+    let s = Scenario::load(std::path::Path::new(path)).unwrap();
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    let w = &s.world;
+    let mut dropped = Vec::new();
+    for m in &w.mailboxes {
+        let addr = m.address.key();
+        let fired = s.faults.decide(Stage::Route, &facts_for(w, &addr));
+        if fired.iter().any(|f| f.action == Action::Drop) {
+            dropped.push(addr);
+        }
+    }
+    assert_eq!(dropped.len(), 23);
+    assert!(!dropped.iter().any(|a| a.starts_with("user01@")
+        || a.starts_with("user02@")
+        || a.ends_with("kanzlei.test")));
+    assert_eq!(s.faults.rule("patente-only-2-of-25").unwrap().fired(), 23);
+}
+
+#[test]
+fn selectors_globs_ranges_and_except() {
+    let s = scenario("[[fault]]\nstage='rcpt'\naction='reject'\nmailbox=['user0*', 'user20..user22', 'anna@kanzlei.test']\nexcept='user05'\n").unwrap();
+    let w = &s.world;
+    let hit = |a: &str| !s.faults.decide(Stage::Rcpt, &facts_for(w, a)).is_empty();
+    assert!(
+        hit("user01@patente.test")
+            && hit("user09@patente.test")
+            && hit("user21@patente.test")
+            && hit("anna@kanzlei.test")
+    );
+    assert!(
+        !hit("user05@patente.test") && !hit("user10@patente.test") && !hit("bernd@kanzlei.test")
+    );
+    // Not at another stage.
+    assert!(
+        s.faults
+            .decide(Stage::Mail, &facts_for(w, "user01@patente.test"))
+            .is_empty()
+    );
+}
+
+#[test]
+fn replies_have_defaults_and_are_checked() {
+    let s = scenario("[[fault]]\nstage='mail'\naction='defer'\n[[fault]]\nstage='rcpt'\naction='quota-full'\nmailbox='anna'\npermanent=false\n").unwrap();
+    let f = Facts::default();
+    assert_eq!(
+        s.faults.decide(Stage::Mail, &f)[0].action,
+        Action::Reply {
+            code: 451,
+            enhanced: "4.3.0".into(),
+            text: "Error: temporary failure, try again later".into()
+        }
+    );
+    let w = &s.world;
+    let fired = s
+        .faults
+        .decide(Stage::Rcpt, &facts_for(w, "anna@kanzlei.test"));
+    assert!(
+        matches!(&fired[0].action, Action::Reply { code: 452, enhanced, .. } if enhanced == "4.2.2")
+    );
+    let e = scenario("[[fault]]\nstage='mail'\naction='reject'\ncode=451\n").unwrap_err();
+    assert!(e.contains("needs a 5xx code, not 451"), "{e}");
+    let e = scenario("[[fault]]\nstage='mail'\naction='reject'\nenhanced='4.1.1'\n").unwrap_err();
+    assert!(e.contains("does not agree"), "{e}");
+}
+
+#[test]
+fn bad_rules_name_what_is_wrong_and_where() {
+    let e = scenario("[[fault]]\nstage='nowhere'\naction='drop'\n").unwrap_err();
+    assert!(
+        e.starts_with("f.toml:11:7: unknown variant `nowhere`"),
+        "{e}"
+    );
+    let e = scenario("[[fault]]\nstage='route'\naction='explode'\n").unwrap_err();
+    assert!(e.contains("unknown variant `explode`"), "{e}");
+    let e = scenario("[[fault]]\nstage='route'\naction='drop'\nmailboxx='anna'\n").unwrap_err();
+    assert!(e.contains("unknown field `mailboxx`"), "{e}");
+    let e = scenario("[[fault]]\nstage='connect'\naction='drop'\n").unwrap_err();
+    assert!(
+        e.contains("action 'drop' cannot act at stage 'connect'; it works at: route, deliver"),
+        "{e}"
+    );
+    assert!(e.starts_with("f.toml:10:1: [[fault]] #1"), "{e}");
+    let e = scenario("[[fault]]\nstage='route'\naction='misroute'\nto='nobody@kanzlei.test'\n")
+        .unwrap_err();
+    assert!(
+        e.contains("misroute target 'nobody@kanzlei.test' is not a mailbox"),
+        "{e}"
+    );
+    let e = scenario("[[fault]]\nstage='route'\naction='misroute'\n").unwrap_err();
+    assert!(e.contains("action 'misroute' needs `to`"), "{e}");
+    let e = scenario("[[fault]]\nname='x'\nstage='route'\naction='drop'\n[[fault]]\nname='x'\nstage='route'\naction='drop'\n").unwrap_err();
+    assert!(e.contains("'x' already exists"), "{e}");
+    let e = scenario("[[fault]]\nstage='route'\naction='drop'\nprobability=1.5\n").unwrap_err();
+    assert!(e.contains("between 0 and 1"), "{e}");
+}
+
+#[test]
+fn rules_that_cannot_fire_are_warned_about() {
+    let s = scenario("[[fault]]\nname='w'\nstage='route'\naction='drop'\nmailbox='nobody'\n[[fault]]\nname='v'\nstage='connect'\naction='disconnect'\ndomain='patente.test'\n").unwrap();
+    assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+    assert!(s.warnings[0].contains("rule 'w': `mailbox` pattern 'nobody' matches no mailbox"));
+    assert!(
+        s.warnings[1]
+            .contains("rule 'v': a mailbox or domain selector can never match at stage 'connect'")
+    );
+    assert!(s.summary().contains("warning: rule 'w'"));
+}
+
+#[test]
+fn counters_nth_first_every_after() {
+    let count = |rule: &str| {
+        let s = scenario(&format!(
+            "[[fault]]\nstage='mail'\naction='reject'\n{rule}\n"
+        ))
+        .unwrap();
+        (1..=10)
+            .filter(|_| !s.faults.decide(Stage::Mail, &Facts::default()).is_empty())
+            .collect::<Vec<_>>()
+            .len()
+    };
+    assert_eq!(count("nth=3"), 1);
+    assert_eq!(count("first=4"), 4);
+    assert_eq!(count("every=3"), 3);
+    assert_eq!(count("after=7"), 3);
+    assert_eq!(count("every=2\nfirst=6"), 3);
+}
+
+#[test]
+fn seeded_probability_is_deterministic() {
+    let run = || {
+        let s = scenario("[[fault]]\nstage='mail'\naction='defer'\nprobability=0.3\nseed=42\n")
+            .unwrap();
+        (0..1000)
+            .map(|_| !s.faults.decide(Stage::Mail, &Facts::default()).is_empty())
+            .collect::<Vec<bool>>()
+    };
+    let a = run();
+    assert_eq!(a, run());
+    let fired = a.iter().filter(|x| **x).count();
+    assert!((200..400).contains(&fired), "{fired} of 1000 at p=0.3");
+    let other = {
+        let s = scenario("[[fault]]\nstage='mail'\naction='defer'\nprobability=0.3\nseed=43\n")
+            .unwrap();
+        (0..1000)
+            .map(|_| !s.faults.decide(Stage::Mail, &Facts::default()).is_empty())
+            .collect::<Vec<bool>>()
+    };
+    assert_ne!(a, other, "another seed, another sequence");
+}
+
+#[test]
+fn greylisting_defers_each_triplet_once_per_window() {
+    let s = scenario("[[fault]]\nstage='rcpt'\naction='greylist'\nsecs=3600\n").unwrap();
+    let w = &s.world;
+    let f = facts_for(w, "anna@kanzlei.test");
+    assert!(matches!(
+        &s.faults.decide(Stage::Rcpt, &f)[0].action,
+        Action::Reply { code: 450, .. }
+    ));
+    assert_eq!(
+        s.faults.decide(Stage::Rcpt, &f).len(),
+        1,
+        "still within the window"
+    );
+    let s = scenario("[[fault]]\nstage='rcpt'\naction='greylist'\nsecs=0\n").unwrap();
+    assert!(
+        s.faults
+            .decide(Stage::Rcpt, &facts_for(&s.world, "anna@kanzlei.test"))
+            .is_empty(),
+        "window over"
+    );
+}
+
+#[test]
+fn rate_limit_counts_per_minute() {
+    let s =
+        scenario("[[fault]]\nstage='mail'\naction='rate-limit'\nper_minute=3\ncode=451\n").unwrap();
+    let fired: Vec<bool> = (0..5)
+        .map(|_| !s.faults.decide(Stage::Mail, &Facts::default()).is_empty())
+        .collect();
+    assert_eq!(fired, vec![false, false, false, true, true]);
+}
+
+#[test]
+fn runtime_add_disable_remove_rebuild() {
+    let s = scenario("").unwrap();
+    let mut plan = s.faults.clone();
+    let mut spec = FaultRuleSpec::new(Stage::Route, spec::ActionKind::Misroute);
+    spec.to = Some("anna@kanzlei.test".into());
+    spec.mailbox = Some(spec::OneOrMany::One("bernd".into()));
+    plan.add(spec, &s.world).unwrap();
+    let f = facts_for(&s.world, "bernd@kanzlei.test");
+    let anna = s.world.mailbox_by_address("anna@kanzlei.test").unwrap();
+    assert!(
+        matches!(&plan.decide(Stage::Route, &f)[0].action, Action::Misroute { to, .. } if *to == anna)
+    );
+    plan.rule("fault-1").unwrap().set_enabled(false);
+    assert!(plan.decide(Stage::Route, &f).is_empty());
+    let fresh = plan.rebuild(&s.world);
+    assert!(
+        !fresh.rule("fault-1").unwrap().enabled(),
+        "rebuild keeps enabled state"
+    );
+    assert!(plan.remove("fault-1"));
+    assert!(plan.is_empty());
+}
+
+#[test]
+fn json_form_is_the_same_shape() {
+    let json = r#"{"name":"j","stage":"rcpt","action":"reject","mailbox":["user03"],"code":550,"enhanced":"5.1.1","text":"gone"}"#;
+    let spec: FaultRuleSpec = serde_json::from_str(json).unwrap();
+    let s = scenario("").unwrap();
+    let mut plan = FaultPlan::default();
+    plan.add(spec.clone(), &s.world).unwrap();
+    let back = serde_json::to_value(&plan.rules()[0].spec).unwrap();
+    assert_eq!(back["mailbox"], serde_json::json!(["user03"]));
+    let bad: Result<FaultRuleSpec, _> = serde_json::from_str(r#"{"stage":"rcpt","action":"zap"}"#);
+    assert!(
+        bad.unwrap_err()
+            .to_string()
+            .contains("unknown variant `zap`")
+    );
+}

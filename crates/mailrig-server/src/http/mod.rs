@@ -1,0 +1,49 @@
+//! The HTTP control API and web page: look into the fake world from a test or
+//! a browser — domains, mailboxes, messages, the journal, metrics — and clean
+//! it up between tests.
+//!
+//! Everything JSON lives under the version prefix `/api/v1` ([`api`]), errors
+//! are `{"error": "..."}` with a 4xx/5xx status ([`error`]), Prometheus text is
+//! at `/metrics` ([`metrics`]), and `/` is a small server-rendered HTML page
+//! ([`ui`]). [`faults`] lists, adds, switches and removes fault rules. The
+//! OpenAPI description is `docs/openapi.yaml` at the repository root.
+//!
+//! The listener is bound to loopback by default: the API can delete every
+//! message and has no authentication.
+
+pub mod api;
+pub mod error;
+pub mod faults;
+pub mod metrics;
+pub mod ui;
+pub mod view;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::state::ServerState;
+
+/// The whole HTTP application over one fake world.
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/", get(ui::index))
+        .route("/metrics", get(metrics::metrics))
+        .nest("/api/v1", api::routes().merge(faults::routes()))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+}
+
+/// Serves the HTTP API on `listener` until the server shuts down; requests in
+/// flight are finished first.
+pub async fn serve(listener: TcpListener, state: Arc<ServerState>) {
+    let shutdown = state.shutdown.clone();
+    let app = router(state);
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+    if let Err(e) = server.await {
+        tracing::warn!(error = %e, "HTTP server ended with an error");
+    }
+}

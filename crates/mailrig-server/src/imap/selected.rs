@@ -1,0 +1,579 @@
+//! Commands on one folder: SELECT/EXAMINE, CLOSE/UNSELECT, EXPUNGE, SEARCH,
+//! FETCH, STORE, COPY/MOVE (with UIDPLUS' COPYUID), and APPEND (APPENDUID).
+//!
+//! Each reads what it needs from the store under the mailbox lock, lets go of
+//! the lock, and only then parses MIME or renders responses, so deliveries are
+//! never held up by a large FETCH.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::Utc;
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::core::{Charset, Vec1};
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::fetch::MacroOrMessageDataItemNames;
+use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::search::SearchKey;
+use imap_codec::imap_types::sequence::SequenceSet;
+use mailrig_core::fault::{Action as Fault, Stage};
+use mailrig_core::store::{FlagOp, Flags, NewMessage, StoreError, StoredMessage, SystemFlag};
+
+use super::fetch::{self, FetchInput};
+use super::folders::store_error;
+use super::search::{self, Candidate, Parsed};
+use super::session::{Session, folder_name, tagged};
+use super::view::{Known, SyncRules, View, uid_set};
+use super::wire;
+
+const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+
+/// Converts wire flags to store flags (`\Recent` and unknown `\X` are dropped).
+fn to_flags(flags: &[Flag<'_>]) -> Flags {
+    let mut f = Flags::default();
+    for flag in flags {
+        match flag {
+            Flag::Answered => f.set(SystemFlag::Answered, true),
+            Flag::Deleted => f.set(SystemFlag::Deleted, true),
+            Flag::Draft => f.set(SystemFlag::Draft, true),
+            Flag::Flagged => f.set(SystemFlag::Flagged, true),
+            Flag::Seen => f.set(SystemFlag::Seen, true),
+            Flag::Keyword(k) => f.add_keyword(k.inner()),
+            _ => {}
+        }
+    }
+    f
+}
+
+impl Session {
+    pub(super) fn select(
+        &mut self,
+        tag: &str,
+        m: &Mailbox<'_>,
+        read_only: bool,
+        out: &mut Vec<u8>,
+    ) {
+        // SELECT deselects first, even when it then fails.
+        self.view = None;
+        let Some(name) = folder_name(m) else {
+            return tagged(out, tag, "NO", "[NONEXISTENT] No such folder");
+        };
+        // Asked once per SELECT/EXAMINE, before the folder is read.
+        let fired = self.faults(Stage::ImapSelect);
+        let hidden = fired.iter().any(|f| f.action == Fault::HideMessages);
+        let state = Arc::clone(&self.state);
+        let Some(mb) = self.user.map(|id| state.store.mailbox(id)) else {
+            return;
+        };
+        let version = mb.version();
+        let snapshot = mb.with_folder(&name, |f| {
+            let msgs: Vec<Known> = f
+                .messages
+                .iter()
+                .map(|m| Known {
+                    uid: m.uid,
+                    modseq: m.modseq,
+                    gone: false,
+                })
+                .collect();
+            let first_unseen = f
+                .messages
+                .iter()
+                .position(|m| !m.flags.has(SystemFlag::Seen));
+            let recent: HashSet<u32> = f
+                .messages
+                .iter()
+                .filter(|m| m.uid >= f.first_recent_uid)
+                .map(|m| m.uid)
+                .collect();
+            let keywords: Vec<String> = {
+                let mut k: Vec<String> = Vec::new();
+                for m in &f.messages {
+                    for kw in m.flags.keywords() {
+                        if !k.iter().any(|x| x.eq_ignore_ascii_case(kw)) && k.len() < 100 {
+                            k.push(kw.to_string());
+                        }
+                    }
+                }
+                k
+            };
+            (
+                f.name.clone(),
+                f.uid_validity,
+                f.uid_next,
+                msgs,
+                first_unseen,
+                recent,
+                keywords,
+            )
+        });
+        let (name, uid_validity, uid_next, mut msgs, mut first_unseen, mut recent, keywords) =
+            match snapshot {
+                Ok(s) => s,
+                Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
+            };
+        self.change_uid_validity(&fired, &name, uid_validity);
+        let uid_validity = self.reported_uid_validity(&name, uid_validity);
+        if hidden {
+            // The messages stay in the store (and stay \Recent for others).
+            msgs.clear();
+            first_unseen = None;
+            recent.clear();
+        } else if !read_only {
+            recent = mb
+                .claim_recent(&name)
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+        }
+        let mut flag_list = SYSTEM_FLAGS.to_string();
+        for k in &keywords {
+            flag_list.push(' ');
+            flag_list.push_str(k);
+        }
+        out.extend_from_slice(format!("* FLAGS ({flag_list})\r\n").as_bytes());
+        if read_only {
+            out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
+        } else {
+            out.extend_from_slice(
+                format!("* OK [PERMANENTFLAGS ({flag_list} \\*)] Flags permitted.\r\n").as_bytes(),
+            );
+        }
+        let recent_count = msgs.iter().filter(|m| recent.contains(&m.uid)).count();
+        out.extend_from_slice(
+            format!("* {} EXISTS\r\n* {recent_count} RECENT\r\n", msgs.len()).as_bytes(),
+        );
+        if let Some(i) = first_unseen {
+            out.extend_from_slice(format!("* OK [UNSEEN {}] First unseen.\r\n", i + 1).as_bytes());
+        }
+        out.extend_from_slice(
+            format!("* OK [UIDVALIDITY {uid_validity}] UIDs valid\r\n").as_bytes(),
+        );
+        out.extend_from_slice(
+            format!("* OK [UIDNEXT {uid_next}] Predicted next UID\r\n").as_bytes(),
+        );
+        self.view = Some(View {
+            folder: name,
+            read_only,
+            uid_validity,
+            msgs,
+            recent,
+            version,
+            hidden,
+        });
+        // Anything that arrived since the snapshot.
+        self.sync_all(out);
+        let (code, what) = if read_only {
+            ("[READ-ONLY]", "Examine")
+        } else {
+            ("[READ-WRITE]", "Select")
+        };
+        tagged(out, tag, "OK", &format!("{code} {what} completed"));
+    }
+
+    pub(super) fn close(&mut self, tag: &str, expunge: bool, out: &mut Vec<u8>) {
+        if let (Some(view), Some(mb)) = (self.view.take(), self.mailbox())
+            && expunge
+            && !view.read_only
+        {
+            // CLOSE expunges silently.
+            let _ = mb.expunge(&view.folder, None);
+        }
+        let _ = out;
+        tagged(
+            out,
+            tag,
+            "OK",
+            if expunge {
+                "Close completed"
+            } else {
+                "Unselect completed"
+            },
+        );
+    }
+
+    fn read_only_refusal(&self, tag: &str, out: &mut Vec<u8>) -> bool {
+        if self.view.as_ref().is_some_and(|v| v.read_only) {
+            tagged(out, tag, "NO", "[READ-ONLY] Mailbox is read-only");
+            return true;
+        }
+        false
+    }
+
+    /// Resolves a set against the view, answering BAD when it names no message.
+    fn resolve(
+        &self,
+        tag: &str,
+        set: &SequenceSet,
+        uid: bool,
+        out: &mut Vec<u8>,
+    ) -> Option<Vec<(usize, u32)>> {
+        let view = self.view.as_ref()?;
+        match view.resolve(set, uid) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                tagged(
+                    out,
+                    tag,
+                    "BAD",
+                    "Error in IMAP command: invalid message sequence number",
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn expunge(&mut self, tag: &str, set: Option<&SequenceSet>, out: &mut Vec<u8>) {
+        if self.read_only_refusal(tag, out) {
+            return;
+        }
+        let only: Option<Vec<u32>> = match set {
+            Some(s) => match self.resolve(tag, s, true, out) {
+                Some(v) => Some(v.into_iter().map(|(_, u)| u).collect()),
+                None => return,
+            },
+            None => None,
+        };
+        let (Some(mb), Some(view)) = (self.mailbox(), self.view.as_ref()) else {
+            return;
+        };
+        // A hidden folder's messages are not the client's to remove.
+        let only = if view.hidden { Some(Vec::new()) } else { only };
+        let res = mb.expunge(&view.folder, only.as_deref());
+        self.sync_all(out);
+        match res {
+            Ok(_) => tagged(out, tag, "OK", "Expunge completed"),
+            Err(e) => tagged(out, tag, "NO", &store_error(&e)),
+        }
+    }
+
+    /// Copies of the stored messages with these UIDs (missing ones skipped).
+    fn snapshot(&self, uids: &[(usize, u32)]) -> Result<Vec<(usize, StoredMessage)>, StoreError> {
+        let (Some(mb), Some(view)) = (self.mailbox(), self.view.as_ref()) else {
+            return Ok(Vec::new());
+        };
+        mb.with_folder(&view.folder, |f| {
+            uids.iter()
+                .filter_map(|&(seq, uid)| f.position(uid).map(|p| (seq, f.messages[p].clone())))
+                .collect()
+        })
+    }
+
+    pub(super) fn search(
+        &mut self,
+        tag: &str,
+        charset: Option<&Charset<'_>>,
+        criteria: Vec1<SearchKey<'_>>,
+        uid: bool,
+        out: &mut Vec<u8>,
+    ) {
+        if let Some(cs) = charset {
+            let name = match cs {
+                Charset::Atom(a) => a.inner().to_string(),
+                Charset::Quoted(q) => q.inner().to_string(),
+            };
+            if !name.eq_ignore_ascii_case("UTF-8") && !name.eq_ignore_ascii_case("US-ASCII") {
+                return tagged(
+                    out,
+                    tag,
+                    "NO",
+                    "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset",
+                );
+            }
+        }
+        let keys: Vec<SearchKey<'_>> = criteria.into_inner();
+        let key = if keys.len() == 1 {
+            keys.into_iter().next().unwrap_or(SearchKey::All)
+        } else {
+            match Vec1::try_from(keys) {
+                Ok(v) => SearchKey::And(v),
+                Err(_) => SearchKey::All,
+            }
+        };
+        let hide = self
+            .faults(Stage::ImapFetch)
+            .iter()
+            .any(|f| f.action == Fault::HideMessages);
+        let Some(view) = self.view.as_ref() else {
+            return;
+        };
+        let all: Vec<(usize, u32)> = view
+            .msgs
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.gone && !hide)
+            .map(|(i, m)| (i + 1, m.uid))
+            .collect();
+        let msgs = match self.snapshot(&all) {
+            Ok(m) => m,
+            Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
+        };
+        let Some(view) = self.view.as_ref() else {
+            return;
+        };
+        let mut hits = Vec::new();
+        for (seq, msg) in &msgs {
+            let c = Candidate {
+                seq: *seq,
+                msg,
+                recent: view.recent.contains(&msg.uid),
+                view,
+            };
+            let mut parsed = Parsed::new();
+            if search::matches(&key, &c, &mut parsed) {
+                hits.push(if uid { msg.uid as usize } else { *seq });
+            }
+        }
+        out.extend_from_slice(b"* SEARCH");
+        for h in hits {
+            out.extend_from_slice(format!(" {h}").as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        self.sync(
+            SyncRules {
+                expunge: uid,
+                with_uid: uid,
+                ..SyncRules::default()
+            },
+            out,
+        );
+        tagged(out, tag, "OK", "Search completed");
+    }
+
+    pub(super) fn fetch(
+        &mut self,
+        tag: &str,
+        set: &SequenceSet,
+        items: MacroOrMessageDataItemNames<'_>,
+        uid: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let items = match items {
+            MacroOrMessageDataItemNames::Macro(m) => {
+                m.expand().into_iter().map(|i| i.into_static()).collect()
+            }
+            MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
+        };
+        let Some(mut targets) = self.resolve(tag, set, uid, out) else {
+            return;
+        };
+        // Asked once per FETCH: a hide-messages fault answers with no data.
+        if self
+            .faults(Stage::ImapFetch)
+            .iter()
+            .any(|f| f.action == Fault::HideMessages)
+        {
+            targets.clear();
+        }
+        let read_only = self.view.as_ref().is_none_or(|v| v.read_only);
+        let mut marked: HashSet<u32> = HashSet::new();
+        if fetch::sets_seen(&items) && !read_only {
+            let unseen: Vec<u32> = match self.snapshot(&targets) {
+                Ok(m) => m
+                    .iter()
+                    .filter(|(_, m)| !m.flags.has(SystemFlag::Seen))
+                    .map(|(_, m)| m.uid)
+                    .collect(),
+                Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
+            };
+            if let (Some(mb), Some(view)) = (self.mailbox(), self.view.as_ref())
+                && !unseen.is_empty()
+            {
+                let seen = Flags::default().with(SystemFlag::Seen);
+                if let Ok(changed) = mb.store_flags(&view.folder, &unseen, FlagOp::Add, &seen) {
+                    marked = changed.into_iter().map(|(u, _)| u).collect();
+                }
+            }
+        }
+        let msgs = match self.snapshot(&targets) {
+            Ok(m) => m,
+            Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
+        };
+        let Some(view) = self.view.as_ref() else {
+            return;
+        };
+        for (seq, msg) in &msgs {
+            let input = FetchInput {
+                seq: *seq,
+                msg,
+                recent: view.recent.contains(&msg.uid),
+                force_uid: uid,
+                force_flags: marked.contains(&msg.uid),
+            };
+            fetch::render(out, &items, &input);
+        }
+        let silent = (!marked.is_empty()).then_some(&marked);
+        self.sync(
+            SyncRules {
+                expunge: uid,
+                with_uid: uid,
+                silent,
+                ..SyncRules::default()
+            },
+            out,
+        );
+        tagged(out, tag, "OK", "Fetch completed");
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn store(
+        &mut self,
+        tag: &str,
+        set: &SequenceSet,
+        kind: StoreType,
+        response: StoreResponse,
+        flags: &[Flag<'_>],
+        uid: bool,
+        out: &mut Vec<u8>,
+    ) {
+        if self.read_only_refusal(tag, out) {
+            return;
+        }
+        let Some(targets) = self.resolve(tag, set, uid, out) else {
+            return;
+        };
+        let uids: Vec<u32> = targets.iter().map(|(_, u)| *u).collect();
+        let op = match kind {
+            StoreType::Replace => FlagOp::Replace,
+            StoreType::Add => FlagOp::Add,
+            StoreType::Remove => FlagOp::Remove,
+        };
+        let (Some(mb), Some(view)) = (self.mailbox(), self.view.as_ref()) else {
+            return;
+        };
+        if let Err(e) = mb.store_flags(&view.folder, &uids, op, &to_flags(flags)) {
+            return tagged(out, tag, "NO", &store_error(&e));
+        }
+        let set: HashSet<u32> = uids.into_iter().collect();
+        let rules = match response {
+            StoreResponse::Silent => SyncRules {
+                silent: Some(&set),
+                ..SyncRules::default()
+            },
+            StoreResponse::Answer => SyncRules {
+                force: Some(&set),
+                ..SyncRules::default()
+            },
+        };
+        self.sync(
+            SyncRules {
+                expunge: uid,
+                with_uid: uid,
+                ..rules
+            },
+            out,
+        );
+        tagged(out, tag, "OK", "Store completed");
+    }
+
+    pub(super) fn copy(
+        &mut self,
+        tag: &str,
+        set: &SequenceSet,
+        dest: &Mailbox<'_>,
+        uid: bool,
+        is_move: bool,
+        out: &mut Vec<u8>,
+    ) {
+        if is_move && self.read_only_refusal(tag, out) {
+            return;
+        }
+        let Some(targets) = self.resolve(tag, set, uid, out) else {
+            return;
+        };
+        let Some(dest) = folder_name(dest) else {
+            return tagged(out, tag, "NO", "[TRYCREATE] No such folder");
+        };
+        let (Some(mb), Some(view)) = (self.mailbox(), self.view.as_ref()) else {
+            return;
+        };
+        let uids: Vec<u32> = targets.iter().map(|(_, u)| *u).collect();
+        let (validity, pairs) = match mb.copy(&view.folder, &uids, &dest) {
+            Ok(r) => r,
+            Err(StoreError::NoSuchFolder(n)) if n == dest => {
+                return tagged(
+                    out,
+                    tag,
+                    "NO",
+                    "[TRYCREATE] Destination folder does not exist",
+                );
+            }
+            Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
+        };
+        let validity = self.reported_uid_validity(&dest, validity);
+        let code = if pairs.is_empty() {
+            String::new()
+        } else {
+            let src: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+            let dst: Vec<u32> = pairs.iter().map(|p| p.1).collect();
+            format!("[COPYUID {validity} {} {}] ", uid_set(&src), uid_set(&dst))
+        };
+        if !is_move {
+            self.sync(
+                SyncRules {
+                    expunge: uid,
+                    with_uid: uid,
+                    ..SyncRules::default()
+                },
+                out,
+            );
+            return tagged(out, tag, "OK", &format!("{code}Copy completed"));
+        }
+        let moved: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+        let res = mb.delete_messages(&view.folder, &moved);
+        out.extend_from_slice(format!("* OK {code}Moved\r\n").as_bytes());
+        self.sync_all(out);
+        match res {
+            Ok(_) => tagged(out, tag, "OK", "Move completed"),
+            Err(e) => tagged(out, tag, "NO", &store_error(&e)),
+        }
+    }
+
+    pub(super) fn append(
+        &mut self,
+        tag: &str,
+        m: &Mailbox<'_>,
+        flags: &[Flag<'_>],
+        date: Option<DateTime>,
+        message: LiteralOrLiteral8<'_>,
+        out: &mut Vec<u8>,
+    ) {
+        let Some(name) = folder_name(m) else {
+            return tagged(out, tag, "NO", "[TRYCREATE] No such folder");
+        };
+        let raw = match &message {
+            LiteralOrLiteral8::Literal(l) => Bytes::copy_from_slice(l.data()),
+            LiteralOrLiteral8::Literal8(l) => Bytes::copy_from_slice(&l.data),
+        };
+        let internal_date = date.map_or_else(Utc::now, |d| wire::to_utc(d.as_ref()));
+        let Some(mb) = self.mailbox() else { return };
+        let msg = NewMessage {
+            raw,
+            envelope: None,
+            flags: to_flags(flags),
+            internal_date,
+        };
+        match mb.append(&name, msg) {
+            Ok((validity, uid)) => {
+                let validity = self.reported_uid_validity(&name, validity);
+                self.sync_all(out);
+                tagged(
+                    out,
+                    tag,
+                    "OK",
+                    &format!("[APPENDUID {validity} {uid}] Append completed"),
+                );
+            }
+            Err(StoreError::NoSuchFolder(_)) => tagged(
+                out,
+                tag,
+                "NO",
+                "[TRYCREATE] Destination folder does not exist",
+            ),
+            Err(e) => tagged(out, tag, "NO", &store_error(&e)),
+        }
+    }
+}

@@ -1,0 +1,615 @@
+//! One IMAP session as a state machine: bytes in, response bytes out, no I/O.
+//!
+//! [`Session::input`] frames the bytes (see [`super::framing`]), parses each
+//! command with `imap-codec`, checks it against the state (RFC 3501 §3: not
+//! authenticated, authenticated, selected, logout) and runs it. Commands on
+//! folders live in [`super::folders`], commands on the selected folder in
+//! [`super::selected`]. The connection loop ([`super::conn`]) writes what lands
+//! in `out` and carries out the returned [`Action`]; during IDLE it calls
+//! [`Session::idle_update`] whenever the store changes. A benchmark can drive a
+//! session directly with [`Session::authenticated`] and [`Session::input`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::BytesMut;
+use imap_codec::CommandCodec;
+use imap_codec::decode::{CommandDecodeError, Decoder};
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::auth::AuthMechanism;
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::mailbox::Mailbox;
+use mailrig_core::fault::{Action as Fault, Fired, Stage};
+use mailrig_core::store::MailboxStore;
+use mailrig_core::world::MailboxId;
+
+use super::framing::{Frame, Framer, tag_in};
+use super::view::{SyncRules, View};
+use crate::state::ServerState;
+
+/// What the connection loop must do after feeding input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Continue,
+    /// Flush, then run the TLS handshake; buffered input must be dropped.
+    StartTls,
+    /// Flush, then close.
+    Close,
+}
+
+/// Input that is not a command.
+#[derive(Debug)]
+enum Mode {
+    Command,
+    /// Waiting for the client's AUTHENTICATE PLAIN response line.
+    AuthPlain {
+        tag: String,
+    },
+    /// In IDLE until `DONE`.
+    Idle {
+        tag: String,
+    },
+}
+
+/// The state of one IMAP conversation.
+#[derive(Debug)]
+pub struct Session {
+    pub(super) state: Arc<ServerState>,
+    pub(super) tls: bool,
+    pub(super) user: Option<MailboxId>,
+    /// The login name the user logged in with (the `user` fact of fault rules).
+    pub(super) login: Option<String>,
+    /// The client's address (the `client` fact of fault rules).
+    pub(super) peer: Option<SocketAddr>,
+    /// UIDVALIDITY values a `change-uidvalidity` fault made this session
+    /// report, by folder: once changed, SELECT, STATUS, APPENDUID and COPYUID
+    /// all say the same for the rest of the session.
+    pub(super) uid_validity: HashMap<String, u32>,
+    pub(super) view: Option<View>,
+    mode: Mode,
+    framer: Framer,
+    logged_out: bool,
+}
+
+/// Shorthand for a tagged status line.
+pub(super) fn tagged(out: &mut Vec<u8>, tag: &str, status: &str, text: &str) {
+    out.extend_from_slice(tag.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Which states a command may run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    Any,
+    NotAuthenticated,
+    Authenticated,
+    Selected,
+}
+
+impl Session {
+    pub fn new(state: Arc<ServerState>, tls: bool) -> Session {
+        let max_literal = state.world.limits.max_literal;
+        Session {
+            state,
+            tls,
+            user: None,
+            login: None,
+            peer: None,
+            uid_validity: HashMap::new(),
+            view: None,
+            mode: Mode::Command,
+            framer: Framer::new(max_literal),
+            logged_out: false,
+        }
+    }
+
+    /// The client's address, which fault rules may select on.
+    pub fn with_peer(mut self, peer: SocketAddr) -> Session {
+        self.peer = Some(peer);
+        self
+    }
+
+    /// A session already logged in as `user` (benchmarks, tests).
+    pub fn authenticated(state: Arc<ServerState>, user: MailboxId) -> Session {
+        let mut s = Session::new(state, true);
+        s.user = Some(user);
+        s
+    }
+
+    pub fn greeting(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"* OK [CAPABILITY ");
+        out.extend_from_slice(self.capabilities().as_bytes());
+        out.extend_from_slice(b"] mailrig IMAP4rev1 ready\r\n");
+    }
+
+    /// The capability list for the current state.
+    pub fn capabilities(&self) -> String {
+        let mut caps = String::from(
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN",
+        );
+        if self.user.is_none() {
+            let sec = &self.state.world.security;
+            if !self.tls && sec.starttls {
+                caps.push_str(" STARTTLS");
+            }
+            if self.tls || sec.plaintext_auth {
+                caps.push_str(" AUTH=PLAIN");
+            } else {
+                caps.push_str(" LOGINDISABLED");
+            }
+        }
+        caps
+    }
+
+    /// The mailbox whose changes matter while idling.
+    pub fn idle_mailbox(&self) -> Option<&MailboxStore> {
+        match self.mode {
+            Mode::Idle { .. } => self.user.map(|id| self.state.store.mailbox(id)),
+            _ => None,
+        }
+    }
+
+    /// Whether the session is in IDLE.
+    pub fn idling(&self) -> bool {
+        matches!(self.mode, Mode::Idle { .. })
+    }
+
+    /// The store version the selected view has caught up with.
+    pub fn seen_version(&self) -> Option<u64> {
+        self.view.as_ref().map(|v| v.version)
+    }
+
+    /// Tells an idling client what changed.
+    pub fn idle_update(&mut self, out: &mut Vec<u8>) {
+        self.sync(
+            SyncRules {
+                expunge: true,
+                ..SyncRules::default()
+            },
+            out,
+        );
+    }
+
+    pub fn tls_started(&mut self) {
+        self.tls = true;
+        self.framer.reset();
+    }
+
+    pub fn timed_out(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"* BYE Disconnected for inactivity\r\n");
+    }
+
+    pub fn shutting_down(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"* BYE Server shutting down\r\n");
+    }
+
+    /// Consumes what it can of `input`, appending responses to `out`.
+    pub fn input(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Action {
+        while let Some(frame) = self.framer.next(input) {
+            match frame {
+                Frame::Continue => out.extend_from_slice(b"+ OK\r\n"),
+                Frame::LiteralTooLarge { tag, size, sync } => {
+                    let limit = self.state.world.limits.max_literal;
+                    let text = format!(
+                        "[TOOBIG] Literal of {size} bytes exceeds the limit of {limit} bytes"
+                    );
+                    if !sync {
+                        // The client sends the bytes anyway; refuse to read them.
+                        out.extend_from_slice(format!("* BYE {text}\r\n").as_bytes());
+                        return Action::Close;
+                    }
+                    match tag {
+                        Some(t) => tagged(out, &t, "NO", &text),
+                        None => out.extend_from_slice(format!("* BAD {text}\r\n").as_bytes()),
+                    }
+                }
+                Frame::LineTooLong { tag } => match tag {
+                    Some(t) => tagged(out, &t, "BAD", "Command line too long"),
+                    None => out.extend_from_slice(b"* BAD Command line too long\r\n"),
+                },
+                Frame::Complete(bytes) => {
+                    let action = self.frame(&bytes, out);
+                    if action != Action::Continue {
+                        return action;
+                    }
+                }
+            }
+        }
+        Action::Continue
+    }
+
+    fn frame(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Action {
+        match std::mem::replace(&mut self.mode, Mode::Command) {
+            Mode::Idle { tag } => {
+                let line = trim_crlf(bytes);
+                if line.eq_ignore_ascii_case(b"DONE") {
+                    self.sync(
+                        SyncRules {
+                            expunge: true,
+                            ..SyncRules::default()
+                        },
+                        out,
+                    );
+                    tagged(out, &tag, "OK", "Idle completed");
+                } else {
+                    tagged(out, &tag, "BAD", "Expected DONE");
+                }
+                Action::Continue
+            }
+            Mode::AuthPlain { tag } => {
+                let line = trim_crlf(bytes);
+                if line == b"*" {
+                    tagged(out, &tag, "BAD", "Authentication aborted");
+                    return Action::Continue;
+                }
+                match B64.decode(line) {
+                    Ok(data) => self.auth_plain(&tag, &data, out),
+                    Err(_) => tagged(out, &tag, "BAD", "Invalid base64 data"),
+                }
+                Action::Continue
+            }
+            Mode::Command => self.command_bytes(bytes, out),
+        }
+    }
+
+    fn command_bytes(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Action {
+        // imap-codec is not expected to panic on any input; if it ever does,
+        // the client gets a BAD instead of a dropped connection.
+        let decoded = std::panic::catch_unwind(|| match CommandCodec::default().decode(bytes) {
+            Ok((b"", cmd)) => Ok(cmd.into_static()),
+            Ok(_) => Err(true),
+            Err(CommandDecodeError::Failed) | Err(CommandDecodeError::Incomplete) => Err(true),
+            Err(CommandDecodeError::LiteralFound { .. }) => Err(true),
+        });
+        match decoded {
+            Ok(Ok(cmd)) => self.command(cmd, out),
+            _ => {
+                match tag_in(bytes) {
+                    Some(t) => tagged(out, &t, "BAD", "Error in IMAP command: could not parse it"),
+                    None => out.extend_from_slice(b"* BAD Error in IMAP command: no valid tag\r\n"),
+                }
+                Action::Continue
+            }
+        }
+    }
+
+    fn needs(body: &CommandBody<'_>) -> Needs {
+        use CommandBody as C;
+        match body {
+            C::Capability | C::Noop | C::Logout | C::Id { .. } => Needs::Any,
+            C::StartTLS | C::Login { .. } | C::Authenticate { .. } => Needs::NotAuthenticated,
+            C::Check
+            | C::Close
+            | C::Unselect
+            | C::Expunge
+            | C::ExpungeUid { .. }
+            | C::Search { .. }
+            | C::Fetch { .. }
+            | C::Store { .. }
+            | C::Copy { .. }
+            | C::Move { .. } => Needs::Selected,
+            _ => Needs::Authenticated,
+        }
+    }
+
+    fn command(&mut self, cmd: Command<'static>, out: &mut Vec<u8>) -> Action {
+        let tag = cmd.tag.inner().to_string();
+        let allowed = match Self::needs(&cmd.body) {
+            Needs::Any => true,
+            Needs::NotAuthenticated => self.user.is_none(),
+            Needs::Authenticated => self.user.is_some(),
+            Needs::Selected => self.view.is_some(),
+        };
+        if !allowed {
+            let why = match Self::needs(&cmd.body) {
+                Needs::NotAuthenticated => "Already authenticated",
+                Needs::Authenticated => "Not authenticated",
+                _ if self.user.is_none() => "Not authenticated",
+                _ => "No mailbox selected",
+            };
+            tagged(
+                out,
+                &tag,
+                "BAD",
+                &format!("{why}: {} not allowed in this state", cmd.body.name()),
+            );
+            return Action::Continue;
+        }
+        use CommandBody as C;
+        match cmd.body {
+            C::Capability => {
+                out.extend_from_slice(
+                    format!("* CAPABILITY {}\r\n", self.capabilities()).as_bytes(),
+                );
+                self.sync_all(out);
+                tagged(out, &tag, "OK", "Capability completed");
+            }
+            C::Noop => {
+                self.sync_all(out);
+                tagged(out, &tag, "OK", "NOOP completed");
+            }
+            C::Logout => {
+                out.extend_from_slice(b"* BYE Logging out\r\n");
+                tagged(out, &tag, "OK", "Logout completed");
+                self.logged_out = true;
+                return Action::Close;
+            }
+            C::Id { .. } => {
+                out.extend_from_slice(
+                    format!(
+                        "* ID (\"name\" \"mailrig\" \"version\" \"{}\")\r\n",
+                        env!("CARGO_PKG_VERSION")
+                    )
+                    .as_bytes(),
+                );
+                tagged(out, &tag, "OK", "ID completed");
+            }
+            C::StartTLS => {
+                if self.tls {
+                    tagged(out, &tag, "BAD", "TLS is already active");
+                } else if !self.state.world.security.starttls {
+                    tagged(out, &tag, "BAD", "STARTTLS is not offered");
+                } else {
+                    tagged(out, &tag, "OK", "Begin TLS negotiation now");
+                    return Action::StartTls;
+                }
+            }
+            C::Login { username, password } => {
+                if !self.plaintext_allowed() {
+                    tagged(
+                        out,
+                        &tag,
+                        "NO",
+                        "[PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure connections",
+                    );
+                } else {
+                    let user = String::from_utf8_lossy(username.as_ref()).into_owned();
+                    let pass = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
+                    self.login(&tag, &user, &pass, out);
+                }
+            }
+            C::Authenticate {
+                mechanism,
+                initial_response,
+            } => {
+                if !matches!(mechanism, AuthMechanism::Plain) {
+                    tagged(out, &tag, "NO", "Unsupported authentication mechanism");
+                } else if !self.plaintext_allowed() {
+                    tagged(
+                        out,
+                        &tag,
+                        "NO",
+                        "[PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure connections",
+                    );
+                } else if let Some(ir) = initial_response {
+                    self.auth_plain(&tag, ir.declassify(), out);
+                } else {
+                    out.extend_from_slice(b"+ \r\n");
+                    self.mode = Mode::AuthPlain { tag };
+                }
+            }
+            C::Enable { .. } => {
+                out.extend_from_slice(b"* ENABLED\r\n");
+                tagged(out, &tag, "OK", "Enabled");
+            }
+            C::Namespace => {
+                out.extend_from_slice(b"* NAMESPACE ((\"\" \".\")) NIL NIL\r\n");
+                tagged(out, &tag, "OK", "Namespace completed");
+            }
+            C::Idle => {
+                out.extend_from_slice(b"+ idling\r\n");
+                self.sync(
+                    SyncRules {
+                        expunge: true,
+                        ..SyncRules::default()
+                    },
+                    out,
+                );
+                self.mode = Mode::Idle { tag };
+            }
+            C::Select { mailbox, .. } => self.select(&tag, &mailbox, false, out),
+            C::Examine { mailbox, .. } => self.select(&tag, &mailbox, true, out),
+            C::Create { mailbox } => self.create(&tag, &mailbox, out),
+            C::Delete { mailbox } => self.delete(&tag, &mailbox, out),
+            C::Rename { from, to } => self.rename(&tag, &from, &to, out),
+            C::Subscribe { mailbox } => self.subscribe(&tag, &mailbox, true, out),
+            C::Unsubscribe { mailbox } => self.subscribe(&tag, &mailbox, false, out),
+            C::List {
+                reference,
+                mailbox_wildcard,
+            } => self.list(&tag, &reference, &mailbox_wildcard, false, out),
+            C::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => self.list(&tag, &reference, &mailbox_wildcard, true, out),
+            C::Status {
+                mailbox,
+                item_names,
+            } => self.status(&tag, &mailbox, &item_names, out),
+            C::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => self.append(&tag, &mailbox, &flags, date, message, out),
+            C::Check => {
+                self.sync_all(out);
+                tagged(out, &tag, "OK", "Check completed");
+            }
+            C::Close => self.close(&tag, true, out),
+            C::Unselect => self.close(&tag, false, out),
+            C::Expunge => self.expunge(&tag, None, out),
+            C::ExpungeUid { sequence_set } => self.expunge(&tag, Some(&sequence_set), out),
+            C::Search {
+                charset,
+                criteria,
+                uid,
+            } => self.search(&tag, charset.as_ref(), criteria, uid, out),
+            C::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                ..
+            } => self.fetch(&tag, &sequence_set, macro_or_item_names, uid, out),
+            C::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                ..
+            } => self.store(&tag, &sequence_set, kind, response, &flags, uid, out),
+            C::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.copy(&tag, &sequence_set, &mailbox, uid, false, out),
+            C::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.copy(&tag, &sequence_set, &mailbox, uid, true, out),
+            other => {
+                tagged(
+                    out,
+                    &tag,
+                    "BAD",
+                    &format!("Command not supported: {}", other.name()),
+                );
+            }
+        }
+        Action::Continue
+    }
+
+    fn plaintext_allowed(&self) -> bool {
+        self.tls || self.state.world.security.plaintext_auth
+    }
+
+    fn login(&mut self, tag: &str, user: &str, pass: &str, out: &mut Vec<u8>) {
+        // Asked at every attempt, before the password is checked (as SMTP AUTH does).
+        let owner = self.state.world.mailbox_by_login(user);
+        let fired = self
+            .state
+            .reader_faults(Stage::ImapLogin, self.peer, Some(user), owner);
+        if fired.iter().any(|f| f.action == Fault::FailLogin) {
+            return tagged(
+                out,
+                tag,
+                "NO",
+                "[AUTHENTICATIONFAILED] Authentication failed.",
+            );
+        }
+        match self.state.world.authenticate(user, pass) {
+            Some(id) => {
+                self.user = Some(id);
+                self.login = Some(user.to_string());
+                let caps = self.capabilities();
+                tagged(out, tag, "OK", &format!("[CAPABILITY {caps}] Logged in"));
+            }
+            None => tagged(
+                out,
+                tag,
+                "NO",
+                "[AUTHENTICATIONFAILED] Authentication failed.",
+            ),
+        }
+    }
+
+    fn auth_plain(&mut self, tag: &str, data: &[u8], out: &mut Vec<u8>) {
+        let mut it = data.split(|&b| b == 0);
+        let (Some(authz), Some(authc), Some(pass), None) =
+            (it.next(), it.next(), it.next(), it.next())
+        else {
+            tagged(out, tag, "BAD", "Malformed PLAIN response");
+            return;
+        };
+        let authc = String::from_utf8_lossy(authc).into_owned();
+        if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc.as_bytes()) {
+            tagged(
+                out,
+                tag,
+                "NO",
+                "[AUTHORIZATIONFAILED] Cannot act as another user",
+            );
+            return;
+        }
+        let pass = String::from_utf8_lossy(pass).into_owned();
+        self.login(tag, &authc, &pass, out);
+    }
+
+    /// Catches the selected view up, all responses allowed.
+    pub(super) fn sync_all(&mut self, out: &mut Vec<u8>) {
+        self.sync(
+            SyncRules {
+                expunge: true,
+                ..SyncRules::default()
+            },
+            out,
+        );
+    }
+
+    pub(super) fn sync(&mut self, rules: SyncRules<'_>, out: &mut Vec<u8>) {
+        let (Some(id), Some(view)) = (self.user, self.view.as_mut()) else {
+            return;
+        };
+        let store = self.state.store.mailbox(id);
+        if let Err(e) = view.sync(store, rules, out) {
+            tracing::debug!(error = %e, "IMAP view sync failed");
+        }
+    }
+
+    /// The fault rules that fire at a stage of the logged-in session.
+    pub(super) fn faults(&self, stage: Stage) -> Vec<Fired> {
+        self.state
+            .reader_faults(stage, self.peer, self.login.as_deref(), self.user)
+    }
+
+    /// The UIDVALIDITY this session reports for a folder whose stored value is `stored`.
+    pub(super) fn reported_uid_validity(&self, folder: &str, stored: u32) -> u32 {
+        self.uid_validity.get(folder).copied().unwrap_or(stored)
+    }
+
+    /// Applies `change-uidvalidity` faults of `fired` to `folder` (stored value
+    /// `stored`): the first time in this session, the folder's UIDVALIDITY
+    /// becomes the stored one plus how often the rule has fired in all, so
+    /// every session it fires in sees a new value; later it stays as it is.
+    pub(super) fn change_uid_validity(&mut self, fired: &[Fired], folder: &str, stored: u32) {
+        for f in fired {
+            if f.action == Fault::ChangeUidValidity && !self.uid_validity.contains_key(folder) {
+                let n = self.state.fault_fired(&f.rule).max(1);
+                let mut v = stored.wrapping_add(u32::try_from(n).unwrap_or(u32::MAX));
+                if v == 0 {
+                    v = 1;
+                }
+                self.uid_validity.insert(folder.to_string(), v);
+            }
+        }
+    }
+
+    /// The logged-in user's mailbox.
+    pub(super) fn mailbox(&self) -> Option<&MailboxStore> {
+        self.user.map(|id| self.state.store.mailbox(id))
+    }
+}
+
+fn trim_crlf(b: &[u8]) -> &[u8] {
+    let b = b.strip_suffix(b"\n").unwrap_or(b);
+    b.strip_suffix(b"\r").unwrap_or(b)
+}
+
+/// A folder name from the wire, as the store spells it.
+pub(super) fn folder_name(m: &Mailbox<'_>) -> Option<String> {
+    match m {
+        Mailbox::Inbox => Some(mailrig_core::store::INBOX.to_string()),
+        Mailbox::Other(o) => std::str::from_utf8(o.as_ref())
+            .ok()
+            .map(mailrig_core::store::canonical_name),
+    }
+}

@@ -1,0 +1,325 @@
+//! A session's view of its selected folder: the sequence-number → UID map it
+//! has told the client about, and how it catches up with the store.
+//!
+//! Other sessions (and SMTP deliveries) change the store at any time; a session
+//! tells its client only at defined points (RFC 3501 §5.2, §7.4.1): new
+//! messages as `EXISTS`/`RECENT`, flag changes as `FETCH (FLAGS ...)`, and
+//! removals as `EXPUNGE` — the latter never while answering a sequence-number
+//! FETCH, STORE or SEARCH, so a removed message keeps its sequence number (as a
+//! "ghost") until the next command that may report it.
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use mailrig_core::store::{MailboxStore, StoreError};
+
+use super::wire;
+
+/// One message as the session knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct Known {
+    pub uid: u32,
+    /// The message's modseq when the client last heard about its flags.
+    pub modseq: u64,
+    /// Gone from the store, EXPUNGE not yet sent.
+    pub gone: bool,
+}
+
+/// The selected folder.
+#[derive(Debug)]
+pub struct View {
+    pub folder: String,
+    pub read_only: bool,
+    pub uid_validity: u32,
+    /// Index + 1 = sequence number.
+    pub msgs: Vec<Known>,
+    pub recent: HashSet<u32>,
+    /// The store version this view has caught up with.
+    pub version: u64,
+    /// A `hide-messages` fault fired at SELECT: the folder looks empty for
+    /// as long as it stays selected, whatever the store holds or receives.
+    pub hidden: bool,
+}
+
+/// What a catch-up may say.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SyncRules<'a> {
+    /// EXPUNGE responses allowed now.
+    pub expunge: bool,
+    /// Report the flags of these UIDs even if unchanged (a STORE's own FETCHes).
+    pub force: Option<&'a HashSet<u32>>,
+    /// Do not report flag changes of these UIDs (STORE .SILENT).
+    pub silent: Option<&'a HashSet<u32>>,
+    /// Include `UID n` in FETCH responses (UID commands).
+    pub with_uid: bool,
+}
+
+/// Numbers in a set that are not messages of the folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadSequence;
+
+impl View {
+    /// Number of messages the client believes exist.
+    pub fn exists(&self) -> usize {
+        self.msgs.len()
+    }
+
+    /// The UID of sequence number `seq` (1-based).
+    pub fn uid(&self, seq: usize) -> Option<u32> {
+        self.msgs.get(seq.checked_sub(1)?).map(|m| m.uid)
+    }
+
+    /// The sequence number of a UID.
+    pub fn seq_of(&self, uid: u32) -> Option<usize> {
+        self.msgs
+            .binary_search_by_key(&uid, |m| m.uid)
+            .ok()
+            .map(|i| i + 1)
+    }
+
+    /// Resolves a sequence set (message numbers or UIDs) to `(seq, uid)` pairs,
+    /// ascending, without duplicates. Ghosts are included.
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<(usize, u32)>, BadSequence> {
+        let n = self.msgs.len();
+        let largest = if uid {
+            self.msgs.last().map_or(0, |m| m.uid)
+        } else {
+            n as u32
+        };
+        let mut ranges: Vec<(u32, u32)> = Vec::with_capacity(set.0.as_ref().len());
+        for s in set.0.as_ref() {
+            let v = |x: &SeqOrUid| match x {
+                SeqOrUid::Value(v) => v.get(),
+                SeqOrUid::Asterisk => largest,
+            };
+            let (a, b, star) = match s {
+                Sequence::Single(x) => (v(x), v(x), matches!(x, SeqOrUid::Asterisk)),
+                Sequence::Range(x, y) => {
+                    let (a, b) = (v(x), v(y));
+                    let star = matches!(x, SeqOrUid::Asterisk) || matches!(y, SeqOrUid::Asterisk);
+                    (a.min(b), a.max(b), star)
+                }
+            };
+            if n == 0 && star {
+                continue;
+            }
+            if !uid && (b as usize > n || a == 0) {
+                return Err(BadSequence);
+            }
+            ranges.push((a, b));
+        }
+        ranges.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(ranges.len());
+        for (a, b) in ranges {
+            match merged.last_mut() {
+                Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let mut out = Vec::new();
+        for (a, b) in merged {
+            if uid {
+                let start = self.msgs.partition_point(|m| m.uid < a);
+                for (i, m) in self.msgs[start..].iter().enumerate() {
+                    if m.uid > b {
+                        break;
+                    }
+                    out.push((start + i + 1, m.uid));
+                }
+            } else {
+                for seq in a.max(1)..=b {
+                    let seq = seq as usize;
+                    if let Some(m) = self.msgs.get(seq - 1) {
+                        out.push((seq, m.uid));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Catches up with the store, appending the untagged responses to `out`.
+    pub fn sync(
+        &mut self,
+        store: &MailboxStore,
+        rules: SyncRules<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let version = store.version();
+        if self.hidden {
+            self.version = version;
+            return Ok(());
+        }
+        let has_ghosts = self.msgs.iter().any(|m| m.gone);
+        if version == self.version && rules.force.is_none() && !(rules.expunge && has_ghosts) {
+            return Ok(());
+        }
+        let mut fresh = Vec::new();
+        let mut changed = Vec::new();
+        {
+            let data = store.lock();
+            let folder = match data.folder(&self.folder) {
+                Ok(f) => f,
+                // Deleted or renamed away under us: every message is gone.
+                Err(_) => {
+                    drop(data);
+                    for m in &mut self.msgs {
+                        m.gone = true;
+                    }
+                    return self.finish(version, rules, Vec::new(), false, out);
+                }
+            };
+            let stored = &folder.messages;
+            let mut j = 0;
+            for (i, known) in self.msgs.iter_mut().enumerate() {
+                if known.gone {
+                    continue;
+                }
+                while j < stored.len() && stored[j].uid < known.uid {
+                    j += 1;
+                }
+                if j < stored.len() && stored[j].uid == known.uid {
+                    let m = &stored[j];
+                    let forced = rules.force.is_some_and(|f| f.contains(&m.uid));
+                    if m.modseq != known.modseq || forced {
+                        known.modseq = m.modseq;
+                        let quiet = rules.silent.is_some_and(|s| s.contains(&m.uid));
+                        if !quiet {
+                            changed.push((i + 1, m.uid, m.flags.clone()));
+                        }
+                    }
+                } else {
+                    known.gone = true;
+                }
+            }
+            let last = self.msgs.last().map_or(0, |m| m.uid);
+            let start = stored.partition_point(|m| m.uid <= last);
+            for m in &stored[start..] {
+                fresh.push(Known {
+                    uid: m.uid,
+                    modseq: m.modseq,
+                    gone: false,
+                });
+            }
+        }
+        for (seq, uid, flags) in changed {
+            out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+            if rules.with_uid {
+                out.extend_from_slice(format!("UID {uid} ").as_bytes());
+            }
+            out.extend_from_slice(b"FLAGS ");
+            wire::flags(out, &flags, self.recent.contains(&uid));
+            out.extend_from_slice(b")\r\n");
+        }
+        let grew = !fresh.is_empty();
+        if grew && !self.read_only {
+            for uid in store.claim_recent(&self.folder).unwrap_or_default() {
+                self.recent.insert(uid);
+            }
+        }
+        self.finish(version, rules, fresh, grew, out)
+    }
+
+    fn finish(
+        &mut self,
+        version: u64,
+        rules: SyncRules<'_>,
+        fresh: Vec<Known>,
+        grew: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
+        if rules.expunge && self.msgs.iter().any(|m| m.gone) {
+            for i in (0..self.msgs.len()).rev() {
+                if self.msgs[i].gone {
+                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+                    self.recent.remove(&self.msgs[i].uid);
+                }
+            }
+            self.msgs.retain(|m| !m.gone);
+        }
+        self.msgs.extend(fresh);
+        if grew {
+            out.extend_from_slice(format!("* {} EXISTS\r\n", self.msgs.len()).as_bytes());
+            let recent = self
+                .msgs
+                .iter()
+                .filter(|m| self.recent.contains(&m.uid))
+                .count();
+            out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
+        }
+        self.version = version;
+        Ok(())
+    }
+}
+
+/// A sequence set of UIDs for COPYUID / APPENDUID, compressed into ranges.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end.wrapping_add(1) {
+            i += 1;
+            end = uids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `NonZeroU32` from a count, for `imap-types` APIs.
+pub fn nz(n: usize) -> Option<NonZeroU32> {
+    NonZeroU32::new(u32::try_from(n).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(uids: &[u32]) -> View {
+        View {
+            folder: "INBOX".into(),
+            read_only: false,
+            uid_validity: 1,
+            msgs: uids
+                .iter()
+                .map(|&uid| Known {
+                    uid,
+                    modseq: 0,
+                    gone: false,
+                })
+                .collect(),
+            recent: HashSet::new(),
+            version: 0,
+            hidden: false,
+        }
+    }
+
+    #[test]
+    fn resolves_sequence_and_uid_sets() {
+        let v = view(&[3, 5, 9, 10]);
+        let set: SequenceSet = "2:*".parse().map_err(|_| ()).unwrap_or_else(|_| panic!());
+        assert_eq!(v.resolve(&set, false), Ok(vec![(2, 5), (3, 9), (4, 10)]));
+        let set: SequenceSet = "4:9,1".parse().unwrap_or_else(|_| panic!());
+        assert_eq!(v.resolve(&set, true), Ok(vec![(2, 5), (3, 9)]));
+        let set: SequenceSet = "5".parse().unwrap_or_else(|_| panic!());
+        assert_eq!(v.resolve(&set, false), Err(BadSequence));
+        let set: SequenceSet = "11:*".parse().unwrap_or_else(|_| panic!());
+        assert_eq!(v.resolve(&set, true), Ok(vec![(4, 10)]));
+    }
+
+    #[test]
+    fn uid_sets_compress() {
+        assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+    }
+}

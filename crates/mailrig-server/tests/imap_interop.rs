@@ -1,0 +1,186 @@
+//! Third-party IMAP clients against our server: Python's imaplib, the
+//! `imapclient` package (IDLE during an SMTP delivery) and curl (plain,
+//! STARTTLS and IMAPS). A missing client fails the test with a message
+//! saying what to install; nothing passes silently.
+
+mod imap_support;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use imap_support::*;
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(name)
+}
+
+async fn run(program: &str, args: &[String]) -> Output {
+    tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program}: {e}; install it (scripts/install-test-deps.sh)")
+        })
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+async fn require_python_module(module: &str) {
+    let o = run("python3", &["-c".into(), format!("import {module}")]).await;
+    assert!(
+        o.status.success(),
+        "the Python module '{module}' is missing: run scripts/install-test-deps.sh or `pip install {module}`\n{}",
+        text(&o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_imaplib() {
+    let server = start().await;
+    deliver(
+        &server,
+        ALICE,
+        &message("Bob <bob@example.test>", "hello from bob", "first"),
+    );
+    deliver(
+        &server,
+        ALICE,
+        &message("Carol <carol@example.test>", "second", "second"),
+    );
+    deliver(
+        &server,
+        ALICE,
+        &message("Dan <dan@example.test>", "Grüße aus Köln", "dritte"),
+    );
+    let o = run(
+        "python3",
+        &[
+            script("imap_imaplib.py").display().to_string(),
+            server.imap_addr().port().to_string(),
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "imaplib script failed:\n{}", text(&o));
+    assert!(text(&o).contains("imaplib OK"), "{}", text(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_imapclient_idle_sees_smtp_delivery() {
+    require_python_module("imapclient").await;
+    let server = start().await;
+    let o = run(
+        "python3",
+        &[
+            script("imap_imapclient_idle.py").display().to_string(),
+            server.imap_addr().port().to_string(),
+            server.smtp_addr().port().to_string(),
+        ],
+    )
+    .await;
+    assert!(
+        o.status.success(),
+        "imapclient IDLE script failed:\n{}",
+        text(&o)
+    );
+    println!("{}", text(&o));
+    assert!(text(&o).contains("imapclient IDLE OK"), "{}", text(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_lists_and_fetches() {
+    let server = start().await;
+    deliver(
+        &server,
+        ALICE,
+        &message("Bob <bob@example.test>", "for curl", "curl body text"),
+    );
+    let port = server.imap_addr().port();
+    let user = "alice@example.test:secret".to_string();
+    let list = run(
+        "curl",
+        &[
+            "-sS".into(),
+            "-u".into(),
+            user.clone(),
+            format!("imap://127.0.0.1:{port}/"),
+        ],
+    )
+    .await;
+    assert!(list.status.success(), "curl list: {}", text(&list));
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout),
+        "* LIST (\\HasNoChildren) \".\" INBOX\r\n"
+    );
+
+    let fetch = run(
+        "curl",
+        &[
+            "-sS".into(),
+            "-u".into(),
+            user.clone(),
+            format!("imap://127.0.0.1:{port}/INBOX;UID=1"),
+        ],
+    )
+    .await;
+    assert!(fetch.status.success(), "curl fetch: {}", text(&fetch));
+    let body = String::from_utf8_lossy(&fetch.stdout);
+    assert!(
+        body.contains("Subject: for curl\r\n") && body.contains("curl body text"),
+        "{body}"
+    );
+
+    // STARTTLS required, then IMAPS, both trusting our CA.
+    let ca = server.ca_path().display().to_string();
+    let starttls = run(
+        "curl",
+        &[
+            "-sS".into(),
+            "--ssl-reqd".into(),
+            "--cacert".into(),
+            ca.clone(),
+            "-u".into(),
+            user.clone(),
+            format!("imap://localhost:{port}/INBOX;UID=1;SECTION=HEADER.FIELDS%20(SUBJECT)"),
+        ],
+    )
+    .await;
+    assert!(
+        starttls.status.success(),
+        "curl STARTTLS: {}",
+        text(&starttls)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&starttls.stdout),
+        "Subject: for curl\r\n\r\n"
+    );
+    let imaps = run(
+        "curl",
+        &[
+            "-sS".into(),
+            "--cacert".into(),
+            ca,
+            "-u".into(),
+            user,
+            format!(
+                "imaps://localhost:{}/INBOX?SUBJECT%20curl",
+                server.imaps_addr().port()
+            ),
+        ],
+    )
+    .await;
+    assert!(
+        imaps.status.success(),
+        "curl IMAPS search: {}",
+        text(&imaps)
+    );
+    assert_eq!(String::from_utf8_lossy(&imaps.stdout), "* SEARCH 1\r\n");
+}

@@ -1,0 +1,886 @@
+//! IMAP commands over raw bytes, asserting the exact responses (mini-redis style).
+
+mod imap_support;
+
+use imap_support::*;
+use mailrig_core::store::INBOX;
+use mailrig_server::MockServer;
+
+const CAPS: &str =
+    "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN";
+
+fn validity(server: &MockServer, user: &str, folder: &str) -> u32 {
+    let id = server.world().mailbox_by_address(user).expect("mailbox");
+    server
+        .store()
+        .mailbox(id)
+        .with_folder(folder, |f| f.uid_validity)
+        .expect("folder")
+}
+
+#[tokio::test]
+async fn greeting_capability_noop_logout() {
+    let server = start().await;
+    let mut c = Client::connect(server.imap_addr()).await;
+    assert_eq!(
+        c.greeting,
+        format!("* OK [CAPABILITY {CAPS} STARTTLS AUTH=PLAIN] mailrig IMAP4rev1 ready\r\n")
+    );
+    assert_eq!(
+        c.cmd("a1 CAPABILITY").await,
+        format!("* CAPABILITY {CAPS} STARTTLS AUTH=PLAIN\r\na1 OK Capability completed\r\n")
+    );
+    assert_eq!(c.cmd("a2 NOOP").await, "a2 OK NOOP completed\r\n");
+    assert_eq!(
+        c.cmd("a3 LOGOUT").await,
+        "* BYE Logging out\r\na3 OK Logout completed\r\n"
+    );
+    assert_eq!(c.rest().await, "");
+}
+
+#[tokio::test]
+async fn login_ok_and_wrong_password() {
+    let server = start().await;
+    let mut c = Client::connect(server.imap_addr()).await;
+    assert_eq!(
+        c.cmd("a1 LOGIN alice@example.test wrong").await,
+        "a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+    );
+    assert_eq!(
+        c.cmd("a2 LOGIN nobody@example.test secret").await,
+        "a2 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+    );
+    assert_eq!(
+        c.cmd("a3 LOGIN alice@example.test").await,
+        "a3 BAD Error in IMAP command: could not parse it\r\n"
+    );
+    assert!(
+        c.cmd("a4 LOGIN ALICE@EXAMPLE.TEST secret")
+            .await
+            .starts_with("a4 OK [CAPABILITY")
+    );
+}
+
+#[tokio::test]
+async fn login_with_literal_password() {
+    let server = start().await;
+    let mut c = Client::connect(server.imap_addr()).await;
+    c.send(b"a1 LOGIN \"alice@example.test\" {6}\r\n").await;
+    assert_eq!(c.line().await, "+ OK\r\n");
+    c.send(b"secret\r\n").await;
+    assert_eq!(
+        c.until_tag("a1").await,
+        format!("a1 OK [CAPABILITY {CAPS}] Logged in\r\n")
+    );
+    // LITERAL+: no continuation request.
+    let mut c = Client::connect(server.imap_addr()).await;
+    assert_eq!(
+        c.cmd("a1 LOGIN {18+}\r\nalice@example.test secret").await,
+        format!("a1 OK [CAPABILITY {CAPS}] Logged in\r\n")
+    );
+}
+
+#[tokio::test]
+async fn authenticate_plain_inline_and_continued() {
+    let server = start().await;
+    let mut c = Client::connect(server.imap_addr()).await;
+    // base64("\0alice@example.test\0secret")
+    let b64 = "AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=";
+    assert_eq!(
+        c.cmd(&format!("a1 AUTHENTICATE PLAIN {b64}")).await,
+        format!("a1 OK [CAPABILITY {CAPS}] Logged in\r\n")
+    );
+    let mut c = Client::connect(server.imap_addr()).await;
+    c.send(b"a1 AUTHENTICATE PLAIN\r\n").await;
+    assert_eq!(c.line().await, "+ \r\n");
+    // base64("\0alice@example.test\0nope")
+    c.send(b"AGFsaWNlQGV4YW1wbGUudGVzdABub3Bl\r\n").await;
+    assert_eq!(
+        c.until_tag("a1").await,
+        "a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+    );
+    c.send(b"a2 AUTHENTICATE PLAIN\r\n").await;
+    assert_eq!(c.line().await, "+ \r\n");
+    c.send(b"*\r\n").await;
+    assert_eq!(c.until_tag("a2").await, "a2 BAD Authentication aborted\r\n");
+    assert_eq!(
+        c.cmd("a3 AUTHENTICATE CRAM-MD5").await,
+        "a3 NO Unsupported authentication mechanism\r\n"
+    );
+}
+
+#[tokio::test]
+async fn logindisabled_without_tls_when_plaintext_is_forbidden() {
+    let server = start_with(&scenario("[security]\nplaintext_auth = false\n")).await;
+    let mut c = Client::connect(server.imap_addr()).await;
+    assert_eq!(
+        c.greeting,
+        format!("* OK [CAPABILITY {CAPS} STARTTLS LOGINDISABLED] mailrig IMAP4rev1 ready\r\n")
+    );
+    assert_eq!(
+        c.cmd("a1 LOGIN alice@example.test secret").await,
+        "a1 NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure connections\r\n"
+    );
+    assert_eq!(
+        c.cmd("a2 AUTHENTICATE PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=")
+            .await,
+        "a2 NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure connections\r\n"
+    );
+    // IMAPS allows it.
+    let tcp = tokio::net::TcpStream::connect(server.imaps_addr())
+        .await
+        .expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = tls_connector(&server)
+        .connect(name, tcp)
+        .await
+        .expect("TLS");
+    let mut c = Client::over(Box::new(tls));
+    c.greeting = c.line().await;
+    assert_eq!(
+        c.greeting,
+        format!("* OK [CAPABILITY {CAPS} AUTH=PLAIN] mailrig IMAP4rev1 ready\r\n")
+    );
+    assert!(
+        c.cmd("a1 LOGIN alice@example.test secret")
+            .await
+            .starts_with("a1 OK")
+    );
+}
+
+#[tokio::test]
+async fn starttls_then_login() {
+    let server = start_with(&scenario("[security]\nplaintext_auth = false\n")).await;
+    let mut c = Client::connect(server.imap_addr()).await;
+    assert_eq!(
+        c.cmd("a1 STARTTLS").await,
+        "a1 OK Begin TLS negotiation now\r\n"
+    );
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = tls_connector(&server)
+        .connect(name, c.into_inner())
+        .await
+        .expect("TLS");
+    let mut c = Client::over(Box::new(tls));
+    assert_eq!(
+        c.cmd("a2 CAPABILITY").await,
+        format!("* CAPABILITY {CAPS} AUTH=PLAIN\r\na2 OK Capability completed\r\n")
+    );
+    assert_eq!(
+        c.cmd("a3 STARTTLS").await,
+        "a3 BAD TLS is already active\r\n"
+    );
+    assert!(
+        c.cmd("a4 LOGIN alice@example.test secret")
+            .await
+            .starts_with("a4 OK")
+    );
+    assert_eq!(
+        c.cmd("a5 STARTTLS").await,
+        "a5 BAD Already authenticated: STARTTLS not allowed in this state\r\n"
+    );
+}
+
+#[tokio::test]
+async fn id_enable_namespace() {
+    let server = start().await;
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    assert_eq!(
+        c.cmd("a1 ID (\"name\" \"test\")").await,
+        format!(
+            "* ID (\"name\" \"mailrig\" \"version\" \"{}\")\r\na1 OK ID completed\r\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    assert_eq!(
+        c.cmd("a2 ENABLE UTF8=ACCEPT").await,
+        "* ENABLED\r\na2 OK Enabled\r\n"
+    );
+    assert_eq!(
+        c.cmd("a3 NAMESPACE").await,
+        "* NAMESPACE ((\"\" \".\")) NIL NIL\r\na3 OK Namespace completed\r\n"
+    );
+}
+
+#[tokio::test]
+async fn commands_in_the_wrong_state_are_refused() {
+    let server = start().await;
+    let mut c = Client::connect(server.imap_addr()).await;
+    assert_eq!(
+        c.cmd("a1 SELECT INBOX").await,
+        "a1 BAD Not authenticated: SELECT not allowed in this state\r\n"
+    );
+    assert_eq!(
+        c.cmd("a2 FETCH 1 FLAGS").await,
+        "a2 BAD Not authenticated: FETCH not allowed in this state\r\n"
+    );
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    assert_eq!(
+        c.cmd("a3 FETCH 1 FLAGS").await,
+        "a3 BAD No mailbox selected: FETCH not allowed in this state\r\n"
+    );
+    assert_eq!(
+        c.cmd("a4 EXPUNGE").await,
+        "a4 BAD No mailbox selected: EXPUNGE not allowed in this state\r\n"
+    );
+    assert_eq!(
+        c.cmd("a5 LOGIN alice@example.test secret").await,
+        "a5 BAD Already authenticated: LOGIN not allowed in this state\r\n"
+    );
+}
+
+#[tokio::test]
+async fn select_empty_mailbox() {
+    let server = start().await;
+    let v = validity(&server, ALICE, INBOX);
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    assert_eq!(
+        c.cmd("a1 SELECT INBOX").await,
+        format!(
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n\
+             * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.\r\n\
+             * 0 EXISTS\r\n* 0 RECENT\r\n\
+             * OK [UIDVALIDITY {v}] UIDs valid\r\n\
+             * OK [UIDNEXT 1] Predicted next UID\r\n\
+             a1 OK [READ-WRITE] Select completed\r\n"
+        )
+    );
+    assert_eq!(
+        c.cmd("a2 FETCH 1:* FLAGS").await,
+        "a2 OK Fetch completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a3 SEARCH ALL").await,
+        "* SEARCH\r\na3 OK Search completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a4 FETCH 1 FLAGS").await,
+        "a4 BAD Error in IMAP command: invalid message sequence number\r\n"
+    );
+    assert_eq!(
+        c.cmd("a5 UID FETCH 1:* FLAGS").await,
+        "a5 OK Fetch completed\r\n"
+    );
+}
+
+#[tokio::test]
+async fn select_examine_status_recent_and_unseen() {
+    let server = start().await;
+    for i in 1..=3 {
+        deliver(
+            &server,
+            ALICE,
+            &message("Bob <bob@example.test>", &format!("m{i}"), "hello"),
+        );
+    }
+    let v = validity(&server, ALICE, INBOX);
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    assert_eq!(
+        c.cmd("a1 STATUS INBOX (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)")
+            .await,
+        format!(
+            "* STATUS INBOX (MESSAGES 3 RECENT 3 UIDNEXT 4 UIDVALIDITY {v} UNSEEN 3)\r\na1 OK Status completed\r\n"
+        )
+    );
+    assert_eq!(
+        c.cmd("a2 EXAMINE INBOX").await,
+        format!(
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n\
+             * OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n\
+             * 3 EXISTS\r\n* 3 RECENT\r\n\
+             * OK [UNSEEN 1] First unseen.\r\n\
+             * OK [UIDVALIDITY {v}] UIDs valid\r\n\
+             * OK [UIDNEXT 4] Predicted next UID\r\n\
+             a2 OK [READ-ONLY] Examine completed\r\n"
+        )
+    );
+    assert_eq!(
+        c.cmd("a3 STORE 1 +FLAGS (\\Seen)").await,
+        "a3 NO [READ-ONLY] Mailbox is read-only\r\n"
+    );
+    assert_eq!(c.cmd("a4 CLOSE").await, "a4 OK Close completed\r\n");
+    let sel = c.cmd("a5 SELECT inbox").await;
+    assert!(sel.contains("* 3 EXISTS\r\n* 3 RECENT\r\n"), "{sel}");
+    assert!(
+        sel.ends_with("a5 OK [READ-WRITE] Select completed\r\n"),
+        "{sel}"
+    );
+    assert_eq!(
+        c.cmd("a6 FETCH 1 FLAGS").await,
+        "* 1 FETCH (FLAGS (\\Recent))\r\na6 OK Fetch completed\r\n"
+    );
+    assert_eq!(c.cmd("a7 UNSELECT").await, "a7 OK Unselect completed\r\n");
+    // Recent was claimed by the SELECT.
+    assert_eq!(
+        c.cmd("a8 STATUS INBOX (RECENT MESSAGES)").await,
+        "* STATUS INBOX (RECENT 0 MESSAGES 3)\r\na8 OK Status completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a9 SELECT Nope").await,
+        "a9 NO [NONEXISTENT] folder 'Nope' does not exist\r\n"
+    );
+}
+
+#[tokio::test]
+async fn folders_list_create_rename_delete_subscribe() {
+    let server = start().await;
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    assert_eq!(
+        c.cmd("a1 LIST \"\" \"\"").await,
+        "* LIST (\\Noselect) \".\" \"\"\r\na1 OK LIST completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a2 LIST \"\" *").await,
+        "* LIST (\\HasNoChildren) \".\" INBOX\r\na2 OK LIST completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a3 CREATE Archive.2024").await,
+        "a3 OK Create completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a4 CREATE \"My Stuff\"").await,
+        "a4 OK Create completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a5 CREATE INBOX").await,
+        "a5 NO [ALREADYEXISTS] folder 'INBOX' already exists\r\n"
+    );
+    assert_eq!(
+        c.cmd("a6 LIST \"\" *").await,
+        "* LIST (\\HasChildren) \".\" Archive\r\n\
+         * LIST (\\HasNoChildren) \".\" Archive.2024\r\n\
+         * LIST (\\HasNoChildren) \".\" INBOX\r\n\
+         * LIST (\\HasNoChildren) \".\" \"My Stuff\"\r\n\
+         a6 OK LIST completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a7 LIST \"\" %").await,
+        "* LIST (\\HasChildren) \".\" Archive\r\n\
+         * LIST (\\HasNoChildren) \".\" INBOX\r\n\
+         * LIST (\\HasNoChildren) \".\" \"My Stuff\"\r\n\
+         a7 OK LIST completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a8 LIST Archive. %").await,
+        "* LIST (\\HasNoChildren) \".\" Archive.2024\r\na8 OK LIST completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a9 RENAME Archive Old").await,
+        "a9 OK Rename completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("b1 LIST \"\" Old*").await,
+        "* LIST (\\HasChildren) \".\" Old\r\n* LIST (\\HasNoChildren) \".\" Old.2024\r\nb1 OK LIST completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("b2 SUBSCRIBE Old").await,
+        "b2 OK Subscribe completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("b3 LSUB \"\" *").await,
+        "* LSUB (\\HasNoChildren) \".\" INBOX\r\n* LSUB (\\HasChildren) \".\" Old\r\nb3 OK LSUB completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("b4 UNSUBSCRIBE Old").await,
+        "b4 OK Unsubscribe completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("b5 DELETE Old.2024").await,
+        "b5 OK Delete completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("b6 DELETE INBOX").await,
+        "b6 NO [CANNOT] INBOX cannot be deleted\r\n"
+    );
+    assert_eq!(
+        c.cmd("b7 DELETE Missing").await,
+        "b7 NO [NONEXISTENT] folder 'Missing' does not exist\r\n"
+    );
+    assert_eq!(
+        c.cmd("b8 LSUB \"\" *").await,
+        "* LSUB (\\HasNoChildren) \".\" INBOX\r\nb8 OK LSUB completed\r\n"
+    );
+}
+
+#[tokio::test]
+async fn folder_names_cannot_escape() {
+    let server = start().await;
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    for (i, bad) in [
+        "\"../etc\"",
+        "\"a/b\"",
+        "\".hidden\"",
+        "\"x..y\"",
+        "\"a\\\\b\"",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = c.cmd(&format!("c{i} CREATE {bad}")).await;
+        assert!(r.starts_with(&format!("c{i} NO [CANNOT] ")), "{bad}: {r}");
+    }
+    assert_eq!(
+        c.cmd("r1 RENAME INBOX \"../x\"").await.split(' ').nth(2),
+        Some("[CANNOT]")
+    );
+    assert_eq!(
+        c.cmd("l1 LIST \"\" *").await,
+        "* LIST (\\HasNoChildren) \".\" INBOX\r\nl1 OK LIST completed\r\n"
+    );
+}
+
+#[tokio::test]
+async fn users_see_only_their_own_mailbox() {
+    let server = start().await;
+    deliver(
+        &server,
+        BOB,
+        &message("x <x@y.test>", "for bob", "secret of bob"),
+    );
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    let r = c.cmd("a1 SELECT INBOX").await;
+    assert!(r.contains("* 0 EXISTS"), "{r}");
+    assert_eq!(
+        c.cmd("a2 SEARCH TEXT bob").await,
+        "* SEARCH\r\na2 OK Search completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a3 SELECT bob@example.test").await,
+        "a3 NO [NONEXISTENT] folder 'bob@example.test' does not exist\r\n"
+    );
+    let r = c
+        .cmd("a4 STATUS \"bob@example.test.INBOX\" (MESSAGES)")
+        .await;
+    assert_eq!(
+        r,
+        "a4 NO [NONEXISTENT] folder 'bob@example.test.INBOX' does not exist\r\n"
+    );
+}
+
+const MULTIPART: &str = "From: \"Bob B.\" <bob@example.test>\r\n\
+To: alice@example.test, Carol <carol@example.test>\r\n\
+Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\
+Date: Tue, 5 Mar 2024 09:30:00 +0100\r\n\
+Message-ID: <multi@example.test>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"XYZ\"\r\n\
+\r\n\
+This is a multipart message.\r\n\
+--XYZ\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+\r\n\
+Hello Alice\r\n\
+--XYZ\r\n\
+Content-Type: application/pdf; name=\"a.pdf\"\r\n\
+Content-Disposition: attachment; filename=\"a.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+JVBERi0=\r\n\
+--XYZ\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+From: Dan <dan@example.test>\r\n\
+Subject: inner\r\n\
+\r\n\
+inner text\r\n\
+--XYZ--\r\n";
+
+fn header_len(m: &str) -> usize {
+    m.find("\r\n\r\n").map_or(m.len(), |i| i + 4)
+}
+
+#[tokio::test]
+async fn fetch_items_and_sections() {
+    let server = start().await;
+    let simple = message("Bob <bob@example.test>", "first", "body one");
+    deliver(&server, ALICE, &simple);
+    deliver(&server, ALICE, MULTIPART.as_bytes());
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    c.cmd("s SELECT INBOX").await;
+    assert_eq!(
+        c.cmd("a1 FETCH 1 (UID FLAGS INTERNALDATE RFC822.SIZE)")
+            .await,
+        format!(
+            "* 1 FETCH (UID 1 FLAGS (\\Recent) INTERNALDATE \" 4-Mar-2024 10:00:00 +0000\" RFC822.SIZE {})\r\na1 OK Fetch completed\r\n",
+            simple.len()
+        )
+    );
+    assert_eq!(
+        c.cmd("a2 FETCH 1 ENVELOPE").await,
+        "* 1 FETCH (ENVELOPE (\"Mon, 4 Mar 2024 10:00:00 +0000\" \"first\" ((\"Bob\" NIL \"bob\" \"example.test\")) \
+         ((\"Bob\" NIL \"bob\" \"example.test\")) ((\"Bob\" NIL \"bob\" \"example.test\")) \
+         ((\"Alice\" NIL \"alice\" \"example.test\")) NIL NIL NIL \"<13@mailrig.test>\"))\r\na2 OK Fetch completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a3 FETCH 1 BODY.PEEK[HEADER.FIELDS (Subject From)]")
+            .await,
+        "* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT FROM)] {48}\r\nFrom: Bob <bob@example.test>\r\nSubject: first\r\n\r\n)\r\na3 OK Fetch completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a4 FETCH 1 BODY.PEEK[TEXT]<0.4>").await,
+        "* 1 FETCH (BODY[TEXT]<0> {4}\r\nbody)\r\na4 OK Fetch completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a5 FETCH 1 BODY.PEEK[TEXT]<5.100>").await,
+        "* 1 FETCH (BODY[TEXT]<5> {5}\r\none\r\n)\r\na5 OK Fetch completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a6 FETCH 1 BODY.PEEK[HEADER.FIELDS.NOT (To From Date Message-ID)]")
+            .await,
+        "* 1 FETCH (BODY[HEADER.FIELDS.NOT (TO FROM DATE MESSAGE-ID)] {18}\r\nSubject: first\r\n\r\n)\r\na6 OK Fetch completed\r\n"
+    );
+    // Parts of the multipart.
+    assert_eq!(
+        c.cmd("b1 FETCH 2 BODY.PEEK[1]").await,
+        "* 2 FETCH (BODY[1] {11}\r\nHello Alice)\r\nb1 OK Fetch completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("b2 FETCH 2 BODY.PEEK[2.MIME]").await,
+        "* 2 FETCH (BODY[2.MIME] {133}\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n)\r\nb2 OK Fetch completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("b3 FETCH 2 BODY.PEEK[3.HEADER]").await,
+        "* 2 FETCH (BODY[3.HEADER] {48}\r\nFrom: Dan <dan@example.test>\r\nSubject: inner\r\n\r\n)\r\nb3 OK Fetch completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("b4 FETCH 2 BODY.PEEK[3.1]").await,
+        "* 2 FETCH (BODY[3.1] {10}\r\ninner text)\r\nb4 OK Fetch completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("b5 FETCH 2 BODY.PEEK[3.TEXT]").await,
+        "* 2 FETCH (BODY[3.TEXT] {10}\r\ninner text)\r\nb5 OK Fetch completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("b6 FETCH 2 BODY.PEEK[9]").await,
+        "* 2 FETCH (BODY[9] NIL)\r\nb6 OK Fetch completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("b7 FETCH 2 BODYSTRUCTURE").await,
+        "* 2 FETCH (BODYSTRUCTURE (\
+         (\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 11 0 NIL NIL NIL NIL)\
+         (\"application\" \"pdf\" (\"name\" \"a.pdf\") NIL NIL \"base64\" 8 NIL (\"attachment\" (\"filename\" \"a.pdf\")) NIL NIL)\
+         (\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 58 (NIL \"inner\" ((\"Dan\" NIL \"dan\" \"example.test\")) ((\"Dan\" NIL \"dan\" \"example.test\")) ((\"Dan\" NIL \"dan\" \"example.test\")) NIL NIL NIL NIL NIL) \
+         (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 10 0 NIL NIL NIL NIL) 3 NIL NIL NIL NIL) \
+         \"mixed\" (\"boundary\" \"XYZ\") NIL NIL NIL))\r\nb7 OK Fetch completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("b8 FETCH 1 BODY").await,
+        "* 1 FETCH (BODY (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 10 1))\r\nb8 OK Fetch completed\r\n"
+    );
+    let env = c.cmd("b9 FETCH 2 ENVELOPE").await;
+    assert!(env.contains("\"=?utf-8?q?Gr=C3=BC=C3=9Fe?=\""), "{env}");
+    assert!(
+        env.contains("((\"Bob B.\" NIL \"bob\" \"example.test\")) "),
+        "{env}"
+    );
+    assert!(
+        env.contains(
+            "((NIL NIL \"alice\" \"example.test\")(\"Carol\" NIL \"carol\" \"example.test\"))"
+        ),
+        "{env}"
+    );
+    // Nothing was marked \Seen by PEEK.
+    assert_eq!(
+        c.cmd("c1 FETCH 1:2 FLAGS").await,
+        "* 1 FETCH (FLAGS (\\Recent))\r\n* 2 FETCH (FLAGS (\\Recent))\r\nc1 OK Fetch completed\r\n"
+    );
+    // BODY[] sets \Seen and reports it.
+    let full = c.cmd("c2 FETCH 1 BODY[]").await;
+    assert_eq!(
+        full,
+        format!(
+            "* 1 FETCH (FLAGS (\\Seen \\Recent) BODY[] {{{}}}\r\n{})\r\nc2 OK Fetch completed\r\n",
+            simple.len(),
+            String::from_utf8_lossy(&simple)
+        )
+    );
+    assert_eq!(
+        c.cmd("c3 FETCH 2 RFC822.HEADER").await.lines().next(),
+        Some(format!("* 2 FETCH (RFC822.HEADER {{{}}}", header_len(MULTIPART)).as_str())
+    );
+    assert_eq!(
+        c.cmd("c4 UID FETCH 2 (FLAGS)").await,
+        "* 2 FETCH (UID 2 FLAGS (\\Recent))\r\nc4 OK Fetch completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("c5 FETCH 2 RFC822.TEXT").await.lines().next(),
+        Some(
+            format!(
+                "* 2 FETCH (FLAGS (\\Seen \\Recent) RFC822.TEXT {{{}}}",
+                MULTIPART.len() - header_len(MULTIPART)
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        c.cmd("c6 FETCH 1 FAST").await,
+        format!(
+            "* 1 FETCH (FLAGS (\\Seen \\Recent) INTERNALDATE \" 4-Mar-2024 10:00:00 +0000\" RFC822.SIZE {})\r\nc6 OK Fetch completed\r\n",
+            simple.len()
+        )
+    );
+}
+
+#[tokio::test]
+async fn store_flags_and_keywords() {
+    let server = start().await;
+    for i in 1..=3 {
+        deliver(
+            &server,
+            ALICE,
+            &message("b@example.test", &format!("s{i}"), "x"),
+        );
+    }
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    c.cmd("s EXAMINE INBOX").await; // leave \Recent alone
+    c.cmd("s CLOSE").await;
+    c.cmd("s SELECT INBOX").await;
+    assert_eq!(
+        c.cmd("a1 STORE 1 +FLAGS (\\Seen \\Flagged)").await,
+        "* 1 FETCH (FLAGS (\\Flagged \\Seen \\Recent))\r\na1 OK Store completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a2 STORE 1 -FLAGS (\\Flagged)").await,
+        "* 1 FETCH (FLAGS (\\Seen \\Recent))\r\na2 OK Store completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a3 STORE 2:3 FLAGS ($Label1 \\Answered)").await,
+        "* 2 FETCH (FLAGS (\\Answered $Label1 \\Recent))\r\n* 3 FETCH (FLAGS (\\Answered $Label1 \\Recent))\r\na3 OK Store completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a4 STORE 1:3 +FLAGS.SILENT (\\Draft)").await,
+        "a4 OK Store completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a5 UID STORE 3 -FLAGS ($Label1)").await,
+        "* 3 FETCH (UID 3 FLAGS (\\Answered \\Draft \\Recent))\r\na5 OK Store completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a6 SEARCH KEYWORD $Label1").await,
+        "* SEARCH 2\r\na6 OK Search completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a7 STORE 9 +FLAGS (\\Seen)").await,
+        "a7 BAD Error in IMAP command: invalid message sequence number\r\n"
+    );
+    assert_eq!(
+        c.cmd("a8 UID STORE 9 +FLAGS (\\Seen)").await,
+        "a8 OK Store completed\r\n"
+    );
+}
+
+#[tokio::test]
+async fn search_criteria() {
+    let server = start().await;
+    let d = |day| {
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2024, 3, day, 12, 0, 0)
+            .single()
+            .expect("date")
+    };
+    deliver_dated(
+        &server,
+        ALICE,
+        &message("Bob <bob@example.test>", "Invoice 42", "please pay"),
+        d(1),
+    );
+    deliver_dated(
+        &server,
+        ALICE,
+        &message("Carol <carol@shop.test>", "Lunch", "pizza today?"),
+        d(2),
+    );
+    deliver_dated(
+        &server,
+        ALICE,
+        "From: Dan <dan@example.test>\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nDate: Sun, 10 Mar 2024 08:00:00 +0000\r\nCc: bob@example.test\r\nX-Tag: special\r\n\r\nviele Grüße\r\n".as_bytes(),
+        d(3),
+    );
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    c.cmd("s SELECT INBOX").await;
+    c.cmd("s STORE 1 +FLAGS (\\Seen)").await;
+    c.cmd("s STORE 2 +FLAGS (\\Deleted \\Answered)").await;
+    let q = |s: &str| format!("* SEARCH{s}\r\n");
+    let cases: &[(&str, &str)] = &[
+        ("ALL", " 1 2 3"),
+        ("1:2", " 1 2"),
+        ("UID 2:*", " 2 3"),
+        ("SEEN", " 1"),
+        ("UNSEEN", " 2 3"),
+        ("DELETED", " 2"),
+        ("UNDELETED", " 1 3"),
+        ("ANSWERED", " 2"),
+        ("FLAGGED", ""),
+        ("NEW", " 2 3"),
+        ("OLD", ""),
+        ("RECENT", " 1 2 3"),
+        ("FROM bob", " 1"),
+        ("FROM CAROL", " 2"),
+        ("TO alice", " 1 2"),
+        ("CC bob@example", " 3"),
+        ("SUBJECT invoice", " 1"),
+        ("CHARSET UTF-8 SUBJECT {7}\r\ngrüße", " 3"),
+        ("HEADER X-Tag spec", " 3"),
+        ("BODY pizza", " 2"),
+        ("TEXT Lunch", " 2"),
+        ("TEXT pay", " 1"),
+        ("SINCE 2-Mar-2024", " 2 3"),
+        ("BEFORE 2-Mar-2024", " 1"),
+        ("ON 2-Mar-2024", " 2"),
+        ("SENTSINCE 5-Mar-2024", " 3"),
+        ("SENTBEFORE 5-Mar-2024", " 1 2"),
+        ("LARGER 200", ""),
+        ("SMALLER 1000", " 1 2 3"),
+        ("NOT SEEN", " 2 3"),
+        ("OR SEEN DELETED", " 1 2"),
+        ("(SEEN) (FROM bob)", " 1"),
+        ("NOT (OR SEEN DELETED)", " 3"),
+        ("UNSEEN NOT FROM dan", " 2"),
+    ];
+    for (i, (crit, expect)) in cases.iter().enumerate() {
+        let tag = format!("q{i}");
+        let got = if crit.contains("{7}") {
+            let (head, tail) = crit.split_once("\r\n").unwrap_or((crit, ""));
+            c.send(format!("{tag} SEARCH {head}\r\n").as_bytes()).await;
+            assert_eq!(c.line().await, "+ OK\r\n");
+            c.send(format!("{tail}\r\n").as_bytes()).await;
+            c.until_tag(&tag).await
+        } else {
+            c.cmd(&format!("{tag} SEARCH {crit}")).await
+        };
+        assert_eq!(
+            got,
+            format!("{}{tag} OK Search completed\r\n", q(expect)),
+            "SEARCH {crit}"
+        );
+    }
+    assert_eq!(
+        c.cmd("u1 UID SEARCH FROM carol").await,
+        "* SEARCH 2\r\nu1 OK Search completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("u2 SEARCH CHARSET KOI8-R ALL").await,
+        "u2 NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset\r\n"
+    );
+}
+
+#[tokio::test]
+async fn copy_move_expunge_with_uidplus() {
+    let server = start().await;
+    for i in 1..=4 {
+        deliver(
+            &server,
+            ALICE,
+            &message("b@example.test", &format!("c{i}"), "x"),
+        );
+    }
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    c.cmd("s CREATE Archive").await;
+    let av = validity(&server, ALICE, "Archive");
+    c.cmd("s SELECT INBOX").await;
+    assert_eq!(
+        c.cmd("a1 COPY 1:2 Archive").await,
+        format!("a1 OK [COPYUID {av} 1:2 1:2] Copy completed\r\n")
+    );
+    assert_eq!(
+        c.cmd("a2 COPY 1 Nowhere").await,
+        "a2 NO [TRYCREATE] Destination folder does not exist\r\n"
+    );
+    assert_eq!(
+        c.cmd("a3 UID MOVE 3 Archive").await,
+        format!("* OK [COPYUID {av} 3 3] Moved\r\n* 3 EXPUNGE\r\na3 OK Move completed\r\n")
+    );
+    assert_eq!(
+        c.cmd("a4 MOVE 1 Archive").await,
+        format!("* OK [COPYUID {av} 1 4] Moved\r\n* 1 EXPUNGE\r\na4 OK Move completed\r\n")
+    );
+    // Left: UIDs 2 and 4 as 1 and 2.
+    assert_eq!(
+        c.cmd("a5 UID SEARCH ALL").await,
+        "* SEARCH 2 4\r\na5 OK Search completed\r\n"
+    );
+    c.cmd("s STORE 1:2 +FLAGS.SILENT (\\Deleted)").await;
+    assert_eq!(
+        c.cmd("a6 UID EXPUNGE 4").await,
+        "* 2 EXPUNGE\r\na6 OK Expunge completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a7 EXPUNGE").await,
+        "* 1 EXPUNGE\r\na7 OK Expunge completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a8 STATUS Archive (MESSAGES UIDNEXT)").await,
+        "* STATUS Archive (MESSAGES 4 UIDNEXT 5)\r\na8 OK Status completed\r\n"
+    );
+    c.cmd("s SELECT Archive").await;
+    c.cmd("s STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    assert_eq!(c.cmd("a9 CLOSE").await, "a9 OK Close completed\r\n");
+    assert_eq!(
+        c.cmd("b1 STATUS Archive (MESSAGES)").await,
+        "* STATUS Archive (MESSAGES 3)\r\nb1 OK Status completed\r\n"
+    );
+}
+
+#[tokio::test]
+async fn append_with_literals_flags_and_date() {
+    let server = start().await;
+    let v = validity(&server, ALICE, INBOX);
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    let msg = "From: me@example.test\r\nSubject: draft\r\n\r\nhi\r\n";
+    c.send(
+        format!(
+            "a1 APPEND INBOX (\\Seen $Work) \" 7-Feb-2024 21:52:25 +0100\" {{{}}}\r\n",
+            msg.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(c.line().await, "+ OK\r\n");
+    c.send(format!("{msg}\r\n").as_bytes()).await;
+    assert_eq!(
+        c.until_tag("a1").await,
+        format!("a1 OK [APPENDUID {v} 1] Append completed\r\n")
+    );
+    assert_eq!(
+        c.cmd(&format!("a2 APPEND INBOX {{{}+}}\r\n{msg}", msg.len()))
+            .await,
+        format!("a2 OK [APPENDUID {v} 2] Append completed\r\n")
+    );
+    assert_eq!(
+        c.cmd(&format!("a3 APPEND Nope {{{}+}}\r\n{msg}", msg.len()))
+            .await,
+        "a3 NO [TRYCREATE] Destination folder does not exist\r\n"
+    );
+    c.cmd("s SELECT INBOX").await;
+    assert_eq!(
+        c.cmd("a4 FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE)").await,
+        format!(
+            "* 1 FETCH (FLAGS (\\Seen $Work \\Recent) INTERNALDATE \" 7-Feb-2024 20:52:25 +0000\" RFC822.SIZE {})\r\na4 OK Fetch completed\r\n",
+            msg.len()
+        )
+    );
+    // APPEND to the selected folder is announced.
+    assert_eq!(
+        c.cmd(&format!("a5 APPEND INBOX {{{}+}}\r\n{msg}", msg.len()))
+            .await,
+        format!("* 3 EXISTS\r\n* 3 RECENT\r\na5 OK [APPENDUID {v} 3] Append completed\r\n")
+    );
+}
+
+#[tokio::test]
+async fn utf8_and_quoted_names_round_trip() {
+    let server = start().await;
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    assert_eq!(
+        c.cmd("a1 CREATE \"Ablage \\\"alt\\\"\"").await,
+        "a1 OK Create completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a2 LIST \"\" Ablage*").await,
+        "* LIST (\\HasNoChildren) \".\" \"Ablage \\\"alt\\\"\"\r\na2 OK LIST completed\r\n"
+    );
+    let r = c.cmd("a3 SELECT \"Ablage \\\"alt\\\"\"").await;
+    assert!(
+        r.ends_with("a3 OK [READ-WRITE] Select completed\r\n"),
+        "{r}"
+    );
+}

@@ -1,0 +1,140 @@
+//! `mailrig serve` as a user runs it: it prints where it listens and the
+//! credentials, accepts mail from a real client (swaks), and stops cleanly on
+//! SIGTERM; a broken scenario file stops it before it starts.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
+
+#[test]
+fn serve_prints_addresses_accepts_mail_and_stops_on_sigterm() {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--smtp",
+            "127.0.0.1:0",
+            "--smtps",
+            "127.0.0.1:0",
+            "--imap",
+            "127.0.0.1:0",
+            "--imaps",
+            "127.0.0.1:0",
+            "--pop3",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--ca-out",
+            &std::env::temp_dir()
+                .join(format!("mailrig-ca-test-{}.pem", std::process::id()))
+                .display()
+                .to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mailrig serve");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    let mut smtp = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        banner.push_str(&line);
+        if let Some(rest) = line.trim().strip_prefix("SMTP ") {
+            smtp = Some(rest.trim().to_string());
+        }
+        if line.contains("Press Ctrl-C") {
+            break;
+        }
+    }
+    let smtp = smtp.unwrap_or_else(|| panic!("no SMTP address in the banner:\n{banner}"));
+    assert!(
+        banner.contains("alice@example.test") && banner.contains("secret"),
+        "credentials printed:\n{banner}"
+    );
+    assert!(banner.contains("CA "), "CA path printed:\n{banner}");
+
+    let swaks = Command::new("swaks")
+        .args([
+            "--server",
+            &smtp,
+            "--to",
+            "alice@example.test",
+            "--from",
+            "s@x.test",
+            "--timeout",
+            "10",
+        ])
+        .output()
+        .expect("swaks is needed: run scripts/install-test-deps.sh");
+    assert!(
+        swaks.status.success(),
+        "{}",
+        String::from_utf8_lossy(&swaks.stdout)
+    );
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mailrig serve did not stop within 15 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "clean exit: {status:?}");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+    assert!(rest.contains("shutting down"), "{rest}");
+}
+
+#[test]
+fn serve_refuses_a_broken_scenario_with_file_line_column() {
+    let dir = std::env::temp_dir().join(format!("mailrig-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(
+        &file,
+        "[[domain]]\nname = 'd.test'\nmailboxes = ['a']\npasword = 'x'\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--scenario",
+            &file.display().to_string(),
+            "--smtp",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:4:1: unknown field `pasword`", file.display())),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .args(["serve", "--smtp", "not-an-address"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--smtp"),
+        "flag named"
+    );
+}
