@@ -8,7 +8,7 @@
 #   aiosmtpd   Python's aiosmtpd, a handler appending each message to a list    (benches/peers/aiosmtpd_sink.py)
 #   maildev    MailDev (npm), messages in its in-memory store, web API on
 #   mailin     mailin-embedded 0.8, messages into a Vec; fixed thread pool       (benches/peers/mailin_sink.rs)
-#   mailrig    mailrig serve, memory store, scenario testdata/scenarios/kanzlei.toml
+#   mailrig    mailrig serve, memory store, scenario testdata/scenarios/kanzlei.toml (count via its HTTP API)
 # Drivers: smtp-source (Postfix) and mailrig load. Both keep their connections open (smtp-source -d);
 # --per-connection opens one connection per message instead.
 #
@@ -146,11 +146,12 @@ start_server() { # name: starts it fresh, sets server_pid, smtp_port, count_port
       "$mailin_bin" "127.0.0.1:$smtp_port" "$max_sessions" "127.0.0.1:$count_port" >"$log" 2>&1 & ;;
     mailrig)
       "$mailrig_bin" serve --scenario "$repo/testdata/scenarios/kanzlei.toml" --smtp "127.0.0.1:$smtp_port" \
-        --smtps 127.0.0.1:0 --ca-out "$logs/mailrig-ca.pem" >"$log" 2>&1 & ;;
+        --smtps 127.0.0.1:0 --imap 127.0.0.1:0 --imaps 127.0.0.1:0 --pop3 127.0.0.1:0 \
+        --http "127.0.0.1:$count_port" --ca-out "$logs/mailrig-ca.pem" >"$log" 2>&1 & ;;
   esac
   server_pid=$!
   local waited=0
-  until port_open "$smtp_port" && { [[ $name =~ ^(smtp-sink|mailrig)$ ]] || port_open "$count_port"; }; do
+  until port_open "$smtp_port" && { [[ $name == smtp-sink ]] || port_open "$count_port"; }; do
     if ! kill -0 "$server_pid" 2>/dev/null || (( waited >= 300 )); then
       echo "bench-peers: $name did not start (listening on 127.0.0.1:$smtp_port); its output:" >&2
       tail -20 "$log" >&2
@@ -168,6 +169,9 @@ received() { # messages the running server holds, or "-" when it cannot tell
     maildev)
       curl -sf "http://127.0.0.1:$count_port/api/email/summary?limit=1" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])' 2>/dev/null || echo "?" ;;
+    mailrig) # the store, through the HTTP API
+      curl -sf "http://127.0.0.1:$count_port/api/v1/mailboxes/user01@patente.test" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["messages"])' 2>/dev/null || echo "?" ;;
     *) echo "-" ;;
   esac
 }

@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a fake multi-domain mail server (SMTP in; IMAP and POP3 out).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Check and explain scenario files.
     #[command(subcommand)]
     Scenario(scenario_cmd::ScenarioCommand),
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Scenario(cmd) => scenario_cmd::run(cmd),
         Command::Load(cmd) => load_cmd::run(*cmd),
     };
