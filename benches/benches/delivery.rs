@@ -1,12 +1,17 @@
 //! The in-process delivery path, SMTP session → route → store, measured two ways:
 //! the sans-I/O session alone (parse, route, build the stored message, store it
 //! in memory), and whole transactions over loopback TCP against a MockServer
-//! with several concurrent client connections.
+//! with 1, 16 and 128 concurrent client connections, for 4 KiB and 100 KiB
+//! messages. Every group runs 10 samples of about 2 seconds, so the whole file
+//! takes well under a minute: `cargo bench -p mailrig-benches --bench delivery`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use mailrig_core::Scenario;
 use mailrig_server::MockServer;
 use mailrig_server::smtp::session::{Action, Session};
@@ -41,6 +46,10 @@ fn session_only(c: &mut Criterion) {
     let state = Arc::clone(server.state());
     let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
     let mut group = c.benchmark_group("session_to_store");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     for size in [4096usize, 100 * 1024] {
         let data = body(size);
         group.throughput(Throughput::Bytes(size as u64));
@@ -70,62 +79,111 @@ fn session_only(c: &mut Criterion) {
     rt.block_on(server.shutdown());
 }
 
-async fn client(addr: SocketAddr, data: Arc<Vec<u8>>, messages: usize) {
+/// One client connection that has had its greeting and EHLO answered.
+async fn connect(addr: SocketAddr) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.set_nodelay(true).unwrap();
     let mut buf = vec![0u8; 4096];
-    let _ = s.read(&mut buf).await.unwrap();
+    read_lines(&mut s, &mut buf, 1).await;
     s.write_all(b"EHLO bench.test\r\n").await.unwrap();
-    let _ = s.read(&mut buf).await.unwrap();
+    // The EHLO reply is multi-line: read until its last line ("250 ").
+    let mut reply = Vec::new();
+    loop {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "server closed during EHLO");
+        reply.extend_from_slice(&buf[..n]);
+        if reply.ends_with(b"\r\n")
+            && reply
+                .split(|&b| b == b'\n')
+                .rev()
+                .nth(1)
+                .is_some_and(|l| l.starts_with(b"250 "))
+        {
+            break;
+        }
+    }
+    s
+}
+
+/// Reads until `lines` reply lines have arrived.
+async fn read_lines(s: &mut TcpStream, buf: &mut [u8], lines: usize) {
+    let mut seen = 0;
+    while seen < lines {
+        let n = s.read(buf).await.unwrap();
+        assert!(n > 0, "server closed the connection");
+        seen += buf[..n].iter().filter(|&&b| b == b'\n').count();
+    }
+}
+
+/// Sends `messages` messages over one open connection, one pipelined batch per message as PIPELINING
+/// clients send it: MAIL, RCPT and DATA together, then the content after the three replies.
+async fn send(mut s: TcpStream, data: Arc<Vec<u8>>, messages: u64) -> TcpStream {
+    let mut buf = vec![0u8; 4096];
     for _ in 0..messages {
-        // One pipelined batch per message, as PIPELINING clients send it.
         s.write_all(b"MAIL FROM:<s@extern.test>\r\nRCPT TO:<user01@patente.test>\r\nDATA\r\n")
             .await
             .unwrap();
-        let mut seen = 0;
-        while seen < 3 {
-            let n = s.read(&mut buf).await.unwrap();
-            seen += buf[..n].iter().filter(|&&b| b == b'\n').count();
-        }
+        read_lines(&mut s, &mut buf, 3).await;
         s.write_all(&data).await.unwrap();
-        let _ = s.read(&mut buf).await.unwrap();
+        read_lines(&mut s, &mut buf, 1).await;
     }
-    s.write_all(b"QUIT\r\n").await.unwrap();
+    s
 }
 
+/// Whole SMTP transactions over loopback TCP against a MockServer, with 1, 16 and 128 sessions open at
+/// once. Connections are opened (and EHLO answered) before the clock starts; one element is one
+/// message, so criterion reports messages per second. The store is emptied after each sample.
 fn over_tcp(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt.block_on(async {
         MockServer::builder()
             .scenario(Scenario::parse(KANZLEI, "kanzlei").unwrap())
+            .smtps(None)
             .start()
             .await
             .unwrap()
     });
     let addr = server.smtp_addr();
+    let state = Arc::clone(server.state());
     let mut group = c.benchmark_group("smtp_over_loopback");
-    group.sample_size(10);
-    const PER_RUN: usize = 200;
-    for sessions in [1usize, 16] {
+    // Flat: every sample runs the same number of rounds, as criterion advises for long iterations.
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for sessions in [1u64, 16, 128] {
         for size in [4096usize, 100 * 1024] {
             let data = Arc::new(body(size));
-            group.throughput(Throughput::Elements(PER_RUN as u64));
+            group.throughput(Throughput::Elements(sessions));
             let id = BenchmarkId::new(format!("{sessions}_sessions"), size);
             group.bench_function(id, |b| {
-                b.to_async(&rt).iter(|| {
+                b.to_async(&rt).iter_custom(|rounds| {
                     let data = Arc::clone(&data);
+                    let state = Arc::clone(&state);
                     async move {
-                        let tasks: Vec<_> = (0..sessions)
-                            .map(|_| {
-                                tokio::spawn(client(addr, Arc::clone(&data), PER_RUN / sessions))
-                            })
-                            .collect();
-                        for t in tasks {
-                            t.await.unwrap();
+                        let mut conns = Vec::with_capacity(sessions as usize);
+                        for _ in 0..sessions {
+                            conns.push(connect(addr).await);
                         }
+                        // Each round is one message on every session.
+                        let start = Instant::now();
+                        let tasks: Vec<_> = conns
+                            .into_iter()
+                            .map(|s| tokio::spawn(send(s, Arc::clone(&data), rounds)))
+                            .collect();
+                        let mut done = Vec::with_capacity(tasks.len());
+                        for t in tasks {
+                            done.push(t.await.unwrap());
+                        }
+                        let elapsed = start.elapsed();
+                        for mut s in done {
+                            let _ = s.write_all(b"QUIT\r\n").await;
+                        }
+                        state.store.clear().unwrap();
+                        elapsed
                     }
                 });
-                server.store().clear().unwrap();
             });
         }
     }

@@ -9,7 +9,7 @@
 //! person can fix the file without reading our code. The leading comment block
 //! of a file is its description (`mailrig scenario explain` prints it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
@@ -274,6 +274,7 @@ impl Scenario {
             file,
             src,
             mailboxes: Vec::new(),
+            by_key: HashMap::new(),
         };
         let world_parts = b.build(&parsed)?;
         let world = World::build(world_parts)
@@ -355,6 +356,8 @@ struct Builder<'a> {
     file: &'a str,
     src: &'a str,
     mailboxes: Vec<Mailbox>,
+    /// Lower-cased address → mailbox, so a world of 100,000 mailboxes builds in linear time.
+    by_key: HashMap<String, MailboxId>,
 }
 
 impl Builder<'_> {
@@ -566,11 +569,7 @@ impl Builder<'_> {
     }
 
     fn find(&self, full: &str) -> Option<MailboxId> {
-        // Scenarios are parsed once; a linear scan keeps the builder simple.
-        self.mailboxes
-            .iter()
-            .find(|m| m.address.key() == full)
-            .map(|m| m.id)
+        self.by_key.get(full).copied()
     }
 
     fn add_mailbox(
@@ -595,7 +594,7 @@ impl Builder<'_> {
         }
         let address = Address::new(local, domain);
         let key = address.key();
-        if self.mailboxes.iter().any(|m| m.address.key() == key) {
+        if self.by_key.contains_key(&key) {
             return Err(self.err(at, format!("mailbox '{key}' is defined twice")));
         }
         let password = password.ok_or_else(|| {
@@ -607,6 +606,7 @@ impl Builder<'_> {
             )
         })?;
         let id = MailboxId(self.mailboxes.len() as u32);
+        self.by_key.insert(key, id);
         self.mailboxes.push(Mailbox {
             id,
             login: login

@@ -2,9 +2,11 @@
 //!
 //! Each subcommand lives in its own module and only wires flags to the library
 //! crates: `demo` (the seed incident, caught), `serve` (the fake mail world),
-//! `scenario` (check and explain scenario files), `probe` (the delivery prober).
+//! `scenario` (check and explain scenario files), `probe` (the delivery
+//! prober), `load` (the SMTP load driver and its report merger).
 
 mod demo_cmd;
+mod load_cmd;
 mod probe_cmd;
 mod scenario_cmd;
 mod serve;
@@ -32,6 +34,9 @@ enum Command {
     /// Check and explain scenario files.
     #[command(subcommand)]
     Scenario(scenario_cmd::ScenarioCommand),
+    /// Drive SMTP load at a server: throughput, latency per stage, errors by code.
+    /// `mailrig load merge A.json B.json` adds up the reports of several runs.
+    Load(Box<load_cmd::LoadCommand>),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +53,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Scenario(cmd) => scenario_cmd::run(cmd),
         Command::Probe(args) => probe_cmd::run(args),
+        Command::Load(cmd) => load_cmd::run(*cmd),
     };
     match result {
         Ok(code) => code,
