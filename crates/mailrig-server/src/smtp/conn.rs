@@ -53,6 +53,11 @@ pub async fn handle(mut stream: Stream, peer: SocketAddr, state: Arc<ServerState
         // Work through everything already buffered; replies accumulate in `out`.
         let mut action = Action::Continue;
         while !inbuf.is_empty() {
+            if session.cut_in_data() {
+                // Disconnect fault in the middle of DATA: drop everything.
+                let _ = stream.shutdown().await;
+                return;
+            }
             if session.in_data() {
                 let (used, a) = session.data(&inbuf, &mut out);
                 inbuf.advance(used);
