@@ -98,6 +98,111 @@ impl DataReader {
                     }
                 }
             }
+            // Whole runs of ordinary lines are copied at once; the loop stops
+            // at a line that starts with '.', which the code above handles.
+            let mut run_start = 0;
+            let mut line_start = 0;
+            let mut stopped_at = None;
+            for i in memchr::memchr_iter(b'\n', rest) {
+                let had_cr = if i == 0 {
+                    self.last_was_cr
+                } else {
+                    rest[i - 1] == b'\r'
+                };
+                if !had_cr {
+                    if self.reject_bare_lf {
+                        self.flag(BodyProblem::BareLf);
+                    }
+                    self.push(&rest[run_start..i]);
+                    self.push(b"\r\n");
+                    run_start = i + 1;
+                }
+                self.line_len += i + 1 - line_start;
+                self.check_line();
+                self.line_len = 0;
+                line_start = i + 1;
+                self.last_was_cr = false;
+                // Only a real CRLF starts a line where "." can end data.
+                self.at_line_start = had_cr;
+                if had_cr && rest.get(i + 1) == Some(&b'.') {
+                    stopped_at = Some(i + 1);
+                    break;
+                }
+            }
+            match stopped_at {
+                Some(end) => {
+                    self.push(&rest[run_start..end]);
+                    pos += end;
+                }
+                None => {
+                    self.push(&rest[run_start..]);
+                    let tail = &rest[line_start..];
+                    if !tail.is_empty() {
+                        self.line_len += tail.len();
+                        self.check_line();
+                        self.last_was_cr = tail.last() == Some(&b'\r');
+                        self.at_line_start = false;
+                    }
+                    pos = input.len();
+                }
+            }
+        }
+        Progress {
+            consumed: pos,
+            done: false,
+        }
+    }
+
+    /// The first, line-at-a-time version of `feed`: slower, obviously
+    /// right, kept as the oracle of a differential test.
+    #[cfg(test)]
+    fn feed_by_line(&mut self, input: &[u8]) -> Progress {
+        let mut pos = 0;
+        while pos < input.len() {
+            let rest = &input[pos..];
+            if self.at_line_start && rest[0] == b'.' {
+                match rest.get(1) {
+                    None => {
+                        return Progress {
+                            consumed: pos,
+                            done: false,
+                        };
+                    }
+                    Some(b'\r') => match rest.get(2) {
+                        None => {
+                            return Progress {
+                                consumed: pos,
+                                done: false,
+                            };
+                        }
+                        Some(b'\n') => {
+                            return Progress {
+                                consumed: pos + 3,
+                                done: true,
+                            };
+                        }
+                        Some(_) => {
+                            // ".\rX": an unstuffed dot followed by a stray CR.
+                            pos += 1;
+                            self.at_line_start = false;
+                            continue;
+                        }
+                    },
+                    Some(b'\n') => {
+                        // ".\n" is not the end of data: only CRLF.CRLF is, so
+                        // nothing can be smuggled past us with bare LFs. Drop
+                        // the dot; the bare LF is handled below.
+                        pos += 1;
+                        self.at_line_start = false;
+                        continue;
+                    }
+                    Some(_) => {
+                        pos += 1; // drop the stuffed dot
+                        self.at_line_start = false;
+                        continue;
+                    }
+                }
+            }
             match memchr::memchr(b'\n', rest) {
                 None => {
                     self.push(rest);
@@ -247,6 +352,79 @@ mod tests {
         let ok = vec![b'x'; 998];
         let (body, _) = run(&[&ok, b"\r\n.\r\n"], 1 << 20, false);
         assert_eq!(body.unwrap().len(), 1000);
+    }
+
+    /// The run-copying `feed` and the line-at-a-time oracle agree on random
+    /// bodies (dots, CRs, bare LFs, long lines) cut at random places.
+    #[test]
+    fn fast_feed_matches_the_line_by_line_oracle() {
+        let mut x: u64 = 0xD1B5_4A32_D192_ED03;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let pieces: [&[u8]; 9] = [
+            b"abc",
+            b"\r\n",
+            b"\n",
+            b".",
+            b"..",
+            b"\r",
+            b"x",
+            b"\r\n.\r\n",
+            b"0123456789",
+        ];
+        for round in 0..3000 {
+            let mut input = Vec::new();
+            for _ in 0..next(60) {
+                let p = pieces[next(9) as usize];
+                let times = if p == b"0123456789" { next(150) + 1 } else { 1 };
+                for _ in 0..times {
+                    input.extend_from_slice(p);
+                }
+            }
+            input.extend_from_slice(b"\r\n.\r\n");
+            let cuts: Vec<usize> = {
+                let mut c: Vec<usize> = (0..next(5))
+                    .map(|_| next(input.len() as u64) as usize)
+                    .collect();
+                c.sort();
+                c
+            };
+            let reject = round % 2 == 0;
+            let max = if round % 7 == 0 { 200 } else { 1 << 20 };
+            let run = |by_line: bool| {
+                let mut r = DataReader::new(max, reject, 0);
+                let mut buf: Vec<u8> = Vec::new();
+                let mut last = 0;
+                for &c in cuts.iter().chain(std::iter::once(&input.len())) {
+                    buf.extend_from_slice(&input[last..c]);
+                    last = c;
+                    loop {
+                        let p = if by_line {
+                            r.feed_by_line(&buf)
+                        } else {
+                            r.feed(&buf)
+                        };
+                        buf.drain(..p.consumed);
+                        if p.done {
+                            return Some((r.finish(), buf));
+                        }
+                        if p.consumed == 0 {
+                            break;
+                        }
+                    }
+                }
+                None
+            };
+            assert!(
+                run(false) == run(true),
+                "round {round}: input of {} bytes cut at {cuts:?}",
+                input.len()
+            );
+        }
     }
 
     #[test]
