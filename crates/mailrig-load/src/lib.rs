@@ -50,5 +50,5 @@ pub use histogram::{LatencySummary, Stage};
 pub use merge::merge;
 pub use recipients::RecipientPool;
 pub use report::{Counts, Errors, Report, RunInfo};
-pub use run::run;
+pub use run::{new_run_id, run};
 pub use verification::{MailboxVerification, Verification};

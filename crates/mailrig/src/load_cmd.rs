@@ -14,7 +14,7 @@ use clap::{Args, Subcommand};
 use mailrig_core::Scenario;
 use mailrig_load::{LoadArgs, Report};
 
-use crate::load_verify::{self, VerifyFlags, VerifyPlan};
+use crate::load_verify::{Verifier, VerifyFlags, VerifyPlan};
 
 /// Exit code after Ctrl-C or SIGTERM (the report is still printed and written): 128 + SIGINT.
 const EXIT_CANCELLED: u8 = 130;
@@ -102,38 +102,47 @@ fn run_load(
     let json_out = args.json.clone();
     let mut config = args.into_config(extra)?;
     config.record_accept_times = plan.is_some();
+    if plan.is_some() && config.run_id.is_none() {
+        // The mailbox watchers need the run id before the run starts.
+        config.run_id = Some(mailrig_load::new_run_id());
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let mut report = runtime.block_on(mailrig_load::run(config, stop_signal()))?;
-    let cancelled = report.runs.iter().any(|r| r.cancelled);
-    match &plan {
-        Some(_) if cancelled => eprintln!("mailrig load: cancelled, delivery check skipped"),
-        Some(plan) => {
-            eprintln!(
-                "mailrig load: checking delivery ({}), waiting up to {} s",
-                plan.method(),
-                verify.verify_timeout
-            );
-            let checked = runtime.block_on(async {
-                tokio::select! {
-                    v = load_verify::verify(&report, plan) => Some(v),
-                    _ = stop_signal() => None,
-                }
-            });
-            match checked {
-                Some(v) => report.verification = Some(v),
-                None => {
-                    eprintln!("mailrig load: delivery check cancelled");
-                    print!("{}", report.to_table());
-                    return Ok(ExitCode::from(EXIT_CANCELLED));
-                }
+    let (mut report, verification) = runtime.block_on(async {
+        let verifier = plan.as_ref().map(|plan| {
+            let run_id = config.run_id.clone().unwrap_or_default();
+            Verifier::start(plan, &run_id, config.recipients.addresses())
+        });
+        let report = mailrig_load::run(config, stop_signal()).await?;
+        let Some(verifier) = verifier else {
+            return Ok::<_, anyhow::Error>((report, None));
+        };
+        if report.runs.iter().any(|r| r.cancelled) {
+            eprintln!("mailrig load: cancelled, delivery check skipped");
+            return Ok((report, None));
+        }
+        eprintln!(
+            "mailrig load: checking delivery ({}), waiting up to {} s",
+            plan.as_ref().map_or("", |p| p.method()),
+            verify.verify_timeout
+        );
+        tokio::select! {
+            v = verifier.finish(&report) => Ok((report, Some(v))),
+            _ = stop_signal() => {
+                eprintln!("mailrig load: delivery check cancelled");
+                Ok((report, None))
             }
         }
-        None => {}
-    }
+    })?;
+    let check_cancelled =
+        plan.is_some() && verification.is_none() && !report.runs.iter().any(|r| r.cancelled);
+    report.verification = verification;
     print!("{}", report.to_table());
     if let Some(path) = &json_out {
         report.write_json(path)?;
         eprintln!("mailrig load: report written to {}", path.display());
+    }
+    if check_cancelled {
+        return Ok(ExitCode::from(EXIT_CANCELLED));
     }
     Ok(exit_code(&report))
 }

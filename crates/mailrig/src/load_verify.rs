@@ -9,14 +9,22 @@
 //! is wired here and only its result type ([`mailrig_load::Verification`]) lives in the load report, where
 //! the table and the JSON show it.
 //!
-//! How a mailbox is checked: log in, `UID SEARCH HEADER X-Mailrig-Load <run id>` (or every UID when the
-//! server cannot search headers), fetch the headers of UIDs not seen before, and read the sequence number
-//! from `X-Mailrig-Load: RUNID SEQ` (or the `Message-ID <load-RUNID-SEQ@mailrig>`). Repeat with backoff
-//! (50 ms doubling to 1 s) until every message expected there was seen or `--verify-timeout` (counted from
-//! the end of the run, for all mailboxes together) has passed; then each one not seen is `missing`. A
-//! message's latency is taken when the search that found it returned, so it is accurate to the polling
-//! interval. Accept times come from [`mailrig_load::AcceptTimes`] (kept in memory for verification runs
-//! only, bounded; past the bound latency covers the first messages only and the report says so).
+//! How a mailbox is checked: the [`Verifier`] starts before the run, with the run id and the recipient
+//! list, so that latency is not inflated by the rest of the run. Each watcher logs in, `UID SEARCH HEADER
+//! X-Mailrig-Load <run id>` (or every UID when the server cannot search headers), fetches the headers of
+//! UIDs not seen before, reads the sequence number from `X-Mailrig-Load: RUNID SEQ` (or the
+//! `Message-ID <load-RUNID-SEQ@mailrig>`) and notes when it first saw it. It polls with backoff (50 ms
+//! doubling to 1 s, back to 50 ms whenever something new shows up) during the run, and after it until every
+//! accepted message of its mailbox was seen or `--verify-timeout` (counted from the end of the run, for all
+//! mailboxes together) has passed; each one not seen is then `missing`. A latency is taken when the search
+//! that found the message returned, so it is accurate to the polling interval. Watching costs the server
+//! some IMAP work during the run (NOOP + SEARCH per mailbox per poll).
+//!
+//! Up to the concurrency (32 with a scenario, `[probe] concurrency` of a target file) mailboxes are watched
+//! during the run; the others are checked once a watcher is done, after the run, and their latency then
+//! includes that wait. Accept times come from [`mailrig_load::AcceptTimes`] (kept in memory for
+//! verification runs only, bounded; past the bound latency covers the first messages only and the report
+//! says so).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -32,7 +40,7 @@ use mailrig_probe::imap_reader::{ImapReader, ReaderTls};
 use mailrig_probe::{
     MailboxTarget, ReadEndpoint, ReadError, ReadProtocol, Target, TlsMode, TlsTrust,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 /// The header every load message carries: `X-Mailrig-Load: RUNID SEQ`.
 const LOAD_HEADER: &str = "X-Mailrig-Load";
@@ -159,101 +167,158 @@ fn parse_host_port(s: &str) -> anyhow::Result<(String, u16)> {
     Ok((host.to_string(), port))
 }
 
-/// Checks every recipient mailbox of the report's (single) run. Call right after the run ended.
-pub async fn verify(report: &Report, plan: &VerifyPlan) -> Verification {
-    let deadline = Instant::now() + plan.timeout;
-    let mut v = Verification {
-        method: plan.method.clone(),
-        timeout_secs: plan.timeout.as_secs_f64(),
-        ..Verification::default()
-    };
-    let Some(accepted) = report.accepted.first() else {
-        return v;
-    };
-    let run_id: Arc<str> = accepted.run_id.as_str().into();
-    let mut expected: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-    for (rcpt, seq) in accepted.deliveries() {
-        expected.entry(rcpt).or_default().push(seq);
-    }
-    let limit = Arc::new(Semaphore::new(plan.concurrency));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (rcpt, seqs) in expected {
-        let n = seqs.len() as u64;
-        let Some(mb) = plan.mailboxes.get(&rcpt.to_ascii_lowercase()).cloned() else {
-            v.per_recipient.insert(
-                rcpt.to_string(),
-                MailboxVerification {
-                    accepted: n,
-                    error: Some("no credentials for this address".into()),
-                    ..Default::default()
-                },
-            );
-            continue;
-        };
-        let (limit, run_id, tls) = (limit.clone(), run_id.clone(), plan.tls.clone());
-        let connect_timeout = plan.connect_timeout;
-        let rcpt = rcpt.to_string();
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let seen = check_mailbox(&mb, &tls, connect_timeout, &run_id, &seqs, deadline).await;
-            (rcpt, n, seen)
-        });
-    }
-    let mut hist = new_histogram();
-    while let Some(joined) = tasks.join_next().await {
-        let Ok((rcpt, n, seen)) = joined else {
-            continue; // a panicked task: its mailbox is left out rather than guessed
-        };
-        let entry = match seen {
-            Ok(seen) => {
-                for (seq, at) in &seen {
-                    match report.accept_times.as_ref().and_then(|t| t.get(*seq)) {
-                        Some(accepted_at) => {
-                            let us = micros(at.saturating_duration_since(accepted_at));
-                            // `record` grows the auto-resizing histogram; `saturating_record` would clamp.
-                            if hist.record(us).is_err() {
-                                hist.saturating_record(us);
-                            }
-                        }
-                        None => v.latency_sampled = true,
-                    }
-                }
-                MailboxVerification {
-                    accepted: n,
-                    delivered: seen.len() as u64,
-                    missing: n - seen.len() as u64,
-                    error: None,
-                }
-            }
-            Err(e) => MailboxVerification {
-                accepted: n,
-                error: Some(e.to_string()),
-                ..Default::default()
-            },
-        };
-        v.per_recipient.insert(rcpt, entry);
-    }
-    if !hist.is_empty() {
-        v.latency = LatencySummary::of(&hist).ok();
-    }
-    v.compute_totals();
-    v
+/// What the mailbox watchers learn when the run is over.
+struct RunOver {
+    /// Expected seqs per lower-cased recipient address.
+    expected: HashMap<String, HashSet<u64>>,
+    /// When waiting ends.
+    deadline: Instant,
 }
 
-/// Polls one mailbox until every expected message was seen or the deadline passed; returns the
-/// `(seq, first seen)` of those seen.
-async fn check_mailbox(
+/// The mailbox watchers of one run: started before the run, told its outcome after it.
+pub struct Verifier {
+    tasks: tokio::task::JoinSet<(String, Result<HashMap<u64, Instant>, ReadError>)>,
+    run_over: watch::Sender<Option<Arc<RunOver>>>,
+    /// Recipients (lower-cased) with no credentials.
+    uncredentialed: HashSet<String>,
+    timeout: Duration,
+    method: String,
+}
+
+impl Verifier {
+    /// Starts watching the mailboxes of `recipients` for messages of run `run_id`. Up to the plan's
+    /// concurrency mailboxes are watched during the run; the others start once a watcher is done (after
+    /// the run), and their latency then includes that wait.
+    pub fn start(plan: &VerifyPlan, run_id: &str, recipients: &[String]) -> Verifier {
+        let (run_over, rx) = watch::channel(None);
+        let limit = Arc::new(Semaphore::new(plan.concurrency));
+        let run_id: Arc<str> = run_id.into();
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut uncredentialed = HashSet::new();
+        let mut started = HashSet::new();
+        for rcpt in recipients {
+            let key = rcpt.to_ascii_lowercase();
+            if !started.insert(key.clone()) {
+                continue;
+            }
+            let Some(mb) = plan.mailboxes.get(&key).cloned() else {
+                uncredentialed.insert(key);
+                continue;
+            };
+            let (limit, run_id, tls, rx) =
+                (limit.clone(), run_id.clone(), plan.tls.clone(), rx.clone());
+            let connect_timeout = plan.connect_timeout;
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let seen = watch_mailbox(&mb, &tls, connect_timeout, &run_id, &key, rx).await;
+                (key, seen)
+            });
+        }
+        Verifier {
+            tasks,
+            run_over,
+            uncredentialed,
+            timeout: plan.timeout,
+            method: plan.method.clone(),
+        }
+    }
+
+    /// The run is over (call right away): waits up to the timeout for its accepted messages to show up,
+    /// then judges every recipient mailbox that had some.
+    pub async fn finish(mut self, report: &Report) -> Verification {
+        let mut v = Verification {
+            method: self.method.clone(),
+            timeout_secs: self.timeout.as_secs_f64(),
+            ..Verification::default()
+        };
+        // Expected deliveries, by address as the report spells it.
+        let mut expected: BTreeMap<String, HashSet<u64>> = BTreeMap::new();
+        if let Some(accepted) = report.accepted.first() {
+            for (rcpt, seq) in accepted.deliveries() {
+                expected.entry(rcpt.to_string()).or_default().insert(seq);
+            }
+        }
+        let _ = self.run_over.send(Some(Arc::new(RunOver {
+            expected: expected
+                .iter()
+                .map(|(a, s)| (a.to_ascii_lowercase(), s.clone()))
+                .collect(),
+            deadline: Instant::now() + self.timeout,
+        })));
+        let mut seen_by_mailbox = HashMap::new();
+        while let Some(joined) = self.tasks.join_next().await {
+            // A panicked watcher leaves its mailbox out of `seen_by_mailbox`: reported below as not checked.
+            if let Ok((key, seen)) = joined {
+                seen_by_mailbox.insert(key, seen);
+            }
+        }
+        let mut hist = new_histogram();
+        for (rcpt, seqs) in expected {
+            let n = seqs.len() as u64;
+            let key = rcpt.to_ascii_lowercase();
+            let entry = match seen_by_mailbox.get(&key) {
+                Some(Ok(seen)) => {
+                    let mut delivered = 0;
+                    for seq in &seqs {
+                        let Some(at) = seen.get(seq) else { continue };
+                        delivered += 1;
+                        match report.accept_times.as_ref().and_then(|t| t.get(*seq)) {
+                            Some(accepted_at) => {
+                                let us = micros(at.saturating_duration_since(accepted_at));
+                                // `record` grows the auto-resizing histogram; `saturating_record` would clamp.
+                                if hist.record(us).is_err() {
+                                    hist.saturating_record(us);
+                                }
+                            }
+                            None => v.latency_sampled = true,
+                        }
+                    }
+                    MailboxVerification {
+                        accepted: n,
+                        delivered,
+                        missing: n - delivered,
+                        error: None,
+                    }
+                }
+                Some(Err(e)) => MailboxVerification {
+                    accepted: n,
+                    error: Some(e.to_string()),
+                    ..Default::default()
+                },
+                None => MailboxVerification {
+                    accepted: n,
+                    error: Some(if self.uncredentialed.contains(&key) {
+                        "no credentials for this address".into()
+                    } else {
+                        "not checked (the mailbox check failed)".into()
+                    }),
+                    ..Default::default()
+                },
+            };
+            v.per_recipient.insert(rcpt, entry);
+        }
+        if !hist.is_empty() {
+            v.latency = LatencySummary::of(&hist).ok();
+        }
+        v.compute_totals();
+        v
+    }
+}
+
+/// Watches one mailbox: polls with backoff while the run goes (back to the shortest interval whenever
+/// something new shows up), then until every message expected there was seen or the deadline passed.
+/// Returns when each message of the run was first seen, by seq.
+async fn watch_mailbox(
     mb: &MailboxTarget,
     tls: &ReaderTls,
     connect_timeout: Duration,
     run_id: &str,
-    expected: &[u64],
-    deadline: Instant,
-) -> Result<Vec<(u64, Instant)>, ReadError> {
+    key: &str,
+    mut run_over: watch::Receiver<Option<Arc<RunOver>>>,
+) -> Result<HashMap<u64, Instant>, ReadError> {
     let mut reader = ImapReader::open(mb, tls, connect_timeout).await?;
-    let mut pending: HashSet<u64> = expected.iter().copied().collect();
     let mut known_uids: HashSet<u32> = HashSet::new();
-    let mut seen = Vec::new();
+    let mut seen: HashMap<u64, Instant> = HashMap::new();
     let mut backoff = FIRST_BACKOFF;
     loop {
         reader.noop().await?;
@@ -266,22 +331,41 @@ async fn check_mailbox(
             .into_iter()
             .filter(|u| !known_uids.contains(u))
             .collect();
+        let mut news = false;
         if !new.is_empty() {
             for (_, header) in reader.fetch_headers(&new).await? {
-                if let Some(seq) = load_seq(&header, run_id)
-                    && pending.remove(&seq)
-                {
-                    seen.push((seq, found_at));
+                if let Some(seq) = load_seq(&header, run_id) {
+                    news |= seen.insert(seq, found_at).is_none();
                 }
             }
             known_uids.extend(new);
         }
-        let now = Instant::now();
-        if pending.is_empty() || now >= deadline {
-            break;
+        backoff = if news {
+            FIRST_BACKOFF
+        } else {
+            (backoff * 2).min(MAX_BACKOFF)
+        };
+        let over = run_over.borrow().clone();
+        match over {
+            Some(over) => {
+                let now = Instant::now();
+                let all_seen = over
+                    .expected
+                    .get(key)
+                    .is_none_or(|want| want.iter().all(|s| seen.contains_key(s)));
+                if all_seen || now >= over.deadline {
+                    break;
+                }
+                tokio::time::sleep(backoff.min(over.deadline - now)).await;
+            }
+            None => {
+                // The run goes on: wake at the next poll, or at once when it ends.
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = run_over.changed() => {}
+                }
+            }
         }
-        tokio::time::sleep(backoff.min(deadline - now)).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
     let _ = reader.logout().await;
     Ok(seen)
