@@ -175,9 +175,13 @@ struct RunOver {
     deadline: Instant,
 }
 
+/// What a mailbox watcher returns: its lower-cased address, and when each message of the run was first
+/// seen there, by seq.
+type WatchResult = (String, Result<HashMap<u64, Instant>, ReadError>);
+
 /// The mailbox watchers of one run: started before the run, told its outcome after it.
 pub struct Verifier {
-    tasks: tokio::task::JoinSet<(String, Result<HashMap<u64, Instant>, ReadError>)>,
+    tasks: tokio::task::JoinSet<WatchResult>,
     run_over: watch::Sender<Option<Arc<RunOver>>>,
     /// Recipients (lower-cased) with no credentials.
     uncredentialed: HashSet<String>,
