@@ -236,6 +236,30 @@ async fn disconnect_instead_of_and_after_reply() {
 }
 
 #[tokio::test]
+async fn disconnect_in_the_middle_of_data_stores_nothing() {
+    // 354 comes, the client starts sending the message, the connection dies.
+    let server = with_rule(
+        "stage = \"data\"\naction = \"disconnect\"\nwhen = \"mid-data\"\nmailbox = \"bernd\"",
+    )
+    .await;
+    let r = send_to(&server, &["bernd@kanzlei.test"]).await;
+    assert!(
+        r["messages"][0]["error"].as_str().is_some(),
+        "the client saw the connection break: {r}"
+    );
+    assert!(r["messages"][0]["data"].is_null(), "{r}");
+    assert_eq!(count(&server, "bernd@kanzlei.test"), 0, "nothing stored");
+    assert_eq!(
+        event(&server, Stage::Data, 1),
+        [fault("disconnect MidData")]
+    );
+    // Mail for others goes through.
+    let r = send_to(&server, &["anna@kanzlei.test"]).await;
+    assert_eq!(code(&r, 0, "data"), Some(250), "{r}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn drop_at_route_for_one_sender() {
     let server = with_rule("stage = \"route\"\naction = \"drop\"\nsender = \"newsletter@*\"").await;
     let r = smtp(json!({"port": server.smtp_addr().port(), "messages": [

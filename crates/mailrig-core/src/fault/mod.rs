@@ -118,6 +118,9 @@ pub enum DisconnectPoint {
     InsteadOfReply,
     /// After the reply was sent.
     AfterReply,
+    /// Only at stage `data`: after `354`, in the middle of the message
+    /// content (nothing is stored; the client sees the connection reset).
+    MidData,
 }
 
 /// What is wrong with TLS.
@@ -291,6 +294,9 @@ impl FaultRule {
                 Action::Disconnect {
                     point: DisconnectPoint::AfterReply,
                 } => "close the connection after the normal reply".into(),
+                Action::Disconnect {
+                    point: DisconnectPoint::MidData,
+                } => "answer 354, then close the connection in the middle of the message".into(),
                 Action::Drop => "answer 250 as usual and store nothing".into(),
                 Action::Misroute { to_address, .. } => {
                     format!("store the message in {to_address} instead")

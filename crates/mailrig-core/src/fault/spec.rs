@@ -276,6 +276,12 @@ impl FaultRuleSpec {
     }
 
     pub(super) fn check_stage(&self, stage: Stage) -> Result<(), String> {
+        if self.when == Some(DisconnectPoint::MidData) && stage != Stage::Data {
+            return Err(format!(
+                "disconnect `when = \"mid-data\"` works only at stage 'data', not '{}'",
+                stage.name()
+            ));
+        }
         let allowed = self.action.stages();
         if allowed.contains(&stage) {
             Ok(())

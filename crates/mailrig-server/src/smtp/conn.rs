@@ -43,11 +43,21 @@ pub async fn handle(mut stream: Stream, peer: SocketAddr, state: Arc<ServerState
         return;
     }
     let idle = state.world.limits.idle_timeout;
+    let mut last_read = tokio::time::Instant::now();
+    let idle_timer = tokio::time::sleep(idle);
+    tokio::pin!(idle_timer);
+    let shutdown = state.shutdown.cancelled();
+    tokio::pin!(shutdown);
 
     loop {
         // Work through everything already buffered; replies accumulate in `out`.
         let mut action = Action::Continue;
         while !inbuf.is_empty() {
+            if session.cut_in_data() {
+                // Disconnect fault in the middle of DATA: drop everything.
+                let _ = stream.shutdown().await;
+                return;
+            }
             if session.in_data() {
                 let (used, a) = session.data(&inbuf, &mut out);
                 inbuf.advance(used);
@@ -153,18 +163,31 @@ pub async fn handle(mut stream: Stream, peer: SocketAddr, state: Arc<ServerState
         if inbuf.capacity() - inbuf.len() < 4096 {
             inbuf.reserve(16 * 1024);
         }
-        let read = tokio::select! {
-            r = tokio::time::timeout(idle, stream.read_buf(&mut inbuf)) => r,
-            _ = state.shutdown.cancelled() => {
-                session.shutting_down(&mut out);
-                let _ = stream.write_all(&out).await;
-                break;
+        // One shutdown waiter and one idle timer per connection, re-armed only
+        // when they fire: no timer or waiter registration per read.
+        let read = loop {
+            tokio::select! {
+                biased;
+                r = stream.read_buf(&mut inbuf) => break Some(r),
+                _ = &mut idle_timer => {
+                    let deadline = last_read + idle;
+                    if tokio::time::Instant::now() >= deadline {
+                        break None;
+                    }
+                    idle_timer.as_mut().reset(deadline);
+                }
+                _ = &mut shutdown => {
+                    session.shutting_down(&mut out);
+                    let _ = stream.write_all(&out).await;
+                    let _ = stream.shutdown().await;
+                    return;
+                }
             }
         };
         match read {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(_)) => {}
-            Err(_) => {
+            Some(Ok(0)) | Some(Err(_)) => break,
+            Some(Ok(_)) => last_read = tokio::time::Instant::now(),
+            None => {
                 session.timed_out(&mut out);
                 let _ = stream.write_all(&out).await;
                 break;

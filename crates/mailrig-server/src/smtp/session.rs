@@ -94,6 +94,8 @@ pub struct Session {
     close_after_reply: bool,
     /// The greeting was a refusal: only QUIT is accepted.
     refused: bool,
+    /// A fault wants the connection cut once message content arrives.
+    cut_in_data: bool,
     /// The TLS fault of this session, decided once.
     tls_fault: Option<Option<TlsFault>>,
 }
@@ -125,6 +127,7 @@ impl Session {
             tarpit: None,
             close_after_reply: false,
             refused: false,
+            cut_in_data: false,
             tls_fault: None,
         }
     }
@@ -211,6 +214,9 @@ impl Session {
                 Fault::Disconnect {
                     point: DisconnectPoint::AfterReply,
                 } => self.close_after_reply = true,
+                Fault::Disconnect {
+                    point: DisconnectPoint::MidData,
+                } => self.cut_in_data = true,
                 Fault::Reply {
                     code,
                     enhanced,
@@ -226,6 +232,12 @@ impl Session {
             }
         }
         None
+    }
+
+    /// Whether a fault wants the connection cut now that message content
+    /// arrives (nothing of it is stored).
+    pub fn cut_in_data(&self) -> bool {
+        self.cut_in_data && self.in_data()
     }
 
     /// Whether the session is reading message content (not command lines).
@@ -540,14 +552,35 @@ impl Session {
                 Request::Mail { from } => Some(from.address.as_ref()),
                 _ => None,
             };
-            let fired = self.faults(
-                stage,
-                Facts {
-                    sender,
+            // At DATA the recipients are known: rules may select them, and
+            // are asked once per routed recipient (the first that fires wins).
+            let routes: Vec<(String, MailboxId)> = match (stage, &self.tx) {
+                (Stage::Data, Some(tx)) => tx.routes.clone(),
+                _ => Vec::new(),
+            };
+            let mut fired = Vec::new();
+            if routes.is_empty() {
+                fired = self.faults(
+                    stage,
+                    Facts {
+                        sender,
+                        ..Facts::default()
+                    },
+                    None,
+                );
+            }
+            for (rcpt, mailbox) in &routes {
+                let base = Facts {
+                    mailbox: Some(*mailbox),
+                    domain: rcpt.rsplit_once('@').map(|(_, d)| d),
+                    rcpt: Some(rcpt),
                     ..Facts::default()
-                },
-                None,
-            );
+                };
+                fired = self.faults(stage, base, None);
+                if !fired.is_empty() {
+                    break;
+                }
+            }
             if let Some(action) = self.apply_command_faults(&fired, out) {
                 return action;
             }
