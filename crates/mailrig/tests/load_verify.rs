@@ -131,3 +131,73 @@ async fn verify_imap_finds_everything_on_a_healthy_server() {
     );
     assert_eq!(v.latency.as_ref().map(|l| l.count), Some(56));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_target_file_gives_credentials_and_unknown_recipients_are_not_checked() {
+    let path = scenario("kanzlei-2-of-25.toml");
+    let server = start_server(&path).await;
+    let dir = tempfile::tempdir().unwrap();
+    let imap = server.imap_addr();
+    let target = dir.path().join("target.toml");
+    std::fs::write(
+        &target,
+        format!(
+            "[smtp]\nhost = \"{}\"\nport = {}\n\n[read]\nprotocol = \"imap\"\nhost = \"{}\"\nport = {}\npassword = \"secret\"\n\n\
+             [[mailbox]]\naddress = \"anna@kanzlei.test\"\n\n[[mailbox]]\naddress = \"user07@patente.test\"\n",
+            server.smtp_addr().ip(),
+            server.smtp_addr().port(),
+            imap.ip(),
+            imap.port()
+        ),
+    )
+    .unwrap();
+    let json = dir.path().join("out.json");
+    let out = Command::new(BIN)
+        .args([
+            "load",
+            &format!("smtp://{}", server.smtp_addr()),
+            "--to",
+            "anna@kanzlei.test",
+            "--to",
+            "user07@patente.test",
+            "--to",
+            "bernd@kanzlei.test",
+            "-n",
+            "9",
+            "--verify-imap",
+            "--verify-target",
+            target.to_str().unwrap(),
+            "--verify-timeout",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+            "--no-progress",
+        ])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run the mailrig binary");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let report = Report::read_json(&json).unwrap();
+    let v = report.verification.expect("the delivery check");
+    let r = |a: &str| v.per_recipient[a].clone();
+    assert_eq!(
+        (
+            r("anna@kanzlei.test").delivered,
+            r("anna@kanzlei.test").missing
+        ),
+        (3, 0)
+    );
+    assert_eq!(
+        (
+            r("user07@patente.test").delivered,
+            r("user07@patente.test").missing
+        ),
+        (0, 3)
+    );
+    assert!(r("bernd@kanzlei.test").error.is_some(), "{v:#?}");
+    assert_eq!(
+        (v.accepted, v.delivered, v.missing, v.unverified),
+        (9, 3, 3, 3)
+    );
+}
