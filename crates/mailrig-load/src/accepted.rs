@@ -8,6 +8,7 @@
 //! [`MAX_RANGES`] ranges or [`MAX_REFUSED`] refusals the log stops growing and says it is truncated.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,10 @@ use crate::recipients::recipient_index;
 pub const MAX_RANGES: usize = 1_000_000;
 /// Most refused recipients of accepted messages kept per run.
 pub const MAX_REFUSED: usize = 100_000;
+
+/// Most accept times kept per run (24 bytes each, about 24 MB): past this, later messages are verified
+/// for delivery but their latency is not measured ([`AcceptTimes::truncated`]).
+pub const MAX_ACCEPT_TIMES: usize = 1_000_000;
 
 /// The `Message-ID` of message `seq` of run `run_id`, with angle brackets.
 pub fn message_id(run_id: &str, seq: u64) -> String {
@@ -99,6 +104,60 @@ impl AcceptedMessages {
             .filter(|(_, n)| *n > 0)
             .map(|(r, n)| (r.clone(), n))
             .collect();
+    }
+}
+
+/// When each accepted message got its 250, kept in memory only (never in the JSON report) and only when
+/// [`crate::LoadConfig::record_accept_times`] is set: a verifier subtracts it from the time it first sees
+/// the message in a mailbox. `Instant`s, so the clock of this process alone is used.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AcceptTimes {
+    /// `(seq, time of the 250)`, sorted by `seq`.
+    entries: Vec<(u64, Instant)>,
+    /// Set when [`MAX_ACCEPT_TIMES`] was hit: later messages have no accept time.
+    pub truncated: bool,
+}
+
+impl AcceptTimes {
+    /// Records the 250 of message `seq`.
+    pub fn record(&mut self, seq: u64, at: Instant) {
+        if self.entries.len() < MAX_ACCEPT_TIMES {
+            self.entries.push((seq, at));
+        } else {
+            self.truncated = true;
+        }
+    }
+
+    /// Adds another set of the same run.
+    pub fn absorb(&mut self, other: AcceptTimes) {
+        for (seq, at) in other.entries {
+            self.record(seq, at);
+        }
+        self.truncated |= other.truncated;
+    }
+
+    /// Sorts for lookups (called once the run is over).
+    pub fn finish(mut self) -> AcceptTimes {
+        self.entries.sort_unstable_by_key(|&(seq, _)| seq);
+        self
+    }
+
+    /// When message `seq` was accepted, if recorded. Needs [`AcceptTimes::finish`] first.
+    pub fn get(&self, seq: u64) -> Option<Instant> {
+        self.entries
+            .binary_search_by_key(&seq, |&(s, _)| s)
+            .ok()
+            .map(|i| self.entries[i].1)
+    }
+
+    /// Messages with an accept time.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether none was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 
@@ -217,5 +276,18 @@ mod tests {
         assert_eq!(d, [("a@x", 0), ("b@x", 0), ("c@x", 1)]);
         assert_eq!(acc.per_recipient.get("a@x"), Some(&1));
         assert_eq!(message_id("r", 7), "<load-r-7@mailrig>");
+    }
+
+    #[test]
+    fn accept_times_are_looked_up_by_seq() {
+        let t0 = Instant::now();
+        let mut times = AcceptTimes::default();
+        times.record(5, t0);
+        times.record(2, t0 + std::time::Duration::from_millis(3));
+        let times = times.finish();
+        assert_eq!(times.get(5), Some(t0));
+        assert_eq!(times.get(2), Some(t0 + std::time::Duration::from_millis(3)));
+        assert_eq!(times.get(3), None);
+        assert_eq!(times.len(), 2);
     }
 }

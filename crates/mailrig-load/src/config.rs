@@ -201,6 +201,7 @@ impl LoadArgs {
             })?,
             run_id: self.run_id,
             progress: !self.no_progress,
+            record_accept_times: false,
         };
         config.validate()?;
         Ok(config)
@@ -247,6 +248,10 @@ pub struct LoadConfig {
     pub run_id: Option<String>,
     /// Show a progress line when stderr is a terminal.
     pub progress: bool,
+    /// Keep the time of each message's 250 in memory ([`crate::Report::accept_times`]), so that a verifier
+    /// can measure delivery latency. Off by default: it costs 24 bytes per accepted message (bounded by
+    /// [`crate::accepted::MAX_ACCEPT_TIMES`]).
+    pub record_accept_times: bool,
 }
 
 impl LoadConfig {
@@ -271,6 +276,7 @@ impl LoadConfig {
             timeout: Duration::from_secs(30),
             run_id: None,
             progress: false,
+            record_accept_times: false,
         }
     }
 

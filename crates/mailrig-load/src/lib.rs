@@ -41,12 +41,14 @@ pub mod report;
 mod run;
 mod session;
 pub mod tls;
+pub mod verification;
 
-pub use accepted::{AcceptedMessages, message_id};
+pub use accepted::{AcceptTimes, AcceptedMessages, message_id};
 pub use config::{Credentials, LoadArgs, LoadConfig, Pacing, SizeMix, Target, TlsOptions};
 pub use errors::{ErrorKind, LoadError};
 pub use histogram::{LatencySummary, Stage};
 pub use merge::merge;
 pub use recipients::RecipientPool;
 pub use report::{Counts, Errors, Report, RunInfo};
-pub use run::run;
+pub use run::{new_run_id, run};
+pub use verification::{MailboxVerification, Verification};

@@ -48,6 +48,9 @@ pub fn merge(reports: &[Report]) -> Result<Report, LoadError> {
         merged.finished_unix_ms = merged.finished_unix_ms.max(r.finished_unix_ms);
     }
     if !rest.is_empty() {
+        // A delivery check stands for its own run only.
+        merged.verification = None;
+        merged.accept_times = None;
         merged.elapsed_secs = merged
             .finished_unix_ms
             .saturating_sub(merged.started_unix_ms) as f64

@@ -10,10 +10,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::accepted::{AcceptedLog, AcceptedMessages};
+use crate::accepted::{AcceptTimes, AcceptedLog, AcceptedMessages};
 use crate::config::{Pacing, SizeMix};
 use crate::errors::{ErrorKind, LoadError};
 use crate::histogram::{LatencySummary, Stage, StageHistograms};
+use crate::verification::Verification;
 
 /// Version of the JSON layout; [`crate::merge`] refuses to mix versions.
 pub const REPORT_FORMAT: u32 = 1;
@@ -46,6 +47,14 @@ pub struct Report {
     pub latency: BTreeMap<Stage, LatencySummary>,
     /// Accepted messages of each run, for verification.
     pub accepted: Vec<AcceptedMessages>,
+    /// The time of each 250, when the run was asked to keep them ([`crate::LoadConfig::record_accept_times`]).
+    /// In memory only: never written to JSON, dropped by a merge.
+    #[serde(skip)]
+    pub accept_times: Option<AcceptTimes>,
+    /// What a delivery check found after the run (`mailrig load --verify-imap`), if one was made. A merge
+    /// drops it: each run's check stands for that run only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
 }
 
 /// What one run was asked to do.
@@ -169,6 +178,8 @@ pub struct Tally {
     pub errors: Errors,
     /// Accepted messages.
     pub accepted: AcceptedLog,
+    /// The time of each 250 (only filled when the config asks for it).
+    pub accept_times: AcceptTimes,
 }
 
 impl Tally {
@@ -205,6 +216,7 @@ impl Tally {
         self.counts.add(&other.counts);
         self.errors.add(&other.errors);
         self.accepted.absorb(other.accepted);
+        self.accept_times.absorb(other.accept_times);
         Ok(())
     }
 
@@ -227,6 +239,9 @@ impl Tally {
             latency: self.latency.to_report()?,
             accepted: vec![accepted],
             runs: vec![info],
+            accept_times: (!self.accept_times.is_empty() || self.accept_times.truncated)
+                .then(|| self.accept_times.finish()),
+            verification: None,
         };
         report.compute_rates();
         Ok(report)
@@ -369,20 +384,28 @@ impl Report {
             "stage", "count", "p50", "p90", "p99", "p99.9", "max"
         );
         for (stage, s) in &self.latency {
-            let _ = writeln!(
-                t,
-                "{:<14}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
-                stage.as_str(),
-                s.count,
-                human_micros(s.p50_us),
-                human_micros(s.p90_us),
-                human_micros(s.p99_us),
-                human_micros(s.p999_us),
-                human_micros(s.max_us)
-            );
+            latency_row(&mut t, stage.as_str(), s);
+        }
+        if let Some(v) = &self.verification {
+            v.write_table(&mut t);
         }
         t
     }
+}
+
+/// One row of a latency table (the stage table's columns).
+pub(crate) fn latency_row(t: &mut String, name: &str, s: &LatencySummary) {
+    let _ = writeln!(
+        t,
+        "{:<14}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        name,
+        s.count,
+        human_micros(s.p50_us),
+        human_micros(s.p90_us),
+        human_micros(s.p99_us),
+        human_micros(s.p999_us),
+        human_micros(s.max_us)
+    );
 }
 
 fn human_micros(us: u64) -> String {

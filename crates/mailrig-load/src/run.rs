@@ -175,6 +175,16 @@ async fn show_progress(shared: Arc<Shared>) {
     }
 }
 
+/// A fresh run id, as a run without `--run-id` makes itself: for callers that need the id before the run
+/// starts (e.g. a verifier watching mailboxes for the run's messages while it goes).
+pub fn new_run_id() -> String {
+    random_run_id(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
 /// 12 hex digits from the clock and the process id.
 fn random_run_id(unix: Duration) -> String {
     let seed = splitmix64(unix.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32));

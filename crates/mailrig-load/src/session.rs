@@ -140,6 +140,11 @@ fn record(
             }
             tally.counts.message_bytes += std::mem::take(&mut pending.message_bytes);
             tally.accepted.insert(ticket.seq, &refused_slots);
+            if shared.config.record_accept_times {
+                tally
+                    .accept_times
+                    .record(ticket.seq, Instant::now().into_std());
+            }
             drop(tally);
             shared.live.accepted.fetch_add(1, Ordering::Relaxed);
             true

@@ -94,6 +94,7 @@
 //! `EXPUNGE` only when no other message is flagged `\Deleted`) or `DELE`,
 //! unless `--keep`. Other mail is never touched.
 
+pub mod imap_reader;
 mod mailbox_csv;
 mod message;
 mod read;
@@ -106,6 +107,7 @@ mod verdict;
 
 pub use message::BuildError;
 pub use message::{HASH_HEADER, PROBE_HEADER, RunId};
+pub use read::ReadError;
 pub use report::{Cleanup, Counts, DomainSummary, REPORT_SCHEMA, Report, Summary};
 pub use run::{Phase, ProbeError, ProbeOptions, Progress, ProgressFn, exit_code, probe};
 pub use target::{

@@ -7,6 +7,7 @@
 
 mod demo_cmd;
 mod load_cmd;
+mod load_verify;
 mod probe_cmd;
 mod scenario_cmd;
 mod serve;

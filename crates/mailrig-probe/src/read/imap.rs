@@ -228,9 +228,6 @@ impl ImapSession {
     /// UIDs of this run's messages (SEARCH), or `None` when the server
     /// cannot search headers and every message has to be looked at.
     async fn search(&mut self, run: &RunId) -> Result<Option<Vec<NonZeroU32>>, ReadError> {
-        if self.search_refused {
-            return Ok(None);
-        }
         let header = AString::try_from(PROBE_HEADER.to_string());
         let value = AString::try_from(run.as_str().to_string());
         let subject = AString::try_from(run.as_str().to_string());
@@ -241,6 +238,32 @@ impl ImapSession {
             Box::new(SearchKey::Header(header, value)),
             Box::new(SearchKey::Subject(subject)),
         );
+        self.search_key(key).await
+    }
+
+    /// UIDs of messages whose header `name` contains `value`, or `None`
+    /// when the server cannot search headers.
+    pub async fn search_header(
+        &mut self,
+        name: &str,
+        value: &str,
+    ) -> Result<Option<Vec<NonZeroU32>>, ReadError> {
+        let (Ok(header), Ok(value)) = (
+            AString::try_from(name.to_string()),
+            AString::try_from(value.to_string()),
+        ) else {
+            return Err(ReadError::Protocol("cannot encode SEARCH".into()));
+        };
+        self.search_key(SearchKey::Header(header, value)).await
+    }
+
+    async fn search_key(
+        &mut self,
+        key: SearchKey<'static>,
+    ) -> Result<Option<Vec<NonZeroU32>>, ReadError> {
+        if self.search_refused {
+            return Ok(None);
+        }
         match self
             .exec(CommandBody::search(None, Vec1::from(key), true))
             .await
@@ -262,15 +285,21 @@ impl ImapSession {
         }
     }
 
+    /// NOOP: lets the server report new mail before the next search.
+    pub async fn noop(&mut self) -> Result<(), ReadError> {
+        self.exec(CommandBody::Noop)
+            .await
+            .map(|_| ())
+            .map_err(|f| f.into_read_error("NOOP"))
+    }
+
     pub async fn scan(
         &mut self,
         run: &RunId,
         cache: &mut ScanCache,
     ) -> Result<Vec<FoundMessage>, ReadError> {
         // NOOP lets the server tell us about new mail before we search.
-        self.exec(CommandBody::Noop)
-            .await
-            .map_err(|f| f.into_read_error("NOOP"))?;
+        self.noop().await?;
         let uids = match self.search(run).await? {
             Some(uids) => uids,
             None => self.all_uids().await?,
@@ -281,7 +310,7 @@ impl ImapSession {
             .filter(|u| !cache.contains_key(&u.to_string()))
             .collect();
         if !new.is_empty() {
-            for (uid, header, text) in self.fetch(&new).await? {
+            for (uid, header, text) in self.fetch(&new, true).await? {
                 let headers = SeenHeaders::parse(&header);
                 let found = headers.token(run).map(|token| FoundMessage {
                     key: uid.to_string(),
@@ -299,7 +328,7 @@ impl ImapSession {
     }
 
     /// Every UID in the mailbox (fallback when SEARCH HEADER is refused).
-    async fn all_uids(&mut self) -> Result<Vec<NonZeroU32>, ReadError> {
+    pub async fn all_uids(&mut self) -> Result<Vec<NonZeroU32>, ReadError> {
         let all = SearchKey::All;
         let data = self
             .exec(CommandBody::search(None, Vec1::from(all), true))
@@ -314,26 +343,29 @@ impl ImapSession {
             .collect())
     }
 
-    /// `(uid, header, text)` of each message.
-    async fn fetch(
+    /// `(uid, header, text)` of each message (`text` empty unless `with_text`).
+    pub async fn fetch(
         &mut self,
         uids: &[NonZeroU32],
+        with_text: bool,
     ) -> Result<Vec<(NonZeroU32, Vec<u8>, Vec<u8>)>, ReadError> {
         let set = SequenceSet::try_from(uids.to_vec())
             .map_err(|_| ReadError::Protocol("empty UID set".into()))?;
-        let items = vec![
+        let mut items = vec![
             MessageDataItemName::Uid,
             MessageDataItemName::BodyExt {
                 section: Some(Section::Header(None)),
                 partial: None,
                 peek: true,
             },
-            MessageDataItemName::BodyExt {
+        ];
+        if with_text {
+            items.push(MessageDataItemName::BodyExt {
                 section: Some(Section::Text(None)),
                 partial: None,
                 peek: true,
-            },
-        ];
+            });
+        }
         let cmd = CommandBody::fetch(set, items, true)
             .map_err(|_| ReadError::Protocol("cannot encode FETCH".into()))?;
         let data = self

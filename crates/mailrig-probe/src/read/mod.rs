@@ -36,9 +36,9 @@ pub(crate) struct FoundMessage {
 /// it holds, or `None` for a message that is not this run's.
 pub(crate) type ScanCache = HashMap<String, Option<FoundMessage>>;
 
-/// Why a mailbox could not be read.
+/// Why a mailbox could not be read (the prober's reader and [`crate::imap_reader`] alike).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum ReadError {
+pub enum ReadError {
     /// TCP connect failed or timed out: the server is not there.
     #[error("cannot connect to {endpoint}: {reason}")]
     Connect { endpoint: String, reason: String },
