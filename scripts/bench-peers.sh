@@ -19,6 +19,7 @@
 #   --sizes LIST       message sizes: 4k, 100k or bytes                                     (default: 4k,100k)
 #   --messages N       messages per cell at 4 KiB; larger sizes get N*4k/size, at least 500 (default: 20000)
 #   --per-connection   one connection per message instead of keeping connections
+#   --mailrig-threads N  worker threads of mailrig serve (default: its own, half the cores)
 #   --no-install       do not install missing peers (pip aiosmtpd, npm maildev), just say how
 # The defaults run 40 cells in about 5 minutes on 2 cores.
 #
@@ -35,6 +36,7 @@ sessions_opt=20,100
 sizes_opt=4k,100k
 messages_4k=20000
 per_connection=0
+mailrig_threads=()
 install=1
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
@@ -45,6 +47,7 @@ while [[ $# -gt 0 ]]; do
     --sizes) sizes_opt=$2; shift 2 ;;
     --messages) messages_4k=$2; shift 2 ;;
     --per-connection) per_connection=1; shift ;;
+    --mailrig-threads) mailrig_threads=(--threads "$2"); shift 2 ;;
     --no-install) install=0; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench-peers: unknown option '$1' (see --help)" >&2; exit 2 ;;
@@ -147,7 +150,7 @@ start_server() { # name: starts it fresh, sets server_pid, smtp_port, count_port
     mailrig)
       "$mailrig_bin" serve --scenario "$repo/testdata/scenarios/kanzlei.toml" --smtp "127.0.0.1:$smtp_port" \
         --smtps 127.0.0.1:0 --imap 127.0.0.1:0 --imaps 127.0.0.1:0 --pop3 127.0.0.1:0 \
-        --http "127.0.0.1:$count_port" --ca-out "$logs/mailrig-ca.pem" >"$log" 2>&1 & ;;
+        --http "127.0.0.1:$count_port" --ca-out "$logs/mailrig-ca.pem" "${mailrig_threads[@]}" >"$log" 2>&1 & ;;
   esac
   server_pid=$!
   local waited=0
