@@ -77,10 +77,12 @@ async fn demo(scenario: Scenario, timeout: Duration) -> anyhow::Result<ExitCode>
     print!("{}", report.to_table(std::io::stdout().is_terminal()));
 
     let journal = server.journal().entries();
-    let drops: Vec<_> = journal
+    let mut drops: Vec<_> = journal
         .iter()
         .filter(|e| e.event == JournalEvent::Dropped)
         .collect();
+    // Sends run in parallel; list the losses in mailbox order.
+    drops.sort_by(|a, b| a.rcpt.cmp(&b.rcpt));
     if !drops.is_empty() {
         println!("\nWhat the server's journal says happened to them:");
         for e in &drops {
