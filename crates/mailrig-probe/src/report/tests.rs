@@ -1,3 +1,4 @@
+//! Unit tests of the prober's report module.
 use super::*;
 use crate::verdict::SmtpReply;
 

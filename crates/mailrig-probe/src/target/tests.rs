@@ -1,3 +1,4 @@
+//! Unit tests of the prober's target module.
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,3 +1,4 @@
+//! Unit tests of the prober's verdict module.
 use std::time::{Duration, Instant};
 
 use super::*;
