@@ -233,6 +233,10 @@ async fn size_is_advertised_and_enforced() {
         c.cmd("MAIL FROM:<s@x.test> SIZE=1001", 552).await,
         "552 5.3.4 Message size exceeds fixed limit"
     );
+    let j = server.journal().entries();
+    assert_eq!(j.len(), 1, "the refusal is journaled: {j:?}");
+    assert_eq!(j[0].stage, mailrig_core::fault::Stage::Mail);
+    assert_eq!(j[0].mail_from.as_deref(), Some("s@x.test"));
     c.cmd("MAIL FROM:<s@x.test> SIZE=500", 250).await;
     c.cmd("RCPT TO:<a@d.test>", 250).await;
     c.cmd("DATA", 354).await;

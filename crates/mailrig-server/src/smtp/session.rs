@@ -830,6 +830,7 @@ impl Session {
             return reply(out, 503, "5.5.1", "Error: nested MAIL command");
         }
         if self.state.world.security.smtp_auth == AuthMode::Required && self.auth_user.is_none() {
+            self.journal_sender_refused(from, 530, "5.7.0", "Authentication required");
             return reply(out, 530, "5.7.0", "Authentication required");
         }
         let smtputf8 = flags & MAIL_SMTPUTF8 != 0;
@@ -846,6 +847,7 @@ impl Session {
         }
         if size > self.state.world.limits.max_message_size {
             Metrics::add(&self.state.metrics.messages_rejected, 1);
+            self.journal_sender_refused(from, 552, "5.3.4", "Message size exceeds fixed limit");
             return reply(out, 552, "5.3.4", "Message size exceeds fixed limit");
         }
         self.tx = Some(Transaction {
@@ -933,6 +935,23 @@ impl Session {
             self.journal_reject(tx, Some(to), code, enh, text, Stage::Rcpt);
         }
         reply(out, code, enh, text);
+    }
+
+    /// A message refused at MAIL, before any recipient is known.
+    fn journal_sender_refused(&self, from: &str, code: u16, enh: &str, text: &str) {
+        self.state.journal.record(JournalRecord {
+            stage: Stage::Mail,
+            rule: None,
+            message_id: None,
+            mail_from: Some(from.to_string()),
+            rcpt: None,
+            peer: Some(self.peer.to_string()),
+            event: JournalEvent::Rejected {
+                code,
+                enhanced: enh.to_string(),
+                text: text.to_string(),
+            },
+        });
     }
 
     fn journal_reject(
