@@ -149,7 +149,7 @@ start_server() { # name: starts it fresh, sets server_pid, smtp_port, count_port
       "$mailin_bin" "127.0.0.1:$smtp_port" "$max_sessions" "127.0.0.1:$count_port" >"$log" 2>&1 & ;;
     mailrig)
       "$mailrig_bin" serve --scenario "$repo/testdata/scenarios/kanzlei.toml" --smtp "127.0.0.1:$smtp_port" \
-        --smtps 127.0.0.1:0 --imap 127.0.0.1:0 --imaps 127.0.0.1:0 --pop3 127.0.0.1:0 \
+        --smtps 127.0.0.1:0 --imap 127.0.0.1:0 --imaps 127.0.0.1:0 --pop3 127.0.0.1:0 --pop3s 127.0.0.1:0 \
         --http "127.0.0.1:$count_port" --ca-out "$logs/mailrig-ca.pem" "${mailrig_threads[@]}" >"$log" 2>&1 & ;;
   esac
   server_pid=$!

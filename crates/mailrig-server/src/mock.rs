@@ -48,6 +48,7 @@ pub struct MockServerBuilder {
     imap: Option<SocketAddr>,
     imaps: Option<SocketAddr>,
     pop3: Option<SocketAddr>,
+    pop3s: Option<SocketAddr>,
     http: Option<SocketAddr>,
 }
 
@@ -66,6 +67,7 @@ impl Default for MockServerBuilder {
             imap: loopback0(),
             imaps: loopback0(),
             pop3: loopback0(),
+            pop3s: loopback0(),
             http: loopback0(),
         }
     }
@@ -123,6 +125,12 @@ impl MockServerBuilder {
 
     pub fn pop3(mut self, addr: Option<SocketAddr>) -> Self {
         self.pop3 = addr;
+        self
+    }
+
+    /// POP3 with TLS from the first byte; `None` turns it off.
+    pub fn pop3s(mut self, addr: Option<SocketAddr>) -> Self {
+        self.pop3s = addr;
         self
     }
 
@@ -213,6 +221,16 @@ impl MockServerBuilder {
                 tracker.clone(),
             ));
         }
+        if let Some(addr) = self.pop3s {
+            let l = bind("POP3S", addr).await?;
+            addrs.pop3s = l.local_addr().ok();
+            tracker.spawn(crate::pop3::serve(
+                l,
+                true,
+                Arc::clone(&state),
+                tracker.clone(),
+            ));
+        }
         if let Some(addr) = self.http {
             let l = bind("HTTP", addr).await?;
             addrs.http = l.local_addr().ok();
@@ -245,6 +263,7 @@ pub struct Addresses {
     pub imap: Option<SocketAddr>,
     pub imaps: Option<SocketAddr>,
     pub pop3: Option<SocketAddr>,
+    pub pop3s: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
 }
 
@@ -291,6 +310,10 @@ impl MockServer {
 
     pub fn pop3_addr(&self) -> SocketAddr {
         self.addrs.pop3.expect("POP3 listener is off")
+    }
+
+    pub fn pop3s_addr(&self) -> SocketAddr {
+        self.addrs.pop3s.expect("POP3S listener is off")
     }
 
     /// The HTTP control API address (panics if the HTTP listener was turned off).

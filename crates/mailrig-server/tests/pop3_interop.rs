@@ -44,7 +44,10 @@ async fn run(program: &str, args: &[&str]) -> String {
 const POPLIB_SCRIPT: &str = r#"
 import json, poplib, ssl, sys
 host, port, user, mode, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-p = poplib.POP3(host, port, timeout=10)
+if mode == "ssl":
+    p = poplib.POP3_SSL(host, port, timeout=10, context=ssl.create_default_context(cafile=ca))
+else:
+    p = poplib.POP3(host, port, timeout=10)
 out = {"welcome": p.getwelcome().decode()}
 out["capa"] = sorted(p.capa().keys())
 if mode == "stls":
@@ -69,7 +72,12 @@ print(json.dumps(out))
 "#;
 
 async fn poplib(server: &MockServer, mode: &str) -> serde_json::Value {
-    let port = server.pop3_addr().port().to_string();
+    let port = if mode == "ssl" {
+        server.pop3s_addr().port()
+    } else {
+        server.pop3_addr().port()
+    }
+    .to_string();
     let ca = server.ca_path().to_str().unwrap().to_string();
     let out = run(
         "python3",
@@ -139,6 +147,28 @@ async fn python_poplib_stat_list_uidl_retr_top_dele_quit() {
     let left = server.inbox("anna@kanzlei.test").unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(&left[0].raw[..], M2.as_bytes());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn python_poplib_over_implicit_tls_pop3s() {
+    let server = kanzlei().await;
+    put(&server, "anna@kanzlei.test", M1);
+    put(&server, "anna@kanzlei.test", M2);
+    let r = poplib(&server, "ssl").await;
+    assert_eq!(
+        r["welcome"], "+OK mx.kanzlei.test POP3 mailrig ready",
+        "{r}"
+    );
+    let capa: Vec<&str> = r["capa"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(!capa.contains(&"STLS"), "no STLS inside TLS: {capa:?}");
+    assert_eq!(r["stat"], serde_json::json!([2, M1.len() + M2.len()]));
+    assert_eq!(r["retr1"][4], ".dot line");
     server.shutdown().await;
 }
 

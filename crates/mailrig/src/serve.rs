@@ -30,6 +30,9 @@ pub struct ServeArgs {
     /// POP3 listener (STLS offered).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1110")]
     pop3: SocketAddr,
+    /// POP3 listener with TLS from the first byte.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9950")]
+    pop3s: SocketAddr,
     /// HTTP control API and web page (no authentication: keep it on loopback).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8025")]
     http: SocketAddr,
@@ -70,6 +73,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .imap(Some(args.imap))
             .imaps(Some(args.imaps))
             .pop3(Some(args.pop3))
+            .pop3s(Some(args.pop3s))
             .http(Some(args.http));
         if let Some(dir) = &args.maildir {
             builder = builder.maildir(dir);
@@ -97,6 +101,7 @@ fn print_banner(server: &MockServer) {
     show("IMAP", a.imap);
     show("IMAPS", a.imaps);
     show("POP3", a.pop3);
+    show("POP3S", a.pop3s);
     if let Some(addr) = a.http {
         println!("  HTTP   http://{addr}/  (API: /api/v1, metrics: /metrics)");
     }

@@ -23,6 +23,8 @@ fn serve_prints_addresses_accepts_mail_and_stops_on_sigterm() {
             "127.0.0.1:0",
             "--pop3",
             "127.0.0.1:0",
+            "--pop3s",
+            "127.0.0.1:0",
             "--http",
             "127.0.0.1:0",
         ])
