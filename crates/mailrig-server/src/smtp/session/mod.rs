@@ -23,6 +23,9 @@ use mailrig_core::{Address, Envelope, NewMessage};
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, MAIL_SMTPUTF8, Request};
 
 use super::data::{BodyProblem, DataReader};
+
+mod auth;
+mod fault_hooks;
 use crate::faults::{Subject, message_id};
 use crate::state::{Metrics, ServerState};
 
@@ -170,68 +173,6 @@ impl Session {
         let f = self.state.tls_fault(self.peer);
         self.tls_fault = Some(f);
         f
-    }
-
-    fn facts<'a>(&'a self, base: Facts<'a>) -> Facts<'a> {
-        Facts {
-            client: Some(self.peer.ip()),
-            sender: base
-                .sender
-                .or(self.tx.as_ref().map(|t| t.mail_from.as_str())),
-            user: base.user.or(self.auth_user.as_deref()),
-            ..base
-        }
-    }
-
-    fn faults(&self, stage: Stage, base: Facts<'_>, message_id: Option<&str>) -> Vec<Fired> {
-        let facts = self.facts(base);
-        let subject = Subject {
-            message_id,
-            mail_from: facts.sender,
-            rcpt: facts.rcpt,
-            peer: Some(self.peer),
-        };
-        self.state.faults_at(stage, &facts, &subject)
-    }
-
-    /// Applies delay, tarpit, disconnect and reply faults of a command stage.
-    /// `Some(action)` means the command was answered (or the connection must
-    /// close) and its normal handling must be skipped.
-    fn apply_command_faults(&mut self, fired: &[Fired], out: &mut Vec<u8>) -> Option<Action> {
-        for f in fired {
-            match &f.action {
-                Fault::Delay { ms } => {
-                    let d = std::time::Duration::from_millis(*ms);
-                    self.delay = Some(match self.delay {
-                        Some((mark, prev)) => (mark, prev + d),
-                        None => (out.len(), d),
-                    });
-                }
-                Fault::Tarpit { bytes_per_sec } => self.tarpit = Some(*bytes_per_sec),
-                Fault::Disconnect {
-                    point: DisconnectPoint::InsteadOfReply,
-                } => return Some(Action::Close),
-                Fault::Disconnect {
-                    point: DisconnectPoint::AfterReply,
-                } => self.close_after_reply = true,
-                Fault::Disconnect {
-                    point: DisconnectPoint::MidData,
-                } => self.cut_in_data = true,
-                Fault::Reply {
-                    code,
-                    enhanced,
-                    text,
-                } => {
-                    reply(out, *code, enhanced, text);
-                    if *code == 421 {
-                        return Some(Action::Close);
-                    }
-                    return Some(Action::Continue);
-                }
-                _ => {}
-            }
-        }
-        None
     }
 
     /// Whether a fault wants the connection cut now that message content
@@ -406,46 +347,6 @@ impl Session {
             copies,
             queue_id,
             close: None,
-        }
-    }
-
-    /// Route and deliver faults for one recipient: where its copies go.
-    fn plan_copies(
-        &self,
-        rcpt: &str,
-        mailbox: MailboxId,
-        mail_from: &str,
-        message: &NewMessage,
-        mid: Option<&str>,
-        out: &mut Vec<PlannedCopy>,
-    ) {
-        let mut copy = PlannedCopy {
-            mailbox,
-            message: message.clone(),
-            after: None,
-        };
-        let mut copies = 1u32;
-        for stage in [Stage::Route, Stage::Deliver] {
-            let base = Facts {
-                mailbox: Some(copy.mailbox),
-                domain: rcpt.rsplit_once('@').map(|(_, d)| d),
-                rcpt: Some(rcpt),
-                sender: Some(mail_from),
-                ..Facts::default()
-            };
-            for f in self.faults(stage, base, mid) {
-                match f.action {
-                    Fault::Drop => return,
-                    Fault::Misroute { to, .. } => copy.mailbox = to,
-                    Fault::Duplicate { copies: n } => copies = copies.max(n),
-                    Fault::Late { secs } => copy.after = Some(std::time::Duration::from_secs(secs)),
-                    Fault::Alter(a) => copy.message.raw = alter(&copy.message.raw, &a),
-                    _ => {}
-                }
-            }
-        }
-        for _ in 0..copies {
-            out.push(copy.clone());
         }
     }
 
@@ -728,100 +629,6 @@ impl Session {
         }
     }
 
-    fn auth(&mut self, mechanism: u64, initial: &str, out: &mut Vec<u8>) {
-        let sec = &self.state.world.security;
-        if sec.smtp_auth == AuthMode::Off || !self.state.world.identity.advertises("AUTH") {
-            return reply(out, 502, "5.5.1", "Error: authentication not enabled");
-        }
-        if self.helo.is_none() {
-            return reply(out, 503, "5.5.1", "Error: send HELO/EHLO first");
-        }
-        if !self.tls && !sec.plaintext_auth {
-            return reply(
-                out,
-                538,
-                "5.7.11",
-                "Encryption required for requested authentication mechanism",
-            );
-        }
-        if self.auth_user.is_some() {
-            return reply(out, 503, "5.5.1", "Error: already authenticated");
-        }
-        if self.tx.is_some() {
-            return reply(out, 503, "5.5.1", "Error: MAIL transaction in progress");
-        }
-        match mechanism {
-            AUTH_PLAIN if initial.is_empty() => {
-                self.mode = Mode::AuthPlain;
-                reply(out, 334, "", "");
-            }
-            AUTH_PLAIN => self.auth_plain_response(initial.as_bytes(), out),
-            AUTH_LOGIN if initial.is_empty() => {
-                self.mode = Mode::AuthLoginUser;
-                reply(out, 334, "", "VXNlcm5hbWU6");
-            }
-            AUTH_LOGIN => match B64
-                .decode(initial)
-                .ok()
-                .and_then(|u| String::from_utf8(u).ok())
-            {
-                Some(user) => {
-                    self.mode = Mode::AuthLoginPassword(user);
-                    reply(out, 334, "", "UGFzc3dvcmQ6");
-                }
-                None => reply(out, 501, "5.5.2", "Error: invalid base64 data"),
-            },
-            _ => reply(
-                out,
-                504,
-                "5.5.4",
-                "Error: unsupported authentication mechanism",
-            ),
-        }
-    }
-
-    fn auth_plain_response(&mut self, text: &[u8], out: &mut Vec<u8>) {
-        if text == b"*" {
-            return reply(out, 501, "5.7.0", "Authentication aborted");
-        }
-        let Ok(decoded) = B64.decode(text) else {
-            return reply(out, 501, "5.5.2", "Error: invalid base64 data");
-        };
-        // authzid NUL authcid NUL password
-        let mut parts = decoded.split(|b| *b == 0);
-        let (Some(_authz), Some(user), Some(pass), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return reply(out, 501, "5.5.2", "Error: malformed PLAIN response");
-        };
-        let (user, pass) = (String::from_utf8_lossy(user), String::from_utf8_lossy(pass));
-        self.check_credentials(&user, &pass, out);
-    }
-
-    fn check_credentials(&mut self, user: &str, pass: &str, out: &mut Vec<u8>) {
-        let fired = self.faults(
-            Stage::Auth,
-            Facts {
-                user: Some(user),
-                ..Facts::default()
-            },
-            None,
-        );
-        let forced_fail = fired.iter().any(|f| f.action == Fault::FailLogin);
-        if let Some(action) = self.apply_command_faults(&fired, out) {
-            if matches!(action, Action::Close) {
-                self.close_after_reply = true;
-            }
-            return;
-        }
-        if !forced_fail && self.state.world.authenticate(user, pass).is_some() {
-            self.auth_user = Some(user.to_string());
-            reply(out, 235, "2.7.0", "Authentication successful");
-        } else {
-            reply(out, 535, "5.7.8", "Error: authentication failed");
-        }
-    }
-
     fn mail(&mut self, from: &str, flags: u64, size: usize, out: &mut Vec<u8>) {
         if self.helo.is_none() {
             return reply(out, 503, "5.5.1", "Error: send HELO/EHLO first");
@@ -1029,151 +836,10 @@ impl Session {
     }
 }
 
-/// Applies an alteration fault to a stored message.
-fn alter(raw: &Bytes, a: &mailrig_core::fault::Alteration) -> Bytes {
-    let mut v: Vec<u8> = Vec::with_capacity(raw.len());
-    if a.strip_headers.is_empty() {
-        v.extend_from_slice(raw);
-    } else {
-        let end = memchr::memmem::find(raw, b"\r\n\r\n").map_or(raw.len(), |i| i + 2);
-        let (head, body) = raw.split_at(end);
-        let mut skipping = false;
-        for line in head.split_inclusive(|b| *b == b'\n') {
-            let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-            if !continuation {
-                skipping = a.strip_headers.iter().any(|h| {
-                    line.len() > h.len()
-                        && line[..h.len()].eq_ignore_ascii_case(h.as_bytes())
-                        && line[h.len()] == b':'
-                });
-            }
-            if !skipping {
-                v.extend_from_slice(line);
-            }
-        }
-        v.extend_from_slice(body);
-    }
-    if let Some(n) = a.truncate_to {
-        v.truncate(n);
-    }
-    Bytes::from(v)
-}
-
 fn trim_eol(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tls::TlsMaterial;
-    use mailrig_core::{Scenario, Store};
-
-    fn state() -> Arc<ServerState> {
-        let s = Scenario::parse(
-            "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a','b']\n[domain.aliases]\nall=['a','b']\n",
-            "t",
-        )
-        .unwrap();
-        let world = Arc::new(s.world.clone());
-        let store = Arc::new(Store::memory(&world));
-        let tls = Arc::new(TlsMaterial::generate("mx.d.test").unwrap());
-        ServerState::new(world, store, tls, s.faults.clone())
-    }
-
-    /// Every reply line is `ddd[ -]...\r\n`.
-    fn well_formed(out: &[u8]) -> bool {
-        out.split_inclusive(|b| *b == b'\n').all(|l| {
-            l.len() >= 6
-                && l[..3].iter().all(u8::is_ascii_digit)
-                && (l[3] == b' ' || l[3] == b'-')
-                && l.ends_with(b"\r\n")
-        })
-    }
-
-    #[test]
-    fn random_command_soup_never_panics_and_always_answers() {
-        let state = state();
-        let words: [&[u8]; 16] = [
-            b"EHLO x",
-            b"HELO",
-            b"MAIL FROM:<a@b>",
-            b"MAIL FROM:<>",
-            b"RCPT TO:<a@d.test>",
-            b"RCPT TO:<all@d.test>",
-            b"RCPT TO:",
-            b"DATA",
-            b"RSET",
-            b"AUTH PLAIN",
-            b"AUTH LOGIN",
-            b"VRFY",
-            b"NOOP x",
-            b"\xff\xfe",
-            b"MAIL FROM:<\x00>",
-            b"RCPT TO:<a@d.test> NOTIFY=BOGUS",
-        ];
-        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        for _ in 0..200 {
-            let mut s = Session::new(Arc::clone(&state), "127.0.0.1:1".parse().unwrap(), false);
-            let mut out = Vec::new();
-            s.greeting(&mut out);
-            for _ in 0..50 {
-                out.clear();
-                let mut line: Vec<u8> = words[(next() % 16) as usize].to_vec();
-                for _ in 0..(next() % 4) {
-                    line.push((next() % 256) as u8);
-                }
-                line.extend_from_slice(b"\r\n");
-                if s.in_data() {
-                    let (_, a) = s.data(&line, &mut out);
-                    if let Action::Deliver(d) = a {
-                        s.delivered(&d.queue_id, Ok(d.copies.len()), &mut out);
-                    }
-                    continue;
-                }
-                match s.line(&line, &mut out) {
-                    Action::Close => break,
-                    Action::StartTls => s.tls_started(),
-                    _ => {}
-                }
-                assert!(
-                    !out.is_empty(),
-                    "no reply to {:?}",
-                    String::from_utf8_lossy(&line)
-                );
-                assert!(
-                    well_formed(&out),
-                    "{:?} -> {:?}",
-                    String::from_utf8_lossy(&line),
-                    String::from_utf8_lossy(&out)
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn alias_fan_out_stores_one_copy_per_mailbox() {
-        let state = state();
-        let mut s = Session::new(Arc::clone(&state), "127.0.0.1:1".parse().unwrap(), false);
-        let mut out = Vec::new();
-        s.line(b"EHLO x\r\n", &mut out);
-        s.line(b"MAIL FROM:<s@x.test>\r\n", &mut out);
-        s.line(b"RCPT TO:<all@d.test>\r\n", &mut out);
-        s.line(b"RCPT TO:<a@d.test>\r\n", &mut out);
-        s.line(b"DATA\r\n", &mut out);
-        let (_, a) = s.data(b"x\r\n.\r\n", &mut out);
-        let Action::Deliver(d) = a else {
-            panic!("no delivery")
-        };
-        let mut boxes: Vec<u32> = d.copies.iter().map(|c| c.mailbox.0).collect();
-        boxes.sort();
-        assert_eq!(boxes, vec![0, 1]);
-    }
-}
+mod tests;
