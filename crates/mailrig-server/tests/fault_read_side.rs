@@ -9,9 +9,8 @@ mod pop3_support;
 
 use mailrig_core::fault::Stage;
 use mailrig_server::MockServer;
-use pop3_support::{KANZLEI, put, uid_validity};
+use pop3_support::{KANZLEI, put, run_tool, uid_validity};
 use serde_json::Value;
-use tokio::process::Command;
 
 const MSG: &str =
     "From: a@extern.test\r\nSubject: hidden?\r\nMessage-ID: <rs-1@extern.test>\r\n\r\nbody\r\n";
@@ -25,29 +24,11 @@ async fn kanzlei() -> MockServer {
         .unwrap()
 }
 
-/// Runs a tool and returns its stdout; a missing tool or a failure fails the test.
-async fn run(program: &str, args: &[&str]) -> String {
-    let out = match Command::new(program).args(args).output().await {
-        Ok(o) => o,
-        Err(e) => panic!(
-            "this test needs `{program}` on PATH ({e}); run scripts/install-test-deps.sh — the test does not skip"
-        ),
-    };
-    assert!(
-        out.status.success(),
-        "{program} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
-}
-
 /// Runs a Python script with arguments and parses the JSON it prints.
 async fn python(script: &str, args: &[&str]) -> Value {
     let mut all = vec!["-c", script];
     all.extend_from_slice(args);
-    let out = run("python3", &all).await;
+    let out = run_tool("python3", &all).await;
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
@@ -271,7 +252,7 @@ async fn pop3_hide_messages_with_curl_and_poplib() {
     let list = |user: &str| {
         let userpass = format!("{user}:secret");
         let url = url.clone();
-        async move { run("curl", &["-sS", "--max-time", "10", "-u", &userpass, &url]).await }
+        async move { run_tool("curl", &["-sS", "--max-time", "10", "-u", &userpass, &url]).await }
     };
     // curl prints the LIST lines: none for anna, one for bernd.
     assert_eq!(list(ANNA).await.trim(), "", "anna's list must look empty");

@@ -5,10 +5,8 @@
 
 mod pop3_support;
 
-use std::process::Output;
-
 use mailrig_server::MockServer;
-use pop3_support::{KANZLEI, put, uid_validity};
+use pop3_support::{KANZLEI, put, run_tool, uid_validity};
 use tokio::process::Command;
 
 const M1: &str = "From: a@extern.test\r\nSubject: one\r\n\r\nfirst\r\n.dot line\r\nlast\r\n";
@@ -21,24 +19,6 @@ async fn kanzlei() -> MockServer {
         .start()
         .await
         .unwrap()
-}
-
-/// Runs a tool, failing loudly when it is not installed or exits non-zero.
-async fn run(program: &str, args: &[&str]) -> String {
-    let out: Output = match Command::new(program).args(args).output().await {
-        Ok(o) => o,
-        Err(e) => panic!(
-            "this interoperability test needs `{program}` on PATH ({e}); install it (e.g. `apt-get install python3 curl`) — the test does not skip"
-        ),
-    };
-    assert!(
-        out.status.success(),
-        "{program} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
 const POPLIB_SCRIPT: &str = r#"
@@ -79,7 +59,7 @@ async fn poplib(server: &MockServer, mode: &str) -> serde_json::Value {
     }
     .to_string();
     let ca = server.ca_path().to_str().unwrap().to_string();
-    let out = run(
+    let out = run_tool(
         "python3",
         &[
             "-c",
@@ -221,9 +201,9 @@ async fn curl_lists_and_retrieves() {
     put(&server, "bernd@kanzlei.test", M2);
     let base = format!("pop3://127.0.0.1:{}/", server.pop3_addr().port());
     let user = "bernd@kanzlei.test:secret";
-    let list = run("curl", &["-sS", "--max-time", "10", "--user", user, &base]).await;
+    let list = run_tool("curl", &["-sS", "--max-time", "10", "--user", user, &base]).await;
     assert_eq!(list, format!("1 {}\r\n2 {}\r\n", M1.len(), M2.len()));
-    let retr = run(
+    let retr = run_tool(
         "curl",
         &[
             "-sS",
@@ -238,7 +218,7 @@ async fn curl_lists_and_retrieves() {
     assert_eq!(retr, M1);
     // STLS required, CA from the server's file.
     let ca = server.ca_path().to_str().unwrap();
-    let tls = run(
+    let tls = run_tool(
         "curl",
         &[
             "-sS",

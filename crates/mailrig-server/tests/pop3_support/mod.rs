@@ -189,3 +189,26 @@ pub async fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// Runs a third-party tool and returns its stdout; a missing tool or a
+/// non-zero exit fails the test (interoperability tests never skip).
+pub async fn run_tool(program: &str, args: &[&str]) -> String {
+    let out = match tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => panic!(
+            "this test needs `{program}` on PATH ({e}); run scripts/install-test-deps.sh — the test does not skip"
+        ),
+    };
+    assert!(
+        out.status.success(),
+        "{program} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
