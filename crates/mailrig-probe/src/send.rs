@@ -28,8 +28,7 @@ pub(crate) async fn connect(
 ) -> Result<AsyncSmtpConnection, String> {
     let work = async {
         let hello = ClientId::Domain(smtp.helo.clone());
-        let addr = (smtp.host.as_str(), smtp.port);
-        // Plain and implicit TLS: our own socket with TCP_NODELAY, handed
+        // Every mode: our own socket with TCP_NODELAY, handed
         // to lettre. Without it, every message waits ~40 ms for the final
         // `.` (Nagle against delayed ACKs): 1,000 probes took 11 s.
         let mut conn = match smtp.tls {
@@ -49,10 +48,12 @@ pub(crate) async fn connect(
                     .map_err(|e| describe(&e))?
             }
             TlsMode::Starttls => {
-                let mut conn =
-                    AsyncSmtpConnection::connect_tokio1(addr, Some(limit), &hello, None, None)
-                        .await
-                        .map_err(|e| describe(&e))?;
+                // Our socket too: lettre upgrades any transport it was
+                // handed, so STARTTLS keeps TCP_NODELAY as well.
+                let tcp = crate::read::connect_tcp(&smtp.host, smtp.port, limit).await?;
+                let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
+                    .await
+                    .map_err(|e| describe(&e))?;
                 if !conn.can_starttls() {
                     return Err("the server does not offer STARTTLS".to_string());
                 }
