@@ -4,7 +4,8 @@
 //! address, then the domain's aliases, then its unknown-recipient policy
 //! (catch-all or reject) — and answers with a [`RouteDecision`] the SMTP
 //! server turns into a reply. Aliases may fan out to several mailboxes; the
-//! targets are de-duplicated so one transaction stores one copy per mailbox.
+//! targets of one recipient are de-duplicated (and the SMTP session keeps one
+//! copy per mailbox across a transaction's recipients).
 
 use crate::address::Address;
 use crate::world::{MailboxId, UnknownRecipient, World};
@@ -42,16 +43,6 @@ pub fn resolve(world: &World, rcpt: &Address) -> RouteDecision {
     match domain.unknown {
         UnknownRecipient::CatchAll(id) => RouteDecision::Deliver(vec![id]),
         UnknownRecipient::Reject => RouteDecision::UnknownMailbox,
-    }
-}
-
-/// Adds the targets of one more recipient to a transaction's target list,
-/// keeping one entry per mailbox.
-pub fn merge_targets(into: &mut Vec<MailboxId>, more: &[MailboxId]) {
-    for m in more {
-        if !into.contains(m) {
-            into.push(*m);
-        }
     }
 }
 
@@ -115,12 +106,5 @@ password = "secret"
             resolve(&w, &addr("x@elsewhere.test")),
             RouteDecision::NotOurDomain
         );
-    }
-
-    #[test]
-    fn merge_keeps_one_copy_per_mailbox() {
-        let mut t = vec![MailboxId(1)];
-        merge_targets(&mut t, &[MailboxId(1), MailboxId(2)]);
-        assert_eq!(t, vec![MailboxId(1), MailboxId(2)]);
     }
 }
