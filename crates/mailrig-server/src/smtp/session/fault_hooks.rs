@@ -4,7 +4,28 @@
 
 use super::*;
 
+/// What is known about one routed recipient: its address, domain and mailbox.
+pub(super) fn recipient_facts<'a>(
+    rcpt: &'a str,
+    mailbox: MailboxId,
+    sender: Option<&'a str>,
+) -> Facts<'a> {
+    Facts {
+        mailbox: Some(mailbox),
+        domain: rcpt.rsplit_once('@').map(|(_, d)| d),
+        rcpt: Some(rcpt),
+        sender,
+        ..Facts::default()
+    }
+}
+
 impl Session {
+    /// Whether the world has fault rules at all (work done only for faults
+    /// is skipped when it has none).
+    pub(super) fn has_faults(&self) -> bool {
+        !self.state.faults.read().is_empty()
+    }
+
     pub(super) fn facts<'a>(&'a self, base: Facts<'a>) -> Facts<'a> {
         Facts {
             client: Some(self.peer.ip()),
@@ -93,13 +114,7 @@ impl Session {
         };
         let mut copies = 1u32;
         for stage in [Stage::Route, Stage::Deliver] {
-            let base = Facts {
-                mailbox: Some(copy.mailbox),
-                domain: rcpt.rsplit_once('@').map(|(_, d)| d),
-                rcpt: Some(rcpt),
-                sender: Some(mail_from),
-                ..Facts::default()
-            };
+            let base = recipient_facts(rcpt, copy.mailbox, Some(mail_from));
             for f in self.faults(stage, base, mid) {
                 match f.action {
                     Fault::Drop => return,

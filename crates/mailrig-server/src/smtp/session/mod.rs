@@ -28,6 +28,7 @@ mod auth;
 mod fault_hooks;
 use crate::faults::{Subject, message_id};
 use crate::state::{Metrics, ServerState};
+use fault_hooks::recipient_facts;
 
 /// What the connection loop must do after a call into the session.
 #[derive(Debug)]
@@ -266,16 +267,15 @@ impl Session {
             return (p.consumed, Action::Continue);
         };
         // End-of-data faults: evaluated per recipient; the first reply wins.
-        let mid = message_id(&body);
+        // The Message-ID only names the message in fault journal entries.
+        let mid = if self.has_faults() {
+            message_id(&body)
+        } else {
+            None
+        };
         let mut close = None;
         for (rcpt, mailbox) in &tx.routes {
-            let base = Facts {
-                mailbox: Some(*mailbox),
-                domain: rcpt.rsplit_once('@').map(|(_, d)| d),
-                rcpt: Some(rcpt),
-                sender: Some(tx.mail_from.as_str()),
-                ..Facts::default()
-            };
+            let base = recipient_facts(rcpt, *mailbox, Some(tx.mail_from.as_str()));
             let fired = self.faults(Stage::EndOfData, base, mid.as_deref());
             match self.apply_command_faults(&fired, out) {
                 Some(Action::Close) => close = Some(true),
@@ -455,29 +455,20 @@ impl Session {
             };
             // At DATA the recipients are known: rules may select them, and
             // are asked once per routed recipient (the first that fires wins).
-            let routes: Vec<(String, MailboxId)> = match (stage, &self.tx) {
-                (Stage::Data, Some(tx)) => tx.routes.clone(),
-                _ => Vec::new(),
+            let routes = match (stage, &self.tx) {
+                (Stage::Data, Some(tx)) => tx.routes.as_slice(),
+                _ => &[],
             };
             let mut fired = Vec::new();
             if routes.is_empty() {
-                fired = self.faults(
-                    stage,
-                    Facts {
-                        sender,
-                        ..Facts::default()
-                    },
-                    None,
-                );
-            }
-            for (rcpt, mailbox) in &routes {
                 let base = Facts {
-                    mailbox: Some(*mailbox),
-                    domain: rcpt.rsplit_once('@').map(|(_, d)| d),
-                    rcpt: Some(rcpt),
+                    sender,
                     ..Facts::default()
                 };
                 fired = self.faults(stage, base, None);
+            }
+            for (rcpt, mailbox) in routes {
+                fired = self.faults(stage, recipient_facts(rcpt, *mailbox, None), None);
                 if !fired.is_empty() {
                     break;
                 }
