@@ -524,18 +524,7 @@ async fn tls_not_offered_and_self_signed() {
         "{r}"
     );
     // curl on the SMTPS port: exit 60, peer certificate cannot be authenticated.
-    let out = run(
-        "curl",
-        vec![
-            "-sS".into(),
-            "--max-time".into(),
-            "10".into(),
-            "--cacert".into(),
-            ca,
-            format!("smtps://127.0.0.1:{}/", server.smtps_addr().port()),
-        ],
-    )
-    .await;
+    let out = curl_smtps(&server, ca).await;
     assert_eq!(
         out.status.code(),
         Some(60),

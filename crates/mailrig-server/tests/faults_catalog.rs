@@ -271,18 +271,7 @@ async fn starttls_broken_handshake_is_cut_off() {
         "{r}"
     );
     // curl, the other client: SMTPS handshake fails, exit code 35 (SSL connect error).
-    let out = run(
-        "curl",
-        vec![
-            "-sS".into(),
-            "--max-time".into(),
-            "10".into(),
-            "--cacert".into(),
-            ca,
-            format!("smtps://127.0.0.1:{}/", server.smtps_addr().port()),
-        ],
-    )
-    .await;
+    let out = curl_smtps(&server, ca).await;
     assert_eq!(
         out.status.code(),
         Some(35),

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use mailrig_server::MockServer;
-use smtp_support::KANZLEI;
+use smtp_support::{KANZLEI, kanzlei, start_toml};
 
 fn tool(name: &str) -> String {
     for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"] {
@@ -24,15 +24,6 @@ fn tool(name: &str) -> String {
         return String::from_utf8_lossy(&out.stdout).trim().to_string();
     }
     panic!("'{name}' is not installed: run scripts/install-test-deps.sh (make test does this)");
-}
-
-async fn kanzlei() -> MockServer {
-    MockServer::builder()
-        .scenario_file(KANZLEI)
-        .unwrap()
-        .start()
-        .await
-        .unwrap()
 }
 
 /// Runs a blocking command off the runtime and returns (success, stdout+stderr).
@@ -205,12 +196,7 @@ print("ok")
 #[tokio::test]
 async fn python_smtplib_utf8_subject_and_smtputf8_address() {
     let toml = "[[domain]]\nname='kanzlei.test'\npassword='secret'\nmailboxes=['anna','jörg']\n";
-    let server = MockServer::builder()
-        .scenario_toml(toml)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let server = start_toml(toml).await;
     let mut c = Command::new(tool("python3"));
     c.args(["-c", SMTPLIB_SCRIPT, &server.smtp_addr().port().to_string()]);
     let (ok, out) = run(c).await;

@@ -6,16 +6,7 @@ mod smtp_support;
 use std::time::Duration;
 
 use mailrig_server::MockServer;
-use smtp_support::{KANZLEI, Raw};
-
-async fn kanzlei() -> MockServer {
-    MockServer::builder()
-        .scenario_file(KANZLEI)
-        .unwrap()
-        .start()
-        .await
-        .unwrap()
-}
+use smtp_support::{Raw, kanzlei, start_toml};
 
 async fn still_serves(server: &MockServer) {
     let mut c = Raw::greeted(server.smtp_addr()).await;
@@ -221,12 +212,7 @@ async fn mail_from_without_brackets_and_bad_addresses() {
 #[tokio::test]
 async fn size_is_advertised_and_enforced() {
     let toml = "[limits]\nmax_message_size = 1000\n[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a']\n";
-    let server = MockServer::builder()
-        .scenario_toml(toml)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let server = start_toml(toml).await;
     let mut c = Raw::greeted(server.smtp_addr()).await;
     assert!(c.cmd("EHLO x", 250).await.contains("250-SIZE 1000"));
     assert_eq!(
@@ -374,12 +360,7 @@ async fn disconnect_mid_data_stores_nothing() {
 #[tokio::test]
 async fn auth_required_plain_and_login() {
     let toml = "[security]\nsmtp_auth='required'\n[[domain]]\nname='d.test'\npassword='pw'\nmailboxes=['a']\n";
-    let server = MockServer::builder()
-        .scenario_toml(toml)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let server = start_toml(toml).await;
     let mut c = Raw::greeted(server.smtp_addr()).await;
     c.cmd("EHLO x", 250).await;
     assert_eq!(
@@ -414,12 +395,7 @@ async fn auth_required_plain_and_login() {
 #[tokio::test]
 async fn auth_refused_before_tls_when_the_scenario_says_so() {
     let toml = "[security]\nplaintext_auth=false\n[[domain]]\nname='d.test'\npassword='pw'\nmailboxes=['a']\n";
-    let server = MockServer::builder()
-        .scenario_toml(toml)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let server = start_toml(toml).await;
     let mut c = Raw::greeted(server.smtp_addr()).await;
     let ehlo = c.cmd("EHLO x", 250).await;
     assert!(
@@ -437,12 +413,7 @@ async fn auth_refused_before_tls_when_the_scenario_says_so() {
 #[tokio::test]
 async fn max_connections_and_idle_timeout() {
     let toml = "[limits]\nmax_connections=2\nidle_timeout_secs=1\n[[domain]]\nname='d.test'\npassword='pw'\nmailboxes=['a']\n";
-    let server = MockServer::builder()
-        .scenario_toml(toml)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let server = start_toml(toml).await;
     let mut a = Raw::greeted(server.smtp_addr()).await;
     let _b = Raw::greeted(server.smtp_addr()).await;
     let mut c = Raw::connect(server.smtp_addr()).await;
@@ -492,12 +463,7 @@ catch_all = "c"
 [domain.aliases]
 team = ["a", "b"]
 "#;
-    let server = MockServer::builder()
-        .scenario_toml(toml)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let server = start_toml(toml).await;
     let mut c = Raw::greeted(server.smtp_addr()).await;
     c.cmd("EHLO x", 250).await;
     assert_eq!(c.cmd("VRFY <a@d.test>", 250).await, "250 2.0.0 <a@d.test>");

@@ -60,6 +60,23 @@ pub async fn run(program: &str, args: Vec<String>) -> Output {
         })
 }
 
+/// curl against the server's SMTPS port, trusting `ca`: what a TLS client
+/// that verifies certificates makes of the handshake (exit 0 when it succeeds).
+pub async fn curl_smtps(server: &MockServer, ca: String) -> Output {
+    run(
+        "curl",
+        vec![
+            "-sS".into(),
+            "--max-time".into(),
+            "10".into(),
+            "--cacert".into(),
+            ca,
+            format!("smtps://127.0.0.1:{}/", server.smtps_addr().port()),
+        ],
+    )
+    .await
+}
+
 /// Runs a Python script with arguments; fails the test if Python fails.
 pub async fn python(script: &str, args: &[&str]) -> String {
     let mut a = vec!["-c".to_string(), script.to_string()];

@@ -14,6 +14,26 @@ pub const KANZLEI: &str = concat!(
     "/../../testdata/scenarios/kanzlei.toml"
 );
 
+/// Starts a fake world from scenario text, every listener on port 0.
+pub async fn start_toml(toml: &str) -> mailrig_server::MockServer {
+    mailrig_server::MockServer::builder()
+        .scenario_toml(toml)
+        .unwrap()
+        .start()
+        .await
+        .unwrap()
+}
+
+/// Starts the seed's world without faults (`testdata/scenarios/kanzlei.toml`).
+pub async fn kanzlei() -> mailrig_server::MockServer {
+    mailrig_server::MockServer::builder()
+        .scenario_file(KANZLEI)
+        .unwrap()
+        .start()
+        .await
+        .unwrap()
+}
+
 pub struct Raw {
     pub reader: BufReader<OwnedReadHalf>,
     pub writer: OwnedWriteHalf,
