@@ -1,18 +1,25 @@
-//! The accept loop every protocol shares: accept, enforce the connection limit,
-//! optionally wrap in TLS, hand the stream to the protocol's handler, and stop
-//! accepting (and let sessions finish) when the server shuts down.
+//! The accept loop every protocol shares: bind with a large backlog, accept,
+//! enforce the server-wide connection limit, run the implicit-TLS handshake
+//! (under the connection's TLS fault), then run the protocol's session on the
+//! one [`driver`](crate::driver), and stop accepting (letting sessions finish)
+//! when the server shuts down.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::future::Future;
+use std::sync::atomic::Ordering;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::task::TaskTracker;
 
+use crate::driver::{self, Session, TlsFaultOnce};
 use crate::net::Stream;
 use crate::state::{Metrics, ServerState};
+
+/// Listen backlog used when the scenario sets none: room for a few thousand
+/// clients that connect at once (the kernel caps it at `net.core.somaxconn`).
+pub const DEFAULT_BACKLOG: u32 = 4096;
 
 /// How a listener greets and refuses.
 #[derive(Debug, Clone, Copy)]
@@ -25,8 +32,130 @@ pub struct ListenerSpec {
     pub busy_reply: &'static [u8],
 }
 
-/// Accepts connections until shutdown and runs `handler` for each on `tracker`.
-pub async fn accept_loop<H, F>(
+/// What a new session knows of its connection.
+#[derive(Debug)]
+pub struct Accepted {
+    pub peer: SocketAddr,
+    /// TLS from the first byte.
+    pub tls: bool,
+    /// The connection's TLS fault (already decided for implicit TLS).
+    pub tls_fault: TlsFaultOnce,
+}
+
+/// Binds a TCP listener with a listen backlog of `backlog`.
+pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// Counts a connection as active for as long as it lives.
+struct Active<'a>(&'a ServerState);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0
+            .metrics
+            .connections_active
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Accepts connections until shutdown and runs a session made by `make` for
+/// each on `tracker`.
+pub async fn accept_loop<S, M>(
+    listener: TcpListener,
+    spec: ListenerSpec,
+    state: Arc<ServerState>,
+    tracker: TaskTracker,
+    make: M,
+) where
+    S: Session,
+    M: Fn(Arc<ServerState>, Accepted) -> S + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let slots = Arc::new(tokio::sync::Semaphore::new(state.world.limits.max_connections));
+    loop {
+        let accepted = tokio::select! {
+            _ = state.shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little, keep serving.
+                tracing::warn!(listener = spec.name, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        Metrics::add(&state.metrics.connections_total, 1);
+        if let Some(c) = state.metrics.listener(spec.name) {
+            Metrics::add(c, 1);
+        }
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            Metrics::add(&state.metrics.connections_refused, 1);
+            tracker.spawn(refuse(tcp, spec));
+            continue;
+        };
+        let state = Arc::clone(&state);
+        let make = Arc::clone(&make);
+        tracker.spawn(async move {
+            let _permit = permit;
+            Metrics::add(&state.metrics.connections_active, 1);
+            let _active = Active(&state);
+            let (stream, tls_fault) = if spec.implicit_tls {
+                // A TLS fault may break the handshake or swap the certificate.
+                let fault = state.tls_fault(peer);
+                let Some(config) = state.tls_config(fault) else {
+                    return;
+                };
+                let limit = state
+                    .world
+                    .limits
+                    .idle_timeout
+                    .min(driver::HANDSHAKE_TIMEOUT);
+                let hs = Stream::Plain(tcp).upgrade(config);
+                let stream = tokio::select! {
+                    r = tokio::time::timeout(limit, hs) => match r {
+                        Ok(Ok(s)) => s,
+                        _ => return,
+                    },
+                    _ = state.shutdown.cancelled() => return,
+                };
+                (stream, TlsFaultOnce::decided(fault))
+            } else {
+                (Stream::Plain(tcp), TlsFaultOnce::default())
+            };
+            let info = Accepted {
+                peer,
+                tls: stream.is_tls(),
+                tls_fault,
+            };
+            let session = make(Arc::clone(&state), info);
+            driver::run(session, stream, &state).await;
+        });
+    }
+}
+
+async fn refuse(mut tcp: TcpStream, spec: ListenerSpec) {
+    let write = async {
+        if spec.implicit_tls {
+            return;
+        }
+        let _ = tcp.write_all(spec.busy_reply).await;
+        let _ = tcp.shutdown().await;
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), write).await;
+}
+/// The accept loop of the protocols not yet on the driver (removed once all are).
+pub async fn accept_streams<H, F>(
     listener: TcpListener,
     spec: ListenerSpec,
     state: Arc<ServerState>,
@@ -36,7 +165,7 @@ pub async fn accept_loop<H, F>(
     H: Fn(Stream, SocketAddr, Arc<ServerState>) -> F + Send + Sync + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
-    let limit = Arc::new(Semaphore::new(state.world.limits.max_connections));
+    let limit = Arc::new(tokio::sync::Semaphore::new(state.world.limits.max_connections));
     let handler = Arc::new(handler);
     loop {
         let accepted = tokio::select! {
@@ -91,15 +220,4 @@ pub async fn accept_loop<H, F>(
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         });
     }
-}
-
-async fn refuse(mut tcp: TcpStream, spec: ListenerSpec) {
-    let write = async {
-        if spec.implicit_tls {
-            return;
-        }
-        let _ = tcp.write_all(spec.busy_reply).await;
-        let _ = tcp.shutdown().await;
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), write).await;
 }

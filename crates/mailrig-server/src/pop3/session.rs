@@ -2,10 +2,13 @@
 //!
 //! The session knows the protocol (RFC 1939 with CAPA and RESP-CODES from
 //! RFC 2449, STLS from RFC 2595, AUTH response codes from RFC 3206) and the
-//! world's credentials and policies; it does no I/O. The connection loop in
-//! [`super::conn`] feeds it one line at a time, writes what it appends to
-//! `out`, and carries out the [`Action`]s it returns (TLS upgrade, removing
-//! the messages marked for deletion, closing).
+//! world's credentials and policies; it does no I/O. It implements the
+//! [`driver::Session`] contract: it frames its own command lines (with a hard
+//! cap on their length), answers each with [`Session::line`], and asks the
+//! [`crate::driver`] for the TLS upgrade, the UPDATE state's removal of marked
+//! messages (a blocking store effect) and closing by returning [`Step`]s.
+//! Responses are handed to the driver as they pass
+//! [`driver::OUTPUT_HIGH_WATER`], so pipelined RETRs never pile up.
 //!
 //! The maildrop is a snapshot taken at login: POP3 numbers messages 1..n for
 //! the whole session, so messages delivered later stay invisible until the
@@ -22,6 +25,9 @@ use mailrig_core::fault::{Action as Fault, Stage};
 use mailrig_core::store::INBOX;
 use mailrig_core::world::MailboxId;
 
+use crate::driver::lines::{Line, LineReader};
+use crate::driver::{self, Step, TlsFaultOnce};
+use crate::listener::Accepted;
 use crate::state::ServerState;
 
 /// Longest command line accepted, CRLF included (RFC 2449 §4).
@@ -107,6 +113,11 @@ pub struct Session {
     auth_failures: u32,
     /// Messages left in the maildrop after QUIT's update, for its reply.
     kept: usize,
+    lines: LineReader,
+    /// The UPDATE state's removal, waiting for [`driver::Session::run_blocking`].
+    update: Option<(MailboxId, Vec<u32>)>,
+    /// This connection's TLS fault.
+    tls_fault: TlsFaultOnce,
 }
 
 /// A message number argument that names no message.
@@ -143,7 +154,17 @@ impl Session {
             phase: Phase::Authorization { user: None },
             auth_failures: 0,
             kept: 0,
+            lines: LineReader::new(MAX_COMMAND_LINE),
+            update: None,
+            tls_fault: TlsFaultOnce::default(),
         }
+    }
+
+    /// A session for a connection the listener accepted.
+    pub fn accepted(state: Arc<ServerState>, conn: Accepted) -> Session {
+        let mut s = Session::new(state, conn.tls).with_peer(conn.peer);
+        s.tls_fault = conn.tls_fault;
+        s
     }
 
     /// The client's address, which fault rules may select on.
@@ -163,6 +184,7 @@ impl Session {
     pub fn tls_started(&mut self) {
         self.tls = true;
         self.phase = Phase::Authorization { user: None };
+        self.lines.reset();
     }
 
     /// Whether the session is logged in.
@@ -516,6 +538,73 @@ impl Session {
             }
             _ => err(out, "unknown command"),
         }
+    }
+}
+
+impl driver::Session for Session {
+    const READ_CHUNK: usize = 4096;
+
+    fn greeting(&mut self, out: &mut Vec<u8>) -> Step {
+        Session::greeting(self, out);
+        Step::Read
+    }
+
+    fn input(&mut self, input: &mut bytes::BytesMut, out: &mut Vec<u8>) -> Step {
+        while let Some(line) = self.lines.next(input) {
+            let action = match line {
+                Line::TooLong => {
+                    self.line_too_long(out);
+                    Action::Continue
+                }
+                Line::Complete(l) => self.line(&l, out),
+            };
+            match action {
+                Action::Continue => {}
+                Action::Close => return Step::Close,
+                Action::StartTls => return Step::StartTls(None),
+                Action::Update { mailbox, uids } => {
+                    self.update = Some((mailbox, uids));
+                    return Step::Blocking;
+                }
+            }
+            if out.len() >= driver::OUTPUT_HIGH_WATER {
+                return Step::Write;
+            }
+        }
+        Step::Read
+    }
+
+    /// The UPDATE state: removes the messages marked with DELE from the INBOX.
+    fn run_blocking(&mut self, out: &mut Vec<u8>) -> Step {
+        let Some((mailbox, uids)) = self.update.take() else {
+            return Step::Continue;
+        };
+        let result = if uids.is_empty() {
+            Ok(0)
+        } else {
+            self.state
+                .store
+                .mailbox(mailbox)
+                .delete_messages(INBOX, &uids)
+                .map(|gone| gone.len())
+                .map_err(|e| e.to_string())
+        };
+        match self.updated(result, out) {
+            Action::Close => Step::Close,
+            _ => Step::Continue,
+        }
+    }
+
+    fn tls_started(&mut self) {
+        Session::tls_started(self);
+    }
+
+    fn timed_out(&mut self, out: &mut Vec<u8>) {
+        Session::timed_out(self, out);
+    }
+
+    fn shutting_down(&mut self, out: &mut Vec<u8>) {
+        Session::shutting_down(self, out);
     }
 }
 

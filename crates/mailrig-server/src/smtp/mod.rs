@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
-use crate::listener::{ListenerSpec, accept_loop};
+use crate::listener::{ListenerSpec, accept_streams as accept_loop};
 use crate::state::ServerState;
 
 /// Serves SMTP on `listener` until the server shuts down.
