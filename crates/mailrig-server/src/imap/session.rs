@@ -4,10 +4,12 @@
 //! command with `imap-codec`, checks it against the state (RFC 3501 §3: not
 //! authenticated, authenticated, selected, logout) and runs it. Commands on
 //! folders live in [`super::folders`], commands on the selected folder in
-//! [`super::selected`]. The connection loop ([`super::conn`]) writes what lands
-//! in `out` and carries out the returned [`Action`]; during IDLE it calls
-//! [`Session::idle_update`] whenever the store changes. A benchmark can drive a
-//! session directly with [`Session::authenticated`] and [`Session::input`].
+//! [`super::selected`]. It implements the [`driver::Session`] contract: the
+//! shared [`crate::driver`] writes what lands in `out` and carries out the
+//! returned [`Step`]s; during IDLE the session answers [`Step::Watch`] with
+//! the mailbox's change event, and the driver wakes it when the store changes.
+//! A benchmark can drive a session directly with [`Session::authenticated`]
+//! and [`Session::input`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,7 +30,13 @@ use mailrig_core::world::MailboxId;
 
 use super::framing::{Frame, Framer, tag_in};
 use super::view::{SyncRules, View};
+use crate::driver::{self, Step, TlsFaultOnce};
+use crate::listener::Accepted;
 use crate::state::ServerState;
+
+/// How long a client may stay in IDLE without a word (RFC 2177 asks clients
+/// to re-issue IDLE at least every 29 minutes).
+pub const IDLE_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(31 * 60);
 
 /// What the connection loop must do after feeding input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +80,8 @@ pub struct Session {
     mode: Mode,
     framer: Framer,
     logged_out: bool,
+    /// This connection's TLS fault.
+    pub(super) tls_fault: TlsFaultOnce,
 }
 
 /// Shorthand for a tagged status line.
@@ -107,7 +117,15 @@ impl Session {
             mode: Mode::Command,
             framer: Framer::new(max_literal),
             logged_out: false,
+            tls_fault: TlsFaultOnce::default(),
         }
+    }
+
+    /// A session for a connection the listener accepted.
+    pub fn accepted(state: Arc<ServerState>, conn: Accepted) -> Session {
+        let mut s = Session::new(state, conn.tls).with_peer(conn.peer);
+        s.tls_fault = conn.tls_fault;
+        s
     }
 
     /// The client's address, which fault rules may select on.
@@ -596,6 +614,72 @@ impl Session {
     /// The logged-in user's mailbox.
     pub(super) fn mailbox(&self) -> Option<&MailboxStore> {
         self.user.map(|id| self.state.store.mailbox(id))
+    }
+}
+
+impl Session {
+    /// What to wait for next: input, and while idling also the mailbox's
+    /// change event (registered before the versions are compared, so no
+    /// change is missed).
+    fn wait(&mut self, out: &mut Vec<u8>) -> Step {
+        loop {
+            if !self.idling() {
+                return Step::Read;
+            }
+            let Some(mailbox) = self.idle_mailbox() else {
+                return Step::Read;
+            };
+            let listener = mailbox.listen();
+            let version = mailbox.version();
+            if self.seen_version().is_some_and(|v| v != version) {
+                drop(listener);
+                self.idle_update(out);
+                continue;
+            }
+            return Step::Watch(listener);
+        }
+    }
+}
+
+impl driver::Session for Session {
+    const READ_CHUNK: usize = 16 * 1024;
+
+    fn greeting(&mut self, out: &mut Vec<u8>) -> Step {
+        Session::greeting(self, out);
+        Step::Read
+    }
+
+    fn input(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Step {
+        match Session::input(self, input, out) {
+            Action::Continue => self.wait(out),
+            Action::StartTls => Step::StartTls(None),
+            Action::Close => Step::Close,
+        }
+    }
+
+    fn woken(&mut self, out: &mut Vec<u8>) -> Step {
+        self.idle_update(out);
+        self.wait(out)
+    }
+
+    fn tls_started(&mut self) {
+        Session::tls_started(self);
+    }
+
+    fn read_timeout(&self, idle: std::time::Duration) -> std::time::Duration {
+        if self.idling() {
+            IDLE_COMMAND_TIMEOUT
+        } else {
+            idle
+        }
+    }
+
+    fn timed_out(&mut self, out: &mut Vec<u8>) {
+        Session::timed_out(self, out);
+    }
+
+    fn shutting_down(&mut self, out: &mut Vec<u8>) {
+        Session::shutting_down(self, out);
     }
 }
 
