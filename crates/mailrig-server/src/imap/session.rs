@@ -154,7 +154,7 @@ impl Session {
         );
         if self.user.is_none() {
             let sec = &self.state.world.security;
-            if !self.tls && sec.starttls {
+            if !self.tls && sec.starttls && !self.tls_not_offered() {
                 caps.push_str(" STARTTLS");
             }
             if self.tls || sec.plaintext_auth {
@@ -372,7 +372,7 @@ impl Session {
             C::StartTLS => {
                 if self.tls {
                     tagged(out, &tag, "BAD", "TLS is already active");
-                } else if !self.state.world.security.starttls {
+                } else if !self.state.world.security.starttls || self.tls_not_offered() {
                     tagged(out, &tag, "BAD", "STARTTLS is not offered");
                 } else {
                     tagged(out, &tag, "OK", "Begin TLS negotiation now");
@@ -618,6 +618,16 @@ impl Session {
 }
 
 impl Session {
+    /// This connection's TLS fault (decided at the first question).
+    fn tls_fault(&self) -> Option<mailrig_core::fault::TlsFault> {
+        self.tls_fault.get(&self.state, self.peer)
+    }
+
+    /// A `not-offered` TLS fault hides STARTTLS.
+    fn tls_not_offered(&self) -> bool {
+        self.tls_fault() == Some(mailrig_core::fault::TlsFault::NotOffered)
+    }
+
     /// What to wait for next: input, and while idling also the mailbox's
     /// change event (registered before the versions are compared, so no
     /// change is missed).
@@ -652,7 +662,7 @@ impl driver::Session for Session {
     fn input(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Step {
         match Session::input(self, input, out) {
             Action::Continue => self.wait(out),
-            Action::StartTls => Step::StartTls(None),
+            Action::StartTls => Step::StartTls(self.tls_fault()),
             Action::Close => Step::Close,
         }
     }

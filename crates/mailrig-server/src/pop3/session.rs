@@ -214,7 +214,17 @@ impl Session {
 
     /// Whether STLS may be used now.
     fn stls_offered(&self) -> bool {
-        !self.tls && self.state.world.security.starttls
+        !self.tls && self.state.world.security.starttls && !self.tls_not_offered()
+    }
+
+    /// This connection's TLS fault (decided at the first question).
+    fn tls_fault(&self) -> Option<mailrig_core::fault::TlsFault> {
+        self.tls_fault.get(&self.state, self.peer)
+    }
+
+    /// A `not-offered` TLS fault hides STLS.
+    fn tls_not_offered(&self) -> bool {
+        self.tls_fault() == Some(mailrig_core::fault::TlsFault::NotOffered)
     }
 
     /// Handles one command line (with or without its line ending).
@@ -331,7 +341,7 @@ impl Session {
             err(out, "command not permitted when TLS active");
         } else if !matches!(self.phase, Phase::Authorization { .. }) {
             err(out, "STLS is only valid before login");
-        } else if !self.state.world.security.starttls {
+        } else if !self.state.world.security.starttls || self.tls_not_offered() {
             err(out, "STLS not supported");
         } else {
             ok(out, "Begin TLS negotiation");
@@ -561,7 +571,7 @@ impl driver::Session for Session {
             match action {
                 Action::Continue => {}
                 Action::Close => return Step::Close,
-                Action::StartTls => return Step::StartTls(None),
+                Action::StartTls => return Step::StartTls(self.tls_fault()),
                 Action::Update { mailbox, uids } => {
                     self.update = Some((mailbox, uids));
                     return Step::Blocking;

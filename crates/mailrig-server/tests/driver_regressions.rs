@@ -1,0 +1,167 @@
+//! Regression tests of the connection driver every protocol runs on: TLS
+//! faults on STARTTLS/STLS, deadlines in every state, one connection limit
+//! for the whole server, the listen backlog, and binding before accepting.
+//! Real clients (curl) where the bug was seen with one, raw sockets where the
+//! bug is a client that stops talking.
+
+mod faults_support;
+mod imap_support;
+
+use std::time::Duration;
+
+use faults_support::{eventually, run, start_toml};
+use mailrig_server::MockServer;
+use mailrig_server::state::Metrics;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const WORLD: &str = include_str!("../../../testdata/scenarios/kanzlei.toml");
+
+async fn with(extra: &str) -> MockServer {
+    start_toml(&format!("{WORLD}\n{extra}\n")).await
+}
+
+/// curl with STARTTLS required (`--ssl-reqd`) against a plain IMAP or POP3
+/// port, trusting the server's CA; returns curl's exit code and stderr.
+async fn curl_starttls(server: &MockServer, scheme: &str, port: u16) -> (Option<i32>, String) {
+    let out = run(
+        "curl",
+        vec![
+            "-sS".into(),
+            "--max-time".into(),
+            "10".into(),
+            "--ssl-reqd".into(),
+            "--cacert".into(),
+            server.ca_path().to_str().unwrap().to_string(),
+            "-u".into(),
+            "anna@kanzlei.test:secret".into(),
+            format!("{scheme}://127.0.0.1:{port}/"),
+        ],
+    )
+    .await;
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn tls_faults_apply_to_imap_starttls_and_pop3_stls() {
+    // curl's exit codes: 0 fine, 35 handshake failed, 60 certificate not
+    // trusted, 64 the server does not offer STARTTLS/STLS.
+    let cases = [
+        (None, 0),
+        (Some("expired"), 60),
+        (Some("wrong-host"), 60),
+        (Some("self-signed"), 60),
+        (Some("handshake-fails"), 35),
+        (Some("not-offered"), 64),
+    ];
+    for (fault, want) in cases {
+        let rule = match fault {
+            Some(f) => format!("[[fault]]\nname = \"r\"\nstage = \"tls\"\naction = \"tls\"\ntls = \"{f}\"\n"),
+            None => String::new(),
+        };
+        let server = with(&rule).await;
+        let imap = curl_starttls(&server, "imap", server.imap_addr().port()).await;
+        assert_eq!(imap.0, Some(want), "IMAP STARTTLS under {fault:?}: {}", imap.1);
+        let pop3 = curl_starttls(&server, "pop3", server.pop3_addr().port()).await;
+        assert_eq!(pop3.0, Some(want), "POP3 STLS under {fault:?}: {}", pop3.1);
+        server.shutdown().await;
+    }
+}
+
+/// Reads until the server closes (EOF or reset); false if it is still open
+/// after `limit`.
+async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    let read_all = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(limit, read_all).await.is_ok()
+}
+
+async fn line(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut b = [0u8; 1];
+    while !got.ends_with(b"\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut b))
+            .await
+            .expect("no reply within 10 s")
+            .unwrap();
+        assert!(n == 1, "closed after {:?}", String::from_utf8_lossy(&got));
+        got.push(b[0]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn a_client_that_never_handshakes_after_starttls_is_timed_out() {
+    let server = with("[limits]\nidle_timeout_secs = 1\n").await;
+    let cases = [
+        ("SMTP", server.smtp_addr(), "EHLO c.test\r\nSTARTTLS\r\n", "220 2.0.0"),
+        ("IMAP", server.imap_addr(), "a STARTTLS\r\n", "a OK"),
+        ("POP3", server.pop3_addr(), "STLS\r\n", "+OK Begin TLS"),
+    ];
+    for (what, addr, cmd, ok) in cases {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        line(&mut s).await;
+        s.write_all(cmd.as_bytes()).await.unwrap();
+        loop {
+            let l = line(&mut s).await;
+            if l.starts_with(ok) {
+                break;
+            }
+        }
+        // No ClientHello ever comes: the slot must be given back.
+        assert!(
+            closed_within(&mut s, Duration::from_secs(20)).await,
+            "{what}: a client silent after STARTTLS holds its connection"
+        );
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || Metrics::get(
+            &server.state().metrics.connections_active
+        ) == 0)
+        .await
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_imap_client_that_stops_reading_is_dropped() {
+    let server = with("[limits]\nidle_timeout_secs = 1\n").await;
+    // One big message, fetched again and again by a client that reads nothing.
+    let body = "x".repeat(1000);
+    let mut raw = String::from("From: a@b.test\r\nSubject: big\r\n\r\n");
+    for _ in 0..1000 {
+        raw.push_str(&body);
+        raw.push_str("\r\n");
+    }
+    imap_support::deliver(&server, "anna@kanzlei.test", raw.as_bytes());
+    let mut s = TcpStream::connect(server.imap_addr()).await.unwrap();
+    line(&mut s).await;
+    s.write_all(b"l LOGIN anna@kanzlei.test secret\r\ns SELECT INBOX\r\n")
+        .await
+        .unwrap();
+    while !line(&mut s).await.starts_with("s OK") {}
+    let mut fetches = String::new();
+    for i in 0..50 {
+        fetches.push_str(&format!("f{i} FETCH 1 BODY.PEEK[]\r\n"));
+    }
+    s.write_all(fetches.as_bytes()).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || Metrics::get(
+            &server.state().metrics.connections_active
+        ) == 0)
+        .await,
+        "a client that stopped reading still holds its connection"
+    );
+    drop(s);
+    server.shutdown().await;
+}
