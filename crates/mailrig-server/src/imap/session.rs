@@ -46,6 +46,9 @@ pub enum Action {
     StartTls,
     /// Flush, then close.
     Close,
+    /// Output passed [`driver::OUTPUT_HIGH_WATER`]: write it, then call
+    /// [`Session::input`] again (the rest of the input is still buffered).
+    Flush,
 }
 
 /// Input that is not a command.
@@ -238,6 +241,11 @@ impl Session {
                         return action;
                     }
                 }
+            }
+            // Written as it is made: a pipelined batch never piles up its
+            // responses (one FETCH's at most) in memory.
+            if out.len() >= driver::OUTPUT_HIGH_WATER {
+                return Action::Flush;
             }
         }
         Action::Continue
@@ -664,6 +672,7 @@ impl driver::Session for Session {
             Action::Continue => self.wait(out),
             Action::StartTls => Step::StartTls(self.tls_fault()),
             Action::Close => Step::Close,
+            Action::Flush => Step::Write,
         }
     }
 
