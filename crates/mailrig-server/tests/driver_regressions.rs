@@ -165,3 +165,70 @@ async fn an_imap_client_that_stops_reading_is_dropped() {
     drop(s);
     server.shutdown().await;
 }
+
+/// A std-blocking line reader for clients that must not depend on the
+/// server's runtime being free.
+fn std_line(s: &mut std::net::TcpStream) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut b = [0u8; 1];
+    while !got.ends_with(b"\n") {
+        if s.read(&mut b)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        got.push(b[0]);
+    }
+    Ok(String::from_utf8_lossy(&got).into_owned())
+}
+
+/// With a Maildir, IMAP APPEND runs on the blocking pool: while it waits for
+/// its mailbox (here held by the test, as a slow disk would hold an fsync),
+/// another session on the same one-thread runtime still gets answers.
+#[tokio::test(flavor = "current_thread")]
+async fn imap_store_commands_do_not_stall_other_sessions() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = mailrig_core::Scenario::parse(WORLD, "<test>").unwrap();
+    let server = MockServer::builder()
+        .scenario(scenario)
+        .maildir(dir.path())
+        .start()
+        .await
+        .unwrap();
+    let state = std::sync::Arc::clone(server.state());
+    let (imap, smtp) = (server.imap_addr(), server.smtp_addr());
+    let seen = tokio::task::spawn_blocking(move || {
+        let t = Some(Duration::from_secs(10));
+        let mut i = std::net::TcpStream::connect(imap).unwrap();
+        i.set_read_timeout(t).unwrap();
+        std_line(&mut i).unwrap();
+        i.write_all(b"l LOGIN anna@kanzlei.test secret\r\n").unwrap();
+        while !std_line(&mut i).unwrap().starts_with("l OK") {}
+        let mut m = std::net::TcpStream::connect(smtp).unwrap();
+        m.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        std_line(&mut m).unwrap();
+
+        let id = state.world.mailbox_by_address("anna@kanzlei.test").unwrap();
+        let guard = state.store.mailbox(id).lock();
+        i.write_all(b"a APPEND INBOX {7+}\r\nhello\r\n\r\n").unwrap();
+        // Give the server time to reach the APPEND and wait for the mailbox.
+        std::thread::sleep(Duration::from_millis(500));
+        m.write_all(b"NOOP\r\n").unwrap();
+        let noop = std_line(&mut m);
+        drop(guard);
+        let mut append = String::new();
+        while !append.starts_with("a ") {
+            append = std_line(&mut i).unwrap();
+        }
+        (noop.map_err(|e| e.to_string()), append)
+    })
+    .await
+    .unwrap();
+    assert!(
+        seen.0.as_deref().is_ok_and(|l| l.starts_with("250")),
+        "SMTP NOOP while an IMAP APPEND waited for its mailbox: {:?}",
+        seen.0
+    );
+    assert!(seen.1.starts_with("a OK"), "{}", seen.1);
+    server.shutdown().await;
+}

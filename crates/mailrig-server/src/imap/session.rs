@@ -49,6 +49,9 @@ pub enum Action {
     /// Output passed [`driver::OUTPUT_HIGH_WATER`]: write it, then call
     /// [`Session::input`] again (the rest of the input is still buffered).
     Flush,
+    /// A command that writes to the store is waiting: call
+    /// [`driver::Session::run_blocking`] where blocking is allowed.
+    Blocking,
 }
 
 /// Input that is not a command.
@@ -85,6 +88,11 @@ pub struct Session {
     logged_out: bool,
     /// This connection's TLS fault.
     pub(super) tls_fault: TlsFaultOnce,
+    /// A command that writes to the store (Maildir writes, renames, fsync),
+    /// waiting for [`driver::Session::run_blocking`].
+    blocking: Option<Command<'static>>,
+    /// Running on the blocking pool now: store commands run at once.
+    in_blocking: bool,
 }
 
 /// Shorthand for a tagged status line.
@@ -121,6 +129,8 @@ impl Session {
             framer: Framer::new(max_literal),
             logged_out: false,
             tls_fault: TlsFaultOnce::default(),
+            blocking: None,
+            in_blocking: false,
         }
     }
 
@@ -325,6 +335,28 @@ impl Session {
         }
     }
 
+    /// Commands that change the store (with a Maildir: write, rename or
+    /// unlink files and fsync): they run as a blocking effect.
+    fn writes_store(body: &CommandBody<'_>) -> bool {
+        use CommandBody as C;
+        matches!(
+            body,
+            C::Append { .. }
+                | C::Copy { .. }
+                | C::Move { .. }
+                | C::Store { .. }
+                | C::Expunge
+                | C::ExpungeUid { .. }
+                | C::Close
+                | C::Select { .. }
+                | C::Create { .. }
+                | C::Delete { .. }
+                | C::Rename { .. }
+                | C::Subscribe { .. }
+                | C::Unsubscribe { .. }
+        )
+    }
+
     fn command(&mut self, cmd: Command<'static>, out: &mut Vec<u8>) -> Action {
         let tag = cmd.tag.inner().to_string();
         let allowed = match Self::needs(&cmd.body) {
@@ -347,6 +379,10 @@ impl Session {
                 &format!("{why}: {} not allowed in this state", cmd.body.name()),
             );
             return Action::Continue;
+        }
+        if !self.in_blocking && Self::writes_store(&cmd.body) {
+            self.blocking = Some(cmd);
+            return Action::Blocking;
         }
         use CommandBody as C;
         match cmd.body {
@@ -636,6 +672,16 @@ impl Session {
         self.tls_fault() == Some(mailrig_core::fault::TlsFault::NotOffered)
     }
 
+    fn step(&mut self, action: Action, out: &mut Vec<u8>) -> Step {
+        match action {
+            Action::Continue => self.wait(out),
+            Action::StartTls => Step::StartTls(self.tls_fault()),
+            Action::Close => Step::Close,
+            Action::Flush => Step::Write,
+            Action::Blocking => Step::Blocking,
+        }
+    }
+
     /// What to wait for next: input, and while idling also the mailbox's
     /// change event (registered before the versions are compared, so no
     /// change is missed).
@@ -668,11 +714,21 @@ impl driver::Session for Session {
     }
 
     fn input(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Step {
-        match Session::input(self, input, out) {
-            Action::Continue => self.wait(out),
-            Action::StartTls => Step::StartTls(self.tls_fault()),
-            Action::Close => Step::Close,
-            Action::Flush => Step::Write,
+        let action = Session::input(self, input, out);
+        self.step(action, out)
+    }
+
+    /// Runs the store command waiting in `blocking`.
+    fn run_blocking(&mut self, out: &mut Vec<u8>) -> Step {
+        let Some(cmd) = self.blocking.take() else {
+            return Step::Continue;
+        };
+        self.in_blocking = true;
+        let action = self.command(cmd, out);
+        self.in_blocking = false;
+        match action {
+            Action::Continue => Step::Continue,
+            other => self.step(other, out),
         }
     }
 
