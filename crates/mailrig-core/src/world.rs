@@ -115,6 +115,7 @@ impl ServerIdentity {
 pub struct Limits {
     pub max_message_size: usize,
     pub max_recipients: usize,
+    /// Open connections allowed in the whole server (all listeners together).
     pub max_connections: usize,
     pub idle_timeout: Duration,
     /// Largest IMAP literal accepted (APPEND and friends).
@@ -126,7 +127,7 @@ impl Default for Limits {
         Limits {
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 100,
-            max_connections: 512,
+            max_connections: 10_000,
             idle_timeout: Duration::from_secs(300),
             max_literal: 50 * 1024 * 1024,
         }

@@ -78,7 +78,6 @@ pub async fn accept_loop<S, M>(
     M: Fn(Arc<ServerState>, Accepted) -> S + Send + Sync + 'static,
 {
     let make = Arc::new(make);
-    let slots = Arc::new(tokio::sync::Semaphore::new(state.world.limits.max_connections));
     loop {
         let accepted = tokio::select! {
             _ = state.shutdown.cancelled() => break,
@@ -98,7 +97,8 @@ pub async fn accept_loop<S, M>(
         if let Some(c) = state.metrics.listener(spec.name) {
             Metrics::add(c, 1);
         }
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+        // One limit for the whole server, whichever listener the client chose.
+        let Ok(permit) = Arc::clone(&state.connection_slots).try_acquire_owned() else {
             Metrics::add(&state.metrics.connections_refused, 1);
             tracker.spawn(refuse(tcp, spec));
             continue;

@@ -166,6 +166,7 @@ impl MockServerBuilder {
             }
         };
         tls.write_ca(&ca_path)?;
+        raise_fd_limit(world.limits.max_connections);
         let faults = scenario.faults.rebuild(&world);
         let state = ServerState::new(world, store, Arc::new(tls), faults);
         let tracker = TaskTracker::new();
@@ -244,6 +245,22 @@ impl MockServerBuilder {
             tracker,
             _temp_dir: temp_dir,
         })
+    }
+}
+
+/// Raises the soft limit on open files towards what `max_connections`
+/// clients need (never above the hard limit, never lowered), so the
+/// connection limit and not the file-descriptor limit is what clients meet.
+fn raise_fd_limit(max_connections: usize) {
+    let want = u64::try_from(max_connections).unwrap_or(u64::MAX).saturating_add(256);
+    match rlimit::increase_nofile_limit(want) {
+        Ok(got) if got < want => tracing::warn!(
+            open_files = got,
+            max_connections,
+            "the open-file limit is below max_connections; raise it (ulimit -n) or lower [limits] max_connections"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
 }
 

@@ -232,3 +232,39 @@ async fn imap_store_commands_do_not_stall_other_sessions() {
     assert!(seen.1.starts_with("a OK"), "{}", seen.1);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn max_connections_is_one_limit_for_the_whole_server() {
+    let server = with("[limits]\nmax_connections = 2\n").await;
+    let mut smtp = TcpStream::connect(server.smtp_addr()).await.unwrap();
+    assert!(line(&mut smtp).await.starts_with("220"));
+    let mut imap = TcpStream::connect(server.imap_addr()).await.unwrap();
+    assert!(line(&mut imap).await.starts_with("* OK"));
+    // A third client, on yet another listener, is one too many.
+    let mut pop3 = TcpStream::connect(server.pop3_addr()).await.unwrap();
+    let refused = line(&mut pop3).await;
+    assert!(
+        refused.starts_with("-ERR [SYS/TEMP] too many connections"),
+        "{refused}"
+    );
+    let mut smtp2 = TcpStream::connect(server.smtp_addr()).await.unwrap();
+    assert!(line(&mut smtp2).await.starts_with("421 4.7.0"));
+    // A slot given back is free for any listener.
+    drop(imap);
+    assert!(
+        eventually(Duration::from_secs(10), || Metrics::get(
+            &server.state().metrics.connections_active
+        ) == 1)
+        .await
+    );
+    let mut pop3 = TcpStream::connect(server.pop3_addr()).await.unwrap();
+    assert!(line(&mut pop3).await.starts_with("+OK"));
+    drop(smtp);
+    server.shutdown().await;
+}
+
+#[test]
+fn the_default_connection_limit_is_not_a_trap() {
+    // 512 idle clients used to lock every new SMTP client out for the idle timeout.
+    assert!(mailrig_core::world::Limits::default().max_connections >= 10_000);
+}
