@@ -172,70 +172,43 @@ impl MockServerBuilder {
         let tracker = TaskTracker::new();
         let mut addrs = Addresses::default();
 
-        if let Some(addr) = self.smtp {
-            let l = bind("SMTP", addr).await?;
-            addrs.smtp = l.local_addr().ok();
-            tracker.spawn(crate::smtp::serve(
-                l,
-                false,
-                Arc::clone(&state),
-                tracker.clone(),
-            ));
+        // Bind everything first: a listener that cannot bind fails the start
+        // before any other one accepts a client.
+        let bound = Bound {
+            smtp: bind_opt("SMTP", self.smtp).await?,
+            smtps: bind_opt("SMTPS", self.smtps).await?,
+            imap: bind_opt("IMAP", self.imap).await?,
+            imaps: bind_opt("IMAPS", self.imaps).await?,
+            pop3: bind_opt("POP3", self.pop3).await?,
+            pop3s: bind_opt("POP3S", self.pop3s).await?,
+            http: bind_opt("HTTP", self.http).await?,
+        };
+        let local = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+        addrs.smtp = local(&bound.smtp);
+        addrs.smtps = local(&bound.smtps);
+        addrs.imap = local(&bound.imap);
+        addrs.imaps = local(&bound.imaps);
+        addrs.pop3 = local(&bound.pop3);
+        addrs.pop3s = local(&bound.pop3s);
+        addrs.http = local(&bound.http);
+        let st = || Arc::clone(&state);
+        for (l, tls) in [(bound.smtp, false), (bound.smtps, true)] {
+            if let Some(l) = l {
+                tracker.spawn(crate::smtp::serve(l, tls, st(), tracker.clone()));
+            }
         }
-        if let Some(addr) = self.smtps {
-            let l = bind("SMTPS", addr).await?;
-            addrs.smtps = l.local_addr().ok();
-            tracker.spawn(crate::smtp::serve(
-                l,
-                true,
-                Arc::clone(&state),
-                tracker.clone(),
-            ));
+        for (l, tls) in [(bound.imap, false), (bound.imaps, true)] {
+            if let Some(l) = l {
+                tracker.spawn(crate::imap::serve(l, tls, st(), tracker.clone()));
+            }
         }
-        if let Some(addr) = self.imap {
-            let l = bind("IMAP", addr).await?;
-            addrs.imap = l.local_addr().ok();
-            tracker.spawn(crate::imap::serve(
-                l,
-                false,
-                Arc::clone(&state),
-                tracker.clone(),
-            ));
+        for (l, tls) in [(bound.pop3, false), (bound.pop3s, true)] {
+            if let Some(l) = l {
+                tracker.spawn(crate::pop3::serve(l, tls, st(), tracker.clone()));
+            }
         }
-        if let Some(addr) = self.imaps {
-            let l = bind("IMAPS", addr).await?;
-            addrs.imaps = l.local_addr().ok();
-            tracker.spawn(crate::imap::serve(
-                l,
-                true,
-                Arc::clone(&state),
-                tracker.clone(),
-            ));
-        }
-        if let Some(addr) = self.pop3 {
-            let l = bind("POP3", addr).await?;
-            addrs.pop3 = l.local_addr().ok();
-            tracker.spawn(crate::pop3::serve(
-                l,
-                false,
-                Arc::clone(&state),
-                tracker.clone(),
-            ));
-        }
-        if let Some(addr) = self.pop3s {
-            let l = bind("POP3S", addr).await?;
-            addrs.pop3s = l.local_addr().ok();
-            tracker.spawn(crate::pop3::serve(
-                l,
-                true,
-                Arc::clone(&state),
-                tracker.clone(),
-            ));
-        }
-        if let Some(addr) = self.http {
-            let l = bind("HTTP", addr).await?;
-            addrs.http = l.local_addr().ok();
-            tracker.spawn(crate::http::serve(l, Arc::clone(&state)));
+        if let Some(l) = bound.http {
+            tracker.spawn(crate::http::serve(l, st()));
         }
 
         Ok(MockServer {
@@ -261,6 +234,27 @@ fn raise_fd_limit(max_connections: usize) {
         ),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+}
+
+/// The listeners of one server, bound and not yet accepting.
+struct Bound {
+    smtp: Option<TcpListener>,
+    smtps: Option<TcpListener>,
+    imap: Option<TcpListener>,
+    imaps: Option<TcpListener>,
+    pop3: Option<TcpListener>,
+    pop3s: Option<TcpListener>,
+    http: Option<TcpListener>,
+}
+
+async fn bind_opt(
+    what: &'static str,
+    addr: Option<SocketAddr>,
+) -> Result<Option<TcpListener>, StartError> {
+    match addr {
+        Some(a) => bind(what, a).await.map(Some),
+        None => Ok(None),
     }
 }
 

@@ -268,3 +268,32 @@ fn the_default_connection_limit_is_not_a_trap() {
     // 512 idle clients used to lock every new SMTP client out for the idle timeout.
     assert!(mailrig_core::world::Limits::default().max_connections >= 10_000);
 }
+
+#[tokio::test]
+async fn a_listener_that_cannot_bind_fails_the_start_before_anything_accepts() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let smtp = free.local_addr().unwrap();
+    drop(free);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = MockServer::builder()
+        .smtp(Some(smtp))
+        .http(Some(taken.local_addr().unwrap()))
+        .start()
+        .await
+        .expect_err("the HTTP port is taken");
+    assert!(err.to_string().contains("HTTP"), "{err}");
+    // Nothing of the failed server may be left serving SMTP.
+    match TcpStream::connect(smtp).await {
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}"),
+        Ok(mut s) => {
+            let mut buf = [0u8; 64];
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .map_or(0, |r| r.unwrap_or(0));
+            panic!(
+                "a server that failed to start still accepts SMTP: {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            );
+        }
+    }
+}
