@@ -120,6 +120,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Largest IMAP literal accepted (APPEND and friends).
     pub max_literal: usize,
+    /// Listen backlog of every listener: clients that connect at once wait
+    /// here until accepted (the kernel caps it at `net.core.somaxconn`).
+    pub listen_backlog: u32,
 }
 
 impl Default for Limits {
@@ -130,6 +133,7 @@ impl Default for Limits {
             max_connections: 10_000,
             idle_timeout: Duration::from_secs(300),
             max_literal: 50 * 1024 * 1024,
+            listen_backlog: 4096,
         }
     }
 }

@@ -16,10 +16,6 @@ use crate::driver::{self, Session, TlsFaultOnce};
 use crate::net::Stream;
 use crate::state::{Metrics, ServerState};
 
-/// Listen backlog used when the scenario sets none: room for a few thousand
-/// clients that connect at once (the kernel caps it at `net.core.somaxconn`).
-pub const DEFAULT_BACKLOG: u32 = 4096;
-
 /// How a listener greets and refuses.
 #[derive(Debug, Clone, Copy)]
 pub struct ListenerSpec {

@@ -50,6 +50,7 @@ pub struct MockServerBuilder {
     pop3: Option<SocketAddr>,
     pop3s: Option<SocketAddr>,
     http: Option<SocketAddr>,
+    listen_backlog: Option<u32>,
 }
 
 fn loopback0() -> Option<SocketAddr> {
@@ -69,6 +70,7 @@ impl Default for MockServerBuilder {
             pop3: loopback0(),
             pop3s: loopback0(),
             http: loopback0(),
+            listen_backlog: None,
         }
     }
 }
@@ -140,10 +142,22 @@ impl MockServerBuilder {
         self
     }
 
+    /// Listen backlog of every listener (default: the scenario's
+    /// `[limits] listen_backlog`, 4096 if it sets none): how many clients
+    /// connecting at once wait to be accepted instead of being refused.
+    pub fn listen_backlog(mut self, backlog: u32) -> Self {
+        self.listen_backlog = Some(backlog);
+        self
+    }
+
     /// Binds every listener and starts serving.
     pub async fn start(self) -> Result<MockServer, StartError> {
-        let scenario = self.scenario.unwrap_or_else(Scenario::builtin_default);
+        let mut scenario = self.scenario.unwrap_or_else(Scenario::builtin_default);
+        if let Some(b) = self.listen_backlog {
+            scenario.world.limits.listen_backlog = b.max(1);
+        }
         let world = Arc::new(scenario.world.clone());
+        let backlog = world.limits.listen_backlog;
         let store = Arc::new(match &self.maildir {
             Some(dir) => Store::open_maildir(&world, dir)?,
             None => Store::memory(&world),
@@ -175,13 +189,13 @@ impl MockServerBuilder {
         // Bind everything first: a listener that cannot bind fails the start
         // before any other one accepts a client.
         let bound = Bound {
-            smtp: bind_opt("SMTP", self.smtp).await?,
-            smtps: bind_opt("SMTPS", self.smtps).await?,
-            imap: bind_opt("IMAP", self.imap).await?,
-            imaps: bind_opt("IMAPS", self.imaps).await?,
-            pop3: bind_opt("POP3", self.pop3).await?,
-            pop3s: bind_opt("POP3S", self.pop3s).await?,
-            http: bind_opt("HTTP", self.http).await?,
+            smtp: bind_opt("SMTP", self.smtp, backlog)?,
+            smtps: bind_opt("SMTPS", self.smtps, backlog)?,
+            imap: bind_opt("IMAP", self.imap, backlog)?,
+            imaps: bind_opt("IMAPS", self.imaps, backlog)?,
+            pop3: bind_opt("POP3", self.pop3, backlog)?,
+            pop3s: bind_opt("POP3S", self.pop3s, backlog)?,
+            http: bind_opt("HTTP", self.http, backlog)?,
         };
         let local = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
         addrs.smtp = local(&bound.smtp);
@@ -248,18 +262,19 @@ struct Bound {
     http: Option<TcpListener>,
 }
 
-async fn bind_opt(
+fn bind_opt(
     what: &'static str,
     addr: Option<SocketAddr>,
+    backlog: u32,
 ) -> Result<Option<TcpListener>, StartError> {
     match addr {
-        Some(a) => bind(what, a).await.map(Some),
+        Some(a) => bind(what, a, backlog).map(Some),
         None => Ok(None),
     }
 }
 
-async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|e| StartError::Bind {
+fn bind(what: &'static str, addr: SocketAddr, backlog: u32) -> Result<TcpListener, StartError> {
+    crate::listener::bind(addr, backlog).map_err(|e| StartError::Bind {
         what,
         addr,
         reason: e.to_string(),

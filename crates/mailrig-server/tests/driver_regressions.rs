@@ -297,3 +297,49 @@ async fn a_listener_that_cannot_bind_fails_the_start_before_anything_accepts() {
         }
     }
 }
+
+/// The accept-queue length of the listening socket on `port`, as `ss -ltn`
+/// reports it (Send-Q of a listening socket is its backlog).
+async fn listen_backlog(port: u16) -> u32 {
+    let out = run("ss", vec!["-ltnH".into(), format!("sport = :{port}")]).await;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert!(fields.len() >= 3, "ss: {text:?}");
+    fields[2].parse().unwrap_or_else(|e| panic!("ss Send-Q {:?}: {e}", fields[2]))
+}
+
+fn somaxconn() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096)
+}
+
+#[tokio::test]
+async fn listeners_have_a_large_configurable_backlog() {
+    // 200 sessions opening a connection per message overflowed a backlog of 128.
+    let server = with("").await;
+    let want = 4096.min(somaxconn());
+    for port in [
+        server.smtp_addr().port(),
+        server.imap_addr().port(),
+        server.pop3s_addr().port(),
+    ] {
+        assert_eq!(listen_backlog(port).await, want, "port {port}");
+    }
+    server.shutdown().await;
+
+    let server = with("[limits]\nlisten_backlog = 777\n").await;
+    assert_eq!(listen_backlog(server.smtp_addr().port()).await, 777.min(somaxconn()));
+    server.shutdown().await;
+
+    let scenario = mailrig_core::Scenario::parse(WORLD, "<test>").unwrap();
+    let server = MockServer::builder()
+        .scenario(scenario)
+        .listen_backlog(300)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(listen_backlog(server.smtp_addr().port()).await, 300.min(somaxconn()));
+    server.shutdown().await;
+}
