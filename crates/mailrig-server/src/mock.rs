@@ -239,7 +239,9 @@ impl MockServerBuilder {
 /// clients need (never above the hard limit, never lowered), so the
 /// connection limit and not the file-descriptor limit is what clients meet.
 fn raise_fd_limit(max_connections: usize) {
-    let want = u64::try_from(max_connections).unwrap_or(u64::MAX).saturating_add(256);
+    let want = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(256);
     match rlimit::increase_nofile_limit(want) {
         Ok(got) if got < want => tracing::warn!(
             open_files = got,

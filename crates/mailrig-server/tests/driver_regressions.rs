@@ -59,12 +59,19 @@ async fn tls_faults_apply_to_imap_starttls_and_pop3_stls() {
     ];
     for (fault, want) in cases {
         let rule = match fault {
-            Some(f) => format!("[[fault]]\nname = \"r\"\nstage = \"tls\"\naction = \"tls\"\ntls = \"{f}\"\n"),
+            Some(f) => format!(
+                "[[fault]]\nname = \"r\"\nstage = \"tls\"\naction = \"tls\"\ntls = \"{f}\"\n"
+            ),
             None => String::new(),
         };
         let server = with(&rule).await;
         let imap = curl_starttls(&server, "imap", server.imap_addr().port()).await;
-        assert_eq!(imap.0, Some(want), "IMAP STARTTLS under {fault:?}: {}", imap.1);
+        assert_eq!(
+            imap.0,
+            Some(want),
+            "IMAP STARTTLS under {fault:?}: {}",
+            imap.1
+        );
         let pop3 = curl_starttls(&server, "pop3", server.pop3_addr().port()).await;
         assert_eq!(pop3.0, Some(want), "POP3 STLS under {fault:?}: {}", pop3.1);
         server.shutdown().await;
@@ -104,7 +111,12 @@ async fn line(s: &mut TcpStream) -> String {
 async fn a_client_that_never_handshakes_after_starttls_is_timed_out() {
     let server = with("[limits]\nidle_timeout_secs = 1\n").await;
     let cases = [
-        ("SMTP", server.smtp_addr(), "EHLO c.test\r\nSTARTTLS\r\n", "220 2.0.0"),
+        (
+            "SMTP",
+            server.smtp_addr(),
+            "EHLO c.test\r\nSTARTTLS\r\n",
+            "220 2.0.0",
+        ),
         ("IMAP", server.imap_addr(), "a STARTTLS\r\n", "a OK"),
         ("POP3", server.pop3_addr(), "STLS\r\n", "+OK Begin TLS"),
     ];
@@ -202,7 +214,8 @@ async fn imap_store_commands_do_not_stall_other_sessions() {
         let mut i = std::net::TcpStream::connect(imap).unwrap();
         i.set_read_timeout(t).unwrap();
         std_line(&mut i).unwrap();
-        i.write_all(b"l LOGIN anna@kanzlei.test secret\r\n").unwrap();
+        i.write_all(b"l LOGIN anna@kanzlei.test secret\r\n")
+            .unwrap();
         while !std_line(&mut i).unwrap().starts_with("l OK") {}
         let mut m = std::net::TcpStream::connect(smtp).unwrap();
         m.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -210,7 +223,8 @@ async fn imap_store_commands_do_not_stall_other_sessions() {
 
         let id = state.world.mailbox_by_address("anna@kanzlei.test").unwrap();
         let guard = state.store.mailbox(id).lock();
-        i.write_all(b"a APPEND INBOX {7+}\r\nhello\r\n\r\n").unwrap();
+        i.write_all(b"a APPEND INBOX {7+}\r\nhello\r\n\r\n")
+            .unwrap();
         // Give the server time to reach the APPEND and wait for the mailbox.
         std::thread::sleep(Duration::from_millis(500));
         m.write_all(b"NOOP\r\n").unwrap();
@@ -305,7 +319,9 @@ async fn listen_backlog(port: u16) -> u32 {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let fields: Vec<&str> = text.split_whitespace().collect();
     assert!(fields.len() >= 3, "ss: {text:?}");
-    fields[2].parse().unwrap_or_else(|e| panic!("ss Send-Q {:?}: {e}", fields[2]))
+    fields[2]
+        .parse()
+        .unwrap_or_else(|e| panic!("ss Send-Q {:?}: {e}", fields[2]))
 }
 
 fn somaxconn() -> u32 {
@@ -330,7 +346,10 @@ async fn listeners_have_a_large_configurable_backlog() {
     server.shutdown().await;
 
     let server = with("[limits]\nlisten_backlog = 777\n").await;
-    assert_eq!(listen_backlog(server.smtp_addr().port()).await, 777.min(somaxconn()));
+    assert_eq!(
+        listen_backlog(server.smtp_addr().port()).await,
+        777.min(somaxconn())
+    );
     server.shutdown().await;
 
     let scenario = mailrig_core::Scenario::parse(WORLD, "<test>").unwrap();
@@ -340,6 +359,9 @@ async fn listeners_have_a_large_configurable_backlog() {
         .start()
         .await
         .unwrap();
-    assert_eq!(listen_backlog(server.smtp_addr().port()).await, 300.min(somaxconn()));
+    assert_eq!(
+        listen_backlog(server.smtp_addr().port()).await,
+        300.min(somaxconn())
+    );
     server.shutdown().await;
 }

@@ -91,7 +91,11 @@ mod tests {
             (5, vec![b"abc\r\n"], vec![c(b"abc\r\n"), None]),
             (5, vec![b"abcd\r\n"], vec![Some(Line::TooLong), None]),
             // an unfinished line at the cap is dropped as it arrives
-            (4, vec![b"abcd", b"efgh", b"ij\nok\n"], vec![None, None, Some(Line::TooLong), c(b"ok\n"), None]),
+            (
+                4,
+                vec![b"abcd", b"efgh", b"ij\nok\n"],
+                vec![None, None, Some(Line::TooLong), c(b"ok\n"), None],
+            ),
         ];
         for (max, chunks, want) in cases {
             assert_eq!(lines(max, &chunks), want, "{chunks:?}");

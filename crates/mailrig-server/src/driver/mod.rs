@@ -39,6 +39,8 @@
 //! per command.
 
 pub mod lines;
+#[cfg(test)]
+pub mod script;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -77,10 +79,7 @@ pub enum Step {
     Write,
     /// Write the first `send_first` bytes of pending output, wait `delay`,
     /// then resume (the rest is written with what follows).
-    Pause {
-        send_first: usize,
-        delay: Duration,
-    },
+    Pause { send_first: usize, delay: Duration },
     /// Write at most this many bytes per second from now on.
     Tarpit(u64),
     /// Write pending output, discard buffered input, run the TLS handshake
@@ -147,9 +146,7 @@ impl TlsFaultOnce {
     }
 
     pub fn get(&self, state: &ServerState, peer: Option<std::net::SocketAddr>) -> Option<TlsFault> {
-        *self
-            .0
-            .get_or_init(|| peer.and_then(|p| state.tls_fault(p)))
+        *self.0.get_or_init(|| peer.and_then(|p| state.tls_fault(p)))
     }
 }
 

@@ -684,6 +684,101 @@ fn write_stuffed(out: &mut Vec<u8>, raw: &[u8], top: Option<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::driver::script::{play, state};
+
+    const WORLD: &str = "[server]\nhostname = 'mx.d.test'\n[[domain]]\nname = 'd.test'\nmailboxes = ['a']\npassword = 'p'\n";
+
+    fn with_messages(raws: &[&str]) -> Arc<ServerState> {
+        let st = state(WORLD);
+        let id = st.world.mailbox_by_address("a@d.test").unwrap();
+        for raw in raws {
+            let msg = mailrig_core::NewMessage {
+                raw: Bytes::copy_from_slice(raw.as_bytes()),
+                envelope: None,
+                flags: Default::default(),
+                internal_date: chrono::Utc::now(),
+            };
+            st.store.mailbox(id).append(INBOX, msg).unwrap();
+        }
+        st
+    }
+
+    /// Whole conversations, sans I/O: client bytes in, server bytes and
+    /// steps out.
+    #[test]
+    fn exchanges() {
+        let st = with_messages(&["A: 1\r\n\r\n.hidden\r\nend\r\n", "B: 2\r\n\r\nx\r\n"]);
+        let mut s = Session::new(Arc::clone(&st), false);
+        play(
+            &mut s,
+            &[
+                (b"", "+OK mx.d.test POP3 mailrig ready\r\n"),
+                (
+                    b"CAPA\r\n",
+                    "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nUSER\r\nSTLS\r\nEXPIRE NEVER\r\nIMPLEMENTATION mailrig\r\n.\r\n",
+                ),
+                (b"STAT\r\n", "-ERR STAT is only valid after login\r\n"),
+                // A command split over two reads, then a pipelined pair.
+                (b"USER a@d", ""),
+                (
+                    b".test\r\nPASS p\r\nSTAT\r\n",
+                    "+OK send PASS\r\n+OK maildrop has 2 message(s) (33 octets)\r\n+OK 2 33\r\n",
+                ),
+                (
+                    b"RETR 1\r\n",
+                    "+OK 22 octets\r\nA: 1\r\n\r\n..hidden\r\nend\r\n.\r\n",
+                ),
+                (
+                    b"DELE 2\r\nLIST\r\n",
+                    "+OK message 2 deleted\r\n+OK 1 message(s) (22 octets)\r\n1 22\r\n.\r\n",
+                ),
+                (&[b'X'; 300], ""),
+                (b"X\r\nNOOP\r\n", "-ERR line too long\r\n+OK\r\n"),
+                // QUIT removes the marked message as a blocking store effect.
+                (
+                    b"QUIT\r\n",
+                    "[blocking]+OK mx.d.test POP3 mailrig signing off (1 message(s) left)\r\n[close]",
+                ),
+            ],
+        );
+        let id = st.world.mailbox_by_address("a@d.test").unwrap();
+        assert_eq!(st.store.mailbox(id).messages(INBOX).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn stls_drops_what_was_said_before() {
+        let mut s = Session::new(with_messages(&[]), false);
+        play(
+            &mut s,
+            &[
+                (b"", "+OK mx.d.test POP3 mailrig ready\r\n"),
+                (
+                    b"USER a@d.test\r\nSTLS\r\nPASS p\r\n",
+                    "+OK send PASS\r\n+OK Begin TLS negotiation\r\n[starttls]",
+                ),
+                (b"PASS p\r\n", "-ERR send USER first\r\n"),
+                (
+                    b"STLS\r\n",
+                    "-ERR command not permitted when TLS active\r\n",
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn not_offered_tls_fault_hides_stls() {
+        let st = state(&format!(
+            "{WORLD}[[fault]]\nname = 'r'\nstage = 'tls'\naction = 'tls'\ntls = 'not-offered'\n"
+        ));
+        let mut s = Session::new(st, false).with_peer("127.0.0.1:9".parse().unwrap());
+        play(
+            &mut s,
+            &[
+                (b"", "+OK mx.d.test POP3 mailrig ready\r\n"),
+                (b"STLS\r\n", "-ERR STLS not supported\r\n"),
+            ],
+        );
+    }
 
     fn stuffed(raw: &[u8], top: Option<usize>) -> String {
         let mut out = Vec::new();

@@ -28,12 +28,5 @@ pub async fn serve(
         implicit_tls,
         busy_reply: b"421 4.7.0 Error: too many connections; try again later\r\n",
     };
-    accept_loop(
-        listener,
-        spec,
-        state,
-        tracker,
-        session::Session::accepted,
-    )
-    .await
+    accept_loop(listener, spec, state, tracker, session::Session::accepted).await
 }
