@@ -81,10 +81,13 @@ mod tests {
         got
     }
 
+    /// (cap, the reads, what the framer yields after each).
+    type Case<'a> = (usize, Vec<&'a [u8]>, Vec<Option<Line>>);
+
     #[test]
     fn table() {
         let c = |s: &[u8]| Some(Line::Complete(BytesMut::from(s)));
-        let cases: Vec<(usize, Vec<&[u8]>, Vec<Option<Line>>)> = vec![
+        let cases: Vec<Case> = vec![
             (10, vec![b"a\r\nb\n"], vec![c(b"a\r\n"), c(b"b\n"), None]),
             (10, vec![b"ab", b"c\r\n"], vec![None, c(b"abc\r\n"), None]),
             // exactly the cap, line ending included
