@@ -191,6 +191,7 @@ struct LimitsSection {
     max_connections: Option<Spanned<u64>>,
     idle_timeout_secs: Option<Spanned<u64>>,
     max_literal: Option<Spanned<u64>>,
+    listen_backlog: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -564,6 +565,9 @@ impl Builder<'_> {
         }
         if let Some(v) = positive(&l.max_literal, "max_literal")? {
             out.max_literal = v as usize;
+        }
+        if let Some(v) = positive(&l.listen_backlog, "listen_backlog")? {
+            out.listen_backlog = u32::try_from(v).unwrap_or(u32::MAX);
         }
         Ok(out)
     }

@@ -115,10 +115,14 @@ impl ServerIdentity {
 pub struct Limits {
     pub max_message_size: usize,
     pub max_recipients: usize,
+    /// Open connections allowed in the whole server (all listeners together).
     pub max_connections: usize,
     pub idle_timeout: Duration,
     /// Largest IMAP literal accepted (APPEND and friends).
     pub max_literal: usize,
+    /// Listen backlog of every listener: clients that connect at once wait
+    /// here until accepted (the kernel caps it at `net.core.somaxconn`).
+    pub listen_backlog: u32,
 }
 
 impl Default for Limits {
@@ -126,9 +130,10 @@ impl Default for Limits {
         Limits {
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 100,
-            max_connections: 512,
+            max_connections: 10_000,
             idle_timeout: Duration::from_secs(300),
             max_literal: 50 * 1024 * 1024,
+            listen_backlog: 4096,
         }
     }
 }

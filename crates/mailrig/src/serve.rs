@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// load because no wake-ups cross threads.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
+    /// Listen backlog of every listener (default: the scenario's `[limits]
+    /// listen_backlog`, else 4096; the kernel caps it at net.core.somaxconn).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    backlog: Option<u32>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -77,6 +81,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .http(Some(args.http));
         if let Some(dir) = &args.maildir {
             builder = builder.maildir(dir);
+        }
+        if let Some(n) = args.backlog {
+            builder = builder.listen_backlog(n);
         }
         let server = builder.start().await?;
         print_banner(&server);
