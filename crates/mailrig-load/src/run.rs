@@ -73,7 +73,7 @@ pub async fn run(config: LoadConfig, cancel: impl Future) -> Result<Report, Load
         tls,
         schedule,
         factory,
-        live: Live::default(),
+        live: Arc::new(Live::default()),
         tally: Mutex::new(Tally::default()),
     });
 
@@ -81,8 +81,10 @@ pub async fn run(config: LoadConfig, cancel: impl Future) -> Result<Report, Load
     for i in 0..shared.config.sessions {
         sessions.spawn(run_session(shared.clone(), i));
     }
+    // The progress line gets the live counters only, never `shared`: the tally is taken out of `shared`
+    // below, and an aborted task is dropped by the runtime some time after `abort()` returns.
     let progress = (shared.config.progress && std::io::stderr().is_terminal())
-        .then(|| tokio::spawn(show_progress(shared.clone())));
+        .then(|| tokio::spawn(show_progress(shared.live.clone(), start)));
 
     tokio::pin!(cancel);
     let mut cancelled = false;
@@ -109,12 +111,14 @@ pub async fn run(config: LoadConfig, cancel: impl Future) -> Result<Report, Load
     let end = Instant::now();
     if let Some(p) = progress {
         p.abort();
+        // Wait until the task is gone, so its last line cannot land after the report's first.
+        let _ = p.await;
         eprintln!();
     }
 
-    let shared = Arc::try_unwrap(shared)
-        .map_err(|_| LoadError::Report("internal: a session outlived the run".into()))?;
-    let mut tally = shared.tally.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Take the tally out rather than unwrapping the `Arc`: a task still holding `shared` (none should)
+    // must never cost the user the report of a whole run.
+    let mut tally = std::mem::take(&mut *shared.tally());
     let c = &mut tally.counts;
     // Messages cut off by a cancellation never reached `record`; the live counter saw them start.
     c.attempted = c
@@ -126,7 +130,7 @@ pub async fn run(config: LoadConfig, cancel: impl Future) -> Result<Report, Load
         .due_before(end)
         .unwrap_or(0)
         .saturating_sub(c.attempted);
-    let cfg = shared.config;
+    let cfg = &shared.config;
     let info = RunInfo {
         run_id,
         target: cfg.target.url(),
@@ -134,7 +138,7 @@ pub async fn run(config: LoadConfig, cancel: impl Future) -> Result<Report, Load
         sessions: cfg.sessions,
         messages: cfg.messages,
         duration_secs: cfg.duration.map(|d| d.as_secs_f64()),
-        sizes: cfg.sizes,
+        sizes: cfg.sizes.clone(),
         recipients_per_message: cfg.recipients_per_message,
         messages_per_connection: cfg.messages_per_connection,
         pipelining: cfg.pipelining,
@@ -154,14 +158,12 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 /// Prints `attempted / accepted / failed / rate` on one stderr line, once a second.
-async fn show_progress(shared: Arc<Shared>) {
-    let start = shared.schedule.start();
+async fn show_progress(live: Arc<Live>, start: Instant) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut last = 0u64;
     loop {
         tick.tick().await;
-        let live = &shared.live;
         let accepted = live.accepted.load(Ordering::Relaxed);
         eprint!(
             "\r{:>6.0}s  attempted {:>9}  accepted {:>9}  failed {:>7}  {:>8} msg/s \x1b[K",

@@ -41,12 +41,12 @@ pub(crate) struct Shared {
     pub tls: Option<TlsSetup>,
     pub schedule: Schedule,
     pub factory: MessageFactory,
-    pub live: Live,
+    pub live: Arc<Live>,
     pub tally: Mutex<Tally>,
 }
 
 impl Shared {
-    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+    pub(crate) fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
         self.tally
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
