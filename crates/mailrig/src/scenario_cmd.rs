@@ -45,7 +45,7 @@ pub fn run(cmd: ScenarioCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
-                eprintln!("mailrig: invalid scenario: {e}");
+                crate::output::error(format_args!("invalid scenario: {e}"));
                 Ok(ExitCode::from(2))
             }
         },
@@ -56,7 +56,7 @@ pub fn run(cmd: ScenarioCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
-                eprintln!("mailrig: {e}");
+                crate::output::error(&e);
                 Ok(ExitCode::from(2))
             }
         },
