@@ -101,7 +101,8 @@ pub struct LoadArgs {
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
 
-    /// Also write the report as JSON to this file (for `mailrig load merge`).
+    /// Also write the report as JSON to this file (for `mailrig load merge`); `-` writes it to standard
+    /// output and the table to standard error.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -53,6 +54,25 @@ pub async fn run(config: LoadConfig, cancel: impl Future) -> Result<Report, Load
             reason: "no addresses".into(),
         });
     }
+    // One connection first: a target where nothing listens is "could not run", not a measurement of
+    // thousands of refused connects. It becomes session 0's first connection, so the server sees no
+    // extra connection.
+    let t0 = Instant::now();
+    let first = match tokio::time::timeout(config.timeout, TcpStream::connect(addrs[0])).await {
+        Err(_) => {
+            return Err(LoadError::Unreachable {
+                target: authority,
+                reason: format!("no answer within {:?}", config.timeout),
+            });
+        }
+        Ok(Err(e)) => {
+            return Err(LoadError::Unreachable {
+                target: authority,
+                reason: e.to_string(),
+            });
+        }
+        Ok(Ok(tcp)) => (tcp, t0.elapsed()),
+    };
     let tls = if config.target.implicit_tls || config.starttls {
         Some(TlsSetup::new(&config.tls, &config.target)?)
     } else {
@@ -78,8 +98,9 @@ pub async fn run(config: LoadConfig, cancel: impl Future) -> Result<Report, Load
     });
 
     let mut sessions = JoinSet::new();
+    let mut first = Some(first);
     for i in 0..shared.config.sessions {
-        sessions.spawn(run_session(shared.clone(), i));
+        sessions.spawn(run_session(shared.clone(), i, first.take()));
     }
     // The progress line gets the live counters only, never `shared`: the tally is taken out of `shared`
     // below, and an aborted task is dropped by the runtime some time after `abort()` returns.

@@ -63,8 +63,11 @@ struct Pending {
     message_bytes: u64,
 }
 
-/// Runs one session until the schedule has no more tickets.
-pub(crate) async fn run_session(shared: Arc<Shared>, index: u32) {
+/// A TCP connection opened before the run (to see that the target answers) and how long that took.
+pub(crate) type Preconnected = (TcpStream, Duration);
+
+/// Runs one session until the schedule has no more tickets. `first` is used for its first connection.
+pub(crate) async fn run_session(shared: Arc<Shared>, index: u32, mut first: Option<Preconnected>) {
     let mut conn: Option<Connection> = None;
     let mut on_conn = 0u64;
     let mut pending = Pending::default();
@@ -80,6 +83,7 @@ pub(crate) async fn run_session(shared: Arc<Shared>, index: u32) {
         let result = send_one(
             &shared,
             addr,
+            &mut first,
             &mut conn,
             ticket,
             &mut pending,
@@ -181,6 +185,7 @@ fn record(
 async fn send_one(
     shared: &Shared,
     addr: SocketAddr,
+    first: &mut Option<Preconnected>,
     conn: &mut Option<Connection>,
     ticket: Ticket,
     pending: &mut Pending,
@@ -188,7 +193,7 @@ async fn send_one(
     cmd: &mut Vec<u8>,
 ) -> Result<Outcome, Failure> {
     if conn.is_none() {
-        *conn = Some(Connection::open(shared, addr, pending).await?);
+        *conn = Some(Connection::open(shared, addr, first.take(), pending).await?);
     }
     let Some(c) = conn.as_mut() else {
         return Err(Failure::protocol("no connection"));
@@ -311,16 +316,22 @@ impl Connection {
     async fn open(
         shared: &Shared,
         addr: SocketAddr,
+        first: Option<Preconnected>,
         pending: &mut Pending,
     ) -> Result<Connection, Failure> {
         let cfg = &shared.config;
-        let t0 = Instant::now();
-        let tcp = match timeout(cfg.timeout, TcpStream::connect(addr)).await {
-            Err(_) => return Err(Failure::timeout("connect")),
-            Ok(Err(e)) => return Err(Failure::io(&e)),
-            Ok(Ok(s)) => s,
+        let (tcp, took) = match first {
+            Some(pre) => pre,
+            None => {
+                let t0 = Instant::now();
+                match timeout(cfg.timeout, TcpStream::connect(addr)).await {
+                    Err(_) => return Err(Failure::timeout("connect")),
+                    Ok(Err(e)) => return Err(Failure::io(&e)),
+                    Ok(Ok(s)) => (s, t0.elapsed()),
+                }
+            }
         };
-        pending.samples.push((Stage::Connect, t0.elapsed()));
+        pending.samples.push((Stage::Connect, took));
         pending.connections += 1;
         // Each write is a whole command group; never let Nagle hold it back.
         let _ = tcp.set_nodelay(true);
