@@ -27,7 +27,7 @@ pub struct LoadArgs {
     #[arg(long, value_name = "USER:PASS")]
     pub auth: Option<String>,
 
-    /// PEM file with the CA certificate(s) to trust for TLS (default: the system's trust store).
+    /// PEM file with CA certificate(s) to trust for TLS besides the system's trust store.
     #[arg(long, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
 

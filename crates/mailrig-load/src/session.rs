@@ -66,15 +66,24 @@ struct Pending {
 /// A TCP connection opened before the run (to see that the target answers) and how long that took.
 pub(crate) type Preconnected = (TcpStream, Duration);
 
+/// Where a session connects: its address, and the pre-run connection to use first, if it got it.
+struct Dial {
+    addr: SocketAddr,
+    first: Option<Preconnected>,
+}
+
 /// Runs one session until the schedule has no more tickets. `first` is used for its first connection.
-pub(crate) async fn run_session(shared: Arc<Shared>, index: u32, mut first: Option<Preconnected>) {
+pub(crate) async fn run_session(shared: Arc<Shared>, index: u32, first: Option<Preconnected>) {
     let mut conn: Option<Connection> = None;
     let mut on_conn = 0u64;
     let mut pending = Pending::default();
     let mut content = Vec::new();
     let mut cmd = Vec::new();
     let limit = shared.config.messages_per_connection;
-    let addr = shared.addrs[index as usize % shared.addrs.len()];
+    let mut dial = Dial {
+        addr: shared.addrs[index as usize % shared.addrs.len()],
+        first,
+    };
     while let Some(ticket) = shared.schedule.next_ticket(Instant::now()) {
         if ticket.due > Instant::now() {
             tokio::time::sleep_until(ticket.due).await;
@@ -82,8 +91,7 @@ pub(crate) async fn run_session(shared: Arc<Shared>, index: u32, mut first: Opti
         shared.live.attempted.fetch_add(1, Ordering::Relaxed);
         let result = send_one(
             &shared,
-            addr,
-            &mut first,
+            &mut dial,
             &mut conn,
             ticket,
             &mut pending,
@@ -184,8 +192,7 @@ fn record(
 /// Sends one message, opening a connection first if needed.
 async fn send_one(
     shared: &Shared,
-    addr: SocketAddr,
-    first: &mut Option<Preconnected>,
+    dial: &mut Dial,
     conn: &mut Option<Connection>,
     ticket: Ticket,
     pending: &mut Pending,
@@ -193,7 +200,7 @@ async fn send_one(
     cmd: &mut Vec<u8>,
 ) -> Result<Outcome, Failure> {
     if conn.is_none() {
-        *conn = Some(Connection::open(shared, addr, first.take(), pending).await?);
+        *conn = Some(Connection::open(shared, dial.addr, dial.first.take(), pending).await?);
     }
     let Some(c) = conn.as_mut() else {
         return Err(Failure::protocol("no connection"));

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use mailrig_probe::{Phase, ProbeOptions, Progress, ProgressFn, Report, Target};
+use mailrig_probe::{Phase, ProbeOptions, Progress, ProgressFn, Report, Target, TlsTrust};
 
 #[derive(Debug, Args)]
 #[command(
@@ -35,6 +35,14 @@ pub struct ProbeArgs {
     /// Leave the probe messages in the mailboxes.
     #[arg(long)]
     keep: bool,
+    /// PEM file with CA certificate(s) to trust for TLS besides the system's trust store (instead of
+    /// the target's `[tls] ca_file`); the same flag as `mailrig load --tls-ca`.
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_insecure")]
+    tls_ca: Option<PathBuf>,
+    /// Accept any TLS certificate (test certificates only; instead of the target's `[tls] insecure`);
+    /// the same flag as `mailrig load --tls-insecure`.
+    #[arg(long)]
+    tls_insecure: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,7 +60,12 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--timeout {t}: give a number of seconds above 0 and below one day")
         }
     };
-    let report = match Target::load(&args.target) {
+    let report = match Target::load(&args.target)
+        .map_err(|e| e.to_string())
+        .and_then(|mut t| {
+            trust_flags(&args, &mut t)?;
+            Ok(t)
+        }) {
         Ok(target) => {
             let progress_on = std::io::stderr().is_terminal();
             let opts = ProbeOptions {
@@ -69,7 +82,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             }
             result.map_err(|e| e.to_string())
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     };
     let report = report.unwrap_or_else(|e| {
         crate::output::error(format_args!("probe: cannot run: {e}"));
@@ -95,6 +108,24 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         _ => crate::output::write_to(std::path::Path::new("-"), &text)?,
     }
     Ok(ExitCode::from(report.exit_code()))
+}
+
+/// `--tls-ca` and `--tls-insecure` replace the target file's `[tls]` table.
+fn trust_flags(args: &ProbeArgs, target: &mut Target) -> Result<(), String> {
+    if let Some(path) = &args.tls_ca {
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| format!("--tls-ca {}: {e}", path.display()))?;
+        target.trust = TlsTrust {
+            ca_pem: Some(pem),
+            insecure: false,
+        };
+    } else if args.tls_insecure {
+        target.trust = TlsTrust {
+            ca_pem: None,
+            insecure: true,
+        };
+    }
+    Ok(())
 }
 
 fn render(report: &Report, format: Format, colour: bool) -> String {

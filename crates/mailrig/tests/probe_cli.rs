@@ -299,3 +299,64 @@ async fn probe_colours_follow_color_and_no_color() {
     assert!(!never.screen.contains("\x1b[32m"), "{}", never.screen);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_and_load_share_one_trust_policy_and_the_same_tls_flags() {
+    let server = MockServer::builder()
+        .scenario_file(SEED)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // STARTTLS for sending (lettre's TLS), implicit TLS for reading (rustls): both must trust the CA.
+    let file = dir.path().join("tls.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[probe]\ntimeout = 3\n[smtp]\nhost = \"localhost\"\nport = {}\ntls = \"starttls\"\n[read]\nprotocol = \"imap\"\nhost = \"localhost\"\nport = {}\ntls = \"tls\"\npassword = \"secret\"\n[[mailbox]]\naddress = \"user01@patente.test\"\n",
+            server.smtp_addr().port(),
+            server.imaps_addr().port()
+        ),
+    )
+    .unwrap();
+    let ca = server.ca_path().display().to_string();
+    let path = file.display().to_string();
+    let probe = |extra: &[&str]| {
+        let mut args = vec!["probe".to_string(), "--target".into(), path.clone()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        run(args)
+    };
+    let (code, out, err) = probe(&["--tls-ca", &ca]).await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let (code, out, err) = probe(&["--tls-insecure"]).await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    // Without the CA the mock's certificates are not trusted: nothing is reported delivered.
+    let (code, out, err) = probe(&[]).await;
+    assert_ne!(code, Some(0), "{out}\n{err}");
+    let (code, _, err) = probe(&["--tls-ca", "/nonexistent/ca.pem"]).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--tls-ca /nonexistent/ca.pem"), "{err}");
+
+    // `mailrig load` takes the same flags for the same server.
+    let smtps = format!("smtps://localhost:{}", server.smtps_addr().port());
+    let load = |extra: &[&str]| {
+        let mut args: Vec<String> = ["load", &smtps, "-n", "2", "--to", "user01@patente.test"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        run(args)
+    };
+    let (code, out, err) = load(&["--tls-ca", &ca]).await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let (code, out, err) = load(&["--tls-insecure"]).await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let (code, out, err) = load(&[]).await;
+    assert_eq!(
+        code,
+        Some(1),
+        "an untrusted certificate fails every message: {out}\n{err}"
+    );
+    server.shutdown().await;
+}
