@@ -349,16 +349,19 @@ impl MailboxData {
 }
 
 /// `INBOX` is case-insensitive; every other name is kept as given.
+///
+/// Peers choose these names, so the prefix is compared as bytes: a name whose
+/// fifth byte is inside a multi-byte character (`INBOé`) is simply not INBOX.
 pub fn canonical_name(name: &str) -> String {
-    if name.eq_ignore_ascii_case(INBOX) {
-        INBOX.to_string()
-    } else if name.len() > INBOX.len()
-        && name[..INBOX.len()].eq_ignore_ascii_case(INBOX)
-        && name[INBOX.len()..].starts_with(DELIMITER)
-    {
-        format!("{INBOX}{}", &name[INBOX.len()..])
-    } else {
-        name.to_string()
+    let (head, tail) = name.as_bytes().split_at(name.len().min(INBOX.len()));
+    if !head.eq_ignore_ascii_case(INBOX.as_bytes()) {
+        return name.to_string();
+    }
+    match tail.first() {
+        // `head` is five ASCII bytes, so the rest starts on a char boundary.
+        None => INBOX.to_string(),
+        Some(&b) if b == DELIMITER as u8 => format!("{INBOX}{}", &name[INBOX.len()..]),
+        Some(_) => name.to_string(),
     }
 }
 

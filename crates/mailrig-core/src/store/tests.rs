@@ -175,3 +175,22 @@ fn maildir_adopts_foreign_files() {
     assert_eq!(s.mailbox(MailboxId(1)).messages(INBOX).unwrap()[0].uid, uid);
     assert!(!dir.path().join("d.test/b/tmp/half").exists());
 }
+
+#[test]
+fn folder_names_cutting_a_character_at_the_inbox_prefix_do_not_panic() {
+    // Issue 9: "INBOé" is six bytes; byte 5 is inside the 'é'.
+    let s = Store::memory(&world());
+    let a = s.mailbox(MailboxId(0));
+    for name in ["INBOé", "inboé", "INBé", "INBOXé", "INBOX.é", "Ä", "INBO€x"] {
+        assert_eq!(
+            a.with_folder(name, |_| ()),
+            Err(StoreError::NoSuchFolder(canonical_name(name))),
+            "{name}"
+        );
+    }
+    assert_eq!(canonical_name("INBOé"), "INBOé");
+    assert_eq!(canonical_name("inbox.Ä"), "INBOX.Ä");
+    a.create_folder("INBOé").unwrap();
+    assert!(a.with_folder("INBOé", |_| ()).is_ok());
+    assert!(a.with_folder("INBOX", |_| ()).is_ok());
+}
