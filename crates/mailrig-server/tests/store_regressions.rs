@@ -31,3 +31,44 @@ async fn select_of_a_name_cutting_a_character_is_no_and_the_session_lives() {
     assert!(ok.contains("a4 OK"), "{ok:?}");
     server.shutdown().await;
 }
+
+async fn start_maildir(dir: &std::path::Path) -> mailrig_server::MockServer {
+    mailrig_server::MockServer::builder()
+        .pop3(None)
+        .maildir(dir)
+        .start()
+        .await
+        .expect("start mock server")
+}
+
+/// Issue 9: IMAP keywords were lost when a `--maildir` server restarted.
+#[tokio::test]
+async fn keywords_stored_over_imap_survive_a_maildir_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_maildir(dir.path()).await;
+    deliver(&server, ALICE, &message("a@x.test", "one", "1"));
+    deliver(&server, ALICE, &message("a@x.test", "two", "2"));
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    assert!(c.cmd("a1 SELECT INBOX").await.contains("a1 OK"));
+    let r = c.cmd("a2 STORE 1 +FLAGS (\\Seen $Forwarded Projekt)").await;
+    assert!(r.contains("a2 OK"), "{r}");
+    let r = c.cmd("a3 STORE 2 +FLAGS (projekt)").await;
+    assert!(r.contains("a3 OK"), "{r}");
+    c.cmd("a5 LOGOUT").await;
+    server.shutdown().await;
+
+    let server = start_maildir(dir.path()).await;
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    let r = c.cmd("b1 SELECT INBOX").await;
+    assert!(r.contains("$Forwarded") && r.contains("Projekt"), "{r}");
+    let r = c.cmd("b2 FETCH 1:2 (UID FLAGS)").await;
+    assert_eq!(
+        lines(&r)[..2],
+        [
+            "* 1 FETCH (UID 1 FLAGS (\\Seen $Forwarded Projekt))",
+            "* 2 FETCH (UID 2 FLAGS (Projekt))",
+        ],
+        "{r}"
+    );
+    server.shutdown().await;
+}
