@@ -71,6 +71,7 @@ if ! deb_installed postfix; then
 fi
 
 debs=(swaks postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd curl)
+debs+=(strace) # crates/mailrig/tests/maildir_fsync.rs: the fsync order of a delivery
 missing=()
 for pkg in "${debs[@]}"; do
     if deb_installed "$pkg"; then

@@ -4,8 +4,8 @@
 //! `ROOT/<domain>/<localpart>/.<Folder>/{tmp,new,cur}` the other folders
 //! (Maildir++, `.` as hierarchy delimiter), which Dovecot and mutt read as they
 //! are. A message is written to `tmp/`, fsynced, and renamed into `new/` (or
-//! `cur/` when it carries flags) before the store call returns, so nothing
-//! acknowledged with 250 is lost on a crash.
+//! `cur/` when it carries flags), and both directories are fsynced, before the
+//! store call returns, so nothing acknowledged with 250 is lost on a crash.
 //!
 //! UIDs survive restarts because each file name carries its UID (`,U=<uid>`, a
 //! field Maildir readers ignore); a small `mailrig-uidlist` file per folder
@@ -250,6 +250,16 @@ impl MailboxDir {
             return Err(io_err(&dest, e));
         }
         Ok(name.into())
+    }
+
+    /// Makes a committed message's rename durable: fsyncs the directory it
+    /// went into and `tmp/`. Without this a power cut after the 250 could
+    /// lose the new entry. Called after the mailbox lock is let go, so that
+    /// deliveries to one mailbox share the wait instead of queueing for it.
+    pub(crate) fn sync_commit(&self, folder: &str, file: &str) -> Result<(), StoreError> {
+        let dest = self.folder_path(folder).join(file);
+        sync_dir(dest.parent().unwrap_or(Path::new(".")))?;
+        sync_dir(&self.path.join("tmp"))
     }
 
     /// The file-name flags of `flags` in a folder (`FSab`), giving new

@@ -472,10 +472,17 @@ impl MailboxStore {
             raw: msg.raw,
             envelope: msg.envelope,
             modseq,
-            file,
+            file: file.clone(),
         });
+        let synced = match (&self.disk, &file) {
+            (Some(d), Some(file)) => Some((d, f.name.clone(), file.clone())),
+            _ => None,
+        };
         drop(data);
         self.bump();
+        if let Some((d, folder, file)) = synced {
+            d.sync_commit(&folder, &file)?;
+        }
         Ok((validity, uid))
     }
 
