@@ -72,6 +72,7 @@ fi
 
 debs=(swaks postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd curl)
 debs+=(iproute2)  # ss: the listen-backlog test reads a listener's accept queue
+debs+=(strace) # crates/mailrig/tests/maildir_fsync.rs: the fsync order of a delivery
 missing=()
 for pkg in "${debs[@]}"; do
     if deb_installed "$pkg"; then

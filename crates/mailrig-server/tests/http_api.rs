@@ -76,20 +76,18 @@ impl Http {
 }
 
 async fn curl(server: &MockServer, method: &str, path: &str) -> Http {
+    curl_with(server, method, path, &[]).await
+}
+
+/// curl with extra arguments (headers, a body) before the URL.
+async fn curl_with(server: &MockServer, method: &str, path: &str, extra: &[&str]) -> Http {
     let url = format!("http://{}{path}", server.http_addr());
     let marker = "\n--mailrig-curl--\n";
     let write_out = format!("{marker}%{{http_code}} %{{content_type}}");
     let out = match Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "10",
-            "-X",
-            method,
-            "-w",
-            &write_out,
-            &url,
-        ])
+        .args(["-sS", "--max-time", "10", "-X", method, "-w", &write_out])
+        .args(extra)
+        .arg(&url)
         .output()
         .await
     {
@@ -456,5 +454,27 @@ async fn python_urllib_reads_and_deletes() {
     assert_eq!(parse(&r["delete"]), json!({"deleted": 1}));
     assert_eq!(parse(&r["after"])["messages"], 0);
     assert!(server.inbox("bernd@kanzlei.test").unwrap().is_empty());
+    server.shutdown().await;
+}
+
+/// Issue 9: a folder name whose fifth byte is inside a UTF-8 character
+/// (`INBOé`) panicked in the store and killed the connection; now it is an
+/// unknown folder, and the server goes on answering.
+#[tokio::test]
+async fn folder_name_cutting_a_character_is_an_unknown_folder() {
+    let server = kanzlei().await;
+    for (query, shown) in [("INBO%C3%A9", "INBOé"), ("inbo%E2%82%AC", "inbo€")] {
+        curl(
+            &server,
+            "GET",
+            &format!("/api/v1/mailboxes/anna@kanzlei.test/messages?folder={query}"),
+        )
+        .await
+        .error(
+            404,
+            &format!("unknown folder '{shown}' in mailbox 'anna@kanzlei.test'"),
+        );
+    }
+    assert_eq!(get(&server, "/api/v1/health").await["status"], "ok");
     server.shutdown().await;
 }

@@ -4,12 +4,20 @@
 //! `ROOT/<domain>/<localpart>/.<Folder>/{tmp,new,cur}` the other folders
 //! (Maildir++, `.` as hierarchy delimiter), which Dovecot and mutt read as they
 //! are. A message is written to `tmp/`, fsynced, and renamed into `new/` (or
-//! `cur/` when it carries flags) before the store call returns, so nothing
-//! acknowledged with 250 is lost on a crash.
+//! `cur/` when it carries flags), and both directories are fsynced, before the
+//! store call returns, so nothing acknowledged with 250 is lost on a crash.
 //!
 //! UIDs survive restarts because each file name carries its UID (`,U=<uid>`, a
 //! field Maildir readers ignore); a small `mailrig-uidlist` file per folder
-//! keeps UIDVALIDITY and UIDNEXT so UIDs are never reused after an expunge.
+//! keeps UIDVALIDITY and UIDNEXT so UIDs are never reused after an expunge. It
+//! is written (and fsynced) before an expunged message's file is unlinked, so
+//! a crash between the two cannot hand the expunged UID out again.
+//!
+//! IMAP keywords are kept the way Dovecot keeps them: each folder's
+//! `dovecot-keywords` file maps up to 26 keywords to the letters `a`..`z`
+//! (a line `N name` gives `name` the letter `a`+N), and a message's letters
+//! follow its system flags in the file name (`:2,Sab`). A letter no message
+//! uses any more is given to the next new keyword when all 26 are taken.
 //! Messages are stored byte for byte as received (CRLF line ends).
 
 use std::fs;
@@ -26,6 +34,65 @@ use super::{
 };
 
 const COUNTERS: &str = "mailrig-uidlist";
+const KEYWORDS: &str = "dovecot-keywords";
+
+/// Keywords a folder can carry in file names: the letters `a`..`z`.
+pub const MAX_KEYWORDS: usize = 26;
+
+/// One folder's keyword letters (the contents of `dovecot-keywords`):
+/// index N is the keyword of letter `a`+N.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeywordLetters(Vec<Option<Box<str>>>);
+
+impl KeywordLetters {
+    /// Reads `N name` lines; lines that are not of that form are ignored.
+    fn parse(text: &str) -> KeywordLetters {
+        let mut t = KeywordLetters::default();
+        for line in text.lines() {
+            let Some((n, name)) = line.split_once(' ') else {
+                continue;
+            };
+            let Ok(n) = n.parse::<usize>() else { continue };
+            if n >= MAX_KEYWORDS || name.is_empty() || name.contains(char::is_whitespace) {
+                continue;
+            }
+            if t.0.len() <= n {
+                t.0.resize(n + 1, None);
+            }
+            t.0[n] = Some(name.into());
+        }
+        t
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        for (i, k) in self.0.iter().enumerate() {
+            if let Some(k) = k {
+                out.push_str(&format!("{i} {k}\n"));
+            }
+        }
+        out
+    }
+
+    fn letter(&self, keyword: &str) -> Option<char> {
+        self.0
+            .iter()
+            .position(|k| {
+                k.as_deref()
+                    .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
+            })
+            .map(letter)
+    }
+
+    fn keyword(&self, letter: char) -> Option<&str> {
+        let i = (letter as usize).checked_sub('a' as usize)?;
+        self.0.get(i)?.as_deref()
+    }
+}
+
+fn letter(index: usize) -> char {
+    char::from(b'a' + index as u8)
+}
 
 /// The root of a Maildir tree.
 #[derive(Debug)]
@@ -59,6 +126,24 @@ fn io_err(path: &Path, e: std::io::Error) -> StoreError {
         path: path.display().to_string(),
         reason: e.to_string(),
     }
+}
+
+/// Makes a directory's entries (a rename into it, a new file) durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(dir, e))
+}
+
+/// Replaces `path` with `text` so that a crash leaves the old or the new
+/// contents, never a mix, and the new contents are on disk when it returns.
+fn write_durably(path: &Path, text: &str) -> Result<(), StoreError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+    f.write_all(text.as_bytes()).map_err(|e| io_err(&tmp, e))?;
+    f.sync_all().map_err(|e| io_err(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 impl Maildir {
@@ -95,6 +180,13 @@ pub struct Staged {
     tmp: PathBuf,
     base: String,
     size: usize,
+}
+
+impl Staged {
+    /// Removes the staged file of a delivery that failed.
+    pub(crate) fn discard(self) {
+        let _ = fs::remove_file(&self.tmp);
+    }
 }
 
 /// One user's mailbox on disk.
@@ -149,12 +241,77 @@ impl MailboxDir {
         folder: &str,
         s: Staged,
         uid: u32,
-        flags: &Flags,
+        info: &str,
     ) -> Result<Box<str>, StoreError> {
-        let name = file_name(&s.base, s.size, uid, flags);
+        let name = file_name(&s.base, s.size, uid, info);
         let dest = self.folder_path(folder).join(&name);
-        fs::rename(&s.tmp, &dest).map_err(|e| io_err(&dest, e))?;
+        if let Err(e) = fs::rename(&s.tmp, &dest) {
+            s.discard();
+            return Err(io_err(&dest, e));
+        }
         Ok(name.into())
+    }
+
+    /// Makes a committed message's rename durable: fsyncs the directory it
+    /// went into and `tmp/`. Without this a power cut after the 250 could
+    /// lose the new entry. Called after the mailbox lock is let go, so that
+    /// deliveries to one mailbox share the wait instead of queueing for it.
+    pub(crate) fn sync_commit(&self, folder: &str, file: &str) -> Result<(), StoreError> {
+        let dest = self.folder_path(folder).join(file);
+        sync_dir(dest.parent().unwrap_or(Path::new(".")))?;
+        sync_dir(&self.path.join("tmp"))
+    }
+
+    /// The file-name flags of `flags` in a folder (`FSab`), giving new
+    /// keywords letters (and writing `dovecot-keywords`) first. When all 26
+    /// letters are taken, letters no message of `messages` uses are freed.
+    pub(crate) fn info(
+        &self,
+        folder: &str,
+        letters: &mut KeywordLetters,
+        flags: &Flags,
+        messages: &[StoredMessage],
+    ) -> Result<String, StoreError> {
+        let mut info = flags.maildir_info();
+        let mut changed = false;
+        let mut mine = Vec::new();
+        for k in flags.keywords() {
+            let c = match letters.letter(k) {
+                Some(c) => c,
+                None => {
+                    let free = match letters.0.iter().position(Option::is_none) {
+                        Some(i) => Some(i),
+                        None if letters.0.len() < MAX_KEYWORDS => {
+                            letters.0.push(None);
+                            Some(letters.0.len() - 1)
+                        }
+                        None => reclaim(letters, flags, messages),
+                    };
+                    let Some(i) = free else {
+                        let path = self.folder_path(folder).join(KEYWORDS);
+                        return Err(io_err(
+                            &path,
+                            std::io::Error::other(format!(
+                                "folder '{folder}' already uses {MAX_KEYWORDS} keywords, the most \
+                                 Maildir file names can carry (letters a-z); keyword '{k}' was \
+                                 not stored: remove a keyword from every message of the folder first"
+                            )),
+                        ));
+                    };
+                    letters.0[i] = Some(k.into());
+                    changed = true;
+                    letter(i)
+                }
+            };
+            mine.push(c);
+        }
+        if changed {
+            let path = self.folder_path(folder).join(KEYWORDS);
+            write_durably(&path, &letters.render())?;
+        }
+        mine.sort_unstable();
+        info.extend(mine);
+        Ok(info)
     }
 
     /// Renames a message's file to carry new flags; returns the new relative path.
@@ -162,7 +319,7 @@ impl MailboxDir {
         &self,
         folder: &str,
         file: &str,
-        flags: &Flags,
+        info: &str,
     ) -> Result<Box<str>, StoreError> {
         let (base, size, uid) = parse_file_name(file).ok_or_else(|| {
             io_err(
@@ -170,7 +327,7 @@ impl MailboxDir {
                 std::io::Error::other("unexpected file name"),
             )
         })?;
-        let name = format!("cur/{base},S={size},U={uid}:2,{}", flags.maildir_info());
+        let name = format!("cur/{base},S={size},U={uid}:2,{info}");
         let dir = self.folder_path(folder);
         let (from, to) = (dir.join(file), dir.join(&name));
         fs::rename(&from, &to).map_err(|e| io_err(&from, e))?;
@@ -193,9 +350,7 @@ impl MailboxDir {
         uid_next: u32,
     ) -> Result<(), StoreError> {
         let p = self.folder_path(folder).join(COUNTERS);
-        let tmp = p.with_extension("tmp");
-        fs::write(&tmp, format!("V{validity} N{uid_next}\n")).map_err(|e| io_err(&tmp, e))?;
-        fs::rename(&tmp, &p).map_err(|e| io_err(&p, e))
+        write_durably(&p, &format!("V{validity} N{uid_next}\n"))
     }
 
     pub(crate) fn create_folder(&self, folder: &str, validity: u32) -> Result<(), StoreError> {
@@ -262,6 +417,9 @@ impl MailboxDir {
                 }
             }
         }
+        let letters = fs::read_to_string(dir.join(KEYWORDS))
+            .map(|t| KeywordLetters::parse(&t))
+            .unwrap_or_default();
         let tmp = dir.join("tmp");
         if let Ok(rd) = fs::read_dir(&tmp) {
             for e in rd.flatten() {
@@ -273,10 +431,11 @@ impl MailboxDir {
             let d = dir.join(sub);
             for entry in fs::read_dir(&d).map_err(|e| io_err(&d, e))? {
                 let entry = entry.map_err(|e| io_err(&d, e))?;
-                let file = format!("{sub}/{}", entry.file_name().to_string_lossy());
-                if file[4..].starts_with('.') {
+                let base = entry.file_name().to_string_lossy().into_owned();
+                if base.starts_with('.') {
                     continue;
                 }
+                let file = format!("{sub}/{base}");
                 found.push((parse_file_name(&file).map(|(_, _, uid)| uid), file));
             }
         }
@@ -295,10 +454,16 @@ impl MailboxDir {
                 .and_then(|m| m.modified())
                 .map(DateTime::<Utc>::from)
                 .unwrap_or_else(|_| Utc::now());
-            let flags = file
-                .split_once(":2,")
-                .map(|(_, i)| Flags::from_maildir_info(i))
-                .unwrap_or_default();
+            let mut flags = Flags::default();
+            if let Some((_, info)) = file.split_once(":2,") {
+                flags = Flags::from_maildir_info(info);
+                for c in info.chars() {
+                    if let Some(k) = letters.keyword(c) {
+                        flags.add_keyword(k);
+                    }
+                }
+            }
+            let info = info_letters(&flags, &letters);
             let uid = match uid {
                 Some(u) if messages.last().is_none_or(|m| m.uid < u) => u,
                 _ => messages
@@ -310,19 +475,15 @@ impl MailboxDir {
             let file: Box<str> = if parse_file_name(&file).map(|p| p.2) == Some(uid) {
                 file.into()
             } else {
-                let base = file[4..]
-                    .split([':', ','])
-                    .next()
+                let base = file
+                    .get(4..)
+                    .and_then(|b| b.split([':', ',']).next())
                     .unwrap_or("msg")
                     .to_string();
-                let new = if flags == Flags::default() && file.starts_with("new/") {
-                    file_name(&base, raw.len(), uid, &flags)
+                let new = if info.is_empty() && file.starts_with("new/") {
+                    file_name(&base, raw.len(), uid, &info)
                 } else {
-                    format!(
-                        "cur/{base},S={},U={uid}:2,{}",
-                        raw.len(),
-                        flags.maildir_info()
-                    )
+                    format!("cur/{base},S={},U={uid}:2,{info}", raw.len())
                 };
                 let to = dir.join(&new);
                 fs::rename(&path, &to).map_err(|e| io_err(&path, e))?;
@@ -347,15 +508,44 @@ impl MailboxDir {
             highest_modseq: 1,
             first_recent_uid: uid_next,
             messages,
+            keyword_letters: letters,
         })
     }
 }
 
-fn file_name(base: &str, size: usize, uid: u32, flags: &Flags) -> String {
-    if *flags == Flags::default() {
+/// The letters of flags whose keywords all have letters already (loading).
+fn info_letters(flags: &Flags, letters: &KeywordLetters) -> String {
+    let mut info = flags.maildir_info();
+    let mut mine: Vec<char> = flags.keywords().filter_map(|k| letters.letter(k)).collect();
+    mine.sort_unstable();
+    info.extend(mine);
+    info
+}
+
+/// Frees the letters of keywords that neither `flags` nor any message uses;
+/// returns the first one freed.
+fn reclaim(
+    letters: &mut KeywordLetters,
+    flags: &Flags,
+    messages: &[StoredMessage],
+) -> Option<usize> {
+    let mut first = None;
+    for (i, slot) in letters.0.iter_mut().enumerate() {
+        let Some(k) = slot.as_deref() else { continue };
+        let used = flags.has_keyword(k) || messages.iter().any(|m| m.flags.has_keyword(k));
+        if !used {
+            *slot = None;
+            first.get_or_insert(i);
+        }
+    }
+    first
+}
+
+fn file_name(base: &str, size: usize, uid: u32, info: &str) -> String {
+    if info.is_empty() {
         format!("new/{base},S={size},U={uid}")
     } else {
-        format!("cur/{base},S={size},U={uid}:2,{}", flags.maildir_info())
+        format!("cur/{base},S={size},U={uid}:2,{info}")
     }
 }
 

@@ -253,6 +253,8 @@ pub struct Folder {
     /// Messages with a UID at or above this are `\Recent` and not yet claimed
     /// by a session (see [`MailboxStore::claim_recent`]).
     pub first_recent_uid: u32,
+    /// With Maildir: the letters its file names give keywords.
+    pub(crate) keyword_letters: maildir::KeywordLetters,
 }
 
 impl Folder {
@@ -264,6 +266,7 @@ impl Folder {
             highest_modseq: 1,
             messages: Vec::new(),
             first_recent_uid: 1,
+            keyword_letters: maildir::KeywordLetters::default(),
         }
     }
 
@@ -349,16 +352,19 @@ impl MailboxData {
 }
 
 /// `INBOX` is case-insensitive; every other name is kept as given.
+///
+/// Peers choose these names, so the prefix is compared as bytes: a name whose
+/// fifth byte is inside a multi-byte character (`INBOé`) is simply not INBOX.
 pub fn canonical_name(name: &str) -> String {
-    if name.eq_ignore_ascii_case(INBOX) {
-        INBOX.to_string()
-    } else if name.len() > INBOX.len()
-        && name[..INBOX.len()].eq_ignore_ascii_case(INBOX)
-        && name[INBOX.len()..].starts_with(DELIMITER)
-    {
-        format!("{INBOX}{}", &name[INBOX.len()..])
-    } else {
-        name.to_string()
+    let (head, tail) = name.as_bytes().split_at(name.len().min(INBOX.len()));
+    if !head.eq_ignore_ascii_case(INBOX.as_bytes()) {
+        return name.to_string();
+    }
+    match tail.first() {
+        // `head` is five ASCII bytes, so the rest starts on a char boundary.
+        None => INBOX.to_string(),
+        Some(&b) if b == DELIMITER as u8 => format!("{INBOX}{}", &name[INBOX.len()..]),
+        Some(_) => name.to_string(),
     }
 }
 
@@ -443,7 +449,16 @@ impl MailboxStore {
         let f = data.folder_mut(folder)?;
         let uid = f.uid_next;
         let file = match (&self.disk, staged) {
-            (Some(d), Some(s)) => Some(d.commit(&f.name, s, uid, &msg.flags)?),
+            (Some(d), Some(s)) => {
+                let info = match d.info(&f.name, &mut f.keyword_letters, &msg.flags, &f.messages) {
+                    Ok(info) => info,
+                    Err(e) => {
+                        s.discard();
+                        return Err(e);
+                    }
+                };
+                Some(d.commit(&f.name, s, uid, &info)?)
+            }
             _ => None,
         };
         f.uid_next += 1;
@@ -457,10 +472,17 @@ impl MailboxStore {
             raw: msg.raw,
             envelope: msg.envelope,
             modseq,
-            file,
+            file: file.clone(),
         });
+        let synced = match (&self.disk, &file) {
+            (Some(d), Some(file)) => Some((d, f.name.clone(), file.clone())),
+            _ => None,
+        };
         drop(data);
         self.bump();
+        if let Some((d, folder, file)) = synced {
+            d.sync_commit(&folder, &file)?;
+        }
         Ok((validity, uid))
     }
 
@@ -481,7 +503,8 @@ impl MailboxStore {
             new.apply(op, flags);
             if new != f.messages[pos].flags {
                 if let (Some(d), Some(file)) = (&self.disk, &f.messages[pos].file) {
-                    let renamed = d.set_flags(&f.name, file, &new)?;
+                    let info = d.info(&f.name, &mut f.keyword_letters, &new, &f.messages)?;
+                    let renamed = d.set_flags(&f.name, file, &info)?;
                     f.messages[pos].file = Some(renamed);
                 }
                 f.highest_modseq += 1;
@@ -506,9 +529,18 @@ impl MailboxStore {
         let mut err = None;
         let disk = &self.disk;
         let name = f.name.clone();
+        let chosen = |m: &StoredMessage| {
+            m.flags.has(SystemFlag::Deleted) && only.is_none_or(|o| o.contains(&m.uid))
+        };
+        // UIDNEXT is on disk before any file goes, so that a crash between the
+        // two cannot make the next start hand an expunged UID out again.
+        if let Some(d) = disk
+            && f.messages.iter().any(chosen)
+        {
+            d.save_counters(&name, f.uid_validity, f.uid_next)?;
+        }
         f.messages.retain(|m| {
-            let chosen =
-                m.flags.has(SystemFlag::Deleted) && only.is_none_or(|o| o.contains(&m.uid));
+            let chosen = chosen(m);
             if chosen {
                 if let (Some(d), Some(file)) = (disk, &m.file)
                     && let Err(e) = d.remove(&name, file)
@@ -522,9 +554,6 @@ impl MailboxStore {
         });
         if !gone.is_empty() {
             f.highest_modseq += 1;
-            if let Some(d) = disk {
-                d.save_counters(&name, f.uid_validity, f.uid_next)?;
-            }
         }
         drop(data);
         if !gone.is_empty() {

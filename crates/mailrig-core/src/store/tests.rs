@@ -175,3 +175,153 @@ fn maildir_adopts_foreign_files() {
     assert_eq!(s.mailbox(MailboxId(1)).messages(INBOX).unwrap()[0].uid, uid);
     assert!(!dir.path().join("d.test/b/tmp/half").exists());
 }
+
+#[test]
+fn folder_names_cutting_a_character_at_the_inbox_prefix_do_not_panic() {
+    // Issue 9: "INBOé" is six bytes; byte 5 is inside the 'é'.
+    let s = Store::memory(&world());
+    let a = s.mailbox(MailboxId(0));
+    for name in ["INBOé", "inboé", "INBé", "INBOXé", "INBOX.é", "Ä", "INBO€x"] {
+        assert_eq!(
+            a.with_folder(name, |_| ()),
+            Err(StoreError::NoSuchFolder(canonical_name(name))),
+            "{name}"
+        );
+    }
+    assert_eq!(canonical_name("INBOé"), "INBOé");
+    assert_eq!(canonical_name("inbox.Ä"), "INBOX.Ä");
+    a.create_folder("INBOé").unwrap();
+    assert!(a.with_folder("INBOé", |_| ()).is_ok());
+    assert!(a.with_folder("INBOX", |_| ()).is_ok());
+}
+
+/// Issue 9: a crash between the unlink of an expunged message and the write of
+/// UIDNEXT gave the next message the expunged UID. The crash is stood in for
+/// by a counters write that fails (a directory where its temporary file goes):
+/// what is on disk then is what a kill -9 at that point leaves.
+#[test]
+fn maildir_expunge_never_reuses_a_uid_when_the_counters_write_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world();
+    let blocker = dir.path().join("d.test/a/mailrig-uidlist.tmp");
+    {
+        let s = Store::open_maildir(&w, dir.path()).unwrap();
+        for i in 1..=3 {
+            assert_eq!(s.deliver(MailboxId(0), msg(&format!("m{i}"))).unwrap(), i);
+        }
+        let a = s.mailbox(MailboxId(0));
+        let deleted = Flags::default().with(SystemFlag::Deleted);
+        a.store_flags(INBOX, &[3], FlagOp::Add, &deleted).unwrap();
+        std::fs::create_dir(&blocker).unwrap();
+        assert!(matches!(a.expunge(INBOX, None), Err(StoreError::Io { .. })));
+    }
+    std::fs::remove_dir(&blocker).unwrap();
+    let s = Store::open_maildir(&w, dir.path()).unwrap();
+    let uid = s.deliver(MailboxId(0), msg("after the crash")).unwrap();
+    assert_eq!(uid, 4, "UID 3 was handed out before: it must not come back");
+    let uids: Vec<u32> = s
+        .mailbox(MailboxId(0))
+        .messages(INBOX)
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(uids, vec![1, 2, 3, 4], "the unexpunged message stays");
+}
+
+#[test]
+fn maildir_keeps_keywords_across_a_restart_as_dovecot_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world();
+    let mut tagged = Flags::default().with(SystemFlag::Seen);
+    tagged.add_keyword("$Forwarded");
+    tagged.add_keyword("Projekt-X");
+    {
+        let s = Store::open_maildir(&w, dir.path()).unwrap();
+        s.deliver(MailboxId(0), msg("one")).unwrap();
+        s.deliver(MailboxId(0), msg("two")).unwrap();
+        let a = s.mailbox(MailboxId(0));
+        a.store_flags(INBOX, &[1], FlagOp::Add, &tagged).unwrap();
+        let mut only = Flags::default();
+        only.add_keyword("projekt-x");
+        a.store_flags(INBOX, &[2], FlagOp::Add, &only).unwrap();
+        a.create_folder("Archive").unwrap();
+        a.copy(INBOX, &[1], "Archive").unwrap();
+    }
+    let inbox = dir.path().join("d.test/a");
+    assert_eq!(
+        std::fs::read_to_string(inbox.join("dovecot-keywords")).unwrap(),
+        "0 $Forwarded\n1 Projekt-X\n"
+    );
+    let mut cur: Vec<String> = std::fs::read_dir(inbox.join("cur"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    cur.sort();
+    assert!(cur[0].ends_with(",U=1:2,Sab"), "{cur:?}");
+    assert!(cur[1].ends_with(",U=2:2,b"), "{cur:?}");
+    // A file Dovecot wrote, with its own keyword table.
+    std::fs::write(
+        inbox.join("cur/1700000000.dovecot:2,Fc"),
+        b"Subject: from dovecot\r\n\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        inbox.join("dovecot-keywords"),
+        "0 $Forwarded\n1 Projekt-X\n2 Important\n",
+    )
+    .unwrap();
+
+    let s = Store::open_maildir(&w, dir.path()).unwrap();
+    let a = s.mailbox(MailboxId(0));
+    let msgs = a.messages(INBOX).unwrap();
+    let kw = |m: &StoredMessage| m.flags.keywords().map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(kw(&msgs[0]), ["$Forwarded", "Projekt-X"]);
+    assert!(msgs[0].flags.has(SystemFlag::Seen));
+    assert_eq!(kw(&msgs[1]), ["Projekt-X"]);
+    assert_eq!(kw(&msgs[2]), ["Important"]);
+    assert!(msgs[2].flags.has(SystemFlag::Flagged));
+    assert_eq!(
+        kw(&a.messages("Archive").unwrap()[0]),
+        ["$Forwarded", "Projekt-X"]
+    );
+    // Removing a keyword renames the file; a restart sees it gone.
+    let mut fwd = Flags::default();
+    fwd.add_keyword("$forwarded");
+    a.store_flags(INBOX, &[1], FlagOp::Remove, &fwd).unwrap();
+    drop(s);
+    let s = Store::open_maildir(&w, dir.path()).unwrap();
+    let msgs = s.mailbox(MailboxId(0)).messages(INBOX).unwrap();
+    assert_eq!(kw(&msgs[0]), ["Projekt-X"]);
+}
+
+#[test]
+fn maildir_frees_unused_keyword_letters_and_names_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_maildir(&world(), dir.path()).unwrap();
+    s.deliver(MailboxId(0), msg("one")).unwrap();
+    let a = s.mailbox(MailboxId(0));
+    let one = |k: &str| {
+        let mut f = Flags::default();
+        f.add_keyword(k);
+        f
+    };
+    // 40 keywords one after another on one message: letters are reused.
+    for i in 0..40 {
+        a.store_flags(INBOX, &[1], FlagOp::Replace, &one(&format!("k{i}")))
+            .unwrap();
+    }
+    // 27 at once cannot be carried by a file name.
+    let mut many = Flags::default();
+    for i in 0..27 {
+        many.add_keyword(&format!("m{i}"));
+    }
+    let err = a
+        .store_flags(INBOX, &[1], FlagOp::Replace, &many)
+        .unwrap_err();
+    assert!(err.to_string().contains("26 keywords"), "{err}");
+    drop(s);
+    let s = Store::open_maildir(&world(), dir.path()).unwrap();
+    let msgs = s.mailbox(MailboxId(0)).messages(INBOX).unwrap();
+    assert_eq!(msgs[0].flags.keywords().collect::<Vec<_>>(), ["k39"]);
+}
