@@ -46,7 +46,11 @@ pub fn check_scenario(input: &[u8]) {
             assert_eq!(s.to_string(), summary, "Display is not the summary");
             assert_eq!(s.faults.len(), s.faults.rules().len());
             for d in &s.world.domains {
-                assert!(summary.contains(d.name.as_str()), "summary misses domain {}", d.name);
+                assert!(
+                    summary.contains(d.name.as_str()),
+                    "summary misses domain {}",
+                    d.name
+                );
             }
             // The same text is the same world.
             let again = Scenario::parse(src, FILE).expect("the same text parsed twice");
@@ -64,7 +68,10 @@ pub fn check_scenario(input: &[u8]) {
                 unreachable!()
             };
             assert_eq!(file, FILE);
-            assert!(shown.starts_with(&format!("{FILE}:{line}:{column}: ")), "{shown}");
+            assert!(
+                shown.starts_with(&format!("{FILE}:{line}:{column}: ")),
+                "{shown}"
+            );
             assert_inside(src, line, column, &message);
         }
         Err(e @ ScenarioError::Read { .. }) => panic!("parsing text read a file: {e}"),
@@ -84,7 +91,10 @@ pub fn check_target(input: &[u8]) {
             assert_eq!(t.source, FILE);
             assert!(!t.smtp.host.is_empty(), "an empty SMTP host was accepted");
             for d in [t.timeout, t.connect_timeout] {
-                assert!(!d.is_zero() && d.as_secs() < 86_400, "a timeout of {d:?} was accepted");
+                assert!(
+                    !d.is_zero() && d.as_secs() < 86_400,
+                    "a timeout of {d:?} was accepted"
+                );
             }
             assert!(t.concurrency >= 1, "concurrency 0 was accepted");
             for m in &t.mailboxes {
@@ -92,9 +102,17 @@ pub fn check_target(input: &[u8]) {
                     .address
                     .rsplit_once('@')
                     .unwrap_or_else(|| panic!("accepted mailbox '{}' has no @", m.address));
-                assert!(!local.is_empty() && !domain.is_empty(), "accepted '{}'", m.address);
+                assert!(
+                    !local.is_empty() && !domain.is_empty(),
+                    "accepted '{}'",
+                    m.address
+                );
                 assert_eq!(m.domain(), domain.to_ascii_lowercase());
-                assert!(!m.read.host.is_empty(), "mailbox {} has no read host", m.address);
+                assert!(
+                    !m.read.host.is_empty(),
+                    "mailbox {} has no read host",
+                    m.address
+                );
             }
             let again = Target::parse_with(src, FILE, base, &env).expect("parsed twice");
             assert_eq!(again, t, "parsing is not deterministic");
@@ -111,7 +129,10 @@ pub fn check_target(input: &[u8]) {
                 unreachable!()
             };
             assert_eq!(file, FILE);
-            assert!(shown.starts_with(&format!("{FILE}:{line}:{column}: ")), "{shown}");
+            assert!(
+                shown.starts_with(&format!("{FILE}:{line}:{column}: ")),
+                "{shown}"
+            );
             assert_inside(src, line, column, &message);
         }
         Err(e @ TargetError::Read { .. }) => panic!("parsing text read the target file: {e}"),
@@ -139,8 +160,8 @@ pub fn check_fault(input: &[u8]) {
     };
     // JSON round trip: what we print is what we read.
     let json = serde_json::to_string(&spec).expect("a rule prints as JSON");
-    let back: FaultRuleSpec =
-        serde_json::from_str(&json).unwrap_or_else(|e| panic!("printed rule {json} does not parse: {e}"));
+    let back: FaultRuleSpec = serde_json::from_str(&json)
+        .unwrap_or_else(|e| panic!("printed rule {json} does not parse: {e}"));
     assert_eq!(back, spec, "JSON round trip changed the rule: {json}");
     // The TOML form (a [[fault]] table's keys) says the same, where TOML can
     // hold the values at all (it has no integers above i64::MAX).
@@ -159,12 +180,16 @@ pub fn check_fault(input: &[u8]) {
             let stored = serde_json::to_string(&rule.spec).expect("a stored rule prints");
             let reread: FaultRuleSpec = serde_json::from_str(&stored).expect("stored rule parses");
             let mut again = FaultPlan::default();
-            let warnings_again = again
-                .add(reread, &world)
-                .unwrap_or_else(|e| panic!("the stored form {stored} of an accepted rule is refused: {e}"));
+            let warnings_again = again.add(reread, &world).unwrap_or_else(|e| {
+                panic!("the stored form {stored} of an accepted rule is refused: {e}")
+            });
             assert_eq!(warnings_again, warnings, "warnings differ for {stored}");
             let twin = again.rules().last().expect("an added rule");
-            assert_eq!(twin.does(), rule.does(), "the re-read rule does something else");
+            assert_eq!(
+                twin.does(),
+                rule.does(),
+                "the re-read rule does something else"
+            );
             assert_eq!(twin.stage, rule.stage);
         }
         Err(message) => assert!(!message.trim().is_empty(), "a refusal without a reason"),
@@ -184,8 +209,12 @@ mod tests {
 
     #[test]
     fn checks_accept_the_repository_examples() {
-        check_scenario(include_bytes!("../../../testdata/scenarios/kanzlei-2-of-25.toml"));
-        check_target(include_bytes!("../../../testdata/targets/kanzlei-local.toml"));
+        check_scenario(include_bytes!(
+            "../../../testdata/scenarios/kanzlei-2-of-25.toml"
+        ));
+        check_target(include_bytes!(
+            "../../../testdata/targets/kanzlei-local.toml"
+        ));
         check_fault(br#"{"stage":"rcpt","action":"reject","mailbox":"user03..user25","code":550}"#);
     }
 }

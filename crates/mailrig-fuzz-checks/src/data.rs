@@ -23,7 +23,10 @@ pub fn read(reads: &[&[u8]], max: usize, reject_bare_lf: bool) -> Outcome {
         buf.extend_from_slice(chunk);
         loop {
             let p = r.feed(&buf);
-            assert!(p.consumed <= buf.len(), "feed consumed more than it was given");
+            assert!(
+                p.consumed <= buf.len(),
+                "feed consumed more than it was given"
+            );
             buf.drain(..p.consumed);
             if p.done {
                 // What the client sent after the end of data is left over too.
@@ -80,9 +83,7 @@ pub fn reference(input: &[u8], reject_bare_lf: bool) -> Option<Reference> {
                 i += 1;
             }
         }
-        let Some(lf) = memchr::memchr(b'\n', &input[i..]).map(|n| i + n) else {
-            return None;
-        };
+        let lf = i + memchr::memchr(b'\n', &input[i..])?;
         let had_cr = lf > line_start && input[lf - 1] == b'\r';
         if lf + 1 - i > MAX_LINE {
             r.line_too_long = true;
@@ -123,7 +124,11 @@ pub fn check(input: &[u8]) {
         (None, None) => {}
         (Some((result, size, rest)), Some(r)) => {
             assert_eq!(rest, &r.rest, "bytes after the end of data");
-            assert_eq!(*size, r.body.len(), "size() is not the unstuffed body's length");
+            assert_eq!(
+                *size,
+                r.body.len(),
+                "size() is not the unstuffed body's length"
+            );
             let too_big = r.body.len() > max;
             match result {
                 Ok(body) => {
@@ -170,7 +175,10 @@ mod tests {
 
     #[test]
     fn check_accepts_plain_messages() {
-        check(&Split::encode(0, b"Subject: x\r\n\r\n..dot\r\n.\r\nQUIT\r\n"));
+        check(&Split::encode(
+            0,
+            b"Subject: x\r\n\r\n..dot\r\n.\r\nQUIT\r\n",
+        ));
         check(&Split::encode(1, b"a\nb\r\n.\r\n"));
     }
 }

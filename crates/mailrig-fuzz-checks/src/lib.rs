@@ -18,9 +18,12 @@ pub mod data;
 pub mod session;
 pub mod split;
 
+/// A check: panics when the input shows a broken invariant.
+pub type Check = fn(&[u8]);
+
 /// Every fuzz target by name (the name of its file in `fuzz/fuzz_targets/` and
 /// of its folders under `fuzz/corpus/` and `fuzz/regressions/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("scenario_toml", config::check_scenario),
     ("target_toml", config::check_target),
     ("fault_json", config::check_fault),

@@ -155,7 +155,11 @@ pub fn fresh_state(flags: u8) -> Arc<ServerState> {
         .with_ymd_and_hms(2024, 3, 4, 10, 0, 0)
         .single()
         .expect("a valid date");
-    for user in ["alice@example.test", "anna@kanzlei.test", "user01@patente.test"] {
+    for user in [
+        "alice@example.test",
+        "anna@kanzlei.test",
+        "user01@patente.test",
+    ] {
         let id = world.mailbox_by_address(user).expect("fixture mailbox");
         for raw in FIXTURES {
             let msg = NewMessage {
@@ -164,7 +168,10 @@ pub fn fresh_state(flags: u8) -> Arc<ServerState> {
                 flags: Flags::default(),
                 internal_date: date,
             };
-            store.mailbox(id).append(INBOX, msg).expect("fixture append");
+            store
+                .mailbox(id)
+                .append(INBOX, msg)
+                .expect("fixture append");
         }
     }
     let faults: FaultPlan = s.faults.rebuild(&world);
@@ -213,7 +220,9 @@ pub fn mask(out: &[u8], seed: u32) -> Vec<u8> {
                 .iter()
                 .position(|b| !b.is_ascii_digit())
                 .map_or(out.len(), |n| i + n);
-            let n: Option<u64> = std::str::from_utf8(&out[i..end]).ok().and_then(|s| s.parse().ok());
+            let n: Option<u64> = std::str::from_utf8(&out[i..end])
+                .ok()
+                .and_then(|s| s.parse().ok());
             match n {
                 Some(n) if n >= u64::from(seed) && n < u64::from(seed) + 1_000_000 => {
                     v.extend_from_slice(format!("V+{}", n - u64::from(seed)).as_bytes());
@@ -241,15 +250,16 @@ fn is_date_time(s: &[u8]) -> bool {
         })
 }
 
-/// Runs `check_one` on one read, the fuzzer's cuts and (short streams) one
-/// byte per read, and asserts the masked transcripts agree.
+/// Runs `run` on one read, the fuzzer's cuts and (short streams) one byte
+/// per read, asserts the masked transcripts agree, and returns the one-read
+/// transcript unmasked.
 fn same_for_every_cut(
     what: &str,
     s: &Split<'_>,
     mut run: impl FnMut(&[&[u8]]) -> (Vec<u8>, u32),
 ) -> Vec<u8> {
-    let (whole, seed) = run(&[s.stream]);
-    let whole = mask(&whole, seed);
+    let (raw, seed) = run(&[s.stream]);
+    let whole = mask(&raw, seed);
     let show = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let (cut, seed) = run(&s.chunks());
     let cut = mask(&cut, seed);
@@ -270,7 +280,8 @@ fn same_for_every_cut(
             show(&bytes)
         );
     }
-    whole
+    // The format checks read what the server really said, not the mask.
+    raw
 }
 
 // ---- SMTP --------------------------------------------------------------------
@@ -387,11 +398,18 @@ pub fn assert_smtp_replies(out: &[u8]) {
             "malformed SMTP reply line {shown:?}"
         );
         if let Some(code) = continued {
-            assert_eq!(&l[..3], code, "multi-line reply changes its code at {shown:?}");
+            assert_eq!(
+                &l[..3],
+                code,
+                "multi-line reply changes its code at {shown:?}"
+            );
         }
         continued = (l[3] == b'-').then(|| &l[..3]);
     }
-    assert!(continued.is_none(), "the transcript ends inside a multi-line reply");
+    assert!(
+        continued.is_none(),
+        "the transcript ends inside a multi-line reply"
+    );
 }
 
 /// The fuzz target `smtp_session`.
@@ -439,7 +457,10 @@ pub fn run_imap(state: Arc<ServerState>, reads: &[&[u8]]) -> Vec<u8> {
 /// which imap-codec parses, prints, and parses again to the same response.
 pub fn assert_imap_responses(out: &[u8]) {
     let show = |b: &[u8]| {
-        let end = b.iter().position(|&c| c == b'\n').map_or(b.len(), |i| i + 1);
+        let end = b
+            .iter()
+            .position(|&c| c == b'\n')
+            .map_or(b.len(), |i| i + 1);
         String::from_utf8_lossy(&b[..end.min(300)]).into_owned()
     };
     let (mut rest, greeting) = GreetingCodec::default()
@@ -448,7 +469,12 @@ pub fn assert_imap_responses(out: &[u8]) {
     let printed = GreetingCodec::default().encode(&greeting).dump();
     let (_, again) = GreetingCodec::default()
         .decode(&printed)
-        .unwrap_or_else(|e| panic!("reprinted greeting {:?} does not parse: {e:?}", show(&printed)));
+        .unwrap_or_else(|e| {
+            panic!(
+                "reprinted greeting {:?} does not parse: {e:?}",
+                show(&printed)
+            )
+        });
     assert_eq!(again, greeting, "greeting changes when printed and parsed");
     let codec = ResponseCodec::default();
     while !rest.is_empty() {
@@ -458,8 +484,17 @@ pub fn assert_imap_responses(out: &[u8]) {
         let printed = codec.encode(&response).dump();
         match codec.decode(&printed) {
             Ok((left, again)) => {
-                assert!(left.is_empty(), "reprinted {:?} leaves bytes", show(&printed));
-                assert_eq!(again, response, "response {:?} changes when printed and parsed", show(rest));
+                assert!(
+                    left.is_empty(),
+                    "reprinted {:?} leaves bytes",
+                    show(&printed)
+                );
+                assert_eq!(
+                    again,
+                    response,
+                    "response {:?} changes when printed and parsed",
+                    show(rest)
+                );
             }
             Err(e) => panic!(
                 "response {:?} reprinted as {:?} does not parse: {e:?}",
@@ -552,9 +587,14 @@ pub fn run_pop3(state: Arc<ServerState>, reads: &[&[u8]]) -> Vec<(Option<Vec<u8>
 fn multi_line(line: &[u8]) -> bool {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let mut words = line.split(|&b| b == b' ');
-    let verb = words.next().unwrap_or_default().to_ascii_uppercase();
-    let has_arg = words.next().is_some();
+    // As the session splits it: the verb up to the first space, then
+    // arguments between spaces, empty ones dropped ("UIDL  " has none).
+    let (verb, arg) = match line.iter().position(|&b| b == b' ') {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => (line, &b""[..]),
+    };
+    let verb = verb.to_ascii_uppercase();
+    let has_arg = arg.split(|&b| b == b' ').any(|a| !a.is_empty());
     match verb.as_slice() {
         b"CAPA" | b"RETR" | b"TOP" => true,
         b"LIST" | b"UIDL" => !has_arg,
@@ -566,8 +606,16 @@ fn multi_line(line: &[u8]) -> bool {
 /// dot-stuffed block ending in `.` CRLF when the command calls for one.
 pub fn assert_pop3_responses(turns: &[(Option<Vec<u8>>, Vec<u8>)]) {
     for (said, answer) in turns {
-        let shown = |b: &[u8]| String::from_utf8_lossy(b).chars().take(400).collect::<String>();
-        let what = said.as_deref().map(shown).unwrap_or_else(|| "(greeting / over-long line)".into());
+        let shown = |b: &[u8]| {
+            String::from_utf8_lossy(b)
+                .chars()
+                .take(400)
+                .collect::<String>()
+        };
+        let what = said
+            .as_deref()
+            .map(shown)
+            .unwrap_or_else(|| "(greeting / over-long line)".into());
         let mut lines = answer.split_inclusive(|b| *b == b'\n');
         let Some(first) = lines.next() else {
             // A command after QUIT gets no answer: the session has ended.
@@ -586,15 +634,26 @@ pub fn assert_pop3_responses(turns: &[(Option<Vec<u8>>, Vec<u8>)]) {
         let block = first.starts_with(b"+OK") && said.as_deref().is_some_and(multi_line);
         let rest: Vec<&[u8]> = lines.collect();
         if !block {
-            assert!(rest.is_empty(), "to {what:?} more than one line: {:?}", shown(answer));
+            assert!(
+                rest.is_empty(),
+                "to {what:?} more than one line: {:?}",
+                shown(answer)
+            );
             continue;
         }
         let (last, body) = rest
             .split_last()
             .unwrap_or_else(|| panic!("to {what:?} a block without its end: {:?}", shown(answer)));
-        assert_eq!(*last, b".\r\n", "to {what:?} the block does not end with .CRLF");
+        assert_eq!(
+            *last, b".\r\n",
+            "to {what:?} the block does not end with .CRLF"
+        );
         for l in body {
-            assert!(l.ends_with(b"\r\n"), "to {what:?} line {:?} lacks CRLF", shown(l));
+            assert!(
+                l.ends_with(b"\r\n"),
+                "to {what:?} line {:?} lacks CRLF",
+                shown(l)
+            );
             assert!(
                 !l.starts_with(b".") || l.starts_with(b".."),
                 "to {what:?} line {:?} is not dot-stuffed",
@@ -649,7 +708,10 @@ mod tests {
 
     #[test]
     fn the_mask_hides_seeded_numbers_dates_and_queue_ids() {
-        let m = mask(b"* OK [UIDVALIDITY 1700000001] 04-Mar-2024 10:00:00 +0000 queued as 1F\r\n", 1_700_000_000);
+        let m = mask(
+            b"* OK [UIDVALIDITY 1700000001] 04-Mar-2024 10:00:00 +0000 queued as 1F\r\n",
+            1_700_000_000,
+        );
         assert_eq!(m, b"* OK [UIDVALIDITY V+1] <DATE> queued as Q\r\n");
     }
 }

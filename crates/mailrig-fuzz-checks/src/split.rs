@@ -78,7 +78,10 @@ mod tests {
         assert_eq!(s.stream, b"abcd");
         assert_eq!(s.chunks().concat(), b"abcd");
         assert!(s.chunks().iter().all(|c| !c.is_empty()));
-        assert_eq!(Split::parse(&Split::encode(5, b"xy")).chunks(), vec![&b"xy"[..]]);
+        assert_eq!(
+            Split::parse(&Split::encode(5, b"xy")).chunks(),
+            vec![&b"xy"[..]]
+        );
         assert_eq!(Split::parse(b"z").stream, b"z");
     }
 }
