@@ -1,0 +1,717 @@
+//! SMTP, IMAP and POP3 sessions fed a client's byte stream cut at arbitrary
+//! read boundaries, driven the way their connection loops (`*/conn.rs`) drive
+//! them, minus the sockets: the same framing, the same order of calls, STARTTLS
+//! ending the clear-text part. Invariants:
+//!
+//! * what the server says does not depend on where reads end (one read, the
+//!   fuzzer's cuts and, for short streams, one byte per read give the same
+//!   transcript once the UIDVALIDITY seed, dates and queue ids are masked);
+//! * what it says is well-formed: SMTP reply lines `ddd[ -]text CRLF`; every
+//!   IMAP response parses with imap-codec, and printed again by imap-codec it
+//!   parses to the same response; every POP3 response is one `+OK`/`-ERR`
+//!   line, or a dot-stuffed multi-line block where the command calls for one;
+//! * SMTP never says `250 ... queued` for a message it stored nowhere.
+//!
+//! Flags byte: bit 0 = `bare_lf = "reject"`, bit 1 = the world has fault rules.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use bytes::{Buf, BytesMut};
+use chrono::TimeZone;
+use imap_codec::decode::Decoder;
+use imap_codec::encode::Encoder;
+use imap_codec::{GreetingCodec, ResponseCodec};
+use mailrig_core::fault::FaultPlan;
+use mailrig_core::store::INBOX;
+use mailrig_core::{Flags, NewMessage, Scenario, Store};
+use mailrig_server::ServerState;
+use mailrig_server::tls::TlsMaterial;
+
+use crate::split::Split;
+
+/// The world every session target runs in: the credentials of the raw-protocol
+/// tests (kanzlei.test, patente.test, example.test; password `secret`), an
+/// alias and a catch-all. `BARE_LF` is replaced by the policy.
+pub const WORLD_TOML: &str = r#"
+[server]
+hostname = "mx.kanzlei.test"
+banner = "mx.kanzlei.test ESMTP mailrig"
+bare_lf = "BARE_LF"
+
+[[domain]]
+name = "kanzlei.test"
+mailboxes = ["anna", "bernd", "clara"]
+password = "secret"
+[domain.aliases]
+team = ["anna", "bernd"]
+
+[[domain]]
+name = "patente.test"
+mailboxes = ["user01..user25"]
+password = "secret"
+
+[[domain]]
+name = "example.test"
+mailboxes = ["alice", "bob", "carol"]
+password = "secret"
+
+[[domain]]
+name = "shop.test"
+mailboxes = ["orders", "support"]
+password = "secret"
+catch_all = "support"
+"#;
+
+/// Fault rules of the "with faults" worlds: only counters and selectors, no
+/// clocks or chance, so two runs of the same stream fire the same faults.
+const FAULTS_TOML: &str = r#"
+[[fault]]
+stage = "rcpt"
+action = "reject"
+mailbox = "user02"
+
+[[fault]]
+stage = "mail"
+action = "defer"
+every = 3
+
+[[fault]]
+stage = "route"
+action = "duplicate"
+mailbox = "user03"
+copies = 2
+
+[[fault]]
+stage = "route"
+action = "drop"
+mailbox = "user04"
+
+[[fault]]
+stage = "route"
+action = "alter"
+domain = "example.test"
+strip_headers = ["Subject"]
+
+[[fault]]
+stage = "end-of-data"
+action = "quota-full"
+mailbox = "clara"
+
+[[fault]]
+stage = "imap-fetch"
+action = "hide-messages"
+user = "bob@example.test"
+
+[[fault]]
+stage = "pop3"
+action = "fail-login"
+user = "bernd@kanzlei.test"
+"#;
+
+/// Messages in every INBOX of alice, anna and user01 at the start.
+const FIXTURES: &[&[u8]] = &[
+    b"From: Sender <sender@extern.test>\r\nTo: alice@example.test\r\nSubject: hello\r\nDate: Mon, 4 Mar 2024 10:00:00 +0000\r\nMessage-ID: <1@extern.test>\r\n\r\nHello there.\r\n.a line with a dot\r\n\r\n",
+    b"From: =?UTF-8?B?SsO8cmdlbg==?= <j@extern.test>\r\nTo: anna@kanzlei.test, bernd@kanzlei.test\r\nCc: team@kanzlei.test\r\nSubject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\nDate: Tue, 5 Mar 2024 11:30:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n--b1\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b1--\r\n",
+    b"Subject: no date, no from\r\n\r\n",
+];
+
+struct Fixed {
+    tls: Arc<TlsMaterial>,
+    /// Indexed by the two flag bits.
+    scenarios: Vec<Scenario>,
+}
+
+fn fixed() -> &'static Fixed {
+    static FIXED: OnceLock<Fixed> = OnceLock::new();
+    FIXED.get_or_init(|| {
+        let scenarios = (0..4)
+            .map(|i| {
+                let policy = if i & 1 != 0 { "reject" } else { "normalize" };
+                let mut toml = WORLD_TOML.replace("BARE_LF", policy);
+                if i & 2 != 0 {
+                    toml.push_str(FAULTS_TOML);
+                }
+                Scenario::parse(&toml, "fuzz-world.toml")
+                    .unwrap_or_else(|e| panic!("the fuzz world is invalid: {e}"))
+            })
+            .collect();
+        let tls = TlsMaterial::generate("mx.kanzlei.test")
+            .unwrap_or_else(|e| panic!("no test certificate: {e}"));
+        Fixed {
+            tls: Arc::new(tls),
+            scenarios,
+        }
+    })
+}
+
+/// A fresh server (store with the fixtures, fault counters at zero).
+pub fn fresh_state(flags: u8) -> Arc<ServerState> {
+    let f = fixed();
+    let s = &f.scenarios[usize::from(flags & 3)];
+    let world = Arc::new(s.world.clone());
+    let store = Store::memory(&world);
+    let date = chrono::Utc
+        .with_ymd_and_hms(2024, 3, 4, 10, 0, 0)
+        .single()
+        .expect("a valid date");
+    for user in [
+        "alice@example.test",
+        "anna@kanzlei.test",
+        "user01@patente.test",
+    ] {
+        let id = world.mailbox_by_address(user).expect("fixture mailbox");
+        for raw in FIXTURES {
+            let msg = NewMessage {
+                raw: bytes::Bytes::from_static(raw),
+                envelope: None,
+                flags: Flags::default(),
+                internal_date: date,
+            };
+            store
+                .mailbox(id)
+                .append(INBOX, msg)
+                .expect("fixture append");
+        }
+    }
+    let faults: FaultPlan = s.faults.rebuild(&world);
+    ServerState::new(world, Arc::new(store), Arc::clone(&f.tls), faults)
+}
+
+fn peer() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 40000))
+}
+
+/// The UIDVALIDITY every folder of a fresh store starts from.
+fn validity_seed(state: &ServerState) -> u32 {
+    let id = state
+        .world
+        .mailbox_by_address("alice@example.test")
+        .expect("alice");
+    state
+        .store
+        .mailbox(id)
+        .with_folder(INBOX, |f| f.uid_validity)
+        .expect("INBOX")
+}
+
+/// Masks what legitimately differs between two runs: numbers within 10^6
+/// above the UIDVALIDITY seed (taken from the clock), IMAP date-times and
+/// SMTP queue ids.
+pub fn mask(out: &[u8], seed: u32) -> Vec<u8> {
+    let mut v = Vec::with_capacity(out.len());
+    let mut i = 0;
+    while i < out.len() {
+        if out[i..].starts_with(b"queued as ") {
+            v.extend_from_slice(b"queued as Q");
+            i += 10;
+            while i < out.len() && out[i].is_ascii_hexdigit() {
+                i += 1;
+            }
+            continue;
+        }
+        if is_date_time(&out[i..]) {
+            v.extend_from_slice(b"<DATE>");
+            i += 26;
+            continue;
+        }
+        if out[i].is_ascii_digit() && (i == 0 || !out[i - 1].is_ascii_digit()) {
+            let end = out[i..]
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .map_or(out.len(), |n| i + n);
+            let n: Option<u64> = std::str::from_utf8(&out[i..end])
+                .ok()
+                .and_then(|s| s.parse().ok());
+            match n {
+                Some(n) if n >= u64::from(seed) && n < u64::from(seed) + 1_000_000 => {
+                    v.extend_from_slice(format!("V+{}", n - u64::from(seed)).as_bytes());
+                }
+                _ => v.extend_from_slice(&out[i..end]),
+            }
+            i = end;
+            continue;
+        }
+        v.push(out[i]);
+        i += 1;
+    }
+    v
+}
+
+/// `dd-Mon-yyyy hh:mm:ss +zzzz` (26 bytes; day may start with a space).
+fn is_date_time(s: &[u8]) -> bool {
+    let p: &[u8] = b"dd-AAA-dddd dd:dd:dd Sdddd";
+    s.len() >= p.len()
+        && p.iter().zip(s).all(|(p, c)| match p {
+            b'd' => c.is_ascii_digit() || *c == b' ',
+            b'A' => c.is_ascii_alphabetic(),
+            b'S' => *c == b'+' || *c == b'-',
+            p => p == c,
+        })
+}
+
+/// Runs `run` on one read, the fuzzer's cuts and (short streams) one byte
+/// per read, asserts the masked transcripts agree, and returns the one-read
+/// transcript unmasked.
+fn same_for_every_cut(
+    what: &str,
+    s: &Split<'_>,
+    mut run: impl FnMut(&[&[u8]]) -> (Vec<u8>, u32),
+) -> Vec<u8> {
+    let (raw, seed) = run(&[s.stream]);
+    let whole = mask(&raw, seed);
+    let show = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let (cut, seed) = run(&s.chunks());
+    let cut = mask(&cut, seed);
+    assert!(
+        cut == whole,
+        "{what}: reads cut at {:?} get another transcript than one read\n--- one read:\n{}\n--- cut:\n{}",
+        s.cuts,
+        show(&whole),
+        show(&cut)
+    );
+    if s.stream.len() <= 512 {
+        let (bytes, seed) = run(&s.bytes());
+        let bytes = mask(&bytes, seed);
+        assert!(
+            bytes == whole,
+            "{what}: one byte per read gets another transcript than one read\n--- one read:\n{}\n--- bytes:\n{}",
+            show(&whole),
+            show(&bytes)
+        );
+    }
+    // The format checks read what the server really said, not the mask.
+    raw
+}
+
+// ---- SMTP --------------------------------------------------------------------
+
+/// One SMTP conversation: the transcript, and the copies stored per message
+/// the server acknowledged.
+pub struct SmtpRun {
+    pub out: Vec<u8>,
+    pub acknowledged: Vec<usize>,
+}
+
+/// Drives an SMTP session as `smtp/conn.rs` does.
+pub fn run_smtp(state: Arc<ServerState>, reads: &[&[u8]]) -> SmtpRun {
+    use mailrig_server::smtp::conn::MAX_COMMAND_LINE;
+    use mailrig_server::smtp::session::{Action, Session};
+    let mut run = SmtpRun {
+        out: Vec::new(),
+        acknowledged: Vec::new(),
+    };
+    let out = &mut run.out;
+    let mut session = Session::new(Arc::clone(&state), peer(), false);
+    if matches!(session.greeting(out), Action::Close) {
+        return run;
+    }
+    session.take_delay();
+    let mut inbuf = BytesMut::new();
+    let mut discarding = false;
+    for read in reads {
+        inbuf.extend_from_slice(read);
+        if discarding {
+            match memchr::memchr(b'\n', &inbuf) {
+                Some(i) => {
+                    inbuf.advance(i + 1);
+                    discarding = false;
+                    session.line_too_long(out);
+                }
+                None => inbuf.clear(),
+            }
+        }
+        while !inbuf.is_empty() {
+            if session.cut_in_data() {
+                return run;
+            }
+            if session.in_data() {
+                let (used, a) = session.data(&inbuf, out);
+                inbuf.advance(used);
+                session.take_delay();
+                match a {
+                    Action::Deliver(d) => {
+                        let mut stored = 0;
+                        for c in d.copies.into_iter().filter(|c| c.after.is_none()) {
+                            if state.store.deliver(c.mailbox, c.message).is_ok() {
+                                stored += 1;
+                            }
+                        }
+                        if d.close == Some(true) {
+                            return run;
+                        }
+                        let before = out.len();
+                        session.delivered(&d.queue_id, Ok(stored), out);
+                        if out[before..].starts_with(b"250") {
+                            run.acknowledged.push(stored);
+                        }
+                        if d.close == Some(false) {
+                            return run;
+                        }
+                        continue;
+                    }
+                    Action::Close | Action::StartTls => return run,
+                    Action::Continue => {}
+                }
+                if used == 0 {
+                    break;
+                }
+                continue;
+            }
+            let Some(end) = memchr::memchr(b'\n', &inbuf) else {
+                if inbuf.len() > MAX_COMMAND_LINE {
+                    discarding = true;
+                    inbuf.clear();
+                }
+                break;
+            };
+            let line = inbuf.split_to(end + 1);
+            if discarding || line.len() > MAX_COMMAND_LINE {
+                discarding = false;
+                session.line_too_long(out);
+                continue;
+            }
+            let action = session.line(&line, out);
+            session.take_delay();
+            match action {
+                Action::Continue | Action::Deliver(_) => {}
+                // After STARTTLS the rest of the stream would be TLS records.
+                Action::Close | Action::StartTls => return run,
+            }
+        }
+    }
+    run
+}
+
+/// Asserts every line is `ddd[ -]text CRLF` and continuation lines keep their code.
+pub fn assert_smtp_replies(out: &[u8]) {
+    let mut continued: Option<&[u8]> = None;
+    for l in out.split_inclusive(|b| *b == b'\n') {
+        let shown = String::from_utf8_lossy(l);
+        assert!(
+            l.len() >= 6
+                && l[..3].iter().all(u8::is_ascii_digit)
+                && (b'2'..=b'5').contains(&l[0])
+                && (l[3] == b' ' || l[3] == b'-')
+                && l.ends_with(b"\r\n")
+                && !l[..l.len() - 2].contains(&b'\r'),
+            "malformed SMTP reply line {shown:?}"
+        );
+        if let Some(code) = continued {
+            assert_eq!(
+                &l[..3],
+                code,
+                "multi-line reply changes its code at {shown:?}"
+            );
+        }
+        continued = (l[3] == b'-').then(|| &l[..3]);
+    }
+    assert!(
+        continued.is_none(),
+        "the transcript ends inside a multi-line reply"
+    );
+}
+
+/// The fuzz target `smtp_session`.
+pub fn check_smtp(input: &[u8]) {
+    let s = Split::parse(input);
+    let faults = s.flags & 2 != 0;
+    let out = same_for_every_cut("SMTP", &s, |reads| {
+        let state = fresh_state(s.flags);
+        let seed = validity_seed(&state);
+        let run = run_smtp(state, reads);
+        if !faults {
+            assert!(
+                run.acknowledged.iter().all(|&n| n > 0),
+                "a message was acknowledged with 250 but stored nowhere"
+            );
+        }
+        (run.out, seed)
+    });
+    assert_smtp_replies(&out);
+}
+
+// ---- IMAP --------------------------------------------------------------------
+
+/// Drives an IMAP session as `imap/conn.rs` does (no other session changes
+/// the store, so IDLE never has news).
+pub fn run_imap(state: Arc<ServerState>, reads: &[&[u8]]) -> Vec<u8> {
+    use mailrig_server::imap::{Action, Session};
+    let mut out = Vec::new();
+    let mut session = Session::new(state, false).with_peer(peer());
+    session.greeting(&mut out);
+    let mut inbuf = BytesMut::new();
+    if session.input(&mut inbuf, &mut out) != Action::Continue {
+        return out;
+    }
+    for read in reads {
+        inbuf.extend_from_slice(read);
+        if session.input(&mut inbuf, &mut out) != Action::Continue {
+            break;
+        }
+    }
+    out
+}
+
+/// Asserts the transcript is a greeting and then whole responses, each of
+/// which imap-codec parses, prints, and parses again to the same response.
+pub fn assert_imap_responses(out: &[u8]) {
+    let show = |b: &[u8]| {
+        let end = b
+            .iter()
+            .position(|&c| c == b'\n')
+            .map_or(b.len(), |i| i + 1);
+        String::from_utf8_lossy(&b[..end.min(300)]).into_owned()
+    };
+    let (mut rest, greeting) = GreetingCodec::default()
+        .decode(out)
+        .unwrap_or_else(|e| panic!("greeting {:?} does not parse: {e:?}", show(out)));
+    let printed = GreetingCodec::default().encode(&greeting).dump();
+    let (_, again) = GreetingCodec::default()
+        .decode(&printed)
+        .unwrap_or_else(|e| {
+            panic!(
+                "reprinted greeting {:?} does not parse: {e:?}",
+                show(&printed)
+            )
+        });
+    assert_eq!(again, greeting, "greeting changes when printed and parsed");
+    let codec = ResponseCodec::default();
+    while !rest.is_empty() {
+        let (next, response) = codec
+            .decode(rest)
+            .unwrap_or_else(|e| panic!("response {:?} does not parse: {e:?}", show(rest)));
+        let printed = codec.encode(&response).dump();
+        match codec.decode(&printed) {
+            Ok((left, again)) => {
+                assert!(
+                    left.is_empty(),
+                    "reprinted {:?} leaves bytes",
+                    show(&printed)
+                );
+                assert_eq!(
+                    again,
+                    response,
+                    "response {:?} changes when printed and parsed",
+                    show(rest)
+                );
+            }
+            Err(e) => panic!(
+                "response {:?} reprinted as {:?} does not parse: {e:?}",
+                show(rest),
+                show(&printed)
+            ),
+        }
+        rest = next;
+    }
+}
+
+/// The fuzz target `imap_session`.
+pub fn check_imap(input: &[u8]) {
+    let s = Split::parse(input);
+    let out = same_for_every_cut("IMAP", &s, |reads| {
+        let state = fresh_state(s.flags);
+        let seed = validity_seed(&state);
+        (run_imap(state, reads), seed)
+    });
+    assert_imap_responses(&out);
+}
+
+// ---- POP3 --------------------------------------------------------------------
+
+/// Drives a POP3 session as `pop3/conn.rs` does; returns the transcript cut
+/// into (command line or `None` for the greeting and over-long lines, what
+/// the server answered to it).
+pub fn run_pop3(state: Arc<ServerState>, reads: &[&[u8]]) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+    use mailrig_server::pop3::session::{Action, MAX_COMMAND_LINE, Session};
+    let mut turns = Vec::new();
+    let mut session = Session::new(Arc::clone(&state), false).with_peer(peer());
+    let mut out = Vec::new();
+    session.greeting(&mut out);
+    turns.push((None, std::mem::take(&mut out)));
+    let mut inbuf = BytesMut::new();
+    let mut discarding = false;
+    for read in reads {
+        inbuf.extend_from_slice(read);
+        if discarding {
+            match memchr::memchr(b'\n', &inbuf) {
+                Some(i) => {
+                    inbuf.advance(i + 1);
+                    discarding = false;
+                    session.line_too_long(&mut out);
+                    turns.push((None, std::mem::take(&mut out)));
+                }
+                None => inbuf.clear(),
+            }
+        }
+        let mut action = Action::Continue;
+        while let Some(end) = memchr::memchr(b'\n', &inbuf) {
+            let line = inbuf.split_to(end + 1);
+            let said = if discarding || line.len() > MAX_COMMAND_LINE {
+                discarding = false;
+                session.line_too_long(&mut out);
+                None
+            } else {
+                action = session.line(&line, &mut out);
+                Some(line.to_vec())
+            };
+            if let Action::Update { mailbox, uids } = action {
+                let result = state
+                    .store
+                    .mailbox(mailbox)
+                    .delete_messages(INBOX, &uids)
+                    .map(|gone| gone.len())
+                    .map_err(|e| e.to_string());
+                action = session.updated(result, &mut out);
+            }
+            turns.push((said, std::mem::take(&mut out)));
+            if action != Action::Continue {
+                break;
+            }
+        }
+        if action != Action::Continue {
+            break;
+        }
+        if !discarding && inbuf.len() >= MAX_COMMAND_LINE {
+            discarding = true;
+        }
+        if discarding {
+            inbuf.clear();
+        }
+    }
+    turns
+}
+
+/// Whether a successful answer to `line` is a multi-line block (RFC 1939,
+/// RFC 2449 CAPA).
+fn multi_line(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // As the session splits it: the verb up to the first space, then
+    // arguments between spaces, empty ones dropped ("UIDL  " has none).
+    let (verb, arg) = match line.iter().position(|&b| b == b' ') {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => (line, &b""[..]),
+    };
+    let verb = verb.to_ascii_uppercase();
+    let has_arg = arg.split(|&b| b == b' ').any(|a| !a.is_empty());
+    match verb.as_slice() {
+        b"CAPA" | b"RETR" | b"TOP" => true,
+        b"LIST" | b"UIDL" => !has_arg,
+        _ => false,
+    }
+}
+
+/// Asserts each answer is one status line, or a status line and a
+/// dot-stuffed block ending in `.` CRLF when the command calls for one.
+pub fn assert_pop3_responses(turns: &[(Option<Vec<u8>>, Vec<u8>)]) {
+    for (said, answer) in turns {
+        let shown = |b: &[u8]| {
+            String::from_utf8_lossy(b)
+                .chars()
+                .take(400)
+                .collect::<String>()
+        };
+        let what = said
+            .as_deref()
+            .map(shown)
+            .unwrap_or_else(|| "(greeting / over-long line)".into());
+        let mut lines = answer.split_inclusive(|b| *b == b'\n');
+        let Some(first) = lines.next() else {
+            // A command after QUIT gets no answer: the session has ended.
+            continue;
+        };
+        assert!(
+            (first.starts_with(b"+OK ")
+                || first == b"+OK\r\n"
+                || first.starts_with(b"-ERR ")
+                || first == b"-ERR\r\n")
+                && first.ends_with(b"\r\n")
+                && !first[..first.len() - 2].contains(&b'\r'),
+            "to {what:?} the first line {:?} is no status line",
+            shown(first)
+        );
+        let block = first.starts_with(b"+OK") && said.as_deref().is_some_and(multi_line);
+        let rest: Vec<&[u8]> = lines.collect();
+        if !block {
+            assert!(
+                rest.is_empty(),
+                "to {what:?} more than one line: {:?}",
+                shown(answer)
+            );
+            continue;
+        }
+        let (last, body) = rest
+            .split_last()
+            .unwrap_or_else(|| panic!("to {what:?} a block without its end: {:?}", shown(answer)));
+        assert_eq!(
+            *last, b".\r\n",
+            "to {what:?} the block does not end with .CRLF"
+        );
+        for l in body {
+            assert!(
+                l.ends_with(b"\r\n"),
+                "to {what:?} line {:?} lacks CRLF",
+                shown(l)
+            );
+            assert!(
+                !l.starts_with(b".") || l.starts_with(b".."),
+                "to {what:?} line {:?} is not dot-stuffed",
+                shown(l)
+            );
+        }
+    }
+}
+
+/// The fuzz target `pop3_session`.
+pub fn check_pop3(input: &[u8]) {
+    let s = Split::parse(input);
+    let mut turns = Vec::new();
+    same_for_every_cut("POP3", &s, |reads| {
+        let state = fresh_state(s.flags);
+        let seed = validity_seed(&state);
+        let t = run_pop3(state, reads);
+        let flat: Vec<u8> = t.iter().flat_map(|(_, a)| a.iter().copied()).collect();
+        turns = t;
+        (flat, seed)
+    });
+    assert_pop3_responses(&turns);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_smtp_transaction_passes() {
+        check_smtp(&Split::encode(
+            0,
+            b"EHLO x\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<anna@kanzlei.test>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n",
+        ));
+    }
+
+    #[test]
+    fn imap_login_select_fetch_passes() {
+        check_imap(&Split::encode(
+            0,
+            b"a LOGIN alice@example.test secret\r\nb SELECT INBOX\r\nc FETCH 1:* (FLAGS BODYSTRUCTURE ENVELOPE BODY[])\r\nd LOGOUT\r\n",
+        ));
+    }
+
+    #[test]
+    fn pop3_login_list_retr_passes() {
+        check_pop3(&Split::encode(
+            0,
+            b"USER anna@kanzlei.test\r\nPASS secret\r\nLIST\r\nUIDL\r\nRETR 1\r\nTOP 2 1\r\nDELE 1\r\nQUIT\r\n",
+        ));
+    }
+
+    #[test]
+    fn the_mask_hides_seeded_numbers_dates_and_queue_ids() {
+        let m = mask(
+            b"* OK [UIDVALIDITY 1700000001] 04-Mar-2024 10:00:00 +0000 queued as 1F\r\n",
+            1_700_000_000,
+        );
+        assert_eq!(m, b"* OK [UIDVALIDITY V+1] <DATE> queued as Q\r\n");
+    }
+}

@@ -1,0 +1,4 @@
+//! Fuzz target `imap_session`: the invariants of `mailrig_fuzz_checks::session::check_imap`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mailrig_fuzz_checks::session::check_imap(data));

@@ -1,0 +1,4 @@
+//! Fuzz target `scenario_toml`: the invariants of `mailrig_fuzz_checks::config::check_scenario`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mailrig_fuzz_checks::config::check_scenario(data));
