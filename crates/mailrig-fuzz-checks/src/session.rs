@@ -17,7 +17,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use chrono::TimeZone;
 use imap_codec::decode::Decoder;
 use imap_codec::encode::Encoder;
@@ -26,6 +26,7 @@ use mailrig_core::fault::FaultPlan;
 use mailrig_core::store::INBOX;
 use mailrig_core::{Flags, NewMessage, Scenario, Store};
 use mailrig_server::ServerState;
+use mailrig_server::driver::{Session as DriverSession, Step};
 use mailrig_server::tls::TlsMaterial;
 
 use crate::split::Split;
@@ -293,91 +294,98 @@ pub struct SmtpRun {
     pub acknowledged: Vec<usize>,
 }
 
-/// Drives an SMTP session as `smtp/conn.rs` does.
+/// Messages stored in the whole world so far.
+fn stored_total(state: &ServerState) -> usize {
+    state
+        .world
+        .domains
+        .iter()
+        .flat_map(|d| d.mailboxes.iter())
+        .map(|&id| {
+            state
+                .store
+                .mailbox(id)
+                .messages(INBOX)
+                .map_or(0, |m| m.len())
+        })
+        .sum()
+}
+
+/// What a session asked the driver for, once the steps it can settle
+/// without I/O are carried out.
+enum Settled {
+    /// Waiting for more input.
+    Read,
+    /// Closed, aborted, or upgrading to TLS (the rest would be TLS records).
+    Stop,
+}
+
+/// Carries out steps as `driver::run` does, without a socket: pauses and
+/// tarpits cost no time here, blocking effects run inline. `on_blocking`
+/// is told of each blocking effect, before and after it runs.
+fn settle<S: DriverSession>(
+    session: &mut S,
+    mut step: Step,
+    inbuf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    on_blocking: &mut dyn FnMut(bool, &[u8]),
+) -> Settled {
+    loop {
+        step = match step {
+            Step::Read | Step::Watch(_) => return Settled::Read,
+            Step::Continue | Step::Write | Step::Pause { .. } | Step::Tarpit(_) => {
+                session.input(inbuf, out)
+            }
+            Step::Blocking => {
+                on_blocking(false, out);
+                let next = session.run_blocking(out);
+                on_blocking(true, out);
+                next
+            }
+            Step::StartTls(_) | Step::Close | Step::Abort => return Settled::Stop,
+        };
+    }
+}
+
+/// Drives an SMTP session as the connection driver does.
 pub fn run_smtp(state: Arc<ServerState>, reads: &[&[u8]]) -> SmtpRun {
-    use mailrig_server::smtp::conn::MAX_COMMAND_LINE;
-    use mailrig_server::smtp::session::{Action, Session};
+    use mailrig_server::smtp::session::Session;
     let mut run = SmtpRun {
         out: Vec::new(),
         acknowledged: Vec::new(),
     };
-    let out = &mut run.out;
     let mut session = Session::new(Arc::clone(&state), peer(), false);
-    if matches!(session.greeting(out), Action::Close) {
+    let mut inbuf = BytesMut::new();
+    let mut before = (0, 0);
+    let acknowledged = &mut run.acknowledged;
+    let mut on_blocking = |done: bool, out: &[u8]| {
+        if !done {
+            before = (stored_total(&state), out.len());
+        } else if out[before.1..].starts_with(b"250") {
+            acknowledged.push(stored_total(&state) - before.0);
+        }
+    };
+    let step = DriverSession::greeting(&mut session, &mut run.out);
+    if let Settled::Stop = settle(
+        &mut session,
+        step,
+        &mut inbuf,
+        &mut run.out,
+        &mut on_blocking,
+    ) {
         return run;
     }
-    session.take_delay();
-    let mut inbuf = BytesMut::new();
-    let mut discarding = false;
     for read in reads {
         inbuf.extend_from_slice(read);
-        if discarding {
-            match memchr::memchr(b'\n', &inbuf) {
-                Some(i) => {
-                    inbuf.advance(i + 1);
-                    discarding = false;
-                    session.line_too_long(out);
-                }
-                None => inbuf.clear(),
-            }
-        }
-        while !inbuf.is_empty() {
-            if session.cut_in_data() {
-                return run;
-            }
-            if session.in_data() {
-                let (used, a) = session.data(&inbuf, out);
-                inbuf.advance(used);
-                session.take_delay();
-                match a {
-                    Action::Deliver(d) => {
-                        let mut stored = 0;
-                        for c in d.copies.into_iter().filter(|c| c.after.is_none()) {
-                            if state.store.deliver(c.mailbox, c.message).is_ok() {
-                                stored += 1;
-                            }
-                        }
-                        if d.close == Some(true) {
-                            return run;
-                        }
-                        let before = out.len();
-                        session.delivered(&d.queue_id, Ok(stored), out);
-                        if out[before..].starts_with(b"250") {
-                            run.acknowledged.push(stored);
-                        }
-                        if d.close == Some(false) {
-                            return run;
-                        }
-                        continue;
-                    }
-                    Action::Close | Action::StartTls => return run,
-                    Action::Continue => {}
-                }
-                if used == 0 {
-                    break;
-                }
-                continue;
-            }
-            let Some(end) = memchr::memchr(b'\n', &inbuf) else {
-                if inbuf.len() > MAX_COMMAND_LINE {
-                    discarding = true;
-                    inbuf.clear();
-                }
-                break;
-            };
-            let line = inbuf.split_to(end + 1);
-            if discarding || line.len() > MAX_COMMAND_LINE {
-                discarding = false;
-                session.line_too_long(out);
-                continue;
-            }
-            let action = session.line(&line, out);
-            session.take_delay();
-            match action {
-                Action::Continue | Action::Deliver(_) => {}
-                // After STARTTLS the rest of the stream would be TLS records.
-                Action::Close | Action::StartTls => return run,
-            }
+        let step = DriverSession::input(&mut session, &mut inbuf, &mut run.out);
+        if let Settled::Stop = settle(
+            &mut session,
+            step,
+            &mut inbuf,
+            &mut run.out,
+            &mut on_blocking,
+        ) {
+            break;
         }
     }
     run
@@ -433,20 +441,21 @@ pub fn check_smtp(input: &[u8]) {
 
 // ---- IMAP --------------------------------------------------------------------
 
-/// Drives an IMAP session as `imap/conn.rs` does (no other session changes
-/// the store, so IDLE never has news).
+/// Drives an IMAP session as the connection driver does (no other session
+/// changes the store, so IDLE never has news).
 pub fn run_imap(state: Arc<ServerState>, reads: &[&[u8]]) -> Vec<u8> {
-    use mailrig_server::imap::{Action, Session};
+    use mailrig_server::imap::Session;
     let mut out = Vec::new();
     let mut session = Session::new(state, false).with_peer(peer());
-    session.greeting(&mut out);
     let mut inbuf = BytesMut::new();
-    if session.input(&mut inbuf, &mut out) != Action::Continue {
+    let step = DriverSession::greeting(&mut session, &mut out);
+    if let Settled::Stop = settle(&mut session, step, &mut inbuf, &mut out, &mut |_, _| {}) {
         return out;
     }
     for read in reads {
         inbuf.extend_from_slice(read);
-        if session.input(&mut inbuf, &mut out) != Action::Continue {
+        let step = DriverSession::input(&mut session, &mut inbuf, &mut out);
+        if let Settled::Stop = settle(&mut session, step, &mut inbuf, &mut out, &mut |_, _| {}) {
             break;
         }
     }
@@ -519,64 +528,41 @@ pub fn check_imap(input: &[u8]) {
 
 // ---- POP3 --------------------------------------------------------------------
 
-/// Drives a POP3 session as `pop3/conn.rs` does; returns the transcript cut
-/// into (command line or `None` for the greeting and over-long lines, what
-/// the server answered to it).
+/// Drives a POP3 session as the connection driver does; returns the
+/// transcript cut into (command line or `None` for the greeting and
+/// over-long lines, what the server answered to it). The reads are cut
+/// once more after every line end, so that each answer can be paired with
+/// its command; the cuts inside lines stay where the input put them.
 pub fn run_pop3(state: Arc<ServerState>, reads: &[&[u8]]) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
-    use mailrig_server::pop3::session::{Action, MAX_COMMAND_LINE, Session};
+    use mailrig_server::pop3::session::{MAX_COMMAND_LINE, Session};
     let mut turns = Vec::new();
     let mut session = Session::new(Arc::clone(&state), false).with_peer(peer());
     let mut out = Vec::new();
-    session.greeting(&mut out);
-    turns.push((None, std::mem::take(&mut out)));
     let mut inbuf = BytesMut::new();
-    let mut discarding = false;
+    let step = DriverSession::greeting(&mut session, &mut out);
+    let settled = settle(&mut session, step, &mut inbuf, &mut out, &mut |_, _| {});
+    turns.push((None, std::mem::take(&mut out)));
+    if let Settled::Stop = settled {
+        return turns;
+    }
+    let mut line: Vec<u8> = Vec::new();
     for read in reads {
-        inbuf.extend_from_slice(read);
-        if discarding {
-            match memchr::memchr(b'\n', &inbuf) {
-                Some(i) => {
-                    inbuf.advance(i + 1);
-                    discarding = false;
-                    session.line_too_long(&mut out);
-                    turns.push((None, std::mem::take(&mut out)));
-                }
-                None => inbuf.clear(),
+        for piece in read.split_inclusive(|&b| b == b'\n') {
+            line.extend_from_slice(piece);
+            inbuf.extend_from_slice(piece);
+            let step = DriverSession::input(&mut session, &mut inbuf, &mut out);
+            let settled = settle(&mut session, step, &mut inbuf, &mut out, &mut |_, _| {});
+            if piece.ends_with(b"\n") {
+                let said = (line.len() <= MAX_COMMAND_LINE).then(|| std::mem::take(&mut line));
+                line.clear();
+                turns.push((said, std::mem::take(&mut out)));
+            } else if !out.is_empty() {
+                // An over-long line answered before its end.
+                turns.push((None, std::mem::take(&mut out)));
             }
-        }
-        let mut action = Action::Continue;
-        while let Some(end) = memchr::memchr(b'\n', &inbuf) {
-            let line = inbuf.split_to(end + 1);
-            let said = if discarding || line.len() > MAX_COMMAND_LINE {
-                discarding = false;
-                session.line_too_long(&mut out);
-                None
-            } else {
-                action = session.line(&line, &mut out);
-                Some(line.to_vec())
-            };
-            if let Action::Update { mailbox, uids } = action {
-                let result = state
-                    .store
-                    .mailbox(mailbox)
-                    .delete_messages(INBOX, &uids)
-                    .map(|gone| gone.len())
-                    .map_err(|e| e.to_string());
-                action = session.updated(result, &mut out);
+            if let Settled::Stop = settled {
+                return turns;
             }
-            turns.push((said, std::mem::take(&mut out)));
-            if action != Action::Continue {
-                break;
-            }
-        }
-        if action != Action::Continue {
-            break;
-        }
-        if !discarding && inbuf.len() >= MAX_COMMAND_LINE {
-            discarding = true;
-        }
-        if discarding {
-            inbuf.clear();
         }
     }
     turns
