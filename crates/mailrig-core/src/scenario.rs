@@ -191,6 +191,7 @@ struct LimitsSection {
     max_connections: Option<Spanned<u64>>,
     idle_timeout_secs: Option<Spanned<u64>>,
     max_literal: Option<Spanned<u64>>,
+    max_line_length: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -565,6 +566,16 @@ impl Builder<'_> {
         if let Some(v) = positive(&l.max_literal, "max_literal")? {
             out.max_literal = v as usize;
         }
+        if let Some(s) = &l.max_line_length {
+            // A line is at least its CRLF; anything shorter would refuse every message.
+            if *s.get_ref() < 3 {
+                return Err(self.err(
+                    s.span().start,
+                    "max_line_length counts the CRLF and must be at least 3",
+                ));
+            }
+            out.max_line_length = Some(usize::try_from(*s.get_ref()).unwrap_or(usize::MAX));
+        }
         Ok(out)
     }
 
@@ -737,10 +748,24 @@ mod tests {
         assert!(e.contains("at least one [[domain]]"), "{e}");
         let e = err("[limits]\nmax_recipients = 0\n[[domain]]\nname='d'\n");
         assert_eq!(e, "s.toml:2:18: max_recipients must be greater than 0");
+        let e = err("[limits]\nmax_line_length = 2\n[[domain]]\nname='d'\n");
+        assert_eq!(
+            e,
+            "s.toml:2:19: max_line_length counts the CRLF and must be at least 3"
+        );
         let e = err(
             "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a']\nunknown_recipient='catch-all'\n",
         );
         assert!(e.contains("needs a catch_all"), "{e}");
+    }
+
+    #[test]
+    fn line_length_limit_is_off_unless_set() {
+        let d = "[[domain]]\nname='d'\npassword='p'\nmailboxes=['a']\n";
+        let s = Scenario::parse(d, "x").unwrap();
+        assert_eq!(s.world.limits.max_line_length, None);
+        let s = Scenario::parse(&format!("[limits]\nmax_line_length = 1000\n{d}"), "x").unwrap();
+        assert_eq!(s.world.limits.max_line_length, Some(1000));
     }
 
     #[test]

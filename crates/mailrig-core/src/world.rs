@@ -119,6 +119,10 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Largest IMAP literal accepted (APPEND and friends).
     pub max_literal: usize,
+    /// Longest SMTP content line accepted in DATA, CRLF included; longer
+    /// ones get `500 5.5.2` at end of data. `None` (the default) accepts any
+    /// length, as Postfix, Exchange and Mailpit do.
+    pub max_line_length: Option<usize>,
 }
 
 impl Default for Limits {
@@ -129,6 +133,7 @@ impl Default for Limits {
             max_connections: 512,
             idle_timeout: Duration::from_secs(300),
             max_literal: 50 * 1024 * 1024,
+            max_line_length: None,
         }
     }
 }

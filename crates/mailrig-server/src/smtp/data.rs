@@ -1,10 +1,14 @@
 //! The DATA phase as a state machine over bytes: dot-unstuffing, end-of-data
-//! detection across any read boundary, the bare-LF policy, the line-length
-//! limit and the size limit. No I/O: the connection feeds it whatever it read
-//! and it says how much it consumed and whether the message is complete.
-
-/// Longest text line allowed (RFC 5321 4.5.3.1.6), including CRLF.
-pub const MAX_LINE: usize = 1000;
+//! detection across any read boundary, the bare-LF policy, the optional
+//! line-length limit and the size limit. No I/O: the connection feeds it
+//! whatever it read and it says how much it consumed and whether the message
+//! is complete.
+//!
+//! Content lines have no length limit unless the scenario sets
+//! `max_line_length`: Postfix, Exchange and Mailpit accept the unwrapped HTML
+//! lines that real applications send, so refusing them by default would fail
+//! mail that passes in production. Memory stays bounded either way, since
+//! nothing beyond the message size limit is kept.
 
 /// What went wrong with a message body (reported at end of data).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +24,8 @@ pub struct DataReader {
     body: Vec<u8>,
     max_size: usize,
     reject_bare_lf: bool,
+    /// Longest content line accepted, line end included (`None`: any length).
+    max_line: Option<usize>,
     at_line_start: bool,
     last_was_cr: bool,
     line_len: usize,
@@ -36,17 +42,27 @@ pub struct Progress {
 }
 
 impl DataReader {
+    /// A reader that keeps at most `max_size` bytes and accepts content lines
+    /// of any length.
     pub fn new(max_size: usize, reject_bare_lf: bool, size_hint: usize) -> DataReader {
         DataReader {
             body: Vec::with_capacity(size_hint.clamp(4096, 1 << 20)),
             max_size,
             reject_bare_lf,
+            max_line: None,
             at_line_start: true,
             last_was_cr: false,
             line_len: 0,
             size: 0,
             problem: None,
         }
+    }
+
+    /// Refuses (at end of data) a message with a content line longer than
+    /// `max_line` bytes, its line end included; `None` accepts any length.
+    pub fn with_max_line(mut self, max_line: Option<usize>) -> DataReader {
+        self.max_line = max_line;
+        self
     }
 
     /// Consumes as much of `input` as can be decided on. A few bytes may be left
@@ -253,7 +269,7 @@ impl DataReader {
     }
 
     fn check_line(&mut self) {
-        if self.line_len > MAX_LINE {
+        if self.max_line.is_some_and(|max| self.line_len > max) {
             self.flag(BodyProblem::LineTooLong);
         }
     }
@@ -289,7 +305,16 @@ mod tests {
         max: usize,
         reject_lf: bool,
     ) -> (Result<Vec<u8>, BodyProblem>, Vec<u8>) {
-        let mut r = DataReader::new(max, reject_lf, 0);
+        run_limited(chunks, max, reject_lf, None)
+    }
+
+    fn run_limited(
+        chunks: &[&[u8]],
+        max: usize,
+        reject_lf: bool,
+        max_line: Option<usize>,
+    ) -> (Result<Vec<u8>, BodyProblem>, Vec<u8>) {
+        let mut r = DataReader::new(max, reject_lf, 0).with_max_line(max_line);
         let mut buf: Vec<u8> = Vec::new();
         for c in chunks {
             buf.extend_from_slice(c);
@@ -346,12 +371,32 @@ mod tests {
     fn limits() {
         let (body, _) = run(&[b"0123456789\r\n.\r\n"], 5, false);
         assert_eq!(body, Err(BodyProblem::TooBig));
-        let long = vec![b'x'; 1500];
-        let (body, _) = run(&[&long, b"\r\n.\r\n"], 1 << 20, false);
-        assert_eq!(body, Err(BodyProblem::LineTooLong));
-        let ok = vec![b'x'; 998];
-        let (body, _) = run(&[&ok, b"\r\n.\r\n"], 1 << 20, false);
-        assert_eq!(body.unwrap().len(), 1000);
+    }
+
+    /// Long content lines (unwrapped HTML) are stored as they came, split
+    /// anywhere, unless a line limit is set; the limit counts the CRLF.
+    #[test]
+    fn long_lines_are_accepted_unless_a_limit_is_set() {
+        for len in [998, 999, 3_000, 100_000] {
+            let mut msg = vec![b'x'; len];
+            msg.extend_from_slice(b"\r\nend\r\n.\r\n");
+            let (body, _) = run(&[&msg[..len / 2], &msg[len / 2..]], 1 << 20, true);
+            assert_eq!(body.unwrap(), &msg[..msg.len() - 3], "{len}");
+            let (body, _) = run_limited(&[&msg], 1 << 20, false, Some(1000));
+            if len + 2 <= 1000 {
+                assert_eq!(body.unwrap().len(), len + 7, "{len}");
+            } else {
+                assert_eq!(body, Err(BodyProblem::LineTooLong), "{len}");
+            }
+        }
+        // Without a line limit the size limit still bounds what is kept.
+        let long = vec![b'x'; 100_000];
+        let mut r = DataReader::new(1000, false, 0);
+        assert!(!r.feed(&long).done);
+        assert!(r.body.len() <= 1000);
+        assert_eq!(r.size(), 100_000);
+        assert!(r.feed(b"\r\n.\r\n").done);
+        assert_eq!(r.finish(), Err(BodyProblem::TooBig));
     }
 
     /// The run-copying `feed` and the line-at-a-time oracle agree on random
@@ -395,8 +440,9 @@ mod tests {
             };
             let reject = round % 2 == 0;
             let max = if round % 7 == 0 { 200 } else { 1 << 20 };
+            let max_line = if round % 3 == 0 { None } else { Some(1000) };
             let run = |by_line: bool| {
-                let mut r = DataReader::new(max, reject, 0);
+                let mut r = DataReader::new(max, reject, 0).with_max_line(max_line);
                 let mut buf: Vec<u8> = Vec::new();
                 let mut last = 0;
                 for &c in cuts.iter().chain(std::iter::once(&input.len())) {

@@ -791,11 +791,10 @@ impl Session {
             Some(_) => {
                 let limits = &self.state.world.limits;
                 let reject_lf = self.state.world.identity.bare_lf == BareLfPolicy::Reject;
-                self.mode = Mode::Data(Box::new(DataReader::new(
-                    limits.max_message_size,
-                    reject_lf,
-                    16 * 1024,
-                )));
+                self.mode = Mode::Data(Box::new(
+                    DataReader::new(limits.max_message_size, reject_lf, 16 * 1024)
+                        .with_max_line(limits.max_line_length),
+                ));
                 reply(out, 354, "", "End data with <CR><LF>.<CR><LF>");
             }
         }
