@@ -2,7 +2,8 @@
 //! characters on one line is accepted by default, as Postfix, Exchange and
 //! Mailpit accept it, sent by Python's smtplib and by swaks; a scenario's
 //! `max_line_length` makes the server strict (`500 5.5.2`); command lines
-//! keep their limit either way.
+//! keep their limit either way; and the DATA reply under `bare_lf = "reject"`
+//! does not depend on how TCP split the bytes.
 
 mod smtp_support;
 
@@ -134,5 +135,41 @@ async fn command_lines_keep_their_limit() {
     assert_eq!(c.cmd(&long, 500).await, "500 5.5.2 Error: line too long");
     c.cmd("MAIL FROM:<app@extern.test>", 250).await;
     c.cmd("QUIT", 221).await;
+    server.shutdown().await;
+}
+
+/// Issue 9: with `bare_lf = "reject"` and a line limit, a long line ended by
+/// a bare LF got `550 5.6.2` in one read and `500 5.5.2` when TCP split it.
+/// Sent in one write and in two (the second after a pause, so the server
+/// reads them apart), the reply is the same.
+#[tokio::test]
+async fn bare_lf_reject_reply_does_not_depend_on_the_tcp_split() {
+    let toml = format!("[server]\nbare_lf = 'reject'\n[limits]\nmax_line_length = 1000\n{WORLD}");
+    let server = start_toml(&toml).await;
+    let mut content = vec![b'y'; 1_500];
+    content.extend_from_slice(b"\nz\r\n.\r\n");
+    for cut in [None, Some(1_200), Some(1_500)] {
+        let mut c = Raw::greeted(server.smtp_addr()).await;
+        c.writer.as_ref().set_nodelay(true).unwrap();
+        c.cmd("EHLO x", 250).await;
+        c.cmd("MAIL FROM:<app@extern.test>", 250).await;
+        c.cmd("RCPT TO:<a@d.test>", 250).await;
+        c.cmd("DATA", 354).await;
+        match cut {
+            None => c.send(&content).await,
+            Some(i) => {
+                c.send(&content[..i]).await;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                c.send(&content[i..]).await;
+            }
+        }
+        assert_eq!(
+            c.expect(550).await,
+            "550 5.6.2 Error: bare <LF> received in message content",
+            "cut at {cut:?}"
+        );
+        c.cmd("QUIT", 221).await;
+    }
+    assert!(server.inbox("a@d.test").unwrap().is_empty());
     server.shutdown().await;
 }

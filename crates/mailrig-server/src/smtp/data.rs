@@ -18,6 +18,19 @@ pub enum BodyProblem {
     BareLf,
 }
 
+impl BodyProblem {
+    /// Which problem is reported when a message has several: size above all
+    /// (a client must learn that the message is too big), then the bare-LF
+    /// policy, then the line limit.
+    fn severity(self) -> u8 {
+        match self {
+            BodyProblem::TooBig => 3,
+            BodyProblem::BareLf => 2,
+            BodyProblem::LineTooLong => 1,
+        }
+    }
+}
+
 /// Accumulates one message body.
 #[derive(Debug)]
 pub struct DataReader {
@@ -275,9 +288,10 @@ impl DataReader {
     }
 
     fn flag(&mut self, p: BodyProblem) {
-        // The first problem is the one reported, except that size wins: a
-        // client must learn that the message is too big above all.
-        if self.problem.is_none() || p == BodyProblem::TooBig {
+        // The gravest problem is the one reported, never the first found: the
+        // order of finding depends on how TCP split the input (a long line is
+        // seen to be too long before its bare LF arrives, or after it).
+        if self.problem.is_none_or(|q| p.severity() > q.severity()) {
             self.problem = Some(p);
         }
     }
@@ -470,6 +484,116 @@ mod tests {
                 "round {round}: input of {} bytes cut at {cuts:?}",
                 input.len()
             );
+        }
+    }
+
+    /// Feeds `input` cut at `cuts` (sorted offsets) the way the connection
+    /// does: unconsumed bytes stay buffered until more arrive.
+    fn feed_cut(
+        input: &[u8],
+        cuts: &[usize],
+        by_line: bool,
+        reader: impl Fn() -> DataReader,
+    ) -> Option<(Result<Vec<u8>, BodyProblem>, Vec<u8>)> {
+        let mut r = reader();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut last = 0;
+        for &c in cuts.iter().chain(std::iter::once(&input.len())) {
+            buf.extend_from_slice(&input[last..c]);
+            last = c;
+            loop {
+                let p = if by_line {
+                    r.feed_by_line(&buf)
+                } else {
+                    r.feed(&buf)
+                };
+                buf.drain(..p.consumed);
+                if p.done {
+                    // What follows end of data is the next command's.
+                    buf.extend_from_slice(&input[last..]);
+                    return Some((r.finish(), buf));
+                }
+                if p.consumed == 0 {
+                    break;
+                }
+            }
+        }
+        None
+    }
+
+    /// Issue 9, found by a differential fuzz: with `bare_lf = "reject"` and a
+    /// line limit, a long line ended by a bare LF got `550 5.6.2` in one read
+    /// and `500 5.5.2` when TCP split it. The outcome (problem or stored
+    /// bytes, and what is left after end of data) must be the same for every
+    /// split point, byte-at-a-time included, in both readers.
+    #[test]
+    fn outcome_never_depends_on_how_the_input_was_split() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let pieces: [&[u8]; 10] = [
+            b"abc",
+            b"\r\n",
+            b"\n",
+            b".",
+            b"..",
+            b"\r",
+            b"x",
+            b"\r\n.\r\n",
+            b"\r\n.\n",
+            b"0123456789",
+        ];
+        // The reported case first: a line over the limit ended by a bare LF.
+        let mut inputs: Vec<(Vec<u8>, usize)> = vec![
+            ([&[b'y'; 1500][..], b"\nz\r\n.\r\n"].concat(), 1000),
+            (
+                [&b"ok\r\n"[..], &[b'y'; 1001], b"\n.\r\nz\r\n.\r\n"].concat(),
+                1000,
+            ),
+        ];
+        for _ in 0..1500 {
+            let mut input = Vec::new();
+            for _ in 0..next(25) {
+                let p = pieces[next(10) as usize];
+                let times = if p == b"0123456789" { next(4) + 1 } else { 1 };
+                for _ in 0..times {
+                    input.extend_from_slice(p);
+                }
+            }
+            input.extend_from_slice(b"\r\n.\r\nQUIT\r\n");
+            inputs.push((input, 8 + next(40) as usize));
+        }
+        for (n, (input, max_line)) in inputs.iter().enumerate() {
+            for reject in [true, false] {
+                let max = if n % 5 == 4 { 60 } else { 1 << 20 };
+                let reader = || DataReader::new(max, reject, 0).with_max_line(Some(*max_line));
+                let whole = feed_cut(input, &[], false, reader);
+                assert!(whole.is_some(), "input {n} has an end of data");
+                let bytewise: Vec<usize> = (1..input.len()).collect();
+                for by_line in [false, true] {
+                    let mut splits: Vec<Vec<usize>> = (1..input.len()).map(|i| vec![i]).collect();
+                    splits.push(bytewise.clone());
+                    for cuts in splits {
+                        let got = feed_cut(input, &cuts, by_line, reader);
+                        assert!(
+                            got == whole,
+                            "input {n} ({:?}), reject {reject}, line limit {max_line}, by_line {by_line}: split at {:?} gave {:?}, one piece {:?}",
+                            String::from_utf8_lossy(input),
+                            if cuts.len() > 1 {
+                                "every byte".to_string()
+                            } else {
+                                format!("{cuts:?}")
+                            },
+                            got.as_ref().map(|g| &g.0),
+                            whole.as_ref().map(|w| &w.0),
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -1,12 +1,20 @@
-//! Unit tests of the SMTP session: random command soup, alias fan-out.
+//! Unit tests of the SMTP session: random command soup, alias fan-out, and
+//! tables of exchanges (client bytes in, replies out) without sockets.
 
 use super::*;
 use crate::tls::TlsMaterial;
 use mailrig_core::{Scenario, Store};
 
 fn state() -> Arc<ServerState> {
+    state_with("")
+}
+
+/// The test world with extra scenario sections (`[limits]`, `[server]`, ...).
+fn state_with(extra: &str) -> Arc<ServerState> {
     let s = Scenario::parse(
-        "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a','b']\n[domain.aliases]\nall=['a','b']\n",
+        &format!(
+            "{extra}\n[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a','b']\n[domain.aliases]\nall=['a','b']\n"
+        ),
         "t",
     )
     .unwrap();
@@ -109,4 +117,131 @@ fn alias_fan_out_stores_one_copy_per_mailbox() {
     let mut boxes: Vec<u32> = d.copies.iter().map(|c| c.mailbox.0).collect();
     boxes.sort();
     assert_eq!(boxes, vec![0, 1]);
+}
+
+/// Feeds `input` to a new session the way the connection loop does (command
+/// lines one by one, message content in the pieces given, stored at once) and
+/// returns every reply, the greeting left out, and whether the session
+/// asked to close. `cuts` are offsets where the input is split into reads.
+fn exchange(state: &Arc<ServerState>, input: &[u8], cuts: &[usize]) -> (String, bool) {
+    let mut s = Session::new(Arc::clone(state), "127.0.0.1:1".parse().unwrap(), false);
+    let mut out = Vec::new();
+    s.greeting(&mut out);
+    out.clear();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut last = 0;
+    for &c in cuts.iter().chain(std::iter::once(&input.len())) {
+        buf.extend_from_slice(&input[last..c]);
+        last = c;
+        loop {
+            if s.in_data() {
+                let (used, a) = s.data(&buf, &mut out);
+                buf.drain(..used);
+                if let Action::Deliver(d) = a {
+                    s.delivered(&d.queue_id, Ok(d.copies.len()), &mut out);
+                    continue;
+                }
+                if used == 0 || buf.is_empty() {
+                    break;
+                }
+                continue;
+            }
+            let Some(end) = buf.iter().position(|&b| b == b'\n') else {
+                break;
+            };
+            let line: Vec<u8> = buf.drain(..=end).collect();
+            match s.line(&line, &mut out) {
+                Action::Close => return (String::from_utf8_lossy(&out).into_owned(), true),
+                Action::StartTls => s.tls_started(),
+                _ => {}
+            }
+        }
+    }
+    (String::from_utf8_lossy(&out).into_owned(), false)
+}
+
+/// The reply lines of an exchange, without the queue ids.
+fn replies(out: &str) -> Vec<String> {
+    out.lines()
+        .map(|l| match l.find("queued as ") {
+            Some(i) => l[..i + "queued as".len()].to_string(),
+            None => l.to_string(),
+        })
+        .collect()
+}
+
+const TX: &str = "EHLO x\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<a@d.test>\r\nDATA\r\n";
+const TX_REPLIES: [&str; 3] = [
+    "250 2.1.0 Ok",
+    "250 2.1.5 Ok",
+    "354 End data with <CR><LF>.<CR><LF>",
+];
+
+/// DATA exchanges: (scenario sections, message content, its last reply).
+#[test]
+fn data_exchanges() {
+    let long = |n: usize| "y".repeat(n);
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "",
+            format!("{}\r\n.\r\n", long(3_000)),
+            "250 2.0.0 Ok: queued as",
+        ),
+        (
+            "",
+            format!("{}\r\n.\r\n", long(100_000)),
+            "250 2.0.0 Ok: queued as",
+        ),
+        (
+            "[limits]\nmax_line_length = 1000",
+            format!("{}\r\n.\r\n", long(998)),
+            "250 2.0.0 Ok: queued as",
+        ),
+        (
+            "[limits]\nmax_line_length = 1000",
+            format!("{}\r\n.\r\n", long(999)),
+            "500 5.5.2 Error: line too long in message content",
+        ),
+        (
+            "[limits]\nmax_message_size = 2000\nmax_line_length = 1000",
+            format!("{}\r\n.\r\n", long(3_000)),
+            "552 5.3.4 Error: message file too big",
+        ),
+        ("", "a\nb\r\n.\r\n".into(), "250 2.0.0 Ok: queued as"),
+        (
+            "[server]\nbare_lf = 'reject'",
+            "a\nb\r\n.\r\n".into(),
+            "550 5.6.2 Error: bare <LF> received in message content",
+        ),
+        // The case: a long line ended by a bare LF, strict on both counts.
+        (
+            "[server]\nbare_lf = 'reject'\n[limits]\nmax_line_length = 1000",
+            format!("{}\nz\r\n.\r\n", long(1_500)),
+            "550 5.6.2 Error: bare <LF> received in message content",
+        ),
+    ];
+    for (extra, content, last) in cases {
+        let state = state_with(extra);
+        let input = format!("{TX}{content}QUIT\r\n");
+        let (out, closed) = exchange(&state, input.as_bytes(), &[]);
+        let got = replies(&out);
+        assert!(closed, "{extra}: QUIT closes");
+        assert_eq!(&got[got.len() - 5..got.len() - 2], &TX_REPLIES, "{extra}");
+        assert_eq!(
+            got[got.len() - 2],
+            last,
+            "{extra}: {} bytes of content",
+            content.len()
+        );
+        assert_eq!(got[got.len() - 1], "221 2.0.0 Bye");
+        // The same bytes in two reads, cut anywhere in the content: the same replies.
+        for cut in [
+            TX.len() + 1,
+            TX.len() + content.len() / 2,
+            TX.len() + content.len() - 3,
+        ] {
+            let (split, _) = exchange(&state, input.as_bytes(), &[cut]);
+            assert_eq!(replies(&split), got, "{extra}: cut at {cut}");
+        }
+    }
 }
