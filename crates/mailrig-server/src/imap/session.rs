@@ -26,7 +26,7 @@ use mailrig_core::fault::{Action as Fault, Fired, Stage};
 use mailrig_core::store::MailboxStore;
 use mailrig_core::world::MailboxId;
 
-use super::framing::{Frame, Framer, tag_in};
+use super::framing::{CommandLimit, Frame, FrameLimits, Framer, tag_in};
 use super::view::{SyncRules, View};
 use crate::state::ServerState;
 
@@ -95,7 +95,6 @@ enum Needs {
 
 impl Session {
     pub fn new(state: Arc<ServerState>, tls: bool) -> Session {
-        let max_literal = state.world.limits.max_literal;
         Session {
             state,
             tls,
@@ -105,7 +104,7 @@ impl Session {
             uid_validity: HashMap::new(),
             view: None,
             mode: Mode::Command,
-            framer: Framer::new(max_literal),
+            framer: Framer::new(FrameLimits::BEFORE_LOGIN),
             logged_out: false,
         }
     }
@@ -119,7 +118,7 @@ impl Session {
     /// A session already logged in as `user` (benchmarks, tests).
     pub fn authenticated(state: Arc<ServerState>, user: MailboxId) -> Session {
         let mut s = Session::new(state, true);
-        s.user = Some(user);
+        s.logged_in(user, None);
         s
     }
 
@@ -193,34 +192,78 @@ impl Session {
     /// Consumes what it can of `input`, appending responses to `out`.
     pub fn input(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Action {
         while let Some(frame) = self.framer.next(input) {
-            match frame {
-                Frame::Continue => out.extend_from_slice(b"+ OK\r\n"),
-                Frame::LiteralTooLarge { tag, size, sync } => {
-                    let limit = self.state.world.limits.max_literal;
-                    let text = format!(
-                        "[TOOBIG] Literal of {size} bytes exceeds the limit of {limit} bytes"
-                    );
-                    if !sync {
-                        // The client sends the bytes anyway; refuse to read them.
-                        out.extend_from_slice(format!("* BYE {text}\r\n").as_bytes());
-                        return Action::Close;
-                    }
-                    match tag {
-                        Some(t) => tagged(out, &t, "NO", &text),
-                        None => out.extend_from_slice(format!("* BAD {text}\r\n").as_bytes()),
-                    }
+            let action = match frame {
+                Frame::Continue => {
+                    out.extend_from_slice(b"+ OK\r\n");
+                    Action::Continue
                 }
-                Frame::LineTooLong { tag } => match tag {
-                    Some(t) => tagged(out, &t, "BAD", "Command line too long"),
-                    None => out.extend_from_slice(b"* BAD Command line too long\r\n"),
-                },
-                Frame::Complete(bytes) => {
-                    let action = self.frame(&bytes, out);
-                    if action != Action::Continue {
-                        return action;
-                    }
-                }
+                Frame::Complete(bytes) => self.frame(&bytes, out),
+                refused => self.refused(refused, out),
+            };
+            if action != Action::Continue {
+                return action;
             }
+        }
+        Action::Continue
+    }
+
+    /// Answers input the framer refused (over a line, literal or command
+    /// limit). A tag is echoed only if it is valid and short; inside an
+    /// AUTHENTICATE exchange the refusal ends the exchange with a tagged BAD,
+    /// so the next line is a command again.
+    fn refused(&mut self, frame: Frame, out: &mut Vec<u8>) -> Action {
+        let (tag, status, text, sync) = match frame {
+            Frame::LiteralTooLarge {
+                tag,
+                size,
+                limit,
+                sync,
+            } => {
+                let text =
+                    format!("[TOOBIG] Literal of {size} bytes exceeds the limit of {limit} bytes");
+                (tag, "NO", text, sync)
+            }
+            Frame::CommandTooLarge { tag, limit, sync } => {
+                let text = match limit {
+                    CommandLimit::Bytes(n) => {
+                        format!("[TOOBIG] Command exceeds the limit of {n} bytes with its literals")
+                    }
+                    CommandLimit::Literals(n) => {
+                        format!("[LIMIT] Command has more than {n} literals")
+                    }
+                };
+                (tag, "BAD", text, sync)
+            }
+            Frame::LineTooLong { tag } => (tag, "BAD", "Command line too long".to_string(), true),
+            Frame::Continue | Frame::Complete(_) => return Action::Continue,
+        };
+        let tag = match std::mem::replace(&mut self.mode, Mode::Command) {
+            Mode::AuthPlain { tag } => {
+                tagged(
+                    out,
+                    &tag,
+                    "BAD",
+                    &format!("{text}; authentication exchange ended"),
+                );
+                if !sync {
+                    out.extend_from_slice(b"* BYE Literal data follows that will not be read\r\n");
+                    return Action::Close;
+                }
+                return Action::Continue;
+            }
+            mode => {
+                self.mode = mode;
+                tag
+            }
+        };
+        if !sync {
+            // The client sends the literal's bytes anyway; refuse to read them.
+            out.extend_from_slice(format!("* BYE {text}\r\n").as_bytes());
+            return Action::Close;
+        }
+        match tag {
+            Some(t) => tagged(out, &t, status, &text),
+            None => out.extend_from_slice(format!("* BAD {text}\r\n").as_bytes()),
         }
         Action::Continue
     }
@@ -508,8 +551,7 @@ impl Session {
         }
         match self.state.world.authenticate(user, pass) {
             Some(id) => {
-                self.user = Some(id);
-                self.login = Some(user.to_string());
+                self.logged_in(id, Some(user.to_string()));
                 let caps = self.capabilities();
                 tagged(out, tag, "OK", &format!("[CAPABILITY {caps}] Logged in"));
             }
@@ -542,6 +584,15 @@ impl Session {
         }
         let pass = String::from_utf8_lossy(pass).into_owned();
         self.login(tag, &authc, &pass, out);
+    }
+
+    /// The session is authenticated as `user`: the framer's limits grow from
+    /// the small ones before login to the world's.
+    fn logged_in(&mut self, user: MailboxId, login: Option<String>) {
+        self.user = Some(user);
+        self.login = login;
+        self.framer
+            .set_limits(FrameLimits::logged_in(self.state.world.limits.max_literal));
     }
 
     /// Catches the selected view up, all responses allowed.
@@ -613,3 +664,6 @@ pub(super) fn folder_name(m: &Mailbox<'_>) -> Option<String> {
             .map(mailrig_core::store::canonical_name),
     }
 }
+
+#[cfg(test)]
+mod tests;

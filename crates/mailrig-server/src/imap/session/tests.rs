@@ -1,0 +1,232 @@
+//! Tables of IMAP exchanges without sockets: the bytes a client sends, the
+//! responses it gets, and whether the session closes. Covers the
+//! not-authenticated state a hostile client meets first: over-long lines and
+//! SASL responses, tags that must not be echoed, and the small framing
+//! limits before login.
+
+use super::*;
+use crate::tls::TlsMaterial;
+use mailrig_core::{Scenario, Store};
+
+fn state_with(extra: &str) -> Arc<ServerState> {
+    let s = Scenario::parse(
+        &format!("{extra}\n[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a','b']\n"),
+        "t",
+    )
+    .unwrap();
+    let world = Arc::new(s.world.clone());
+    let store = Arc::new(Store::memory(&world));
+    let tls = Arc::new(TlsMaterial::generate("mx.d.test").unwrap());
+    ServerState::new(world, store, tls, s.faults.clone())
+}
+
+/// Feeds each piece in turn to one new session (as reads of a connection)
+/// and returns the responses, the greeting left out, and whether the session
+/// asked to close (nothing is fed after that).
+fn exchange(state: &Arc<ServerState>, pieces: &[&[u8]]) -> (String, bool) {
+    let mut s = Session::new(Arc::clone(state), false);
+    let mut out = Vec::new();
+    let mut input = BytesMut::new();
+    for p in pieces {
+        input.extend_from_slice(p);
+        if s.input(&mut input, &mut out) == Action::Close {
+            return (String::from_utf8_lossy(&out).into_owned(), true);
+        }
+    }
+    (String::from_utf8_lossy(&out).into_owned(), false)
+}
+
+/// Only the status of each response line: no CAPABILITY lists, no
+/// UIDVALIDITY (random per world) in APPENDUID.
+fn statuses(out: &str) -> Vec<String> {
+    out.lines()
+        .map(|l| match (l.find(" [CAPABILITY "), l.find("] ")) {
+            (Some(i), Some(j)) if j > i => format!("{} [CAPABILITY ...]{}", &l[..i], &l[j + 1..]),
+            _ => match l.find("[APPENDUID ") {
+                Some(i) => {
+                    let end = l[i..].find(' ').map_or(l.len(), |k| {
+                        i + k + l[i + k + 1..].find(' ').map_or(0, |m| m + 1)
+                    });
+                    format!("{}[APPENDUID _{}", &l[..i], &l[end..])
+                }
+                None => l.to_string(),
+            },
+        })
+        .collect()
+}
+
+struct Case {
+    what: &'static str,
+    pieces: Vec<Vec<u8>>,
+    want: Vec<&'static str>,
+    closes: bool,
+}
+
+fn run(state: &Arc<ServerState>, cases: Vec<Case>) {
+    for c in cases {
+        let pieces: Vec<&[u8]> = c.pieces.iter().map(Vec::as_slice).collect();
+        let (out, closed) = exchange(state, &pieces);
+        assert_eq!(statuses(&out), c.want, "{}", c.what);
+        assert_eq!(closed, c.closes, "{}: closes", c.what);
+    }
+}
+
+fn bytes(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+#[test]
+fn over_long_input_before_login() {
+    let state = state_with("");
+    let base64ish = vec![b'Q'; 100_000];
+    let long_token = vec![b't'; 70_000];
+    run(
+        &state,
+        vec![
+            Case {
+                what: "an over-long SASL response ends the exchange; the next command is a command",
+                pieces: vec![
+                    b"a1 AUTHENTICATE PLAIN\r\n".to_vec(),
+                    bytes(&[&base64ish, b"\r\n"]),
+                    b"a2 NOOP\r\n".to_vec(),
+                ],
+                want: vec![
+                    "+ ",
+                    "a1 BAD Command line too long; authentication exchange ended",
+                    "a2 OK NOOP completed",
+                ],
+                closes: false,
+            },
+            Case {
+                what: "the same with the line's end in a later read",
+                pieces: vec![
+                    b"a1 AUTHENTICATE PLAIN\r\n".to_vec(),
+                    base64ish.clone(),
+                    bytes(&[&base64ish, b"\r\na2 NOOP\r\n"]),
+                ],
+                want: vec![
+                    "+ ",
+                    "a1 BAD Command line too long; authentication exchange ended",
+                    "a2 OK NOOP completed",
+                ],
+                closes: false,
+            },
+            Case {
+                what: "a SASL response announcing a literal over the limit",
+                pieces: vec![b"a1 AUTHENTICATE PLAIN\r\n{99999}\r\na2 NOOP\r\n".to_vec()],
+                want: vec![
+                    "+ ",
+                    "a1 BAD [TOOBIG] Literal of 99999 bytes exceeds the limit of 4096 bytes; authentication exchange ended",
+                    "a2 OK NOOP completed",
+                ],
+                closes: false,
+            },
+            Case {
+                what: "an over-long first token is not echoed as a tag",
+                pieces: vec![bytes(&[&long_token, b" NOOP\r\n"]), b"a2 NOOP\r\n".to_vec()],
+                want: vec!["* BAD Command line too long", "a2 OK NOOP completed"],
+                closes: false,
+            },
+            Case {
+                what: "a tag of 65 characters is not echoed either",
+                pieces: vec![bytes(&[&[b't'; 65], b" FOO\r\n"])],
+                want: vec!["* BAD Error in IMAP command: no valid tag"],
+                closes: false,
+            },
+            Case {
+                what: "a line of 9 KiB is too long before login",
+                pieces: vec![bytes(&[b"a1 NOOP ", &[b'x'; 9 * 1024], b"\r\n"])],
+                want: vec!["a1 BAD Command line too long"],
+                closes: false,
+            },
+        ],
+    );
+}
+
+#[test]
+fn literals_before_login() {
+    let state = state_with("");
+    let mut chain = b"a1 LOGIN {0+}\r\n".to_vec();
+    for _ in 0..100_000 {
+        chain.extend_from_slice(b" {0+}\r\n");
+    }
+    run(
+        &state,
+        vec![
+            Case {
+                what: "LOGIN with two literals",
+                pieces: vec![
+                    b"a1 LOGIN {8}\r\n".to_vec(),
+                    b"a@d.test {1}\r\n".to_vec(),
+                    b"p\r\n".to_vec(),
+                ],
+                want: vec!["+ OK", "+ OK", "a1 OK [CAPABILITY ...] Logged in"],
+                closes: false,
+            },
+            Case {
+                what: "a chain of {0+} literals is cut off at the fifth",
+                pieces: vec![chain],
+                want: vec!["* BYE [LIMIT] Command has more than 4 literals"],
+                closes: true,
+            },
+            Case {
+                what: "synchronizing literals: the fifth is refused and the command forgotten",
+                pieces: vec![
+                    b"a1 LOGIN {0}\r\n {0}\r\n {0}\r\n {0}\r\n {0}\r\na2 NOOP\r\n".to_vec(),
+                ],
+                want: vec![
+                    "+ OK",
+                    "+ OK",
+                    "+ OK",
+                    "+ OK",
+                    "a1 BAD [LIMIT] Command has more than 4 literals",
+                    "a2 OK NOOP completed",
+                ],
+                closes: false,
+            },
+            Case {
+                what: "a LITERAL+ literal over 4 KiB before login",
+                pieces: vec![b"a1 LOGIN {5000+}\r\n".to_vec()],
+                want: vec!["* BYE [TOOBIG] Literal of 5000 bytes exceeds the limit of 4096 bytes"],
+                closes: true,
+            },
+            Case {
+                what: "a synchronizing literal over 4 KiB before login: refused, not read",
+                pieces: vec![b"a1 LOGIN {5000}\r\na2 NOOP\r\n".to_vec()],
+                want: vec![
+                    "a1 NO [TOOBIG] Literal of 5000 bytes exceeds the limit of 4096 bytes",
+                    "a2 OK NOOP completed",
+                ],
+                closes: false,
+            },
+            Case {
+                what: "literals that add up to more than 8 KiB",
+                pieces: vec![bytes(&[
+                    b"a1 LOGIN {4000+}\r\n",
+                    &[b'u'; 4000],
+                    b" {4000+}\r\n",
+                    &[b'p'; 4000],
+                    b" {400+}\r\n",
+                ])],
+                want: vec![
+                    "* BYE [TOOBIG] Command exceeds the limit of 8192 bytes with its literals",
+                ],
+                closes: true,
+            },
+            Case {
+                what: "after login the world's limits apply",
+                pieces: vec![
+                    b"a1 LOGIN a@d.test p\r\n".to_vec(),
+                    b"a2 APPEND INBOX {5000}\r\n".to_vec(),
+                    bytes(&[b"Subject: x\r\n\r\n", &[b'y'; 4986], b"\r\n"]),
+                ],
+                want: vec![
+                    "a1 OK [CAPABILITY ...] Logged in",
+                    "+ OK",
+                    "a2 OK [APPENDUID _ 1] Append completed",
+                ],
+                closes: false,
+            },
+        ],
+    );
+}
