@@ -192,6 +192,7 @@ struct LimitsSection {
     idle_timeout_secs: Option<Spanned<u64>>,
     max_literal: Option<Spanned<u64>>,
     max_line_length: Option<Spanned<u64>>,
+    max_auth_failures: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -566,6 +567,9 @@ impl Builder<'_> {
         if let Some(v) = positive(&l.max_literal, "max_literal")? {
             out.max_literal = v as usize;
         }
+        if let Some(v) = positive(&l.max_auth_failures, "max_auth_failures")? {
+            out.max_auth_failures = u32::try_from(v).unwrap_or(u32::MAX);
+        }
         if let Some(s) = &l.max_line_length {
             // A line is at least its CRLF; anything shorter would refuse every message.
             if *s.get_ref() < 3 {
@@ -760,12 +764,17 @@ mod tests {
     }
 
     #[test]
-    fn line_length_limit_is_off_unless_set() {
+    fn line_length_and_auth_failure_limits() {
         let d = "[[domain]]\nname='d'\npassword='p'\nmailboxes=['a']\n";
         let s = Scenario::parse(d, "x").unwrap();
         assert_eq!(s.world.limits.max_line_length, None);
         let s = Scenario::parse(&format!("[limits]\nmax_line_length = 1000\n{d}"), "x").unwrap();
         assert_eq!(s.world.limits.max_line_length, Some(1000));
+        assert_eq!(s.world.limits.max_auth_failures, 3);
+        let s = Scenario::parse(&format!("[limits]\nmax_auth_failures = 1\n{d}"), "x").unwrap();
+        assert_eq!(s.world.limits.max_auth_failures, 1);
+        let e = err(&format!("[limits]\nmax_auth_failures = 0\n{d}"));
+        assert_eq!(e, "s.toml:2:21: max_auth_failures must be greater than 0");
     }
 
     #[test]

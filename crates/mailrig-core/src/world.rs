@@ -123,6 +123,9 @@ pub struct Limits {
     /// ones get `500 5.5.2` at end of data. `None` (the default) accepts any
     /// length, as Postfix, Exchange and Mailpit do.
     pub max_line_length: Option<usize>,
+    /// Failed logins (SMTP AUTH, IMAP LOGIN/AUTHENTICATE, POP3 PASS) allowed
+    /// on one connection; the last one is answered and the connection closed.
+    pub max_auth_failures: u32,
 }
 
 impl Default for Limits {
@@ -134,6 +137,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(300),
             max_literal: 50 * 1024 * 1024,
             max_line_length: None,
+            max_auth_failures: 3,
         }
     }
 }

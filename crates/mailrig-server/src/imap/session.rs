@@ -72,6 +72,8 @@ pub struct Session {
     mode: Mode,
     framer: Framer,
     logged_out: bool,
+    /// Failed LOGIN/AUTHENTICATE attempts (see `max_auth_failures`).
+    auth_failures: u32,
 }
 
 /// Shorthand for a tagged status line.
@@ -106,6 +108,7 @@ impl Session {
             mode: Mode::Command,
             framer: Framer::new(FrameLimits::BEFORE_LOGIN),
             logged_out: false,
+            auth_failures: 0,
         }
     }
 
@@ -294,9 +297,11 @@ impl Session {
                 }
                 match B64.decode(line) {
                     Ok(data) => self.auth_plain(&tag, &data, out),
-                    Err(_) => tagged(out, &tag, "BAD", "Invalid base64 data"),
+                    Err(_) => {
+                        tagged(out, &tag, "BAD", "Invalid base64 data");
+                        Action::Continue
+                    }
                 }
-                Action::Continue
             }
             Mode::Command => self.command_bytes(bytes, out),
         }
@@ -415,7 +420,7 @@ impl Session {
                 } else {
                     let user = String::from_utf8_lossy(username.as_ref()).into_owned();
                     let pass = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
-                    self.login(&tag, &user, &pass, out);
+                    return self.login(&tag, &user, &pass, out);
                 }
             }
             C::Authenticate {
@@ -432,7 +437,7 @@ impl Session {
                         "[PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure connections",
                     );
                 } else if let Some(ir) = initial_response {
-                    self.auth_plain(&tag, ir.declassify(), out);
+                    return self.auth_plain(&tag, ir.declassify(), out);
                 } else {
                     out.extend_from_slice(b"+ \r\n");
                     self.mode = Mode::AuthPlain { tag };
@@ -535,55 +540,53 @@ impl Session {
         self.tls || self.state.world.security.plaintext_auth
     }
 
-    fn login(&mut self, tag: &str, user: &str, pass: &str, out: &mut Vec<u8>) {
+    fn login(&mut self, tag: &str, user: &str, pass: &str, out: &mut Vec<u8>) -> Action {
         // Asked at every attempt, before the password is checked (as SMTP AUTH does).
         let owner = self.state.world.mailbox_by_login(user);
         let fired = self
             .state
             .reader_faults(Stage::ImapLogin, self.peer, Some(user), owner);
         if fired.iter().any(|f| f.action == Fault::FailLogin) {
-            return tagged(
-                out,
-                tag,
-                "NO",
-                "[AUTHENTICATIONFAILED] Authentication failed.",
-            );
+            return self.auth_failed(tag, "[AUTHENTICATIONFAILED] Authentication failed.", out);
         }
         match self.state.world.authenticate(user, pass) {
             Some(id) => {
                 self.logged_in(id, Some(user.to_string()));
                 let caps = self.capabilities();
                 tagged(out, tag, "OK", &format!("[CAPABILITY {caps}] Logged in"));
+                Action::Continue
             }
-            None => tagged(
-                out,
-                tag,
-                "NO",
-                "[AUTHENTICATIONFAILED] Authentication failed.",
-            ),
+            None => self.auth_failed(tag, "[AUTHENTICATIONFAILED] Authentication failed.", out),
         }
     }
 
-    fn auth_plain(&mut self, tag: &str, data: &[u8], out: &mut Vec<u8>) {
-        let mut it = data.split(|&b| b == 0);
-        let (Some(authz), Some(authc), Some(pass), None) =
-            (it.next(), it.next(), it.next(), it.next())
-        else {
-            tagged(out, tag, "BAD", "Malformed PLAIN response");
-            return;
-        };
-        let authc = String::from_utf8_lossy(authc).into_owned();
-        if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc.as_bytes()) {
-            tagged(
-                out,
-                tag,
-                "NO",
-                "[AUTHORIZATIONFAILED] Cannot act as another user",
-            );
-            return;
+    /// A failed login: tagged `NO`, and after `max_auth_failures` of them
+    /// `* BYE` and the connection closed (as SMTP AUTH and POP3 do).
+    fn auth_failed(&mut self, tag: &str, text: &str, out: &mut Vec<u8>) -> Action {
+        tagged(out, tag, "NO", text);
+        self.auth_failures += 1;
+        if self.auth_failures >= self.state.world.limits.max_auth_failures {
+            out.extend_from_slice(b"* BYE Too many failed authentication attempts\r\n");
+            return Action::Close;
         }
-        let pass = String::from_utf8_lossy(pass).into_owned();
-        self.login(tag, &authc, &pass, out);
+        Action::Continue
+    }
+
+    /// A PLAIN response, read by the rule SMTP AUTH uses too ([`crate::sasl`]).
+    fn auth_plain(&mut self, tag: &str, data: &[u8], out: &mut Vec<u8>) -> Action {
+        match crate::sasl::decode_plain(data) {
+            Ok(c) => self.login(tag, &c.authcid, &c.password, out),
+            Err(e) if e.is_failed_login() => {
+                let text = format!("[AUTHORIZATIONFAILED] Authentication failed: {e}");
+                self.auth_failed(tag, &text, out)
+            }
+            Err(e) => {
+                let mut text = e.to_string();
+                text[..1].make_ascii_uppercase();
+                tagged(out, tag, "BAD", &text);
+                Action::Continue
+            }
+        }
     }
 
     /// The session is authenticated as `user`: the framer's limits grow from

@@ -230,3 +230,70 @@ fn literals_before_login() {
         ],
     );
 }
+
+#[test]
+fn failed_logins_and_authorization_identities() {
+    run(
+        &state_with(""),
+        vec![
+            Case {
+                what: "two failures, then a login",
+                pieces: vec![b"a1 LOGIN a@d.test x\r\na2 LOGIN a@d.test y\r\na3 LOGIN a@d.test p\r\n".to_vec()],
+                want: vec![
+                    "a1 NO [AUTHENTICATIONFAILED] Authentication failed.",
+                    "a2 NO [AUTHENTICATIONFAILED] Authentication failed.",
+                    "a3 OK [CAPABILITY ...] Logged in",
+                ],
+                closes: false,
+            },
+            Case {
+                what: "the third failure, LOGIN and AUTHENTICATE mixed, closes",
+                pieces: vec![
+                    // "\0a@d.test\0wrong"
+                    b"a1 LOGIN a@d.test x\r\na2 AUTHENTICATE PLAIN AGFAZC50ZXN0AHdyb25n\r\na3 AUTHENTICATE PLAIN\r\n".to_vec(),
+                    b"AGFAZC50ZXN0AHdyb25n\r\na4 NOOP\r\n".to_vec(),
+                ],
+                want: vec![
+                    "a1 NO [AUTHENTICATIONFAILED] Authentication failed.",
+                    "a2 NO [AUTHENTICATIONFAILED] Authentication failed.",
+                    "+ ",
+                    "a3 NO [AUTHENTICATIONFAILED] Authentication failed.",
+                    "* BYE Too many failed authentication attempts",
+                ],
+                closes: true,
+            },
+            Case {
+                what: "RFC 4616: another user's authorization identity is refused and counts",
+                // "b@d.test\0a@d.test\0p", then "A@D.TEST\0a@d.test\0p"
+                pieces: vec![b"a1 AUTHENTICATE PLAIN YkBkLnRlc3QAYUBkLnRlc3QAcA==\r\na2 AUTHENTICATE PLAIN QUBELlRFU1QAYUBkLnRlc3QAcA==\r\n".to_vec()],
+                want: vec![
+                    "a1 NO [AUTHORIZATIONFAILED] Authentication failed: cannot act as another user (the authorization identity differs from the login)",
+                    "a2 OK [CAPABILITY ...] Logged in",
+                ],
+                closes: false,
+            },
+            Case {
+                what: "an unreadable PLAIN response is BAD and not a failed login",
+                // "a@d.test\0p"
+                pieces: vec![b"a1 AUTHENTICATE PLAIN YUBkLnRlc3QAcA==\r\n".to_vec()],
+                want: vec![
+                    "a1 BAD Malformed PLAIN response: expected authzid NUL authcid NUL password in UTF-8",
+                ],
+                closes: false,
+            },
+        ],
+    );
+    let strict = state_with("[limits]\nmax_auth_failures = 1");
+    run(
+        &strict,
+        vec![Case {
+            what: "max_auth_failures = 1",
+            pieces: vec![b"a1 LOGIN a@d.test x\r\na2 NOOP\r\n".to_vec()],
+            want: vec![
+                "a1 NO [AUTHENTICATIONFAILED] Authentication failed.",
+                "* BYE Too many failed authentication attempts",
+            ],
+            closes: true,
+        }],
+    );
+}

@@ -102,6 +102,8 @@ pub struct Session {
     cut_in_data: bool,
     /// The TLS fault of this session, decided once.
     tls_fault: Option<Option<TlsFault>>,
+    /// Failed AUTH attempts on this connection (see `max_auth_failures`).
+    auth_failures: u32,
 }
 
 static QUEUE_IDS: AtomicU64 = AtomicU64::new(1);
@@ -133,6 +135,7 @@ impl Session {
             refused: false,
             cut_in_data: false,
             tls_fault: None,
+            auth_failures: 0,
         }
     }
 

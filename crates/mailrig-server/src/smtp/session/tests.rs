@@ -245,3 +245,92 @@ fn data_exchanges() {
         }
     }
 }
+
+/// AUTH exchanges: (scenario sections, client lines, every reply after
+/// EHLO's, whether the session closes).
+#[test]
+fn auth_exchanges() {
+    // base64 of "\0a@d.test\0p", "\0a@d.test\0wrong", "b@d.test\0a@d.test\0p",
+    // "A@D.TEST\0a@d.test\0p" and "a@d.test\0p" (no authzid field).
+    let (good, wrong, other, same, short) = (
+        "AGFAZC50ZXN0AHA=",
+        "AGFAZC50ZXN0AHdyb25n",
+        "YkBkLnRlc3QAYUBkLnRlc3QAcA==",
+        "QUBELlRFU1QAYUBkLnRlc3QAcA==",
+        "YUBkLnRlc3QAcA==",
+    );
+    let failed = "535 5.7.8 Error: authentication failed";
+    let bye = "421 4.7.0 mx.mailrig.test Error: too many failed authentication attempts";
+    let other_user = "535 5.7.8 Error: authentication failed: cannot act as another user (the authorization identity differs from the login)";
+    let cases: Vec<(&str, Vec<String>, Vec<&str>, bool)> = vec![
+        (
+            "",
+            vec![format!("AUTH PLAIN {wrong}"), format!("AUTH PLAIN {good}")],
+            vec![failed, "235 2.7.0 Authentication successful"],
+            false,
+        ),
+        (
+            "",
+            vec![
+                format!("AUTH PLAIN {wrong}"),
+                "AUTH PLAIN".into(),
+                wrong.into(),
+                "AUTH LOGIN YUBkLnRlc3Q=".into(),
+                "d3Jvbmc=".into(),
+                "NOOP".into(),
+            ],
+            vec![failed, "334 ", failed, "334 UGFzc3dvcmQ6", failed, bye],
+            true,
+        ),
+        (
+            "[limits]\nmax_auth_failures = 1",
+            vec![format!("AUTH PLAIN {wrong}"), "NOOP".into()],
+            vec![failed, bye],
+            true,
+        ),
+        // Aborted exchanges and unreadable responses are not failed logins.
+        (
+            "[limits]\nmax_auth_failures = 1",
+            vec![
+                "AUTH PLAIN".into(),
+                "*".into(),
+                "AUTH PLAIN !!".into(),
+                format!("AUTH PLAIN {short}"),
+                format!("AUTH PLAIN {good}"),
+            ],
+            vec![
+                "334 ",
+                "501 5.7.0 Authentication aborted",
+                "501 5.5.2 Error: invalid base64 data",
+                "501 5.5.2 Error: malformed PLAIN response: expected authzid NUL authcid NUL password in UTF-8",
+                "235 2.7.0 Authentication successful",
+            ],
+            false,
+        ),
+        // RFC 4616: an authorization identity other than the login is refused.
+        (
+            "",
+            vec![format!("AUTH PLAIN {other}")],
+            vec![other_user],
+            false,
+        ),
+        (
+            "",
+            vec![format!("AUTH PLAIN {same}")],
+            vec!["235 2.7.0 Authentication successful"],
+            false,
+        ),
+    ];
+    for (extra, lines, want, closes) in cases {
+        let state = state_with(extra);
+        let mut input = String::from("EHLO x\r\n");
+        for l in &lines {
+            input.push_str(l);
+            input.push_str("\r\n");
+        }
+        let (out, closed) = exchange(&state, input.as_bytes(), &[]);
+        let got: Vec<&str> = out.lines().skip_while(|l| l.starts_with("250")).collect();
+        assert_eq!(got, want, "{extra} {lines:?}");
+        assert_eq!(closed, closes, "{extra} {lines:?}: closes");
+    }
+}
