@@ -487,6 +487,9 @@ mod tests {
         }
     }
 
+    /// The body (or its problem) and the bytes left after end of data.
+    type Outcome = (Result<Vec<u8>, BodyProblem>, Vec<u8>);
+
     /// Feeds `input` cut at `cuts` (sorted offsets) the way the connection
     /// does: unconsumed bytes stay buffered until more arrive.
     fn feed_cut(
@@ -494,7 +497,7 @@ mod tests {
         cuts: &[usize],
         by_line: bool,
         reader: impl Fn() -> DataReader,
-    ) -> Option<(Result<Vec<u8>, BodyProblem>, Vec<u8>)> {
+    ) -> Option<Outcome> {
         let mut r = reader();
         let mut buf: Vec<u8> = Vec::new();
         let mut last = 0;
