@@ -144,12 +144,12 @@ async fn a_chain_of_empty_literals_before_login_is_cut_off() {
         ["* BYE [LIMIT] Command has more than 4 literals"],
         "{got:.300}"
     );
-    // Literals of 4,000 bytes each: the whole command is capped at 8 KiB.
-    let chunk = [&[b'x'; 4000][..], b" {4000+}\r\n"].concat();
+    // Literals of 4,000 bytes and lines of 30,000: the command is capped at 64 KiB.
+    let chunk = [&[b'x'; 4000][..], b" ", &[b'y'; 30_000], b" {4000+}\r\n"].concat();
     let got = send_until_closed(server.imap_addr(), b"a1 LOGIN {4000+}\r\n", &chunk, 1_000).await;
     assert!(
         got.contains(
-            "\r\n* BYE [TOOBIG] Command exceeds the limit of 8192 bytes with its literals\r\n"
+            "\r\n* BYE [TOOBIG] Command exceeds the limit of 65536 bytes with its literals\r\n"
         ),
         "{got:.300}"
     );

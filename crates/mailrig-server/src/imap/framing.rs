@@ -35,12 +35,12 @@ pub struct FrameLimits {
 
 impl FrameLimits {
     /// Before authentication: enough for LOGIN and AUTHENTICATE with literals
-    /// and SASL-IR, nothing more.
+    /// and SASL-IR, and for the 32 KB ID command of Dovecot's imaptest, no more.
     pub const BEFORE_LOGIN: FrameLimits = FrameLimits {
-        max_line: 8 * 1024,
+        max_line: MAX_LINE,
         max_literal: 4 * 1024,
         max_literals: 4,
-        max_command: 8 * 1024,
+        max_command: MAX_LINE,
     };
 
     /// After login: literals up to the world's `max_literal` (APPEND).

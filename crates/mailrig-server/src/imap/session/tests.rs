@@ -134,8 +134,8 @@ fn over_long_input_before_login() {
                 closes: false,
             },
             Case {
-                what: "a line of 9 KiB is too long before login",
-                pieces: vec![bytes(&[b"a1 NOOP ", &[b'x'; 9 * 1024], b"\r\n"])],
+                what: "a line over 64 KiB",
+                pieces: vec![bytes(&[b"a1 NOOP ", &[b'x'; 64 * 1024], b"\r\n"])],
                 want: vec!["a1 BAD Command line too long"],
                 closes: false,
             },
@@ -200,16 +200,16 @@ fn literals_before_login() {
                 closes: false,
             },
             Case {
-                what: "literals that add up to more than 8 KiB",
+                what: "lines and literals that add up to more than 64 KiB",
                 pieces: vec![bytes(&[
                     b"a1 LOGIN {4000+}\r\n",
                     &[b'u'; 4000],
+                    b" ",
+                    &[b'y'; 60_000],
                     b" {4000+}\r\n",
-                    &[b'p'; 4000],
-                    b" {400+}\r\n",
                 ])],
                 want: vec![
-                    "* BYE [TOOBIG] Command exceeds the limit of 8192 bytes with its literals",
+                    "* BYE [TOOBIG] Command exceeds the limit of 65536 bytes with its literals",
                 ],
                 closes: true,
             },
