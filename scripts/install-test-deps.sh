@@ -71,6 +71,7 @@ if ! deb_installed postfix; then
 fi
 
 debs=(swaks postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd curl)
+debs+=(iproute2)  # ss: the listen-backlog test reads a listener's accept queue
 missing=()
 for pkg in "${debs[@]}"; do
     if deb_installed "$pkg"; then

@@ -193,6 +193,7 @@ struct LimitsSection {
     max_literal: Option<Spanned<u64>>,
     max_line_length: Option<Spanned<u64>>,
     max_auth_failures: Option<Spanned<u64>>,
+    listen_backlog: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -579,6 +580,9 @@ impl Builder<'_> {
                 ));
             }
             out.max_line_length = Some(usize::try_from(*s.get_ref()).unwrap_or(usize::MAX));
+        }
+        if let Some(v) = positive(&l.listen_backlog, "listen_backlog")? {
+            out.listen_backlog = u32::try_from(v).unwrap_or(u32::MAX);
         }
         Ok(out)
     }

@@ -115,6 +115,7 @@ impl ServerIdentity {
 pub struct Limits {
     pub max_message_size: usize,
     pub max_recipients: usize,
+    /// Open connections allowed in the whole server (all listeners together).
     pub max_connections: usize,
     pub idle_timeout: Duration,
     /// Largest IMAP literal accepted (APPEND and friends).
@@ -126,6 +127,9 @@ pub struct Limits {
     /// Failed logins (SMTP AUTH, IMAP LOGIN/AUTHENTICATE, POP3 PASS) allowed
     /// on one connection; the last one is answered and the connection closed.
     pub max_auth_failures: u32,
+    /// Listen backlog of every listener: clients that connect at once wait
+    /// here until accepted (the kernel caps it at `net.core.somaxconn`).
+    pub listen_backlog: u32,
 }
 
 impl Default for Limits {
@@ -133,11 +137,12 @@ impl Default for Limits {
         Limits {
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 100,
-            max_connections: 512,
+            max_connections: 10_000,
             idle_timeout: Duration::from_secs(300),
             max_literal: 50 * 1024 * 1024,
             max_line_length: None,
             max_auth_failures: 3,
+            listen_backlog: 4096,
         }
     }
 }

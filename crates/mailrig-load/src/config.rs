@@ -27,7 +27,7 @@ pub struct LoadArgs {
     #[arg(long, value_name = "USER:PASS")]
     pub auth: Option<String>,
 
-    /// PEM file with the CA certificate(s) to trust for TLS (default: the system's trust store).
+    /// PEM file with CA certificate(s) to trust for TLS besides the system's trust store.
     #[arg(long, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
 
@@ -101,7 +101,8 @@ pub struct LoadArgs {
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
 
-    /// Also write the report as JSON to this file (for `mailrig load merge`).
+    /// Also write the report as JSON to this file (for `mailrig load merge`); `-` writes it to standard
+    /// output and the table to standard error.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 

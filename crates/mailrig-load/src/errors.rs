@@ -59,6 +59,14 @@ pub enum LoadError {
         /// Resolver message.
         reason: String,
     },
+    /// Nothing answered at the target's address: the run did not start (no message was attempted).
+    #[error("cannot connect to {target}: {reason}")]
+    Unreachable {
+        /// `host:port`.
+        target: String,
+        /// The connect error.
+        reason: String,
+    },
     /// The TLS client could not be configured (bad CA file, no usable roots).
     #[error("TLS setup: {0}")]
     TlsSetup(String),

@@ -40,6 +40,7 @@ pub mod reply;
 pub mod report;
 mod run;
 mod session;
+pub mod thresholds;
 pub mod tls;
 pub mod verification;
 
@@ -51,4 +52,5 @@ pub use merge::merge;
 pub use recipients::RecipientPool;
 pub use report::{Counts, Errors, Report, RunInfo};
 pub use run::{new_run_id, run};
+pub use thresholds::{ThresholdArgs, Thresholds};
 pub use verification::{MailboxVerification, Verification};

@@ -452,6 +452,13 @@ pub(crate) mod tests {
         }
     }
 
+    /// A report of a run that did nothing.
+    pub(crate) fn empty_report() -> Report {
+        Tally::default()
+            .into_report(info("empty", 0, 1.0), Vec::new())
+            .expect("an empty tally makes a report")
+    }
+
     #[test]
     fn table_and_json_round_trip() {
         let mut tally = Tally::default();

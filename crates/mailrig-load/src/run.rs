@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -53,6 +54,25 @@ pub async fn run(config: LoadConfig, cancel: impl Future) -> Result<Report, Load
             reason: "no addresses".into(),
         });
     }
+    // One connection first: a target where nothing listens is "could not run", not a measurement of
+    // thousands of refused connects. It becomes session 0's first connection, so the server sees no
+    // extra connection.
+    let t0 = Instant::now();
+    let first = match tokio::time::timeout(config.timeout, TcpStream::connect(addrs[0])).await {
+        Err(_) => {
+            return Err(LoadError::Unreachable {
+                target: authority,
+                reason: format!("no answer within {:?}", config.timeout),
+            });
+        }
+        Ok(Err(e)) => {
+            return Err(LoadError::Unreachable {
+                target: authority,
+                reason: e.to_string(),
+            });
+        }
+        Ok(Ok(tcp)) => (tcp, t0.elapsed()),
+    };
     let tls = if config.target.implicit_tls || config.starttls {
         Some(TlsSetup::new(&config.tls, &config.target)?)
     } else {
@@ -73,16 +93,19 @@ pub async fn run(config: LoadConfig, cancel: impl Future) -> Result<Report, Load
         tls,
         schedule,
         factory,
-        live: Live::default(),
+        live: Arc::new(Live::default()),
         tally: Mutex::new(Tally::default()),
     });
 
     let mut sessions = JoinSet::new();
+    let mut first = Some(first);
     for i in 0..shared.config.sessions {
-        sessions.spawn(run_session(shared.clone(), i));
+        sessions.spawn(run_session(shared.clone(), i, first.take()));
     }
+    // The progress line gets the live counters only, never `shared`: the tally is taken out of `shared`
+    // below, and an aborted task is dropped by the runtime some time after `abort()` returns.
     let progress = (shared.config.progress && std::io::stderr().is_terminal())
-        .then(|| tokio::spawn(show_progress(shared.clone())));
+        .then(|| tokio::spawn(show_progress(shared.live.clone(), start)));
 
     tokio::pin!(cancel);
     let mut cancelled = false;
@@ -109,12 +132,14 @@ pub async fn run(config: LoadConfig, cancel: impl Future) -> Result<Report, Load
     let end = Instant::now();
     if let Some(p) = progress {
         p.abort();
+        // Wait until the task is gone, so its last line cannot land after the report's first.
+        let _ = p.await;
         eprintln!();
     }
 
-    let shared = Arc::try_unwrap(shared)
-        .map_err(|_| LoadError::Report("internal: a session outlived the run".into()))?;
-    let mut tally = shared.tally.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Take the tally out rather than unwrapping the `Arc`: a task still holding `shared` (none should)
+    // must never cost the user the report of a whole run.
+    let mut tally = std::mem::take(&mut *shared.tally());
     let c = &mut tally.counts;
     // Messages cut off by a cancellation never reached `record`; the live counter saw them start.
     c.attempted = c
@@ -126,7 +151,7 @@ pub async fn run(config: LoadConfig, cancel: impl Future) -> Result<Report, Load
         .due_before(end)
         .unwrap_or(0)
         .saturating_sub(c.attempted);
-    let cfg = shared.config;
+    let cfg = &shared.config;
     let info = RunInfo {
         run_id,
         target: cfg.target.url(),
@@ -134,7 +159,7 @@ pub async fn run(config: LoadConfig, cancel: impl Future) -> Result<Report, Load
         sessions: cfg.sessions,
         messages: cfg.messages,
         duration_secs: cfg.duration.map(|d| d.as_secs_f64()),
-        sizes: cfg.sizes,
+        sizes: cfg.sizes.clone(),
         recipients_per_message: cfg.recipients_per_message,
         messages_per_connection: cfg.messages_per_connection,
         pipelining: cfg.pipelining,
@@ -154,14 +179,12 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 /// Prints `attempted / accepted / failed / rate` on one stderr line, once a second.
-async fn show_progress(shared: Arc<Shared>) {
-    let start = shared.schedule.start();
+async fn show_progress(live: Arc<Live>, start: Instant) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut last = 0u64;
     loop {
         tick.tick().await;
-        let live = &shared.live;
         let accepted = live.accepted.load(Ordering::Relaxed);
         eprint!(
             "\r{:>6.0}s  attempted {:>9}  accepted {:>9}  failed {:>7}  {:>8} msg/s \x1b[K",

@@ -41,12 +41,12 @@ pub(crate) struct Shared {
     pub tls: Option<TlsSetup>,
     pub schedule: Schedule,
     pub factory: MessageFactory,
-    pub live: Live,
+    pub live: Arc<Live>,
     pub tally: Mutex<Tally>,
 }
 
 impl Shared {
-    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+    pub(crate) fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
         self.tally
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -63,15 +63,27 @@ struct Pending {
     message_bytes: u64,
 }
 
-/// Runs one session until the schedule has no more tickets.
-pub(crate) async fn run_session(shared: Arc<Shared>, index: u32) {
+/// A TCP connection opened before the run (to see that the target answers) and how long that took.
+pub(crate) type Preconnected = (TcpStream, Duration);
+
+/// Where a session connects: its address, and the pre-run connection to use first, if it got it.
+struct Dial {
+    addr: SocketAddr,
+    first: Option<Preconnected>,
+}
+
+/// Runs one session until the schedule has no more tickets. `first` is used for its first connection.
+pub(crate) async fn run_session(shared: Arc<Shared>, index: u32, first: Option<Preconnected>) {
     let mut conn: Option<Connection> = None;
     let mut on_conn = 0u64;
     let mut pending = Pending::default();
     let mut content = Vec::new();
     let mut cmd = Vec::new();
     let limit = shared.config.messages_per_connection;
-    let addr = shared.addrs[index as usize % shared.addrs.len()];
+    let mut dial = Dial {
+        addr: shared.addrs[index as usize % shared.addrs.len()],
+        first,
+    };
     while let Some(ticket) = shared.schedule.next_ticket(Instant::now()) {
         if ticket.due > Instant::now() {
             tokio::time::sleep_until(ticket.due).await;
@@ -79,7 +91,7 @@ pub(crate) async fn run_session(shared: Arc<Shared>, index: u32) {
         shared.live.attempted.fetch_add(1, Ordering::Relaxed);
         let result = send_one(
             &shared,
-            addr,
+            &mut dial,
             &mut conn,
             ticket,
             &mut pending,
@@ -180,7 +192,7 @@ fn record(
 /// Sends one message, opening a connection first if needed.
 async fn send_one(
     shared: &Shared,
-    addr: SocketAddr,
+    dial: &mut Dial,
     conn: &mut Option<Connection>,
     ticket: Ticket,
     pending: &mut Pending,
@@ -188,7 +200,7 @@ async fn send_one(
     cmd: &mut Vec<u8>,
 ) -> Result<Outcome, Failure> {
     if conn.is_none() {
-        *conn = Some(Connection::open(shared, addr, pending).await?);
+        *conn = Some(Connection::open(shared, dial.addr, dial.first.take(), pending).await?);
     }
     let Some(c) = conn.as_mut() else {
         return Err(Failure::protocol("no connection"));
@@ -311,16 +323,22 @@ impl Connection {
     async fn open(
         shared: &Shared,
         addr: SocketAddr,
+        first: Option<Preconnected>,
         pending: &mut Pending,
     ) -> Result<Connection, Failure> {
         let cfg = &shared.config;
-        let t0 = Instant::now();
-        let tcp = match timeout(cfg.timeout, TcpStream::connect(addr)).await {
-            Err(_) => return Err(Failure::timeout("connect")),
-            Ok(Err(e)) => return Err(Failure::io(&e)),
-            Ok(Ok(s)) => s,
+        let (tcp, took) = match first {
+            Some(pre) => pre,
+            None => {
+                let t0 = Instant::now();
+                match timeout(cfg.timeout, TcpStream::connect(addr)).await {
+                    Err(_) => return Err(Failure::timeout("connect")),
+                    Ok(Err(e)) => return Err(Failure::io(&e)),
+                    Ok(Ok(s)) => (s, t0.elapsed()),
+                }
+            }
         };
-        pending.samples.push((Stage::Connect, t0.elapsed()));
+        pending.samples.push((Stage::Connect, took));
         pending.connections += 1;
         // Each write is a whole command group; never let Nagle hold it back.
         let _ = tcp.set_nodelay(true);

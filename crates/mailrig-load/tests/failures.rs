@@ -114,22 +114,23 @@ async fn partial_refusal_in_a_multi_recipient_message() {
 }
 
 #[tokio::test]
-async fn nothing_listening_counts_as_refused() {
+async fn nothing_listening_is_unreachable_before_any_message() {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let r = mailrig_load::run(config(port), std::future::pending::<()>())
+    let e = mailrig_load::run(config(port), std::future::pending::<()>())
         .await
-        .unwrap();
-    assert_eq!(r.counts.attempted, 20);
-    assert_eq!(
-        r.errors.by_kind[&ErrorKind::Refused],
-        20,
-        "{}",
-        r.to_table()
+        .unwrap_err();
+    assert!(
+        matches!(e, mailrig_load::LoadError::Unreachable { .. }),
+        "{e}"
     );
-    assert_eq!(r.counts.accepted, 0);
+    assert!(
+        e.to_string()
+            .starts_with(&format!("cannot connect to 127.0.0.1:{port}: ")),
+        "{e}"
+    );
 }
 
 #[tokio::test]

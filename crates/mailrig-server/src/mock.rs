@@ -50,6 +50,7 @@ pub struct MockServerBuilder {
     pop3: Option<SocketAddr>,
     pop3s: Option<SocketAddr>,
     http: Option<SocketAddr>,
+    listen_backlog: Option<u32>,
 }
 
 fn loopback0() -> Option<SocketAddr> {
@@ -69,6 +70,7 @@ impl Default for MockServerBuilder {
             pop3: loopback0(),
             pop3s: loopback0(),
             http: loopback0(),
+            listen_backlog: None,
         }
     }
 }
@@ -140,10 +142,22 @@ impl MockServerBuilder {
         self
     }
 
+    /// Listen backlog of every listener (default: the scenario's
+    /// `[limits] listen_backlog`, 4096 if it sets none): how many clients
+    /// connecting at once wait to be accepted instead of being refused.
+    pub fn listen_backlog(mut self, backlog: u32) -> Self {
+        self.listen_backlog = Some(backlog);
+        self
+    }
+
     /// Binds every listener and starts serving.
     pub async fn start(self) -> Result<MockServer, StartError> {
-        let scenario = self.scenario.unwrap_or_else(Scenario::builtin_default);
+        let mut scenario = self.scenario.unwrap_or_else(Scenario::builtin_default);
+        if let Some(b) = self.listen_backlog {
+            scenario.world.limits.listen_backlog = b.max(1);
+        }
         let world = Arc::new(scenario.world.clone());
+        let backlog = world.limits.listen_backlog;
         let store = Arc::new(match &self.maildir {
             Some(dir) => Store::open_maildir(&world, dir)?,
             None => Store::memory(&world),
@@ -166,75 +180,49 @@ impl MockServerBuilder {
             }
         };
         tls.write_ca(&ca_path)?;
+        raise_fd_limit(world.limits.max_connections);
         let faults = scenario.faults.rebuild(&world);
         let state = ServerState::new(world, store, Arc::new(tls), faults);
         let tracker = TaskTracker::new();
         let mut addrs = Addresses::default();
 
-        if let Some(addr) = self.smtp {
-            let l = bind("SMTP", addr).await?;
-            addrs.smtp = l.local_addr().ok();
-            tracker.spawn(crate::smtp::serve(
-                l,
-                false,
-                Arc::clone(&state),
-                tracker.clone(),
-            ));
+        // Bind everything first: a listener that cannot bind fails the start
+        // before any other one accepts a client.
+        let bound = Bound {
+            smtp: bind_opt("SMTP", self.smtp, backlog)?,
+            smtps: bind_opt("SMTPS", self.smtps, backlog)?,
+            imap: bind_opt("IMAP", self.imap, backlog)?,
+            imaps: bind_opt("IMAPS", self.imaps, backlog)?,
+            pop3: bind_opt("POP3", self.pop3, backlog)?,
+            pop3s: bind_opt("POP3S", self.pop3s, backlog)?,
+            http: bind_opt("HTTP", self.http, backlog)?,
+        };
+        let local = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+        addrs.smtp = local(&bound.smtp);
+        addrs.smtps = local(&bound.smtps);
+        addrs.imap = local(&bound.imap);
+        addrs.imaps = local(&bound.imaps);
+        addrs.pop3 = local(&bound.pop3);
+        addrs.pop3s = local(&bound.pop3s);
+        addrs.http = local(&bound.http);
+        let st = || Arc::clone(&state);
+        for (l, tls) in [(bound.smtp, false), (bound.smtps, true)] {
+            if let Some(l) = l {
+                tracker.spawn(crate::smtp::serve(l, tls, st(), tracker.clone()));
+            }
         }
-        if let Some(addr) = self.smtps {
-            let l = bind("SMTPS", addr).await?;
-            addrs.smtps = l.local_addr().ok();
-            tracker.spawn(crate::smtp::serve(
-                l,
-                true,
-                Arc::clone(&state),
-                tracker.clone(),
-            ));
+        for (l, tls) in [(bound.imap, false), (bound.imaps, true)] {
+            if let Some(l) = l {
+                tracker.spawn(crate::imap::serve(l, tls, st(), tracker.clone()));
+            }
         }
-        if let Some(addr) = self.imap {
-            let l = bind("IMAP", addr).await?;
-            addrs.imap = l.local_addr().ok();
-            tracker.spawn(crate::imap::serve(
-                l,
-                false,
-                Arc::clone(&state),
-                tracker.clone(),
-            ));
+        for (l, tls) in [(bound.pop3, false), (bound.pop3s, true)] {
+            if let Some(l) = l {
+                tracker.spawn(crate::pop3::serve(l, tls, st(), tracker.clone()));
+            }
         }
-        if let Some(addr) = self.imaps {
-            let l = bind("IMAPS", addr).await?;
-            addrs.imaps = l.local_addr().ok();
-            tracker.spawn(crate::imap::serve(
-                l,
-                true,
-                Arc::clone(&state),
-                tracker.clone(),
-            ));
-        }
-        if let Some(addr) = self.pop3 {
-            let l = bind("POP3", addr).await?;
-            addrs.pop3 = l.local_addr().ok();
-            tracker.spawn(crate::pop3::serve(
-                l,
-                false,
-                Arc::clone(&state),
-                tracker.clone(),
-            ));
-        }
-        if let Some(addr) = self.pop3s {
-            let l = bind("POP3S", addr).await?;
-            addrs.pop3s = l.local_addr().ok();
-            tracker.spawn(crate::pop3::serve(
-                l,
-                true,
-                Arc::clone(&state),
-                tracker.clone(),
-            ));
-        }
-        if let Some(addr) = self.http {
-            let l = bind("HTTP", addr).await?;
-            addrs.http = l.local_addr().ok();
-            tracker.spawn(crate::http::serve(l, Arc::clone(&state)));
+        if let Some(l) = bound.http {
+            tracker.spawn(crate::http::serve(l, st()));
         }
 
         Ok(MockServer {
@@ -247,8 +235,48 @@ impl MockServerBuilder {
     }
 }
 
-async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|e| StartError::Bind {
+/// Raises the soft limit on open files towards what `max_connections`
+/// clients need (never above the hard limit, never lowered), so the
+/// connection limit and not the file-descriptor limit is what clients meet.
+fn raise_fd_limit(max_connections: usize) {
+    let want = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(256);
+    match rlimit::increase_nofile_limit(want) {
+        Ok(got) if got < want => tracing::warn!(
+            open_files = got,
+            max_connections,
+            "the open-file limit is below max_connections; raise it (ulimit -n) or lower [limits] max_connections"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+}
+
+/// The listeners of one server, bound and not yet accepting.
+struct Bound {
+    smtp: Option<TcpListener>,
+    smtps: Option<TcpListener>,
+    imap: Option<TcpListener>,
+    imaps: Option<TcpListener>,
+    pop3: Option<TcpListener>,
+    pop3s: Option<TcpListener>,
+    http: Option<TcpListener>,
+}
+
+fn bind_opt(
+    what: &'static str,
+    addr: Option<SocketAddr>,
+    backlog: u32,
+) -> Result<Option<TcpListener>, StartError> {
+    match addr {
+        Some(a) => bind(what, a, backlog).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn bind(what: &'static str, addr: SocketAddr, backlog: u32) -> Result<TcpListener, StartError> {
+    crate::listener::bind(addr, backlog).map_err(|e| StartError::Bind {
         what,
         addr,
         reason: e.to_string(),

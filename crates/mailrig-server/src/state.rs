@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use mailrig_core::fault::FaultPlan;
 use mailrig_core::{Journal, Store, World};
 use parking_lot::RwLock;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::tls::TlsMaterial;
@@ -24,6 +25,9 @@ pub struct ServerState {
     pub faults: RwLock<FaultPlan>,
     /// Cancelled when the server shuts down; every session watches it.
     pub shutdown: CancellationToken,
+    /// One slot per open connection, shared by every listener: the world's
+    /// `max_connections` is one limit for the whole server.
+    pub connection_slots: Arc<Semaphore>,
 }
 
 impl ServerState {
@@ -34,7 +38,9 @@ impl ServerState {
         faults: FaultPlan,
     ) -> Arc<ServerState> {
         let metrics = Metrics::for_world(&world);
+        let slots = world.limits.max_connections.min(Semaphore::MAX_PERMITS);
         Arc::new(ServerState {
+            connection_slots: Arc::new(Semaphore::new(slots)),
             world,
             store,
             journal: Arc::new(Journal::default()),

@@ -4,7 +4,6 @@
 //! over SMTP and IMAP, prints the report and the journal lines that explain
 //! it, and exits 1 because not every mailbox received its mail.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -74,7 +73,7 @@ async fn demo(scenario: Scenario, timeout: Duration) -> anyhow::Result<ExitCode>
         ..ProbeOptions::default()
     };
     let report = mailrig_probe::probe(&target, &opts).await?;
-    print!("{}", report.to_table(std::io::stdout().is_terminal()));
+    print!("{}", report.to_table(crate::output::colour_stdout()));
 
     let journal = server.journal().entries();
     let mut drops: Vec<_> = journal

@@ -8,18 +8,31 @@
 mod demo_cmd;
 mod load_cmd;
 mod load_verify;
+mod output;
 mod probe_cmd;
 mod scenario_cmd;
 mod serve;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches, Parser, Subcommand};
 
 /// mailrig: a toolkit for testing mail delivery.
 #[derive(Debug, Parser)]
-#[command(name = "mailrig", version, about, long_about = None)]
+#[command(
+    name = "mailrig",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 success, 1 the check failed (mail missing, thresholds crossed, \
+                  warnings under --strict), 2 could not run (bad flags or files, target unreachable), \
+                  130 interrupted. Each subcommand's --help says what 1 means for it."
+)]
 struct Cli {
+    /// Colour the output: auto (a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = output::ColorChoice::Auto, value_name = "WHEN")]
+    color: output::ColorChoice,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -41,7 +54,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    output::set_color(cli.color);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MAILRIG_LOG")
@@ -59,8 +76,42 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("mailrig: error: {e:#}");
-            ExitCode::from(2)
+            output::error(format_args!("{e:#}"));
+            ExitCode::from(output::EXIT_COULD_NOT_RUN)
         }
     }
+}
+
+/// Parses the command line; usage errors get the same `mailrig: error:` prefix and exit code 2 as every
+/// other error, `--help` and `--version` print and exit 0.
+fn parse() -> Result<Cli, ExitCode> {
+    use clap::CommandFactory as _;
+    use clap::error::ErrorKind;
+    let mut command = Cli::command();
+    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        command = command.color(clap::ColorChoice::Never);
+    }
+    let result = command
+        .try_get_matches()
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
+    result.map_err(|e| match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(
+                if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    output::EXIT_COULD_NOT_RUN
+                } else {
+                    0
+                },
+            )
+        }
+        _ => {
+            let text = e.render().to_string();
+            let text = text.trim_end();
+            output::error(text.strip_prefix("error: ").unwrap_or(text));
+            ExitCode::from(output::EXIT_COULD_NOT_RUN)
+        }
+    })
 }

@@ -10,9 +10,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use mailrig_probe::{Phase, ProbeOptions, Progress, ProgressFn, Report, Target};
+use mailrig_probe::{Phase, ProbeOptions, Progress, ProgressFn, Report, Target, TlsTrust};
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 every mailbox delivered, 1 any mailbox not delivered, \
+                        2 the probe could not run (bad target file, an SMTP, IMAP or POP3 server \
+                        unreachable; nothing is sent then)."
+)]
 pub struct ProbeArgs {
     /// Target file (TOML): SMTP server, how to read mailboxes, the mailboxes.
     #[arg(long, value_name = "FILE")]
@@ -23,12 +28,21 @@ pub struct ProbeArgs {
     /// Seconds to wait for every verdict (overrides the target's timeout).
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
-    /// Write the report to FILE instead of standard output.
+    /// Write the report to FILE instead of standard output (`-`: standard output). Written also when the
+    /// probe cannot run: JSON with `error` set, JUnit with one error case.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Leave the probe messages in the mailboxes.
     #[arg(long)]
     keep: bool,
+    /// PEM file with CA certificate(s) to trust for TLS besides the system's trust store (instead of
+    /// the target's `[tls] ca_file`); the same flag as `mailrig load --tls-ca`.
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_insecure")]
+    tls_ca: Option<PathBuf>,
+    /// Accept any TLS certificate (test certificates only; instead of the target's `[tls] insecure`);
+    /// the same flag as `mailrig load --tls-insecure`.
+    #[arg(long)]
+    tls_insecure: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,47 +60,72 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--timeout {t}: give a number of seconds above 0 and below one day")
         }
     };
-    let target = Target::load(&args.target)?;
-    let progress_on = std::io::stderr().is_terminal();
-    let opts = ProbeOptions {
-        timeout,
-        keep: args.keep,
-        run_id: None,
-        progress: progress_on.then(|| Arc::new(show_progress) as ProgressFn),
-    };
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let result = runtime.block_on(mailrig_probe::probe(&target, &opts));
-    if progress_on {
-        eprint!("\r\x1b[2K");
-    }
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("mailrig probe: cannot run: {e}");
-            return Ok(ExitCode::from(2));
+    let report = match Target::load(&args.target)
+        .map_err(|e| e.to_string())
+        .and_then(|mut t| {
+            trust_flags(&args, &mut t)?;
+            Ok(t)
+        }) {
+        Ok(target) => {
+            let progress_on = std::io::stderr().is_terminal();
+            let opts = ProbeOptions {
+                timeout,
+                keep: args.keep,
+                run_id: None,
+                progress: progress_on.then(|| Arc::new(show_progress) as ProgressFn),
+            };
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let result = runtime.block_on(mailrig_probe::probe(&target, &opts));
+            if progress_on {
+                eprint!("\r\x1b[2K");
+            }
+            result.map_err(|e| e.to_string())
         }
+        Err(e) => Err(e),
     };
-    let text = render(
-        &report,
-        args.format,
-        args.output.is_none() && std::io::stdout().is_terminal(),
-    );
+    let report = report.unwrap_or_else(|e| {
+        crate::output::error(format_args!("probe: cannot run: {e}"));
+        Report::could_not_run(&args.target.display().to_string(), &e)
+    });
+    // A probe that could not run still writes its JSON or JUnit report (one error case), so that CI
+    // collectors see the failure; the table has nothing to add to the error line.
+    if report.error.is_some() && args.format == Format::Table {
+        return Ok(ExitCode::from(report.exit_code()));
+    }
+    let to_stdout = args.output.as_deref().is_none_or(crate::output::is_stdout);
+    let colour = to_stdout && crate::output::colour_stdout();
+    let text = render(&report, args.format, colour);
     match &args.output {
-        Some(path) => {
-            std::fs::write(path, &text)
+        Some(path) if !to_stdout => {
+            crate::output::write_to(path, &text)
                 .with_context(|| format!("cannot write the report to {}", path.display()))?;
             // Keep a one-line summary on the terminal.
             for d in &report.domains {
                 eprintln!("{}  {}", d.domain, Report::domain_line(d));
             }
         }
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())
-                .context("cannot write the report")?;
-        }
+        _ => crate::output::write_to(std::path::Path::new("-"), &text)?,
     }
     Ok(ExitCode::from(report.exit_code()))
+}
+
+/// `--tls-ca` and `--tls-insecure` replace the target file's `[tls]` table.
+fn trust_flags(args: &ProbeArgs, target: &mut Target) -> Result<(), String> {
+    if let Some(path) = &args.tls_ca {
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| format!("--tls-ca {}: {e}", path.display()))?;
+        target.trust = TlsTrust {
+            ca_pem: Some(pem),
+            insecure: false,
+        };
+    } else if args.tls_insecure {
+        target.trust = TlsTrust {
+            ca_pem: None,
+            insecure: true,
+        };
+    }
+    Ok(())
 }
 
 fn render(report: &Report, format: Format, colour: bool) -> String {

@@ -18,18 +18,30 @@ use mailrig_core::fault::{FaultRule, Stage};
 
 #[derive(Debug, Subcommand)]
 pub enum ScenarioCommand {
-    /// Validate a scenario file and print a summary (domains, mailbox counts).
+    /// Validate a scenario and print a summary (domains, mailbox counts, warnings).
+    #[command(
+        after_help = "Exit codes: 0 valid, 1 valid but with warnings under --strict, 2 invalid \
+                            (FILE:LINE:COLUMN: what is wrong) or not found."
+    )]
     Check {
-        /// The scenario file (TOML).
-        file: PathBuf,
+        /// A scenario file (TOML) or a catalog name (see `mailrig scenario list`).
+        #[arg(value_name = "FILE|NAME")]
+        scenario: String,
+        /// Fail (exit 1) when the scenario has warnings, e.g. a fault rule that can never fire.
+        #[arg(long)]
+        strict: bool,
     },
     /// List the scenario catalog: name and first sentence of each description.
+    #[command(after_help = "Exit codes: 0 listed, 2 a file of --dir is invalid (marked INVALID).")]
     List {
         /// List the scenario files of this folder instead of the built-in catalog.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
     /// Explain a scenario: its description, its world and each fault rule in words.
+    #[command(
+        after_help = "Exit codes: 0 explained, 2 not a scenario file or catalog name, or invalid."
+    )]
     Explain {
         /// A catalog name (see `mailrig scenario list`) or a scenario file.
         scenario: String,
@@ -38,14 +50,22 @@ pub enum ScenarioCommand {
 
 pub fn run(cmd: ScenarioCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        ScenarioCommand::Check { file } => match Scenario::load(&file) {
+        ScenarioCommand::Check { scenario, strict } => match resolve(&scenario) {
+            Ok(s) if strict && !s.warnings.is_empty() => {
+                print!("{}", s.summary());
+                crate::output::error(format_args!(
+                    "{scenario}: {} warning(s), and --strict makes warnings fail the check",
+                    s.warnings.len()
+                ));
+                Ok(ExitCode::from(1))
+            }
             Ok(s) => {
                 print!("{}", s.summary());
                 println!("ok");
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
-                eprintln!("mailrig: invalid scenario: {e}");
+                crate::output::error(format_args!("invalid scenario: {e}"));
                 Ok(ExitCode::from(2))
             }
         },
@@ -56,7 +76,7 @@ pub fn run(cmd: ScenarioCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
-                eprintln!("mailrig: {e}");
+                crate::output::error(&e);
                 Ok(ExitCode::from(2))
             }
         },
@@ -71,6 +91,10 @@ pub fn resolve(arg: &str) -> anyhow::Result<Scenario> {
     }
     match catalog::find(arg) {
         Some(entry) => Ok(entry.load()?),
+        // Meant as a file: say why it cannot be read.
+        None if arg.contains(std::path::MAIN_SEPARATOR) || arg.ends_with(".toml") => {
+            Ok(Scenario::load(path)?)
+        }
         None => anyhow::bail!(
             "'{arg}' is neither a scenario file nor a catalog name; `mailrig scenario list` shows the catalog"
         ),

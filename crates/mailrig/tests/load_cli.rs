@@ -190,7 +190,7 @@ async fn bad_flags_fail_with_the_flag_named() {
 }
 
 #[tokio::test]
-async fn a_dead_target_exits_non_zero_with_a_report() {
+async fn a_dead_target_could_not_run_exit_2() {
     // A port that was free a moment ago: nothing listens there.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -206,9 +206,15 @@ async fn a_dead_target_exits_non_zero_with_a_report() {
         "3",
     ])
     .await;
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("refused 3"), "{table}");
+    // Exit 2 as for `probe`: the run could not start (1 is kept for "ran, and the check failed").
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "mailrig: error: cannot connect to 127.0.0.1:{port}: "
+        )),
+        "{err}"
+    );
 }
 
 #[cfg(unix)]
@@ -273,6 +279,152 @@ async fn sigterm_stops_the_run_and_prints_what_it_has() {
         "{stored} > accepted {} + interrupted {}",
         report.counts.accepted,
         report.counts.interrupted
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thresholds_fail_a_run_with_refused_recipients_or_slow_messages() {
+    let server = start_server().await;
+    let target = format!("smtp://{}", server.smtp_addr());
+    // Two of three recipients do not exist: 550 5.1.1 for 66% of them.
+    let to = "anna@kanzlei.test,nobody1@kanzlei.test,nobody2@kanzlei.test";
+    let base = [
+        "load",
+        &target,
+        "-n",
+        "30",
+        "-c",
+        "2",
+        "--to",
+        to,
+        "--no-progress",
+    ];
+    let out = mailrig(&base).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "without a threshold the run passes: {}",
+        show(&out)
+    );
+
+    let mut args = base.to_vec();
+    args.extend(["--max-error-rate", "5%"]);
+    let out = mailrig(&args).await;
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error rate 66.7% (20 of 30 messages failed)"),
+        "{err}"
+    );
+
+    // Three recipients per message: every message is accepted, 2 of its 3 recipients refused.
+    let mut args = base.to_vec();
+    args.extend(["--recipients-per-message", "3", "--max-error-rate", "0.5"]);
+    let out = mailrig(&args).await;
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("60 of 90 recipients refused"), "{err}");
+
+    // Every RCPT delayed by 300 ms: the whole message takes at least that long.
+    server
+        .add_fault_toml("name = \"slow\"\nstage = \"rcpt\"\naction = \"delay\"\nms = 300")
+        .unwrap();
+    let out = mailrig(&[
+        "load",
+        &target,
+        "-n",
+        "4",
+        "--to",
+        "anna@kanzlei.test",
+        "--max-p99",
+        "100ms",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("above --max-p99 100.00 ms"),
+        "{}",
+        show(&out)
+    );
+    let out = mailrig(&[
+        "load",
+        &target,
+        "-n",
+        "4",
+        "--to",
+        "anna@kanzlei.test",
+        "--max-p99",
+        "1h",
+        "--max-error-rate",
+        "0",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    let out = mailrig(&[
+        "load",
+        &target,
+        "--to",
+        "a@b.test",
+        "--max-error-rate",
+        "lots",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("mailrig: error: --max-error-rate 'lots'"),
+        "{}",
+        show(&out)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_dash_is_standard_output_and_scenario_takes_a_catalog_name() {
+    let server = start_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "load",
+            &format!("smtp://{}", server.smtp_addr()),
+            "-n",
+            "28",
+            // A catalog name, as `serve --scenario` takes: the seed world's 28 mailboxes.
+            "--scenario",
+            "kanzlei-2-of-25",
+            "--json",
+            "-",
+        ])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let report = Report::from_json(&String::from_utf8_lossy(&out.stdout))
+        .unwrap_or_else(|e| panic!("stdout is not the JSON report ({e}): {}", show(&out)));
+    assert_eq!(report.counts.accepted, 28);
+    assert_eq!(report.accepted[0].recipients.len(), 28);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("accepted 28 of 28"),
+        "the table goes to stderr: {}",
+        show(&out)
+    );
+    assert!(
+        !dir.path().join("-").exists(),
+        "--json - wrote a file called '-'"
+    );
+
+    // The same for `load merge --json -`.
+    let a = dir.path().join("a.json");
+    std::fs::write(&a, report.to_json().unwrap()).unwrap();
+    let out = mailrig(&["load", "merge", a.to_str().unwrap(), "--json", "-"]).await;
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        Report::from_json(&String::from_utf8_lossy(&out.stdout)).is_ok(),
+        "{}",
+        show(&out)
     );
     server.shutdown().await;
 }

@@ -7,6 +7,8 @@ use std::process::Command;
 
 use mailrig_server::MockServer;
 
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
 const SEED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -167,4 +169,194 @@ async fn demo_catches_the_seed_incident() {
         "one journal line per lost mailbox:\n{out}"
     );
     assert!(out.contains("This is the seed incident, caught"), "{out}");
+}
+
+/// A target whose SMTP and IMAP ports were free a moment ago: nothing listens there.
+fn unreachable_target(dir: &std::path::Path) -> std::path::PathBuf {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = dir.join("down.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[smtp]\nhost = \"127.0.0.1\"\nport = {port}\n[read]\nprotocol = \"imap\"\nhost = \"127.0.0.1\"\nport = {port}\npassword = \"x\"\n[[mailbox]]\naddress = \"anna@kanzlei.test\"\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_that_cannot_run_still_writes_its_junit_and_json_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let down = unreachable_target(dir.path());
+    let junit = dir.path().join("junit.xml");
+    let (code, out, err) = run(vec![
+        "probe".into(),
+        "--target".into(),
+        down.display().to_string(),
+        "--format".into(),
+        "junit".into(),
+        "--output".into(),
+        junit.display().to_string(),
+    ])
+    .await;
+    assert_eq!(code, Some(2), "{out}\n{err}");
+    assert!(
+        err.starts_with("mailrig: error: probe: cannot run: "),
+        "{err}"
+    );
+    let xml =
+        std::fs::read_to_string(&junit).expect("a JUnit file even though the probe could not run");
+    // A JUnit reader (Python's ElementTree, as CI collectors parse it) sees one test case with an error.
+    let script = "import sys, xml.etree.ElementTree as ET\nr = ET.parse(sys.argv[1]).getroot()\nprint(r.get('tests'), r.get('errors'), len(r.findall('./testsuite/testcase/error')))";
+    let py = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&junit)
+        .output()
+        .expect("python3");
+    assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), "1 1 1", "{xml}");
+    assert!(
+        xml.contains("could not run") && xml.contains("cannot reach the SMTP server"),
+        "{xml}"
+    );
+
+    // JSON to standard output with `--output -`: the schema's keys, `error` set, nothing in a file `-`.
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let down = down.clone();
+        let cwd = dir.path().to_path_buf();
+        move || {
+            let o = Command::new(BIN)
+                .current_dir(cwd)
+                .args(["probe", "--target"])
+                .arg(down)
+                .args(["--format", "json", "--output", "-"])
+                .output()
+                .unwrap();
+            (
+                o.status.code(),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(2), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["schema"], "mailrig.probe.report/v1");
+    assert!(v["error"].as_str().unwrap().contains("cannot reach"), "{v}");
+    assert_eq!(v["summary"]["all_delivered"], false);
+    assert!(
+        !dir.path().join("-").exists(),
+        "--output - wrote a file called '-'"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_colours_follow_color_and_no_color() {
+    let server = MockServer::builder()
+        .scenario_file(SEED)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("target.toml");
+    std::fs::write(&file, target(&server, &["user01@patente.test"])).unwrap();
+    let path = file.display().to_string();
+    // Into a pipe: no colour by default, colour with --color always.
+    let (_, plain, _) = run(vec!["probe".into(), "--target".into(), path.clone()]).await;
+    assert!(!plain.contains('\x1b'), "{plain}");
+    let (_, forced, _) = run(vec![
+        "probe".into(),
+        "--target".into(),
+        path.clone(),
+        "--color".into(),
+        "always".into(),
+    ])
+    .await;
+    assert!(forced.contains("\x1b[32m"), "{forced}");
+    // On a terminal: colour by default, none with NO_COLOR or --color never.
+    let p = path.clone();
+    let (tty, no_color, never) = tokio::task::spawn_blocking(move || {
+        (
+            support::Pty::mailrig(&["probe", "--target", &p]).run(),
+            support::Pty::mailrig(&["probe", "--target", &p])
+                .env("NO_COLOR", "1")
+                .run(),
+            support::Pty::mailrig(&["probe", "--color", "never", "--target", &p]).run(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(tty.screen.contains("\x1b[32m"), "{}", tty.screen);
+    assert!(!no_color.screen.contains("\x1b[32m"), "{}", no_color.screen);
+    assert!(!never.screen.contains("\x1b[32m"), "{}", never.screen);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_and_load_share_one_trust_policy_and_the_same_tls_flags() {
+    let server = MockServer::builder()
+        .scenario_file(SEED)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // STARTTLS for sending (lettre's TLS), implicit TLS for reading (rustls): both must trust the CA.
+    let file = dir.path().join("tls.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[probe]\ntimeout = 3\n[smtp]\nhost = \"localhost\"\nport = {}\ntls = \"starttls\"\n[read]\nprotocol = \"imap\"\nhost = \"localhost\"\nport = {}\ntls = \"tls\"\npassword = \"secret\"\n[[mailbox]]\naddress = \"user01@patente.test\"\n",
+            server.smtp_addr().port(),
+            server.imaps_addr().port()
+        ),
+    )
+    .unwrap();
+    let ca = server.ca_path().display().to_string();
+    let path = file.display().to_string();
+    let probe = |extra: &[&str]| {
+        let mut args = vec!["probe".to_string(), "--target".into(), path.clone()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        run(args)
+    };
+    let (code, out, err) = probe(&["--tls-ca", &ca]).await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let (code, out, err) = probe(&["--tls-insecure"]).await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    // Without the CA the mock's certificates are not trusted: nothing is reported delivered.
+    let (code, out, err) = probe(&[]).await;
+    assert_ne!(code, Some(0), "{out}\n{err}");
+    let (code, _, err) = probe(&["--tls-ca", "/nonexistent/ca.pem"]).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--tls-ca /nonexistent/ca.pem"), "{err}");
+
+    // `mailrig load` takes the same flags for the same server.
+    let smtps = format!("smtps://localhost:{}", server.smtps_addr().port());
+    let load = |extra: &[&str]| {
+        let mut args: Vec<String> = ["load", &smtps, "-n", "2", "--to", "user01@patente.test"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        run(args)
+    };
+    let (code, out, err) = load(&["--tls-ca", &ca]).await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let (code, out, err) = load(&["--tls-insecure"]).await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let (code, out, err) = load(&[]).await;
+    assert_eq!(
+        code,
+        Some(1),
+        "an untrusted certificate fails every message: {out}\n{err}"
+    );
+    server.shutdown().await;
 }

@@ -215,3 +215,99 @@ fn check_broken_files_names_line_column_and_culprit() {
         "{e}"
     );
 }
+
+#[test]
+fn check_takes_a_catalog_name_and_strict_fails_on_warnings() {
+    let o = mailrig(&["scenario", "check", "kanzlei-2-of-25"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).ends_with("ok\n"), "{}", stdout(&o));
+
+    // A rule whose mailbox pattern matches nobody: valid, with a warning.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("warns.toml");
+    std::fs::write(
+        &file,
+        "[[domain]]\nname = \"a.test\"\nmailboxes = [\"anna\"]\npassword = \"x\"\n[[fault]]\nname = \"never\"\nstage = \"rcpt\"\naction = \"reject\"\nmailbox = \"zed*\"\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let o = mailrig(&["scenario", "check", path]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("warning:"), "{}", stdout(&o));
+    let o = mailrig(&["scenario", "check", "--strict", path]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).starts_with("mailrig: error: ") && stderr(&o).contains("--strict"),
+        "{}",
+        stderr(&o)
+    );
+    // --strict on a clean scenario passes.
+    let o = mailrig(&["scenario", "check", "--strict", "kanzlei"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn every_error_has_one_prefix_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[[domain]]\nnam = \"x\"\n").unwrap();
+    let missing = dir.path().join("missing.toml");
+    let cases: Vec<Vec<String>> = vec![
+        vec![
+            "scenario".into(),
+            "check".into(),
+            broken.display().to_string(),
+        ],
+        vec![
+            "scenario".into(),
+            "check".into(),
+            missing.display().to_string(),
+        ],
+        vec![
+            "scenario".into(),
+            "explain".into(),
+            "no-such-scenario".into(),
+        ],
+        vec![
+            "serve".into(),
+            "--scenario".into(),
+            broken.display().to_string(),
+        ],
+        vec![
+            "probe".into(),
+            "--target".into(),
+            missing.display().to_string(),
+        ],
+        vec![
+            "load".into(),
+            "smtp://127.0.0.1:1".into(),
+            "--to".into(),
+            "a@b".into(),
+            "--rate".into(),
+            "-1".into(),
+        ],
+        vec!["load".into(), "merge".into(), missing.display().to_string()],
+        // Usage errors found by the argument parser get the same prefix.
+        vec![
+            "load".into(),
+            "--sessions".into(),
+            "many".into(),
+            "x:25".into(),
+        ],
+        vec!["frobnicate".into()],
+        vec!["probe".into()],
+    ];
+    for args in cases {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = mailrig(&refs);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with("mailrig: error: "),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let o = mailrig(&["--help"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("Exit codes:"), "{}", stdout(&o));
+}

@@ -36,6 +36,10 @@ pub struct Report {
     /// Per mailbox, in target order.
     pub mailboxes: Vec<MailboxResult>,
     pub cleanup: Cleanup,
+    /// Why the probe could not run (bad target, a server unreachable), or `null`. A report with an error
+    /// has no mailboxes; it exists so that CI collectors reading the JSON or JUnit file see the failure.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// Counts per verdict.
@@ -162,7 +166,29 @@ impl Report {
                 .collect(),
             mailboxes,
             cleanup,
+            error: None,
         }
+    }
+
+    /// The report of a probe that could not run: no mailboxes, `error` set. Rendered as JSON it has every
+    /// key of the schema; as JUnit it is one test case with an `<error>`, so a collector sees a failure
+    /// instead of a missing file.
+    pub fn could_not_run(target: &str, error: &str) -> Report {
+        let mut report = Report::new(
+            RunInfo {
+                run_id: crate::message::RunId::random().to_string(),
+                target: target.to_string(),
+                started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                duration_ms: 0,
+                timeout_ms: 0,
+                timed_out: false,
+            },
+            Vec::new(),
+            Cleanup::default(),
+        );
+        report.summary.all_delivered = false;
+        report.error = Some(error.to_string());
+        report
     }
 
     /// `true` when every mailbox is `delivered`.
@@ -170,10 +196,16 @@ impl Report {
         self.summary.all_delivered
     }
 
-    /// 0 when every mailbox is delivered, 1 otherwise. (2, "the probe could
-    /// not run", comes from [`crate::exit_code`] on an error.)
+    /// 0 when every mailbox is delivered, 1 otherwise, 2 for the report of a
+    /// probe that could not run ([`Report::could_not_run`]).
     pub fn exit_code(&self) -> u8 {
-        if self.all_delivered() { 0 } else { 1 }
+        if self.error.is_some() {
+            2
+        } else if self.all_delivered() {
+            0
+        } else {
+            1
+        }
     }
 
     /// Pretty JSON following [`REPORT_SCHEMA`].
@@ -195,6 +227,12 @@ impl Report {
 
     /// The table for people; `colour` adds ANSI colours (for terminals).
     pub fn to_table(&self, colour: bool) -> String {
+        if let Some(error) = &self.error {
+            return format!(
+                "mailrig probe {}  target {}  could not run: {error}\n",
+                self.run_id, self.target
+            );
+        }
         let paint = |v: Verdict, text: &str| -> String {
             if !colour {
                 return text.to_string();
@@ -304,6 +342,20 @@ impl Report {
     /// verdicts are failures.
     pub fn to_junit(&self) -> String {
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        if let Some(error) = &self.error {
+            let _ = write!(
+                out,
+                "<testsuites name=\"mailrig probe {id}\" tests=\"1\" failures=\"0\" errors=\"1\" time=\"0.000\">\n  \
+                 <testsuite name=\"mailrig probe\" tests=\"1\" failures=\"0\" errors=\"1\" timestamp=\"{at}\">\n    \
+                 <testcase classname=\"mailrig probe\" name=\"probe {target}\" time=\"0.000\">\n      \
+                 <error type=\"could-not-run\" message=\"{msg}\">{msg}</error>\n    </testcase>\n  </testsuite>\n</testsuites>\n",
+                id = xml(&self.run_id),
+                at = xml(&self.started_at),
+                target = xml(&self.target),
+                msg = xml(&format!("the probe could not run: {error}")),
+            );
+            return out;
+        }
         let failures =
             self.summary.total - self.summary.counts.delivered - self.summary.counts.unreadable;
         let _ = writeln!(

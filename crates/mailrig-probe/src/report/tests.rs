@@ -136,6 +136,7 @@ fn json_schema_is_stable() {
             "cleanup",
             "domains",
             "duration_ms",
+            "error",
             "mailboxes",
             "run_id",
             "schema",
@@ -256,4 +257,30 @@ print(len(cases), len(fails), len(errors), root.get("tests"), root.get("failures
     );
     assert!(xml.contains("<failure type=\"missing\""));
     assert!(xml.contains("&lt;&amp;&quot;&apos;&gt;"));
+}
+
+/// A probe that could not run still has a report: JSON with every key and `error` set, JUnit with one
+/// error case, exit code 2.
+#[test]
+fn a_probe_that_could_not_run_reports_one_error() {
+    let r = Report::could_not_run(
+        "t.toml",
+        "cannot reach the SMTP server 127.0.0.1:1: refused",
+    );
+    assert_eq!(r.exit_code(), 2);
+    let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(
+        v["error"],
+        "cannot reach the SMTP server 127.0.0.1:1: refused"
+    );
+    assert_eq!(v["summary"]["all_delivered"], false);
+    assert_eq!(v["mailboxes"], serde_json::json!([]));
+    let xml = r.to_junit();
+    assert!(
+        xml.contains("tests=\"1\" failures=\"0\" errors=\"1\""),
+        "{xml}"
+    );
+    assert!(xml.contains("<error type=\"could-not-run\""), "{xml}");
+    assert_eq!(seed_report().error, None);
+    assert!(seed_report().to_json().contains("\"error\": null"));
 }

@@ -1,7 +1,8 @@
 //! The IMAP4rev1 server (RFC 3501): mail out of the fake world, over the store.
 //!
 //! * [`framing`] — bytes to whole commands, with line and literal limits;
-//! * [`session`] — the sans-I/O state machine; commands in [`folders`]
+//! * [`session`] — the sans-I/O state machine, run on a connection by the
+//!   shared [`crate::driver`] (TLS, IDLE wake-ups, timeouts); commands in [`folders`]
 //!   (LIST, CREATE, STATUS, ...) and [`selected`] (SELECT, FETCH, STORE,
 //!   SEARCH, COPY/MOVE, APPEND, EXPUNGE);
 //! * [`view`] — a session's sequence-number view and how it catches up with
@@ -9,13 +10,11 @@
 //! * [`fetch`], [`mime`], [`search`] — FETCH rendering, the MIME tree with
 //!   ENVELOPE/BODYSTRUCTURE, and SEARCH evaluation;
 //! * [`wire`] — response syntax helpers;
-//! * [`conn`] — the tokio loop for one connection (TLS, IDLE wake-ups, timeouts).
 //!
 //! Commands are parsed by `imap-codec`; responses are written directly.
 //! Extensions: LITERAL+, SASL-IR, ID, ENABLE, IDLE, NAMESPACE, UIDPLUS, MOVE,
 //! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN.
 
-pub mod conn;
 pub mod fetch;
 pub mod folders;
 pub mod framing;
@@ -48,8 +47,5 @@ pub async fn serve(
         implicit_tls,
         busy_reply: b"* BYE Too many connections; try again later\r\n",
     };
-    accept_loop(listener, spec, state, tracker, |stream, peer, state| {
-        conn::handle(stream, peer, state)
-    })
-    .await
+    accept_loop(listener, spec, state, tracker, Session::accepted).await
 }

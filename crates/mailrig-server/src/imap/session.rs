@@ -4,10 +4,12 @@
 //! command with `imap-codec`, checks it against the state (RFC 3501 §3: not
 //! authenticated, authenticated, selected, logout) and runs it. Commands on
 //! folders live in [`super::folders`], commands on the selected folder in
-//! [`super::selected`]. The connection loop ([`super::conn`]) writes what lands
-//! in `out` and carries out the returned [`Action`]; during IDLE it calls
-//! [`Session::idle_update`] whenever the store changes. A benchmark can drive a
-//! session directly with [`Session::authenticated`] and [`Session::input`].
+//! [`super::selected`]. It implements the [`driver::Session`] contract: the
+//! shared [`crate::driver`] writes what lands in `out` and carries out the
+//! returned [`Step`]s; during IDLE the session answers [`Step::Watch`] with
+//! the mailbox's change event, and the driver wakes it when the store changes.
+//! A benchmark can drive a session directly with [`Session::authenticated`]
+//! and [`Session::input`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,7 +30,13 @@ use mailrig_core::world::MailboxId;
 
 use super::framing::{CommandLimit, Frame, FrameLimits, Framer, tag_in};
 use super::view::{SyncRules, View};
+use crate::driver::{self, Step, TlsFaultOnce};
+use crate::listener::Accepted;
 use crate::state::ServerState;
+
+/// How long a client may stay in IDLE without a word (RFC 2177 asks clients
+/// to re-issue IDLE at least every 29 minutes).
+pub const IDLE_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(31 * 60);
 
 /// What the connection loop must do after feeding input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +46,12 @@ pub enum Action {
     StartTls,
     /// Flush, then close.
     Close,
+    /// Output passed [`driver::OUTPUT_HIGH_WATER`]: write it, then call
+    /// [`Session::input`] again (the rest of the input is still buffered).
+    Flush,
+    /// A command that writes to the store is waiting: call
+    /// [`driver::Session::run_blocking`] where blocking is allowed.
+    Blocking,
 }
 
 /// Input that is not a command.
@@ -74,6 +88,13 @@ pub struct Session {
     logged_out: bool,
     /// Failed LOGIN/AUTHENTICATE attempts (see `max_auth_failures`).
     auth_failures: u32,
+    /// This connection's TLS fault.
+    pub(super) tls_fault: TlsFaultOnce,
+    /// A command that writes to the store (Maildir writes, renames, fsync),
+    /// waiting for [`driver::Session::run_blocking`].
+    blocking: Option<Command<'static>>,
+    /// Running on the blocking pool now: store commands run at once.
+    in_blocking: bool,
 }
 
 /// Shorthand for a tagged status line.
@@ -109,7 +130,17 @@ impl Session {
             framer: Framer::new(FrameLimits::BEFORE_LOGIN),
             logged_out: false,
             auth_failures: 0,
+            tls_fault: TlsFaultOnce::default(),
+            blocking: None,
+            in_blocking: false,
         }
+    }
+
+    /// A session for a connection the listener accepted.
+    pub fn accepted(state: Arc<ServerState>, conn: Accepted) -> Session {
+        let mut s = Session::new(state, conn.tls).with_peer(conn.peer);
+        s.tls_fault = conn.tls_fault;
+        s
     }
 
     /// The client's address, which fault rules may select on.
@@ -138,7 +169,7 @@ impl Session {
         );
         if self.user.is_none() {
             let sec = &self.state.world.security;
-            if !self.tls && sec.starttls {
+            if !self.tls && sec.starttls && !self.tls_not_offered() {
                 caps.push_str(" STARTTLS");
             }
             if self.tls || sec.plaintext_auth {
@@ -205,6 +236,11 @@ impl Session {
             };
             if action != Action::Continue {
                 return action;
+            }
+            // Written as it is made: a pipelined batch never piles up its
+            // responses (one FETCH's at most) in memory.
+            if out.len() >= driver::OUTPUT_HIGH_WATER {
+                return Action::Flush;
             }
         }
         Action::Continue
@@ -347,6 +383,28 @@ impl Session {
         }
     }
 
+    /// Commands that change the store (with a Maildir: write, rename or
+    /// unlink files and fsync): they run as a blocking effect.
+    fn writes_store(body: &CommandBody<'_>) -> bool {
+        use CommandBody as C;
+        matches!(
+            body,
+            C::Append { .. }
+                | C::Copy { .. }
+                | C::Move { .. }
+                | C::Store { .. }
+                | C::Expunge
+                | C::ExpungeUid { .. }
+                | C::Close
+                | C::Select { .. }
+                | C::Create { .. }
+                | C::Delete { .. }
+                | C::Rename { .. }
+                | C::Subscribe { .. }
+                | C::Unsubscribe { .. }
+        )
+    }
+
     fn command(&mut self, cmd: Command<'static>, out: &mut Vec<u8>) -> Action {
         let tag = cmd.tag.inner().to_string();
         let allowed = match Self::needs(&cmd.body) {
@@ -369,6 +427,10 @@ impl Session {
                 &format!("{why}: {} not allowed in this state", cmd.body.name()),
             );
             return Action::Continue;
+        }
+        if !self.in_blocking && Self::writes_store(&cmd.body) {
+            self.blocking = Some(cmd);
+            return Action::Blocking;
         }
         use CommandBody as C;
         match cmd.body {
@@ -402,7 +464,7 @@ impl Session {
             C::StartTLS => {
                 if self.tls {
                     tagged(out, &tag, "BAD", "TLS is already active");
-                } else if !self.state.world.security.starttls {
+                } else if !self.state.world.security.starttls || self.tls_not_offered() {
                     tagged(out, &tag, "BAD", "STARTTLS is not offered");
                 } else {
                     tagged(out, &tag, "OK", "Begin TLS negotiation now");
@@ -650,6 +712,103 @@ impl Session {
     /// The logged-in user's mailbox.
     pub(super) fn mailbox(&self) -> Option<&MailboxStore> {
         self.user.map(|id| self.state.store.mailbox(id))
+    }
+}
+
+impl Session {
+    /// This connection's TLS fault (decided at the first question).
+    fn tls_fault(&self) -> Option<mailrig_core::fault::TlsFault> {
+        self.tls_fault.get(&self.state, self.peer)
+    }
+
+    /// A `not-offered` TLS fault hides STARTTLS.
+    fn tls_not_offered(&self) -> bool {
+        self.tls_fault() == Some(mailrig_core::fault::TlsFault::NotOffered)
+    }
+
+    fn step(&mut self, action: Action, out: &mut Vec<u8>) -> Step {
+        match action {
+            Action::Continue => self.wait(out),
+            Action::StartTls => Step::StartTls(self.tls_fault()),
+            Action::Close => Step::Close,
+            Action::Flush => Step::Write,
+            Action::Blocking => Step::Blocking,
+        }
+    }
+
+    /// What to wait for next: input, and while idling also the mailbox's
+    /// change event (registered before the versions are compared, so no
+    /// change is missed).
+    fn wait(&mut self, out: &mut Vec<u8>) -> Step {
+        loop {
+            if !self.idling() {
+                return Step::Read;
+            }
+            let Some(mailbox) = self.idle_mailbox() else {
+                return Step::Read;
+            };
+            let listener = mailbox.listen();
+            let version = mailbox.version();
+            if self.seen_version().is_some_and(|v| v != version) {
+                drop(listener);
+                self.idle_update(out);
+                continue;
+            }
+            return Step::Watch(listener);
+        }
+    }
+}
+
+impl driver::Session for Session {
+    const READ_CHUNK: usize = 16 * 1024;
+
+    fn greeting(&mut self, out: &mut Vec<u8>) -> Step {
+        Session::greeting(self, out);
+        Step::Read
+    }
+
+    fn input(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Step {
+        let action = Session::input(self, input, out);
+        self.step(action, out)
+    }
+
+    /// Runs the store command waiting in `blocking`.
+    fn run_blocking(&mut self, out: &mut Vec<u8>) -> Step {
+        let Some(cmd) = self.blocking.take() else {
+            return Step::Continue;
+        };
+        self.in_blocking = true;
+        let action = self.command(cmd, out);
+        self.in_blocking = false;
+        match action {
+            Action::Continue => Step::Continue,
+            other => self.step(other, out),
+        }
+    }
+
+    fn woken(&mut self, out: &mut Vec<u8>) -> Step {
+        self.idle_update(out);
+        self.wait(out)
+    }
+
+    fn tls_started(&mut self) {
+        Session::tls_started(self);
+    }
+
+    fn read_timeout(&self, idle: std::time::Duration) -> std::time::Duration {
+        if self.idling() {
+            IDLE_COMMAND_TIMEOUT
+        } else {
+            idle
+        }
+    }
+
+    fn timed_out(&mut self, out: &mut Vec<u8>) {
+        Session::timed_out(self, out);
+    }
+
+    fn shutting_down(&mut self, out: &mut Vec<u8>) {
+        Session::shutting_down(self, out);
     }
 }
 

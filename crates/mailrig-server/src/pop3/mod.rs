@@ -1,11 +1,10 @@
 //! The POP3 server: mail out of the fake world, over the same INBOX as IMAP.
 //!
-//! [`session`] is the protocol state machine (no I/O) and [`conn`] the tokio
-//! loop that drives it for one connection. [`serve`] runs the accept loop for
+//! [`session`] is the protocol state machine (no I/O), run on a connection by
+//! the shared [`crate::driver`]. [`serve`] runs the accept loop for
 //! a plain (port 110 style, STLS offered) or implicit-TLS (port 995 style)
 //! listener.
 
-pub mod conn;
 pub mod session;
 
 use std::sync::Arc;
@@ -28,8 +27,5 @@ pub async fn serve(
         implicit_tls,
         busy_reply: b"-ERR [SYS/TEMP] too many connections; try again later\r\n",
     };
-    accept_loop(listener, spec, state, tracker, |stream, peer, state| {
-        conn::handle(stream, peer, state)
-    })
-    .await
+    accept_loop(listener, spec, state, tracker, session::Session::accepted).await
 }

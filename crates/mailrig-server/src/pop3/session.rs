@@ -2,10 +2,13 @@
 //!
 //! The session knows the protocol (RFC 1939 with CAPA and RESP-CODES from
 //! RFC 2449, STLS from RFC 2595, AUTH response codes from RFC 3206) and the
-//! world's credentials and policies; it does no I/O. The connection loop in
-//! [`super::conn`] feeds it one line at a time, writes what it appends to
-//! `out`, and carries out the [`Action`]s it returns (TLS upgrade, removing
-//! the messages marked for deletion, closing).
+//! world's credentials and policies; it does no I/O. It implements the
+//! [`driver::Session`] contract: it frames its own command lines (with a hard
+//! cap on their length), answers each with [`Session::line`], and asks the
+//! [`crate::driver`] for the TLS upgrade, the UPDATE state's removal of marked
+//! messages (a blocking store effect) and closing by returning [`Step`]s.
+//! Responses are handed to the driver as they pass
+//! [`driver::OUTPUT_HIGH_WATER`], so pipelined RETRs never pile up.
 //!
 //! The maildrop is a snapshot taken at login: POP3 numbers messages 1..n for
 //! the whole session, so messages delivered later stay invisible until the
@@ -22,6 +25,9 @@ use mailrig_core::fault::{Action as Fault, Stage};
 use mailrig_core::store::INBOX;
 use mailrig_core::world::MailboxId;
 
+use crate::driver::lines::{Line, LineReader};
+use crate::driver::{self, Step, TlsFaultOnce};
+use crate::listener::Accepted;
 use crate::state::ServerState;
 
 /// Longest command line accepted, CRLF included (RFC 2449 §4).
@@ -104,6 +110,11 @@ pub struct Session {
     auth_failures: u32,
     /// Messages left in the maildrop after QUIT's update, for its reply.
     kept: usize,
+    lines: LineReader,
+    /// The UPDATE state's removal, waiting for [`driver::Session::run_blocking`].
+    update: Option<(MailboxId, Vec<u32>)>,
+    /// This connection's TLS fault.
+    tls_fault: TlsFaultOnce,
 }
 
 /// A message number argument that names no message.
@@ -140,7 +151,17 @@ impl Session {
             phase: Phase::Authorization { user: None },
             auth_failures: 0,
             kept: 0,
+            lines: LineReader::new(MAX_COMMAND_LINE),
+            update: None,
+            tls_fault: TlsFaultOnce::default(),
         }
+    }
+
+    /// A session for a connection the listener accepted.
+    pub fn accepted(state: Arc<ServerState>, conn: Accepted) -> Session {
+        let mut s = Session::new(state, conn.tls).with_peer(conn.peer);
+        s.tls_fault = conn.tls_fault;
+        s
     }
 
     /// The client's address, which fault rules may select on.
@@ -160,6 +181,7 @@ impl Session {
     pub fn tls_started(&mut self) {
         self.tls = true;
         self.phase = Phase::Authorization { user: None };
+        self.lines.reset();
     }
 
     /// Whether the session is logged in.
@@ -189,7 +211,17 @@ impl Session {
 
     /// Whether STLS may be used now.
     fn stls_offered(&self) -> bool {
-        !self.tls && self.state.world.security.starttls
+        !self.tls && self.state.world.security.starttls && !self.tls_not_offered()
+    }
+
+    /// This connection's TLS fault (decided at the first question).
+    fn tls_fault(&self) -> Option<mailrig_core::fault::TlsFault> {
+        self.tls_fault.get(&self.state, self.peer)
+    }
+
+    /// A `not-offered` TLS fault hides STLS.
+    fn tls_not_offered(&self) -> bool {
+        self.tls_fault() == Some(mailrig_core::fault::TlsFault::NotOffered)
     }
 
     /// Handles one command line (with or without its line ending).
@@ -306,7 +338,7 @@ impl Session {
             err(out, "command not permitted when TLS active");
         } else if !matches!(self.phase, Phase::Authorization { .. }) {
             err(out, "STLS is only valid before login");
-        } else if !self.state.world.security.starttls {
+        } else if !self.state.world.security.starttls || self.tls_not_offered() {
             err(out, "STLS not supported");
         } else {
             ok(out, "Begin TLS negotiation");
@@ -516,6 +548,73 @@ impl Session {
     }
 }
 
+impl driver::Session for Session {
+    const READ_CHUNK: usize = 4096;
+
+    fn greeting(&mut self, out: &mut Vec<u8>) -> Step {
+        Session::greeting(self, out);
+        Step::Read
+    }
+
+    fn input(&mut self, input: &mut bytes::BytesMut, out: &mut Vec<u8>) -> Step {
+        while let Some(line) = self.lines.next(input) {
+            let action = match line {
+                Line::TooLong => {
+                    self.line_too_long(out);
+                    Action::Continue
+                }
+                Line::Complete(l) => self.line(&l, out),
+            };
+            match action {
+                Action::Continue => {}
+                Action::Close => return Step::Close,
+                Action::StartTls => return Step::StartTls(self.tls_fault()),
+                Action::Update { mailbox, uids } => {
+                    self.update = Some((mailbox, uids));
+                    return Step::Blocking;
+                }
+            }
+            if out.len() >= driver::OUTPUT_HIGH_WATER {
+                return Step::Write;
+            }
+        }
+        Step::Read
+    }
+
+    /// The UPDATE state: removes the messages marked with DELE from the INBOX.
+    fn run_blocking(&mut self, out: &mut Vec<u8>) -> Step {
+        let Some((mailbox, uids)) = self.update.take() else {
+            return Step::Continue;
+        };
+        let result = if uids.is_empty() {
+            Ok(0)
+        } else {
+            self.state
+                .store
+                .mailbox(mailbox)
+                .delete_messages(INBOX, &uids)
+                .map(|gone| gone.len())
+                .map_err(|e| e.to_string())
+        };
+        match self.updated(result, out) {
+            Action::Close => Step::Close,
+            _ => Step::Continue,
+        }
+    }
+
+    fn tls_started(&mut self) {
+        Session::tls_started(self);
+    }
+
+    fn timed_out(&mut self, out: &mut Vec<u8>) {
+        Session::timed_out(self, out);
+    }
+
+    fn shutting_down(&mut self, out: &mut Vec<u8>) {
+        Session::shutting_down(self, out);
+    }
+}
+
 /// Parses a decimal number argument (digits only, no sign, bounded).
 fn number(arg: &[u8]) -> Option<usize> {
     if arg.is_empty() || arg.len() > 9 || !arg.iter().all(u8::is_ascii_digit) {
@@ -582,6 +681,101 @@ fn write_stuffed(out: &mut Vec<u8>, raw: &[u8], top: Option<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::driver::script::{play, state};
+
+    const WORLD: &str = "[server]\nhostname = 'mx.d.test'\n[[domain]]\nname = 'd.test'\nmailboxes = ['a']\npassword = 'p'\n";
+
+    fn with_messages(raws: &[&str]) -> Arc<ServerState> {
+        let st = state(WORLD);
+        let id = st.world.mailbox_by_address("a@d.test").unwrap();
+        for raw in raws {
+            let msg = mailrig_core::NewMessage {
+                raw: Bytes::copy_from_slice(raw.as_bytes()),
+                envelope: None,
+                flags: Default::default(),
+                internal_date: chrono::Utc::now(),
+            };
+            st.store.mailbox(id).append(INBOX, msg).unwrap();
+        }
+        st
+    }
+
+    /// Whole conversations, sans I/O: client bytes in, server bytes and
+    /// steps out.
+    #[test]
+    fn exchanges() {
+        let st = with_messages(&["A: 1\r\n\r\n.hidden\r\nend\r\n", "B: 2\r\n\r\nx\r\n"]);
+        let mut s = Session::new(Arc::clone(&st), false);
+        play(
+            &mut s,
+            &[
+                (b"", "+OK mx.d.test POP3 mailrig ready\r\n"),
+                (
+                    b"CAPA\r\n",
+                    "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nUSER\r\nSTLS\r\nEXPIRE NEVER\r\nIMPLEMENTATION mailrig\r\n.\r\n",
+                ),
+                (b"STAT\r\n", "-ERR STAT is only valid after login\r\n"),
+                // A command split over two reads, then a pipelined pair.
+                (b"USER a@d", ""),
+                (
+                    b".test\r\nPASS p\r\nSTAT\r\n",
+                    "+OK send PASS\r\n+OK maildrop has 2 message(s) (33 octets)\r\n+OK 2 33\r\n",
+                ),
+                (
+                    b"RETR 1\r\n",
+                    "+OK 22 octets\r\nA: 1\r\n\r\n..hidden\r\nend\r\n.\r\n",
+                ),
+                (
+                    b"DELE 2\r\nLIST\r\n",
+                    "+OK message 2 deleted\r\n+OK 1 message(s) (22 octets)\r\n1 22\r\n.\r\n",
+                ),
+                (&[b'X'; 300], ""),
+                (b"X\r\nNOOP\r\n", "-ERR line too long\r\n+OK\r\n"),
+                // QUIT removes the marked message as a blocking store effect.
+                (
+                    b"QUIT\r\n",
+                    "[blocking]+OK mx.d.test POP3 mailrig signing off (1 message(s) left)\r\n[close]",
+                ),
+            ],
+        );
+        let id = st.world.mailbox_by_address("a@d.test").unwrap();
+        assert_eq!(st.store.mailbox(id).messages(INBOX).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn stls_drops_what_was_said_before() {
+        let mut s = Session::new(with_messages(&[]), false);
+        play(
+            &mut s,
+            &[
+                (b"", "+OK mx.d.test POP3 mailrig ready\r\n"),
+                (
+                    b"USER a@d.test\r\nSTLS\r\nPASS p\r\n",
+                    "+OK send PASS\r\n+OK Begin TLS negotiation\r\n[starttls]",
+                ),
+                (b"PASS p\r\n", "-ERR send USER first\r\n"),
+                (
+                    b"STLS\r\n",
+                    "-ERR command not permitted when TLS active\r\n",
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn not_offered_tls_fault_hides_stls() {
+        let st = state(&format!(
+            "{WORLD}[[fault]]\nname = 'r'\nstage = 'tls'\naction = 'tls'\ntls = 'not-offered'\n"
+        ));
+        let mut s = Session::new(st, false).with_peer("127.0.0.1:9".parse().unwrap());
+        play(
+            &mut s,
+            &[
+                (b"", "+OK mx.d.test POP3 mailrig ready\r\n"),
+                (b"STLS\r\n", "-ERR STLS not supported\r\n"),
+            ],
+        );
+    }
 
     fn stuffed(raw: &[u8], top: Option<usize>) -> String {
         let mut out = Vec::new();

@@ -1,11 +1,10 @@
 //! The SMTP server: mail into the fake world.
 //!
-//! [`session`] is the protocol state machine (no I/O), [`data`] the DATA-phase
-//! byte machine, and [`conn`] the tokio loop that drives both for one
+//! [`session`] is the protocol state machine (no I/O) and [`data`] the
+//! DATA-phase byte machine; the shared [`crate::driver`] runs them on a
 //! connection. [`serve`] runs the accept loop for a plain (port 25/587 style)
 //! or implicit-TLS (port 465 style) listener.
 
-pub mod conn;
 pub mod data;
 pub mod session;
 
@@ -29,8 +28,5 @@ pub async fn serve(
         implicit_tls,
         busy_reply: b"421 4.7.0 Error: too many connections; try again later\r\n",
     };
-    accept_loop(listener, spec, state, tracker, |stream, peer, state| {
-        conn::handle(stream, peer, state)
-    })
-    .await
+    accept_loop(listener, spec, state, tracker, session::Session::accepted).await
 }

@@ -5,6 +5,8 @@
 //! limits before login.
 
 use super::*;
+use crate::driver::Session as _;
+use crate::driver::script::{play, state};
 use crate::tls::TlsMaterial;
 use mailrig_core::{Scenario, Store};
 
@@ -29,8 +31,17 @@ fn exchange(state: &Arc<ServerState>, pieces: &[&[u8]]) -> (String, bool) {
     let mut input = BytesMut::new();
     for p in pieces {
         input.extend_from_slice(p);
-        if s.input(&mut input, &mut out) == Action::Close {
-            return (String::from_utf8_lossy(&out).into_owned(), true);
+        // Bounded: every round consumes input or runs one store command.
+        for _ in 0..10_000 {
+            match Session::input(&mut s, &mut input, &mut out) {
+                Action::Close => return (String::from_utf8_lossy(&out).into_owned(), true),
+                Action::Blocking => match s.run_blocking(&mut out) {
+                    Step::Close => return (String::from_utf8_lossy(&out).into_owned(), true),
+                    _ => continue,
+                },
+                Action::Flush => continue,
+                Action::Continue | Action::StartTls => break,
+            }
         }
     }
     (String::from_utf8_lossy(&out).into_owned(), false)
@@ -295,5 +306,90 @@ fn failed_logins_and_authorization_identities() {
             ],
             closes: true,
         }],
+    );
+}
+
+// Whole conversations through the driver contract (from `main`).
+
+const WORLD: &str = "[[domain]]\nname = 'd.test'\nmailboxes = ['a']\npassword = 'p'\n";
+const CAPS: &str =
+    "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN";
+
+/// Whole conversations, sans I/O: client bytes in, server bytes and
+/// steps out.
+#[test]
+fn exchanges() {
+    let mut s = Session::new(state(WORLD), false);
+    let greeting =
+        format!("* OK [CAPABILITY {CAPS} STARTTLS AUTH=PLAIN] mailrig IMAP4rev1 ready\r\n");
+    let logged_in = format!("l OK [CAPABILITY {CAPS}] Logged in\r\n");
+    play(
+        &mut s,
+        &[
+            (b"", &greeting),
+            (
+                b"a NOOP\r\nb SELECT INBOX\r\n",
+                "a OK NOOP completed\r\nb BAD Not authenticated: SELECT not allowed in this state\r\n",
+            ),
+            // A command split over reads, its literal announced first.
+            (b"l LOGIN {8}\r\n", "+ OK\r\n"),
+            (b"a@d.test p\r\n", &logged_in),
+            // Commands that write the store are blocking effects.
+            (
+                b"s SELECT INBOX\r\n",
+                "[blocking]* FLAGS*\r\n* OK [PERMANENTFLAGS*\r\n* 0 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY*\r\n* OK [UIDNEXT 1]*\r\ns OK [READ-WRITE] Select completed\r\n",
+            ),
+            (
+                b"p APPEND INBOX {5+}\r\nhello\r\n",
+                "[blocking]* 1 EXISTS\r\n* 1 RECENT\r\np OK [APPENDUID*\r\n",
+            ),
+            (b"i IDLE\r\n", "+ idling\r\n"),
+            (b"DONE\r\n", "i OK Idle completed\r\n"),
+            (
+                b"f FETCH 1 BODY.PEEK[]\r\n",
+                "* 1 FETCH (BODY[] {5}\r\nhello)\r\nf OK Fetch completed\r\n",
+            ),
+            (
+                b"o LOGOUT\r\n",
+                "* BYE Logging out\r\no OK Logout completed\r\n[close]",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn starttls_drops_pipelined_input() {
+    let mut s = Session::new(state(WORLD), false);
+    play(
+        &mut s,
+        &[
+            (b"", "**\r\n"),
+            (
+                b"t STARTTLS\r\nx NOOP\r\n",
+                "t OK Begin TLS negotiation now\r\n[starttls]",
+            ),
+            (
+                b"c CAPABILITY\r\n",
+                &format!("* CAPABILITY {CAPS} AUTH=PLAIN\r\nc OK Capability completed\r\n"),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn not_offered_tls_fault_hides_starttls() {
+    let st = state(&format!(
+        "{WORLD}[[fault]]\nname = 'r'\nstage = 'tls'\naction = 'tls'\ntls = 'not-offered'\n"
+    ));
+    let mut s = Session::new(st, false).with_peer("127.0.0.1:9".parse().unwrap());
+    play(
+        &mut s,
+        &[
+            (
+                b"",
+                &format!("* OK [CAPABILITY {CAPS} AUTH=PLAIN] mailrig IMAP4rev1 ready\r\n"),
+            ),
+            (b"t STARTTLS\r\n", "t BAD STARTTLS is not offered\r\n"),
+        ],
     );
 }

@@ -2,9 +2,15 @@
 //!
 //! The session knows the protocol (RFC 5321 with PIPELINING, SIZE, 8BITMIME,
 //! SMTPUTF8, ENHANCEDSTATUSCODES, DSN, STARTTLS, AUTH PLAIN/LOGIN), the world's
-//! policies and the router; it does no I/O. The connection loop in
-//! [`super::conn`] feeds it bytes, writes what it appends to `out`, and carries
-//! out the [`Action`]s it returns (TLS upgrade, storing a message, closing).
+//! policies and the router; it does no I/O. It implements the
+//! [`driver::Session`] contract: it frames its own input (command lines with a
+//! hard cap, then DATA through [`DataReader`]), and asks the shared
+//! [`crate::driver`] for everything else by returning [`Step`]s: a fault's
+//! delay ([`Step::Pause`]) and tarpit ([`Step::Tarpit`]), the TLS upgrade
+//! under the session's TLS fault, storing a message ([`Step::Blocking`]),
+//! closing, and cutting the connection mid-DATA ([`Step::Abort`]).
+//! Underneath, [`Session::line`], [`Session::data`] and [`Session::delivered`]
+//! answer one command or one chunk of content each (benchmarks drive those).
 //! Command lines are parsed by `smtp-proto`.
 
 use std::net::SocketAddr;
@@ -13,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use chrono::Utc;
 use mailrig_core::fault::{Action as Fault, DisconnectPoint, Facts, Fired, Stage, TlsFault};
 use mailrig_core::journal::{JournalEvent, JournalRecord};
@@ -23,6 +29,9 @@ use mailrig_core::{Address, Envelope, NewMessage};
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, MAIL_SMTPUTF8, Request};
 
 use super::data::{BodyProblem, DataReader};
+use crate::driver::lines::{Line, LineReader};
+use crate::driver::{self, Step, TlsFaultOnce};
+use crate::listener::Accepted;
 
 mod auth;
 mod fault_hooks;
@@ -101,10 +110,19 @@ pub struct Session {
     /// A fault wants the connection cut once message content arrives.
     cut_in_data: bool,
     /// The TLS fault of this session, decided once.
-    tls_fault: Option<Option<TlsFault>>,
+    tls_fault: TlsFaultOnce,
+    lines: LineReader,
+    /// The step to return once the pending delay and tarpit are announced.
+    after: Option<Step>,
+    /// An accepted message waiting for [`driver::Session::run_blocking`].
+    pending: Option<Delivery>,
     /// Failed AUTH attempts on this connection (see `max_auth_failures`).
     auth_failures: u32,
 }
+
+/// Longest command line accepted, CRLF included. SMTP's own limit is 512 for
+/// commands; 1000 leaves room for long AUTH responses and parameters.
+pub const MAX_COMMAND_LINE: usize = 1000;
 
 static QUEUE_IDS: AtomicU64 = AtomicU64::new(1);
 
@@ -134,9 +152,19 @@ impl Session {
             close_after_reply: false,
             refused: false,
             cut_in_data: false,
-            tls_fault: None,
+            tls_fault: TlsFaultOnce::default(),
+            lines: LineReader::new(MAX_COMMAND_LINE),
+            after: None,
+            pending: None,
             auth_failures: 0,
         }
+    }
+
+    /// A session for a connection the listener accepted.
+    pub fn accepted(state: Arc<ServerState>, conn: Accepted) -> Session {
+        let mut s = Session::new(state, conn.peer, conn.tls);
+        s.tls_fault = conn.tls_fault;
+        s
     }
 
     /// The greeting, after the connect and greeting fault stages.
@@ -159,30 +187,9 @@ impl Session {
         Action::Continue
     }
 
-    /// A delay a fault asked for, to be served before writing `out[mark..]`.
-    pub fn take_delay(&mut self) -> Option<(usize, std::time::Duration)> {
-        self.delay.take()
-    }
-
-    /// Bytes per second for writes, when a tarpit fault fired.
-    pub fn tarpit(&self) -> Option<u64> {
-        self.tarpit
-    }
-
     /// The TLS fault for this session (decided at the first question).
-    pub fn tls_fault(&mut self) -> Option<TlsFault> {
-        if let Some(f) = self.tls_fault {
-            return f;
-        }
-        let f = self.state.tls_fault(self.peer);
-        self.tls_fault = Some(f);
-        f
-    }
-
-    /// Whether a fault wants the connection cut now that message content
-    /// arrives (nothing of it is stored).
-    pub fn cut_in_data(&self) -> bool {
-        self.cut_in_data && self.in_data()
+    fn tls_fault(&self) -> Option<TlsFault> {
+        self.tls_fault.get(&self.state, Some(self.peer))
     }
 
     /// Whether the session is reading message content (not command lines).
@@ -198,6 +205,7 @@ impl Session {
         self.auth_user = None;
         self.tx = None;
         self.mode = Mode::Command;
+        self.lines.reset();
     }
 
     /// A command line longer than the limit was received (and discarded).
@@ -827,6 +835,152 @@ impl Session {
             }
         }
     }
+}
+
+impl driver::Session for Session {
+    const READ_CHUNK: usize = 16 * 1024;
+
+    fn greeting(&mut self, out: &mut Vec<u8>) -> Step {
+        if matches!(Session::greeting(self, out), Action::Close) {
+            self.after = Some(Step::Close);
+        }
+        Step::Continue
+    }
+
+    fn input(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Step {
+        loop {
+            // What the last command asked for, in the order it must happen:
+            // the tarpit applies to the replies before a delay, the delay
+            // comes before the delayed reply, storing or closing after both.
+            if let Some(bps) = self.tarpit.take() {
+                return Step::Tarpit(bps);
+            }
+            if let Some((mark, delay)) = self.delay.take() {
+                return Step::Pause {
+                    send_first: mark,
+                    delay,
+                };
+            }
+            if let Some(step) = self.after.take() {
+                return step;
+            }
+            if input.is_empty() {
+                return Step::Read;
+            }
+            if self.in_data() {
+                if self.cut_in_data {
+                    // Disconnect fault in the middle of DATA: drop everything.
+                    return Step::Abort;
+                }
+                let (used, action) = self.data(input, out);
+                input.advance(used);
+                match action {
+                    Action::Deliver(d) => {
+                        self.pending = Some(d);
+                        self.after = Some(Step::Blocking);
+                    }
+                    Action::Close => self.after = Some(Step::Close),
+                    Action::Continue | Action::StartTls if used == 0 => return Step::Read,
+                    Action::Continue | Action::StartTls => {}
+                }
+                continue;
+            }
+            let action = match self.lines.next(input) {
+                None => return Step::Read,
+                Some(Line::TooLong) => {
+                    self.line_too_long(out);
+                    Action::Continue
+                }
+                Some(Line::Complete(line)) => self.line(&line, out),
+            };
+            match action {
+                Action::Continue | Action::Deliver(_) => {}
+                Action::Close => self.after = Some(Step::Close),
+                Action::StartTls => self.after = Some(Step::StartTls(self.tls_fault())),
+            }
+            if out.len() >= driver::OUTPUT_HIGH_WATER && self.after.is_none() {
+                return Step::Write;
+            }
+        }
+    }
+
+    /// Stores the accepted message and answers it.
+    fn run_blocking(&mut self, out: &mut Vec<u8>) -> Step {
+        let Some(d) = self.pending.take() else {
+            return Step::Continue;
+        };
+        let close = d.close;
+        let result = store(&self.state, d.copies);
+        if close == Some(true) {
+            // Disconnect after end of data, before the reply.
+            return Step::Close;
+        }
+        self.delivered(&d.queue_id, result, out);
+        if close == Some(false) {
+            return Step::Close;
+        }
+        Step::Continue
+    }
+
+    fn tls_started(&mut self) {
+        Session::tls_started(self);
+    }
+
+    fn timed_out(&mut self, out: &mut Vec<u8>) {
+        Session::timed_out(self, out);
+    }
+
+    fn shutting_down(&mut self, out: &mut Vec<u8>) {
+        Session::shutting_down(self, out);
+    }
+}
+
+/// Stores the copies of one accepted message: now, or (late-delivery fault)
+/// after their delay, from a task of their own.
+fn store(state: &Arc<ServerState>, copies: Vec<PlannedCopy>) -> Result<usize, String> {
+    let mut n = 0;
+    for c in copies {
+        if let Some(delay) = c.after {
+            store_later(state, c, delay);
+            continue;
+        }
+        state
+            .store
+            .deliver(c.mailbox, c.message)
+            .map_err(|e| e.to_string())?;
+        count_delivered(state, c.mailbox);
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn store_later(state: &Arc<ServerState>, copy: PlannedCopy, delay: std::time::Duration) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::error!("a late delivery needs a tokio runtime; copy not stored");
+        return;
+    };
+    let st = Arc::clone(state);
+    runtime.spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {
+                let st2 = Arc::clone(&st);
+                let mailbox = copy.mailbox;
+                let stored = tokio::task::spawn_blocking(move || st2.store.deliver(copy.mailbox, copy.message)).await;
+                if matches!(stored, Ok(Ok(_))) {
+                    count_delivered(&st, mailbox);
+                } else {
+                    tracing::error!("a late delivery could not be stored");
+                }
+            }
+            _ = st.shutdown.cancelled() => {}
+        }
+    });
+}
+
+/// Counts a stored copy for its mailbox's domain.
+fn count_delivered(state: &ServerState, mailbox: MailboxId) {
+    let address = &state.world.mailbox(mailbox).address;
+    Metrics::add(&state.metrics.by_domain.get(address.domain()).delivered, 1);
 }
 
 fn trim_eol(line: &[u8]) -> &[u8] {

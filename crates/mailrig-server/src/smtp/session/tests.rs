@@ -119,45 +119,46 @@ fn alias_fan_out_stores_one_copy_per_mailbox() {
     assert_eq!(boxes, vec![0, 1]);
 }
 
-/// Feeds `input` to a new session the way the connection loop does (command
-/// lines one by one, message content in the pieces given, stored at once) and
-/// returns every reply, the greeting left out, and whether the session
-/// asked to close. `cuts` are offsets where the input is split into reads.
+/// Feeds `input` to a new session through the driver contract, the way
+/// [`crate::driver::run`] does: each read (the input split at `cuts`) is
+/// handed to [`driver::Session::input`] until it asks for more, a
+/// [`Step::Blocking`] delivery is run by [`driver::Session::run_blocking`]
+/// (stored in the memory store), and `Step::Close`/`Step::Abort` end the
+/// exchange. Returns every reply, the greeting left out, and whether the
+/// session closed.
 fn exchange(state: &Arc<ServerState>, input: &[u8], cuts: &[usize]) -> (String, bool) {
+    use crate::driver::Session as _;
     let mut s = Session::new(Arc::clone(state), "127.0.0.1:1".parse().unwrap(), false);
     let mut out = Vec::new();
-    s.greeting(&mut out);
+    let _ = driver::Session::greeting(&mut s, &mut out);
     out.clear();
-    let mut buf: Vec<u8> = Vec::new();
+    let text = |out: &[u8]| String::from_utf8_lossy(out).into_owned();
+    let mut buf = BytesMut::new();
     let mut last = 0;
     for &c in cuts.iter().chain(std::iter::once(&input.len())) {
         buf.extend_from_slice(&input[last..c]);
         last = c;
+        // Bounded: a session that never asks to read fails the test.
+        let mut rounds = 0;
         loop {
-            if s.in_data() {
-                let (used, a) = s.data(&buf, &mut out);
-                buf.drain(..used);
-                if let Action::Deliver(d) = a {
-                    s.delivered(&d.queue_id, Ok(d.copies.len()), &mut out);
-                    continue;
+            rounds += 1;
+            assert!(rounds < 100_000, "the session never asked for more input");
+            match driver::Session::input(&mut s, &mut buf, &mut out) {
+                Step::Read => break,
+                Step::Close | Step::Abort => return (text(&out), true),
+                Step::Blocking => match s.run_blocking(&mut out) {
+                    Step::Close | Step::Abort => return (text(&out), true),
+                    _ => {}
+                },
+                Step::StartTls(_) => {
+                    buf.clear();
+                    driver::Session::tls_started(&mut s);
                 }
-                if used == 0 || buf.is_empty() {
-                    break;
-                }
-                continue;
-            }
-            let Some(end) = buf.iter().position(|&b| b == b'\n') else {
-                break;
-            };
-            let line: Vec<u8> = buf.drain(..=end).collect();
-            match s.line(&line, &mut out) {
-                Action::Close => return (String::from_utf8_lossy(&out).into_owned(), true),
-                Action::StartTls => s.tls_started(),
                 _ => {}
             }
         }
     }
-    (String::from_utf8_lossy(&out).into_owned(), false)
+    (text(&out), false)
 }
 
 /// The reply lines of an exchange, without the queue ids.
@@ -332,5 +333,111 @@ fn auth_exchanges() {
         let got: Vec<&str> = out.lines().skip_while(|l| l.starts_with("250")).collect();
         assert_eq!(got, want, "{extra} {lines:?}");
         assert_eq!(closed, closes, "{extra} {lines:?}: closes");
+    }
+}
+
+mod exchanges {
+    //! Whole SMTP conversations, sans I/O: client bytes in, server bytes and
+    //! the driver steps (delay, tarpit, TLS, storing, closing) out.
+
+    use super::*;
+    use crate::driver::script::{play, state};
+
+    const WORLD: &str = "[server]\nhostname = 'mx.d.test'\nbanner = 'mx.d.test ESMTP mailrig'\n[[domain]]\nname = 'd.test'\nmailboxes = ['a', 'b']\npassword = 'p'\n";
+
+    fn session(extra: &str) -> (Arc<ServerState>, Session) {
+        let st = state(&format!("{WORLD}{extra}"));
+        let s = Session::new(Arc::clone(&st), "127.0.0.1:9".parse().unwrap(), false);
+        (st, s)
+    }
+
+    fn inbox(st: &ServerState, address: &str) -> usize {
+        let id = st.world.mailbox_by_address(address).unwrap();
+        st.store.mailbox(id).messages("INBOX").unwrap().len()
+    }
+
+    #[test]
+    fn a_pipelined_transaction() {
+        let (st, mut s) = session("");
+        play(
+            &mut s,
+            &[
+                (b"", "220 mx.d.test ESMTP mailrig\r\n"),
+                (b"HELO c.test\r\n", "250 mx.d.test\r\n"),
+                // One write, every reply in order; the store effect runs
+                // after end of data.
+                (
+                    b"MAIL FROM:<s@x.test>\r\nRCPT TO:<a@d.test>\r\nRCPT TO:<nobody@d.test>\r\nDATA\r\n",
+                    "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 <nobody@d.test>: Recipient address rejected: User unknown\r\n354 End data with <CR><LF>.<CR><LF>\r\n",
+                ),
+                (b"Subject: x\r\n\r\n..dot\r\n", ""),
+                (b".\r\nNOOP\r\n", "[blocking]250 2.0.0 Ok: queued as *\r\n250 2.0.0 Ok\r\n"),
+                (&[b'A'; 1200], ""),
+                (b"\r\nRSET\r\n", "500 5.5.2 Error: line too long\r\n250 2.0.0 Ok\r\n"),
+                (b"QUIT\r\nNOOP\r\n", "221 2.0.0 Bye\r\n[close]"),
+            ],
+        );
+        assert_eq!(inbox(&st, "a@d.test"), 1);
+    }
+
+    #[test]
+    fn starttls_forgets_the_plain_text_session() {
+        let (_, mut s) = session("");
+        play(
+            &mut s,
+            &[
+                (b"", "220 mx.d.test ESMTP mailrig\r\n"),
+                (
+                    b"HELO c.test\r\nSTARTTLS\r\nMAIL FROM:<s@x.test>\r\n",
+                    "250 mx.d.test\r\n220 2.0.0 Ready to start TLS\r\n[starttls]",
+                ),
+                (
+                    b"MAIL FROM:<s@x.test>\r\n",
+                    "503 5.5.1 Error: send HELO/EHLO first\r\n",
+                ),
+                (b"STARTTLS\r\n", "554 5.5.1 Error: TLS already active\r\n"),
+            ],
+        );
+    }
+
+    #[test]
+    fn fault_steps() {
+        // A delay: the replies before the delayed one go out first.
+        let (_, mut s) =
+            session("[[fault]]\nname = 'r'\nstage = 'mail'\naction = 'delay'\nms = 250\n");
+        play(
+            &mut s,
+            &[
+                (b"", "220 mx.d.test ESMTP mailrig\r\n"),
+                (
+                    b"HELO c.test\r\nMAIL FROM:<s@x.test>\r\n",
+                    "250 mx.d.test\r\n[pause 250ms]250 2.1.0 Ok\r\n",
+                ),
+            ],
+        );
+        // A tarpit applies to every write from then on.
+        let (_, mut s) = session(
+            "[[fault]]\nname = 'r'\nstage = 'greeting'\naction = 'tarpit'\nbytes_per_sec = 20\n",
+        );
+        play(
+            &mut s,
+            &[(b"", "[tarpit 20]220 mx.d.test ESMTP mailrig\r\n")],
+        );
+        // Disconnect in the middle of DATA: nothing stored, nothing more written.
+        let (st, mut s) = session(
+            "[[fault]]\nname = 'r'\nstage = 'data'\naction = 'disconnect'\nwhen = 'mid-data'\n",
+        );
+        play(
+            &mut s,
+            &[
+                (b"", "220 mx.d.test ESMTP mailrig\r\n"),
+                (
+                    b"HELO c.test\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<a@d.test>\r\nDATA\r\n",
+                    "250 mx.d.test\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n",
+                ),
+                (b"Subject: x\r\n\r\nbody\r\n.\r\n", "[abort]"),
+            ],
+        );
+        assert_eq!(inbox(&st, "a@d.test"), 0);
     }
 }
