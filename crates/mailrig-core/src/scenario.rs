@@ -191,6 +191,8 @@ struct LimitsSection {
     max_connections: Option<Spanned<u64>>,
     idle_timeout_secs: Option<Spanned<u64>>,
     max_literal: Option<Spanned<u64>>,
+    max_line_length: Option<Spanned<u64>>,
+    max_auth_failures: Option<Spanned<u64>>,
     listen_backlog: Option<Spanned<u64>>,
 }
 
@@ -566,6 +568,19 @@ impl Builder<'_> {
         if let Some(v) = positive(&l.max_literal, "max_literal")? {
             out.max_literal = v as usize;
         }
+        if let Some(v) = positive(&l.max_auth_failures, "max_auth_failures")? {
+            out.max_auth_failures = u32::try_from(v).unwrap_or(u32::MAX);
+        }
+        if let Some(s) = &l.max_line_length {
+            // A line is at least its CRLF; anything shorter would refuse every message.
+            if *s.get_ref() < 3 {
+                return Err(self.err(
+                    s.span().start,
+                    "max_line_length counts the CRLF and must be at least 3",
+                ));
+            }
+            out.max_line_length = Some(usize::try_from(*s.get_ref()).unwrap_or(usize::MAX));
+        }
         if let Some(v) = positive(&l.listen_backlog, "listen_backlog")? {
             out.listen_backlog = u32::try_from(v).unwrap_or(u32::MAX);
         }
@@ -741,10 +756,29 @@ mod tests {
         assert!(e.contains("at least one [[domain]]"), "{e}");
         let e = err("[limits]\nmax_recipients = 0\n[[domain]]\nname='d'\n");
         assert_eq!(e, "s.toml:2:18: max_recipients must be greater than 0");
+        let e = err("[limits]\nmax_line_length = 2\n[[domain]]\nname='d'\n");
+        assert_eq!(
+            e,
+            "s.toml:2:19: max_line_length counts the CRLF and must be at least 3"
+        );
         let e = err(
             "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a']\nunknown_recipient='catch-all'\n",
         );
         assert!(e.contains("needs a catch_all"), "{e}");
+    }
+
+    #[test]
+    fn line_length_and_auth_failure_limits() {
+        let d = "[[domain]]\nname='d'\npassword='p'\nmailboxes=['a']\n";
+        let s = Scenario::parse(d, "x").unwrap();
+        assert_eq!(s.world.limits.max_line_length, None);
+        let s = Scenario::parse(&format!("[limits]\nmax_line_length = 1000\n{d}"), "x").unwrap();
+        assert_eq!(s.world.limits.max_line_length, Some(1000));
+        assert_eq!(s.world.limits.max_auth_failures, 3);
+        let s = Scenario::parse(&format!("[limits]\nmax_auth_failures = 1\n{d}"), "x").unwrap();
+        assert_eq!(s.world.limits.max_auth_failures, 1);
+        let e = err(&format!("[limits]\nmax_auth_failures = 0\n{d}"));
+        assert_eq!(e, "s.toml:2:21: max_auth_failures must be greater than 0");
     }
 
     #[test]

@@ -120,6 +120,13 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Largest IMAP literal accepted (APPEND and friends).
     pub max_literal: usize,
+    /// Longest SMTP content line accepted in DATA, CRLF included; longer
+    /// ones get `500 5.5.2` at end of data. `None` (the default) accepts any
+    /// length, as Postfix, Exchange and Mailpit do.
+    pub max_line_length: Option<usize>,
+    /// Failed logins (SMTP AUTH, IMAP LOGIN/AUTHENTICATE, POP3 PASS) allowed
+    /// on one connection; the last one is answered and the connection closed.
+    pub max_auth_failures: u32,
     /// Listen backlog of every listener: clients that connect at once wait
     /// here until accepted (the kernel caps it at `net.core.somaxconn`).
     pub listen_backlog: u32,
@@ -133,6 +140,8 @@ impl Default for Limits {
             max_connections: 10_000,
             idle_timeout: Duration::from_secs(300),
             max_literal: 50 * 1024 * 1024,
+            max_line_length: None,
+            max_auth_failures: 3,
             listen_backlog: 4096,
         }
     }

@@ -2,6 +2,7 @@
 //!
 //! * [`smtp`] — mail in (ESMTP with PIPELINING, SIZE, STARTTLS, AUTH, ...);
 //! * [`imap`] and [`pop3`] — mail out, over the same store;
+//! * [`sasl`] — SASL PLAIN responses, read by one rule for SMTP and IMAP;
 //! * [`tls`] — the local CA and certificates made at start-up;
 //! * [`listener`] and [`net`] — the accept loop and the plain/TLS stream all
 //!   protocols share;
@@ -16,6 +17,7 @@ pub mod listener;
 pub mod mock;
 pub mod net;
 pub mod pop3;
+pub mod sasl;
 pub mod smtp;
 pub mod state;
 pub mod tls;

@@ -286,7 +286,7 @@ async fn a_1_mib_line_and_random_bytes_do_not_hurt() {
 }
 
 #[tokio::test]
-async fn long_line_in_data_is_refused() {
+async fn long_line_in_data_is_accepted_unless_the_scenario_limits_it() {
     let server = kanzlei().await;
     let mut c = Raw::greeted(server.smtp_addr()).await;
     c.cmd("EHLO x", 250).await;
@@ -295,11 +295,24 @@ async fn long_line_in_data_is_refused() {
     c.cmd("DATA", 354).await;
     c.send(&vec![b'y'; 5000]).await;
     c.send(b"\r\n.\r\n").await;
+    c.expect(250).await;
+    assert_eq!(server.inbox("anna@kanzlei.test").unwrap().len(), 1);
+    server.shutdown().await;
+
+    let toml = "[limits]\nmax_line_length = 1000\n[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a']\n";
+    let server = start_toml(toml).await;
+    let mut c = Raw::greeted(server.smtp_addr()).await;
+    c.cmd("EHLO x", 250).await;
+    c.cmd("MAIL FROM:<a@b.test>", 250).await;
+    c.cmd("RCPT TO:<a@d.test>", 250).await;
+    c.cmd("DATA", 354).await;
+    c.send(&vec![b'y'; 5000]).await;
+    c.send(b"\r\n.\r\n").await;
     assert_eq!(
         c.expect(500).await,
         "500 5.5.2 Error: line too long in message content"
     );
-    assert!(server.inbox("anna@kanzlei.test").unwrap().is_empty());
+    assert!(server.inbox("a@d.test").unwrap().is_empty());
     server.shutdown().await;
 }
 

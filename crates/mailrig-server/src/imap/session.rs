@@ -28,7 +28,7 @@ use mailrig_core::fault::{Action as Fault, Fired, Stage};
 use mailrig_core::store::MailboxStore;
 use mailrig_core::world::MailboxId;
 
-use super::framing::{Frame, Framer, tag_in};
+use super::framing::{CommandLimit, Frame, FrameLimits, Framer, tag_in};
 use super::view::{SyncRules, View};
 use crate::driver::{self, Step, TlsFaultOnce};
 use crate::listener::Accepted;
@@ -86,6 +86,8 @@ pub struct Session {
     mode: Mode,
     framer: Framer,
     logged_out: bool,
+    /// Failed LOGIN/AUTHENTICATE attempts (see `max_auth_failures`).
+    auth_failures: u32,
     /// This connection's TLS fault.
     pub(super) tls_fault: TlsFaultOnce,
     /// A command that writes to the store (Maildir writes, renames, fsync),
@@ -116,7 +118,6 @@ enum Needs {
 
 impl Session {
     pub fn new(state: Arc<ServerState>, tls: bool) -> Session {
-        let max_literal = state.world.limits.max_literal;
         Session {
             state,
             tls,
@@ -126,8 +127,9 @@ impl Session {
             uid_validity: HashMap::new(),
             view: None,
             mode: Mode::Command,
-            framer: Framer::new(max_literal),
+            framer: Framer::new(FrameLimits::BEFORE_LOGIN),
             logged_out: false,
+            auth_failures: 0,
             tls_fault: TlsFaultOnce::default(),
             blocking: None,
             in_blocking: false,
@@ -150,7 +152,7 @@ impl Session {
     /// A session already logged in as `user` (benchmarks, tests).
     pub fn authenticated(state: Arc<ServerState>, user: MailboxId) -> Session {
         let mut s = Session::new(state, true);
-        s.user = Some(user);
+        s.logged_in(user, None);
         s
     }
 
@@ -224,39 +226,83 @@ impl Session {
     /// Consumes what it can of `input`, appending responses to `out`.
     pub fn input(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Action {
         while let Some(frame) = self.framer.next(input) {
-            match frame {
-                Frame::Continue => out.extend_from_slice(b"+ OK\r\n"),
-                Frame::LiteralTooLarge { tag, size, sync } => {
-                    let limit = self.state.world.limits.max_literal;
-                    let text = format!(
-                        "[TOOBIG] Literal of {size} bytes exceeds the limit of {limit} bytes"
-                    );
-                    if !sync {
-                        // The client sends the bytes anyway; refuse to read them.
-                        out.extend_from_slice(format!("* BYE {text}\r\n").as_bytes());
-                        return Action::Close;
-                    }
-                    match tag {
-                        Some(t) => tagged(out, &t, "NO", &text),
-                        None => out.extend_from_slice(format!("* BAD {text}\r\n").as_bytes()),
-                    }
+            let action = match frame {
+                Frame::Continue => {
+                    out.extend_from_slice(b"+ OK\r\n");
+                    Action::Continue
                 }
-                Frame::LineTooLong { tag } => match tag {
-                    Some(t) => tagged(out, &t, "BAD", "Command line too long"),
-                    None => out.extend_from_slice(b"* BAD Command line too long\r\n"),
-                },
-                Frame::Complete(bytes) => {
-                    let action = self.frame(&bytes, out);
-                    if action != Action::Continue {
-                        return action;
-                    }
-                }
+                Frame::Complete(bytes) => self.frame(&bytes, out),
+                refused => self.refused(refused, out),
+            };
+            if action != Action::Continue {
+                return action;
             }
             // Written as it is made: a pipelined batch never piles up its
             // responses (one FETCH's at most) in memory.
             if out.len() >= driver::OUTPUT_HIGH_WATER {
                 return Action::Flush;
             }
+        }
+        Action::Continue
+    }
+
+    /// Answers input the framer refused (over a line, literal or command
+    /// limit). A tag is echoed only if it is valid and short; inside an
+    /// AUTHENTICATE exchange the refusal ends the exchange with a tagged BAD,
+    /// so the next line is a command again.
+    fn refused(&mut self, frame: Frame, out: &mut Vec<u8>) -> Action {
+        let (tag, status, text, sync) = match frame {
+            Frame::LiteralTooLarge {
+                tag,
+                size,
+                limit,
+                sync,
+            } => {
+                let text =
+                    format!("[TOOBIG] Literal of {size} bytes exceeds the limit of {limit} bytes");
+                (tag, "NO", text, sync)
+            }
+            Frame::CommandTooLarge { tag, limit, sync } => {
+                let text = match limit {
+                    CommandLimit::Bytes(n) => {
+                        format!("[TOOBIG] Command exceeds the limit of {n} bytes with its literals")
+                    }
+                    CommandLimit::Literals(n) => {
+                        format!("[LIMIT] Command has more than {n} literals")
+                    }
+                };
+                (tag, "BAD", text, sync)
+            }
+            Frame::LineTooLong { tag } => (tag, "BAD", "Command line too long".to_string(), true),
+            Frame::Continue | Frame::Complete(_) => return Action::Continue,
+        };
+        let tag = match std::mem::replace(&mut self.mode, Mode::Command) {
+            Mode::AuthPlain { tag } => {
+                tagged(
+                    out,
+                    &tag,
+                    "BAD",
+                    &format!("{text}; authentication exchange ended"),
+                );
+                if !sync {
+                    out.extend_from_slice(b"* BYE Literal data follows that will not be read\r\n");
+                    return Action::Close;
+                }
+                return Action::Continue;
+            }
+            mode => {
+                self.mode = mode;
+                tag
+            }
+        };
+        if !sync {
+            // The client sends the literal's bytes anyway; refuse to read them.
+            out.extend_from_slice(format!("* BYE {text}\r\n").as_bytes());
+            return Action::Close;
+        }
+        match tag {
+            Some(t) => tagged(out, &t, status, &text),
+            None => out.extend_from_slice(format!("* BAD {text}\r\n").as_bytes()),
         }
         Action::Continue
     }
@@ -287,9 +333,11 @@ impl Session {
                 }
                 match B64.decode(line) {
                     Ok(data) => self.auth_plain(&tag, &data, out),
-                    Err(_) => tagged(out, &tag, "BAD", "Invalid base64 data"),
+                    Err(_) => {
+                        tagged(out, &tag, "BAD", "Invalid base64 data");
+                        Action::Continue
+                    }
                 }
-                Action::Continue
             }
             Mode::Command => self.command_bytes(bytes, out),
         }
@@ -434,7 +482,7 @@ impl Session {
                 } else {
                     let user = String::from_utf8_lossy(username.as_ref()).into_owned();
                     let pass = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
-                    self.login(&tag, &user, &pass, out);
+                    return self.login(&tag, &user, &pass, out);
                 }
             }
             C::Authenticate {
@@ -451,7 +499,7 @@ impl Session {
                         "[PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure connections",
                     );
                 } else if let Some(ir) = initial_response {
-                    self.auth_plain(&tag, ir.declassify(), out);
+                    return self.auth_plain(&tag, ir.declassify(), out);
                 } else {
                     out.extend_from_slice(b"+ \r\n");
                     self.mode = Mode::AuthPlain { tag };
@@ -554,56 +602,62 @@ impl Session {
         self.tls || self.state.world.security.plaintext_auth
     }
 
-    fn login(&mut self, tag: &str, user: &str, pass: &str, out: &mut Vec<u8>) {
+    fn login(&mut self, tag: &str, user: &str, pass: &str, out: &mut Vec<u8>) -> Action {
         // Asked at every attempt, before the password is checked (as SMTP AUTH does).
         let owner = self.state.world.mailbox_by_login(user);
         let fired = self
             .state
             .reader_faults(Stage::ImapLogin, self.peer, Some(user), owner);
         if fired.iter().any(|f| f.action == Fault::FailLogin) {
-            return tagged(
-                out,
-                tag,
-                "NO",
-                "[AUTHENTICATIONFAILED] Authentication failed.",
-            );
+            return self.auth_failed(tag, "[AUTHENTICATIONFAILED] Authentication failed.", out);
         }
         match self.state.world.authenticate(user, pass) {
             Some(id) => {
-                self.user = Some(id);
-                self.login = Some(user.to_string());
+                self.logged_in(id, Some(user.to_string()));
                 let caps = self.capabilities();
                 tagged(out, tag, "OK", &format!("[CAPABILITY {caps}] Logged in"));
+                Action::Continue
             }
-            None => tagged(
-                out,
-                tag,
-                "NO",
-                "[AUTHENTICATIONFAILED] Authentication failed.",
-            ),
+            None => self.auth_failed(tag, "[AUTHENTICATIONFAILED] Authentication failed.", out),
         }
     }
 
-    fn auth_plain(&mut self, tag: &str, data: &[u8], out: &mut Vec<u8>) {
-        let mut it = data.split(|&b| b == 0);
-        let (Some(authz), Some(authc), Some(pass), None) =
-            (it.next(), it.next(), it.next(), it.next())
-        else {
-            tagged(out, tag, "BAD", "Malformed PLAIN response");
-            return;
-        };
-        let authc = String::from_utf8_lossy(authc).into_owned();
-        if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc.as_bytes()) {
-            tagged(
-                out,
-                tag,
-                "NO",
-                "[AUTHORIZATIONFAILED] Cannot act as another user",
-            );
-            return;
+    /// A failed login: tagged `NO`, and after `max_auth_failures` of them
+    /// `* BYE` and the connection closed (as SMTP AUTH and POP3 do).
+    fn auth_failed(&mut self, tag: &str, text: &str, out: &mut Vec<u8>) -> Action {
+        tagged(out, tag, "NO", text);
+        self.auth_failures += 1;
+        if self.auth_failures >= self.state.world.limits.max_auth_failures {
+            out.extend_from_slice(b"* BYE Too many failed authentication attempts\r\n");
+            return Action::Close;
         }
-        let pass = String::from_utf8_lossy(pass).into_owned();
-        self.login(tag, &authc, &pass, out);
+        Action::Continue
+    }
+
+    /// A PLAIN response, read by the rule SMTP AUTH uses too ([`crate::sasl`]).
+    fn auth_plain(&mut self, tag: &str, data: &[u8], out: &mut Vec<u8>) -> Action {
+        match crate::sasl::decode_plain(data) {
+            Ok(c) => self.login(tag, &c.authcid, &c.password, out),
+            Err(e) if e.is_failed_login() => {
+                let text = format!("[AUTHORIZATIONFAILED] Authentication failed: {e}");
+                self.auth_failed(tag, &text, out)
+            }
+            Err(e) => {
+                let mut text = e.to_string();
+                text[..1].make_ascii_uppercase();
+                tagged(out, tag, "BAD", &text);
+                Action::Continue
+            }
+        }
+    }
+
+    /// The session is authenticated as `user`: the framer's limits grow from
+    /// the small ones before login to the world's.
+    fn logged_in(&mut self, user: MailboxId, login: Option<String>) {
+        self.user = Some(user);
+        self.login = login;
+        self.framer
+            .set_limits(FrameLimits::logged_in(self.state.world.limits.max_literal));
     }
 
     /// Catches the selected view up, all responses allowed.
@@ -774,90 +828,4 @@ pub(super) fn folder_name(m: &Mailbox<'_>) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::driver::script::{play, state};
-
-    const WORLD: &str = "[[domain]]\nname = 'd.test'\nmailboxes = ['a']\npassword = 'p'\n";
-    const CAPS: &str =
-        "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN";
-
-    /// Whole conversations, sans I/O: client bytes in, server bytes and
-    /// steps out.
-    #[test]
-    fn exchanges() {
-        let mut s = Session::new(state(WORLD), false);
-        let greeting =
-            format!("* OK [CAPABILITY {CAPS} STARTTLS AUTH=PLAIN] mailrig IMAP4rev1 ready\r\n");
-        let logged_in = format!("l OK [CAPABILITY {CAPS}] Logged in\r\n");
-        play(
-            &mut s,
-            &[
-                (b"", &greeting),
-                (
-                    b"a NOOP\r\nb SELECT INBOX\r\n",
-                    "a OK NOOP completed\r\nb BAD Not authenticated: SELECT not allowed in this state\r\n",
-                ),
-                // A command split over reads, its literal announced first.
-                (b"l LOGIN {8}\r\n", "+ OK\r\n"),
-                (b"a@d.test p\r\n", &logged_in),
-                // Commands that write the store are blocking effects.
-                (
-                    b"s SELECT INBOX\r\n",
-                    "[blocking]* FLAGS*\r\n* OK [PERMANENTFLAGS*\r\n* 0 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY*\r\n* OK [UIDNEXT 1]*\r\ns OK [READ-WRITE] Select completed\r\n",
-                ),
-                (
-                    b"p APPEND INBOX {5+}\r\nhello\r\n",
-                    "[blocking]* 1 EXISTS\r\n* 1 RECENT\r\np OK [APPENDUID*\r\n",
-                ),
-                (b"i IDLE\r\n", "+ idling\r\n"),
-                (b"DONE\r\n", "i OK Idle completed\r\n"),
-                (
-                    b"f FETCH 1 BODY.PEEK[]\r\n",
-                    "* 1 FETCH (BODY[] {5}\r\nhello)\r\nf OK Fetch completed\r\n",
-                ),
-                (
-                    b"o LOGOUT\r\n",
-                    "* BYE Logging out\r\no OK Logout completed\r\n[close]",
-                ),
-            ],
-        );
-    }
-
-    #[test]
-    fn starttls_drops_pipelined_input() {
-        let mut s = Session::new(state(WORLD), false);
-        play(
-            &mut s,
-            &[
-                (b"", "**\r\n"),
-                (
-                    b"t STARTTLS\r\nx NOOP\r\n",
-                    "t OK Begin TLS negotiation now\r\n[starttls]",
-                ),
-                (
-                    b"c CAPABILITY\r\n",
-                    &format!("* CAPABILITY {CAPS} AUTH=PLAIN\r\nc OK Capability completed\r\n"),
-                ),
-            ],
-        );
-    }
-
-    #[test]
-    fn not_offered_tls_fault_hides_starttls() {
-        let st = state(&format!(
-            "{WORLD}[[fault]]\nname = 'r'\nstage = 'tls'\naction = 'tls'\ntls = 'not-offered'\n"
-        ));
-        let mut s = Session::new(st, false).with_peer("127.0.0.1:9".parse().unwrap());
-        play(
-            &mut s,
-            &[
-                (
-                    b"",
-                    &format!("* OK [CAPABILITY {CAPS} AUTH=PLAIN] mailrig IMAP4rev1 ready\r\n"),
-                ),
-                (b"t STARTTLS\r\n", "t BAD STARTTLS is not offered\r\n"),
-            ],
-        );
-    }
-}
+mod tests;

@@ -33,9 +33,6 @@ use crate::state::ServerState;
 /// Longest command line accepted, CRLF included (RFC 2449 §4).
 pub const MAX_COMMAND_LINE: usize = 255;
 
-/// Wrong passwords allowed on one connection before it is closed.
-pub const MAX_AUTH_FAILURES: u32 = 3;
-
 /// What the connection loop must do after a call into the session.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {
@@ -406,7 +403,7 @@ impl Session {
         };
         let Some(mailbox) = authenticated else {
             self.auth_failures += 1;
-            if self.auth_failures >= MAX_AUTH_FAILURES {
+            if self.auth_failures >= self.state.world.limits.max_auth_failures {
                 err(
                     out,
                     "[AUTH] authentication failed; too many failures, closing",

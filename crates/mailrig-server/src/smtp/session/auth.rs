@@ -1,6 +1,9 @@
 //! SMTP AUTH (RFC 4954) in the session: PLAIN and LOGIN, with or without an
 //! initial response, checked against the world's credentials and the
-//! `auth`-stage fault rules.
+//! `auth`-stage fault rules. PLAIN is read by [`crate::sasl`], the rule IMAP
+//! uses too (no authorization identity other than the login). After
+//! `max_auth_failures` failed attempts the connection is closed with
+//! `421 4.7.0`, as POP3 and IMAP close theirs.
 
 use super::*;
 
@@ -64,15 +67,28 @@ impl Session {
         let Ok(decoded) = B64.decode(text) else {
             return reply(out, 501, "5.5.2", "Error: invalid base64 data");
         };
-        // authzid NUL authcid NUL password
-        let mut parts = decoded.split(|b| *b == 0);
-        let (Some(_authz), Some(user), Some(pass), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return reply(out, 501, "5.5.2", "Error: malformed PLAIN response");
-        };
-        let (user, pass) = (String::from_utf8_lossy(user), String::from_utf8_lossy(pass));
-        self.check_credentials(&user, &pass, out);
+        match crate::sasl::decode_plain(&decoded) {
+            Ok(c) => self.check_credentials(&c.authcid, &c.password, out),
+            Err(e) if e.is_failed_login() => {
+                self.auth_failed(&format!("Error: authentication failed: {e}"), out)
+            }
+            Err(e) => reply(out, 501, "5.5.2", &format!("Error: {e}")),
+        }
+    }
+
+    /// A failed login: `535 5.7.8`, and after `max_auth_failures` of them
+    /// `421 4.7.0` and the connection closed.
+    fn auth_failed(&mut self, text: &str, out: &mut Vec<u8>) {
+        reply(out, 535, "5.7.8", text);
+        self.auth_failures += 1;
+        if self.auth_failures >= self.state.world.limits.max_auth_failures {
+            let bye = format!(
+                "{} Error: too many failed authentication attempts",
+                self.hostname()
+            );
+            reply(out, 421, "4.7.0", &bye);
+            self.close_after_reply = true;
+        }
     }
 
     pub(super) fn check_credentials(&mut self, user: &str, pass: &str, out: &mut Vec<u8>) {
@@ -95,7 +111,7 @@ impl Session {
             self.auth_user = Some(user.to_string());
             reply(out, 235, "2.7.0", "Authentication successful");
         } else {
-            reply(out, 535, "5.7.8", "Error: authentication failed");
+            self.auth_failed("Error: authentication failed", out);
         }
     }
 }

@@ -116,6 +116,8 @@ pub struct Session {
     after: Option<Step>,
     /// An accepted message waiting for [`driver::Session::run_blocking`].
     pending: Option<Delivery>,
+    /// Failed AUTH attempts on this connection (see `max_auth_failures`).
+    auth_failures: u32,
 }
 
 /// Longest command line accepted, CRLF included. SMTP's own limit is 512 for
@@ -154,6 +156,7 @@ impl Session {
             lines: LineReader::new(MAX_COMMAND_LINE),
             after: None,
             pending: None,
+            auth_failures: 0,
         }
     }
 
@@ -799,11 +802,10 @@ impl Session {
             Some(_) => {
                 let limits = &self.state.world.limits;
                 let reject_lf = self.state.world.identity.bare_lf == BareLfPolicy::Reject;
-                self.mode = Mode::Data(Box::new(DataReader::new(
-                    limits.max_message_size,
-                    reject_lf,
-                    16 * 1024,
-                )));
+                self.mode = Mode::Data(Box::new(
+                    DataReader::new(limits.max_message_size, reject_lf, 16 * 1024)
+                        .with_max_line(limits.max_line_length),
+                ));
                 reply(out, 354, "", "End data with <CR><LF>.<CR><LF>");
             }
         }
