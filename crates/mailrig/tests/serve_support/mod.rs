@@ -141,7 +141,7 @@ pub fn send_smtp(addr: SocketAddr, to: &str) {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
     let mut w = s;
-    let mut expect = |code: &str, r: &mut BufReader<std::net::TcpStream>| loop {
+    let expect = |code: &str, r: &mut BufReader<std::net::TcpStream>| loop {
         let mut line = String::new();
         r.read_line(&mut line).expect("SMTP reply");
         assert!(line.starts_with(code), "expected {code}, got {line:?}");
