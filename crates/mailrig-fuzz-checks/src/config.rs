@@ -14,6 +14,17 @@ use mailrig_probe::{Target, TargetError};
 /// The name the fuzzed text goes by in error messages.
 pub const FILE: &str = "fuzz.toml";
 
+/// Asserts that a located error (scenario or target file) names `FILE`, is
+/// shown as `FILE:LINE:COLUMN: message`, and points inside `src`.
+fn assert_located(src: &str, shown: &str, file: &str, line: usize, column: usize, message: &str) {
+    assert_eq!(file, FILE);
+    assert!(
+        shown.starts_with(&format!("{FILE}:{line}:{column}: ")),
+        "{shown}"
+    );
+    assert_inside(src, line, column, message);
+}
+
 /// Asserts that a 1-based `line:column` names a place in `src` (the end of
 /// a line, and of the text, included).
 pub fn assert_inside(src: &str, line: usize, column: usize, message: &str) {
@@ -56,24 +67,14 @@ pub fn check_scenario(input: &[u8]) {
             let again = Scenario::parse(src, FILE).expect("the same text parsed twice");
             assert_eq!(again.summary(), summary, "parsing is not deterministic");
         }
-        Err(e @ ScenarioError::Invalid { .. }) => {
-            let shown = e.to_string();
-            let ScenarioError::Invalid {
-                file,
+        Err(
+            ref e @ ScenarioError::Invalid {
+                ref file,
                 line,
                 column,
-                message,
-            } = e
-            else {
-                unreachable!()
-            };
-            assert_eq!(file, FILE);
-            assert!(
-                shown.starts_with(&format!("{FILE}:{line}:{column}: ")),
-                "{shown}"
-            );
-            assert_inside(src, line, column, &message);
-        }
+                ref message,
+            },
+        ) => assert_located(src, &e.to_string(), file, line, column, message),
         Err(e @ ScenarioError::Read { .. }) => panic!("parsing text read a file: {e}"),
     }
 }
@@ -117,24 +118,14 @@ pub fn check_target(input: &[u8]) {
             let again = Target::parse_with(src, FILE, base, &env).expect("parsed twice");
             assert_eq!(again, t, "parsing is not deterministic");
         }
-        Err(e @ TargetError::Invalid { .. }) => {
-            let shown = e.to_string();
-            let TargetError::Invalid {
-                file,
+        Err(
+            ref e @ TargetError::Invalid {
+                ref file,
                 line,
                 column,
-                message,
-            } = e
-            else {
-                unreachable!()
-            };
-            assert_eq!(file, FILE);
-            assert!(
-                shown.starts_with(&format!("{FILE}:{line}:{column}: ")),
-                "{shown}"
-            );
-            assert_inside(src, line, column, &message);
-        }
+                ref message,
+            },
+        ) => assert_located(src, &e.to_string(), file, line, column, message),
         Err(e @ TargetError::Read { .. }) => panic!("parsing text read the target file: {e}"),
     }
 }
