@@ -14,7 +14,7 @@ use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::core::{Charset, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
-use imap_codec::imap_types::fetch::MacroOrMessageDataItemNames;
+use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::search::SearchKey;
@@ -26,10 +26,8 @@ use super::fetch::{self, FetchInput};
 use super::folders::store_error;
 use super::search::{self, Candidate, Parsed};
 use super::session::{Session, folder_name, tagged};
-use super::view::{Known, SyncRules, View, uid_set};
+use super::view::{Known, SyncRules, View, uid_set, write_flag_lists};
 use super::wire;
-
-const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
 /// Converts wire flags to store flags (`\Recent` and unknown `\X` are dropped).
 fn to_flags(flags: &[Flag<'_>]) -> Flags {
@@ -89,11 +87,12 @@ impl Session {
                 .filter(|m| m.uid >= f.first_recent_uid)
                 .map(|m| m.uid)
                 .collect();
+            // Every keyword in use: FETCH may show any of them.
             let keywords: Vec<String> = {
                 let mut k: Vec<String> = Vec::new();
                 for m in &f.messages {
                     for kw in m.flags.keywords() {
-                        if !k.iter().any(|x| x.eq_ignore_ascii_case(kw)) && k.len() < 100 {
+                        if !k.iter().any(|x| x.eq_ignore_ascii_case(kw)) {
                             k.push(kw.to_string());
                         }
                     }
@@ -129,19 +128,7 @@ impl Session {
                 .into_iter()
                 .collect();
         }
-        let mut flag_list = SYSTEM_FLAGS.to_string();
-        for k in &keywords {
-            flag_list.push(' ');
-            flag_list.push_str(k);
-        }
-        out.extend_from_slice(format!("* FLAGS ({flag_list})\r\n").as_bytes());
-        if read_only {
-            out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
-        } else {
-            out.extend_from_slice(
-                format!("* OK [PERMANENTFLAGS ({flag_list} \\*)] Flags permitted.\r\n").as_bytes(),
-            );
-        }
+        write_flag_lists(out, &keywords, read_only);
         let recent_count = msgs.iter().filter(|m| recent.contains(&m.uid)).count();
         out.extend_from_slice(
             format!("* {} EXISTS\r\n* {recent_count} RECENT\r\n", msgs.len()).as_bytes(),
@@ -163,6 +150,7 @@ impl Session {
             recent,
             version,
             hidden,
+            keywords,
         });
         // Anything that arrived since the snapshot.
         self.sync_all(out);
@@ -392,9 +380,16 @@ impl Session {
             Ok(m) => m,
             Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
         };
-        let Some(view) = self.view.as_ref() else {
+        let Some(view) = self.view.as_mut() else {
             return;
         };
+        let shows_flags = !marked.is_empty()
+            || items
+                .iter()
+                .any(|i| matches!(i, MessageDataItemName::Flags));
+        if shows_flags {
+            view.announce(msgs.iter().map(|(_, m)| &m.flags), out);
+        }
         for (seq, msg) in &msgs {
             let input = FetchInput {
                 seq: *seq,

@@ -7,12 +7,17 @@
 //! removals as `EXPUNGE` — the latter never while answering a sequence-number
 //! FETCH, STORE or SEARCH, so a removed message keeps its sequence number (as a
 //! "ghost") until the next command that may report it.
+//!
+//! Keywords are mailbox state the client is told too (RFC 3501 §7.2.6): the
+//! view remembers the `FLAGS` list it sent, and announces a new `* FLAGS` and
+//! `* OK [PERMANENTFLAGS]` before the first response that shows a keyword
+//! missing from it, whoever set the keyword.
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
 
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
-use mailrig_core::store::{MailboxStore, StoreError};
+use mailrig_core::store::{Flags, MailboxStore, StoreError};
 
 use super::wire;
 
@@ -40,6 +45,8 @@ pub struct View {
     /// A `hide-messages` fault fired at SELECT: the folder looks empty for
     /// as long as it stays selected, whatever the store holds or receives.
     pub hidden: bool,
+    /// The keywords of the last `* FLAGS` response, in the order sent.
+    pub keywords: Vec<String>,
 }
 
 /// What a catch-up may say.
@@ -53,6 +60,37 @@ pub struct SyncRules<'a> {
     pub silent: Option<&'a HashSet<u32>>,
     /// Include `UID n` in FETCH responses (UID commands).
     pub with_uid: bool,
+}
+
+/// The system flags every folder offers.
+pub const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+
+/// Writes `* FLAGS (...)` and `* OK [PERMANENTFLAGS (...)]` for these
+/// keywords (Dovecot's wording; a read-only folder has no permanent flags).
+pub fn write_flag_lists(out: &mut Vec<u8>, keywords: &[String], read_only: bool) {
+    let mut list = SYSTEM_FLAGS.to_string();
+    for k in keywords {
+        list.push(' ');
+        list.push_str(k);
+    }
+    out.extend_from_slice(format!("* FLAGS ({list})\r\n").as_bytes());
+    if read_only {
+        out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
+    } else {
+        out.extend_from_slice(
+            format!("* OK [PERMANENTFLAGS ({list} \\*)] Flags permitted.\r\n").as_bytes(),
+        );
+    }
+}
+
+/// Adds the keywords of `flags` that are neither in `told` nor in `new` to `new`.
+fn collect_new_keywords(flags: &Flags, told: &[String], new: &mut Vec<String>) {
+    for k in flags.keywords() {
+        let known = |x: &String| x.eq_ignore_ascii_case(k);
+        if !told.iter().any(known) && !new.iter().any(known) {
+            new.push(k.to_string());
+        }
+    }
 }
 
 /// Numbers in a set that are not messages of the folder.
@@ -139,6 +177,24 @@ impl View {
         Ok(out)
     }
 
+    /// Announces the keywords of `flags` the client has not been told of:
+    /// one `* FLAGS` and `* OK [PERMANENTFLAGS]` with the whole new list.
+    pub fn announce<'f>(&mut self, flags: impl IntoIterator<Item = &'f Flags>, out: &mut Vec<u8>) {
+        let mut new = Vec::new();
+        for f in flags {
+            collect_new_keywords(f, &self.keywords, &mut new);
+        }
+        self.announce_new(new, out);
+    }
+
+    fn announce_new(&mut self, new: Vec<String>, out: &mut Vec<u8>) {
+        if new.is_empty() {
+            return;
+        }
+        self.keywords.extend(new);
+        write_flag_lists(out, &self.keywords, self.read_only);
+    }
+
     /// Catches up with the store, appending the untagged responses to `out`.
     pub fn sync(
         &mut self,
@@ -157,6 +213,7 @@ impl View {
         }
         let mut fresh = Vec::new();
         let mut changed = Vec::new();
+        let mut new_keywords = Vec::new();
         {
             let data = store.lock();
             let folder = match data.folder(&self.folder) {
@@ -184,6 +241,7 @@ impl View {
                     let forced = rules.force.is_some_and(|f| f.contains(&m.uid));
                     if m.modseq != known.modseq || forced {
                         known.modseq = m.modseq;
+                        collect_new_keywords(&m.flags, &self.keywords, &mut new_keywords);
                         let quiet = rules.silent.is_some_and(|s| s.contains(&m.uid));
                         if !quiet {
                             changed.push((i + 1, m.uid, m.flags.clone()));
@@ -196,6 +254,7 @@ impl View {
             let last = self.msgs.last().map_or(0, |m| m.uid);
             let start = stored.partition_point(|m| m.uid <= last);
             for m in &stored[start..] {
+                collect_new_keywords(&m.flags, &self.keywords, &mut new_keywords);
                 fresh.push(Known {
                     uid: m.uid,
                     modseq: m.modseq,
@@ -203,6 +262,8 @@ impl View {
                 });
             }
         }
+        // The keywords first: the FETCHes below may show them.
+        self.announce_new(new_keywords, out);
         for (seq, uid, flags) in changed {
             out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
             if rules.with_uid {
@@ -302,6 +363,7 @@ mod tests {
             recent: HashSet::new(),
             version: 0,
             hidden: false,
+            keywords: Vec::new(),
         }
     }
 

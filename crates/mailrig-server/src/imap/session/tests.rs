@@ -393,3 +393,176 @@ fn not_offered_tls_fault_hides_starttls() {
         ],
     );
 }
+
+// Two sessions on one mailbox: what a session tells its client about
+// changes that it or another session made.
+
+/// One logged-in session kept across exchanges, so that two of them can
+/// interleave on one store.
+struct Peer {
+    s: Session,
+    input: BytesMut,
+}
+
+impl Peer {
+    fn login(state: &Arc<ServerState>) -> Peer {
+        let mut p = Peer {
+            s: Session::new(Arc::clone(state), true),
+            input: BytesMut::new(),
+        };
+        let r = p.send("l LOGIN a@d.test p");
+        assert!(r.contains("l OK"), "login: {r}");
+        p
+    }
+
+    /// Sends one command line (CRLF added) and returns every response line
+    /// up to and including its tagged reply.
+    fn send(&mut self, line: &str) -> String {
+        self.send_bytes(format!("{line}\r\n").as_bytes())
+    }
+
+    fn send_bytes(&mut self, bytes: &[u8]) -> String {
+        let mut out = Vec::new();
+        self.input.extend_from_slice(bytes);
+        for _ in 0..10_000 {
+            match Session::input(&mut self.s, &mut self.input, &mut out) {
+                Action::Blocking => {
+                    self.s.run_blocking(&mut out);
+                }
+                Action::Flush => {}
+                Action::Continue | Action::StartTls | Action::Close => break,
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Appends `n` small messages to INBOX, each with `flags`.
+    fn append(&mut self, n: usize, flags: &str) {
+        for i in 0..n {
+            let body = format!("Subject: m{i}\r\n\r\nbody {i}\r\n");
+            let r = self.send_bytes(
+                format!(
+                    "ap APPEND INBOX ({flags}) {{{}+}}\r\n{body}\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            assert!(r.contains("ap OK"), "append: {r}");
+        }
+    }
+}
+
+/// The response lines, with the text of each `* OK [...]` cut after its code.
+fn lines(out: &str) -> Vec<&str> {
+    out.lines()
+        .map(|l| match (l.starts_with("* OK ["), l.find("] ")) {
+            (true, Some(i)) => &l[..=i],
+            _ => l,
+        })
+        .collect()
+}
+
+const SYSTEM: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+
+/// RFC 3501 §7.2.6: a keyword that STORE, APPEND or COPY introduces is
+/// announced in `* FLAGS` and `* OK [PERMANENTFLAGS]` before any FETCH shows
+/// it, in the session that introduced it and in every other session that
+/// has the folder selected.
+#[test]
+fn new_keywords_are_announced_before_use() {
+    let st = state_with("");
+    let mut a = Peer::login(&st);
+    let mut b = Peer::login(&st);
+    a.append(2, "");
+    a.send("s SELECT INBOX");
+    b.send("s SELECT INBOX");
+    let flags = |kws: &str| format!("* FLAGS ({SYSTEM}{kws})");
+    let perm = |kws: &str| format!("* OK [PERMANENTFLAGS ({SYSTEM}{kws} \\*)]");
+
+    // STORE in the session that introduces the keyword...
+    let r = a.send("t1 STORE 1 +FLAGS ($Kw1)");
+    assert_eq!(
+        lines(&r),
+        [
+            flags(" $Kw1").as_str(),
+            perm(" $Kw1").as_str(),
+            "* 1 FETCH (FLAGS ($Kw1 \\Recent))",
+            "t1 OK Store completed"
+        ],
+        "STORE: {r}"
+    );
+    // ...and in the other, whether it asks with NOOP or FETCH first.
+    let r = b.send("t2 FETCH 1 (FLAGS)");
+    assert_eq!(
+        lines(&r)[..2],
+        [flags(" $Kw1"), perm(" $Kw1")],
+        "FETCH: {r}"
+    );
+    assert!(r.contains("* 1 FETCH (FLAGS ($Kw1))"), "{r}");
+    let r = b.send("t3 NOOP");
+    assert_eq!(lines(&r), ["t3 OK NOOP completed"], "announced once: {r}");
+
+    // STORE .SILENT shows no flags, but the keyword is announced all the same.
+    let r = a.send("t4 STORE 2 +FLAGS.SILENT ($Kw2)");
+    assert_eq!(
+        lines(&r),
+        [
+            flags(" $Kw1 $Kw2").as_str(),
+            perm(" $Kw1 $Kw2").as_str(),
+            "t4 OK Store completed"
+        ],
+        "STORE.SILENT: {r}"
+    );
+    let r = b.send("t5 NOOP");
+    assert_eq!(
+        lines(&r),
+        [
+            flags(" $Kw1 $Kw2").as_str(),
+            perm(" $Kw1 $Kw2").as_str(),
+            "* 2 FETCH (FLAGS ($Kw2))",
+            "t5 OK NOOP completed"
+        ],
+        "{r}"
+    );
+
+    // APPEND of a message with a new keyword into the selected folder.
+    a.append(1, "$Kw3");
+    let r = b.send("t6 NOOP");
+    assert_eq!(
+        lines(&r)[..3],
+        [
+            flags(" $Kw1 $Kw2 $Kw3"),
+            perm(" $Kw1 $Kw2 $Kw3"),
+            "* 3 EXISTS".to_string()
+        ],
+        "APPEND: {r}"
+    );
+
+    // COPY into a folder another session has selected.
+    a.send("c CREATE Other");
+    b.send("s SELECT Other");
+    let r = b.send("t7 NOOP");
+    assert_eq!(lines(&r), ["t7 OK NOOP completed"], "{r}");
+    let r = a.send("t8 COPY 3 Other");
+    assert!(r.contains("t8 OK"), "{r}");
+    let r = b.send("t9 NOOP");
+    assert_eq!(
+        lines(&r)[..3],
+        [flags(" $Kw3"), perm(" $Kw3"), "* 1 EXISTS".to_string()],
+        "COPY: {r}"
+    );
+
+    // Read-only: the keywords are announced, none is permanent.
+    b.send("e EXAMINE INBOX");
+    a.send("t10 STORE 1 +FLAGS ($Kw4)");
+    let r = b.send("t11 NOOP");
+    assert_eq!(
+        lines(&r)[..3],
+        [
+            flags(" $Kw1 $Kw2 $Kw3 $Kw4"),
+            "* OK [PERMANENTFLAGS ()]".to_string(),
+            "* 1 FETCH (FLAGS ($Kw1 $Kw4))".to_string()
+        ],
+        "EXAMINE: {r}"
+    );
+}
