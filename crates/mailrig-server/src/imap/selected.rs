@@ -29,6 +29,11 @@ use super::session::{Session, folder_name, tagged};
 use super::view::{Known, SyncRules, View, uid_set, write_flag_lists};
 use super::wire;
 
+/// The tagged text of a command that could not act on every message it
+/// named because another session expunged some (RFC 5530).
+const EXPUNGE_ISSUED: &str =
+    "[EXPUNGEISSUED] Some of the messages were expunged by another session";
+
 /// Converts wire flags to store flags (`\Recent` and unknown `\X` are dropped).
 fn to_flags(flags: &[Flag<'_>]) -> Flags {
     let mut f = Flags::default();
@@ -68,15 +73,7 @@ impl Session {
         };
         let version = mb.version();
         let snapshot = mb.with_folder(&name, |f| {
-            let msgs: Vec<Known> = f
-                .messages
-                .iter()
-                .map(|m| Known {
-                    uid: m.uid,
-                    modseq: m.modseq,
-                    gone: false,
-                })
-                .collect();
+            let msgs: Vec<Known> = f.messages.iter().map(Known::new).collect();
             let first_unseen = f
                 .messages
                 .iter()
@@ -238,14 +235,19 @@ impl Session {
         }
     }
 
-    /// Copies of the stored messages with these UIDs (missing ones skipped).
+    /// Copies of the messages with these UIDs: from the store, or, for one
+    /// the store no longer has (expunged by someone else, the EXPUNGE not
+    /// yet sent), as this session last saw it.
     fn snapshot(&self, uids: &[(usize, u32)]) -> Result<Vec<(usize, StoredMessage)>, StoreError> {
         let (Some(mb), Some(view)) = (self.mailbox(), self.view.as_ref()) else {
             return Ok(Vec::new());
         };
         mb.with_folder(&view.folder, |f| {
             uids.iter()
-                .filter_map(|&(seq, uid)| f.position(uid).map(|p| (seq, f.messages[p].clone())))
+                .filter_map(|&(seq, uid)| match f.position(uid) {
+                    Some(p) => Some((seq, f.messages[p].clone())),
+                    None => view.known(uid).map(|k| (seq, k.msg.clone())),
+                })
                 .collect()
         })
     }
@@ -292,7 +294,7 @@ impl Session {
             .msgs
             .iter()
             .enumerate()
-            .filter(|(_, m)| !m.gone && !hide)
+            .filter(|_| !hide)
             .map(|(i, m)| (i + 1, m.uid))
             .collect();
         let msgs = match self.snapshot(&all) {
@@ -389,6 +391,9 @@ impl Session {
                 .any(|i| matches!(i, MessageDataItemName::Flags));
         if shows_flags {
             view.announce(msgs.iter().map(|(_, m)| &m.flags), out);
+            for (_, m) in &msgs {
+                view.saw_flags(m.uid, &m.flags, m.modseq);
+            }
         }
         for (seq, msg) in &msgs {
             let input = FetchInput {
@@ -453,7 +458,7 @@ impl Session {
                 ..SyncRules::default()
             },
         };
-        self.sync(
+        let synced = self.sync(
             SyncRules {
                 expunge: uid,
                 with_uid: uid,
@@ -461,7 +466,11 @@ impl Session {
             },
             out,
         );
-        tagged(out, tag, "OK", "Store completed");
+        if synced.absent.is_empty() {
+            tagged(out, tag, "OK", "Store completed");
+        } else {
+            tagged(out, tag, "NO", EXPUNGE_ISSUED);
+        }
     }
 
     pub(super) fn copy(
@@ -486,6 +495,12 @@ impl Session {
             return;
         };
         let uids: Vec<u32> = targets.iter().map(|(_, u)| *u).collect();
+        let copy_refused = format!("{EXPUNGE_ISSUED}; nothing copied");
+        // All or nothing (RFC 3501 §6.4.7): a message expunged elsewhere
+        // cannot be copied, so the whole COPY fails, visibly.
+        if uids.iter().any(|u| view.known(*u).is_none_or(|k| k.gone)) {
+            return tagged(out, tag, "NO", &copy_refused);
+        }
         let (validity, pairs) = match mb.copy(&view.folder, &uids, &dest) {
             Ok(r) => r,
             Err(StoreError::NoSuchFolder(n)) if n == dest => {
@@ -498,6 +513,13 @@ impl Session {
             }
             Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
         };
+        if pairs.len() < uids.len() {
+            // One went between the check and the copy: undo the others.
+            let copied: Vec<u32> = pairs.iter().map(|p| p.1).collect();
+            let _ = mb.delete_messages(&dest, &copied);
+            self.sync(SyncRules::default(), out);
+            return tagged(out, tag, "NO", &copy_refused);
+        }
         let validity = self.reported_uid_validity(&dest, validity);
         let code = if pairs.is_empty() {
             String::new()

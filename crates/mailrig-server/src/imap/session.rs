@@ -29,7 +29,7 @@ use mailrig_core::store::MailboxStore;
 use mailrig_core::world::MailboxId;
 
 use super::framing::{CommandLimit, Frame, FrameLimits, Framer, tag_in};
-use super::view::{SyncRules, View};
+use super::view::{SyncRules, Synced, View};
 use crate::driver::{self, Step, TlsFaultOnce};
 use crate::listener::Accepted;
 use crate::state::ServerState;
@@ -671,13 +671,17 @@ impl Session {
         );
     }
 
-    pub(super) fn sync(&mut self, rules: SyncRules<'_>, out: &mut Vec<u8>) {
+    pub(super) fn sync(&mut self, rules: SyncRules<'_>, out: &mut Vec<u8>) -> Synced {
         let (Some(id), Some(view)) = (self.user, self.view.as_mut()) else {
-            return;
+            return Synced::default();
         };
         let store = self.state.store.mailbox(id);
-        if let Err(e) = view.sync(store, rules, out) {
-            tracing::debug!(error = %e, "IMAP view sync failed");
+        match view.sync(store, rules, out) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "IMAP view sync failed");
+                Synced::default()
+            }
         }
     }
 

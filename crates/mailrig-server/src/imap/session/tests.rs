@@ -566,3 +566,108 @@ fn new_keywords_are_announced_before_use() {
         "EXAMINE: {r}"
     );
 }
+
+/// RFC 2180 §4.1.2: a message another session expunged keeps its sequence
+/// number, and stays readable, until this session sends its EXPUNGE; commands
+/// that cannot act on it say so with `[EXPUNGEISSUED]` (RFC 5530).
+#[test]
+fn messages_expunged_elsewhere_stay_until_expunge_is_sent() {
+    let st = state_with("");
+    let mut a = Peer::login(&st);
+    let mut b = Peer::login(&st);
+    a.append(4, "");
+    a.send("c CREATE Other");
+    a.send("s SELECT INBOX");
+    b.send("s SELECT INBOX");
+    let r = b.send("x1 STORE 3 +FLAGS.SILENT (\\Deleted)");
+    assert!(r.contains("x1 OK"), "{r}");
+    // A sees the flag change, then (below) not yet the EXPUNGE.
+    let r = a.send("n NOOP");
+    assert_eq!(
+        lines(&r),
+        [
+            "* 3 FETCH (FLAGS (\\Deleted \\Recent))",
+            "n OK NOOP completed"
+        ],
+        "{r}"
+    );
+    let r = b.send("x2 EXPUNGE");
+    assert!(r.contains("* 3 EXPUNGE"), "{r}");
+
+    let r = a.send("t1 FETCH 1:4 (UID)");
+    assert_eq!(
+        lines(&r),
+        [
+            "* 1 FETCH (UID 1)",
+            "* 2 FETCH (UID 2)",
+            "* 3 FETCH (UID 3)",
+            "* 4 FETCH (UID 4)",
+            "t1 OK Fetch completed"
+        ],
+        "FETCH: {r}"
+    );
+    let r = a.send("t2 SEARCH 1:4");
+    assert_eq!(
+        lines(&r),
+        ["* SEARCH 1 2 3 4", "t2 OK Search completed"],
+        "{r}"
+    );
+    let r = a.send("t3 SEARCH DELETED");
+    assert_eq!(lines(&r), ["* SEARCH 3", "t3 OK Search completed"], "{r}");
+    let r = a.send("t4 FETCH 3 (BODY.PEEK[TEXT] FLAGS)");
+    assert_eq!(
+        r,
+        "* 3 FETCH (BODY[TEXT] {8}\r\nbody 2\r\n FLAGS (\\Deleted \\Recent))\r\nt4 OK Fetch completed\r\n"
+    );
+    // STORE, COPY and MOVE cannot act on it: visibly refused, the rest done.
+    let r = a.send("t5 STORE 2:3 +FLAGS (\\Flagged)");
+    assert_eq!(
+        lines(&r),
+        [
+            "* 2 FETCH (FLAGS (\\Flagged \\Recent))",
+            "t5 NO [EXPUNGEISSUED] Some of the messages were expunged by another session"
+        ],
+        "STORE: {r}"
+    );
+    let r = a.send("t6 COPY 3:4 Other");
+    assert_eq!(
+        lines(&r),
+        [
+            "t6 NO [EXPUNGEISSUED] Some of the messages were expunged by another session; nothing copied"
+        ],
+        "COPY: {r}"
+    );
+    let r = a.send("t7 MOVE 3 Other");
+    assert!(r.starts_with("t7 NO [EXPUNGEISSUED]"), "MOVE: {r}");
+    // Still at 3 after a sequence-number FETCH, STORE and SEARCH...
+    let r = a.send("t8 FETCH 4 (UID)");
+    assert_eq!(
+        lines(&r),
+        ["* 4 FETCH (UID 4)", "t8 OK Fetch completed"],
+        "{r}"
+    );
+    // ...until a command that may send EXPUNGE.
+    let r = a.send("t9 STATUS Other (MESSAGES)");
+    assert_eq!(
+        lines(&r),
+        [
+            "* STATUS Other (MESSAGES 0)",
+            "* 3 EXPUNGE",
+            "t9 OK Status completed"
+        ],
+        "COPY and MOVE copied nothing: {r}"
+    );
+    let r = a.send("t10 NOOP");
+    assert_eq!(lines(&r), ["t10 OK NOOP completed"], "{r}");
+    let r = a.send("t11 FETCH 1:* (UID)");
+    assert_eq!(
+        lines(&r),
+        [
+            "* 1 FETCH (UID 1)",
+            "* 2 FETCH (UID 2)",
+            "* 3 FETCH (UID 4)",
+            "t11 OK Fetch completed"
+        ],
+        "{r}"
+    );
+}
