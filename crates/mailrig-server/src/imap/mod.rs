@@ -10,11 +10,14 @@
 //! * [`fetch`], [`mime`], [`search`] — FETCH rendering, the MIME tree with
 //!   ENVELOPE/BODYSTRUCTURE, and SEARCH evaluation;
 //! * [`wire`] — response syntax helpers;
+//! * [`extended`] — extension syntax `imap-codec` does not parse (SEARCH
+//!   RETURN, `$`), rewritten into syntax it does;
 //!
 //! Commands are parsed by `imap-codec`; responses are written directly.
 //! Extensions: LITERAL+, SASL-IR, ID, ENABLE, IDLE, NAMESPACE, UIDPLUS, MOVE,
-//! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN.
+//! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN, ESEARCH, SEARCHRES.
 
+pub mod extended;
 pub mod fetch;
 pub mod folders;
 pub mod framing;

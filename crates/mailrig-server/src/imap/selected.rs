@@ -61,6 +61,7 @@ impl Session {
     ) {
         // SELECT deselects first, even when it then fails.
         self.view = None;
+        self.saved.clear();
         let Some(name) = folder_name(m) else {
             return tagged(out, tag, "NO", "[NONEXISTENT] No such folder");
         };
@@ -160,6 +161,7 @@ impl Session {
     }
 
     pub(super) fn close(&mut self, tag: &str, expunge: bool, out: &mut Vec<u8>) {
+        self.saved.clear();
         if let (Some(view), Some(mb)) = (self.view.take(), self.mailbox())
             && expunge
             && !view.read_only
@@ -304,7 +306,8 @@ impl Session {
         let Some(view) = self.view.as_ref() else {
             return;
         };
-        let mut hits = Vec::new();
+        // (sequence number, UID) of each message found, ascending.
+        let mut found: Vec<(usize, u32)> = Vec::new();
         for (seq, msg) in &msgs {
             let c = Candidate {
                 seq: *seq,
@@ -314,14 +317,58 @@ impl Session {
             };
             let mut parsed = Parsed::new();
             if search::matches(&key, &c, &mut parsed) {
-                hits.push(if uid { msg.uid as usize } else { *seq });
+                found.push((*seq, msg.uid));
             }
         }
-        out.extend_from_slice(b"* SEARCH");
-        for h in hits {
-            out.extend_from_slice(format!(" {h}").as_bytes());
+        let number = |f: &(usize, u32)| if uid { f.1 } else { f.0 as u32 };
+        match self.search_return.take() {
+            None => {
+                out.extend_from_slice(b"* SEARCH");
+                for f in &found {
+                    out.extend_from_slice(format!(" {}", number(f)).as_bytes());
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+            Some(o) => {
+                if o.save {
+                    // SAVE with only MIN and/or MAX keeps just those (RFC 5182 §2.4).
+                    self.saved = if (o.min || o.max) && !o.all && !o.count {
+                        let mut v: Vec<u32> = Vec::new();
+                        if o.min {
+                            v.extend(found.first().map(|f| f.1));
+                        }
+                        if o.max {
+                            v.extend(found.last().map(|f| f.1).filter(|u| !v.contains(u)));
+                        }
+                        v
+                    } else {
+                        found.iter().map(|f| f.1).collect()
+                    };
+                }
+                if o.answers() {
+                    out.extend_from_slice(b"* ESEARCH (TAG ");
+                    wire::string(out, tag.as_bytes());
+                    out.push(b')');
+                    if uid {
+                        out.extend_from_slice(b" UID");
+                    }
+                    if let (true, Some(f)) = (o.min, found.first()) {
+                        out.extend_from_slice(format!(" MIN {}", number(f)).as_bytes());
+                    }
+                    if let (true, Some(f)) = (o.max, found.last()) {
+                        out.extend_from_slice(format!(" MAX {}", number(f)).as_bytes());
+                    }
+                    if o.all && !found.is_empty() {
+                        let all: Vec<u32> = found.iter().map(number).collect();
+                        out.extend_from_slice(format!(" ALL {}", uid_set(&all)).as_bytes());
+                    }
+                    if o.count {
+                        out.extend_from_slice(format!(" COUNT {}", found.len()).as_bytes());
+                    }
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
         }
-        out.extend_from_slice(b"\r\n");
         self.sync(
             SyncRules {
                 expunge: uid,

@@ -312,8 +312,7 @@ fn failed_logins_and_authorization_identities() {
 // Whole conversations through the driver contract (from `main`).
 
 const WORLD: &str = "[[domain]]\nname = 'd.test'\nmailboxes = ['a']\npassword = 'p'\n";
-const CAPS: &str =
-    "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN";
+const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES";
 
 /// Whole conversations, sans I/O: client bytes in, server bytes and
 /// steps out.
@@ -670,4 +669,113 @@ fn messages_expunged_elsewhere_stay_until_expunge_is_sent() {
         ],
         "{r}"
     );
+}
+
+/// ESEARCH (RFC 4731) and SEARCHRES (RFC 5182): RETURN options, `$` in
+/// every place a set or key goes, and bad input answered BAD with the
+/// session going on.
+#[test]
+fn esearch_and_searchres() {
+    let st = state_with("");
+    let mut a = Peer::login(&st);
+    a.append(5, "");
+    a.send("s SELECT INBOX");
+    a.send("f STORE 2,4 +FLAGS.SILENT (\\Seen)");
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "t1 SEARCH RETURN (MIN MAX COUNT ALL) SEEN",
+            &[
+                "* ESEARCH (TAG \"t1\") MIN 2 MAX 4 ALL 2,4 COUNT 2",
+                "t1 OK Search completed",
+            ],
+        ),
+        (
+            "t2 UID SEARCH RETURN () 2:3",
+            &[
+                "* ESEARCH (TAG \"t2\") UID ALL 2:3",
+                "t2 OK Search completed",
+            ],
+        ),
+        (
+            "t3 SEARCH RETURN (COUNT) 1000",
+            &["* ESEARCH (TAG \"t3\") COUNT 0", "t3 OK Search completed"],
+        ),
+        (
+            "t4 SEARCH RETURN (MIN) KEYWORD $None",
+            &["* ESEARCH (TAG \"t4\")", "t4 OK Search completed"],
+        ),
+        (
+            "t5 SEARCH RETURN (SAVE) UNSEEN",
+            &["t5 OK Search completed"],
+        ),
+        (
+            "t6 FETCH $ (UID)",
+            &[
+                "* 1 FETCH (UID 1)",
+                "* 3 FETCH (UID 3)",
+                "* 5 FETCH (UID 5)",
+                "t6 OK Fetch completed",
+            ],
+        ),
+        ("t7 SEARCH $ 2:3", &["* SEARCH 3", "t7 OK Search completed"]),
+        (
+            "t8 SEARCH OR $ SEEN SUBJECT $",
+            &["* SEARCH", "t8 OK Search completed"],
+        ),
+        (
+            "t9 UID STORE $ +FLAGS.SILENT ($Kw)",
+            &[
+                "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Kw)",
+                "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Kw \\*)]",
+                "t9 OK Store completed",
+            ],
+        ),
+        (
+            "t10 SEARCH RETURN (SAVE MIN) KEYWORD $Kw",
+            &["* ESEARCH (TAG \"t10\") MIN 1", "t10 OK Search completed"],
+        ),
+        (
+            "t11 UID FETCH $ (UID)",
+            &["* 1 FETCH (UID 1)", "t11 OK Fetch completed"],
+        ),
+        (
+            "t12 SEARCH RETURN (SAVE) KEYWORD $Nothing",
+            &["t12 OK Search completed"],
+        ),
+        ("t13 COPY $ INBOX", &["t13 OK COPY completed (no messages)"]),
+        ("t14 SEARCH $", &["* SEARCH", "t14 OK Search completed"]),
+        // Bad input: BAD naming the problem, and the session goes on.
+        (
+            "t15 SEARCH RETURN (PARTIAL 1:5) ALL",
+            &[
+                "t15 BAD Unknown SEARCH RETURN option PARTIAL (expected MIN, MAX, ALL, COUNT or SAVE)",
+            ],
+        ),
+        (
+            "t16 SEARCH RETURN MIN ALL",
+            &["t16 BAD SEARCH RETURN needs a parenthesised list of options"],
+        ),
+        (
+            "t17 SEARCH RETURN (MIN",
+            &["t17 BAD SEARCH RETURN needs a parenthesised list of options"],
+        ),
+        (
+            "t18 FETCH $,1 (UID)",
+            &["t18 BAD $ (SEARCHRES) stands for a whole sequence set, not part of one"],
+        ),
+        (
+            "t19 SEARCH RETURN (ALL) NOSUCHKEY",
+            &["t19 BAD Error in IMAP command: could not parse it"],
+        ),
+        ("t20 NOOP", &["t20 OK NOOP completed"]),
+    ];
+    for (cmd, want) in cases {
+        let r = a.send(cmd);
+        assert_eq!(lines(&r), *want, "{cmd}: {r}");
+    }
+    // A new SELECT forgets the saved result.
+    a.send("u SEARCH RETURN (SAVE) ALL");
+    a.send("s SELECT INBOX");
+    let r = a.send("t21 FETCH $ (UID)");
+    assert_eq!(lines(&r), ["t21 OK FETCH completed (no messages)"], "{r}");
 }
