@@ -22,6 +22,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use mailrig_core::fault::{Action as Fault, Stage};
 use mailrig_core::store::{FlagOp, Flags, NewMessage, StoreError, StoredMessage, SystemFlag};
 
+use super::binary;
 use super::fetch::{self, FetchInput};
 use super::folders::store_error;
 use super::search::{self, Candidate, Parsed};
@@ -429,6 +430,12 @@ impl Session {
             Ok(m) => m,
             Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
         };
+        if let Some(e) = msgs
+            .iter()
+            .find_map(|(_, m)| fetch::binary_problem(&items, m))
+        {
+            return tagged(out, tag, "NO", &e.to_string());
+        }
         let Some(view) = self.view.as_mut() else {
             return;
         };
@@ -610,7 +617,11 @@ impl Session {
         };
         let raw = match &message {
             LiteralOrLiteral8::Literal(l) => Bytes::copy_from_slice(l.data()),
-            LiteralOrLiteral8::Literal8(l) => Bytes::copy_from_slice(&l.data),
+            // BINARY: binary parts are stored base64-encoded (RFC 3516 §4.4).
+            LiteralOrLiteral8::Literal8(l) => match binary::encode_binary_parts(&l.data) {
+                Some(v) => Bytes::from(v),
+                None => Bytes::copy_from_slice(&l.data),
+            },
         };
         let internal_date = date.map_or_else(Utc::now, |d| wire::to_utc(d.as_ref()));
         let Some(mb) = self.mailbox() else { return };

@@ -312,7 +312,7 @@ fn failed_logins_and_authorization_identities() {
 // Whole conversations through the driver contract (from `main`).
 
 const WORLD: &str = "[[domain]]\nname = 'd.test'\nmailboxes = ['a']\npassword = 'p'\n";
-const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES";
+const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY";
 
 /// Whole conversations, sans I/O: client bytes in, server bytes and
 /// steps out.
@@ -778,4 +778,46 @@ fn esearch_and_searchres() {
     a.send("s SELECT INBOX");
     let r = a.send("t21 FETCH $ (UID)");
     assert_eq!(lines(&r), ["t21 OK FETCH completed (no messages)"], "{r}");
+}
+
+/// BINARY (RFC 3516): decoded parts, and parts that cannot be decoded
+/// answered NO naming the part, the session going on.
+#[test]
+fn binary_fetch_and_broken_encodings() {
+    let st = state_with("");
+    let mut a = Peer::login(&st);
+    let msg = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8A\r\n--b\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!\r\n--b\r\nContent-Transfer-Encoding: x-unknown\r\n\r\nabc\r\n--b--\r\n";
+    let r = a.send_bytes(format!("ap APPEND INBOX {{{}+}}\r\n{msg}\r\n", msg.len()).as_bytes());
+    assert!(r.contains("ap OK"), "{r}");
+    a.send("s SELECT INBOX");
+    let cases: &[(&str, &str)] = &[
+        (
+            "t1 FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])",
+            "* 1 FETCH (BINARY.SIZE[1] 6 BINARY[1] ~{6}\r\nhello\0)\r\nt1 OK Fetch completed\r\n",
+        ),
+        (
+            "t2 FETCH 1 (BINARY.PEEK[1]<1.3>)",
+            "* 1 FETCH (BINARY[1]<1> {3}\r\nell)\r\nt2 OK Fetch completed\r\n",
+        ),
+        (
+            "t3 FETCH 1 (BINARY.PEEK[2])",
+            "t3 NO [PARSE] Part 2 is not valid base64\r\n",
+        ),
+        (
+            "t4 FETCH 1 (BINARY.SIZE[3])",
+            "t4 NO [UNKNOWN-CTE] Part 3 has the unknown Content-Transfer-Encoding x-unknown\r\n",
+        ),
+        (
+            "t5 FETCH 1 (BINARY.PEEK[9])",
+            "* 1 FETCH (BINARY[9] NIL)\r\nt5 OK Fetch completed\r\n",
+        ),
+        (
+            "t6 FETCH 1 (BINARY.PEEK[1.x])",
+            "t6 BAD Error in IMAP command: could not parse it\r\n",
+        ),
+        ("t7 NOOP", "t7 OK NOOP completed\r\n"),
+    ];
+    for (cmd, want) in cases {
+        assert_eq!(a.send(cmd), *want, "{cmd}");
+    }
 }
