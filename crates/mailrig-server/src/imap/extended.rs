@@ -1,6 +1,7 @@
 //! Command syntax of extensions that `imap-codec` 2.0.0-alpha.7 does not
 //! parse, read before it sees the command: ESEARCH's `SEARCH RETURN (...)`
-//! (RFC 4731) and SEARCHRES' `$` (RFC 5182).
+//! (RFC 4731), SEARCHRES' `$` (RFC 5182) and MULTIAPPEND's APPEND of
+//! several messages (RFC 3502).
 //!
 //! Both are rewrites of the command's bytes into plain IMAP4rev1 that
 //! `imap-codec` does parse: the RETURN clause is cut out (and handed to the
@@ -35,6 +36,135 @@ pub enum SyntaxError {
     ReturnList,
     #[error("$ (SEARCHRES) stands for a whole sequence set, not part of one")]
     DollarInSet,
+    #[error("Error in APPEND: expected [(flags)] [\"date-time\"] literal for each message")]
+    AppendSyntax,
+    #[error("Error in APPEND: invalid flag {0}")]
+    AppendFlag(String),
+    #[error("Error in APPEND: invalid date-time {0}")]
+    AppendDate(String),
+}
+
+/// One message of a MULTIAPPEND.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<String>,
+    pub date: Option<chrono::DateTime<chrono::FixedOffset>>,
+    pub data: Vec<u8>,
+    /// Sent as `~{n}` (BINARY).
+    pub literal8: bool,
+}
+
+/// An APPEND of more than one message (RFC 3502).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultiAppend {
+    pub tag: String,
+    pub mailbox: String,
+    pub messages: Vec<AppendMessage>,
+}
+
+/// The text of an astring token (atom, quoted string or literal).
+fn astring(b: &[u8], t: &(Token, std::ops::Range<usize>)) -> Option<String> {
+    let raw = &b[t.1.clone()];
+    match t.0 {
+        Token::Atom => Some(String::from_utf8_lossy(raw).into_owned()),
+        Token::Quoted => {
+            let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < inner.len() {
+                if inner[i] == b'\\' && i + 1 < inner.len() {
+                    i += 1;
+                }
+                out.push(inner[i]);
+                i += 1;
+            }
+            Some(String::from_utf8_lossy(&out).into_owned())
+        }
+        Token::Literal => {
+            let (n, head) = literal_len(raw)?;
+            Some(String::from_utf8_lossy(raw.get(head..head + n)?).into_owned())
+        }
+        _ => None,
+    }
+}
+
+/// `tag APPEND mailbox` followed by more than one message: the parsed
+/// command. `None` for anything else (a single APPEND is imap-codec's).
+pub fn multiappend(b: &[u8]) -> Option<Result<MultiAppend, SyntaxError>> {
+    let toks = tokens(b);
+    if !toks.get(1).is_some_and(|t| atom_is(b, t, "APPEND")) {
+        return None;
+    }
+    let literals = toks.iter().filter(|t| t.0 == Token::Literal).count();
+    // The mailbox may itself be a literal.
+    let mailbox_is_literal = toks.get(2).is_some_and(|t| t.0 == Token::Literal);
+    if literals - usize::from(mailbox_is_literal) < 2 {
+        return None;
+    }
+    let tag = String::from_utf8_lossy(&b[toks[0].1.clone()]).into_owned();
+    let Some(mailbox) = toks.get(2).and_then(|t| astring(b, t)) else {
+        return Some(Err(SyntaxError::AppendSyntax));
+    };
+    let mut messages = Vec::new();
+    let mut i = 3;
+    while i < toks.len() {
+        let mut flags = Vec::new();
+        if toks[i].0 == Token::Open {
+            i += 1;
+            loop {
+                match toks.get(i) {
+                    Some((Token::Close, _)) => break,
+                    Some((Token::Atom, r)) => {
+                        let f = String::from_utf8_lossy(&b[r.clone()]).into_owned();
+                        let system = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
+                        let ok = if f.starts_with('\\') {
+                            system.iter().any(|s| s.eq_ignore_ascii_case(&f))
+                        } else {
+                            super::wire::is_atom(f.as_bytes())
+                        };
+                        if !ok {
+                            return Some(Err(SyntaxError::AppendFlag(f)));
+                        }
+                        flags.push(f);
+                    }
+                    _ => return Some(Err(SyntaxError::AppendSyntax)),
+                }
+                i += 1;
+            }
+            i += 1;
+        }
+        let mut date = None;
+        if let Some(t @ (Token::Quoted, _)) = toks.get(i) {
+            let text = astring(b, t).unwrap_or_default();
+            match chrono::DateTime::parse_from_str(text.trim(), "%d-%b-%Y %H:%M:%S %z") {
+                Ok(d) => date = Some(d),
+                Err(_) => return Some(Err(SyntaxError::AppendDate(text))),
+            }
+            i += 1;
+        }
+        let Some((Token::Literal, r)) = toks.get(i) else {
+            return Some(Err(SyntaxError::AppendSyntax));
+        };
+        let raw = &b[r.clone()];
+        let Some((n, head)) = literal_len(raw) else {
+            return Some(Err(SyntaxError::AppendSyntax));
+        };
+        let Some(data) = raw.get(head..head + n) else {
+            return Some(Err(SyntaxError::AppendSyntax));
+        };
+        messages.push(AppendMessage {
+            flags,
+            date,
+            data: data.to_vec(),
+            literal8: raw.first() == Some(&b'~'),
+        });
+        i += 1;
+    }
+    Some(Ok(MultiAppend {
+        tag,
+        mailbox,
+        messages,
+    }))
 }
 
 /// One token of a command: where it is and what kind.
@@ -314,6 +444,33 @@ mod tests {
     }
 
     #[test]
+    fn multiappend_reads_each_message() {
+        let m = multiappend(
+            b"a APPEND Box (\\Seen $K) \" 4-Mar-2024 10:00:00 +0000\" {2}\r\nab {1+}\r\nc\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(m.mailbox, "Box");
+        assert_eq!(m.messages.len(), 2);
+        assert_eq!(m.messages[0].flags, ["\\Seen", "$K"]);
+        assert!(m.messages[0].date.is_some());
+        assert_eq!(m.messages[1].data, b"c");
+        assert_eq!(multiappend(b"a APPEND Box {2}\r\nab\r\n"), None);
+        assert_eq!(
+            multiappend(b"a APPEND Box {1}\r\na (\\Bogus) {1}\r\nb\r\n"),
+            Some(Err(SyntaxError::AppendFlag("\\Bogus".into())))
+        );
+        assert_eq!(
+            multiappend(b"a APPEND Box {1}\r\na \"yesterday\" {1}\r\nb\r\n"),
+            Some(Err(SyntaxError::AppendDate("yesterday".into())))
+        );
+        assert_eq!(
+            multiappend(b"a APPEND Box {1}\r\na x {1}\r\nb\r\n"),
+            Some(Err(SyntaxError::AppendSyntax))
+        );
+    }
+
+    #[test]
     fn the_lexer_survives_anything() {
         for b in [
             &b"a {99}\r\n"[..],
@@ -326,6 +483,7 @@ mod tests {
             let _ = tokens(b);
             let _ = search_return(b);
             let _ = dollars(b);
+            let _ = multiappend(b);
         }
     }
 }

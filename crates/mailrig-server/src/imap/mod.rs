@@ -12,11 +12,11 @@
 //!   decoded parts;
 //! * [`wire`] — response syntax helpers;
 //! * [`extended`] — extension syntax `imap-codec` does not parse (SEARCH
-//!   RETURN, `$`), rewritten into syntax it does;
+//!   RETURN, `$`, MULTIAPPEND), rewritten into syntax it does;
 //!
 //! Commands are parsed by `imap-codec`; responses are written directly.
 //! Extensions: LITERAL+, SASL-IR, ID, ENABLE, IDLE, NAMESPACE, UIDPLUS, MOVE,
-//! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN, ESEARCH, SEARCHRES, BINARY.
+//! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN, ESEARCH, SEARCHRES, BINARY, MULTIAPPEND.
 
 pub mod binary;
 pub mod extended;

@@ -603,6 +603,78 @@ impl Session {
         }
     }
 
+    /// APPEND of several messages (RFC 3502): all or none.
+    pub(super) fn multiappend(&mut self, m: super::extended::MultiAppend, out: &mut Vec<u8>) {
+        let tag = m.tag.as_str();
+        let name = if m.mailbox.eq_ignore_ascii_case("INBOX") {
+            mailrig_core::store::INBOX.to_string()
+        } else {
+            mailrig_core::store::canonical_name(&m.mailbox)
+        };
+        let Some(mb) = self.mailbox() else { return };
+        let mut uids = Vec::new();
+        let mut validity = 0;
+        let mut failure = None;
+        for msg in m.messages {
+            let data = if msg.literal8 {
+                binary::encode_binary_parts(&msg.data).unwrap_or(msg.data)
+            } else {
+                msg.data
+            };
+            let mut flags = Flags::default();
+            for f in &msg.flags {
+                match f.to_ascii_lowercase().as_str() {
+                    "\\answered" => flags.set(SystemFlag::Answered, true),
+                    "\\flagged" => flags.set(SystemFlag::Flagged, true),
+                    "\\deleted" => flags.set(SystemFlag::Deleted, true),
+                    "\\seen" => flags.set(SystemFlag::Seen, true),
+                    "\\draft" => flags.set(SystemFlag::Draft, true),
+                    _ => flags.add_keyword(f),
+                }
+            }
+            let new = NewMessage {
+                raw: Bytes::from(data),
+                envelope: None,
+                flags,
+                internal_date: msg.date.map_or_else(Utc::now, |d| wire::to_utc(&d)),
+            };
+            match mb.append(&name, new) {
+                Ok((v, uid)) => {
+                    validity = v;
+                    uids.push(uid);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failure {
+            // None of them, then (RFC 3502 §3).
+            if !uids.is_empty() {
+                let _ = mb.delete_messages(&name, &uids);
+            }
+            self.sync_all(out);
+            return match e {
+                StoreError::NoSuchFolder(_) => tagged(
+                    out,
+                    tag,
+                    "NO",
+                    "[TRYCREATE] Destination folder does not exist",
+                ),
+                e => tagged(out, tag, "NO", &store_error(&e)),
+            };
+        }
+        let validity = self.reported_uid_validity(&name, validity);
+        self.sync_all(out);
+        tagged(
+            out,
+            tag,
+            "OK",
+            &format!("[APPENDUID {validity} {}] Append completed", uid_set(&uids)),
+        );
+    }
+
     pub(super) fn append(
         &mut self,
         tag: &str,

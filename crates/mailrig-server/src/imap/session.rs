@@ -108,6 +108,8 @@ pub struct Session {
     pub(super) search_return: Option<extended::ReturnOptions>,
     /// The UIDs a `SEARCH RETURN (SAVE)` kept for `$` (SEARCHRES).
     pub(super) saved: Vec<u32>,
+    /// A MULTIAPPEND waiting for [`driver::Session::run_blocking`].
+    blocking_multi: Option<extended::MultiAppend>,
 }
 
 /// Shorthand for a tagged status line.
@@ -148,6 +150,7 @@ impl Session {
             in_blocking: false,
             search_return: None,
             saved: Vec::new(),
+            blocking_multi: None,
         }
     }
 
@@ -180,7 +183,7 @@ impl Session {
     /// The capability list for the current state.
     pub fn capabilities(&self) -> String {
         let mut caps = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND",
         );
         if self.user.is_none() {
             let sec = &self.state.world.security;
@@ -367,6 +370,24 @@ impl Session {
             }
             Action::Continue
         };
+        match extended::multiappend(bytes) {
+            Some(Ok(m)) if self.user.is_none() => {
+                tagged(
+                    out,
+                    &m.tag,
+                    "BAD",
+                    "Not authenticated: APPEND not allowed in this state",
+                );
+                return Action::Continue;
+            }
+            Some(Ok(m)) => {
+                // It writes the store: run where blocking is allowed.
+                self.blocking_multi = Some(m);
+                return Action::Blocking;
+            }
+            Some(Err(e)) => return bad(out, &e.to_string()),
+            None => {}
+        }
         let mut options = None;
         let mut rewritten = match extended::search_return(bytes) {
             Some(Ok((b, o))) => {
@@ -880,6 +901,10 @@ impl driver::Session for Session {
 
     /// Runs the store command waiting in `blocking`.
     fn run_blocking(&mut self, out: &mut Vec<u8>) -> Step {
+        if let Some(m) = self.blocking_multi.take() {
+            self.multiappend(m, out);
+            return Step::Continue;
+        }
         let Some(cmd) = self.blocking.take() else {
             return Step::Continue;
         };

@@ -312,7 +312,7 @@ fn failed_logins_and_authorization_identities() {
 // Whole conversations through the driver contract (from `main`).
 
 const WORLD: &str = "[[domain]]\nname = 'd.test'\nmailboxes = ['a']\npassword = 'p'\n";
-const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY";
+const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND";
 
 /// Whole conversations, sans I/O: client bytes in, server bytes and
 /// steps out.
@@ -820,4 +820,53 @@ fn binary_fetch_and_broken_encodings() {
     for (cmd, want) in cases {
         assert_eq!(a.send(cmd), *want, "{cmd}");
     }
+}
+
+/// MULTIAPPEND (RFC 3502): several messages in one APPEND, all or none;
+/// bad input answered BAD, the session going on.
+#[test]
+fn multiappend_all_or_none() {
+    let st = state_with("");
+    let mut a = Peer::login(&st);
+    let r = a.send_bytes(b"m1 APPEND INBOX (\\Seen) {3+}\r\none {3+}\r\ntwo ($K) \" 4-Mar-2024 10:00:00 +0000\" {5+}\r\nthree\r\n");
+    assert!(r.ends_with(" 1:3] Append completed\r\n"), "{r}");
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"m2 APPEND Nowhere {1+}\r\na {1+}\r\nb\r\n",
+            "m2 NO [TRYCREATE] Destination folder does not exist\r\n",
+        ),
+        (
+            b"m3 APPEND INBOX {1+}\r\na (\\Bogus) {1+}\r\nb\r\n",
+            "m3 BAD Error in APPEND: invalid flag \\Bogus\r\n",
+        ),
+        (
+            b"m4 APPEND INBOX {1+}\r\na \"soon\" {1+}\r\nb\r\n",
+            "m4 BAD Error in APPEND: invalid date-time soon\r\n",
+        ),
+        (
+            b"m5 APPEND INBOX {1+}\r\na junk {1+}\r\nb\r\n",
+            "m5 BAD Error in APPEND: expected [(flags)] [\"date-time\"] literal for each message\r\n",
+        ),
+        (
+            b"m6 STATUS INBOX (MESSAGES)\r\n",
+            "* STATUS INBOX (MESSAGES 3)\r\nm6 OK Status completed\r\n",
+        ),
+    ];
+    for (cmd, want) in cases {
+        assert_eq!(a.send_bytes(cmd), *want, "{}", String::from_utf8_lossy(cmd));
+    }
+    a.send("s SELECT INBOX");
+    let r = a.send("f FETCH 1:3 (FLAGS BODY.PEEK[])");
+    assert!(
+        r.contains("* 1 FETCH (FLAGS (\\Seen \\Recent) BODY[] {3}\r\none)"),
+        "{r}"
+    );
+    assert!(
+        r.contains("* 2 FETCH (FLAGS (\\Recent) BODY[] {3}\r\ntwo)"),
+        "{r}"
+    );
+    assert!(
+        r.contains("* 3 FETCH (FLAGS ($K \\Recent) BODY[] {5}\r\nthree)"),
+        "{r}"
+    );
 }
