@@ -6,8 +6,7 @@ use imap_support::*;
 use mailrig_core::store::INBOX;
 use mailrig_server::MockServer;
 
-const CAPS: &str =
-    "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN";
+const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND";
 
 fn validity(server: &MockServer, user: &str, folder: &str) -> u32 {
     let id = server.world().mailbox_by_address(user).expect("mailbox");
