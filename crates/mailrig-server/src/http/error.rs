@@ -2,7 +2,7 @@
 //! that names the problem, sent as `{"error": "..."}`.
 
 use axum::Json;
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use mailrig_core::StoreError;
 
@@ -37,6 +37,35 @@ pub enum ApiError {
     InvalidFault(String),
     #[error("message store error: {0}")]
     Store(StoreError),
+    #[error(
+        "the HTTP API does not answer for Host '{0}': it answers loopback names and addresses (localhost, 127.0.0.1, [::1]), the address it listens on, and names allowed with `mailrig serve --http-allow-host NAME` (this check stops DNS rebinding)"
+    )]
+    HostNotAllowed(String),
+    #[error(
+        "cross-site request refused ({0}): the API changes state only for this server's own page and for clients that are not browsers"
+    )]
+    CrossOrigin(String),
+    #[error(
+        "a token is required and {0}: send `Authorization: Bearer TOKEN` with the token given to `mailrig serve --http-token` or MAILRIG_HTTP_TOKEN (in a browser: any user name, the token as password)"
+    )]
+    Unauthorized(&'static str),
+    #[error("{}", unsupported_media_type(got.as_deref(), accepted))]
+    UnsupportedMediaType {
+        got: Option<String>,
+        accepted: &'static [&'static str],
+    },
+}
+
+fn unsupported_media_type(got: Option<&str>, accepted: &[&str]) -> String {
+    let got = match got {
+        Some(t) => format!("unsupported Content-Type '{t}'"),
+        None => "the request body has no Content-Type".to_string(),
+    };
+    format!(
+        "{got}: send the body as {} (curl: -H 'Content-Type: {}')",
+        accepted.join(" or "),
+        accepted.first().copied().unwrap_or("application/json")
+    )
 }
 
 impl ApiError {
@@ -53,6 +82,9 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::HostNotAllowed(_) | ApiError::CrossOrigin(_) => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -61,7 +93,29 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.to_string() });
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::Unauthorized(_) => {
+                // Bearer for programs; Basic so that a browser asks for it.
+                for challenge in [
+                    "Bearer realm=\"mailrig\"",
+                    "Basic realm=\"mailrig\", charset=\"UTF-8\"",
+                ] {
+                    headers.append(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static(challenge),
+                    );
+                }
+            }
+            ApiError::UnsupportedMediaType { accepted, .. } => {
+                if let Ok(v) = HeaderValue::from_str(&accepted.join(", ")) {
+                    headers.insert(header::ACCEPT, v);
+                }
+            }
+            _ => {}
+        }
+        response
     }
 }
 

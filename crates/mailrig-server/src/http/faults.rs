@@ -20,6 +20,7 @@ use mailrig_core::fault::FaultRuleSpec;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::access;
 use super::error::ApiError;
 use crate::faults::{FaultError, FaultInfo};
 use crate::state::ServerState;
@@ -56,16 +57,32 @@ fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-fn is_toml(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("toml"))
+/// What a rule may be posted as.
+const RULE_TYPES: &[&str] = &access::BODY_TYPES;
+/// What a change of a rule may be sent as.
+const JSON_ONLY: &[&str] = &["application/json"];
+
+/// The body's media type if it is one of `accepted`, else a 415 listing them.
+/// (The access guard already refuses bodies of other types everywhere; this
+/// narrows the list to what one endpoint reads.)
+fn accepted_type(
+    headers: &HeaderMap,
+    accepted: &'static [&'static str],
+) -> Result<String, ApiError> {
+    match access::body_type(headers) {
+        Some(t) if accepted.contains(&t.as_str()) => Ok(t),
+        got => Err(ApiError::UnsupportedMediaType { got, accepted }),
+    }
 }
 
 /// A rule from a request body: JSON, or TOML when the content type says so.
 fn spec_body(headers: &HeaderMap, body: &[u8]) -> Result<FaultRuleSpec, ApiError> {
-    if is_toml(headers) {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(
+            "the request needs a body: one fault rule as JSON (or TOML)".into(),
+        ));
+    }
+    if accepted_type(headers, RULE_TYPES)?.ends_with("toml") {
         let text = std::str::from_utf8(body)
             .map_err(|_| ApiError::BadRequest("TOML body is not UTF-8".into()))?;
         return crate::faults::parse_toml_spec(text).map_err(ApiError::InvalidFault);
@@ -117,10 +134,17 @@ struct Change {
 async fn patch(
     State(state): AppState,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<FaultInfo>, ApiError> {
     // An unknown rule is reported before a bad body.
     state.fault_info(&name)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(
+            "the request needs a JSON body such as {\"enabled\": false}".into(),
+        ));
+    }
+    accepted_type(&headers, JSON_ONLY)?;
     let change: Change = json_body(&body)?;
     Ok(Json(state.set_fault_enabled(&name, change.enabled)?))
 }

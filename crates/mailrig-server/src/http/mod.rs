@@ -8,9 +8,12 @@
 //! ([`ui`]). [`faults`] lists, adds, switches and removes fault rules. The
 //! OpenAPI description is `docs/openapi.yaml` at the repository root.
 //!
-//! The listener is bound to loopback by default: the API can delete every
-//! message and has no authentication.
+//! The listener is bound to loopback by default, and [`access`] decides who
+//! else may use it: only loopback or configured `Host` names (no DNS
+//! rebinding), JSON or TOML bodies and same-origin state changes (no
+//! cross-site requests from a web page), and an optional token.
 
+pub mod access;
 pub mod api;
 pub mod error;
 pub mod faults;
@@ -24,10 +27,12 @@ use axum::Router;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+pub use access::{AccessError, AccessPolicy};
+
 use crate::state::ServerState;
 
-/// The whole HTTP application over one fake world.
-pub fn router(state: Arc<ServerState>) -> Router {
+/// The whole HTTP application over one fake world, behind `access`.
+pub fn router(state: Arc<ServerState>, access: Arc<AccessPolicy>) -> Router {
     Router::new()
         .route("/", get(ui::index))
         .route("/metrics", get(metrics::metrics))
@@ -35,13 +40,14 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(access, access::guard))
 }
 
 /// Serves the HTTP API on `listener` until the server shuts down; requests in
 /// flight are finished first.
-pub async fn serve(listener: TcpListener, state: Arc<ServerState>) {
+pub async fn serve(listener: TcpListener, state: Arc<ServerState>, access: Arc<AccessPolicy>) {
     let shutdown = state.shutdown.clone();
-    let app = router(state);
+    let app = router(state, access).into_make_service_with_connect_info::<access::LocalAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
     if let Err(e) = server.await {
         tracing::warn!(error = %e, "HTTP server ended with an error");
