@@ -5,51 +5,22 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
-use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use mailrig_core::store::{INBOX, canonical_name};
 use mailrig_core::world::MailboxId;
 use mailrig_core::{JournalEntry, StoreError};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use super::extract::{ApiPath, ApiQuery, NoParams, QueryParams};
 use super::view::{self, DomainSummary, MailboxSummary, MessageSummary};
 use crate::state::{Metrics, ServerState};
 
 type AppState = State<Arc<ServerState>>;
-
-/// `Query`, with a bad query string answered by a JSON [`ApiError`].
-struct ApiQuery<T>(T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(v)| ApiQuery(v))
-            .map_err(|e| ApiError::BadRequest(e.body_text()))
-    }
-}
-
-/// `Path`, with a bad path segment answered by a JSON [`ApiError`].
-struct ApiPath<T>(T);
-
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(v)| ApiPath(v))
-            .map_err(|e| ApiError::BadRequest(e.body_text()))
-    }
-}
 
 pub fn routes() -> Router<Arc<ServerState>> {
     Router::new()
@@ -80,7 +51,7 @@ pub struct Health {
     pub connections_active: u64,
 }
 
-async fn health(State(state): AppState) -> Json<Health> {
+async fn health(State(state): AppState, _: ApiQuery<NoParams>) -> Json<Health> {
     Json(Health {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
@@ -91,7 +62,7 @@ async fn health(State(state): AppState) -> Json<Health> {
     })
 }
 
-async fn domains(State(state): AppState) -> Json<Vec<DomainSummary>> {
+async fn domains(State(state): AppState, _: ApiQuery<NoParams>) -> Json<Vec<DomainSummary>> {
     Json(view::domain_summaries(&state))
 }
 
@@ -99,6 +70,10 @@ async fn domains(State(state): AppState) -> Json<Vec<DomainSummary>> {
 #[derive(Debug, Deserialize)]
 struct MailboxesQuery {
     domain: Option<String>,
+}
+
+impl QueryParams for MailboxesQuery {
+    const ACCEPTED: &'static [&'static str] = &["domain"];
 }
 
 async fn mailboxes(
@@ -151,6 +126,7 @@ fn store_error(address: &str, folder: &str, e: StoreError) -> ApiError {
 async fn mailbox(
     State(state): AppState,
     ApiPath(address): ApiPath<String>,
+    _: ApiQuery<NoParams>,
 ) -> Result<Json<MailboxSummary>, ApiError> {
     let id = mailbox_id(&state, &address)?;
     Ok(Json(view::mailbox_summary(&state, id)))
@@ -160,6 +136,10 @@ async fn mailbox(
 #[derive(Debug, Deserialize)]
 struct FolderQuery {
     folder: Option<String>,
+}
+
+impl QueryParams for FolderQuery {
+    const ACCEPTED: &'static [&'static str] = &["folder"];
 }
 
 impl FolderQuery {
@@ -297,6 +277,10 @@ struct ResetQuery {
     journal: Option<bool>,
 }
 
+impl QueryParams for ResetQuery {
+    const ACCEPTED: &'static [&'static str] = &["journal"];
+}
+
 async fn reset(
     State(state): AppState,
     ApiQuery(q): ApiQuery<ResetQuery>,
@@ -312,6 +296,10 @@ async fn reset(
 struct JournalQuery {
     mailbox: Option<String>,
     message_id: Option<String>,
+}
+
+impl QueryParams for JournalQuery {
+    const ACCEPTED: &'static [&'static str] = &["mailbox", "message_id"];
 }
 
 #[derive(Debug, Serialize)]

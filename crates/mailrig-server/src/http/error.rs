@@ -23,6 +23,21 @@ pub enum ApiError {
     },
     #[error("bad query parameter '{name}': {reason}")]
     BadParameter { name: &'static str, reason: String },
+    #[error("unknown query parameter '{name}': {}", accepted_parameters(accepted))]
+    UnknownParameter {
+        name: String,
+        accepted: &'static [&'static str],
+    },
+    #[error("query parameter '{0}' is given more than once")]
+    RepeatedParameter(String),
+    #[error("bad value '{value}' for query parameter '{name}': {reason}")]
+    BadValue {
+        name: String,
+        value: String,
+        reason: String,
+    },
+    #[error("the request body is too large")]
+    BodyTooLarge,
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("no such endpoint: {0}")]
@@ -56,6 +71,14 @@ pub enum ApiError {
     },
 }
 
+fn accepted_parameters(accepted: &[&str]) -> String {
+    if accepted.is_empty() {
+        "this endpoint takes no query parameters".to_string()
+    } else {
+        format!("this endpoint accepts {}", accepted.join(", "))
+    }
+}
+
 fn unsupported_media_type(got: Option<&str>, accepted: &[&str]) -> String {
     let got = match got {
         Some(t) => format!("unsupported Content-Type '{t}'"),
@@ -78,9 +101,13 @@ impl ApiError {
             | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::FaultExists(_) => StatusCode::CONFLICT,
             ApiError::InvalidFault(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::BadUid(_) | ApiError::BadParameter { .. } | ApiError::BadRequest(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::BadUid(_)
+            | ApiError::BadParameter { .. }
+            | ApiError::UnknownParameter { .. }
+            | ApiError::RepeatedParameter(_)
+            | ApiError::BadValue { .. }
+            | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::HostNotAllowed(_) | ApiError::CrossOrigin(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,

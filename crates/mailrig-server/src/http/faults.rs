@@ -10,8 +10,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -22,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::access;
 use super::error::ApiError;
+use super::extract::{ApiBody, ApiPath, ApiQuery, NoParams};
 use crate::faults::{FaultError, FaultInfo};
 use crate::state::ServerState;
 
@@ -90,7 +90,7 @@ fn spec_body(headers: &HeaderMap, body: &[u8]) -> Result<FaultRuleSpec, ApiError
     json_body(body)
 }
 
-async fn list(State(state): AppState) -> Json<Vec<FaultInfo>> {
+async fn list(State(state): AppState, _: ApiQuery<NoParams>) -> Json<Vec<FaultInfo>> {
     Json(state.fault_infos())
 }
 
@@ -104,12 +104,13 @@ struct Added {
 
 async fn add(
     State(state): AppState,
+    _: ApiQuery<NoParams>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = spec_body(&headers, &body)?;
     let (rule, warnings) = state.add_fault(spec)?;
-    let location = format!("/api/v1/faults/{}", rule.name);
+    let location = format!("/api/v1/faults/{}", path_segment(&rule.name));
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
@@ -117,9 +118,24 @@ async fn add(
     ))
 }
 
+/// `name` as one URL path segment: unreserved characters as they are, every
+/// other byte percent-encoded (a rule name may hold spaces or `/`).
+fn path_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 async fn one(
     State(state): AppState,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
+    _: ApiQuery<NoParams>,
 ) -> Result<Json<FaultInfo>, ApiError> {
     Ok(Json(state.fault_info(&name)?))
 }
@@ -133,9 +149,10 @@ struct Change {
 
 async fn patch(
     State(state): AppState,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
+    _: ApiQuery<NoParams>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<Json<FaultInfo>, ApiError> {
     // An unknown rule is reported before a bad body.
     state.fault_info(&name)?;
@@ -151,14 +168,16 @@ async fn patch(
 
 async fn enable(
     State(state): AppState,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
+    _: ApiQuery<NoParams>,
 ) -> Result<Json<FaultInfo>, ApiError> {
     Ok(Json(state.set_fault_enabled(&name, true)?))
 }
 
 async fn disable(
     State(state): AppState,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
+    _: ApiQuery<NoParams>,
 ) -> Result<Json<FaultInfo>, ApiError> {
     Ok(Json(state.set_fault_enabled(&name, false)?))
 }
@@ -170,14 +189,24 @@ struct Deleted {
 
 async fn remove(
     State(state): AppState,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
+    _: ApiQuery<NoParams>,
 ) -> Result<Json<Deleted>, ApiError> {
     state.remove_fault(&name)?;
     Ok(Json(Deleted { deleted: 1 }))
 }
 
-async fn clear(State(state): AppState) -> Json<Deleted> {
+async fn clear(State(state): AppState, _: ApiQuery<NoParams>) -> Json<Deleted> {
     Json(Deleted {
         deleted: state.clear_faults(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rule_names_become_one_path_segment() {
+        assert_eq!(super::path_segment("no-user03_v1.2~"), "no-user03_v1.2~");
+        assert_eq!(super::path_segment("a b/c\nä"), "a%20b%2Fc%0A%C3%A4");
+    }
 }

@@ -16,6 +16,7 @@
 pub mod access;
 pub mod api;
 pub mod error;
+pub mod extract;
 pub mod faults;
 pub mod metrics;
 pub mod ui;
