@@ -151,7 +151,7 @@ async fn every_endpoint_over_curl() {
     assert_eq!(patente[6]["address"], "user07@patente.test");
     curl(&server, "GET", "/api/v1/mailboxes?domain=nowhere.test")
         .await
-        .error(400, "unknown domain 'nowhere.test'");
+        .error(404, "unknown domain 'nowhere.test'");
 
     let anna = get(&server, "/api/v1/mailboxes/Anna@kanzlei.test").await;
     assert_eq!(anna["address"], "anna@kanzlei.test");

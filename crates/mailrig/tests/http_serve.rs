@@ -27,6 +27,7 @@ impl Served {
             .arg(dir.path().join("ca.pem"))
             .args(args)
             .env_remove("MAILRIG_HTTP_TOKEN")
+            .env("MAILRIG_LOG", "error")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -167,4 +168,123 @@ fn serve_http_allow_host_is_repeatable_and_checked() {
         err.contains("mailrig: error:") && err.contains("'http://mail.test' is not a host name"),
         "{err}"
     );
+}
+
+/// Sends `n` messages to `to` with curl's SMTP client.
+fn send_mail(smtp: &str, to: &str, n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.eml");
+    for i in 0..n {
+        std::fs::write(
+            &file,
+            format!("From: a@extern.test\r\nTo: {to}\r\nSubject: number {i}\r\nMessage-ID: <m{i}@extern.test>\r\n\r\nbody {i}\r\n"),
+        )
+        .unwrap();
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .arg(format!("smtp://{smtp}"))
+            .args(["--mail-from", "a@extern.test", "--mail-rcpt", to, "-T"])
+            .arg(&file)
+            .output()
+            .expect("curl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs schemathesis (every check, all phases) against `s`; panics with its
+/// report unless every generated case passed.
+fn schemathesis(s: &Served, max_examples: &str, seed: &str, extra: &[&str]) {
+    let here = repo().join("crates/mailrig/tests/schemathesis");
+    let report = tempfile::tempdir().unwrap();
+    // coreutils' timeout bounds the run; schemathesis's own --max-time would
+    // instead repeat fuzzing until the time is spent.
+    let mut c = Command::new("timeout");
+    c.args(["300", "schemathesis"])
+        .current_dir(report.path())
+        .env("PYTHONPATH", &here)
+        .env("SCHEMATHESIS_HOOKS", "mailrig_hooks")
+        .arg("--config-file")
+        .arg(here.join("schemathesis.toml"))
+        .arg("run")
+        .arg(repo().join("docs/openapi.yaml"))
+        .args(["--url", &format!("http://{}", s.http)])
+        .args(["--max-examples", max_examples, "--seed", seed])
+        .args([
+            "--workers",
+            "2",
+            "--generation-database",
+            "none",
+            "--no-color",
+        ])
+        .args(["--request-timeout", "10"])
+        .args(extra)
+        .stdin(Stdio::null());
+    let found = Command::new("schemathesis").arg("--version").output();
+    assert!(
+        found.as_ref().is_ok_and(|o| o.status.success()),
+        "this test needs schemathesis on PATH ({found:?}): run `bash scripts/install-test-deps.sh` (pip install schemathesis==4.32.5)"
+    );
+    let out = c.output().expect("run timeout(1)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "schemathesis found responses that docs/openapi.yaml does not describe (exit {:?}):\n{text}",
+        out.status.code()
+    );
+    // A run that tested nothing, or not every operation, must not pass.
+    let line = |key: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(key).map(str::trim))
+            .unwrap_or_else(|| panic!("no '{key}' line in the report:\n{text}"))
+    };
+    let selected = line("Selected: ");
+    let tested = line("Tested: ");
+    assert!(
+        selected
+            .split_once('/')
+            .is_some_and(|(a, b)| a == b && a == tested)
+            && tested.parse::<u32>().unwrap_or(0) >= 21,
+        "not every operation was tested (selected {selected}, tested {tested}):\n{text}"
+    );
+    assert!(text.contains(" passed"), "{text}");
+}
+
+/// docs/openapi.yaml is what the server does: schemathesis generates
+/// requests for every operation (examples, coverage, fuzzing, stateful
+/// sequences along the links) and fails on any 5xx, any status, content
+/// type, header or body the document does not give, a schema-valid request
+/// refused, a schema-invalid one accepted, or a method not answered 405.
+#[test]
+fn openapi_matches_the_server_under_schemathesis() {
+    let kanzlei = repo().join("testdata/scenarios/kanzlei.toml");
+    let kanzlei = kanzlei.to_str().unwrap();
+    let s = Served::start(&["--scenario", kanzlei], &[]);
+    let smtp = s
+        .banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("SMTP "))
+        .map(|a| a.trim().to_string())
+        .expect("SMTP address");
+    send_mail(&smtp, "anna@kanzlei.test", 3);
+    send_mail(&smtp, "bernd@kanzlei.test", 1);
+    send_mail(&smtp, "nobody@kanzlei.test", 0);
+    schemathesis(&s, "25", "1", &[]);
+    drop(s);
+
+    // With a token: every request carries it, and schemathesis's
+    // ignored_auth check sends some without it and expects the 401.
+    let s = Served::start(&["--scenario", kanzlei, "--http-token", "sch3ma"], &[]);
+    schemathesis(&s, "5", "2", &["--header", "Authorization: Bearer sch3ma"]);
 }

@@ -66,7 +66,7 @@ async fn domains(State(state): AppState, _: ApiQuery<NoParams>) -> Json<Vec<Doma
     Json(view::domain_summaries(&state))
 }
 
-/// `?domain=` narrows the list to one domain.
+/// `?domain=` narrows the list to one domain (an unknown one is a 404).
 #[derive(Debug, Deserialize)]
 struct MailboxesQuery {
     domain: Option<String>,
@@ -84,10 +84,7 @@ async fn mailboxes(
         Some(d) => state
             .world
             .domain(d)
-            .ok_or_else(|| ApiError::BadParameter {
-                name: "domain",
-                reason: format!("unknown domain '{d}'"),
-            })?
+            .ok_or_else(|| ApiError::UnknownDomain(d.clone()))?
             .mailboxes
             .clone(),
         None => state.world.mailboxes.iter().map(|m| m.id).collect(),

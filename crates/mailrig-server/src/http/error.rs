@@ -11,6 +11,8 @@ use mailrig_core::StoreError;
 pub enum ApiError {
     #[error("unknown mailbox '{0}'")]
     UnknownMailbox(String),
+    #[error("unknown domain '{0}'")]
+    UnknownDomain(String),
     #[error("unknown folder '{folder}' in mailbox '{mailbox}'")]
     UnknownFolder { mailbox: String, folder: String },
     #[error("bad uid '{0}': a message UID is a positive whole number")]
@@ -21,8 +23,6 @@ pub enum ApiError {
         folder: String,
         uid: u32,
     },
-    #[error("bad query parameter '{name}': {reason}")]
-    BadParameter { name: &'static str, reason: String },
     #[error("unknown query parameter '{name}': {}", accepted_parameters(accepted))]
     UnknownParameter {
         name: String,
@@ -95,6 +95,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::UnknownMailbox(_)
+            | ApiError::UnknownDomain(_)
             | ApiError::UnknownFolder { .. }
             | ApiError::NoSuchMessage { .. }
             | ApiError::UnknownFault(_)
@@ -102,7 +103,6 @@ impl ApiError {
             ApiError::FaultExists(_) => StatusCode::CONFLICT,
             ApiError::InvalidFault(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadUid(_)
-            | ApiError::BadParameter { .. }
             | ApiError::UnknownParameter { .. }
             | ApiError::RepeatedParameter(_)
             | ApiError::BadValue { .. }
