@@ -37,7 +37,10 @@ pub fn routes() -> Router<Arc<ServerState>> {
             get(get_message).delete(delete_message),
         )
         .route("/mailboxes/{address}/messages/{uid}/raw", get(raw_message))
-        .route("/messages", axum::routing::delete(reset))
+        .route(
+            "/messages",
+            get(super::messages::list).delete(delete_every_message),
+        )
         .route("/journal", get(journal))
 }
 
@@ -278,7 +281,7 @@ impl QueryParams for ResetQuery {
     const ACCEPTED: &'static [&'static str] = &["journal"];
 }
 
-async fn reset(
+async fn delete_every_message(
     State(state): AppState,
     ApiQuery(q): ApiQuery<ResetQuery>,
 ) -> Result<Json<Deleted>, ApiError> {

@@ -38,6 +38,12 @@ pub enum ApiError {
     },
     #[error("the request body is too large")]
     BodyTooLarge,
+    #[error("timed out after {secs} s: {found} of {count} matching messages arrived")]
+    WaitTimedOut {
+        secs: f64,
+        found: usize,
+        count: usize,
+    },
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("no such endpoint: {0}")]
@@ -108,6 +114,7 @@ impl ApiError {
             | ApiError::BadValue { .. }
             | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::WaitTimedOut { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::HostNotAllowed(_) | ApiError::CrossOrigin(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,

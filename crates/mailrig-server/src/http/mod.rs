@@ -18,6 +18,7 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod faults;
+pub mod messages;
 pub mod metrics;
 pub mod ui;
 pub mod view;
@@ -32,25 +33,46 @@ pub use access::{AccessError, AccessPolicy};
 
 use crate::state::ServerState;
 
-/// The whole HTTP application over one fake world, behind `access`.
-pub fn router(state: Arc<ServerState>, access: Arc<AccessPolicy>) -> Router {
+/// The whole HTTP application over one fake world, behind `access`;
+/// `POST /api/v1/reset` restores the fault rules of `initial`.
+pub fn router(
+    state: Arc<ServerState>,
+    access: Arc<AccessPolicy>,
+    initial: messages::InitialFaults,
+) -> Router {
     Router::new()
         .route("/", get(ui::index))
         .route("/metrics", get(metrics::metrics))
-        .nest("/api/v1", api::routes().merge(faults::routes()))
+        .nest(
+            "/api/v1",
+            api::routes()
+                .merge(faults::routes())
+                .merge(messages::routes()),
+        )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
+        .layer(axum::Extension(Arc::new(initial)))
         .layer(axum::middleware::from_fn_with_state(access, access::guard))
 }
 
 /// Serves the HTTP API on `listener` until the server shuts down; requests in
-/// flight are finished first.
-pub async fn serve(listener: TcpListener, state: Arc<ServerState>, access: Arc<AccessPolicy>) {
-    let shutdown = state.shutdown.clone();
-    let app = router(state, access).into_make_service_with_connect_info::<access::LocalAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
-    if let Err(e) = server.await {
-        tracing::warn!(error = %e, "HTTP server ended with an error");
+/// flight are finished first. The fault rules of `state` now are what
+/// `POST /api/v1/reset` restores: they are taken here, before the future
+/// runs, so rules a test adds after start-up are not among them.
+pub fn serve(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    access: Arc<AccessPolicy>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let initial = messages::InitialFaults::of(&state);
+    async move {
+        let shutdown = state.shutdown.clone();
+        let app = router(state, access, initial)
+            .into_make_service_with_connect_info::<access::LocalAddr>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+        if let Err(e) = server.await {
+            tracing::warn!(error = %e, "HTTP server ended with an error");
+        }
     }
 }
