@@ -548,10 +548,11 @@ fn esearch_response(out: &[u8]) -> Option<&[u8]> {
             .unwrap_or_else(|| panic!("ESEARCH {line:?}: unterminated TAG"));
         rest = &tagged[close + 2..];
     }
-    if let Some(after) = rest.strip_prefix(" UID") {
-        if after.is_empty() || after.starts_with(' ') {
-            rest = after;
-        }
+    if let Some(after) = rest
+        .strip_prefix(" UID")
+        .filter(|a| a.is_empty() || a.starts_with(' '))
+    {
+        rest = after;
     }
     let words: Vec<&str> = rest.split(' ').skip(1).collect();
     assert!(
@@ -559,7 +560,7 @@ fn esearch_response(out: &[u8]) -> Option<&[u8]> {
         "ESEARCH {line:?}: expected a space before {rest:?}"
     );
     assert!(
-        words.len() % 2 == 0,
+        words.len().is_multiple_of(2),
         "ESEARCH {line:?}: a name without a value"
     );
     for pair in words.chunks(2) {
