@@ -6,7 +6,7 @@
 //! * [`world`] — domains, mailboxes, credentials, aliases, catch-alls, limits;
 //! * [`scenario`] — scenario files (TOML) that describe a world, with errors that
 //!   name the file, line and column;
-//! * [`catalog`] — the scenario files of `testdata/scenarios/`, embedded;
+//! * [`catalog`] — the scenario files of `catalog/` (product, not test data), embedded;
 //! * [`routing`] — where a recipient address leads (`RouteDecision`);
 //! * [`fault`] — the fault plan: what a stage of a session should do instead of
 //!   the normal thing;

@@ -25,7 +25,7 @@ use crate::world::{
 };
 
 /// The built-in default world, used when no `--scenario` is given.
-pub const DEFAULT_SCENARIO: &str = include_str!("../../../testdata/scenarios/default.toml");
+pub const DEFAULT_SCENARIO: &str = include_str!("../catalog/default.toml");
 
 /// EHLO extensions advertised when a scenario does not list its own.
 pub const DEFAULT_EXTENSIONS: &[&str] = &[
@@ -700,7 +700,7 @@ mod tests {
     fn kanzlei_file_has_the_seed_names() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../testdata/scenarios/kanzlei.toml"
+            "/catalog/kanzlei.toml"
         );
         let s = Scenario::load(Path::new(path)).unwrap();
         let w = &s.world;

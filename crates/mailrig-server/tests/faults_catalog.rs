@@ -1,4 +1,4 @@
-//! Every scenario of the catalog (`testdata/scenarios/`), driven by real
+//! Every scenario of the catalog (`crates/mailrig-core/catalog/`), driven by real
 //! clients (Python's smtplib, swaks, curl) and checked twice: as a user sees
 //! it (reply codes, TLS errors, timeouts, what arrives in which mailbox) and
 //! in the journal (stage, rule, event). Where a file models minutes (late

@@ -33,7 +33,7 @@ fn facts_for<'a>(w: &'a World, addr: &'a str) -> Facts<'a> {
 fn seed_incident_drops_23_of_25() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/scenarios/kanzlei-2-of-25.toml"
+        "/catalog/kanzlei-2-of-25.toml"
     );
     let s = Scenario::load(std::path::Path::new(path)).unwrap();
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
