@@ -9,7 +9,7 @@
 use base64::Engine as _;
 
 use crate::config::Credentials;
-use crate::histogram::Stage;
+use crate::stage::Stage;
 use crate::reply::Reply;
 
 /// What the server offered in its EHLO reply (only what this client uses).

@@ -65,7 +65,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, LoadError> {
 mod tests {
     use super::*;
     use crate::errors::ErrorKind;
-    use crate::histogram::Stage;
+    use crate::stage::Stage;
     use crate::report::Tally;
     use crate::report::tests::info;
     use std::time::Duration;

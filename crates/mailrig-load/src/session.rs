@@ -19,7 +19,7 @@ use tokio::time::{Instant, timeout};
 use crate::client::{self, Auth, AuthStep, Capabilities, Outcome, Step, Transaction};
 use crate::config::LoadConfig;
 use crate::errors::{ErrorKind, Failure};
-use crate::histogram::Stage;
+use crate::stage::Stage;
 use crate::message::MessageFactory;
 use crate::pacing::{Schedule, Ticket};
 use crate::reply::{Reply, parse_reply};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::config::parse_duration;
 use crate::errors::LoadError;
-use crate::histogram::Stage;
+use crate::stage::Stage;
 use crate::report::Report;
 
 /// The flags, as typed.

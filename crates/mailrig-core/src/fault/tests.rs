@@ -54,6 +54,28 @@ fn seed_incident_drops_23_of_25() {
 }
 
 #[test]
+fn selector_ranges_use_the_one_range_syntax() {
+    // Both spellings of crate::range, with the domain after the range.
+    for pattern in ["user{20..22}@patente.test", "user20..user22@patente.test"] {
+        let s = scenario(&format!(
+            "[[fault]]\nstage='rcpt'\naction='reject'\nmailbox='{pattern}'\n"
+        ))
+        .unwrap();
+        let w = &s.world;
+        let hit = |a: &str| !s.faults.decide(Stage::Rcpt, &facts_for(w, a)).is_empty();
+        assert!(hit("user20@patente.test") && hit("user22@patente.test"), "{pattern}");
+        assert!(!hit("user19@patente.test") && !hit("user23@patente.test"), "{pattern}");
+    }
+    // The same error text as a scenario's `mailboxes` gives.
+    let e = scenario("[[fault]]\nstage='rcpt'\naction='reject'\nmailbox='user01..box25'\n")
+        .unwrap_err();
+    assert!(
+        e.ends_with("range 'user01..box25' has different prefixes 'user' and 'box'"),
+        "{e}"
+    );
+}
+
+#[test]
 fn selectors_globs_ranges_and_except() {
     let s = scenario("[[fault]]\nstage='rcpt'\naction='reject'\nmailbox=['user0*', 'user20..user22', 'anna@kanzlei.test']\nexcept='user05'\n").unwrap();
     let w = &s.world;
