@@ -40,9 +40,7 @@ impl AddressError {
             AddressError::EmptyLocal(_) => "has an empty local part".into(),
             AddressError::EmptyDomain(_) => "has an empty domain".into(),
             AddressError::BadCharacter(_) => "contains whitespace or a control character".into(),
-            AddressError::Delimiter(_) => {
-                "contains '<', '>' or ',' (give one bare address)".into()
-            }
+            AddressError::Delimiter(_) => "contains '<', '>' or ',' (give one bare address)".into(),
             AddressError::TooLong(_) => {
                 format!("is longer than {MAX_ADDRESS_LEN} characters")
             }

@@ -113,7 +113,10 @@ mod tests {
             "m.csv:3:1: no"
         );
         let r = LocatedError::read("t.toml", "target", "No such file");
-        assert_eq!(r.to_string(), "t.toml: cannot read target file: No such file");
+        assert_eq!(
+            r.to_string(),
+            "t.toml: cannot read target file: No such file"
+        );
         assert_eq!(r.location(), None);
     }
 }

@@ -68,7 +68,9 @@ pub fn expand(text: &str) -> Result<Vec<String>, RangeError> {
 fn expand_dotted(text: &str, left: &str, right: &str) -> Result<Vec<String>, RangeError> {
     let digits = left.len() - left.trim_end_matches(|c: char| c.is_ascii_digit()).len();
     let (prefix, low) = left.split_at(left.len() - digits);
-    let right_prefix_len = right.find(|c: char| c.is_ascii_digit()).unwrap_or(right.len());
+    let right_prefix_len = right
+        .find(|c: char| c.is_ascii_digit())
+        .unwrap_or(right.len());
     let (right_prefix, rest) = right.split_at(right_prefix_len);
     let high_len = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     let (high, suffix) = rest.split_at(high_len);
@@ -149,7 +151,8 @@ impl Numbers {
         if count > MAX_NAMES as u64 {
             return Err(RangeError::TooMany(whole.to_string()));
         }
-        let padded = (low.len() > 1 && low.starts_with('0')) || (high.len() > 1 && high.starts_with('0'));
+        let padded =
+            (low.len() > 1 && low.starts_with('0')) || (high.len() > 1 && high.starts_with('0'));
         Ok(Numbers {
             next: a,
             count,

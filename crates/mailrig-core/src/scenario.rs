@@ -217,8 +217,8 @@ impl Scenario {
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| LocatedError::read(&file, "scenario", e))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| LocatedError::read(&file, "scenario", e))?;
         Scenario::parse(&text, &file)
     }
 
@@ -579,8 +579,8 @@ impl Builder<'_> {
         }
         // The name rules above keep Maildir paths safe; the address itself
         // passes the one address check (length, characters) like every other.
-        let address =
-            Address::parse(&format!("{local}@{domain}")).map_err(|e| self.err(at, e.to_string()))?;
+        let address = Address::parse(&format!("{local}@{domain}"))
+            .map_err(|e| self.err(at, e.to_string()))?;
         let key = address.key();
         if self.by_key.contains_key(&key) {
             return Err(self.err(at, format!("mailbox '{key}' is defined twice")));
@@ -609,7 +609,8 @@ impl Builder<'_> {
     /// Expands a range (`user01..user25`, `user{01..25}`, see [`crate::range`])
     /// into its names; other entries are returned as they are.
     fn expand(&self, entry: &Spanned<String>) -> Result<Vec<String>, ScenarioError> {
-        range::expand(entry.get_ref().trim()).map_err(|e| self.err(entry.span().start, e.to_string()))
+        range::expand(entry.get_ref().trim())
+            .map_err(|e| self.err(entry.span().start, e.to_string()))
     }
 }
 
@@ -630,10 +631,7 @@ mod tests {
 
     #[test]
     fn kanzlei_file_has_the_seed_names() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/catalog/kanzlei.toml"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/catalog/kanzlei.toml");
         let s = Scenario::load(Path::new(path)).unwrap();
         let w = &s.world;
         assert_eq!(w.domain("kanzlei.test").unwrap().mailboxes.len(), 3);
@@ -664,7 +662,12 @@ mod tests {
             "x",
         )
         .unwrap();
-        let names: Vec<&str> = s.world.mailboxes.iter().map(|m| m.address.local()).collect();
+        let names: Vec<&str> = s
+            .world
+            .mailboxes
+            .iter()
+            .map(|m| m.address.local())
+            .collect();
         assert_eq!(names, ["u1", "u2", "w3", "w2", "w1"]);
     }
 
@@ -733,5 +736,4 @@ mod tests {
         .unwrap();
         assert_eq!(s.description, "Line one\nline two");
     }
-
 }

@@ -375,7 +375,8 @@ fn fault_scenarios_parse() {
             panic!("{fault}: {e}");
         }
     }
-    mailrig_core::Scenario::load(&root().join("crates/mailrig-core/catalog/kanzlei-2-of-25.toml")).unwrap();
+    mailrig_core::Scenario::load(&root().join("crates/mailrig-core/catalog/kanzlei-2-of-25.toml"))
+        .unwrap();
 }
 
 #[tokio::test]

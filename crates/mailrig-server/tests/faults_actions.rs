@@ -140,7 +140,10 @@ async fn delay_at_rcpt_and_at_end_of_data() {
     assert!(r["messages"][0]["secs"].as_f64().unwrap() < 0.3, "{r}");
     assert!(r["messages"][1]["secs"].as_f64().unwrap() >= 0.39, "{r}");
     assert_eq!(code(&r, 1, "data"), Some(250));
-    assert_eq!(event(&server, Stage::Rcpt, 1), [fault(Action::Delay { ms: 400 })]);
+    assert_eq!(
+        event(&server, Stage::Rcpt, 1),
+        [fault(Action::Delay { ms: 400 })]
+    );
     server.shutdown().await;
 
     let server = with_rule("stage = \"end-of-data\"\naction = \"delay\"\nms = 400").await;
@@ -191,7 +194,9 @@ async fn disconnect_instead_of_and_after_reply() {
     assert_eq!(r["messages"].as_array().unwrap().len(), 2, "{r}");
     assert_eq!(
         event(&server, Stage::Rcpt, 1),
-        [fault(Action::Disconnect { point: DisconnectPoint::InsteadOfReply })]
+        [fault(Action::Disconnect {
+            point: DisconnectPoint::InsteadOfReply
+        })]
     );
     server.shutdown().await;
 
@@ -212,7 +217,9 @@ async fn disconnect_instead_of_and_after_reply() {
     assert_eq!(count(&server, "bernd@kanzlei.test"), 0);
     assert_eq!(
         event(&server, Stage::EndOfData, 1),
-        [fault(Action::Disconnect { point: DisconnectPoint::AfterReply })]
+        [fault(Action::Disconnect {
+            point: DisconnectPoint::AfterReply
+        })]
     );
     server.shutdown().await;
 
@@ -249,7 +256,9 @@ async fn disconnect_in_the_middle_of_data_stores_nothing() {
     assert_eq!(count(&server, "bernd@kanzlei.test"), 0, "nothing stored");
     assert_eq!(
         event(&server, Stage::Data, 1),
-        [fault(Action::Disconnect { point: DisconnectPoint::MidData })]
+        [fault(Action::Disconnect {
+            point: DisconnectPoint::MidData
+        })]
     );
     // Mail for others goes through.
     let r = send_to(&server, &["anna@kanzlei.test"]).await;
@@ -534,7 +543,10 @@ async fn tls_not_offered_and_self_signed() {
     );
     assert_eq!(
         event(&server, Stage::Tls, 2),
-        [fault(Action::Tls(TlsFault::SelfSigned)), fault(Action::Tls(TlsFault::SelfSigned))]
+        [
+            fault(Action::Tls(TlsFault::SelfSigned)),
+            fault(Action::Tls(TlsFault::SelfSigned))
+        ]
     );
     server.shutdown().await;
 }

@@ -582,7 +582,9 @@ async fn flaky_firewall_is_deterministic_with_its_seed() {
         let e = fired(&server, "firewall-resets-at-data", Stage::Data, cut);
         assert_eq!(
             fault_action(&e[0]),
-            Action::Disconnect { point: DisconnectPoint::InsteadOfReply }
+            Action::Disconnect {
+                point: DisconnectPoint::InsteadOfReply
+            }
         );
         let journal: Vec<_> = server
             .journal()

@@ -177,12 +177,18 @@ fn soak_mixed_clients_with_faults_lose_no_acknowledged_message_and_memory_platea
 
     // The faults really fired, and there was real traffic: the checks below mean something.
     let journal = r["journal"]["entries"].as_array().unwrap();
-    assert_eq!(r["journal"]["dropped"], 0, "the journal let entries go; the check would be blind");
+    assert_eq!(
+        r["journal"]["dropped"], 0,
+        "the journal let entries go; the check would be blind"
+    );
     let fired = |rule: &str| journal.iter().filter(|e| e["rule"] == rule).count();
     for rule in ["soak-drop", "soak-defer", "soak-slow", "soak-disconnect"] {
         assert!(fired(rule) > 0, "rule {rule} never fired: {counts}");
     }
-    assert!(counts["smtp_acked"].as_u64().unwrap() >= 50, "too little traffic: {counts}");
+    assert!(
+        counts["smtp_acked"].as_u64().unwrap() >= 50,
+        "too little traffic: {counts}"
+    );
     assert!(counts["smtp_disconnects"].as_u64().unwrap() > 0, "{counts}");
     assert!(counts["smtp_refused"].as_u64().unwrap() > 0, "{counts}");
 
@@ -225,7 +231,10 @@ fn soak_mixed_clients_with_faults_lose_no_acknowledged_message_and_memory_platea
         }
     }
     eprintln!("soak: {checked} acknowledged deliveries found, {excused} dropped by the rule");
-    assert!(excused > 0, "the drop rule never hit an acknowledged message");
+    assert!(
+        excused > 0,
+        "the drop rule never hit an acknowledged message"
+    );
     assert!(
         lost.is_empty(),
         "{} acknowledged deliveries are not in the store: {:?}",
@@ -241,7 +250,11 @@ fn soak_mixed_clients_with_faults_lose_no_acknowledged_message_and_memory_platea
 
     // Memory has plateaued: the last third of the run stays within a generous
     // factor of the middle third (the store itself grows with every message).
-    assert!(samples.len() >= 30, "too few RSS samples: {}", samples.len());
+    assert!(
+        samples.len() >= 30,
+        "too few RSS samples: {}",
+        samples.len()
+    );
     let third = samples.len() / 3;
     let middle = samples[third..2 * third].iter().max().copied().unwrap();
     let last = samples[2 * third..].iter().max().copied().unwrap();

@@ -31,10 +31,7 @@ fn facts_for<'a>(w: &'a World, addr: &'a str) -> Facts<'a> {
 
 #[test]
 fn seed_incident_drops_23_of_25() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/catalog/kanzlei-2-of-25.toml"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/catalog/kanzlei-2-of-25.toml");
     let s = Scenario::load(std::path::Path::new(path)).unwrap();
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     let w = &s.world;
@@ -63,8 +60,14 @@ fn selector_ranges_use_the_one_range_syntax() {
         .unwrap();
         let w = &s.world;
         let hit = |a: &str| !s.faults.decide(Stage::Rcpt, &facts_for(w, a)).is_empty();
-        assert!(hit("user20@patente.test") && hit("user22@patente.test"), "{pattern}");
-        assert!(!hit("user19@patente.test") && !hit("user23@patente.test"), "{pattern}");
+        assert!(
+            hit("user20@patente.test") && hit("user22@patente.test"),
+            "{pattern}"
+        );
+        assert!(
+            !hit("user19@patente.test") && !hit("user23@patente.test"),
+            "{pattern}"
+        );
     }
     // The same error text as a scenario's `mailboxes` gives.
     let e = scenario("[[fault]]\nstage='rcpt'\naction='reject'\nmailbox='user01..box25'\n")
