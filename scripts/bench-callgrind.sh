@@ -7,7 +7,7 @@
 # with callgrind_control after each load. Instructions per message = (Ir(N2) - Ir(N1)) / (N2 - N1), so
 # start-up and shutdown cancel out.
 #
-# Servers: mailrig (mailrig serve, memory store, testdata/scenarios/kanzlei.toml), mailin (the
+# Servers: mailrig (mailrig serve, memory store, crates/mailrig-core/catalog/kanzlei.toml), mailin (the
 # mailin-embedded peer of bench-peers.sh, benches/peers/mailin_sink.rs).
 #
 # usage: scripts/bench-callgrind.sh [--servers mailrig,mailin] [--size BYTES] [--n1 N] [--n2 N]
@@ -63,7 +63,7 @@ run_once() { # server messages -> prints the total Ir of the run
   port=$(free_port)
   local cmd
   case $server in
-    mailrig) cmd=("$target_dir/release/mailrig" serve --scenario "$repo/testdata/scenarios/kanzlei.toml"
+    mailrig) cmd=("$target_dir/release/mailrig" serve --scenario "$repo/crates/mailrig-core/catalog/kanzlei.toml"
                   --smtp "127.0.0.1:$port" --smtps 127.0.0.1:0 --imap 127.0.0.1:0 --imaps 127.0.0.1:0
                   --pop3 127.0.0.1:0 --pop3s 127.0.0.1:0 --http 127.0.0.1:0 --ca-out "$work/ca.pem" --threads 1) ;;
     mailin) cmd=("$target_dir/release/examples/mailin_sink" "127.0.0.1:$port" "$sessions") ;;

@@ -12,7 +12,7 @@ cargo build --release -q -p mailrig
 bin=${CARGO_TARGET_DIR:-target}/release/mailrig
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 ca=$(mktemp)
-"$bin" serve --scenario testdata/scenarios/kanzlei.toml --smtp "127.0.0.1:$port" --smtps 127.0.0.1:0 \
+"$bin" serve --scenario crates/mailrig-core/catalog/kanzlei.toml --smtp "127.0.0.1:$port" --smtps 127.0.0.1:0 \
   --imap 127.0.0.1:0 --imaps 127.0.0.1:0 --pop3 127.0.0.1:0 --pop3s 127.0.0.1:0 --http 127.0.0.1:0 --ca-out "$ca" >/dev/null 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$ca"' EXIT

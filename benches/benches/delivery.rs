@@ -18,7 +18,7 @@ use mailrig_server::smtp::session::{Action, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const KANZLEI: &str = include_str!("../../testdata/scenarios/kanzlei.toml");
+const KANZLEI: &str = include_str!("../../crates/mailrig-core/catalog/kanzlei.toml");
 
 fn body(size: usize) -> Vec<u8> {
     let mut b =
