@@ -13,7 +13,7 @@ use tokio::process::Command;
 
 const KANZLEI: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/scenarios/kanzlei.toml"
+    "/../mailrig-core/catalog/kanzlei.toml"
 );
 
 const RULE: &str =

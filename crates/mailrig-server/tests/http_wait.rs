@@ -12,7 +12,7 @@ use tokio::process::Command;
 
 const KANZLEI: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/scenarios/kanzlei.toml"
+    "/../mailrig-core/catalog/kanzlei.toml"
 );
 
 /// The user's test: argv[1] is the API base URL, argv[2] the SMTP port.

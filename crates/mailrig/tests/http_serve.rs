@@ -268,7 +268,7 @@ fn schemathesis(s: &Served, max_examples: &str, seed: &str, extra: &[&str]) {
 /// refused, a schema-invalid one accepted, or a method not answered 405.
 #[test]
 fn openapi_matches_the_server_under_schemathesis() {
-    let kanzlei = repo().join("testdata/scenarios/kanzlei.toml");
+    let kanzlei = repo().join("crates/mailrig-core/catalog/kanzlei.toml");
     let kanzlei = kanzlei.to_str().unwrap();
     let s = Served::start(&["--scenario", kanzlei], &[]);
     let smtp = s
