@@ -29,6 +29,7 @@ use mailrig_core::{Address, Envelope, NewMessage};
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, MAIL_SMTPUTF8, Request};
 
 use super::data::{BodyProblem, DataReader};
+use super::trace::{DateCache, PeerText, Trace, push_hex, reply};
 use crate::driver::lines::{Line, LineReader};
 use crate::driver::{self, Step, TlsFaultOnce};
 use crate::listener::Accepted;
@@ -93,6 +94,10 @@ struct Transaction {
 pub struct Session {
     state: Arc<ServerState>,
     peer: SocketAddr,
+    /// `peer` as text, formatted once for every message of the connection.
+    peer_text: PeerText,
+    /// The date of the `Received:` header, formatted once per second.
+    dates: DateCache,
     tls: bool,
     helo: Option<String>,
     esmtp: bool,
@@ -126,21 +131,13 @@ pub const MAX_COMMAND_LINE: usize = 1000;
 
 static QUEUE_IDS: AtomicU64 = AtomicU64::new(1);
 
-/// Appends one reply line (`code enhanced text`).
-fn reply(out: &mut Vec<u8>, code: u16, enhanced: &str, text: &str) {
-    use std::io::Write;
-    if enhanced.is_empty() {
-        let _ = write!(out, "{code} {text}\r\n");
-    } else {
-        let _ = write!(out, "{code} {enhanced} {text}\r\n");
-    }
-}
-
 impl Session {
     pub fn new(state: Arc<ServerState>, peer: SocketAddr, tls: bool) -> Session {
         Session {
             state,
             peer,
+            peer_text: PeerText::new(peer),
+            dates: DateCache::default(),
             tls,
             helo: None,
             esmtp: false,
@@ -314,9 +311,10 @@ impl Session {
         action
     }
 
-    fn build_delivery(&self, tx: Transaction, body: Vec<u8>, mid: Option<&str>) -> Delivery {
+    fn build_delivery(&mut self, tx: Transaction, body: Vec<u8>, mid: Option<&str>) -> Delivery {
         let now = Utc::now();
-        let queue_id = format!("{:X}", QUEUE_IDS.fetch_add(1, Ordering::Relaxed));
+        let mut queue_id = String::with_capacity(16);
+        push_hex(&mut queue_id, QUEUE_IDS.fetch_add(1, Ordering::Relaxed));
         let helo = self.helo.as_deref().unwrap_or("unknown");
         let with = match (self.esmtp, self.tls, self.auth_user.is_some()) {
             (false, _, _) => "SMTP",
@@ -325,25 +323,26 @@ impl Session {
             (true, false, true) => "ESMTPA",
             (true, true, true) => "ESMTPSA",
         };
-        let for_clause = match tx.rcpts.as_slice() {
-            [one] => format!("\r\n\tfor <{one}>"),
-            _ => String::new(),
+        let trace = Trace {
+            mail_from: &tx.mail_from,
+            helo,
+            peer_ip: &self.peer_text.ip,
+            hostname: &self.state.world.identity.hostname,
+            with,
+            queue_id: &queue_id,
+            for_rcpt: match tx.rcpts.as_slice() {
+                [one] => Some(one),
+                _ => None,
+            },
+            date: self.dates.get(now),
         };
-        let head = format!(
-            "Return-Path: <{}>\r\nReceived: from {helo} ({} [{}])\r\n\tby {} (mailrig) with {with} id {queue_id}{for_clause};\r\n\t{}\r\n",
-            tx.mail_from,
-            self.peer.ip(),
-            self.peer.ip(),
-            self.hostname(),
-            now.to_rfc2822()
-        );
-        let mut raw = Vec::with_capacity(head.len() + body.len());
-        raw.extend_from_slice(head.as_bytes());
+        let mut raw = Vec::with_capacity(trace.len() + body.len());
+        trace.write(&mut raw);
         raw.extend_from_slice(&body);
         let envelope = Arc::new(Envelope {
             mail_from: tx.mail_from.clone(),
             rcpt_to: tx.rcpts,
-            peer: self.peer.to_string(),
+            peer: self.peer_text.addr.clone(),
             helo: helo.to_string(),
             auth_user: self.auth_user.clone(),
             tls: self.tls,
@@ -367,7 +366,9 @@ impl Session {
             Ok(copies) => {
                 Metrics::add(&self.state.metrics.messages_accepted, 1);
                 Metrics::add(&self.state.metrics.messages_delivered, copies as u64);
-                reply(out, 250, "2.0.0", &format!("Ok: queued as {queue_id}"));
+                out.extend_from_slice(b"250 2.0.0 Ok: queued as ");
+                out.extend_from_slice(queue_id.as_bytes());
+                out.extend_from_slice(b"\r\n");
             }
             Err(e) => {
                 tracing::error!(error = %e, "storing a message failed");
@@ -754,7 +755,7 @@ impl Session {
             message_id: None,
             mail_from: Some(from.to_string()),
             rcpt: None,
-            peer: Some(self.peer.to_string()),
+            peer: Some(self.peer_text.addr.clone()),
             event: JournalEvent::Rejected {
                 code,
                 enhanced: enh.to_string(),
@@ -783,7 +784,7 @@ impl Session {
                 message_id: None,
                 mail_from: Some(tx.mail_from.clone()),
                 rcpt: Some(r.to_string()),
-                peer: Some(self.peer.to_string()),
+                peer: Some(self.peer_text.addr.clone()),
                 event: JournalEvent::Rejected {
                     code,
                     enhanced: enh.to_string(),
