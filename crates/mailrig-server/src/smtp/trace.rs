@@ -37,6 +37,26 @@ impl Trace<'_> {
     /// Appends `Return-Path:` and `Received:`, each ending in CRLF.
     pub fn write(&self, out: &mut Vec<u8>) {
         out.reserve(self.len());
+        self.write_to(|part| out.extend_from_slice(part));
+    }
+
+    /// Writes the headers over `dst`, which is exactly [`Trace::len`] long
+    /// (the prefix a `DataReader` reserved); `false`, with nothing written,
+    /// when it is not.
+    pub fn write_over(&self, dst: &mut [u8]) -> bool {
+        if dst.len() != self.len() {
+            return false;
+        }
+        let mut at = 0;
+        self.write_to(|part| {
+            dst[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        });
+        true
+    }
+
+    /// Hands the headers' bytes to `put`, piece by piece.
+    fn write_to(&self, mut put: impl FnMut(&[u8])) {
         for part in [
             "Return-Path: <",
             self.mail_from,
@@ -53,16 +73,16 @@ impl Trace<'_> {
             " id ",
             self.queue_id,
         ] {
-            out.extend_from_slice(part.as_bytes());
+            put(part.as_bytes());
         }
         if let Some(rcpt) = self.for_rcpt {
-            out.extend_from_slice(b"\r\n\tfor <");
-            out.extend_from_slice(rcpt.as_bytes());
-            out.push(b'>');
+            put(b"\r\n\tfor <");
+            put(rcpt.as_bytes());
+            put(b">");
         }
-        out.extend_from_slice(b";\r\n\t");
-        out.extend_from_slice(self.date.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        put(b";\r\n\t");
+        put(self.date.as_bytes());
+        put(b"\r\n");
     }
 
     /// The length [`Trace::write`] appends.
@@ -206,6 +226,10 @@ mod tests {
                 t.write(&mut out);
                 assert_eq!(String::from_utf8(out.clone()).unwrap(), by_format(&t));
                 assert_eq!(out.len(), t.len());
+                let mut over = vec![0u8; t.len()];
+                assert!(t.write_over(&mut over));
+                assert_eq!(over, out);
+                assert!(!t.write_over(&mut vec![0u8; t.len() + 1]));
             }
         }
     }

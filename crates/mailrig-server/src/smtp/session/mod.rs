@@ -84,6 +84,8 @@ enum Mode {
 struct Transaction {
     mail_from: String,
     smtputf8: bool,
+    /// The size the client announced (`SIZE=`), 0 if none.
+    size: usize,
     rcpts: Vec<String>,
     /// (recipient as written, target mailbox), one entry per mailbox.
     routes: Vec<(String, MailboxId)>,
@@ -248,6 +250,7 @@ impl Session {
             return (p.consumed, Action::Continue);
         };
         let size = reader.size();
+        let prefix = reader.prefix_len();
         Metrics::add(&self.state.metrics.bytes_received, size as u64);
         let tx = self.tx.take();
         let body = match reader.finish() {
@@ -277,7 +280,7 @@ impl Session {
         // End-of-data faults: evaluated per recipient; the first reply wins.
         // The Message-ID only names the message in fault journal entries.
         let mid = if self.has_faults() {
-            message_id(&body)
+            message_id(body.get(prefix..).unwrap_or_default())
         } else {
             None
         };
@@ -298,7 +301,7 @@ impl Session {
             close = close.or(Some(false));
             self.close_after_reply = false;
         }
-        let mut delivery = self.build_delivery(tx, body, mid.as_deref());
+        let mut delivery = self.build_delivery(tx, body, prefix, mid.as_deref());
         delivery.close = close;
         (p.consumed, Action::Deliver(delivery))
     }
@@ -311,18 +314,34 @@ impl Session {
         action
     }
 
-    fn build_delivery(&mut self, tx: Transaction, body: Vec<u8>, mid: Option<&str>) -> Delivery {
-        let now = Utc::now();
-        let mut queue_id = String::with_capacity(16);
-        push_hex(&mut queue_id, QUEUE_IDS.fetch_add(1, Ordering::Relaxed));
-        let helo = self.helo.as_deref().unwrap_or("unknown");
-        let with = match (self.esmtp, self.tls, self.auth_user.is_some()) {
+    /// The protocol word of the `Received:` header's `with` clause.
+    fn with_word(&self) -> &'static str {
+        match (self.esmtp, self.tls, self.auth_user.is_some()) {
             (false, _, _) => "SMTP",
             (true, false, false) => "ESMTP",
             (true, true, false) => "ESMTPS",
             (true, false, true) => "ESMTPA",
             (true, true, true) => "ESMTPSA",
-        };
+        }
+    }
+
+    /// The message as stored: the trace headers, then the content. `body`
+    /// is the content after a `prefix` of that many bytes, reserved at DATA
+    /// for the headers: they are written there, so the content is not copied
+    /// (unless the estimate missed, when the queue ID or the date grew or
+    /// shrank a digit between DATA and the end of data).
+    fn build_delivery(
+        &mut self,
+        tx: Transaction,
+        mut body: Vec<u8>,
+        prefix: usize,
+        mid: Option<&str>,
+    ) -> Delivery {
+        let now = Utc::now();
+        let mut queue_id = String::with_capacity(16);
+        push_hex(&mut queue_id, QUEUE_IDS.fetch_add(1, Ordering::Relaxed));
+        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let with = self.with_word();
         let trace = Trace {
             mail_from: &tx.mail_from,
             helo,
@@ -336,9 +355,15 @@ impl Session {
             },
             date: self.dates.get(now),
         };
-        let mut raw = Vec::with_capacity(trace.len() + body.len());
-        trace.write(&mut raw);
-        raw.extend_from_slice(&body);
+        let prefix = prefix.min(body.len());
+        if !trace.write_over(&mut body[..prefix]) {
+            let mut head = Vec::with_capacity(trace.len());
+            trace.write(&mut head);
+            body.splice(..prefix, head);
+        }
+        // The buffer's spare room would stay allocated as long as the message.
+        body.shrink_to_fit();
+        let raw = body;
         let envelope = Arc::new(Envelope {
             mail_from: tx.mail_from.clone(),
             rcpt_to: tx.rcpts,
@@ -663,6 +688,7 @@ impl Session {
         self.tx = Some(Transaction {
             mail_from: from.to_string(),
             smtputf8,
+            size,
             rcpts: Vec::new(),
             routes: Vec::new(),
         });
@@ -800,12 +826,39 @@ impl Session {
             Some(tx) if tx.routes.is_empty() => {
                 reply(out, 554, "5.5.1", "Error: no valid recipients")
             }
-            Some(_) => {
+            Some(tx) => {
+                // Room for the trace headers in front of the content, as long
+                // as they would be now (see `build_delivery`), and for the
+                // content: what the client announced, or 16 KiB to start with.
+                let mut queue_id = String::with_capacity(16);
+                push_hex(&mut queue_id, QUEUE_IDS.load(Ordering::Relaxed));
+                let with = self.with_word();
+                let prefix = Trace {
+                    mail_from: &tx.mail_from,
+                    helo: self.helo.as_deref().unwrap_or("unknown"),
+                    peer_ip: &self.peer_text.ip,
+                    hostname: &self.state.world.identity.hostname,
+                    with,
+                    queue_id: &queue_id,
+                    for_rcpt: match tx.rcpts.as_slice() {
+                        [one] => Some(one),
+                        _ => None,
+                    },
+                    date: self.dates.get(Utc::now()),
+                }
+                .len();
+                let content = match tx.size {
+                    0 => 16 * 1024,
+                    // Room for a few bare LFs made CRLF, so no regrowth.
+                    n => n.saturating_add(n / 64 + 64),
+                };
                 let limits = &self.state.world.limits;
                 let reject_lf = self.state.world.identity.bare_lf == BareLfPolicy::Reject;
+                let hint = prefix.saturating_add(content.min(limits.max_message_size));
                 self.mode = Mode::Data(Box::new(
-                    DataReader::new(limits.max_message_size, reject_lf, 16 * 1024)
-                        .with_max_line(limits.max_line_length),
+                    DataReader::new(limits.max_message_size, reject_lf, hint)
+                        .with_max_line(limits.max_line_length)
+                        .with_prefix(prefix),
                 ));
                 reply(out, 354, "", "End data with <CR><LF>.<CR><LF>");
             }
