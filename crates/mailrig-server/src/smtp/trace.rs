@@ -36,15 +36,15 @@ pub struct Trace<'a> {
 impl Trace<'_> {
     /// Appends `Return-Path:` and `Received:`, each ending in CRLF.
     pub fn write(&self, out: &mut Vec<u8>) {
-        out.reserve(self.len());
+        out.reserve(self.encoded_len());
         self.write_to(|part| out.extend_from_slice(part));
     }
 
-    /// Writes the headers over `dst`, which is exactly [`Trace::len`] long
+    /// Writes the headers over `dst`, which is exactly [`Trace::encoded_len`] long
     /// (the prefix a `DataReader` reserved); `false`, with nothing written,
     /// when it is not.
     pub fn write_over(&self, dst: &mut [u8]) -> bool {
-        if dst.len() != self.len() {
+        if dst.len() != self.encoded_len() {
             return false;
         }
         let mut at = 0;
@@ -86,9 +86,10 @@ impl Trace<'_> {
     }
 
     /// The length [`Trace::write`] appends.
-    pub fn len(&self) -> usize {
-        const FIXED: usize = "Return-Path: <>\r\nReceived: from  ( [])\r\n\tby  (mailrig) with  id ;\r\n\t\r\n"
-            .len();
+    pub fn encoded_len(&self) -> usize {
+        const FIXED: usize =
+            "Return-Path: <>\r\nReceived: from  ( [])\r\n\tby  (mailrig) with  id ;\r\n\t\r\n"
+                .len();
         FIXED
             + self.mail_from.len()
             + self.helo.len()
@@ -205,7 +206,12 @@ mod tests {
         let mut dates = DateCache::default();
         let date = dates.get(now).to_string();
         assert_eq!(date, now.to_rfc2822());
-        for peer in ["127.0.0.1:25", "[::1]:4000", "[2001:db8::7]:1", "10.20.30.40:65535"] {
+        for peer in [
+            "127.0.0.1:25",
+            "[::1]:4000",
+            "[2001:db8::7]:1",
+            "10.20.30.40:65535",
+        ] {
             let peer = PeerText::new(peer.parse().unwrap());
             for (from, rcpt) in [
                 ("a@b.test", Some("user01@patente.test")),
@@ -225,11 +231,11 @@ mod tests {
                 let mut out = Vec::new();
                 t.write(&mut out);
                 assert_eq!(String::from_utf8(out.clone()).unwrap(), by_format(&t));
-                assert_eq!(out.len(), t.len());
-                let mut over = vec![0u8; t.len()];
+                assert_eq!(out.len(), t.encoded_len());
+                let mut over = vec![0u8; t.encoded_len()];
                 assert!(t.write_over(&mut over));
                 assert_eq!(over, out);
-                assert!(!t.write_over(&mut vec![0u8; t.len() + 1]));
+                assert!(!t.write_over(&mut vec![0u8; t.encoded_len() + 1]));
             }
         }
     }

@@ -357,7 +357,7 @@ impl Session {
         };
         let prefix = prefix.min(body.len());
         if !trace.write_over(&mut body[..prefix]) {
-            let mut head = Vec::with_capacity(trace.len());
+            let mut head = Vec::with_capacity(trace.encoded_len());
             trace.write(&mut head);
             body.splice(..prefix, head);
         }
@@ -846,7 +846,7 @@ impl Session {
                     },
                     date: self.dates.get(Utc::now()),
                 }
-                .len();
+                .encoded_len();
                 let content = match tx.size {
                     0 => 16 * 1024,
                     // Room for a few bare LFs made CRLF, so no regrowth.
