@@ -133,6 +133,10 @@ pub const MAX_COMMAND_LINE: usize = 1000;
 
 static QUEUE_IDS: AtomicU64 = AtomicU64::new(1);
 
+/// Stored messages at least this long keep the DATA buffer (shrunk to fit);
+/// shorter ones are copied out of it (see `build_delivery`).
+const SHRINK_IN_PLACE: usize = 128 * 1024;
+
 impl Session {
     pub fn new(state: Arc<ServerState>, peer: SocketAddr, tls: bool) -> Session {
         Session {
@@ -361,9 +365,17 @@ impl Session {
             trace.write(&mut head);
             body.splice(..prefix, head);
         }
-        // The buffer's spare room would stay allocated as long as the message.
-        body.shrink_to_fit();
-        let raw = body;
+        // The buffer's spare room would stay allocated as long as the
+        // message. A large buffer is its own mapping, which shrinks in place;
+        // a small one is copied to a buffer of its size instead, because
+        // shrinking it in the heap would leave a hole per message that later
+        // (larger) buffers cannot reuse.
+        let raw = if body.len() >= SHRINK_IN_PLACE || body.len() == body.capacity() {
+            body.shrink_to_fit();
+            body
+        } else {
+            body.as_slice().to_vec()
+        };
         let envelope = Arc::new(Envelope {
             mail_from: tx.mail_from.clone(),
             rcpt_to: tx.rcpts,
