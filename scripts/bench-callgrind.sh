@@ -16,10 +16,11 @@
 #   --n1/--n2   messages of the two runs                       (default 1000 and 3000)
 #   --sessions  concurrent smtp-source sessions                 (default 4)
 #   --top       also print the 25 functions with most instructions of the N2 run (callgrind_annotate)
+#   --keep DIR  keep the callgrind files of the N2 runs as DIR/SERVER.callgrind (for callgrind_annotate)
 # Needs valgrind, smtp-source (Debian postfix; scripts/install-test-deps.sh) and cargo.
 set -euo pipefail
 
-servers_opt=mailrig,mailin size=4096 n1=1000 n2=3000 sessions=4 top=0
+servers_opt=mailrig,mailin size=4096 n1=1000 n2=3000 sessions=4 top=0 keep=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --servers) servers_opt=$2; shift 2 ;;
@@ -28,6 +29,7 @@ while [[ $# -gt 0 ]]; do
     --n2) n2=$2; shift 2 ;;
     --sessions) sessions=$2; shift 2 ;;
     --top) top=1; shift ;;
+    --keep) keep=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-callgrind: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -40,6 +42,9 @@ IFS=, read -ra servers <<< "$servers_opt"
 for s in "${servers[@]}"; do
   case $s in mailrig|mailin) ;; *) echo "bench-callgrind: unknown server '$s' (mailrig, mailin)" >&2; exit 2 ;; esac
 done
+if [[ -n $keep ]]; then
+  mkdir -p "$keep" && keep=$(cd "$keep" && pwd) || { echo "bench-callgrind: cannot create --keep directory '$keep'" >&2; exit 2; }
+fi
 
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -89,7 +94,10 @@ run_once() { # server messages -> prints the total Ir of the run
   for f in "$out".*; do
     v=$(awk '/^(summary|totals):/ {print $2; exit}' "$f")
     total=$(( total + ${v:-0} ))
-    [[ $top == 1 && $messages == "$n2" ]] && cp "$f" "$work/top-$server.out"
+    if [[ $messages == "$n2" ]]; then
+      [[ $top == 1 ]] && cp "$f" "$work/top-$server.out"
+      [[ -n $keep ]] && cp "$f" "$keep/$server.callgrind"
+    fi
   done
   echo "$total"
 }
