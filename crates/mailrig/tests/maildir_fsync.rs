@@ -12,7 +12,9 @@ fn joined_lines(trace: &str) -> Vec<String> {
     let mut pending: std::collections::HashMap<String, String> = Default::default();
     let mut out = Vec::new();
     for line in trace.lines() {
+        // strace pads the pid column: "1129  rename(...)" but "31129 rename(...)".
         let (pid, rest) = line.split_once(' ').unwrap_or(("", line));
+        let rest = rest.trim_start();
         if let Some(head) = rest.strip_suffix(" <unfinished ...>") {
             pending.insert(pid.to_string(), head.to_string());
         } else if let Some(pos) = rest.find(" resumed>") {
