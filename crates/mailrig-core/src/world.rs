@@ -241,7 +241,7 @@ impl World {
 
     /// The built-in default world: two domains with a few mailboxes each.
     pub fn default_world() -> World {
-        crate::scenario::Scenario::builtin_default().world
+        std::sync::Arc::unwrap_or_clone(crate::scenario::Scenario::builtin_default().world)
     }
 }
 

@@ -232,7 +232,12 @@ pub struct NewMessage {
 
 impl NewMessage {
     /// A message just received over SMTP: no flags, dated now.
-    pub fn received(raw: Bytes, envelope: Arc<Envelope>) -> Self {
+    pub fn received(raw: Bytes, mut envelope: Arc<Envelope>) -> Self {
+        // The recipient list grew by pushes (room for four); the store keeps
+        // it as long as the message, so it keeps only what is there.
+        if let Some(e) = Arc::get_mut(&mut envelope) {
+            e.rcpt_to.shrink_to_fit();
+        }
         NewMessage {
             raw,
             internal_date: envelope.received_at,
@@ -332,7 +337,7 @@ impl MailboxData {
     fn new(uid_validity: u32) -> MailboxData {
         MailboxData {
             folders: Folders::one(Folder::new(INBOX, uid_validity)),
-            subscribed: Subscriptions::one(INBOX),
+            subscribed: Subscriptions::inbox(),
             next_uid_validity: uid_validity + 1,
         }
     }
