@@ -7,7 +7,7 @@
 # with callgrind_control after each load. Instructions per message = (Ir(N2) - Ir(N1)) / (N2 - N1), so
 # start-up and shutdown cancel out.
 #
-# Servers: mailrig (mailrig serve, memory store, testdata/scenarios/kanzlei.toml), mailin (the
+# Servers: mailrig (mailrig serve, memory store, crates/mailrig-core/catalog/kanzlei.toml), mailin (the
 # mailin-embedded peer of bench-peers.sh, benches/peers/mailin_sink.rs).
 #
 # usage: scripts/bench-callgrind.sh [--servers mailrig,mailin] [--size BYTES] [--n1 N] [--n2 N]
@@ -16,10 +16,11 @@
 #   --n1/--n2   messages of the two runs                       (default 1000 and 3000)
 #   --sessions  concurrent smtp-source sessions                 (default 4)
 #   --top       also print the 25 functions with most instructions of the N2 run (callgrind_annotate)
+#   --keep DIR  keep the callgrind files of the N2 runs as DIR/SERVER.callgrind (for callgrind_annotate)
 # Needs valgrind, smtp-source (Debian postfix; scripts/install-test-deps.sh) and cargo.
 set -euo pipefail
 
-servers_opt=mailrig,mailin size=4096 n1=1000 n2=3000 sessions=4 top=0
+servers_opt=mailrig,mailin size=4096 n1=1000 n2=3000 sessions=4 top=0 keep=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --servers) servers_opt=$2; shift 2 ;;
@@ -28,6 +29,7 @@ while [[ $# -gt 0 ]]; do
     --n2) n2=$2; shift 2 ;;
     --sessions) sessions=$2; shift 2 ;;
     --top) top=1; shift ;;
+    --keep) keep=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-callgrind: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -40,6 +42,9 @@ IFS=, read -ra servers <<< "$servers_opt"
 for s in "${servers[@]}"; do
   case $s in mailrig|mailin) ;; *) echo "bench-callgrind: unknown server '$s' (mailrig, mailin)" >&2; exit 2 ;; esac
 done
+if [[ -n $keep ]]; then
+  mkdir -p "$keep" && keep=$(cd "$keep" && pwd) || { echo "bench-callgrind: cannot create --keep directory '$keep'" >&2; exit 2; }
+fi
 
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -63,7 +68,7 @@ run_once() { # server messages -> prints the total Ir of the run
   port=$(free_port)
   local cmd
   case $server in
-    mailrig) cmd=("$target_dir/release/mailrig" serve --scenario "$repo/testdata/scenarios/kanzlei.toml"
+    mailrig) cmd=("$target_dir/release/mailrig" serve --scenario "$repo/crates/mailrig-core/catalog/kanzlei.toml"
                   --smtp "127.0.0.1:$port" --smtps 127.0.0.1:0 --imap 127.0.0.1:0 --imaps 127.0.0.1:0
                   --pop3 127.0.0.1:0 --pop3s 127.0.0.1:0 --http 127.0.0.1:0 --ca-out "$work/ca.pem" --threads 1) ;;
     mailin) cmd=("$target_dir/release/examples/mailin_sink" "127.0.0.1:$port" "$sessions") ;;
@@ -89,7 +94,10 @@ run_once() { # server messages -> prints the total Ir of the run
   for f in "$out".*; do
     v=$(awk '/^(summary|totals):/ {print $2; exit}' "$f")
     total=$(( total + ${v:-0} ))
-    [[ $top == 1 && $messages == "$n2" ]] && cp "$f" "$work/top-$server.out"
+    if [[ $messages == "$n2" ]]; then
+      [[ $top == 1 ]] && cp "$f" "$work/top-$server.out"
+      [[ -n $keep ]] && cp "$f" "$keep/$server.callgrind"
+    fi
   done
   echo "$total"
 }

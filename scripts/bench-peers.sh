@@ -8,7 +8,7 @@
 #   aiosmtpd   Python's aiosmtpd, a handler appending each message to a list    (benches/peers/aiosmtpd_sink.py)
 #   maildev    MailDev (npm), messages in its in-memory store, web API on
 #   mailin     mailin-embedded 0.8, messages into a Vec; fixed thread pool       (benches/peers/mailin_sink.rs)
-#   mailrig    mailrig serve, memory store, scenario testdata/scenarios/kanzlei.toml (count via its HTTP API)
+#   mailrig    mailrig serve, memory store, scenario crates/mailrig-core/catalog/kanzlei.toml (count via its HTTP API)
 # Drivers: smtp-source (Postfix) and mailrig load. Both keep their connections open (smtp-source -d);
 # --per-connection opens one connection per message instead. Every cell also reads the kernel's
 # TcpExt ListenOverflows counter before and after: a server whose accept queue overflowed had SYNs dropped
@@ -157,7 +157,7 @@ start_server() { # name: starts it fresh, sets server_pid, smtp_port, count_port
     mailin)
       "$mailin_bin" "127.0.0.1:$smtp_port" "$max_sessions" "127.0.0.1:$count_port" >"$log" 2>&1 & ;;
     mailrig)
-      "$mailrig_bin" serve --scenario "$repo/testdata/scenarios/kanzlei.toml" --smtp "127.0.0.1:$smtp_port" \
+      "$mailrig_bin" serve --scenario "$repo/crates/mailrig-core/catalog/kanzlei.toml" --smtp "127.0.0.1:$smtp_port" \
         --smtps 127.0.0.1:0 --imap 127.0.0.1:0 --imaps 127.0.0.1:0 --pop3 127.0.0.1:0 --pop3s 127.0.0.1:0 \
         --http "127.0.0.1:$count_port" --ca-out "$logs/mailrig-ca.pem" "${mailrig_threads[@]}" >"$log" 2>&1 & ;;
   esac

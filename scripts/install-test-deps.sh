@@ -3,8 +3,8 @@
 #
 # Debian packages: swaks, postfix (smtp-source, smtp-sink and the real server the
 # end-to-end tests start privately), dovecot-imapd, dovecot-pop3d, dovecot-lmtpd,
-# curl, python3 and python3-pip (only when pip is missing); Python package:
-# imapclient.
+# curl, python3 and python3-pip (only when pip is missing); Python packages:
+# imapclient, schemathesis.
 #
 # Idempotent, non-interactive (reads no stdin), meant to run as root on Debian.
 # `apt-get update` runs at most once, and only when something must be installed.
@@ -127,6 +127,16 @@ else
     pip_install imapclient
     python3 -c 'import imapclient'
     echo "imapclient: installed"
+fi
+
+# schemathesis: docs/openapi.yaml against a live `mailrig serve`
+# (crates/mailrig/tests/http_serve.rs); 4.32.5 is the version the test was written with.
+if command -v schemathesis >/dev/null 2>&1 && python3 -c 'import schemathesis' >/dev/null 2>&1; then
+    echo "schemathesis: present"
+else
+    pip_install "schemathesis==4.32.5"
+    command -v schemathesis >/dev/null
+    echo "schemathesis: installed"
 fi
 
 # --- leave no system mail service running --------------------------------------

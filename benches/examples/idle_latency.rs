@@ -1,11 +1,20 @@
-//! IDLE notification delay, as a user of the fake server sees it: 100 IMAP
-//! sessions idle on one mailbox; a client delivers messages over SMTP one at a
-//! time; for every delivery and every session we record the time from the
-//! SMTP client reading `250` to that session reading `* n EXISTS` (zero when
-//! the EXISTS arrived first). Prints median, p99 and max.
+//! IDLE notification delay, as a user of the fake server sees it: SESSIONS
+//! IMAP sessions (default 100) idle on one mailbox; a client delivers messages
+//! over SMTP one at a time; for every delivery and every session we record the
+//! time from the SMTP client reading `250` to that session reading
+//! `* n EXISTS` (zero when the EXISTS arrived first). Prints median, p99 and
+//! max.
 //!
-//! cargo run --release -p mailrig-benches --example idle_latency [-- DELIVERIES]
+//! ```text
+//! cargo run --release -p mailrig-benches --example idle_latency [-- DELIVERIES [SESSIONS]]
+//! ```
+//!
+//! The server runs in a child process (this program again, with `--server`),
+//! so that clients and server each need one file descriptor per session
+//! (10,000 sessions fit a limit of 20,000) and do not share worker threads.
 
+use std::io::{BufRead as _, Write as _};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -15,23 +24,52 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-const WORLD: &str = "[[domain]]\nname='bench.test'\npassword='secret'\nmailboxes=['u001']\n";
-const SESSIONS: usize = 100;
+const WORLD: &str = "[limits]\nmax_connections = 100000\n[[domain]]\nname='bench.test'\npassword='secret'\nmailboxes=['u001']\n";
 
-#[tokio::main]
-async fn main() {
-    let deliveries: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(200);
+/// The server process: prints its IMAP and SMTP addresses, serves until
+/// standard input closes.
+async fn serve() {
     let server = MockServer::builder()
         .scenario(Scenario::parse(WORLD, "idle").unwrap())
         .start()
         .await
         .unwrap();
+    println!("{} {}", server.imap_addr(), server.smtp_addr());
+    std::io::stdout().flush().unwrap();
+    tokio::task::spawn_blocking(|| {
+        let mut sink = String::new();
+        while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--server") {
+        return serve().await;
+    }
+    let deliveries: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(200);
+    let sessions: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--server")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut addrs = line
+        .split_whitespace()
+        .map(|a| a.parse::<std::net::SocketAddr>().unwrap());
+    let (imap_addr, smtp_addr) = (addrs.next().unwrap(), addrs.next().unwrap());
     let (tx, mut rx) = mpsc::unbounded_channel::<Instant>();
-    for _ in 0..SESSIONS {
-        let s = TcpStream::connect(server.imap_addr()).await.unwrap();
+    for _ in 0..sessions {
+        let s = TcpStream::connect(imap_addr).await.unwrap();
         s.set_nodelay(true).unwrap();
         let (r, mut w) = s.into_split();
         let mut r = BufReader::new(r);
@@ -63,7 +101,7 @@ async fn main() {
             }
         });
     }
-    let s = TcpStream::connect(server.smtp_addr()).await.unwrap();
+    let s = TcpStream::connect(smtp_addr).await.unwrap();
     s.set_nodelay(true).unwrap();
     let (r, mut w) = s.into_split();
     let mut r = BufReader::new(r);
@@ -87,7 +125,7 @@ async fn main() {
         r.read_line(&mut l).await.unwrap();
         let t250 = Instant::now();
         assert!(l.starts_with("250"), "{l}");
-        for _ in 0..SESSIONS {
+        for _ in 0..sessions {
             let t = tokio::time::timeout(Duration::from_secs(10), rx.recv())
                 .await
                 .unwrap()
@@ -97,11 +135,12 @@ async fn main() {
         }
     }
     println!(
-        "IDLE delay from SMTP 250 to * EXISTS, {SESSIONS} idling sessions, {deliveries} deliveries ({} samples): median {} µs, p99 {} µs, max {} µs",
+        "IDLE delay from SMTP 250 to * EXISTS, {sessions} idling sessions, {deliveries} deliveries ({} samples): median {} µs, p99 {} µs, max {} µs",
         hist.len(),
         hist.value_at_quantile(0.5),
         hist.value_at_quantile(0.99),
         hist.max()
     );
-    server.shutdown().await;
+    drop(child.stdin.take());
+    let _ = child.wait();
 }

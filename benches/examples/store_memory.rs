@@ -17,7 +17,7 @@ use mailrig_core::Scenario;
 use mailrig_server::MockServer;
 use mailrig_server::smtp::session::{Action, Session};
 
-const KANZLEI: &str = include_str!("../../testdata/scenarios/kanzlei.toml");
+const KANZLEI: &str = include_str!("../../crates/mailrig-core/catalog/kanzlei.toml");
 
 /// A message of exactly `size` bytes (headers included) as it goes on the wire, plus the end-of-data line.
 fn wire_message(size: usize) -> Vec<u8> {

@@ -14,26 +14,86 @@ pub struct Address {
     domain: String,
 }
 
-/// Why a string is not a usable mail address.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The longest address accepted: RFC 5321's 256-octet path minus its angle brackets.
+pub const MAX_ADDRESS_LEN: usize = 254;
+
+/// Why a string is not a usable mail address. `Display` names the text and
+/// says what is wrong: `'anna' is not a mailbox address (local@domain): has no '@'`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AddressError {
-    #[error("address '{0}' has no '@'")]
+    Empty,
     MissingAt(String),
-    #[error("address '{0}' has an empty local part")]
     EmptyLocal(String),
-    #[error("address '{0}' has an empty domain")]
     EmptyDomain(String),
-    #[error("address '{0}' contains whitespace or a control character")]
     BadCharacter(String),
+    /// `<`, `>` or `,`: the text is a path or a list, not one bare address.
+    Delimiter(String),
+    TooLong(String),
 }
 
+impl AddressError {
+    /// What is wrong, without the text: `has no '@'`.
+    pub fn reason(&self) -> String {
+        match self {
+            AddressError::Empty => "is empty".into(),
+            AddressError::MissingAt(_) => "has no '@'".into(),
+            AddressError::EmptyLocal(_) => "has an empty local part".into(),
+            AddressError::EmptyDomain(_) => "has an empty domain".into(),
+            AddressError::BadCharacter(_) => "contains whitespace or a control character".into(),
+            AddressError::Delimiter(_) => "contains '<', '>' or ',' (give one bare address)".into(),
+            AddressError::TooLong(_) => {
+                format!("is longer than {MAX_ADDRESS_LEN} characters")
+            }
+        }
+    }
+
+    /// The text that was refused.
+    pub fn text(&self) -> &str {
+        match self {
+            AddressError::Empty => "",
+            AddressError::MissingAt(t)
+            | AddressError::EmptyLocal(t)
+            | AddressError::EmptyDomain(t)
+            | AddressError::BadCharacter(t)
+            | AddressError::Delimiter(t)
+            | AddressError::TooLong(t) => t,
+        }
+    }
+}
+
+impl fmt::Display for AddressError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "'{}' is not a mailbox address (local@domain): {}",
+            self.text(),
+            self.reason()
+        )
+    }
+}
+
+impl std::error::Error for AddressError {}
+
 impl Address {
-    /// Parses `local@domain` (no angle brackets). The domain is lower-cased;
+    /// The one address check of mailrig: scenario files, fault rules, probe
+    /// targets, the load driver's `--to`/`--from` and the SMTP server's
+    /// MAIL/RCPT/VRFY all call it, so an address is valid everywhere or
+    /// nowhere. It takes one bare `local@domain` (no angle brackets, no
+    /// surrounding spaces, at most [`MAX_ADDRESS_LEN`] octets; UTF-8 local
+    /// parts are fine). The domain is lower-cased (a trailing dot dropped);
     /// the local part keeps its spelling for display but compares lower-cased.
     pub fn parse(text: &str) -> Result<Self, AddressError> {
-        let text = text.trim();
+        if text.is_empty() {
+            return Err(AddressError::Empty);
+        }
         if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(AddressError::BadCharacter(text.to_string()));
+        }
+        if text.contains(['<', '>', ',']) {
+            return Err(AddressError::Delimiter(text.to_string()));
+        }
+        if text.len() > MAX_ADDRESS_LEN {
+            return Err(AddressError::TooLong(text.to_string()));
         }
         let at = text
             .rfind('@')
@@ -121,5 +181,35 @@ mod tests {
             Address::parse("a b@x"),
             Err(AddressError::BadCharacter(_))
         ));
+        assert!(matches!(
+            Address::parse(" a@x"),
+            Err(AddressError::BadCharacter(_))
+        ));
+        assert!(matches!(Address::parse(""), Err(AddressError::Empty)));
+        for t in ["<a@x>", "a@x,b@x", "a@b>\r\nDATA"] {
+            assert!(Address::parse(t).is_err(), "{t}");
+        }
+        assert!(matches!(
+            Address::parse("<a@x>"),
+            Err(AddressError::Delimiter(_))
+        ));
+        let long = format!("{}@x.test", "a".repeat(MAX_ADDRESS_LEN));
+        assert!(matches!(
+            Address::parse(&long),
+            Err(AddressError::TooLong(_))
+        ));
+        assert!(Address::parse(&long[long.len() - MAX_ADDRESS_LEN..]).is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_text_and_the_reason() {
+        assert_eq!(
+            Address::parse("anna").unwrap_err().to_string(),
+            "'anna' is not a mailbox address (local@domain): has no '@'"
+        );
+        assert_eq!(
+            Address::parse("a@").unwrap_err().reason(),
+            "has an empty domain"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! The scenario catalog: the files of `testdata/scenarios/`, embedded in the
+//! The scenario catalog: the files of `crates/mailrig-core/catalog/`, embedded in the
 //! program so `mailrig scenario list`, `explain` and `serve --scenario NAME`
 //! work from any directory. Each entry models one real-world misconfiguration
 //! (its leading comment block says which, and how users see it).
@@ -18,12 +18,12 @@ macro_rules! catalog {
     ($($name:literal),* $(,)?) => {
         &[$(CatalogEntry {
             name: $name,
-            text: include_str!(concat!("../../../testdata/scenarios/", $name, ".toml")),
+            text: include_str!(concat!("../catalog/", $name, ".toml")),
         }),*]
     };
 }
 
-/// Every scenario file of `testdata/scenarios/`, sorted by name (a test keeps
+/// Every scenario file of `catalog/`, sorted by name (a test keeps
 /// this list and the folder in step).
 pub const CATALOG: &[CatalogEntry] = catalog![
     "altered-in-transit",
@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn catalog_matches_the_folder_and_every_entry_is_clean() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/scenarios");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/catalog");
         let mut on_disk: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .filter_map(|e| {

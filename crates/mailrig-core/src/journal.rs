@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::fault::Stage;
+use crate::fault::{Action, Stage};
 
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,8 +32,18 @@ pub enum JournalEvent {
     Dropped,
     /// Stored into a mailbox other than the one addressed.
     Misrouted { intended: String, actual: String },
-    /// Anything else a fault did, described.
-    Fault { action: String },
+    /// Anything else a fault did: the fault plan's own [`Action`] (a type to
+    /// match on, never a string to match by prefix), serialized as its
+    /// description (`"delay 400 ms"`, `"tls NotOffered"`) so the HTTP JSON
+    /// (`{"kind": "fault", "action": "..."}`) stays what it always was.
+    Fault {
+        #[serde(serialize_with = "action_description")]
+        action: Action,
+    },
+}
+
+fn action_description<S: serde::Serializer>(action: &Action, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&action.describe())
 }
 
 /// One journal line.
@@ -182,5 +192,29 @@ mod tests {
         assert_eq!(j.filter(Some("a@X"), None).len(), 1);
         assert_eq!(j.filter(None, Some("2@x")).len(), 1);
         assert_eq!(j.entries()[1].seq, 3);
+    }
+
+    #[test]
+    fn a_fault_event_is_a_type_and_serializes_as_its_description() {
+        let event = JournalEvent::Fault {
+            action: Action::Delay { ms: 400 },
+        };
+        assert!(matches!(
+            event,
+            JournalEvent::Fault {
+                action: Action::Delay { ms: 400 }
+            }
+        ));
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            serde_json::json!({"kind": "fault", "action": "delay 400 ms"})
+        );
+        let tls = JournalEvent::Fault {
+            action: Action::Tls(crate::fault::TlsFault::NotOffered),
+        };
+        assert_eq!(
+            serde_json::to_value(&tls).unwrap()["action"],
+            "tls NotOffered"
+        );
     }
 }

@@ -6,7 +6,11 @@
 //! * [`world`] — domains, mailboxes, credentials, aliases, catch-alls, limits;
 //! * [`scenario`] — scenario files (TOML) that describe a world, with errors that
 //!   name the file, line and column;
-//! * [`catalog`] — the scenario files of `testdata/scenarios/`, embedded;
+//! * [`catalog`] — the scenario files of `catalog/` (product, not test data), embedded;
+//! * [`located`] — the one error type of files a person wrote
+//!   (`file:line:column: what is wrong`), for scenario and target files;
+//! * [`range`] — the one mailbox-range syntax (`user01..user25`, `user{01..25}`)
+//!   and its expander, for scenarios, fault selectors and load recipients;
 //! * [`routing`] — where a recipient address leads (`RouteDecision`);
 //! * [`fault`] — the fault plan: what a stage of a session should do instead of
 //!   the normal thing;
@@ -21,6 +25,8 @@ pub mod address;
 pub mod catalog;
 pub mod fault;
 pub mod journal;
+pub mod located;
+pub mod range;
 pub mod routing;
 pub mod scenario;
 pub mod store;

@@ -8,6 +8,9 @@
 //! Every error names the file, line and column and says what is wrong, so a
 //! person can fix the file without reading our code. The leading comment block
 //! of a file is its description (`mailrig scenario explain` prints it).
+//!
+//! Dependencies go one way: this module reads files into [`crate::world`]'s
+//! types and [`crate::fault`]'s plan; neither of them knows scenarios exist.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -20,13 +23,15 @@ use toml::Spanned;
 
 use crate::address::Address;
 use crate::fault::{FaultPlan, FaultRuleSpec};
+use crate::located::LocatedError;
+use crate::range;
 use crate::world::{
     AuthMode, BareLfPolicy, Domain, Limits, Mailbox, MailboxId, Security, ServerIdentity,
     UnknownRecipient, VrfyPolicy, World, WorldParts,
 };
 
 /// The built-in default world, used when no `--scenario` is given.
-pub const DEFAULT_SCENARIO: &str = include_str!("../../../testdata/scenarios/default.toml");
+pub const DEFAULT_SCENARIO: &str = include_str!("../catalog/default.toml");
 
 /// EHLO extensions advertised when a scenario does not list its own.
 pub const DEFAULT_EXTENSIONS: &[&str] = &[
@@ -41,10 +46,6 @@ pub const DEFAULT_EXTENSIONS: &[&str] = &[
     "HELP",
     "VRFY",
 ];
-
-/// Largest mailbox range accepted (`user1..user100000` is fine, a typo with
-/// one digit too many is not).
-const MAX_RANGE: u64 = 1_000_000;
 
 /// A parsed, validated scenario.
 #[derive(Debug, Clone)]
@@ -61,47 +62,12 @@ pub struct Scenario {
     pub warnings: Vec<String>,
 }
 
-/// A scenario that cannot be used. `Display` gives `file:line:column: what`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ScenarioError {
-    #[error("{file}: cannot read scenario file: {reason}")]
-    Read { file: String, reason: String },
-    #[error("{file}:{line}:{column}: {message}")]
-    Invalid {
-        file: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-}
+/// A scenario that cannot be used: the one located-error type of
+/// [`crate::located`]. `Display` gives `file:line:column: what`.
+pub type ScenarioError = LocatedError;
 
-impl ScenarioError {
-    fn at(file: &str, src: &str, offset: usize, message: impl Into<String>) -> Self {
-        let (line, column) = line_col(src, offset);
-        ScenarioError::Invalid {
-            file: file.to_string(),
-            line,
-            column,
-            message: message.into(),
-        }
-    }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(src.len());
-    let before = &src[..floor_char_boundary(src, offset)];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
+/// Kept here for callers that found it here first; it lives in [`crate::located`].
+pub use crate::located::line_col;
 
 // ---- the file's shape -------------------------------------------------------
 
@@ -254,10 +220,8 @@ impl Scenario {
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::Read {
-            file: file.clone(),
-            reason: e.to_string(),
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| LocatedError::read(&file, "scenario", e))?;
         Scenario::parse(&text, &file)
     }
 
@@ -481,11 +445,7 @@ impl Builder<'_> {
                     ));
                 }
                 for t in items {
-                    let full = if t.contains('@') {
-                        t.to_lowercase()
-                    } else {
-                        format!("{}@{name}", t.to_lowercase())
-                    };
+                    let full = self.target_key(t, &name, targets.span().start)?;
                     let id = self.find(&full).ok_or_else(|| {
                         self.err(
                             targets.span().start,
@@ -499,12 +459,7 @@ impl Builder<'_> {
             let catch_all = match &d.catch_all {
                 None => None,
                 Some(c) => {
-                    let t = c.get_ref();
-                    let full = if t.contains('@') {
-                        t.to_lowercase()
-                    } else {
-                        format!("{}@{name}", t.to_lowercase())
-                    };
+                    let full = self.target_key(c.get_ref(), &name, c.span().start)?;
                     Some(self.find(&full).ok_or_else(|| {
                         self.err(
                             c.span().start,
@@ -590,6 +545,17 @@ impl Builder<'_> {
         Ok(out)
     }
 
+    /// The lookup key of an alias or catch-all target: a full address (checked
+    /// with the one address check), or a local part of this domain.
+    fn target_key(&self, target: &str, domain: &str, at: usize) -> Result<String, ScenarioError> {
+        if target.contains('@') {
+            let address = Address::parse(target).map_err(|e| self.err(at, e.to_string()))?;
+            Ok(address.key())
+        } else {
+            Ok(format!("{}@{domain}", target.to_lowercase()))
+        }
+    }
+
     fn find(&self, full: &str) -> Option<MailboxId> {
         self.by_key.get(full).copied()
     }
@@ -614,7 +580,10 @@ impl Builder<'_> {
                 ),
             ));
         }
-        let address = Address::new(local, domain);
+        // The name rules above keep Maildir paths safe; the address itself
+        // passes the one address check (length, characters) like every other.
+        let address = Address::parse(&format!("{local}@{domain}"))
+            .map_err(|e| self.err(at, e.to_string()))?;
         let key = address.key();
         if self.by_key.contains_key(&key) {
             return Err(self.err(at, format!("mailbox '{key}' is defined twice")));
@@ -640,47 +609,11 @@ impl Builder<'_> {
         Ok(id)
     }
 
-    /// Expands `user01..user25` into its names; other entries are returned as they are.
+    /// Expands a range (`user01..user25`, `user{01..25}`, see [`crate::range`])
+    /// into its names; other entries are returned as they are.
     fn expand(&self, entry: &Spanned<String>) -> Result<Vec<String>, ScenarioError> {
-        let text = entry.get_ref().trim();
-        let at = entry.span().start;
-        let Some((left, right)) = text.split_once("..") else {
-            return Ok(vec![text.to_string()]);
-        };
-        let split = |s: &str| {
-            let digits = s.len() - s.trim_end_matches(|c: char| c.is_ascii_digit()).len();
-            let (p, n) = s.split_at(s.len() - digits);
-            (p.to_string(), n.to_string())
-        };
-        let (lp, ln) = split(left);
-        let (rp, rn) = split(right);
-        if ln.is_empty() || rn.is_empty() {
-            return Err(self.err(
-                at,
-                format!("range '{text}' must end in numbers on both sides, like 'user01..user25'"),
-            ));
-        }
-        if lp != rp {
-            return Err(self.err(
-                at,
-                format!("range '{text}' has different prefixes '{lp}' and '{rp}'"),
-            ));
-        }
-        let (a, b): (u64, u64) = match (ln.parse(), rn.parse()) {
-            (Ok(a), Ok(b)) => (a, b),
-            _ => return Err(self.err(at, format!("range '{text}' has numbers too large"))),
-        };
-        if a > b {
-            return Err(self.err(at, format!("range '{text}' runs backwards ({a} > {b})")));
-        }
-        if b - a >= MAX_RANGE {
-            return Err(self.err(
-                at,
-                format!("range '{text}' has more than {MAX_RANGE} mailboxes"),
-            ));
-        }
-        let width = if ln.starts_with('0') { ln.len() } else { 0 };
-        Ok((a..=b).map(|n| format!("{lp}{n:0width$}")).collect())
+        range::expand(entry.get_ref().trim())
+            .map_err(|e| self.err(entry.span().start, e.to_string()))
     }
 }
 
@@ -701,10 +634,7 @@ mod tests {
 
     #[test]
     fn kanzlei_file_has_the_seed_names() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../testdata/scenarios/kanzlei.toml"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/catalog/kanzlei.toml");
         let s = Scenario::load(Path::new(path)).unwrap();
         let w = &s.world;
         assert_eq!(w.domain("kanzlei.test").unwrap().mailboxes.len(), 3);
@@ -729,6 +659,19 @@ mod tests {
             .map(|m| m.address.local().to_string())
             .collect();
         assert_eq!(names, ["u8", "u9", "u10", "box001", "box002", "box003"]);
+        // The load driver's brace spelling works here too (one syntax, crate::range).
+        let s = Scenario::parse(
+            "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['u{1..2}','w3..w1']\n",
+            "x",
+        )
+        .unwrap();
+        let names: Vec<&str> = s
+            .world
+            .mailboxes
+            .iter()
+            .map(|m| m.address.local())
+            .collect();
+        assert_eq!(names, ["u1", "u2", "w3", "w2", "w1"]);
     }
 
     #[test]
@@ -751,8 +694,11 @@ mod tests {
         );
         let e = err("[server]\nvrfy = 'maybe'\n");
         assert!(e.starts_with("s.toml:2:8: unknown variant `maybe`"), "{e}");
-        let e = err("[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['u10..u02']\n");
-        assert!(e.contains("runs backwards"), "{e}");
+        let e = err("[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['u01..v02']\n");
+        assert_eq!(
+            e,
+            "s.toml:4:12: range 'u01..v02' has different prefixes 'u' and 'v'"
+        );
         let e = err("this is not toml");
         assert!(e.starts_with("s.toml:1:"), "{e}");
         let e = err("");
@@ -792,11 +738,5 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.description, "Line one\nline two");
-    }
-
-    #[test]
-    fn line_col_counts_characters() {
-        assert_eq!(line_col("ab\ncä d", 6), (2, 3));
-        assert_eq!(line_col("", 10), (1, 1));
     }
 }

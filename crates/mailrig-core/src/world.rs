@@ -5,6 +5,10 @@
 //! A `World` is built once (from a scenario file or the built-in default) and
 //! then shared read-only by every session; all lookups are hash probes on a
 //! lower-cased address key.
+//!
+//! Dependencies go one way: `scenario` builds a `World` (through
+//! [`World::build`]); this module knows nothing of files or scenarios (the
+//! built-in default world is [`crate::scenario::Scenario::builtin_default`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -237,11 +241,6 @@ impl World {
     /// The mailbox a login name belongs to (without checking a password).
     pub fn mailbox_by_login(&self, login: &str) -> Option<MailboxId> {
         self.by_login.get(&login.to_lowercase()).copied()
-    }
-
-    /// The built-in default world: two domains with a few mailboxes each.
-    pub fn default_world() -> World {
-        std::sync::Arc::unwrap_or_clone(crate::scenario::Scenario::builtin_default().world)
     }
 }
 

@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn checks_accept_the_repository_examples() {
         check_scenario(include_bytes!(
-            "../../../testdata/scenarios/kanzlei-2-of-25.toml"
+            "../../../crates/mailrig-core/catalog/kanzlei-2-of-25.toml"
         ));
         check_target(include_bytes!(
             "../../../testdata/targets/kanzlei-local.toml"

@@ -487,6 +487,10 @@ pub fn assert_imap_responses(out: &[u8]) {
     assert_eq!(again, greeting, "greeting changes when printed and parsed");
     let codec = ResponseCodec::default();
     while !rest.is_empty() {
+        if let Some(next) = esearch_response(rest) {
+            rest = next;
+            continue;
+        }
         let (next, response) = codec
             .decode(rest)
             .unwrap_or_else(|e| panic!("response {:?} does not parse: {e:?}", show(rest)));
@@ -513,6 +517,72 @@ pub fn assert_imap_responses(out: &[u8]) {
         }
         rest = next;
     }
+}
+
+/// imap-codec does not know ESEARCH (RFC 4731), so an `* ESEARCH` line is
+/// checked against its grammar here: an optional `(TAG "...")`, an optional
+/// `UID`, then return-data pairs of a known name and a number or sequence
+/// set. Returns what follows the line, or `None` when `out` does not start
+/// with an ESEARCH response; panics when it does and breaks the grammar.
+fn esearch_response(out: &[u8]) -> Option<&[u8]> {
+    let body = out.strip_prefix(b"* ESEARCH")?;
+    let end = body
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .unwrap_or_else(|| {
+            panic!(
+                "ESEARCH response {:?} has no CRLF",
+                String::from_utf8_lossy(out)
+            )
+        });
+    let line = std::str::from_utf8(&body[..end]).unwrap_or_else(|_| {
+        panic!(
+            "ESEARCH response {:?} is not UTF-8",
+            String::from_utf8_lossy(out)
+        )
+    });
+    let mut rest = line;
+    if let Some(tagged) = rest.strip_prefix(" (TAG \"") {
+        let close = tagged
+            .find("\")")
+            .unwrap_or_else(|| panic!("ESEARCH {line:?}: unterminated TAG"));
+        rest = &tagged[close + 2..];
+    }
+    if let Some(after) = rest
+        .strip_prefix(" UID")
+        .filter(|a| a.is_empty() || a.starts_with(' '))
+    {
+        rest = after;
+    }
+    let words: Vec<&str> = rest.split(' ').skip(1).collect();
+    assert!(
+        rest.is_empty() || rest.starts_with(' '),
+        "ESEARCH {line:?}: expected a space before {rest:?}"
+    );
+    assert!(
+        words.len().is_multiple_of(2),
+        "ESEARCH {line:?}: a name without a value"
+    );
+    for pair in words.chunks(2) {
+        let (name, value) = (pair[0], pair[1]);
+        let set_ok = |v: &str| {
+            !v.is_empty()
+                && v.split([',', ':'])
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        match name {
+            "MIN" | "MAX" | "COUNT" | "MODSEQ" => assert!(
+                !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()),
+                "ESEARCH {line:?}: {name} needs a number, got {value:?}"
+            ),
+            "ALL" => assert!(
+                set_ok(value),
+                "ESEARCH {line:?}: ALL needs a sequence set, got {value:?}"
+            ),
+            other => panic!("ESEARCH {line:?}: unknown return data {other:?}"),
+        }
+    }
+    Some(&body[end + 2..])
 }
 
 /// The fuzz target `imap_session`.
@@ -682,6 +752,23 @@ mod tests {
             0,
             b"a LOGIN alice@example.test secret\r\nb SELECT INBOX\r\nc FETCH 1:* (FLAGS BODYSTRUCTURE ENVELOPE BODY[])\r\nd LOGOUT\r\n",
         ));
+    }
+
+    #[test]
+    fn imap_esearch_responses_pass_their_own_grammar_check() {
+        check_imap(&Split::encode(
+            0,
+            b"a LOGIN alice@example.test secret\r\nb SELECT INBOX\r\nc SEARCH RETURN (MIN MAX COUNT ALL) ALL\r\nd UID SEARCH RETURN () ALL\r\ne SEARCH RETURN (SAVE) ALL\r\nf FETCH $ (UID)\r\ng LOGOUT\r\n",
+        ));
+        let line = b"* ESEARCH (TAG \"c\") UID MIN 1 MAX 4 ALL 1:2,4 COUNT 3\r\nrest";
+        assert_eq!(esearch_response(line), Some(&b"rest"[..]));
+        assert_eq!(esearch_response(b"* 1 EXISTS\r\n"), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "COUNT needs a number")]
+    fn a_broken_esearch_response_fails_the_check() {
+        esearch_response(b"* ESEARCH (TAG \"c\") COUNT x\r\n");
     }
 
     #[test]

@@ -9,8 +9,8 @@
 use base64::Engine as _;
 
 use crate::config::Credentials;
-use crate::histogram::Stage;
 use crate::reply::Reply;
+use crate::stage::Stage;
 
 /// What the server offered in its EHLO reply (only what this client uses).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

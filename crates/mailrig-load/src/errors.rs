@@ -40,6 +40,9 @@ pub enum LoadError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A `--to` range is not usable (the text is [`mailrig_core::range`]'s, the same as in scenarios).
+    #[error("--to: {0}")]
+    Range(#[from] mailrig_core::range::RangeError),
     /// A file named by a flag could not be read.
     #[error("{flag} {path}: {source}")]
     ReadFile {
@@ -161,7 +164,7 @@ impl fmt::Display for ErrorKind {
 pub(crate) struct Failure {
     pub kind: ErrorKind,
     /// The command and reply code when the server said no.
-    pub code: Option<(crate::histogram::Stage, u16)>,
+    pub code: Option<(crate::stage::Stage, u16)>,
     /// Whether the connection can still be used (a rejected RCPT leaves it usable; a reset does not).
     pub connection_usable: bool,
     pub detail: String,
@@ -214,7 +217,7 @@ impl Failure {
     }
 
     pub fn rejected(
-        stage: crate::histogram::Stage,
+        stage: crate::stage::Stage,
         code: u16,
         connection_usable: bool,
         detail: impl Into<String>,
@@ -268,7 +271,7 @@ mod tests {
 
     #[test]
     fn a_421_closes_the_connection() {
-        use crate::histogram::Stage;
+        use crate::stage::Stage;
         let f = Failure::rejected(Stage::Mail, 421, true, "closing");
         assert!(!f.connection_usable);
         assert_eq!(f.kind, ErrorKind::Rejected);

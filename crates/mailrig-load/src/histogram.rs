@@ -3,9 +3,12 @@
 //! They are stored in reports in HdrHistogram's V2 binary form, base64-encoded, so that reports from several
 //! machines add up *exactly* ([`crate::merge`]): percentiles of a merged report are those of one big run,
 //! not an average of percentiles.
+//!
+//! Dependencies go one way: histograms report their failures as [`LoadError`]s; `errors` knows nothing of
+//! histograms (both name stages with [`crate::stage::Stage`]).
 
 use std::collections::BTreeMap;
-use std::fmt;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -14,80 +17,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::errors::LoadError;
-
-/// A timed step of an SMTP session. `Message` is the whole message, from its start (closed loop) or its
-/// scheduled start (open loop) to the reply to its end of data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    /// TCP connect.
-    Connect,
-    /// TLS handshake (smtps:// at connect, or after STARTTLS).
-    TlsHandshake,
-    /// The 220 greeting after connect.
-    Greeting,
-    /// EHLO (and the second EHLO after STARTTLS).
-    Ehlo,
-    /// The STARTTLS command's reply.
-    #[serde(rename = "starttls")]
-    StartTls,
-    /// The whole AUTH exchange.
-    Auth,
-    /// MAIL FROM.
-    Mail,
-    /// Each RCPT TO.
-    Rcpt,
-    /// DATA (the 354 reply).
-    Data,
-    /// The reply to the end of data (the server has taken the message).
-    EndOfData,
-    /// The whole message, as seen by the sender.
-    Message,
-}
-
-impl Stage {
-    /// Every stage, in session order.
-    pub const ALL: [Stage; 11] = [
-        Stage::Connect,
-        Stage::TlsHandshake,
-        Stage::Greeting,
-        Stage::Ehlo,
-        Stage::StartTls,
-        Stage::Auth,
-        Stage::Mail,
-        Stage::Rcpt,
-        Stage::Data,
-        Stage::EndOfData,
-        Stage::Message,
-    ];
-
-    /// Name used in tables and JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Connect => "connect",
-            Stage::TlsHandshake => "tls_handshake",
-            Stage::Greeting => "greeting",
-            Stage::Ehlo => "ehlo",
-            Stage::StartTls => "starttls",
-            Stage::Auth => "auth",
-            Stage::Mail => "mail",
-            Stage::Rcpt => "rcpt",
-            Stage::Data => "data",
-            Stage::EndOfData => "end_of_data",
-            Stage::Message => "message",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::stage::Stage;
 
 /// A fresh histogram with the settings every report uses.
 pub fn new_histogram() -> Histogram<u64> {
@@ -232,6 +162,31 @@ pub fn decode(text: &str) -> Result<Histogram<u64>, String> {
     Deserializer::new()
         .deserialize(&mut bytes.as_slice())
         .map_err(|e| format!("not an HdrHistogram V2 histogram: {e:?}"))
+}
+
+/// One row of a latency table (the stage table's columns).
+pub(crate) fn latency_row(t: &mut String, name: &str, s: &LatencySummary) {
+    let _ = writeln!(
+        t,
+        "{:<14}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        name,
+        s.count,
+        human_micros(s.p50_us),
+        human_micros(s.p90_us),
+        human_micros(s.p99_us),
+        human_micros(s.p999_us),
+        human_micros(s.max_us)
+    );
+}
+
+fn human_micros(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us}µs")
+    } else if us < 1_000_000 {
+        format!("{:.2}ms", us as f64 / 1e3)
+    } else {
+        format!("{:.2}s", us as f64 / 1e6)
+    }
 }
 
 #[cfg(test)]

@@ -65,9 +65,9 @@ pub fn merge(reports: &[Report]) -> Result<Report, LoadError> {
 mod tests {
     use super::*;
     use crate::errors::ErrorKind;
-    use crate::histogram::Stage;
     use crate::report::Tally;
     use crate::report::tests::info;
+    use crate::stage::Stage;
     use std::time::Duration;
 
     /// A deterministic pseudo-random tally: `seed` picks the samples.

@@ -1,5 +1,7 @@
 //! Where a message's recipients come from: a pool of addresses, built from literal addresses, range patterns
-//! such as `user{01..25}@patente.test`, a file, or a list the caller extracted from a scenario.
+//! such as `user{01..25}@patente.test` or `user01..user25@patente.test` (the one range syntax of
+//! [`mailrig_core::range`], the same as in scenario files and fault selectors), a file, or a list the caller
+//! extracted from a scenario. Every address passes the one address check, [`mailrig_core::Address::parse`].
 //!
 //! Recipients are assigned deterministically from the message's sequence number, so a verifier can work
 //! out who should have received message `SEQ` from the report alone, without a per-message log.
@@ -79,61 +81,10 @@ pub fn recipient_index(pool_len: usize, seq: u64, per_message: u32, slot: u32) -
     i as usize
 }
 
-/// Expands `{A..B}` ranges in an address, bash-style: `user{01..25}@d` gives `user01@d` .. `user25@d`
-/// (zero-padded to the wider bound when a bound is written with a leading zero); several ranges multiply
-/// out; `B < A` counts down. Text without braces is returned as is.
+/// Expands a range pattern with [`mailrig_core::range::expand`]: `user{01..25}@d` or `user01..user25@d`
+/// give `user01@d` .. `user25@d`; text without a range is returned as is.
 pub fn expand_pattern(pattern: &str) -> Result<Vec<String>, LoadError> {
-    let err = |reason: &str| LoadError::Recipient {
-        input: pattern.to_string(),
-        reason: reason.to_string(),
-    };
-    let Some(open) = pattern.find('{') else {
-        if pattern.contains('}') {
-            return Err(err("'}' without '{'"));
-        }
-        return Ok(vec![pattern.to_string()]);
-    };
-    let close = pattern[open..]
-        .find('}')
-        .map(|i| open + i)
-        .ok_or_else(|| err("'{' without '}'"))?;
-    let inner = &pattern[open + 1..close];
-    let (a, b) = inner
-        .split_once("..")
-        .ok_or_else(|| err("a range looks like {01..25}"))?;
-    let parse = |s: &str| -> Result<u64, LoadError> {
-        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-            return Err(err(&format!(
-                "range bound '{s}' is not a non-negative number"
-            )));
-        }
-        s.parse::<u64>()
-            .map_err(|_| err(&format!("range bound '{s}' is too large")))
-    };
-    let (start, end) = (parse(a)?, parse(b)?);
-    let padded = (a.len() > 1 && a.starts_with('0')) || (b.len() > 1 && b.starts_with('0'));
-    let width = if padded { a.len().max(b.len()) } else { 0 };
-    let count = start.abs_diff(end).saturating_add(1);
-    if count > MAX_RECIPIENTS as u64 {
-        return Err(too_many(pattern));
-    }
-    let prefix = &pattern[..open];
-    let tails = expand_pattern(&pattern[close + 1..])?;
-    if (count as usize).saturating_mul(tails.len()) > MAX_RECIPIENTS {
-        return Err(too_many(pattern));
-    }
-    let mut out = Vec::with_capacity(count as usize * tails.len());
-    let numbers: Box<dyn Iterator<Item = u64>> = if start <= end {
-        Box::new(start..=end)
-    } else {
-        Box::new((end..=start).rev())
-    };
-    for n in numbers {
-        for tail in &tails {
-            out.push(format!("{prefix}{n:0width$}{tail}"));
-        }
-    }
-    Ok(out)
+    Ok(mailrig_core::range::expand(pattern)?)
 }
 
 fn too_many(input: &str) -> LoadError {
@@ -143,30 +94,15 @@ fn too_many(input: &str) -> LoadError {
     }
 }
 
-/// Rejects addresses that would break the SMTP command line they are put in.
+/// Rejects what is not a bare mail address, with [`mailrig_core::Address::parse`] (the check scenarios,
+/// probe targets and the SMTP server use), so nothing can break the SMTP command line it is put in.
 pub fn check_address(address: &str) -> Result<(), LoadError> {
-    let bad = |reason: &str| LoadError::Recipient {
-        input: address.to_string(),
-        reason: reason.to_string(),
-    };
-    if address.is_empty() {
-        return Err(bad("is empty"));
-    }
-    if address.len() > 254 {
-        return Err(bad("is longer than 254 characters"));
-    }
-    if address
-        .chars()
-        .any(|c| c.is_control() || c == ' ' || c == '<' || c == '>')
-    {
-        return Err(bad(
-            "contains a space, '<', '>' or a control character (give the bare address)",
-        ));
-    }
-    if !address.contains('@') {
-        return Err(bad("has no '@'"));
-    }
-    Ok(())
+    mailrig_core::Address::parse(address)
+        .map(drop)
+        .map_err(|e| LoadError::Recipient {
+            input: address.to_string(),
+            reason: e.reason().to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -196,6 +132,14 @@ mod tests {
     }
 
     #[test]
+    fn the_scenario_spelling_works_too() {
+        assert_eq!(
+            expand_pattern("user01..user25@patente.test").unwrap(),
+            expand_pattern("user{01..25}@patente.test").unwrap()
+        );
+    }
+
+    #[test]
     fn several_ranges_multiply() {
         assert_eq!(
             expand_pattern("u{1..2}@d{0..1}.test").unwrap(),
@@ -208,6 +152,9 @@ mod tests {
         for bad in ["u{1..}@d", "u{a..3}@d", "u{1-3}@d", "u{1..3@d", "u1..3}@d"] {
             let e = expand_pattern(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{e}");
+            // One range syntax: the error is crate::range's, as a scenario file would get it.
+            let core = mailrig_core::range::expand(bad).unwrap_err().to_string();
+            assert_eq!(e, format!("--to: {core}"));
         }
         assert!(
             expand_pattern("u{0..99999999999}@d")

@@ -3,6 +3,9 @@
 //! what [`Report::to_table`] shows a person.
 //!
 //! [`Tally`] is the running form the sessions fill in; it becomes a report when the run ends.
+//!
+//! Dependencies go one way: a report contains a [`Verification`] and uses histograms' table rows;
+//! `verification` knows nothing of reports.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::accepted::{AcceptTimes, AcceptedLog, AcceptedMessages};
 use crate::config::{Pacing, SizeMix};
 use crate::errors::{ErrorKind, LoadError};
-use crate::histogram::{LatencySummary, Stage, StageHistograms};
+use crate::histogram::{LatencySummary, StageHistograms, latency_row};
+use crate::stage::Stage;
 use crate::verification::Verification;
 
 /// Version of the JSON layout; [`crate::merge`] refuses to mix versions.
@@ -390,31 +394,6 @@ impl Report {
             v.write_table(&mut t);
         }
         t
-    }
-}
-
-/// One row of a latency table (the stage table's columns).
-pub(crate) fn latency_row(t: &mut String, name: &str, s: &LatencySummary) {
-    let _ = writeln!(
-        t,
-        "{:<14}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
-        name,
-        s.count,
-        human_micros(s.p50_us),
-        human_micros(s.p90_us),
-        human_micros(s.p99_us),
-        human_micros(s.p999_us),
-        human_micros(s.max_us)
-    );
-}
-
-fn human_micros(us: u64) -> String {
-    if us < 1_000 {
-        format!("{us}µs")
-    } else if us < 1_000_000 {
-        format!("{:.2}ms", us as f64 / 1e3)
-    } else {
-        format!("{:.2}s", us as f64 / 1e6)
     }
 }
 

@@ -19,11 +19,11 @@ use tokio::time::{Instant, timeout};
 use crate::client::{self, Auth, AuthStep, Capabilities, Outcome, Step, Transaction};
 use crate::config::LoadConfig;
 use crate::errors::{ErrorKind, Failure};
-use crate::histogram::Stage;
 use crate::message::MessageFactory;
 use crate::pacing::{Schedule, Ticket};
 use crate::reply::{Reply, parse_reply};
 use crate::report::Tally;
+use crate::stage::Stage;
 use crate::tls::TlsSetup;
 
 /// Live counters for the progress line (cheap atomics, separate from the tally's lock).

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use crate::config::parse_duration;
 use crate::errors::LoadError;
-use crate::histogram::Stage;
 use crate::report::Report;
+use crate::stage::Stage;
 
 /// The flags, as typed.
 #[derive(Debug, Clone, Default, clap::Args)]

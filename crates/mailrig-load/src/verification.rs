@@ -3,14 +3,15 @@
 //! was seen. Only the result lives here (it is part of the [`crate::Report`], its JSON and its table);
 //! reading the mailboxes is done by the caller (`mailrig load --verify-imap`, over IMAP with
 //! `mailrig-probe`'s reader), so this crate stays an SMTP load driver.
+//!
+//! Dependencies go one way: `report` contains a verification; this module uses only histograms.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::histogram::LatencySummary;
-use crate::report::latency_row;
+use crate::histogram::{LatencySummary, latency_row};
 
 /// What the delivery check of one run found.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -24,12 +24,7 @@ pub(crate) fn parse(
     file: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<CsvMailbox>, TargetError> {
-    let err = |line: usize, message: String| TargetError::Invalid {
-        file: file.to_string(),
-        line,
-        column: 1,
-        message,
-    };
+    let err = |line: usize, message: String| TargetError::at_line(file, line, message);
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;

@@ -28,7 +28,7 @@ async fn run_file(path: &Path) -> (u8, Result<mailrig_probe::Report, ProbeError>
 
 async fn mock() -> MockServer {
     MockServer::builder()
-        .scenario_file(root().join("testdata/scenarios/kanzlei.toml"))
+        .scenario_file(root().join("crates/mailrig-core/catalog/kanzlei.toml"))
         .unwrap()
         .start()
         .await

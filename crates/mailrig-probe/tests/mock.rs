@@ -14,7 +14,7 @@ use mailrig_server::MockServer;
 
 async fn start(scenario: &str) -> MockServer {
     MockServer::builder()
-        .scenario_file(root().join("testdata/scenarios").join(scenario))
+        .scenario_file(root().join("crates/mailrig-core/catalog").join(scenario))
         .expect("scenario loads")
         .start()
         .await
@@ -375,7 +375,8 @@ fn fault_scenarios_parse() {
             panic!("{fault}: {e}");
         }
     }
-    mailrig_core::Scenario::load(&root().join("testdata/scenarios/kanzlei-2-of-25.toml")).unwrap();
+    mailrig_core::Scenario::load(&root().join("crates/mailrig-core/catalog/kanzlei-2-of-25.toml"))
+        .unwrap();
 }
 
 #[tokio::test]

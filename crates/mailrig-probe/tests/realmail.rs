@@ -151,7 +151,6 @@ async fn postfix_dovecot_good_configuration_all_delivered() {
         a
     });
     assert!(!report.timed_out, "should end as soon as all are seen");
-    assert!(report.duration_ms < 5000);
     assert_eq!(report.cleanup.deleted, 28);
     assert_eq!(rm.messages_left(), 0, "probe messages must be cleaned up");
 }

@@ -184,7 +184,7 @@ impl ServerState {
                     actual: to_address.clone(),
                 },
                 other => JournalEvent::Fault {
-                    action: other.describe(),
+                    action: other.clone(),
                 },
             };
             self.journal.record(JournalRecord {

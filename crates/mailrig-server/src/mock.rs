@@ -29,6 +29,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    HttpAccess(#[from] crate::http::AccessError),
     #[error("cannot listen for {what} on {addr}: {reason}")]
     Bind {
         what: &'static str,
@@ -51,6 +53,7 @@ pub struct MockServerBuilder {
     pop3s: Option<SocketAddr>,
     http: Option<SocketAddr>,
     listen_backlog: Option<u32>,
+    http_access: Result<crate::http::AccessPolicy, crate::http::AccessError>,
 }
 
 fn loopback0() -> Option<SocketAddr> {
@@ -71,6 +74,7 @@ impl Default for MockServerBuilder {
             pop3s: loopback0(),
             http: loopback0(),
             listen_backlog: None,
+            http_access: Ok(crate::http::AccessPolicy::default()),
         }
     }
 }
@@ -150,8 +154,25 @@ impl MockServerBuilder {
         self
     }
 
+    /// Lets the HTTP API answer requests for this host name or address too
+    /// (besides loopback and the address it listens on); `*` allows any
+    /// `Host`, which turns the DNS-rebinding check off. A bad name fails
+    /// `start()`.
+    pub fn http_allow_host(mut self, name: &str) -> Self {
+        self.http_access = self.http_access.and_then(|p| p.allow_host(name));
+        self
+    }
+
+    /// Requires `Authorization: Bearer TOKEN` (or HTTP Basic with the token
+    /// as password) with every HTTP request; a bad token fails `start()`.
+    pub fn http_token(mut self, token: &str) -> Self {
+        self.http_access = self.http_access.and_then(|p| p.token(token));
+        self
+    }
+
     /// Binds every listener and starts serving.
     pub async fn start(self) -> Result<MockServer, StartError> {
+        let http_access = Arc::new(self.http_access?);
         let mut scenario = self.scenario.unwrap_or_else(Scenario::builtin_default);
         if let Some(b) = self.listen_backlog {
             Arc::make_mut(&mut scenario.world).limits.listen_backlog = b.max(1);
@@ -222,7 +243,7 @@ impl MockServerBuilder {
             }
         }
         if let Some(l) = bound.http {
-            tracker.spawn(crate::http::serve(l, st()));
+            tracker.spawn(crate::http::serve(l, st(), Arc::clone(&http_access)));
         }
 
         Ok(MockServer {

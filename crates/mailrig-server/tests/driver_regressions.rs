@@ -15,7 +15,7 @@ use mailrig_server::state::Metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const WORLD: &str = include_str!("../../../testdata/scenarios/kanzlei.toml");
+const WORLD: &str = include_str!("../../../crates/mailrig-core/catalog/kanzlei.toml");
 
 async fn with(extra: &str) -> MockServer {
     start_toml(&format!("{WORLD}\n{extra}\n")).await

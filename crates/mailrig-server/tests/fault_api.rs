@@ -12,7 +12,7 @@ use tokio::process::Command;
 
 const KANZLEI: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/scenarios/kanzlei.toml"
+    "/../../crates/mailrig-core/catalog/kanzlei.toml"
 );
 
 async fn kanzlei() -> MockServer {

@@ -269,11 +269,11 @@ async fn pop3_hide_messages_with_curl_and_poplib() {
     server.shutdown().await;
 }
 
-// ---- the read-side scenarios of the catalog (testdata/scenarios) ----------
+// ---- the read-side scenarios of the catalog (crates/mailrig-core/catalog) ----------
 
 fn catalog(name: &str) -> String {
     format!(
-        "{}/../../testdata/scenarios/{name}.toml",
+        "{}/../../crates/mailrig-core/catalog/{name}.toml",
         env!("CARGO_MANIFEST_DIR")
     )
 }

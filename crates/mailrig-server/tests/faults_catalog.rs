@@ -1,4 +1,4 @@
-//! Every scenario of the catalog (`testdata/scenarios/`), driven by real
+//! Every scenario of the catalog (`crates/mailrig-core/catalog/`), driven by real
 //! clients (Python's smtplib, swaks, curl) and checked twice: as a user sees
 //! it (reply codes, TLS errors, timeouts, what arrives in which mailbox) and
 //! in the journal (stage, rule, event). Where a file models minutes (late
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use faults_support::*;
 use mailrig_core::JournalEvent;
-use mailrig_core::fault::Stage;
+use mailrig_core::fault::{Action, DisconnectPoint, Stage, TlsFault};
 use serde_json::json;
 
 /// The catalog files these tests cover (the seed is covered by faults_seed.rs,
@@ -64,7 +64,7 @@ fn rejected(e: &mailrig_core::JournalEntry) -> (u16, String) {
     }
 }
 
-fn fault_text(e: &mailrig_core::JournalEntry) -> String {
+fn fault_action(e: &mailrig_core::JournalEntry) -> Action {
     match &e.event {
         JournalEvent::Fault { action } => action.clone(),
         other => panic!("not a fault event: {other:?}"),
@@ -219,7 +219,7 @@ async fn tls_refused(name: &str, rule: &str, want: &str, host: &str) {
     assert!(err.contains(want), "{name} SMTPS: {smtps}");
     assert_eq!(count(&server, "anna@kanzlei.test"), 0);
     let e = fired(&server, rule, Stage::Tls, 2);
-    assert!(fault_text(&e[0]).starts_with("tls "), "{e:?}");
+    assert!(matches!(fault_action(&e[0]), Action::Tls(_)), "{e:?}");
     server.shutdown().await;
 }
 
@@ -279,7 +279,7 @@ async fn starttls_broken_handshake_is_cut_off() {
         String::from_utf8_lossy(&out.stderr)
     );
     let e = fired(&server, "private-key-unreadable", Stage::Tls, 2);
-    assert_eq!(fault_text(&e[0]), "tls HandshakeFails");
+    assert_eq!(fault_action(&e[0]), Action::Tls(TlsFault::HandshakeFails));
     server.shutdown().await;
 }
 
@@ -403,7 +403,7 @@ async fn auth_backend_refuses_right_passwords_of_patente() {
     assert_eq!(count(&server, "anna@kanzlei.test"), 1);
     // smtplib tries AUTH PLAIN, then AUTH LOGIN: both refused.
     let e = fired(&server, "patente-hashes-not-migrated", Stage::Auth, 2);
-    assert_eq!(fault_text(&e[0]), "login refused");
+    assert_eq!(fault_action(&e[0]), Action::FailLogin);
     server.shutdown().await;
 }
 
@@ -456,7 +456,7 @@ async fn slow_server_makes_a_client_time_out() {
     assert!(err.contains("timed out"), "{r}");
     assert!(r["greeting"].is_null(), "{r}");
     let e = fired(&server, "greeting-waits-for-dns", Stage::Greeting, 1);
-    assert_eq!(fault_text(&e[0]), "delay 45000 ms");
+    assert_eq!(fault_action(&e[0]), Action::Delay { ms: 45000 });
     // The delayed session ends promptly at shutdown.
     let t = std::time::Instant::now();
     server.shutdown().await;
@@ -471,7 +471,7 @@ async fn slow_server_makes_a_client_time_out() {
     assert!(r["messages"][0]["secs"].as_f64().unwrap() >= 1.0, "{r}");
     assert_eq!(count(&server, "anna@kanzlei.test"), 1);
     let e = fired(&server, "filter-tarpit", Stage::EndOfData, 1);
-    assert_eq!(fault_text(&e[0]), "tarpit 20 bytes/s");
+    assert_eq!(fault_action(&e[0]), Action::Tarpit { bytes_per_sec: 20 });
     drop(server);
 }
 
@@ -501,7 +501,7 @@ async fn late_delivery_appears_after_the_delay() {
         t.elapsed()
     );
     let e = fired(&server, "patente-queue-20-minutes", Stage::Deliver, 1);
-    assert_eq!(fault_text(&e[0]), "delivered 1 s late");
+    assert_eq!(fault_action(&e[0]), Action::Late { secs: 1 });
     server.shutdown().await;
 }
 
@@ -519,7 +519,7 @@ async fn duplicates_every_kanzlei_message_twice() {
     assert_eq!(anna[0].raw, anna[1].raw);
     assert_eq!(count(&server, "user01@patente.test"), 1);
     let e = fired(&server, "archive-hook-twice", Stage::Deliver, 1);
-    assert_eq!(fault_text(&e[0]), "stored 2 times");
+    assert_eq!(fault_action(&e[0]), Action::Duplicate { copies: 2 });
     assert_eq!(e[0].message_id.as_deref(), Some("<m0@extern.test>"));
     server.shutdown().await;
 }
@@ -545,7 +545,7 @@ async fn altered_in_transit_headers_stripped_and_truncated() {
     assert!(!raw.contains("Reply-To"));
     assert!(raw.contains("Subject: Schriftsatz"));
     let e = fired(&server, "scanner-rewrites", Stage::Deliver, 1);
-    assert!(fault_text(&e[0]).starts_with("altered"), "{e:?}");
+    assert!(matches!(fault_action(&e[0]), Action::Alter(_)), "{e:?}");
     server.shutdown().await;
 }
 
@@ -580,7 +580,12 @@ async fn flaky_firewall_is_deterministic_with_its_seed() {
         assert!(cut >= 2 && ok >= 2, "some cut, some through: {seen}");
         assert_eq!(count(&server, "anna@kanzlei.test"), ok);
         let e = fired(&server, "firewall-resets-at-data", Stage::Data, cut);
-        assert_eq!(fault_text(&e[0]), "disconnect InsteadOfReply");
+        assert_eq!(
+            fault_action(&e[0]),
+            Action::Disconnect {
+                point: DisconnectPoint::InsteadOfReply
+            }
+        );
         let journal: Vec<_> = server
             .journal()
             .entries()

@@ -13,7 +13,7 @@ use mailrig_server::MockServer;
 
 const SEED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/scenarios/kanzlei-2-of-25.toml"
+    "/../../crates/mailrig-core/catalog/kanzlei-2-of-25.toml"
 );
 
 const SEND_ALL: &str = r#"

@@ -151,7 +151,7 @@ async fn every_endpoint_over_curl() {
     assert_eq!(patente[6]["address"], "user07@patente.test");
     curl(&server, "GET", "/api/v1/mailboxes?domain=nowhere.test")
         .await
-        .error(400, "unknown domain 'nowhere.test'");
+        .error(404, "unknown domain 'nowhere.test'");
 
     let anna = get(&server, "/api/v1/mailboxes/Anna@kanzlei.test").await;
     assert_eq!(anna["address"], "anna@kanzlei.test");
@@ -476,5 +476,120 @@ async fn folder_name_cutting_a_character_is_an_unknown_folder() {
         );
     }
     assert_eq!(get(&server, "/api/v1/health").await["status"], "ok");
+    server.shutdown().await;
+}
+
+/// Every operation of `docs/openapi.yaml`: (method, path template), read
+/// from the file's own layout (paths at two spaces, methods at four).
+fn documented_operations() -> Vec<(String, String)> {
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/openapi.yaml"
+    ))
+    .expect("docs/openapi.yaml");
+    let mut ops = Vec::new();
+    let mut in_paths = false;
+    let mut path = None;
+    for line in spec.lines() {
+        if !line.starts_with(' ') {
+            in_paths = line == "paths:";
+            continue;
+        }
+        if !in_paths {
+            continue;
+        }
+        if let Some(p) = line.strip_prefix("  /") {
+            path = Some(format!("/{}", p.trim_end_matches(':')));
+        } else if let Some(m) = line.strip_prefix("    ") {
+            let m = m.trim_end_matches(':');
+            if ["get", "post", "put", "patch", "delete"].contains(&m) {
+                ops.push((m.to_uppercase(), path.clone().expect("a path")));
+            }
+        }
+    }
+    ops
+}
+
+#[tokio::test]
+async fn unknown_query_parameters_are_refused_on_every_endpoint() {
+    let server = kanzlei().await;
+    fill(&server).await;
+    server
+        .add_fault_toml("name = \"r\"\nstage = \"rcpt\"\naction = \"reject\"\nmailbox = \"user03\"")
+        .unwrap();
+    let ops = documented_operations();
+    assert!(ops.len() >= 20, "{ops:?}");
+    let messages = server.store().total_messages();
+    for (method, template) in &ops {
+        let path = template
+            .replace("{address}", "anna@kanzlei.test")
+            .replace("{uid}", "1")
+            .replace("{name}", "r");
+        let mut extra: Vec<&str> = Vec::new();
+        if method == "POST" || method == "PATCH" {
+            extra.extend([
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                "{\"enabled\": false}",
+            ]);
+        }
+        let seen = curl_with(
+            &server,
+            method,
+            &format!("{path}?rcpt=anna@kanzlei.test"),
+            &extra,
+        )
+        .await;
+        seen.error(400, "unknown query parameter 'rcpt'");
+        let msg = seen.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            msg.contains("this endpoint accepts") || msg.contains("takes no query parameters"),
+            "{method} {path}: {msg}"
+        );
+    }
+    // Nothing was deleted or switched by the refused requests.
+    assert_eq!(server.store().total_messages(), messages);
+    assert_eq!(server.faults().len(), 1);
+    assert!(server.faults()[0].enabled);
+    // The page and the metrics too.
+    for path in ["/", "/metrics"] {
+        curl(&server, "GET", &format!("{path}?limit=5"))
+            .await
+            .error(
+                400,
+                "unknown query parameter 'limit': this endpoint takes no query parameters",
+            );
+    }
+
+    // What the README promised: the journal's filter is `mailbox`, and
+    // `?rcpt=` says so instead of answering every entry.
+    curl(&server, "GET", "/api/v1/journal?rcpt=nobody@kanzlei.test")
+        .await
+        .error(
+            400,
+            "unknown query parameter 'rcpt': this endpoint accepts mailbox, message_id",
+        );
+    curl(
+        &server,
+        "GET",
+        "/api/v1/mailboxes/anna@kanzlei.test/messages?limit=1",
+    )
+    .await
+    .error(
+        400,
+        "unknown query parameter 'limit': this endpoint accepts folder",
+    );
+    // Repeated and badly typed values are named too.
+    curl(&server, "GET", "/api/v1/journal?mailbox=a&mailbox=b")
+        .await
+        .error(400, "query parameter 'mailbox' is given more than once");
+    curl(&server, "DELETE", "/api/v1/messages?journal=perhaps")
+        .await
+        .error(400, "bad value 'perhaps' for query parameter 'journal'");
+    assert_eq!(server.store().total_messages(), messages);
+    // Known parameters still work.
+    let j = get(&server, "/api/v1/journal?mailbox=nobody@kanzlei.test").await;
+    assert_eq!(j["entries"].as_array().unwrap().len(), 1, "{j}");
     server.shutdown().await;
 }

@@ -184,3 +184,26 @@ async fn curl_lists_and_fetches() {
     );
     assert_eq!(String::from_utf8_lossy(&imaps.stdout), "* SEARCH 1\r\n");
 }
+
+/// The two state bugs of issue 11, met by Python's imaplib with two sessions:
+/// a new keyword is announced (`* FLAGS`, `PERMANENTFLAGS`) before a FETCH
+/// shows it, and a message expunged by the other session stays under its
+/// sequence number, readable, until the EXPUNGE is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_imaplib_two_sessions_keywords_and_expunges() {
+    let server = start().await;
+    let o = run(
+        "python3",
+        &[
+            script("imap_two_sessions.py").display().to_string(),
+            server.imap_addr().port().to_string(),
+        ],
+    )
+    .await;
+    assert!(
+        o.status.success(),
+        "two-session script failed:\n{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("imaplib two sessions OK"), "{}", text(&o));
+}

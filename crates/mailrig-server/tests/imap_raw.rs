@@ -6,8 +6,7 @@ use imap_support::*;
 use mailrig_core::store::INBOX;
 use mailrig_server::MockServer;
 
-const CAPS: &str =
-    "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN";
+const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND";
 
 fn validity(server: &MockServer, user: &str, folder: &str) -> u32 {
     let id = server.world().mailbox_by_address(user).expect("mailbox");
@@ -645,7 +644,9 @@ async fn store_flags_and_keywords() {
     );
     assert_eq!(
         c.cmd("a3 STORE 2:3 FLAGS ($Label1 \\Answered)").await,
-        "* 2 FETCH (FLAGS (\\Answered $Label1 \\Recent))\r\n* 3 FETCH (FLAGS (\\Answered $Label1 \\Recent))\r\na3 OK Store completed\r\n"
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)\r\n\
+         * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)] Flags permitted.\r\n\
+         * 2 FETCH (FLAGS (\\Answered $Label1 \\Recent))\r\n* 3 FETCH (FLAGS (\\Answered $Label1 \\Recent))\r\na3 OK Store completed\r\n"
     );
     assert_eq!(
         c.cmd("a4 STORE 1:3 +FLAGS.SILENT (\\Draft)").await,

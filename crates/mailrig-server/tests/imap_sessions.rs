@@ -135,9 +135,11 @@ async fn two_sessions_keep_sequence_numbers_consistent() {
         b.cmd("b1 FETCH 2,4 (UID)").await,
         "* 2 FETCH (UID 2)\r\n* 4 FETCH (UID 4)\r\nb1 OK Fetch completed\r\n"
     );
+    // SEARCH counts the expunged ones too: they keep their numbers until
+    // the EXPUNGE is sent (RFC 2180 §4.1.2).
     assert_eq!(
         b.cmd("b2 SEARCH ALL").await,
-        "* SEARCH 2 4\r\nb2 OK Search completed\r\n"
+        "* SEARCH 1 2 3 4\r\nb2 OK Search completed\r\n"
     );
     // ... and learns of it at the next command that may say so.
     assert_eq!(

@@ -21,7 +21,7 @@ async fn anna_gets_her_mail_and_user03_is_refused() -> Result<(), Box<dyn std::e
             mailboxes = ["user01..user25"]
             password = "secret"
             "#,
-        )? // or .scenario_file("testdata/scenarios/kanzlei.toml")?
+        )? // or .scenario_file("crates/mailrig-core/catalog/kanzlei.toml")?
         .start()
         .await?; // every listener on 127.0.0.1:0
     let smtp = server.smtp_addr(); // also imap_addr(), pop3_addr(), http_addr(), ca_path()

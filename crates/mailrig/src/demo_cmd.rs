@@ -14,7 +14,7 @@ use mailrig_probe::{ProbeOptions, ReadEndpoint, ReadProtocol, Target, Verdict};
 use mailrig_server::MockServer;
 
 /// The seed incident's scenario, built into the binary.
-const SEED: &str = include_str!("../../../testdata/scenarios/kanzlei-2-of-25.toml");
+const SEED: &str = include_str!("../../../crates/mailrig-core/catalog/kanzlei-2-of-25.toml");
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {

@@ -1,7 +1,7 @@
 //! `mailrig scenario ...`: validate scenario files, list the catalog, and
 //! explain one scenario in words (its description, its world, its fault rules).
 //!
-//! The catalog (`testdata/scenarios/`) is embedded in the program, so `list`
+//! The catalog (`crates/mailrig-core/catalog/`) is embedded in the program, so `list`
 //! and `explain NAME` work from any directory; `--dir` lists another folder
 //! and `explain` takes a file path as well.
 

@@ -48,9 +48,23 @@ pub struct ServeArgs {
     /// POP3 listener with TLS from the first byte [default: 127.0.0.1:9950].
     #[arg(long, value_name = "ADDR|off", value_parser = parse_listener)]
     pop3s: Option<Listener>,
-    /// HTTP control API and web page (no authentication: keep it on loopback) [default: 127.0.0.1:8025].
+    /// HTTP control API and web page (no token unless --http-token: keep it on loopback) [default: 127.0.0.1:8025].
     #[arg(long, value_name = "ADDR|off", value_parser = parse_listener)]
     http: Option<Listener>,
+    /// Also answer HTTP requests whose Host is NAME (repeatable; '*' for any).
+    /// Without it only loopback names and addresses and the listening address
+    /// are answered, which stops DNS rebinding.
+    #[arg(long, value_name = "NAME")]
+    http_allow_host: Vec<String>,
+    /// Require `Authorization: Bearer TOKEN` (or HTTP Basic with TOKEN as
+    /// password) with every HTTP request.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MAILRIG_HTTP_TOKEN",
+        hide_env_values = true
+    )]
+    http_token: Option<String>,
     /// Persist messages as Maildir under DIR (default: memory only).
     #[arg(long, value_name = "DIR")]
     maildir: Option<PathBuf>,
@@ -117,11 +131,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         if let Some(n) = args.backlog {
             builder = builder.listen_backlog(n);
         }
+        for name in &args.http_allow_host {
+            builder = builder.http_allow_host(name);
+        }
+        if let Some(token) = &args.http_token {
+            builder = builder.http_token(token);
+        }
+        let token_required = args.http_token.is_some();
         let server = builder.start().await?;
         // Handlers first, banner second: a Ctrl-C typed the moment "Press Ctrl-C" shows must stop the
         // server cleanly, not kill it with the default SIGINT action (exit 130).
         let stop = StopSignals::install();
-        print_banner(&server);
+        print_banner(&server, token_required);
         stop.wait().await;
         println!("mailrig: shutting down");
         server.shutdown().await;
@@ -129,7 +150,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_banner(server: &MockServer) {
+fn print_banner(server: &MockServer, token_required: bool) {
     let a = server.addresses();
     let s = server.scenario();
     println!("mailrig serve: {}", s.source);
@@ -144,7 +165,14 @@ fn print_banner(server: &MockServer) {
     show("POP3", a.pop3);
     show("POP3S", a.pop3s);
     match a.http {
-        Some(addr) => println!("  HTTP   http://{addr}/  (API: /api/v1, metrics: /metrics)"),
+        Some(addr) => println!(
+            "  HTTP   http://{addr}/  (API: /api/v1, metrics: /metrics{})",
+            if token_required {
+                "; token required"
+            } else {
+                ""
+            }
+        ),
         None => println!("  HTTP   off"),
     }
     println!(

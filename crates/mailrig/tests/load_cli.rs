@@ -12,7 +12,7 @@ use tokio::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
 
 fn scenario_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/scenarios/kanzlei.toml")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/mailrig-core/catalog/kanzlei.toml")
 }
 
 async fn start_server() -> MockServer {

@@ -14,7 +14,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
 
 fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/scenarios")
+        .join("../../crates/mailrig-core/catalog")
         .join(name)
 }
 

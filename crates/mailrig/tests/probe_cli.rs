@@ -12,7 +12,7 @@ mod support;
 const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
 const SEED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/scenarios/kanzlei-2-of-25.toml"
+    "/../../crates/mailrig-core/catalog/kanzlei-2-of-25.toml"
 );
 
 fn target(server: &MockServer, boxes: &[&str]) -> String {
@@ -111,7 +111,7 @@ async fn probe_exit_0_when_all_arrive_and_2_for_a_broken_target() {
     let server = MockServer::builder()
         .scenario_file(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../testdata/scenarios/kanzlei.toml"
+            "/../../crates/mailrig-core/catalog/kanzlei.toml"
         ))
         .unwrap()
         .start()

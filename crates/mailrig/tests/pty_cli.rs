@@ -106,7 +106,7 @@ fn ctrl_c_on_a_terminal_stops_load_with_a_report_and_exit_130() {
 
 const SEED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/scenarios/kanzlei-2-of-25.toml"
+    "/../../crates/mailrig-core/catalog/kanzlei-2-of-25.toml"
 );
 
 fn target(smtp_port: u16, imap_port: u16, boxes: &[&str]) -> String {

@@ -315,7 +315,9 @@ fn readme_scenarios_and_fault_rules_pass_scenario_check() {
             let (src, offset, want_faults) = if header == 0 {
                 (b.text.clone(), 0, None)
             } else {
-                let base_path = m.get("base").unwrap_or("testdata/scenarios/kanzlei.toml");
+                let base_path = m
+                    .get("base")
+                    .unwrap_or("crates/mailrig-core/catalog/kanzlei.toml");
                 let base = std::fs::read_to_string(repo_root().join(base_path))
                     .unwrap_or_else(|e| panic!("{}: base {base_path}: {e}", where_(&b)));
                 let base_faults = base.lines().filter(|l| l.trim() == "[[fault]]").count();

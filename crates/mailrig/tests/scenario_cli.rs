@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
 
 fn scenarios_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/scenarios")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/mailrig-core/catalog")
 }
 
 /// Every scenario file of the folder (name without .toml, path).

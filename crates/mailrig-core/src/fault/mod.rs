@@ -429,7 +429,9 @@ impl FaultPlan {
         }
         let mut rule = build_rule(&spec, stage, selector, &name)?;
         if let Behaviour::Fixed(Action::Misroute { to, to_address }) = &mut rule.behaviour {
-            *to = world.mailbox_by_address(to_address).ok_or_else(|| {
+            let address = crate::address::Address::parse(to_address)
+                .map_err(|e| format!("misroute target: {e}"))?;
+            *to = world.mailbox_by_address(&address.key()).ok_or_else(|| {
                 format!("misroute target '{to_address}' is not a mailbox of this world")
             })?;
         }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::Facts;
 use super::spec::{FaultRuleSpec, OneOrMany};
+use crate::range;
 use crate::world::{MailboxId, World};
 
 #[derive(Debug, Clone)]
@@ -52,40 +53,15 @@ const MATCH_CASE_INSENSITIVE: glob::MatchOptions = glob::MatchOptions {
 /// Mailboxes of the world named by one pattern.
 fn resolve_mailboxes(world: &World, pattern: &str) -> Result<Vec<MailboxId>, String> {
     let p = pattern.trim().to_lowercase();
-    let mut names: Vec<String> = vec![p.clone()];
-    // A range such as user03..user25 (optionally @domain on the right side).
-    if let Some((left, right)) = p.split_once("..") {
-        let (right, domain) = match right.split_once('@') {
-            Some((r, d)) => (r.to_string(), Some(d.to_string())),
-            None => (right.to_string(), None),
-        };
-        let split = |s: &str| {
-            let digits = s.len() - s.trim_end_matches(|c: char| c.is_ascii_digit()).len();
-            let (a, b) = s.split_at(s.len() - digits);
-            (a.to_string(), b.to_string())
-        };
-        let (lp, ln) = split(left);
-        let (rp, rn) = split(&right);
-        let (Ok(a), Ok(b)) = (ln.parse::<u64>(), rn.parse::<u64>()) else {
-            return Err(format!(
-                "mailbox range '{pattern}' must end in numbers on both sides, like 'user03..user25'"
-            ));
-        };
-        if lp != rp || a > b || b - a > 1_000_000 {
-            return Err(format!(
-                "mailbox range '{pattern}' is not a forward range with one prefix"
-            ));
-        }
-        let width = if ln.starts_with('0') { ln.len() } else { 0 };
-        names = (a..=b)
-            .map(|n| match &domain {
-                Some(d) => format!("{lp}{n:0width$}@{d}"),
-                None => format!("{lp}{n:0width$}"),
-            })
-            .collect();
-    }
+    // A range such as user03..user25 or user{03..25}@patente.test (crate::range).
+    let names = range::expand(&p).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for name in names {
+        if name.contains('@') {
+            // A full address (possibly with globs): the one address check first.
+            crate::address::Address::parse(&name)
+                .map_err(|e| format!("mailbox pattern '{pattern}': {e}"))?;
+        }
         let pat = glob::Pattern::new(&name)
             .map_err(|e| format!("mailbox pattern '{pattern}' is not a valid glob: {e}"))?;
         for m in &world.mailboxes {

@@ -31,10 +31,7 @@ fn facts_for<'a>(w: &'a World, addr: &'a str) -> Facts<'a> {
 
 #[test]
 fn seed_incident_drops_23_of_25() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/scenarios/kanzlei-2-of-25.toml"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/catalog/kanzlei-2-of-25.toml");
     let s = Scenario::load(std::path::Path::new(path)).unwrap();
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     let w = &s.world;
@@ -51,6 +48,34 @@ fn seed_incident_drops_23_of_25() {
         || a.starts_with("user02@")
         || a.ends_with("kanzlei.test")));
     assert_eq!(s.faults.rule("patente-only-2-of-25").unwrap().fired(), 23);
+}
+
+#[test]
+fn selector_ranges_use_the_one_range_syntax() {
+    // Both spellings of crate::range, with the domain after the range.
+    for pattern in ["user{20..22}@patente.test", "user20..user22@patente.test"] {
+        let s = scenario(&format!(
+            "[[fault]]\nstage='rcpt'\naction='reject'\nmailbox='{pattern}'\n"
+        ))
+        .unwrap();
+        let w = &s.world;
+        let hit = |a: &str| !s.faults.decide(Stage::Rcpt, &facts_for(w, a)).is_empty();
+        assert!(
+            hit("user20@patente.test") && hit("user22@patente.test"),
+            "{pattern}"
+        );
+        assert!(
+            !hit("user19@patente.test") && !hit("user23@patente.test"),
+            "{pattern}"
+        );
+    }
+    // The same error text as a scenario's `mailboxes` gives.
+    let e = scenario("[[fault]]\nstage='rcpt'\naction='reject'\nmailbox='user01..box25'\n")
+        .unwrap_err();
+    assert!(
+        e.ends_with("range 'user01..box25' has different prefixes 'user' and 'box'"),
+        "{e}"
+    );
 }
 
 #[test]

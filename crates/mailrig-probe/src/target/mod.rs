@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mailrig_core::scenario::line_col;
+use mailrig_core::located::{LocatedError, line_col};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -235,10 +235,8 @@ impl Target {
     /// Reads and validates a target file.
     pub fn load(path: &Path) -> Result<Target, TargetError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| TargetError::Read {
-            file: file.clone(),
-            reason: e.to_string(),
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| LocatedError::read(&file, "target", e))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Target::parse_with(&text, &file, &base, &|k| std::env::var(k).ok())
     }
@@ -270,31 +268,10 @@ impl Target {
     }
 }
 
-/// A target that cannot be used. `Display` gives `file:line:column: what`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TargetError {
-    #[error("{file}: cannot read target file: {reason}")]
-    Read { file: String, reason: String },
-    #[error("{file}:{line}:{column}: {message}")]
-    Invalid {
-        file: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-}
-
-impl TargetError {
-    fn at(file: &str, src: &str, offset: usize, message: impl Into<String>) -> Self {
-        let (line, column) = line_col(src, offset);
-        TargetError::Invalid {
-            file: file.to_string(),
-            line,
-            column,
-            message: message.into(),
-        }
-    }
-}
+/// A target that cannot be used: the one located-error type of
+/// [`mailrig_core::located`], shared with scenario files. `Display` gives
+/// `file:line:column: what`.
+pub type TargetError = LocatedError;
 
 // ---- the file's shape -------------------------------------------------------
 
@@ -488,13 +465,12 @@ impl Builder<'_> {
         };
         let from = match &smtp.from {
             None => DEFAULT_FROM.to_string(),
-            Some(s) if s.get_ref().contains('@') => s.get_ref().clone(),
-            Some(s) => {
-                return Err(self.err(
-                    s.span().start,
-                    "[smtp] from must be an address (local@domain)",
-                ));
-            }
+            Some(s) => match check_address(s.get_ref()) {
+                Ok(()) => s.get_ref().clone(),
+                Err(why) => {
+                    return Err(self.err(s.span().start, format!("[smtp] from: {why}")));
+                }
+            },
         };
         let smtp = SmtpTarget {
             host: smtp.host.trim().to_string(),
@@ -640,21 +616,12 @@ impl Builder<'_> {
     }
 }
 
-/// A mailbox address must be `local@domain` without spaces or angle brackets.
+/// A mailbox address must pass the one address check of mailrig,
+/// [`mailrig_core::Address::parse`] (the same as scenarios, load and the SMTP server).
 pub(crate) fn check_address(address: &str) -> Result<(), String> {
-    match address.rsplit_once('@') {
-        Some((local, domain))
-            if !local.is_empty()
-                && !domain.is_empty()
-                && !address
-                    .contains(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == ',') =>
-        {
-            Ok(())
-        }
-        _ => Err(format!(
-            "'{address}' is not a mailbox address (local@domain)"
-        )),
-    }
+    mailrig_core::Address::parse(address)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -5,51 +5,22 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
-use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use mailrig_core::store::{INBOX, canonical_name};
 use mailrig_core::world::MailboxId;
 use mailrig_core::{JournalEntry, StoreError};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use super::extract::{ApiPath, ApiQuery, NoParams, QueryParams};
 use super::view::{self, DomainSummary, MailboxSummary, MessageSummary};
 use crate::state::{Metrics, ServerState};
 
 type AppState = State<Arc<ServerState>>;
-
-/// `Query`, with a bad query string answered by a JSON [`ApiError`].
-struct ApiQuery<T>(T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(v)| ApiQuery(v))
-            .map_err(|e| ApiError::BadRequest(e.body_text()))
-    }
-}
-
-/// `Path`, with a bad path segment answered by a JSON [`ApiError`].
-struct ApiPath<T>(T);
-
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(v)| ApiPath(v))
-            .map_err(|e| ApiError::BadRequest(e.body_text()))
-    }
-}
 
 pub fn routes() -> Router<Arc<ServerState>> {
     Router::new()
@@ -66,7 +37,10 @@ pub fn routes() -> Router<Arc<ServerState>> {
             get(get_message).delete(delete_message),
         )
         .route("/mailboxes/{address}/messages/{uid}/raw", get(raw_message))
-        .route("/messages", axum::routing::delete(reset))
+        .route(
+            "/messages",
+            get(super::messages::list).delete(delete_every_message),
+        )
         .route("/journal", get(journal))
 }
 
@@ -80,7 +54,7 @@ pub struct Health {
     pub connections_active: u64,
 }
 
-async fn health(State(state): AppState) -> Json<Health> {
+async fn health(State(state): AppState, _: ApiQuery<NoParams>) -> Json<Health> {
     Json(Health {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
@@ -91,14 +65,18 @@ async fn health(State(state): AppState) -> Json<Health> {
     })
 }
 
-async fn domains(State(state): AppState) -> Json<Vec<DomainSummary>> {
+async fn domains(State(state): AppState, _: ApiQuery<NoParams>) -> Json<Vec<DomainSummary>> {
     Json(view::domain_summaries(&state))
 }
 
-/// `?domain=` narrows the list to one domain.
+/// `?domain=` narrows the list to one domain (an unknown one is a 404).
 #[derive(Debug, Deserialize)]
 struct MailboxesQuery {
     domain: Option<String>,
+}
+
+impl QueryParams for MailboxesQuery {
+    const ACCEPTED: &'static [&'static str] = &["domain"];
 }
 
 async fn mailboxes(
@@ -109,10 +87,7 @@ async fn mailboxes(
         Some(d) => state
             .world
             .domain(d)
-            .ok_or_else(|| ApiError::BadParameter {
-                name: "domain",
-                reason: format!("unknown domain '{d}'"),
-            })?
+            .ok_or_else(|| ApiError::UnknownDomain(d.clone()))?
             .mailboxes
             .clone(),
         None => state.world.mailboxes.iter().map(|m| m.id).collect(),
@@ -151,6 +126,7 @@ fn store_error(address: &str, folder: &str, e: StoreError) -> ApiError {
 async fn mailbox(
     State(state): AppState,
     ApiPath(address): ApiPath<String>,
+    _: ApiQuery<NoParams>,
 ) -> Result<Json<MailboxSummary>, ApiError> {
     let id = mailbox_id(&state, &address)?;
     Ok(Json(view::mailbox_summary(&state, id)))
@@ -160,6 +136,10 @@ async fn mailbox(
 #[derive(Debug, Deserialize)]
 struct FolderQuery {
     folder: Option<String>,
+}
+
+impl QueryParams for FolderQuery {
+    const ACCEPTED: &'static [&'static str] = &["folder"];
 }
 
 impl FolderQuery {
@@ -297,7 +277,11 @@ struct ResetQuery {
     journal: Option<bool>,
 }
 
-async fn reset(
+impl QueryParams for ResetQuery {
+    const ACCEPTED: &'static [&'static str] = &["journal"];
+}
+
+async fn delete_every_message(
     State(state): AppState,
     ApiQuery(q): ApiQuery<ResetQuery>,
 ) -> Result<Json<Deleted>, ApiError> {
@@ -312,6 +296,10 @@ async fn reset(
 struct JournalQuery {
     mailbox: Option<String>,
     message_id: Option<String>,
+}
+
+impl QueryParams for JournalQuery {
+    const ACCEPTED: &'static [&'static str] = &["mailbox", "message_id"];
 }
 
 #[derive(Debug, Serialize)]

@@ -10,8 +10,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -20,7 +19,9 @@ use mailrig_core::fault::FaultRuleSpec;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::access;
 use super::error::ApiError;
+use super::extract::{ApiBody, ApiPath, ApiQuery, NoParams};
 use crate::faults::{FaultError, FaultInfo};
 use crate::state::ServerState;
 
@@ -56,16 +57,32 @@ fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-fn is_toml(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("toml"))
+/// What a rule may be posted as.
+const RULE_TYPES: &[&str] = &access::BODY_TYPES;
+/// What a change of a rule may be sent as.
+const JSON_ONLY: &[&str] = &["application/json"];
+
+/// The body's media type if it is one of `accepted`, else a 415 listing them.
+/// (The access guard already refuses bodies of other types everywhere; this
+/// narrows the list to what one endpoint reads.)
+fn accepted_type(
+    headers: &HeaderMap,
+    accepted: &'static [&'static str],
+) -> Result<String, ApiError> {
+    match access::body_type(headers) {
+        Some(t) if accepted.contains(&t.as_str()) => Ok(t),
+        got => Err(ApiError::UnsupportedMediaType { got, accepted }),
+    }
 }
 
 /// A rule from a request body: JSON, or TOML when the content type says so.
 fn spec_body(headers: &HeaderMap, body: &[u8]) -> Result<FaultRuleSpec, ApiError> {
-    if is_toml(headers) {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(
+            "the request needs a body: one fault rule as JSON (or TOML)".into(),
+        ));
+    }
+    if accepted_type(headers, RULE_TYPES)?.ends_with("toml") {
         let text = std::str::from_utf8(body)
             .map_err(|_| ApiError::BadRequest("TOML body is not UTF-8".into()))?;
         return crate::faults::parse_toml_spec(text).map_err(ApiError::InvalidFault);
@@ -73,7 +90,7 @@ fn spec_body(headers: &HeaderMap, body: &[u8]) -> Result<FaultRuleSpec, ApiError
     json_body(body)
 }
 
-async fn list(State(state): AppState) -> Json<Vec<FaultInfo>> {
+async fn list(State(state): AppState, _: ApiQuery<NoParams>) -> Json<Vec<FaultInfo>> {
     Json(state.fault_infos())
 }
 
@@ -87,12 +104,13 @@ struct Added {
 
 async fn add(
     State(state): AppState,
+    _: ApiQuery<NoParams>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = spec_body(&headers, &body)?;
     let (rule, warnings) = state.add_fault(spec)?;
-    let location = format!("/api/v1/faults/{}", rule.name);
+    let location = format!("/api/v1/faults/{}", path_segment(&rule.name));
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
@@ -100,9 +118,24 @@ async fn add(
     ))
 }
 
+/// `name` as one URL path segment: unreserved characters as they are, every
+/// other byte percent-encoded (a rule name may hold spaces or `/`).
+fn path_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 async fn one(
     State(state): AppState,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
+    _: ApiQuery<NoParams>,
 ) -> Result<Json<FaultInfo>, ApiError> {
     Ok(Json(state.fault_info(&name)?))
 }
@@ -116,25 +149,35 @@ struct Change {
 
 async fn patch(
     State(state): AppState,
-    Path(name): Path<String>,
-    body: Bytes,
+    ApiPath(name): ApiPath<String>,
+    _: ApiQuery<NoParams>,
+    headers: HeaderMap,
+    ApiBody(body): ApiBody,
 ) -> Result<Json<FaultInfo>, ApiError> {
     // An unknown rule is reported before a bad body.
     state.fault_info(&name)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(
+            "the request needs a JSON body such as {\"enabled\": false}".into(),
+        ));
+    }
+    accepted_type(&headers, JSON_ONLY)?;
     let change: Change = json_body(&body)?;
     Ok(Json(state.set_fault_enabled(&name, change.enabled)?))
 }
 
 async fn enable(
     State(state): AppState,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
+    _: ApiQuery<NoParams>,
 ) -> Result<Json<FaultInfo>, ApiError> {
     Ok(Json(state.set_fault_enabled(&name, true)?))
 }
 
 async fn disable(
     State(state): AppState,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
+    _: ApiQuery<NoParams>,
 ) -> Result<Json<FaultInfo>, ApiError> {
     Ok(Json(state.set_fault_enabled(&name, false)?))
 }
@@ -146,14 +189,24 @@ struct Deleted {
 
 async fn remove(
     State(state): AppState,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
+    _: ApiQuery<NoParams>,
 ) -> Result<Json<Deleted>, ApiError> {
     state.remove_fault(&name)?;
     Ok(Json(Deleted { deleted: 1 }))
 }
 
-async fn clear(State(state): AppState) -> Json<Deleted> {
+async fn clear(State(state): AppState, _: ApiQuery<NoParams>) -> Json<Deleted> {
     Json(Deleted {
         deleted: state.clear_faults(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rule_names_become_one_path_segment() {
+        assert_eq!(super::path_segment("no-user03_v1.2~"), "no-user03_v1.2~");
+        assert_eq!(super::path_segment("a b/c\nä"), "a%20b%2Fc%0A%C3%A4");
+    }
 }

@@ -10,9 +10,13 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
+use super::extract::{ApiQuery, NoParams};
 use crate::state::{DomainCounters, DomainMetrics, Metrics, ServerState};
 
-pub async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
+pub async fn metrics(
+    State(state): State<Arc<ServerState>>,
+    _: ApiQuery<NoParams>,
+) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,

@@ -8,12 +8,17 @@
 //! ([`ui`]). [`faults`] lists, adds, switches and removes fault rules. The
 //! OpenAPI description is `docs/openapi.yaml` at the repository root.
 //!
-//! The listener is bound to loopback by default: the API can delete every
-//! message and has no authentication.
+//! The listener is bound to loopback by default, and [`access`] decides who
+//! else may use it: only loopback or configured `Host` names (no DNS
+//! rebinding), JSON or TOML bodies and same-origin state changes (no
+//! cross-site requests from a web page), and an optional token.
 
+pub mod access;
 pub mod api;
 pub mod error;
+pub mod extract;
 pub mod faults;
+pub mod messages;
 pub mod metrics;
 pub mod ui;
 pub mod view;
@@ -24,26 +29,50 @@ use axum::Router;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+pub use access::{AccessError, AccessPolicy};
+
 use crate::state::ServerState;
 
-/// The whole HTTP application over one fake world.
-pub fn router(state: Arc<ServerState>) -> Router {
+/// The whole HTTP application over one fake world, behind `access`;
+/// `POST /api/v1/reset` restores the fault rules of `initial`.
+pub fn router(
+    state: Arc<ServerState>,
+    access: Arc<AccessPolicy>,
+    initial: messages::InitialFaults,
+) -> Router {
     Router::new()
         .route("/", get(ui::index))
         .route("/metrics", get(metrics::metrics))
-        .nest("/api/v1", api::routes().merge(faults::routes()))
+        .nest(
+            "/api/v1",
+            api::routes()
+                .merge(faults::routes())
+                .merge(messages::routes()),
+        )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
+        .layer(axum::Extension(Arc::new(initial)))
+        .layer(axum::middleware::from_fn_with_state(access, access::guard))
 }
 
 /// Serves the HTTP API on `listener` until the server shuts down; requests in
-/// flight are finished first.
-pub async fn serve(listener: TcpListener, state: Arc<ServerState>) {
-    let shutdown = state.shutdown.clone();
-    let app = router(state);
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
-    if let Err(e) = server.await {
-        tracing::warn!(error = %e, "HTTP server ended with an error");
+/// flight are finished first. The fault rules of `state` now are what
+/// `POST /api/v1/reset` restores: they are taken here, before the future
+/// runs, so rules a test adds after start-up are not among them.
+pub fn serve(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    access: Arc<AccessPolicy>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let initial = messages::InitialFaults::of(&state);
+    async move {
+        let shutdown = state.shutdown.clone();
+        let app = router(state, access, initial)
+            .into_make_service_with_connect_info::<access::LocalAddr>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+        if let Err(e) = server.await {
+            tracing::warn!(error = %e, "HTTP server ended with an error");
+        }
     }
 }

@@ -9,13 +9,14 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::Html;
 
+use super::extract::{ApiQuery, NoParams};
 use super::view;
 use crate::state::ServerState;
 
 /// How many of the newest messages the page lists.
 pub const NEWEST: usize = 50;
 
-pub async fn index(State(state): State<Arc<ServerState>>) -> Html<String> {
+pub async fn index(State(state): State<Arc<ServerState>>, _: ApiQuery<NoParams>) -> Html<String> {
     Html(render(&state))
 }
 

@@ -8,6 +8,7 @@
 use imap_codec::imap_types::fetch::{MessageDataItemName, Section};
 use mailrig_core::store::StoredMessage;
 
+use super::binary;
 use super::mime::{self, Entity, SectionText};
 use super::wire;
 
@@ -159,15 +160,79 @@ pub fn render(out: &mut Vec<u8>, items: &[MessageDataItemName<'_>], input: &Fetc
                     }
                 }
             }
-            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
-                // Not advertised; answered as NIL so the response stays parseable.
-                out.extend_from_slice(b"BINARY[] NIL");
+            MessageDataItemName::Binary {
+                section, partial, ..
+            } => {
+                let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
+                let t = tree.get_or_insert_with(|| mime::parse(raw));
+                out.extend_from_slice(format!("BINARY[{}]", dotted(&path)).as_bytes());
+                // Errors were answered before rendering (see `binary_problem`).
+                match binary::decoded(raw, t, &path).ok().flatten() {
+                    None => out.extend_from_slice(b" NIL"),
+                    Some(text) => {
+                        let s = text.as_slice();
+                        let s = match partial {
+                            Some((start, count)) => {
+                                out.extend_from_slice(format!("<{start}>").as_bytes());
+                                let a = (*start as usize).min(s.len());
+                                let b = a.saturating_add(count.get() as usize).min(s.len());
+                                &s[a..b]
+                            }
+                            None => s,
+                        };
+                        out.push(b' ');
+                        if s.contains(&0) {
+                            // NULs need a literal8 (RFC 3516 §4.2).
+                            out.push(b'~');
+                        }
+                        wire::literal(out, s);
+                    }
+                }
+            }
+            MessageDataItemName::BinarySize { section } => {
+                let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
+                let t = tree.get_or_insert_with(|| mime::parse(raw));
+                let size = binary::decoded(raw, t, &path)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |s| s.as_slice().len());
+                out.extend_from_slice(format!("BINARY.SIZE[{}] {size}", dotted(&path)).as_bytes());
             }
             #[allow(unreachable_patterns)]
             _ => out.extend_from_slice(b"X-UNSUPPORTED NIL"),
         }
     }
     out.extend_from_slice(b")\r\n");
+}
+
+/// `1.2.3` of a part path.
+fn dotted(path: &[u32]) -> String {
+    path.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Why the BINARY items of `items` cannot be answered for this message
+/// (an unknown or broken Content-Transfer-Encoding), if they cannot.
+pub fn binary_problem(
+    items: &[MessageDataItemName<'_>],
+    msg: &StoredMessage,
+) -> Option<binary::BinaryError> {
+    let mut tree: Option<Entity> = None;
+    for item in items {
+        let section = match item {
+            MessageDataItemName::Binary { section, .. }
+            | MessageDataItemName::BinarySize { section } => section,
+            _ => continue,
+        };
+        let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
+        let t = tree.get_or_insert_with(|| mime::parse(&msg.raw));
+        if let Err(e) = binary::decoded(&msg.raw, t, &path) {
+            return Some(e);
+        }
+    }
+    None
 }
 
 fn section_text<'a>(raw: &'a [u8], root: &Entity, s: &Section<'_>) -> Option<SectionText<'a>> {

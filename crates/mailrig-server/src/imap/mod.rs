@@ -8,13 +8,18 @@
 //! * [`view`] — a session's sequence-number view and how it catches up with
 //!   changes made by other sessions and deliveries;
 //! * [`fetch`], [`mime`], [`search`] — FETCH rendering, the MIME tree with
-//!   ENVELOPE/BODYSTRUCTURE, and SEARCH evaluation;
+//!   ENVELOPE/BODYSTRUCTURE, and SEARCH evaluation; [`binary`] — BINARY's
+//!   decoded parts;
 //! * [`wire`] — response syntax helpers;
+//! * [`extended`] — extension syntax `imap-codec` does not parse (SEARCH
+//!   RETURN, `$`, MULTIAPPEND), rewritten into syntax it does;
 //!
 //! Commands are parsed by `imap-codec`; responses are written directly.
 //! Extensions: LITERAL+, SASL-IR, ID, ENABLE, IDLE, NAMESPACE, UIDPLUS, MOVE,
-//! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN.
+//! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN, ESEARCH, SEARCHRES, BINARY, MULTIAPPEND.
 
+pub mod binary;
+pub mod extended;
 pub mod fetch;
 pub mod folders;
 pub mod framing;

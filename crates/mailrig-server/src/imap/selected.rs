@@ -14,7 +14,7 @@ use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::core::{Charset, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
-use imap_codec::imap_types::fetch::MacroOrMessageDataItemNames;
+use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::search::SearchKey;
@@ -22,14 +22,18 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use mailrig_core::fault::{Action as Fault, Stage};
 use mailrig_core::store::{FlagOp, Flags, NewMessage, StoreError, StoredMessage, SystemFlag};
 
+use super::binary;
 use super::fetch::{self, FetchInput};
 use super::folders::store_error;
 use super::search::{self, Candidate, Parsed};
 use super::session::{Session, folder_name, tagged};
-use super::view::{Known, SyncRules, View, uid_set};
+use super::view::{Known, SyncRules, View, uid_set, write_flag_lists};
 use super::wire;
 
-const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+/// The tagged text of a command that could not act on every message it
+/// named because another session expunged some (RFC 5530).
+const EXPUNGE_ISSUED: &str =
+    "[EXPUNGEISSUED] Some of the messages were expunged by another session";
 
 /// Converts wire flags to store flags (`\Recent` and unknown `\X` are dropped).
 fn to_flags(flags: &[Flag<'_>]) -> Flags {
@@ -58,6 +62,7 @@ impl Session {
     ) {
         // SELECT deselects first, even when it then fails.
         self.view = None;
+        self.saved.clear();
         let Some(name) = folder_name(m) else {
             return tagged(out, tag, "NO", "[NONEXISTENT] No such folder");
         };
@@ -70,15 +75,7 @@ impl Session {
         };
         let version = mb.version();
         let snapshot = mb.with_folder(&name, |f| {
-            let msgs: Vec<Known> = f
-                .messages
-                .iter()
-                .map(|m| Known {
-                    uid: m.uid,
-                    modseq: m.modseq,
-                    gone: false,
-                })
-                .collect();
+            let msgs: Vec<Known> = f.messages.iter().map(Known::new).collect();
             let first_unseen = f
                 .messages
                 .iter()
@@ -89,11 +86,12 @@ impl Session {
                 .filter(|m| m.uid >= f.first_recent_uid)
                 .map(|m| m.uid)
                 .collect();
+            // Every keyword in use: FETCH may show any of them.
             let keywords: Vec<String> = {
                 let mut k: Vec<String> = Vec::new();
                 for m in &f.messages {
                     for kw in m.flags.keywords() {
-                        if !k.iter().any(|x| x.eq_ignore_ascii_case(kw)) && k.len() < 100 {
+                        if !k.iter().any(|x| x.eq_ignore_ascii_case(kw)) {
                             k.push(kw.to_string());
                         }
                     }
@@ -129,19 +127,7 @@ impl Session {
                 .into_iter()
                 .collect();
         }
-        let mut flag_list = SYSTEM_FLAGS.to_string();
-        for k in &keywords {
-            flag_list.push(' ');
-            flag_list.push_str(k);
-        }
-        out.extend_from_slice(format!("* FLAGS ({flag_list})\r\n").as_bytes());
-        if read_only {
-            out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
-        } else {
-            out.extend_from_slice(
-                format!("* OK [PERMANENTFLAGS ({flag_list} \\*)] Flags permitted.\r\n").as_bytes(),
-            );
-        }
+        write_flag_lists(out, &keywords, read_only);
         let recent_count = msgs.iter().filter(|m| recent.contains(&m.uid)).count();
         out.extend_from_slice(
             format!("* {} EXISTS\r\n* {recent_count} RECENT\r\n", msgs.len()).as_bytes(),
@@ -163,6 +149,7 @@ impl Session {
             recent,
             version,
             hidden,
+            keywords,
         });
         // Anything that arrived since the snapshot.
         self.sync_all(out);
@@ -175,6 +162,7 @@ impl Session {
     }
 
     pub(super) fn close(&mut self, tag: &str, expunge: bool, out: &mut Vec<u8>) {
+        self.saved.clear();
         if let (Some(view), Some(mb)) = (self.view.take(), self.mailbox())
             && expunge
             && !view.read_only
@@ -250,14 +238,19 @@ impl Session {
         }
     }
 
-    /// Copies of the stored messages with these UIDs (missing ones skipped).
+    /// Copies of the messages with these UIDs: from the store, or, for one
+    /// the store no longer has (expunged by someone else, the EXPUNGE not
+    /// yet sent), as this session last saw it.
     fn snapshot(&self, uids: &[(usize, u32)]) -> Result<Vec<(usize, StoredMessage)>, StoreError> {
         let (Some(mb), Some(view)) = (self.mailbox(), self.view.as_ref()) else {
             return Ok(Vec::new());
         };
         mb.with_folder(&view.folder, |f| {
             uids.iter()
-                .filter_map(|&(seq, uid)| f.position(uid).map(|p| (seq, f.messages[p].clone())))
+                .filter_map(|&(seq, uid)| match f.position(uid) {
+                    Some(p) => Some((seq, f.messages[p].clone())),
+                    None => view.known(uid).map(|k| (seq, k.msg.clone())),
+                })
                 .collect()
         })
     }
@@ -304,7 +297,7 @@ impl Session {
             .msgs
             .iter()
             .enumerate()
-            .filter(|(_, m)| !m.gone && !hide)
+            .filter(|_| !hide)
             .map(|(i, m)| (i + 1, m.uid))
             .collect();
         let msgs = match self.snapshot(&all) {
@@ -314,7 +307,8 @@ impl Session {
         let Some(view) = self.view.as_ref() else {
             return;
         };
-        let mut hits = Vec::new();
+        // (sequence number, UID) of each message found, ascending.
+        let mut found: Vec<(usize, u32)> = Vec::new();
         for (seq, msg) in &msgs {
             let c = Candidate {
                 seq: *seq,
@@ -324,14 +318,58 @@ impl Session {
             };
             let mut parsed = Parsed::new();
             if search::matches(&key, &c, &mut parsed) {
-                hits.push(if uid { msg.uid as usize } else { *seq });
+                found.push((*seq, msg.uid));
             }
         }
-        out.extend_from_slice(b"* SEARCH");
-        for h in hits {
-            out.extend_from_slice(format!(" {h}").as_bytes());
+        let number = |f: &(usize, u32)| if uid { f.1 } else { f.0 as u32 };
+        match self.search_return.take() {
+            None => {
+                out.extend_from_slice(b"* SEARCH");
+                for f in &found {
+                    out.extend_from_slice(format!(" {}", number(f)).as_bytes());
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+            Some(o) => {
+                if o.save {
+                    // SAVE with only MIN and/or MAX keeps just those (RFC 5182 §2.4).
+                    self.saved = if (o.min || o.max) && !o.all && !o.count {
+                        let mut v: Vec<u32> = Vec::new();
+                        if o.min {
+                            v.extend(found.first().map(|f| f.1));
+                        }
+                        if o.max {
+                            v.extend(found.last().map(|f| f.1).filter(|u| !v.contains(u)));
+                        }
+                        v
+                    } else {
+                        found.iter().map(|f| f.1).collect()
+                    };
+                }
+                if o.answers() {
+                    out.extend_from_slice(b"* ESEARCH (TAG ");
+                    wire::string(out, tag.as_bytes());
+                    out.push(b')');
+                    if uid {
+                        out.extend_from_slice(b" UID");
+                    }
+                    if let (true, Some(f)) = (o.min, found.first()) {
+                        out.extend_from_slice(format!(" MIN {}", number(f)).as_bytes());
+                    }
+                    if let (true, Some(f)) = (o.max, found.last()) {
+                        out.extend_from_slice(format!(" MAX {}", number(f)).as_bytes());
+                    }
+                    if o.all && !found.is_empty() {
+                        let all: Vec<u32> = found.iter().map(number).collect();
+                        out.extend_from_slice(format!(" ALL {}", uid_set(&all)).as_bytes());
+                    }
+                    if o.count {
+                        out.extend_from_slice(format!(" COUNT {}", found.len()).as_bytes());
+                    }
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
         }
-        out.extend_from_slice(b"\r\n");
         self.sync(
             SyncRules {
                 expunge: uid,
@@ -392,9 +430,25 @@ impl Session {
             Ok(m) => m,
             Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
         };
-        let Some(view) = self.view.as_ref() else {
+        if let Some(e) = msgs
+            .iter()
+            .find_map(|(_, m)| fetch::binary_problem(&items, m))
+        {
+            return tagged(out, tag, "NO", &e.to_string());
+        }
+        let Some(view) = self.view.as_mut() else {
             return;
         };
+        let shows_flags = !marked.is_empty()
+            || items
+                .iter()
+                .any(|i| matches!(i, MessageDataItemName::Flags));
+        if shows_flags {
+            view.announce(msgs.iter().map(|(_, m)| &m.flags), out);
+            for (_, m) in &msgs {
+                view.saw_flags(m.uid, &m.flags, m.modseq);
+            }
+        }
         for (seq, msg) in &msgs {
             let input = FetchInput {
                 seq: *seq,
@@ -458,7 +512,7 @@ impl Session {
                 ..SyncRules::default()
             },
         };
-        self.sync(
+        let synced = self.sync(
             SyncRules {
                 expunge: uid,
                 with_uid: uid,
@@ -466,7 +520,11 @@ impl Session {
             },
             out,
         );
-        tagged(out, tag, "OK", "Store completed");
+        if synced.absent.is_empty() {
+            tagged(out, tag, "OK", "Store completed");
+        } else {
+            tagged(out, tag, "NO", EXPUNGE_ISSUED);
+        }
     }
 
     pub(super) fn copy(
@@ -491,6 +549,12 @@ impl Session {
             return;
         };
         let uids: Vec<u32> = targets.iter().map(|(_, u)| *u).collect();
+        let copy_refused = format!("{EXPUNGE_ISSUED}; nothing copied");
+        // All or nothing (RFC 3501 §6.4.7): a message expunged elsewhere
+        // cannot be copied, so the whole COPY fails, visibly.
+        if uids.iter().any(|u| view.known(*u).is_none_or(|k| k.gone)) {
+            return tagged(out, tag, "NO", &copy_refused);
+        }
         let (validity, pairs) = match mb.copy(&view.folder, &uids, &dest) {
             Ok(r) => r,
             Err(StoreError::NoSuchFolder(n)) if n == dest => {
@@ -503,6 +567,13 @@ impl Session {
             }
             Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
         };
+        if pairs.len() < uids.len() {
+            // One went between the check and the copy: undo the others.
+            let copied: Vec<u32> = pairs.iter().map(|p| p.1).collect();
+            let _ = mb.delete_messages(&dest, &copied);
+            self.sync(SyncRules::default(), out);
+            return tagged(out, tag, "NO", &copy_refused);
+        }
         let validity = self.reported_uid_validity(&dest, validity);
         let code = if pairs.is_empty() {
             String::new()
@@ -532,6 +603,78 @@ impl Session {
         }
     }
 
+    /// APPEND of several messages (RFC 3502): all or none.
+    pub(super) fn multiappend(&mut self, m: super::extended::MultiAppend, out: &mut Vec<u8>) {
+        let tag = m.tag.as_str();
+        let name = if m.mailbox.eq_ignore_ascii_case("INBOX") {
+            mailrig_core::store::INBOX.to_string()
+        } else {
+            mailrig_core::store::canonical_name(&m.mailbox)
+        };
+        let Some(mb) = self.mailbox() else { return };
+        let mut uids = Vec::new();
+        let mut validity = 0;
+        let mut failure = None;
+        for msg in m.messages {
+            let data = if msg.literal8 {
+                binary::encode_binary_parts(&msg.data).unwrap_or(msg.data)
+            } else {
+                msg.data
+            };
+            let mut flags = Flags::default();
+            for f in &msg.flags {
+                match f.to_ascii_lowercase().as_str() {
+                    "\\answered" => flags.set(SystemFlag::Answered, true),
+                    "\\flagged" => flags.set(SystemFlag::Flagged, true),
+                    "\\deleted" => flags.set(SystemFlag::Deleted, true),
+                    "\\seen" => flags.set(SystemFlag::Seen, true),
+                    "\\draft" => flags.set(SystemFlag::Draft, true),
+                    _ => flags.add_keyword(f),
+                }
+            }
+            let new = NewMessage {
+                raw: Bytes::from(data),
+                envelope: None,
+                flags,
+                internal_date: msg.date.map_or_else(Utc::now, |d| wire::to_utc(&d)),
+            };
+            match mb.append(&name, new) {
+                Ok((v, uid)) => {
+                    validity = v;
+                    uids.push(uid);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failure {
+            // None of them, then (RFC 3502 §3).
+            if !uids.is_empty() {
+                let _ = mb.delete_messages(&name, &uids);
+            }
+            self.sync_all(out);
+            return match e {
+                StoreError::NoSuchFolder(_) => tagged(
+                    out,
+                    tag,
+                    "NO",
+                    "[TRYCREATE] Destination folder does not exist",
+                ),
+                e => tagged(out, tag, "NO", &store_error(&e)),
+            };
+        }
+        let validity = self.reported_uid_validity(&name, validity);
+        self.sync_all(out);
+        tagged(
+            out,
+            tag,
+            "OK",
+            &format!("[APPENDUID {validity} {}] Append completed", uid_set(&uids)),
+        );
+    }
+
     pub(super) fn append(
         &mut self,
         tag: &str,
@@ -546,7 +689,11 @@ impl Session {
         };
         let raw = match &message {
             LiteralOrLiteral8::Literal(l) => Bytes::copy_from_slice(l.data()),
-            LiteralOrLiteral8::Literal8(l) => Bytes::copy_from_slice(&l.data),
+            // BINARY: binary parts are stored base64-encoded (RFC 3516 §4.4).
+            LiteralOrLiteral8::Literal8(l) => match binary::encode_binary_parts(&l.data) {
+                Some(v) => Bytes::from(v),
+                None => Bytes::copy_from_slice(&l.data),
+            },
         };
         let internal_date = date.map_or_else(Utc::now, |d| wire::to_utc(d.as_ref()));
         let Some(mb) = self.mailbox() else { return };

@@ -28,8 +28,9 @@ use mailrig_core::fault::{Action as Fault, Fired, Stage};
 use mailrig_core::store::MailboxStore;
 use mailrig_core::world::MailboxId;
 
+use super::extended;
 use super::framing::{CommandLimit, Frame, FrameLimits, Framer, tag_in};
-use super::view::{SyncRules, View};
+use super::view::{SyncRules, Synced, View};
 use crate::driver::{self, Step, TlsFaultOnce};
 use crate::listener::Accepted;
 use crate::state::ServerState;
@@ -52,6 +53,14 @@ pub enum Action {
     /// A command that writes to the store is waiting: call
     /// [`driver::Session::run_blocking`] where blocking is allowed.
     Blocking,
+}
+
+/// What `$` in a command became.
+enum Dollars {
+    None,
+    Rewritten(Vec<u8>),
+    /// `$` as the set of this command (its name), with nothing saved.
+    EmptySet(String),
 }
 
 /// Input that is not a command.
@@ -95,6 +104,12 @@ pub struct Session {
     blocking: Option<Command<'static>>,
     /// Running on the blocking pool now: store commands run at once.
     in_blocking: bool,
+    /// The RETURN options of the SEARCH being run (ESEARCH).
+    pub(super) search_return: Option<extended::ReturnOptions>,
+    /// The UIDs a `SEARCH RETURN (SAVE)` kept for `$` (SEARCHRES).
+    pub(super) saved: Vec<u32>,
+    /// A MULTIAPPEND waiting for [`driver::Session::run_blocking`].
+    blocking_multi: Option<extended::MultiAppend>,
 }
 
 /// Shorthand for a tagged status line.
@@ -133,6 +148,9 @@ impl Session {
             tls_fault: TlsFaultOnce::default(),
             blocking: None,
             in_blocking: false,
+            search_return: None,
+            saved: Vec::new(),
+            blocking_multi: None,
         }
     }
 
@@ -165,7 +183,7 @@ impl Session {
     /// The capability list for the current state.
     pub fn capabilities(&self) -> String {
         let mut caps = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND",
         );
         if self.user.is_none() {
             let sec = &self.state.world.security;
@@ -344,6 +362,111 @@ impl Session {
     }
 
     fn command_bytes(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Action {
+        // Extension syntax imap-codec does not read is rewritten first.
+        let bad = |out: &mut Vec<u8>, text: &str| {
+            match tag_in(bytes) {
+                Some(t) => tagged(out, &t, "BAD", text),
+                None => out.extend_from_slice(b"* BAD Error in IMAP command: no valid tag\r\n"),
+            }
+            Action::Continue
+        };
+        match extended::multiappend(bytes) {
+            Some(Ok(m)) if self.user.is_none() => {
+                tagged(
+                    out,
+                    &m.tag,
+                    "BAD",
+                    "Not authenticated: APPEND not allowed in this state",
+                );
+                return Action::Continue;
+            }
+            Some(Ok(m)) => {
+                // It writes the store: run where blocking is allowed.
+                self.blocking_multi = Some(m);
+                return Action::Blocking;
+            }
+            Some(Err(e)) => return bad(out, &e.to_string()),
+            None => {}
+        }
+        let mut options = None;
+        let mut rewritten = match extended::search_return(bytes) {
+            Some(Ok((b, o))) => {
+                options = Some(o);
+                Some(b)
+            }
+            Some(Err(e)) => return bad(out, &e.to_string()),
+            None => None,
+        };
+        match self.dollars(rewritten.as_deref().unwrap_or(bytes)) {
+            Ok(Dollars::None) => {}
+            Ok(Dollars::Rewritten(b)) => rewritten = Some(b),
+            Ok(Dollars::EmptySet(word)) => {
+                // Nothing saved: the command acts on no message (RFC 5182 §2.1).
+                if let Some(t) = tag_in(bytes) {
+                    tagged(out, &t, "OK", &format!("{word} completed (no messages)"));
+                }
+                return Action::Continue;
+            }
+            Err(e) => return bad(out, &e.to_string()),
+        }
+        let bytes = rewritten.as_deref().unwrap_or(bytes);
+        self.search_return = options;
+        let action = self.decoded(bytes, out);
+        self.search_return = None;
+        action
+    }
+
+    /// `$` (SEARCHRES) replaced by the saved result, in the selected state.
+    fn dollars(&self, bytes: &[u8]) -> Result<Dollars, extended::SyntaxError> {
+        let Some(view) = self.view.as_ref() else {
+            return Ok(Dollars::None);
+        };
+        if !bytes.contains(&b'$') {
+            return Ok(Dollars::None);
+        }
+        let found = extended::dollars(bytes)?;
+        if found.is_empty() {
+            return Ok(Dollars::None);
+        }
+        let seqs: Vec<u32> = self
+            .saved
+            .iter()
+            .filter_map(|u| view.seq_of(*u).and_then(|s| u32::try_from(s).ok()))
+            .collect();
+        let uids: Vec<u32> = self
+            .saved
+            .iter()
+            .copied()
+            .filter(|u| view.seq_of(*u).is_some())
+            .collect();
+        let mut parts = Vec::new();
+        for (range, use_) in found {
+            let text = match use_ {
+                extended::DollarUse::Set { uid } => {
+                    let set = if uid { &uids } else { &seqs };
+                    if set.is_empty() {
+                        let toks = extended::tokens(bytes);
+                        let word = toks
+                            .iter()
+                            .rev()
+                            .find(|(_, r)| r.end <= range.start)
+                            .map(|(_, r)| {
+                                String::from_utf8_lossy(&bytes[r.clone()]).to_ascii_uppercase()
+                            })
+                            .unwrap_or_default();
+                        return Ok(Dollars::EmptySet(word));
+                    }
+                    super::view::uid_set(set)
+                }
+                extended::DollarUse::SearchKey if uids.is_empty() => "NOT ALL".to_string(),
+                extended::DollarUse::SearchKey => format!("UID {}", super::view::uid_set(&uids)),
+            };
+            parts.push((range, text));
+        }
+        Ok(Dollars::Rewritten(extended::replace(bytes, &parts)))
+    }
+
+    fn decoded(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Action {
         // imap-codec is not expected to panic on any input; if it ever does,
         // the client gets a BAD instead of a dropped connection.
         let decoded = std::panic::catch_unwind(|| match CommandCodec::default().decode(bytes) {
@@ -671,13 +794,17 @@ impl Session {
         );
     }
 
-    pub(super) fn sync(&mut self, rules: SyncRules<'_>, out: &mut Vec<u8>) {
+    pub(super) fn sync(&mut self, rules: SyncRules<'_>, out: &mut Vec<u8>) -> Synced {
         let (Some(id), Some(view)) = (self.user, self.view.as_mut()) else {
-            return;
+            return Synced::default();
         };
         let store = self.state.store.mailbox(id);
-        if let Err(e) = view.sync(store, rules, out) {
-            tracing::debug!(error = %e, "IMAP view sync failed");
+        match view.sync(store, rules, out) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "IMAP view sync failed");
+                Synced::default()
+            }
         }
     }
 
@@ -774,6 +901,10 @@ impl driver::Session for Session {
 
     /// Runs the store command waiting in `blocking`.
     fn run_blocking(&mut self, out: &mut Vec<u8>) -> Step {
+        if let Some(m) = self.blocking_multi.take() {
+            self.multiappend(m, out);
+            return Step::Continue;
+        }
         let Some(cmd) = self.blocking.take() else {
             return Step::Continue;
         };

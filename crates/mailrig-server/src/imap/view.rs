@@ -6,24 +6,46 @@
 //! messages as `EXISTS`/`RECENT`, flag changes as `FETCH (FLAGS ...)`, and
 //! removals as `EXPUNGE` — the latter never while answering a sequence-number
 //! FETCH, STORE or SEARCH, so a removed message keeps its sequence number (as a
-//! "ghost") until the next command that may report it.
+//! "ghost") until the next command that may report it. A ghost stays readable
+//! (RFC 2180 §4.1.2, as Dovecot does): the view keeps its own copy of every
+//! message it shows (the raw bytes are shared with the store, not copied), and
+//! FETCH and SEARCH answer from it once the store no longer has the message.
+//!
+//! Keywords are mailbox state the client is told too (RFC 3501 §7.2.6): the
+//! view remembers the `FLAGS` list it sent, and announces a new `* FLAGS` and
+//! `* OK [PERMANENTFLAGS]` before the first response that shows a keyword
+//! missing from it, whoever set the keyword.
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
 
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
-use mailrig_core::store::{MailboxStore, StoreError};
+use mailrig_core::store::{Flags, MailboxStore, StoreError, StoredMessage};
 
 use super::wire;
 
 /// One message as the session knows it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Known {
     pub uid: u32,
     /// The message's modseq when the client last heard about its flags.
     pub modseq: u64,
     /// Gone from the store, EXPUNGE not yet sent.
     pub gone: bool,
+    /// The message as this session last saw it, flags included: what a
+    /// FETCH or SEARCH of it answers from once the store no longer has it.
+    pub msg: StoredMessage,
+}
+
+impl Known {
+    pub fn new(m: &StoredMessage) -> Known {
+        Known {
+            uid: m.uid,
+            modseq: m.modseq,
+            gone: false,
+            msg: m.clone(),
+        }
+    }
 }
 
 /// The selected folder.
@@ -40,6 +62,8 @@ pub struct View {
     /// A `hide-messages` fault fired at SELECT: the folder looks empty for
     /// as long as it stays selected, whatever the store holds or receives.
     pub hidden: bool,
+    /// The keywords of the last `* FLAGS` response, in the order sent.
+    pub keywords: Vec<String>,
 }
 
 /// What a catch-up may say.
@@ -53,6 +77,46 @@ pub struct SyncRules<'a> {
     pub silent: Option<&'a HashSet<u32>>,
     /// Include `UID n` in FETCH responses (UID commands).
     pub with_uid: bool,
+}
+
+/// What a catch-up found out beyond what it reported.
+#[derive(Debug, Default)]
+pub struct Synced {
+    /// UIDs of `force` or `silent` that the store no longer has: a STORE
+    /// could not change them (or they went right after), so no FETCH of
+    /// them was sent.
+    pub absent: Vec<u32>,
+}
+
+/// The system flags every folder offers.
+pub const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+
+/// Writes `* FLAGS (...)` and `* OK [PERMANENTFLAGS (...)]` for these
+/// keywords (Dovecot's wording; a read-only folder has no permanent flags).
+pub fn write_flag_lists(out: &mut Vec<u8>, keywords: &[String], read_only: bool) {
+    let mut list = SYSTEM_FLAGS.to_string();
+    for k in keywords {
+        list.push(' ');
+        list.push_str(k);
+    }
+    out.extend_from_slice(format!("* FLAGS ({list})\r\n").as_bytes());
+    if read_only {
+        out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
+    } else {
+        out.extend_from_slice(
+            format!("* OK [PERMANENTFLAGS ({list} \\*)] Flags permitted.\r\n").as_bytes(),
+        );
+    }
+}
+
+/// Adds the keywords of `flags` that are neither in `told` nor in `new` to `new`.
+fn collect_new_keywords(flags: &Flags, told: &[String], new: &mut Vec<String>) {
+    for k in flags.keywords() {
+        let known = |x: &String| x.eq_ignore_ascii_case(k);
+        if !told.iter().any(known) && !new.iter().any(known) {
+            new.push(k.to_string());
+        }
+    }
 }
 
 /// Numbers in a set that are not messages of the folder.
@@ -139,24 +203,77 @@ impl View {
         Ok(out)
     }
 
+    /// The message this session knows under `uid`.
+    pub fn known(&self, uid: u32) -> Option<&Known> {
+        let i = self.msgs.binary_search_by_key(&uid, |m| m.uid).ok()?;
+        self.msgs.get(i)
+    }
+
+    fn known_mut(&mut self, uid: u32) -> Option<&mut Known> {
+        let i = self.msgs.binary_search_by_key(&uid, |m| m.uid).ok()?;
+        self.msgs.get_mut(i)
+    }
+
+    /// Remembers the flags (as of `modseq`) the client is about to be shown
+    /// for `uid` by a FETCH: the next catch-up reports only later changes,
+    /// and a ghost shows the same flags.
+    pub fn saw_flags(&mut self, uid: u32, flags: &Flags, modseq: u64) {
+        if let Some(k) = self.known_mut(uid)
+            && !k.gone
+        {
+            k.modseq = modseq;
+            if k.msg.flags != *flags {
+                k.msg.flags = flags.clone();
+            }
+        }
+    }
+
+    /// Announces the keywords of `flags` the client has not been told of:
+    /// one `* FLAGS` and `* OK [PERMANENTFLAGS]` with the whole new list.
+    pub fn announce<'f>(&mut self, flags: impl IntoIterator<Item = &'f Flags>, out: &mut Vec<u8>) {
+        let mut new = Vec::new();
+        for f in flags {
+            collect_new_keywords(f, &self.keywords, &mut new);
+        }
+        self.announce_new(new, out);
+    }
+
+    fn announce_new(&mut self, new: Vec<String>, out: &mut Vec<u8>) {
+        if new.is_empty() {
+            return;
+        }
+        self.keywords.extend(new);
+        write_flag_lists(out, &self.keywords, self.read_only);
+    }
+
     /// Catches up with the store, appending the untagged responses to `out`.
     pub fn sync(
         &mut self,
         store: &MailboxStore,
         rules: SyncRules<'_>,
         out: &mut Vec<u8>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Synced, StoreError> {
         let version = store.version();
         if self.hidden {
             self.version = version;
-            return Ok(());
+            return Ok(Synced::default());
         }
         let has_ghosts = self.msgs.iter().any(|m| m.gone);
-        if version == self.version && rules.force.is_none() && !(rules.expunge && has_ghosts) {
-            return Ok(());
+        let asked = |uid: u32| {
+            rules.force.is_some_and(|f| f.contains(&uid))
+                || rules.silent.is_some_and(|s| s.contains(&uid))
+        };
+        if version == self.version
+            && rules.force.is_none()
+            && rules.silent.is_none()
+            && !(rules.expunge && has_ghosts)
+        {
+            return Ok(Synced::default());
         }
+        let mut synced = Synced::default();
         let mut fresh = Vec::new();
         let mut changed = Vec::new();
+        let mut new_keywords = Vec::new();
         {
             let data = store.lock();
             let folder = match data.folder(&self.folder) {
@@ -165,15 +282,22 @@ impl View {
                 Err(_) => {
                     drop(data);
                     for m in &mut self.msgs {
+                        if asked(m.uid) {
+                            synced.absent.push(m.uid);
+                        }
                         m.gone = true;
                     }
-                    return self.finish(version, rules, Vec::new(), false, out);
+                    self.finish(version, rules, Vec::new(), false, out);
+                    return Ok(synced);
                 }
             };
             let stored = &folder.messages;
             let mut j = 0;
             for (i, known) in self.msgs.iter_mut().enumerate() {
                 if known.gone {
+                    if asked(known.uid) {
+                        synced.absent.push(known.uid);
+                    }
                     continue;
                 }
                 while j < stored.len() && stored[j].uid < known.uid {
@@ -184,32 +308,43 @@ impl View {
                     let forced = rules.force.is_some_and(|f| f.contains(&m.uid));
                     if m.modseq != known.modseq || forced {
                         known.modseq = m.modseq;
+                        known.msg.modseq = m.modseq;
+                        if known.msg.flags != m.flags {
+                            known.msg.flags = m.flags.clone();
+                        }
+                        collect_new_keywords(&m.flags, &self.keywords, &mut new_keywords);
                         let quiet = rules.silent.is_some_and(|s| s.contains(&m.uid));
                         if !quiet {
-                            changed.push((i + 1, m.uid, m.flags.clone()));
+                            changed.push((i + 1, m.uid));
                         }
                     }
                 } else {
+                    if asked(known.uid) {
+                        synced.absent.push(known.uid);
+                    }
                     known.gone = true;
                 }
             }
             let last = self.msgs.last().map_or(0, |m| m.uid);
             let start = stored.partition_point(|m| m.uid <= last);
             for m in &stored[start..] {
-                fresh.push(Known {
-                    uid: m.uid,
-                    modseq: m.modseq,
-                    gone: false,
-                });
+                collect_new_keywords(&m.flags, &self.keywords, &mut new_keywords);
+                fresh.push(Known::new(m));
             }
         }
-        for (seq, uid, flags) in changed {
+        // The keywords first: the FETCHes below may show them.
+        self.announce_new(new_keywords, out);
+        for (seq, uid) in changed {
             out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
             if rules.with_uid {
                 out.extend_from_slice(format!("UID {uid} ").as_bytes());
             }
             out.extend_from_slice(b"FLAGS ");
-            wire::flags(out, &flags, self.recent.contains(&uid));
+            wire::flags(
+                out,
+                &self.msgs[seq - 1].msg.flags,
+                self.recent.contains(&uid),
+            );
             out.extend_from_slice(b")\r\n");
         }
         let grew = !fresh.is_empty();
@@ -218,7 +353,8 @@ impl View {
                 self.recent.insert(uid);
             }
         }
-        self.finish(version, rules, fresh, grew, out)
+        self.finish(version, rules, fresh, grew, out);
+        Ok(synced)
     }
 
     fn finish(
@@ -228,7 +364,7 @@ impl View {
         fresh: Vec<Known>,
         grew: bool,
         out: &mut Vec<u8>,
-    ) -> Result<(), StoreError> {
+    ) {
         if rules.expunge && self.msgs.iter().any(|m| m.gone) {
             for i in (0..self.msgs.len()).rev() {
                 if self.msgs[i].gone {
@@ -249,7 +385,6 @@ impl View {
             out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
         }
         self.version = version;
-        Ok(())
     }
 }
 
@@ -286,22 +421,39 @@ pub fn nz(n: usize) -> Option<NonZeroU32> {
 mod tests {
     use super::*;
 
+    /// A view of messages with these UIDs (stored in a memory store first).
     fn view(uids: &[u32]) -> View {
+        let s = mailrig_core::Scenario::parse(
+            "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a']\n",
+            "t",
+        )
+        .unwrap();
+        let store = mailrig_core::Store::memory(&s.world);
+        let (id, mb) = store.mailboxes().next().unwrap();
+        let _ = id;
+        for _ in 0..uids.iter().copied().max().unwrap_or(0) {
+            let msg = mailrig_core::store::NewMessage {
+                raw: bytes::Bytes::from_static(b"x"),
+                envelope: None,
+                flags: Flags::default(),
+                internal_date: chrono::Utc::now(),
+            };
+            mb.append("INBOX", msg).unwrap();
+        }
+        let stored = mb.messages("INBOX").unwrap();
         View {
             folder: "INBOX".into(),
             read_only: false,
             uid_validity: 1,
-            msgs: uids
+            msgs: stored
                 .iter()
-                .map(|&uid| Known {
-                    uid,
-                    modseq: 0,
-                    gone: false,
-                })
+                .filter(|m| uids.contains(&m.uid))
+                .map(Known::new)
                 .collect(),
             recent: HashSet::new(),
             version: 0,
             hidden: false,
+            keywords: Vec::new(),
         }
     }
 

@@ -31,10 +31,17 @@ impl BodyProblem {
     }
 }
 
+/// The largest buffer reserved up front, whatever size the client announced
+/// (`MAIL FROM:<..> SIZE=n`): larger bodies grow it as they arrive.
+pub const MAX_SIZE_HINT: usize = 4 << 20;
+
 /// Accumulates one message body.
 #[derive(Debug)]
 pub struct DataReader {
+    /// The prefix reserved for the trace headers, then the body.
     body: Vec<u8>,
+    /// Bytes at the front of `body` that are not content (see [`DataReader::with_prefix`]).
+    prefix: usize,
     max_size: usize,
     reject_bare_lf: bool,
     /// Longest content line accepted, line end included (`None`: any length).
@@ -59,7 +66,8 @@ impl DataReader {
     /// of any length.
     pub fn new(max_size: usize, reject_bare_lf: bool, size_hint: usize) -> DataReader {
         DataReader {
-            body: Vec::with_capacity(size_hint.clamp(4096, 1 << 20)),
+            body: Vec::with_capacity(size_hint.clamp(4096, MAX_SIZE_HINT)),
+            prefix: 0,
             max_size,
             reject_bare_lf,
             max_line: None,
@@ -69,6 +77,23 @@ impl DataReader {
             size: 0,
             problem: None,
         }
+    }
+
+    /// Reserves `len` bytes (zeros) in front of the content, where the
+    /// session writes its trace headers at end of data: the stored message is
+    /// then this one buffer, never copied to put the headers in front. Call
+    /// before the first [`DataReader::feed`]; the prefix is not content (not
+    /// counted by [`DataReader::size`] nor against the size limit).
+    pub fn with_prefix(mut self, len: usize) -> DataReader {
+        self.body.truncate(self.prefix);
+        self.body.resize(len, 0);
+        self.prefix = len;
+        self
+    }
+
+    /// Length of the prefix reserved by [`DataReader::with_prefix`].
+    pub fn prefix_len(&self) -> usize {
+        self.prefix
     }
 
     /// Refuses (at end of data) a message with a content line longer than
@@ -301,7 +326,8 @@ impl DataReader {
         self.size
     }
 
-    /// The finished body, or what was wrong with it.
+    /// The finished body (after the [prefix](DataReader::with_prefix), if
+    /// one was reserved), or what was wrong with it.
     pub fn finish(self) -> Result<Vec<u8>, BodyProblem> {
         match self.problem {
             Some(p) => Err(p),
@@ -385,6 +411,26 @@ mod tests {
     fn limits() {
         let (body, _) = run(&[b"0123456789\r\n.\r\n"], 5, false);
         assert_eq!(body, Err(BodyProblem::TooBig));
+    }
+
+    /// The prefix reserved for the trace headers is not content: the same
+    /// content follows it, and neither the size nor the limit counts it.
+    #[test]
+    fn a_prefix_is_kept_in_front_and_not_counted() {
+        let input: &[u8] = b"a\r\n..b\nc\r\n.\r\n";
+        for (prefix, hint) in [(0, 0), (7, 0), (200, 16 * 1024), (5000, 10)] {
+            let mut r = DataReader::new(10, false, hint).with_prefix(prefix);
+            assert_eq!(r.prefix_len(), prefix);
+            let p = r.feed(input);
+            assert!(p.done);
+            assert_eq!(r.size(), 10, "prefix {prefix}");
+            let body = r.finish().unwrap();
+            assert_eq!(&body[..prefix], vec![0u8; prefix].as_slice());
+            assert_eq!(&body[prefix..], b"a\r\n.b\r\nc\r\n");
+            let mut r = DataReader::new(9, false, hint).with_prefix(prefix);
+            r.feed(input);
+            assert_eq!(r.finish(), Err(BodyProblem::TooBig));
+        }
     }
 
     /// Long content lines (unwrapped HTML) are stored as they came, split

@@ -1,12 +1,14 @@
 //! The SMTP server: mail into the fake world.
 //!
-//! [`session`] is the protocol state machine (no I/O) and [`data`] the
-//! DATA-phase byte machine; the shared [`crate::driver`] runs them on a
-//! connection. [`serve`] runs the accept loop for a plain (port 25/587 style)
-//! or implicit-TLS (port 465 style) listener.
+//! [`session`] is the protocol state machine (no I/O), [`data`] the
+//! DATA-phase byte machine and [`trace`] the trace headers and reply lines;
+//! the shared [`crate::driver`] runs them on a connection. [`serve`] runs the
+//! accept loop for a plain (port 25/587 style) or implicit-TLS (port 465
+//! style) listener.
 
 pub mod data;
 pub mod session;
+pub mod trace;
 
 use std::sync::Arc;
 

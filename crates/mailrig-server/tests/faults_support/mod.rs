@@ -19,7 +19,7 @@ pub const SMTP_SEND: &str = include_str!("../py/smtp_send.py");
 pub fn catalog(name: &str) -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/scenarios"
+        "/../../crates/mailrig-core/catalog"
     ))
     .join(format!("{name}.toml"))
 }

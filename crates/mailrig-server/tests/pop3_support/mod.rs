@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 
 pub const KANZLEI: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/scenarios/kanzlei.toml"
+    "/../../crates/mailrig-core/catalog/kanzlei.toml"
 );
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}

@@ -11,7 +11,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 pub const KANZLEI: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/scenarios/kanzlei.toml"
+    "/../../crates/mailrig-core/catalog/kanzlei.toml"
 );
 
 /// Starts a fake world from scenario text, every listener on port 0.
@@ -24,7 +24,7 @@ pub async fn start_toml(toml: &str) -> mailrig_server::MockServer {
         .unwrap()
 }
 
-/// Starts the seed's world without faults (`testdata/scenarios/kanzlei.toml`).
+/// Starts the seed's world without faults (`crates/mailrig-core/catalog/kanzlei.toml`).
 pub async fn kanzlei() -> mailrig_server::MockServer {
     mailrig_server::MockServer::builder()
         .scenario_file(KANZLEI)

@@ -93,6 +93,11 @@ impl Serve {
         }
     }
 
+    /// The process id of the server (of the wrapper, when there is one).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then waits (15 s at most) for a clean exit; returns the rest of stdout.
     pub fn stop(mut self) -> String {
         // Under a wrapper (strace) the server is the wrapper's child.

@@ -29,6 +29,7 @@ use mailrig_core::{Address, Envelope, NewMessage};
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, MAIL_SMTPUTF8, Request};
 
 use super::data::{BodyProblem, DataReader};
+use super::trace::{DateCache, PeerText, Trace, push_hex, reply};
 use crate::driver::lines::{Line, LineReader};
 use crate::driver::{self, Step, TlsFaultOnce};
 use crate::listener::Accepted;
@@ -83,6 +84,8 @@ enum Mode {
 struct Transaction {
     mail_from: String,
     smtputf8: bool,
+    /// The size the client announced (`SIZE=`), 0 if none.
+    size: usize,
     rcpts: Vec<String>,
     /// (recipient as written, target mailbox), one entry per mailbox.
     routes: Vec<(String, MailboxId)>,
@@ -93,6 +96,10 @@ struct Transaction {
 pub struct Session {
     state: Arc<ServerState>,
     peer: SocketAddr,
+    /// `peer` as text, formatted once for every message of the connection.
+    peer_text: PeerText,
+    /// The date of the `Received:` header, formatted once per second.
+    dates: DateCache,
     tls: bool,
     helo: Option<String>,
     esmtp: bool,
@@ -126,21 +133,17 @@ pub const MAX_COMMAND_LINE: usize = 1000;
 
 static QUEUE_IDS: AtomicU64 = AtomicU64::new(1);
 
-/// Appends one reply line (`code enhanced text`).
-fn reply(out: &mut Vec<u8>, code: u16, enhanced: &str, text: &str) {
-    use std::io::Write;
-    if enhanced.is_empty() {
-        let _ = write!(out, "{code} {text}\r\n");
-    } else {
-        let _ = write!(out, "{code} {enhanced} {text}\r\n");
-    }
-}
+/// Stored messages at least this long keep the DATA buffer (shrunk to fit);
+/// shorter ones are copied out of it (see `build_delivery`).
+const SHRINK_IN_PLACE: usize = 128 * 1024;
 
 impl Session {
     pub fn new(state: Arc<ServerState>, peer: SocketAddr, tls: bool) -> Session {
         Session {
             state,
             peer,
+            peer_text: PeerText::new(peer),
+            dates: DateCache::default(),
             tls,
             helo: None,
             esmtp: false,
@@ -251,6 +254,7 @@ impl Session {
             return (p.consumed, Action::Continue);
         };
         let size = reader.size();
+        let prefix = reader.prefix_len();
         Metrics::add(&self.state.metrics.bytes_received, size as u64);
         let tx = self.tx.take();
         let body = match reader.finish() {
@@ -280,7 +284,7 @@ impl Session {
         // End-of-data faults: evaluated per recipient; the first reply wins.
         // The Message-ID only names the message in fault journal entries.
         let mid = if self.has_faults() {
-            message_id(&body)
+            message_id(body.get(prefix..).unwrap_or_default())
         } else {
             None
         };
@@ -301,7 +305,7 @@ impl Session {
             close = close.or(Some(false));
             self.close_after_reply = false;
         }
-        let mut delivery = self.build_delivery(tx, body, mid.as_deref());
+        let mut delivery = self.build_delivery(tx, body, prefix, mid.as_deref());
         delivery.close = close;
         (p.consumed, Action::Deliver(delivery))
     }
@@ -314,36 +318,68 @@ impl Session {
         action
     }
 
-    fn build_delivery(&self, tx: Transaction, body: Vec<u8>, mid: Option<&str>) -> Delivery {
-        let now = Utc::now();
-        let queue_id = format!("{:X}", QUEUE_IDS.fetch_add(1, Ordering::Relaxed));
-        let helo = self.helo.as_deref().unwrap_or("unknown");
-        let with = match (self.esmtp, self.tls, self.auth_user.is_some()) {
+    /// The protocol word of the `Received:` header's `with` clause.
+    fn with_word(&self) -> &'static str {
+        match (self.esmtp, self.tls, self.auth_user.is_some()) {
             (false, _, _) => "SMTP",
             (true, false, false) => "ESMTP",
             (true, true, false) => "ESMTPS",
             (true, false, true) => "ESMTPA",
             (true, true, true) => "ESMTPSA",
+        }
+    }
+
+    /// The message as stored: the trace headers, then the content. `body`
+    /// is the content after a `prefix` of that many bytes, reserved at DATA
+    /// for the headers: they are written there, so the content is not copied
+    /// (unless the estimate missed, when the queue ID or the date grew or
+    /// shrank a digit between DATA and the end of data).
+    fn build_delivery(
+        &mut self,
+        tx: Transaction,
+        mut body: Vec<u8>,
+        prefix: usize,
+        mid: Option<&str>,
+    ) -> Delivery {
+        let now = Utc::now();
+        let mut queue_id = String::with_capacity(16);
+        push_hex(&mut queue_id, QUEUE_IDS.fetch_add(1, Ordering::Relaxed));
+        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let with = self.with_word();
+        let trace = Trace {
+            mail_from: &tx.mail_from,
+            helo,
+            peer_ip: &self.peer_text.ip,
+            hostname: &self.state.world.identity.hostname,
+            with,
+            queue_id: &queue_id,
+            for_rcpt: match tx.rcpts.as_slice() {
+                [one] => Some(one),
+                _ => None,
+            },
+            date: self.dates.get(now),
         };
-        let for_clause = match tx.rcpts.as_slice() {
-            [one] => format!("\r\n\tfor <{one}>"),
-            _ => String::new(),
+        let prefix = prefix.min(body.len());
+        if !trace.write_over(&mut body[..prefix]) {
+            let mut head = Vec::with_capacity(trace.encoded_len());
+            trace.write(&mut head);
+            body.splice(..prefix, head);
+        }
+        // The buffer's spare room would stay allocated as long as the
+        // message. A large buffer is its own mapping, which shrinks in place;
+        // a small one is copied to a buffer of its size instead, because
+        // shrinking it in the heap would leave a hole per message that later
+        // (larger) buffers cannot reuse.
+        let raw = if body.len() >= SHRINK_IN_PLACE || body.len() == body.capacity() {
+            body.shrink_to_fit();
+            body
+        } else {
+            body.as_slice().to_vec()
         };
-        let head = format!(
-            "Return-Path: <{}>\r\nReceived: from {helo} ({} [{}])\r\n\tby {} (mailrig) with {with} id {queue_id}{for_clause};\r\n\t{}\r\n",
-            tx.mail_from,
-            self.peer.ip(),
-            self.peer.ip(),
-            self.hostname(),
-            now.to_rfc2822()
-        );
-        let mut raw = Vec::with_capacity(head.len() + body.len());
-        raw.extend_from_slice(head.as_bytes());
-        raw.extend_from_slice(&body);
         let envelope = Arc::new(Envelope {
             mail_from: tx.mail_from.clone(),
             rcpt_to: tx.rcpts,
-            peer: self.peer.to_string(),
+            peer: self.peer_text.addr.clone(),
             helo: helo.to_string(),
             auth_user: self.auth_user.clone(),
             tls: self.tls,
@@ -367,7 +403,9 @@ impl Session {
             Ok(copies) => {
                 Metrics::add(&self.state.metrics.messages_accepted, 1);
                 Metrics::add(&self.state.metrics.messages_delivered, copies as u64);
-                reply(out, 250, "2.0.0", &format!("Ok: queued as {queue_id}"));
+                out.extend_from_slice(b"250 2.0.0 Ok: queued as ");
+                out.extend_from_slice(queue_id.as_bytes());
+                out.extend_from_slice(b"\r\n");
             }
             Err(e) => {
                 tracing::error!(error = %e, "storing a message failed");
@@ -662,6 +700,7 @@ impl Session {
         self.tx = Some(Transaction {
             mail_from: from.to_string(),
             smtputf8,
+            size,
             rcpts: Vec::new(),
             routes: Vec::new(),
         });
@@ -754,7 +793,7 @@ impl Session {
             message_id: None,
             mail_from: Some(from.to_string()),
             rcpt: None,
-            peer: Some(self.peer.to_string()),
+            peer: Some(self.peer_text.addr.clone()),
             event: JournalEvent::Rejected {
                 code,
                 enhanced: enh.to_string(),
@@ -783,7 +822,7 @@ impl Session {
                 message_id: None,
                 mail_from: Some(tx.mail_from.clone()),
                 rcpt: Some(r.to_string()),
-                peer: Some(self.peer.to_string()),
+                peer: Some(self.peer_text.addr.clone()),
                 event: JournalEvent::Rejected {
                     code,
                     enhanced: enh.to_string(),
@@ -799,12 +838,39 @@ impl Session {
             Some(tx) if tx.routes.is_empty() => {
                 reply(out, 554, "5.5.1", "Error: no valid recipients")
             }
-            Some(_) => {
+            Some(tx) => {
+                // Room for the trace headers in front of the content, as long
+                // as they would be now (see `build_delivery`), and for the
+                // content: what the client announced, or 16 KiB to start with.
+                let mut queue_id = String::with_capacity(16);
+                push_hex(&mut queue_id, QUEUE_IDS.load(Ordering::Relaxed));
+                let with = self.with_word();
+                let prefix = Trace {
+                    mail_from: &tx.mail_from,
+                    helo: self.helo.as_deref().unwrap_or("unknown"),
+                    peer_ip: &self.peer_text.ip,
+                    hostname: &self.state.world.identity.hostname,
+                    with,
+                    queue_id: &queue_id,
+                    for_rcpt: match tx.rcpts.as_slice() {
+                        [one] => Some(one),
+                        _ => None,
+                    },
+                    date: self.dates.get(Utc::now()),
+                }
+                .encoded_len();
+                let content = match tx.size {
+                    0 => 16 * 1024,
+                    // Room for a few bare LFs made CRLF, so no regrowth.
+                    n => n.saturating_add(n / 64 + 64),
+                };
                 let limits = &self.state.world.limits;
                 let reject_lf = self.state.world.identity.bare_lf == BareLfPolicy::Reject;
+                let hint = prefix.saturating_add(content.min(limits.max_message_size));
                 self.mode = Mode::Data(Box::new(
-                    DataReader::new(limits.max_message_size, reject_lf, 16 * 1024)
-                        .with_max_line(limits.max_line_length),
+                    DataReader::new(limits.max_message_size, reject_lf, hint)
+                        .with_max_line(limits.max_line_length)
+                        .with_prefix(prefix),
                 ));
                 reply(out, 354, "", "End data with <CR><LF>.<CR><LF>");
             }
