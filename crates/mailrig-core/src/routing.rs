@@ -68,7 +68,7 @@ password = "secret"
 "#;
 
     fn world() -> World {
-        Scenario::parse(WORLD, "t.toml").unwrap().world
+        std::sync::Arc::unwrap_or_clone(Scenario::parse(WORLD, "t.toml").unwrap().world)
     }
 
     fn addr(s: &str) -> Address {

@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -53,7 +54,9 @@ pub struct Scenario {
     pub source: String,
     /// The leading comment block of the file, without the `#` marks.
     pub description: String,
-    pub world: World,
+    /// Shared, so a server started from the scenario holds one copy (a big
+    /// world costs hundreds of bytes a mailbox).
+    pub world: Arc<World>,
     pub faults: FaultPlan,
     /// Things that are valid but probably not meant (e.g. a rule that can never fire).
     pub warnings: Vec<String>,
@@ -259,7 +262,7 @@ impl Scenario {
         Ok(Scenario {
             source: file.to_string(),
             description: leading_comment(src),
-            world,
+            world: Arc::new(world),
             faults,
             warnings,
         })

@@ -139,7 +139,7 @@ pub fn fault_world() -> Arc<World> {
             let toml = crate::session::WORLD_TOML.replace("BARE_LF", "normalize");
             let s = Scenario::parse(&toml, "fuzz-world.toml")
                 .unwrap_or_else(|e| panic!("the fuzz world is invalid: {e}"));
-            Arc::new(s.world)
+            s.world
         })
         .clone()
 }

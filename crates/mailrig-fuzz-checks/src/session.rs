@@ -150,7 +150,7 @@ fn fixed() -> &'static Fixed {
 pub fn fresh_state(flags: u8) -> Arc<ServerState> {
     let f = fixed();
     let s = &f.scenarios[usize::from(flags & 3)];
-    let world = Arc::new(s.world.clone());
+    let world = Arc::clone(&s.world);
     let store = Store::memory(&world);
     let date = chrono::Utc
         .with_ymd_and_hms(2024, 3, 4, 10, 0, 0)

@@ -175,9 +175,9 @@ impl MockServerBuilder {
         let http_access = Arc::new(self.http_access?);
         let mut scenario = self.scenario.unwrap_or_else(Scenario::builtin_default);
         if let Some(b) = self.listen_backlog {
-            scenario.world.limits.listen_backlog = b.max(1);
+            Arc::make_mut(&mut scenario.world).limits.listen_backlog = b.max(1);
         }
-        let world = Arc::new(scenario.world.clone());
+        let world = Arc::clone(&scenario.world);
         let backlog = world.limits.listen_backlog;
         let store = Arc::new(match &self.maildir {
             Some(dir) => Store::open_maildir(&world, dir)?,

@@ -397,7 +397,7 @@ impl MailboxDir {
             let folder = self.load_folder(&name, next_validity)?;
             next_validity = next_validity.max(folder.uid_validity) + 1;
             data.subscribed.insert(name.clone());
-            data.folders.insert(name, folder);
+            data.folders.insert(folder);
         }
         data.next_uid_validity = next_validity;
         Ok(data)

@@ -9,12 +9,12 @@
 //! written to a Maildir tree (see [`maildir`]) before the call returns, and the
 //! tree is read back, with the same UIDs, on the next start.
 
+mod folders;
 pub mod maildir;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering, fence};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -22,6 +22,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 use crate::world::{MailboxId, World};
 
+pub use folders::{Folders, Subscriptions};
 pub use maildir::Maildir;
 
 /// The name of the folder every mailbox has.
@@ -231,7 +232,12 @@ pub struct NewMessage {
 
 impl NewMessage {
     /// A message just received over SMTP: no flags, dated now.
-    pub fn received(raw: Bytes, envelope: Arc<Envelope>) -> Self {
+    pub fn received(raw: Bytes, mut envelope: Arc<Envelope>) -> Self {
+        // The recipient list grew by pushes (room for four); the store keeps
+        // it as long as the message, so it keeps only what is there.
+        if let Some(e) = Arc::get_mut(&mut envelope) {
+            e.rcpt_to.shrink_to_fit();
+        }
         NewMessage {
             raw,
             internal_date: envelope.received_at,
@@ -322,18 +328,16 @@ pub enum StoreError {
 /// The data of one user's mailbox, behind its lock.
 #[derive(Debug, Clone)]
 pub struct MailboxData {
-    pub folders: BTreeMap<String, Folder>,
-    pub subscribed: BTreeSet<String>,
+    pub folders: Folders,
+    pub subscribed: Subscriptions,
     next_uid_validity: u32,
 }
 
 impl MailboxData {
     fn new(uid_validity: u32) -> MailboxData {
-        let mut folders = BTreeMap::new();
-        folders.insert(INBOX.to_string(), Folder::new(INBOX, uid_validity));
         MailboxData {
-            folders,
-            subscribed: BTreeSet::from([INBOX.to_string()]),
+            folders: Folders::one(Folder::new(INBOX, uid_validity)),
+            subscribed: Subscriptions::inbox(),
             next_uid_validity: uid_validity + 1,
         }
     }
@@ -404,7 +408,8 @@ pub struct MailboxStore {
     data: Mutex<MailboxData>,
     version: AtomicU64,
     changed: event_listener::Event,
-    disk: Option<maildir::MailboxDir>,
+    /// Boxed: a memory store's mailboxes need not carry its room.
+    disk: Option<Box<maildir::MailboxDir>>,
 }
 
 impl MailboxStore {
@@ -431,12 +436,23 @@ impl MailboxStore {
     /// A future that completes at the next change. Create it, check
     /// [`version`](Self::version), then await it, so no change is missed.
     pub fn listen(&self) -> event_listener::EventListener {
-        self.changed.listen()
+        let listener = self.changed.listen();
+        // Pairs with the fence in `bump` (see there).
+        fence(Ordering::SeqCst);
+        listener
     }
 
     fn bump(&self) {
         self.version.fetch_add(1, Ordering::AcqRel);
-        self.changed.notify(usize::MAX);
+        // `notify` on an event nobody ever listened to would allocate its
+        // listener list (about 100 bytes a mailbox, kept for good). The fence
+        // pairs with the one `listen` emits after registering: either this
+        // load sees the new listener, or the listener's next `version` sees
+        // this change.
+        fence(Ordering::SeqCst);
+        if self.changed.total_listeners() > 0 {
+            self.changed.notify(usize::MAX);
+        }
     }
 
     /// Adds a message to a folder; returns (UIDVALIDITY, UID).
@@ -465,6 +481,7 @@ impl MailboxStore {
         f.highest_modseq += 1;
         let validity = f.uid_validity;
         let modseq = f.highest_modseq;
+        grow_by_half(&mut f.messages);
         f.messages.push(StoredMessage {
             uid,
             flags: msg.flags,
@@ -646,8 +663,7 @@ impl MailboxStore {
                 if let Some(d) = &self.disk {
                     d.create_folder(&path, validity)?;
                 }
-                data.folders
-                    .insert(path.clone(), Folder::new(&path, validity));
+                data.folders.insert(Folder::new(&path, validity));
             }
         }
         drop(data);
@@ -709,7 +725,7 @@ impl MailboxStore {
             }
             if let Some(mut f) = data.folders.remove(&old) {
                 f.name = new.clone();
-                data.folders.insert(new.clone(), f);
+                data.folders.insert(f);
             }
             if data.subscribed.remove(&old) {
                 data.subscribed.insert(new);
@@ -807,7 +823,7 @@ impl Store {
                 data: Mutex::new(data),
                 version: AtomicU64::new(0),
                 changed: event_listener::Event::new(),
-                disk: Some(disk),
+                disk: Some(Box::new(disk)),
             });
         }
         Ok(Store {
@@ -857,6 +873,16 @@ impl Store {
             n += b.clear()?;
         }
         Ok(n)
+    }
+}
+
+/// Makes room for one more message, growing a full folder by half (at least
+/// one) instead of `Vec`'s doubling from four: most folders of a big world hold
+/// one or two messages, and the three empty slots `push` would add to a folder
+/// of one cost over 300 bytes.
+fn grow_by_half(messages: &mut Vec<StoredMessage>) {
+    if messages.len() == messages.capacity() {
+        messages.reserve_exact((messages.len() / 2).max(1));
     }
 }
 

@@ -4,12 +4,11 @@ use super::*;
 use crate::scenario::Scenario;
 
 fn world() -> World {
-    Scenario::parse(
+    let s = Scenario::parse(
         "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a','b']\n",
         "t",
-    )
-    .unwrap()
-    .world
+    );
+    std::sync::Arc::unwrap_or_clone(s.unwrap().world)
 }
 
 fn msg(text: &str) -> NewMessage {

@@ -15,7 +15,7 @@ use crate::state::ServerState;
 /// A world for session tests: the scenario text, a memory store, fresh TLS.
 pub fn state(toml: &str) -> Arc<ServerState> {
     let s = mailrig_core::Scenario::parse(toml, "<test>").expect("test scenario");
-    let world = Arc::new(s.world.clone());
+    let world = Arc::clone(&s.world);
     let store = Arc::new(mailrig_core::Store::memory(&world));
     let tls = Arc::new(crate::tls::TlsMaterial::generate("mx.test").expect("tls"));
     ServerState::new(world, store, tls, s.faults.clone())

@@ -16,7 +16,7 @@ fn state_with(extra: &str) -> Arc<ServerState> {
         "t",
     )
     .unwrap();
-    let world = Arc::new(s.world.clone());
+    let world = Arc::clone(&s.world);
     let store = Arc::new(Store::memory(&world));
     let tls = Arc::new(TlsMaterial::generate("mx.d.test").unwrap());
     ServerState::new(world, store, tls, s.faults.clone())
