@@ -112,13 +112,22 @@ pub struct Session {
     blocking_multi: Option<extended::MultiAppend>,
 }
 
-/// Shorthand for a tagged status line.
+/// Shorthand for a tagged status line. The text may echo what the client
+/// sent, so anything that is not printable ASCII (resp-text is 7-bit
+/// TEXT-CHARs, RFC 3501 9) is written as `?`.
 pub(super) fn tagged(out: &mut Vec<u8>, tag: &str, status: &str, text: &str) {
     out.extend_from_slice(tag.as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(text.as_bytes());
+    if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        out.extend_from_slice(text.as_bytes());
+    } else {
+        out.extend(text.chars().map(|c| match c {
+            ' '..='~' => c as u8,
+            _ => b'?',
+        }));
+    }
     out.extend_from_slice(b"\r\n");
 }
 

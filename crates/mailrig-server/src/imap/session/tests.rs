@@ -844,6 +844,12 @@ fn multiappend_all_or_none() {
             "m4 BAD Error in APPEND: invalid date-time soon\r\n",
         ),
         (
+            // Found by the imap_session fuzz target: the echoed date held a
+            // byte that is not ASCII, and the BAD line was not IMAP text.
+            b"m4b APPEND INBOX {1+}\r\na \" 4-Mar-\xb2024 10:00:00 +0000\" {1+}\r\nb\r\n",
+            "m4b BAD Error in APPEND: invalid date-time  4-Mar-?024 10:00:00 +0000\r\n",
+        ),
+        (
             b"m5 APPEND INBOX {1+}\r\na junk {1+}\r\nb\r\n",
             "m5 BAD Error in APPEND: expected [(flags)] [\"date-time\"] literal for each message\r\n",
         ),
