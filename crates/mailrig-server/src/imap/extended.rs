@@ -101,7 +101,8 @@ pub fn multiappend(b: &[u8]) -> Option<Result<MultiAppend, SyntaxError>> {
     if literals - usize::from(mailbox_is_literal) < 2 {
         return None;
     }
-    let tag = String::from_utf8_lossy(&b[toks[0].1.clone()]).into_owned();
+    // Only a valid tag is ever echoed; the normal path answers the rest.
+    let tag = super::framing::tag_in(b)?;
     let Some(mailbox) = toks.get(2).and_then(|t| astring(b, t)) else {
         return Some(Err(SyntaxError::AppendSyntax));
     };

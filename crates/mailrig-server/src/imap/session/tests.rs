@@ -850,6 +850,12 @@ fn multiappend_all_or_none() {
             "m4b BAD Error in APPEND: invalid date-time  4-Mar-?024 10:00:00 +0000\r\n",
         ),
         (
+            // Also found by the fuzzer: a MULTIAPPEND's tag was echoed
+            // without the tag check every other command gets.
+            b"t\xff; APPEND INBOX {1+}\r\na {1+}\r\nb\r\n",
+            "* BAD Error in IMAP command: no valid tag\r\n",
+        ),
+        (
             b"m5 APPEND INBOX {1+}\r\na junk {1+}\r\nb\r\n",
             "m5 BAD Error in APPEND: expected [(flags)] [\"date-time\"] literal for each message\r\n",
         ),
