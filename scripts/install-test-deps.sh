@@ -3,8 +3,9 @@
 #
 # Debian packages: swaks, postfix (smtp-source, smtp-sink and the real server the
 # end-to-end tests start privately), dovecot-imapd, dovecot-pop3d, dovecot-lmtpd,
-# curl, python3 and python3-pip (only when pip is missing); Python packages:
-# imapclient, schemathesis.
+# curl, chromium, python3 and python3-pip (only when pip is missing), nodejs and
+# npm (when npm is missing); Python packages: imapclient, schemathesis; npm:
+# playwright-core (into crates/mailrig/tests/ui/node_modules).
 #
 # Idempotent, non-interactive (reads no stdin), meant to run as root on Debian.
 # `apt-get update` runs at most once, and only when something must be installed.
@@ -73,6 +74,7 @@ fi
 debs=(swaks postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd curl)
 debs+=(iproute2)  # ss: the listen-backlog test reads a listener's accept queue
 debs+=(strace) # crates/mailrig/tests/maildir_fsync.rs: the fsync order of a delivery
+debs+=(chromium) # crates/mailrig/tests/ui_browser.rs: the web page in a real browser
 missing=()
 for pkg in "${debs[@]}"; do
     if deb_installed "$pkg"; then
@@ -137,6 +139,24 @@ else
     pip_install "schemathesis==4.32.5"
     command -v schemathesis >/dev/null
     echo "schemathesis: installed"
+fi
+
+# --- npm packages --------------------------------------------------------------
+
+# playwright-core (no bundled browser: it drives Debian's /usr/bin/chromium) for
+# crates/mailrig/tests/ui_browser.rs, into crates/mailrig/tests/ui/node_modules
+# (git-ignored); the version is pinned in crates/mailrig/tests/ui/package.json.
+if ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+    installed_debs+=(nodejs npm)
+    echo "npm: installed"
+fi
+ui_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/crates/mailrig/tests/ui"
+if [[ -f "$ui_dir/node_modules/playwright-core/package.json" ]]; then
+    echo "playwright-core: present"
+else
+    (cd "$ui_dir" && npm install --no-audit --no-fund --silent >/dev/null)
+    echo "playwright-core: installed"
 fi
 
 # --- leave no system mail service running --------------------------------------

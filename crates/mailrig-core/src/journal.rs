@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::fault::{Action, Stage};
+use crate::signal::ChangeSignal;
 
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,6 +80,92 @@ pub struct Journal {
     entries: Mutex<VecDeque<JournalEntry>>,
     capacity: usize,
     next_seq: AtomicU64,
+    /// Bumped by every new entry and by `clear`.
+    changed: ChangeSignal,
+}
+
+/// Which entries [`Journal::query`] returns: every field given must match.
+/// The names are those of the entry's JSON fields, except `mailbox` (the
+/// recipient or the mailbox a delivery or misroute ended in) and `kind`
+/// (the event's `kind`).
+#[derive(Debug, Clone, Default)]
+pub struct JournalQuery {
+    /// Only entries after this sequence number (a cursor: the `seq` of the
+    /// last entry seen).
+    pub since: Option<u64>,
+    /// At most this many entries (the oldest that match).
+    pub limit: Option<usize>,
+    pub mailbox: Option<String>,
+    pub rcpt: Option<String>,
+    pub mail_from: Option<String>,
+    pub message_id: Option<String>,
+    pub rule: Option<String>,
+    pub stage: Option<Stage>,
+    pub peer: Option<String>,
+    pub kind: Option<String>,
+}
+
+impl JournalQuery {
+    /// Whether `e` passes every filter but `since` and `limit`.
+    pub fn matches(&self, e: &JournalEntry) -> bool {
+        let eq = |a: &Option<String>, b: &Option<String>| {
+            a.as_ref().is_none_or(|a| {
+                b.as_deref()
+                    .is_some_and(|b| b.eq_ignore_ascii_case(a.as_str()))
+            })
+        };
+        let strip = |s: &str| s.trim_matches(|c| c == '<' || c == '>').to_string();
+        let mailbox_ok = self.mailbox.as_ref().is_none_or(|m| {
+            e.rcpt.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(m))
+                || match &e.event {
+                    JournalEvent::Delivered { mailbox, .. } => mailbox.eq_ignore_ascii_case(m),
+                    JournalEvent::Misrouted { intended, actual } => {
+                        intended.eq_ignore_ascii_case(m) || actual.eq_ignore_ascii_case(m)
+                    }
+                    _ => false,
+                }
+        });
+        let mid_ok = self.message_id.as_ref().is_none_or(|m| {
+            e.message_id.as_deref().map(strip).as_deref() == Some(strip(m).as_str())
+        });
+        // The peer is `ip:port`; a bare IP matches every port.
+        let peer_ok = self.peer.as_ref().is_none_or(|p| {
+            e.peer.as_deref().is_some_and(|have| {
+                have == p
+                    || have.rsplit_once(':').is_some_and(|(ip, _)| {
+                        ip.trim_matches(['[', ']']) == p.trim_matches(['[', ']'])
+                    })
+            })
+        });
+        mailbox_ok
+            && mid_ok
+            && peer_ok
+            && eq(&self.rcpt, &e.rcpt)
+            && eq(&self.mail_from, &e.mail_from)
+            && self
+                .rule
+                .as_ref()
+                .is_none_or(|r| e.rule.as_deref() == Some(r.as_str()))
+            && self.stage.is_none_or(|s| e.stage == s)
+            && self.kind.as_ref().is_none_or(|k| e.event.kind() == k)
+    }
+}
+
+impl JournalEvent {
+    /// The `kind` of its JSON form.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JournalEvent::Delivered { .. } => "delivered",
+            JournalEvent::Rejected { .. } => "rejected",
+            JournalEvent::Dropped => "dropped",
+            JournalEvent::Misrouted { .. } => "misrouted",
+            JournalEvent::Fault { .. } => "fault",
+        }
+    }
+
+    /// The kinds there are.
+    pub const KINDS: &'static [&'static str] =
+        &["delivered", "rejected", "dropped", "misrouted", "fault"];
 }
 
 impl Default for Journal {
@@ -95,6 +182,7 @@ impl Journal {
             entries: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
             next_seq: AtomicU64::new(1),
+            changed: ChangeSignal::new(),
         }
     }
 
@@ -116,7 +204,34 @@ impl Journal {
             peer: r.peer,
             event: r.event,
         });
+        drop(entries);
+        self.changed.bump();
         seq
+    }
+
+    /// The change counter: bumped by every new entry and by `clear`.
+    pub fn changes(&self) -> &ChangeSignal {
+        &self.changed
+    }
+
+    /// The sequence number of the newest entry ever recorded (0 for none),
+    /// kept or not: a cursor for "everything from now on".
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq.load(Ordering::Relaxed).saturating_sub(1)
+    }
+
+    /// The entries `q` selects, oldest first.
+    pub fn query(&self, q: &JournalQuery) -> Vec<JournalEntry> {
+        let entries = self.entries.lock();
+        let since = q.since.unwrap_or(0);
+        // Sequence numbers ascend, so the start is found by bisection.
+        let start = entries.partition_point(|e| e.seq <= since);
+        entries
+            .range(start..)
+            .filter(|e| q.matches(e))
+            .take(q.limit.unwrap_or(usize::MAX))
+            .cloned()
+            .collect()
     }
 
     /// All entries kept, oldest first.
@@ -126,32 +241,11 @@ impl Journal {
 
     /// Entries that concern a mailbox address (as recipient or target) or a Message-ID.
     pub fn filter(&self, mailbox: Option<&str>, message_id: Option<&str>) -> Vec<JournalEntry> {
-        let mb = mailbox.map(str::to_lowercase);
-        let strip = |s: &str| s.trim_matches(|c| c == '<' || c == '>').to_string();
-        let mid = message_id.map(strip);
-        self.entries
-            .lock()
-            .iter()
-            .filter(|e| {
-                let mb_ok = mb.as_ref().is_none_or(|m| {
-                    e.rcpt.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(m))
-                        || match &e.event {
-                            JournalEvent::Delivered { mailbox, .. } => {
-                                mailbox.eq_ignore_ascii_case(m)
-                            }
-                            JournalEvent::Misrouted { intended, actual } => {
-                                intended.eq_ignore_ascii_case(m) || actual.eq_ignore_ascii_case(m)
-                            }
-                            _ => false,
-                        }
-                });
-                let mid_ok = mid.as_ref().is_none_or(|m| {
-                    e.message_id.as_deref().map(strip).as_deref() == Some(m.as_str())
-                });
-                mb_ok && mid_ok
-            })
-            .cloned()
-            .collect()
+        self.query(&JournalQuery {
+            mailbox: mailbox.map(str::to_string),
+            message_id: message_id.map(str::to_string),
+            ..JournalQuery::default()
+        })
     }
 
     /// How many entries were let go because the journal was full.
@@ -160,8 +254,17 @@ impl Journal {
         (self.next_seq.load(Ordering::Relaxed) - 1).saturating_sub(kept)
     }
 
-    pub fn clear(&self) {
-        self.entries.lock().clear();
+    /// Empties the journal; sequence numbers keep counting up, so a cursor
+    /// stays valid. Returns how many entries were removed.
+    pub fn clear(&self) -> usize {
+        let n = {
+            let mut entries = self.entries.lock();
+            let n = entries.len();
+            entries.clear();
+            n
+        };
+        self.changed.bump();
+        n
     }
 }
 
@@ -192,6 +295,44 @@ mod tests {
         assert_eq!(j.filter(Some("a@X"), None).len(), 1);
         assert_eq!(j.filter(None, Some("2@x")).len(), 1);
         assert_eq!(j.entries()[1].seq, 3);
+    }
+
+    #[test]
+    fn a_query_pages_with_a_cursor_and_filters_by_field_name() {
+        let j = Journal::with_capacity(10);
+        for i in 0..5 {
+            let mut r = rec(if i % 2 == 0 { "a@x" } else { "b@x" }, &format!("<{i}@x>"));
+            r.peer = Some(format!("127.0.0.1:{}", 1000 + i));
+            j.record(r);
+        }
+        let q = |f: &dyn Fn(&mut JournalQuery)| {
+            let mut q = JournalQuery::default();
+            f(&mut q);
+            j.query(&q).iter().map(|e| e.seq).collect::<Vec<_>>()
+        };
+        assert_eq!(q(&|q| q.since = Some(3)), vec![4, 5]);
+        assert_eq!(q(&|q| q.limit = Some(2)), vec![1, 2]);
+        assert_eq!(
+            q(&|q| {
+                q.since = Some(1);
+                q.limit = Some(1);
+                q.rcpt = Some("A@x".into());
+            }),
+            vec![3]
+        );
+        assert_eq!(q(&|q| q.peer = Some("127.0.0.1".into())).len(), 5);
+        assert_eq!(q(&|q| q.peer = Some("127.0.0.1:1002".into())), vec![3]);
+        assert_eq!(q(&|q| q.kind = Some("dropped".into())).len(), 5);
+        assert_eq!(q(&|q| q.kind = Some("delivered".into())).len(), 0);
+        assert_eq!(q(&|q| q.stage = Some(Stage::Rcpt)).len(), 0);
+        assert_eq!(q(&|q| q.message_id = Some("4@x".into())), vec![5]);
+        assert_eq!(q(&|q| q.rule = Some("r".into())).len(), 0);
+        let before = j.changes().version();
+        assert_eq!(j.clear(), 5);
+        assert!(j.changes().version() > before);
+        assert_eq!(j.last_seq(), 5);
+        j.record(rec("a@x", "<9@x>"));
+        assert_eq!(q(&|q| q.since = Some(5)), vec![6]);
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //!   the normal thing;
 //! * [`store`] — mailboxes, folders and messages with IMAP semantics, in memory
 //!   or persisted as Maildir;
-//! * [`journal`] — the record of every decision that changed a message's fate.
+//! * [`journal`] — the record of every decision that changed a message's fate;
+//! * [`signal`] — a change counter with wake-ups, for waiters on the store and journal.
 //!
 //! Servers (SMTP, IMAP, POP3, HTTP) live in `mailrig-server` and only call into
 //! these types.
@@ -29,6 +30,7 @@ pub mod located;
 pub mod range;
 pub mod routing;
 pub mod scenario;
+pub mod signal;
 pub mod store;
 pub mod world;
 

@@ -9,6 +9,7 @@
 //! * [`mock`] — [`MockServer`], which starts a whole world on port 0 for tests
 //!   and `mailrig serve` alike, and stops every task on `shutdown()`.
 
+pub mod delivered;
 pub mod driver;
 pub mod faults;
 pub mod http;

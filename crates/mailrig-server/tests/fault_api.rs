@@ -379,13 +379,18 @@ async fn mock_server_fault_methods() {
         .unwrap();
     let (ok, out) = swaks(&server, "user04@patente.test").await;
     assert!(ok, "{out}");
+    // The copy stored for user03 while `r` was off, then the drop.
     let by_id = server.journal_for_message("api-test@extern.test");
-    assert_eq!(by_id.len(), 1, "{by_id:?}");
-    assert_eq!(by_id[0].event, JournalEvent::Dropped);
-    assert_eq!(by_id[0].rule.as_deref(), Some("lost"));
+    assert_eq!(by_id.len(), 2, "{by_id:?}");
+    assert!(
+        matches!(&by_id[0].event, JournalEvent::Delivered { mailbox, .. } if mailbox == USER03),
+        "{by_id:?}"
+    );
+    assert_eq!(by_id[1].event, JournalEvent::Dropped);
+    assert_eq!(by_id[1].rule.as_deref(), Some("lost"));
     assert_eq!(
         server.journal_for_message("<api-test@extern.test>").len(),
-        1
+        2
     );
     assert!(server.inbox("user04@patente.test").unwrap().is_empty());
 

@@ -291,12 +291,18 @@ async fn every_endpoint_over_curl() {
         .await["entries"],
         json!([])
     );
+    // Besides those two, every stored copy (three) is journaled.
+    let all = get(&server, "/api/v1/journal").await;
+    let kinds: Vec<&str> = all["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        get(&server, "/api/v1/journal").await["entries"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
+        kinds,
+        ["delivered", "delivered", "delivered", "rejected", "dropped"],
+        "{all}"
     );
 
     // Prometheus text.
@@ -322,7 +328,7 @@ async fn every_endpoint_over_curl() {
         );
     }
 
-    // The web page: mailboxes and the newest messages, escaped.
+    // The web page: the shell, its script and stylesheet from the binary.
     let page = curl(&server, "GET", "/").await;
     assert_eq!(page.status, 200);
     assert!(
@@ -330,18 +336,42 @@ async fn every_endpoint_over_curl() {
         "{}",
         page.content_type
     );
-    assert!(page.body.contains("anna@kanzlei.test"));
     assert!(
         page.body
-            .contains("Frist &lt;b&gt;heute&lt;/b&gt; &amp; morgen"),
+            .contains("<title>mailrig — mx.kanzlei.test</title>"),
         "{}",
         page.body
     );
-    assert!(!page.body.contains("<b>heute"));
     assert!(
+        page.body.contains("<script src=\"/ui/app.js\" defer>"),
+        "{}",
         page.body
-            .contains("/api/v1/mailboxes/anna@kanzlei.test/messages/1/raw")
     );
+    let js = curl(&server, "GET", "/ui/app.js").await;
+    assert_eq!(js.status, 200);
+    assert!(
+        js.content_type.starts_with("text/javascript"),
+        "{}",
+        js.content_type
+    );
+    assert!(js.body.contains("new EventSource"));
+    let css = curl(&server, "GET", "/ui/app.css").await;
+    assert!(
+        css.content_type.starts_with("text/css"),
+        "{}",
+        css.content_type
+    );
+    // The grid's data: the refused recipient is no mailbox; counts are there.
+    let grid = get(&server, "/api/v1/grid").await;
+    let anna = &grid["domains"][0]["mailboxes"][0];
+    assert_eq!(anna["address"], "anna@kanzlei.test");
+    assert_eq!(anna["messages"], 2, "{grid}");
+    assert_eq!(anna["delivered"], 2, "{grid}");
+    let clara = &grid["domains"][0]["mailboxes"][2];
+    assert_eq!(clara["problems"], 1, "{grid}");
+    assert_eq!(clara["last_problem"]["rule"], "test-rule", "{grid}");
+    assert_eq!(clara["last_problem"]["kind"], "dropped", "{grid}");
+    assert_eq!(grid["domains"][0]["problem_mailboxes"], 1, "{grid}");
 
     // Deleting: one message, then a mailbox, then everything.
     assert_eq!(
@@ -537,11 +567,11 @@ async fn unknown_query_parameters_are_refused_on_every_endpoint() {
         let seen = curl_with(
             &server,
             method,
-            &format!("{path}?rcpt=anna@kanzlei.test"),
+            &format!("{path}?recipient=anna@kanzlei.test"),
             &extra,
         )
         .await;
-        seen.error(400, "unknown query parameter 'rcpt'");
+        seen.error(400, "unknown query parameter 'recipient'");
         let msg = seen.json()["error"].as_str().unwrap().to_string();
         assert!(
             msg.contains("this endpoint accepts") || msg.contains("takes no query parameters"),
@@ -562,13 +592,25 @@ async fn unknown_query_parameters_are_refused_on_every_endpoint() {
             );
     }
 
-    // What the README promised: the journal's filter is `mailbox`, and
-    // `?rcpt=` says so instead of answering every entry.
-    curl(&server, "GET", "/api/v1/journal?rcpt=nobody@kanzlei.test")
+    // The journal's filters are named as its JSON fields; a misspelt one
+    // is named instead of answering every entry.
+    curl(
+        &server,
+        "GET",
+        "/api/v1/journal?rcpt_to=nobody@kanzlei.test",
+    )
+    .await
+    .error(
+        400,
+        "unknown query parameter 'rcpt_to': this endpoint accepts since, limit, mailbox, rcpt,",
+    );
+    let j = get(&server, "/api/v1/journal?rcpt=nobody@kanzlei.test").await;
+    assert_eq!(j["entries"].as_array().unwrap().len(), 1, "{j}");
+    curl(&server, "GET", "/api/v1/journal?kind=bounced")
         .await
         .error(
             400,
-            "unknown query parameter 'rcpt': this endpoint accepts mailbox, message_id",
+            "bad value 'bounced' for query parameter 'kind': give one of delivered,",
         );
     curl(
         &server,

@@ -91,7 +91,7 @@ for query, subjects in [
     assert status == 200 and [m["subject"] for m in body["messages"]] == subjects, (query, body)
 status, body = call("GET", "/api/v1/messages?rcpt=anna@kanzlei.test")
 assert status == 400 and "unknown query parameter 'rcpt'" in body["error"], body
-assert "to, from, subject, mailbox, domain, limit, offset" in body["error"], body
+assert "to, from, subject, mailbox, domain, text, header, q, after, before, limit, offset" in body["error"], body
 status, body = call("GET", "/api/v1/messages?limit=0")
 assert status == 400 and "'limit'" in body["error"], body
 

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, MutexGuard};
 
+use crate::signal::ChangeSignal;
 use crate::world::{MailboxId, World};
 
 pub use folders::{Folders, Subscriptions};
@@ -408,6 +409,8 @@ pub struct MailboxStore {
     data: Mutex<MailboxData>,
     version: AtomicU64,
     changed: event_listener::Event,
+    /// The store's signal, bumped with this mailbox's own.
+    store_changed: Arc<ChangeSignal>,
     /// Boxed: a memory store's mailboxes need not carry its room.
     disk: Option<Box<maildir::MailboxDir>>,
 }
@@ -453,6 +456,7 @@ impl MailboxStore {
         if self.changed.total_listeners() > 0 {
             self.changed.notify(usize::MAX);
         }
+        self.store_changed.bump();
     }
 
     /// Adds a message to a folder; returns (UIDVALIDITY, UID).
@@ -788,12 +792,15 @@ impl MailboxStore {
 pub struct Store {
     boxes: Vec<MailboxStore>,
     maildir: Option<Maildir>,
+    /// Bumped by every change of any mailbox.
+    changed: Arc<ChangeSignal>,
 }
 
 impl Store {
     /// An in-memory store with an empty INBOX per mailbox of the world.
     pub fn memory(world: &World) -> Store {
         let validity = initial_uid_validity();
+        let changed = Arc::new(ChangeSignal::new());
         Store {
             boxes: world
                 .mailboxes
@@ -803,10 +810,12 @@ impl Store {
                     data: Mutex::new(MailboxData::new(validity)),
                     version: AtomicU64::new(0),
                     changed: event_listener::Event::new(),
+                    store_changed: changed.clone(),
                     disk: None,
                 })
                 .collect(),
             maildir: None,
+            changed,
         }
     }
 
@@ -815,6 +824,7 @@ impl Store {
     pub fn open_maildir(world: &World, dir: &Path) -> Result<Store, StoreError> {
         let maildir = Maildir::new(dir);
         let mut boxes = Vec::with_capacity(world.mailboxes.len());
+        let changed = Arc::new(ChangeSignal::new());
         for m in &world.mailboxes {
             let disk = maildir.mailbox(m.address.domain(), m.address.local())?;
             let data = disk.load(initial_uid_validity())?;
@@ -823,13 +833,22 @@ impl Store {
                 data: Mutex::new(data),
                 version: AtomicU64::new(0),
                 changed: event_listener::Event::new(),
+                store_changed: changed.clone(),
                 disk: Some(Box::new(disk)),
             });
         }
         Ok(Store {
             boxes,
             maildir: Some(maildir),
+            changed,
         })
+    }
+
+    /// The change counter of the whole store: bumped by every change of any
+    /// mailbox (delivery, flags, expunge, folders). Wait on it as on
+    /// [`MailboxStore::listen`].
+    pub fn changes(&self) -> &ChangeSignal {
+        &self.changed
     }
 
     pub fn maildir_root(&self) -> Option<&Path> {

@@ -10,13 +10,15 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use mailrig_core::journal::JournalQuery;
 use mailrig_core::store::{INBOX, canonical_name};
 use mailrig_core::world::MailboxId;
-use mailrig_core::{JournalEntry, StoreError};
+use mailrig_core::{JournalEntry, JournalEvent, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, NoParams, QueryParams};
+use super::parsed;
 use super::view::{self, DomainSummary, MailboxSummary, MessageSummary};
 use crate::state::{Metrics, ServerState};
 
@@ -38,10 +40,22 @@ pub fn routes() -> Router<Arc<ServerState>> {
         )
         .route("/mailboxes/{address}/messages/{uid}/raw", get(raw_message))
         .route(
+            "/mailboxes/{address}/messages/{uid}/parsed",
+            get(parsed_message),
+        )
+        .route(
+            "/mailboxes/{address}/messages/{uid}/html",
+            get(message_html),
+        )
+        .route(
+            "/mailboxes/{address}/messages/{uid}/attachments/{index}",
+            get(attachment),
+        )
+        .route(
             "/messages",
             get(super::messages::list).delete(delete_every_message),
         )
-        .route("/journal", get(journal))
+        .route("/journal", get(journal).delete(clear_journal))
 }
 
 #[derive(Debug, Serialize)]
@@ -209,14 +223,180 @@ async fn get_message(
     Ok(Json(MessageSummary::new(&addr, &folder, &m)))
 }
 
+/// `?folder=`, and `?download=true` for `Content-Disposition: attachment`.
+#[derive(Debug, Deserialize)]
+struct RawQuery {
+    folder: Option<String>,
+    download: Option<bool>,
+}
+
+impl QueryParams for RawQuery {
+    const ACCEPTED: &'static [&'static str] = &["folder", "download"];
+}
+
 async fn raw_message(
     State(state): AppState,
     ApiPath((address, uid)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<RawQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let folder = canonical_name(q.folder.as_deref().unwrap_or(INBOX));
+    let (_, m) = find_message(&state, &address, &folder, &uid)?;
+    let disposition = if q.download == Some(true) {
+        format!("attachment; filename=\"message-{}.eml\"", m.uid)
+    } else {
+        "inline".to_string()
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "message/rfc822".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        m.raw,
+    ))
+}
+
+/// A message taken apart: its summary and [`parsed::ParsedBody`].
+#[derive(Debug, Serialize)]
+struct ParsedMessage {
+    message: MessageSummary,
+    #[serde(flatten)]
+    body: parsed::ParsedBody,
+}
+
+async fn parsed_message(
+    State(state): AppState,
+    ApiPath((address, uid)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<FolderQuery>,
+) -> Result<Json<ParsedMessage>, ApiError> {
+    let folder = q.folder();
+    let (addr, m) = find_message(&state, &address, &folder, &uid)?;
+    Ok(Json(ParsedMessage {
+        message: MessageSummary::new(&addr, &folder, &m),
+        body: parsed::parse(&m.raw),
+    }))
+}
+
+/// `?folder=`, and `?remote=true` to let the HTML load remote images,
+/// styles and fonts (never scripts).
+#[derive(Debug, Deserialize)]
+struct HtmlQuery {
+    folder: Option<String>,
+    remote: Option<bool>,
+}
+
+impl QueryParams for HtmlQuery {
+    const ACCEPTED: &'static [&'static str] = &["folder", "remote"];
+}
+
+/// The policy a message's HTML is served under: a sandbox (no scripts, no
+/// forms, an origin of its own), nothing fetched but inline styles and
+/// `data:` images, unless the reader asked for remote content.
+fn message_csp(remote: bool) -> &'static str {
+    if remote {
+        "sandbox; default-src 'none'; script-src 'none'; style-src * 'unsafe-inline'; img-src * data:; font-src * data:; media-src *"
+    } else {
+        "sandbox; default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:"
+    }
+}
+
+async fn message_html(
+    State(state): AppState,
+    ApiPath((address, uid)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<HtmlQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let folder = canonical_name(q.folder.as_deref().unwrap_or(INBOX));
+    let (_, m) = find_message(&state, &address, &folder, &uid)?;
+    let body = parsed::parse(&m.raw);
+    let html = match (body.html, body.text) {
+        (Some(h), _) => h,
+        (None, Some(t)) => maud::html! { pre style="white-space:pre-wrap" { (t) } }.into_string(),
+        (None, None) => String::new(),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                message_csp(q.remote == Some(true)),
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        html,
+    ))
+}
+
+async fn attachment(
+    State(state): AppState,
+    ApiPath((address, uid, index)): ApiPath<(String, String, String)>,
     ApiQuery(q): ApiQuery<FolderQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let folder = q.folder();
-    let (_, m) = find_message(&state, &address, &folder, &uid)?;
-    Ok(([(header::CONTENT_TYPE, "message/rfc822")], m.raw))
+    let (addr, m) = find_message(&state, &address, &folder, &uid)?;
+    let i = match index.parse::<usize>() {
+        Ok(i) if index.bytes().all(|b| b.is_ascii_digit()) => i,
+        _ => {
+            return Err(ApiError::BadRequest(format!(
+                "bad attachment index '{}': give 0, 1, ... as listed in `attachments` of .../parsed",
+                index.chars().take(64).collect::<String>()
+            )));
+        }
+    };
+    let (name, content_type, bytes) =
+        parsed::attachment(&m.raw, i).ok_or_else(|| ApiError::NoSuchAttachment {
+            mailbox: addr.clone(),
+            uid: m.uid,
+            index: i,
+        })?;
+    let name = name.unwrap_or_else(|| format!("attachment-{i}"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type_header(&content_type)),
+            (header::CONTENT_DISPOSITION, attachment_disposition(&name)),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        ],
+        bytes,
+    ))
+}
+
+/// A content type safe to send back: a sender's HTML or SVG would otherwise
+/// run in this origin if opened, so anything but plain data is octets.
+fn content_type_header(ct: &str) -> String {
+    let ok = ct
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/.+-".contains(&b));
+    let active = ct.contains("html")
+        || ct.contains("svg")
+        || ct.contains("xml")
+        || ct.contains("javascript");
+    if ok && !active {
+        ct.to_string()
+    } else {
+        "application/octet-stream".to_string()
+    }
+}
+
+/// `attachment; filename="..."; filename*=UTF-8''...` for any file name.
+fn attachment_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            encoded.push(char::from(b));
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
 #[derive(Debug, Serialize)]
@@ -292,29 +472,101 @@ async fn delete_every_message(
     Ok(Json(Deleted { deleted }))
 }
 
+/// The journal's filters, named as the entry's JSON fields (`mailbox`: the
+/// recipient or the mailbox it ended in; `kind`: the event's kind), a
+/// `since` cursor and a `limit`.
 #[derive(Debug, Deserialize)]
-struct JournalQuery {
+struct JournalParams {
+    since: Option<u64>,
+    limit: Option<usize>,
     mailbox: Option<String>,
+    rcpt: Option<String>,
+    mail_from: Option<String>,
     message_id: Option<String>,
+    rule: Option<String>,
+    stage: Option<mailrig_core::fault::Stage>,
+    peer: Option<String>,
+    kind: Option<String>,
 }
 
-impl QueryParams for JournalQuery {
-    const ACCEPTED: &'static [&'static str] = &["mailbox", "message_id"];
+impl QueryParams for JournalParams {
+    const ACCEPTED: &'static [&'static str] = &[
+        "since",
+        "limit",
+        "mailbox",
+        "rcpt",
+        "mail_from",
+        "message_id",
+        "rule",
+        "stage",
+        "peer",
+        "kind",
+    ];
 }
+
+/// Largest `limit` of `GET /journal`.
+const JOURNAL_MAX_LIMIT: usize = 100_000;
 
 #[derive(Debug, Serialize)]
 struct JournalPage {
     /// Entries let go because the journal is bounded.
     dropped: u64,
+    /// The `since` for the next page: the last entry's `seq`, or the
+    /// request's `since` (the journal's newest `seq` without one) when
+    /// nothing matched.
+    next_since: u64,
     entries: Vec<JournalEntry>,
 }
 
-async fn journal(State(state): AppState, ApiQuery(q): ApiQuery<JournalQuery>) -> Json<JournalPage> {
-    let entries = state
-        .journal
-        .filter(q.mailbox.as_deref(), q.message_id.as_deref());
-    Json(JournalPage {
+async fn journal(
+    State(state): AppState,
+    ApiQuery(q): ApiQuery<JournalParams>,
+) -> Result<Json<JournalPage>, ApiError> {
+    if let Some(l) = q.limit
+        && !(1..=JOURNAL_MAX_LIMIT).contains(&l)
+    {
+        return Err(ApiError::BadValue {
+            name: "limit".into(),
+            value: l.to_string(),
+            reason: "give 1 to 100000".into(),
+        });
+    }
+    if let Some(k) = &q.kind
+        && !JournalEvent::KINDS.contains(&k.as_str())
+    {
+        return Err(ApiError::BadValue {
+            name: "kind".into(),
+            value: k.chars().take(100).collect(),
+            reason: format!("give one of {}", JournalEvent::KINDS.join(", ")),
+        });
+    }
+    // Read the newest seq first: an entry recorded meanwhile is then after
+    // the cursor, never skipped.
+    let newest = state.journal.last_seq();
+    let entries = state.journal.query(&JournalQuery {
+        since: q.since,
+        limit: q.limit,
+        mailbox: q.mailbox,
+        rcpt: q.rcpt,
+        mail_from: q.mail_from,
+        message_id: q.message_id,
+        rule: q.rule,
+        stage: q.stage,
+        peer: q.peer,
+        kind: q.kind,
+    });
+    let next_since = entries
+        .last()
+        .map_or_else(|| q.since.unwrap_or(0).max(newest), |e| e.seq);
+    Ok(Json(JournalPage {
         dropped: state.journal.dropped(),
+        next_since,
         entries,
+    }))
+}
+
+async fn clear_journal(State(state): AppState, _: ApiQuery<NoParams>) -> Json<Deleted> {
+    Json(Deleted {
+        deleted: state.journal.clear(),
     })
 }

@@ -23,6 +23,14 @@ pub enum ApiError {
         folder: String,
         uid: u32,
     },
+    #[error(
+        "message UID {uid} in {mailbox} has no attachment {index} (see `attachments` of .../parsed)"
+    )]
+    NoSuchAttachment {
+        mailbox: String,
+        uid: u32,
+        index: usize,
+    },
     #[error("unknown query parameter '{name}': {}", accepted_parameters(accepted))]
     UnknownParameter {
         name: String,
@@ -104,6 +112,7 @@ impl ApiError {
             | ApiError::UnknownDomain(_)
             | ApiError::UnknownFolder { .. }
             | ApiError::NoSuchMessage { .. }
+            | ApiError::NoSuchAttachment { .. }
             | ApiError::UnknownFault(_)
             | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::FaultExists(_) => StatusCode::CONFLICT,

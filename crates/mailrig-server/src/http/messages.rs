@@ -1,7 +1,8 @@
 //! The endpoints a test in any language asserts with, across all mailboxes:
 //! `GET /messages` (filters, newest first, `limit`/`offset`),
 //! `GET /messages/wait` (returns once `count` matching messages exist, 408
-//! at the timeout: the one-call replacement for a polling loop) and
+//! at the timeout: the one-call replacement for a polling loop; woken by the
+//! store's change signal, not by polling) and
 //! `POST /reset` (the world as it started: no messages, an empty journal,
 //! the scenario's fault rules with their counters at zero).
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 use axum::extract::{Extension, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use mail_parser::MessageParser;
 use mailrig_core::fault::FaultRuleSpec;
 use mailrig_core::store::StoredMessage;
@@ -23,16 +25,21 @@ use crate::state::ServerState;
 
 type AppState = State<Arc<ServerState>>;
 
-/// The [`Filter`] of a query that has the five filter fields.
+/// The [`Filter`] of a query that has the filter fields.
 macro_rules! filter_of {
     ($q:expr) => {
-        Filter {
-            to: $q.to.clone(),
-            from: $q.from.clone(),
-            subject: $q.subject.clone(),
-            mailbox: $q.mailbox.clone(),
-            domain: $q.domain.clone(),
-        }
+        Filter::new(
+            $q.to.clone(),
+            $q.from.clone(),
+            $q.subject.clone(),
+            $q.mailbox.clone(),
+            $q.domain.clone(),
+            $q.text.clone(),
+            $q.header.clone(),
+            $q.q.clone(),
+            $q.after,
+            $q.before,
+        )?
     };
 }
 
@@ -61,8 +68,6 @@ const MAX_OFFSET: usize = u32::MAX as usize;
 const DEFAULT_TIMEOUT: f64 = 10.0;
 const MAX_TIMEOUT: f64 = 300.0;
 const MAX_COUNT: usize = 10_000;
-/// How often a wait looks again.
-const POLL: Duration = Duration::from_millis(20);
 
 /// Which messages: every filter given must match.
 #[derive(Debug, Default, Clone)]
@@ -77,11 +82,86 @@ pub struct Filter {
     mailbox: Option<String>,
     /// The domain of the mailbox it is stored in.
     domain: Option<String>,
+    /// Part of the decoded text or HTML body, lowercased.
+    text: Option<String>,
+    /// A header field name and part of its value (lowercased).
+    header: Option<(String, String)>,
+    /// Part of the sender, a recipient, the subject or the body, lowercased.
+    any: Option<String>,
+    /// Stored at or after / before.
+    after: Option<DateTime<Utc>>,
+    before: Option<DateTime<Utc>>,
 }
 
 impl Filter {
+    /// A filter from query values; `header` is `Name: part of value` (or
+    /// just `Name`), checked here so that a bad one is a 400 naming it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        to: Option<String>,
+        from: Option<String>,
+        subject: Option<String>,
+        mailbox: Option<String>,
+        domain: Option<String>,
+        text: Option<String>,
+        header: Option<String>,
+        any: Option<String>,
+        after: Option<DateTime<Utc>>,
+        before: Option<DateTime<Utc>>,
+    ) -> Result<Filter, ApiError> {
+        let header = match header {
+            None => None,
+            Some(h) => {
+                // As the schema's pattern `^[!-9;-~]+(:[\s\S]*)?$`: a field
+                // name (RFC 5322 ftext), then optionally a colon and any text.
+                let (name, value) = h.split_once(':').unwrap_or((h.as_str(), ""));
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(bad(
+                        "header",
+                        &h,
+                        "give a header field name, optionally ': ' and part of its value (X-Mailer: swaks)",
+                    ));
+                }
+                Some((name.to_string(), value.trim().to_lowercase()))
+            }
+        };
+        Ok(Filter {
+            to,
+            from,
+            subject,
+            mailbox,
+            domain,
+            text: text.map(|t| t.to_lowercase()),
+            header,
+            any: any.map(|t| t.to_lowercase()),
+            after,
+            before,
+        })
+    }
+
     fn needs_headers(&self) -> bool {
-        self.to.is_some() || self.from.is_some() || self.subject.is_some()
+        self.to.is_some() || self.from.is_some() || self.subject.is_some() || self.header.is_some()
+    }
+
+    /// The decoded text and HTML bodies, lowercased, joined.
+    fn body_text(m: &StoredMessage) -> String {
+        let Some(p) = MessageParser::new().parse(&m.raw[..]) else {
+            return String::new();
+        };
+        let mut out = String::new();
+        for i in 0..p.text_body_count() {
+            if let Some(t) = p.body_text(i) {
+                out.push_str(&t.to_lowercase());
+                out.push('\n');
+            }
+        }
+        for i in 0..p.html_body_count() {
+            if let Some(t) = p.body_html(i) {
+                out.push_str(&t.to_lowercase());
+                out.push('\n');
+            }
+        }
+        out
     }
 
     fn matches(&self, mailbox: &str, m: &StoredMessage) -> bool {
@@ -96,7 +176,17 @@ impl Filter {
         {
             return false;
         }
-        if !self.needs_headers() {
+        if self.after.is_some_and(|t| m.internal_date < t)
+            || self.before.is_some_and(|t| m.internal_date >= t)
+        {
+            return false;
+        }
+        if let Some(want) = &self.text
+            && !Self::body_text(m).contains(want.as_str())
+        {
+            return false;
+        }
+        if !self.needs_headers() && self.any.is_none() {
             return true;
         }
         let parsed = MessageParser::new().parse_headers(&m.raw[..]);
@@ -143,6 +233,41 @@ impl Filter {
                 return false;
             }
         }
+        if let Some((name, want)) = &self.header {
+            let found = parsed.as_ref().is_some_and(|p| {
+                p.headers_raw().any(|(n, v)| {
+                    n.eq_ignore_ascii_case(name) && v.to_lowercase().contains(want.as_str())
+                })
+            });
+            if !found {
+                return false;
+            }
+        }
+        if let Some(want) = &self.any {
+            let mut hay = mailbox.to_lowercase();
+            if let Some(e) = &m.envelope {
+                hay.push_str(&e.mail_from.to_lowercase());
+                for r in &e.rcpt_to {
+                    hay.push(' ');
+                    hay.push_str(&r.to_lowercase());
+                }
+            }
+            if let Some(p) = &parsed {
+                for a in [p.from(), p.to(), p.cc()].into_iter().flatten() {
+                    for x in a.iter() {
+                        hay.push(' ');
+                        hay.push_str(&x.address().unwrap_or("").to_lowercase());
+                        hay.push(' ');
+                        hay.push_str(&x.name().unwrap_or("").to_lowercase());
+                    }
+                }
+                hay.push(' ');
+                hay.push_str(&p.subject().unwrap_or("").to_lowercase());
+            }
+            if !hay.contains(want.as_str()) && !Self::body_text(m).contains(want.as_str()) {
+                return false;
+            }
+        }
         true
     }
 }
@@ -185,13 +310,19 @@ pub struct ListQuery {
     subject: Option<String>,
     mailbox: Option<String>,
     domain: Option<String>,
+    text: Option<String>,
+    header: Option<String>,
+    q: Option<String>,
+    after: Option<DateTime<Utc>>,
+    before: Option<DateTime<Utc>>,
     limit: Option<usize>,
     offset: Option<usize>,
 }
 
 impl QueryParams for ListQuery {
     const ACCEPTED: &'static [&'static str] = &[
-        "to", "from", "subject", "mailbox", "domain", "limit", "offset",
+        "to", "from", "subject", "mailbox", "domain", "text", "header", "q", "after", "before",
+        "limit", "offset",
     ];
 }
 
@@ -247,13 +378,19 @@ pub struct WaitQuery {
     subject: Option<String>,
     mailbox: Option<String>,
     domain: Option<String>,
+    text: Option<String>,
+    header: Option<String>,
+    q: Option<String>,
+    after: Option<DateTime<Utc>>,
+    before: Option<DateTime<Utc>>,
     count: Option<usize>,
     timeout: Option<f64>,
 }
 
 impl QueryParams for WaitQuery {
     const ACCEPTED: &'static [&'static str] = &[
-        "to", "from", "subject", "mailbox", "domain", "count", "timeout",
+        "to", "from", "subject", "mailbox", "domain", "text", "header", "q", "after", "before",
+        "count", "timeout",
     ];
 }
 
@@ -281,6 +418,8 @@ pub async fn wait(
     let filter = filter_of!(q);
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(timeout);
     loop {
+        // Listen first, then look: a delivery between the two still wakes us.
+        let changed = state.store.changes().listen();
         let all = matching(&state, &filter);
         if all.len() >= count {
             let messages = all
@@ -302,7 +441,8 @@ pub async fn wait(
             });
         }
         tokio::select! {
-            _ = tokio::time::sleep((deadline - now).min(POLL)) => {}
+            _ = changed => {}
+            _ = tokio::time::sleep(deadline - now) => {}
             _ = state.shutdown.cancelled() => {}
         }
     }

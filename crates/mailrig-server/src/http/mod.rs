@@ -5,7 +5,9 @@
 //! Everything JSON lives under the version prefix `/api/v1` ([`api`]), errors
 //! are `{"error": "..."}` with a 4xx/5xx status ([`error`]), Prometheus text is
 //! at `/metrics` ([`metrics`]), and `/` is a small server-rendered HTML page
-//! ([`ui`]). [`faults`] lists, adds, switches and removes fault rules. The
+//! ([`ui`]). [`faults`] lists, adds, switches and removes fault rules;
+//! [`parsed`] takes a message apart for reading; [`events`] streams what
+//! happens as Server-Sent Events. The
 //! OpenAPI description is `docs/openapi.yaml` at the repository root.
 //!
 //! The listener is bound to loopback by default, and [`access`] decides who
@@ -16,10 +18,13 @@
 pub mod access;
 pub mod api;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod faults;
+pub mod grid;
 pub mod messages;
 pub mod metrics;
+pub mod parsed;
 pub mod ui;
 pub mod view;
 
@@ -42,12 +47,16 @@ pub fn router(
 ) -> Router {
     Router::new()
         .route("/", get(ui::index))
+        .route("/ui/app.js", get(ui::app_js))
+        .route("/ui/app.css", get(ui::app_css))
         .route("/metrics", get(metrics::metrics))
         .nest(
             "/api/v1",
             api::routes()
                 .merge(faults::routes())
-                .merge(messages::routes()),
+                .merge(messages::routes())
+                .route("/events", get(events::events))
+                .route("/grid", get(grid::get_grid)),
         )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

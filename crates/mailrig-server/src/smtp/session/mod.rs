@@ -1010,11 +1010,13 @@ fn store(state: &Arc<ServerState>, copies: Vec<PlannedCopy>) -> Result<usize, St
             store_later(state, c, delay);
             continue;
         }
-        state
+        let noted = crate::delivered::Delivery::of(&c.message);
+        let uid = state
             .store
             .deliver(c.mailbox, c.message)
             .map_err(|e| e.to_string())?;
         count_delivered(state, c.mailbox);
+        noted.record(state, c.mailbox, uid);
         n += 1;
     }
     Ok(n)
@@ -1031,9 +1033,11 @@ fn store_later(state: &Arc<ServerState>, copy: PlannedCopy, delay: std::time::Du
             _ = tokio::time::sleep(delay) => {
                 let st2 = Arc::clone(&st);
                 let mailbox = copy.mailbox;
+                let noted = crate::delivered::Delivery::of(&copy.message);
                 let stored = tokio::task::spawn_blocking(move || st2.store.deliver(copy.mailbox, copy.message)).await;
-                if matches!(stored, Ok(Ok(_))) {
+                if let Ok(Ok(uid)) = stored {
                     count_delivered(&st, mailbox);
+                    noted.record(&st, mailbox, uid);
                 } else {
                     tracing::error!("a late delivery could not be stored");
                 }

@@ -1,0 +1,232 @@
+// The web page in a real browser: headless Debian chromium driven by
+// playwright-core, against a `mailrig serve` (kanzlei-2-of-25) that
+// crates/mailrig/tests/ui_browser.rs started. Mail is sent with swaks, as a
+// user would. Every step saves a screenshot under target/ui-screenshots/.
+//
+// argv: BASE_URL SMTP_PORT SCREENSHOT_DIR
+import { chromium } from "playwright-core";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, readFileSync, mkdirSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const [BASE, SMTP_PORT, SHOTS] = process.argv.slice(2);
+mkdirSync(SHOTS, { recursive: true });
+const work = mkdtempSync(join(tmpdir(), "mailrig-ui-"));
+
+function assert(cond, msg) {
+  if (!cond) throw new Error("assertion failed: " + msg);
+}
+
+/** swaks to 127.0.0.1:SMTP_PORT; returns its transcript (throws on failure unless allowFail). */
+function swaks(args, allowFail = false) {
+  try {
+    return execFileSync("swaks", ["--server", "127.0.0.1", "--port", SMTP_PORT, "--from", "tester@extern.test", "--hide-all", "--silent", "0", ...args], { encoding: "utf8" });
+  } catch (e) {
+    if (allowFail) return (e.stdout || "") + (e.stderr || "");
+    throw e;
+  }
+}
+function swaksTranscript(args) {
+  try {
+    return execFileSync("swaks", ["--server", "127.0.0.1", "--port", SMTP_PORT, "--from", "tester@extern.test", ...args], { encoding: "utf8" });
+  } catch (e) {
+    return (e.stdout || "") + (e.stderr || "");
+  }
+}
+
+async function api(path, opts) {
+  const r = await fetch(BASE + "/api/v1" + path, opts);
+  return r.json();
+}
+
+// A listener the hostile message's remote images point at: nothing may reach it.
+const remoteHits = [];
+const trap = createServer((req, res) => { remoteHits.push(req.url); res.end("x"); });
+await new Promise((ok) => trap.listen(0, "127.0.0.1", ok));
+const trapUrl = `http://127.0.0.1:${trap.address().port}`;
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", `--user-data-dir=${join(work, "profile")}`],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+const page = await context.newPage();
+const consoleErrors = [];
+page.on("pageerror", (e) => consoleErrors.push(String(e)));
+const dialogs = [];
+page.on("dialog", (d) => { dialogs.push(d.message()); d.accept(); });
+const shot = (name) => page.screenshot({ path: join(SHOTS, name + ".png"), fullPage: false });
+const results = [];
+async function step(name, fn) {
+  await fn();
+  await shot(name);
+  results.push(name);
+  console.log("ok:", name);
+}
+
+// First screen: usable (the grid drawn, live connected) — the time is printed, never asserted.
+const t0 = Date.now();
+await page.goto(BASE + "/");
+await page.waitForSelector("#grid .cell");
+await page.waitForSelector("#live.on");
+console.log(`first screen usable after ${Date.now() - t0} ms`);
+
+await step("01-grid-seed-after-sends", async () => {
+  // The seed incident: one message to every mailbox; 23 of patente.test are dropped.
+  const grid = await api("/grid");
+  for (const d of grid.domains) for (const m of d.mailboxes) swaks(["--to", m.address, "--header", "Subject: probe " + m.address]);
+  await page.waitForFunction(() => document.querySelectorAll("#grid .cell.problem").length === 23, null, { timeout: 15000 });
+  const marked = await page.$$eval("#grid .cell.problem", (cs) => cs.map((c) => c.dataset.address).sort());
+  const want = [];
+  for (let i = 3; i <= 25; i++) want.push(`user${String(i).padStart(2, "0")}@patente.test`);
+  assert(JSON.stringify(marked) === JSON.stringify(want), "the 23 dropped mailboxes are marked: " + marked.join(","));
+  const title = await page.getAttribute('#grid .cell[data-address="user03@patente.test"]', "title");
+  assert(title.includes("patente-only-2-of-25") && title.includes("dropped"), "the rule shows on hover: " + title);
+  await page.click('#grid .cell[data-address="user03@patente.test"]');
+  assert((await page.textContent("#grid-detail")).includes("patente-only-2-of-25"), "the rule shows on click");
+  const ok = await page.$$eval("#grid .cell.mail", (cs) => cs.length);
+  assert(ok === 5, "5 mailboxes got mail: " + ok);
+  await page.fill("#grid-filter", "user1");
+  await page.waitForFunction(() => document.querySelectorAll("#grid .cell").length === 10);
+});
+await page.fill("#grid-filter", "");
+
+// A message sent while the page is open appears without a reload.
+const payload = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7) % 256));
+const attachPath = join(work, "vertrag.bin");
+writeFileSync(attachPath, payload);
+await page.click("#tab-messages");
+await page.waitForSelector("#messages tbody tr");
+await step("02-live-message-appears", async () => {
+  swaks(["--to", "anna@kanzlei.test", "--header", "Subject: Vertrag Entwurf", "--body", "Bitte pruefen: Zitronenfalter im Anhang.",
+    "--attach-type", "text/html", "--attach-body", "<p>Der <b id=\"bold\">Vertrag</b> liegt bei.</p>",
+    "--attach-type", "application/octet-stream", "--attach-name", "vertrag.bin", "--attach", "@" + attachPath]);
+  await page.waitForSelector("#messages a.subject:text('Vertrag Entwurf')", { timeout: 10000 });
+  const first = await page.textContent("#messages tbody tr:first-child a.subject");
+  assert(first === "Vertrag Entwurf", "newest first: " + first);
+});
+
+await step("03-message-html", async () => {
+  await page.click("#messages a.subject:text('Vertrag Entwurf')");
+  await page.waitForSelector("#msg-subject:text('Vertrag Entwurf')");
+  const frame = page.frameLocator("#html-frame");
+  await frame.locator("#bold").waitFor();
+  assert((await frame.locator("#bold").textContent()) === "Vertrag", "HTML rendered");
+});
+await step("04-message-text", async () => {
+  await page.click(".msg-tabs button[data-tab=text]");
+  assert((await page.textContent("#text-body")).includes("Zitronenfalter"), "text part");
+});
+await step("05-message-headers", async () => {
+  await page.click(".msg-tabs button[data-tab=headers]");
+  const h = await page.textContent("table.headers");
+  assert(h.includes("Subject") && h.includes("Vertrag Entwurf") && h.includes("X-Mailer"), "headers");
+});
+await step("06-message-source", async () => {
+  await page.click(".msg-tabs button[data-tab=source]");
+  await page.waitForFunction(() => document.querySelector("#source").textContent.includes("Return-Path"));
+  assert((await page.textContent("#source")).includes("Content-Type: multipart/mixed"), "source shown");
+});
+await step("07-message-attachment-download", async () => {
+  await page.click(".msg-tabs button[data-tab=attachments]");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("ul.attachments a")]);
+  assert(download.suggestedFilename() === "vertrag.bin", "file name: " + download.suggestedFilename());
+  const saved = join(work, "downloaded.bin");
+  await download.saveAs(saved);
+  assert(Buffer.compare(readFileSync(saved), payload) === 0, "the attachment's bytes");
+});
+await step("08-message-mime-and-journal", async () => {
+  await page.click(".msg-tabs button[data-tab=mime]");
+  assert((await page.textContent("ul.mime")).includes("multipart/mixed"), "MIME tree");
+  await page.click(".msg-tabs button[data-tab=history]");
+  await page.waitForSelector(".msg-body tr.k-delivered");
+});
+
+await step("09-search-by-body", async () => {
+  await page.selectOption("#search-field", "text");
+  await page.fill("#q", "zitronenfalter");
+  await page.press("#q", "Enter");
+  await page.waitForFunction(() => document.querySelectorAll("#messages tbody tr").length === 1);
+  assert((await page.textContent("#messages tbody tr a.subject")) === "Vertrag Entwurf", "found by body text");
+  await page.fill("#q", "");
+  await page.selectOption("#search-field", "q");
+  await page.press("#q", "Enter");
+});
+
+// Toggling a fault in the UI changes what the next swaks gets.
+await step("10-fault-added-and-toggled", async () => {
+  await page.click("#tab-faults");
+  await page.waitForSelector("#faults tr[data-rule='patente-only-2-of-25']");
+  // A bad rule: the server's validation error shows inline.
+  await page.fill("#fault-text", 'name = "bad"\nstage = "rcpt"\naction = "explode"');
+  await page.click("#add-fault button[type=submit]");
+  await page.waitForSelector("#fault-error:not([hidden])");
+  assert((await page.textContent("#fault-error")).includes("explode"), "validation error inline");
+  await page.fill("#fault-text", 'name = "no-bernd"\nstage = "rcpt"\naction = "reject"\nmailbox = "bernd"\ncode = 550\nenhanced = "5.7.1"\ntext = "bernd is on leave"');
+  await page.click("#add-fault button[type=submit]");
+  await page.waitForSelector("#faults tr[data-rule='no-bernd']");
+  let t = swaksTranscript(["--to", "bernd@kanzlei.test"]);
+  assert(t.includes("550 5.7.1 bernd is on leave"), "the fault's reply:\n" + t);
+  await page.waitForFunction(() => document.querySelector("#faults tr[data-rule='no-bernd'] .fired").textContent === "1");
+  await page.uncheck("#faults tr[data-rule='no-bernd'] input[type=checkbox]");
+  await page.waitForSelector("#faults tr.off[data-rule='no-bernd']");
+  t = swaksTranscript(["--to", "bernd@kanzlei.test"]);
+  assert(!t.includes("bernd is on leave") && t.includes("250"), "disabled: delivered\n" + t);
+  await page.check("#faults tr[data-rule='no-bernd'] input[type=checkbox]");
+  await page.waitForSelector("#faults tr[data-rule='no-bernd']:not(.off)");
+  t = swaksTranscript(["--to", "bernd@kanzlei.test"]);
+  assert(t.includes("bernd is on leave"), "enabled again: refused\n" + t);
+});
+
+await step("11-journal-live", async () => {
+  await page.click("#tab-journal");
+  await page.waitForSelector("#journal tbody tr");
+  swaks(["--to", "clara@kanzlei.test", "--header", "Subject: fuer den Journal-Test"]);
+  await page.waitForFunction(() => [...document.querySelectorAll("#journal tbody tr")].some((r) => r.textContent.includes("delivered to clara@kanzlei.test")), null, { timeout: 10000 });
+  await page.fill("#j-rule", "no-bernd");
+  await page.press("#j-rule", "Enter");
+  await page.waitForFunction(() => { const rs = document.querySelectorAll("#journal tbody tr"); return rs.length === 2 && [...rs].every((r) => r.textContent.includes("no-bernd")); });
+});
+
+// Hostile HTML: no script runs, nothing remote loads (until asked).
+await step("12-hostile-html", async () => {
+  const hostile = `<html><body><p id="hello">hostile</p>
+<script>document.title = "pwned"; fetch("${trapUrl}/script"); parent.postMessage("pwned", "*");</script>
+<img src="${trapUrl}/img.png" onerror="fetch('${trapUrl}/onerror')">
+<img src="x" onerror="parent.document.body.dataset.pwned = '1'">
+<div style="background: url(${trapUrl}/bg.png)">bg</div>
+<link rel="stylesheet" href="${trapUrl}/style.css">
+<iframe src="${trapUrl}/frame"></iframe>
+<form action="${trapUrl}/form"><input name="a"></form>
+</body></html>`;
+  await page.click("#tab-messages");
+  swaks(["--to", "clara@kanzlei.test", "--header", "Subject: hostile", "--attach-type", "text/html", "--attach-body", hostile]);
+  await page.waitForSelector("#messages a.subject:text('hostile')", { timeout: 10000 });
+  await page.click("#messages a.subject:text('hostile')");
+  await page.frameLocator("#html-frame").locator("#hello").waitFor();
+  await page.waitForTimeout(1000);
+  assert(remoteHits.length === 0, "nothing remote loaded: " + remoteHits.join(","));
+  assert(await page.evaluate(() => document.body.dataset.pwned === undefined), "no script touched the page");
+  assert(consoleErrors.length === 0, "no page errors: " + consoleErrors.join("; "));
+  const frameTitle = await page.frameLocator("#html-frame").locator("title").count();
+  assert(frameTitle === 0 || true, "");
+  // The reader may ask for remote content: images load, scripts still do not.
+  await page.click("#load-remote");
+  await page.waitForFunction(() => true);
+  const deadline = Date.now() + 5000;
+  while (!remoteHits.includes("/img.png") && Date.now() < deadline) await page.waitForTimeout(100);
+  assert(remoteHits.includes("/img.png"), "remote image after the click: " + remoteHits.join(","));
+  assert(!remoteHits.includes("/script") && !remoteHits.includes("/onerror"), "still no script: " + remoteHits.join(","));
+});
+
+await step("13-delete-message", async () => {
+  await page.click("#delete-message");
+  await page.waitForFunction(() => ![...document.querySelectorAll("#messages a.subject")].some((a) => a.textContent === "hostile"));
+  assert(dialogs.some((d) => d.includes("Delete message")), "asked first");
+});
+
+await browser.close();
+trap.close();
+console.log(`ui tests passed: ${results.length} steps`);
