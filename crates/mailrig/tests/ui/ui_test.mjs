@@ -6,7 +6,7 @@
 // argv: BASE_URL SMTP_PORT SCREENSHOT_DIR
 import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, readFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, mkdirSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,6 +28,23 @@ function swaks(args, allowFail = false) {
     throw e;
   }
 }
+/** swaks with the whole message (headers and body) from `data`, as written. */
+function swaksData(to, data) {
+  execFileSync("swaks", ["--server", "127.0.0.1", "--port", SMTP_PORT, "--from", "tester@extern.test", "--to", to, "--hide-all", "--data", "-"], { input: data.replace(/\r?\n/g, "\r\n") });
+}
+/** A multipart message: text and HTML alternatives, then attachments [{name, type, bytes}]. */
+function mime(subject, text, html, attachments = []) {
+  const b = "=_mailrig_outer", a = "=_mailrig_alt";
+  let m = `From: Tester <tester@extern.test>\nTo: anna@kanzlei.test\nSubject: ${subject}\nMessage-ID: <${Date.now()}.${Math.random().toString(36).slice(2)}@extern.test>\nX-Mailer: ui_test.mjs\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="${b}"\n\n`;
+  m += `--${b}\nContent-Type: multipart/alternative; boundary="${a}"\n\n`;
+  m += `--${a}\nContent-Type: text/plain; charset=utf-8\n\n${text}\n`;
+  m += `--${a}\nContent-Type: text/html; charset=utf-8\n\n${html}\n--${a}--\n`;
+  for (const at of attachments) {
+    const b64 = at.bytes.toString("base64").replace(/.{76}/g, "$&\n");
+    m += `--${b}\nContent-Type: ${at.type}; name="${at.name}"\nContent-Disposition: attachment; filename="${at.name}"\nContent-Transfer-Encoding: base64\n\n${b64}\n`;
+  }
+  return m + `--${b}--\n`;
+}
 function swaksTranscript(args) {
   try {
     return execFileSync("swaks", ["--server", "127.0.0.1", "--port", SMTP_PORT, "--from", "tester@extern.test", ...args], { encoding: "utf8" });
@@ -47,16 +64,28 @@ const trap = createServer((req, res) => { remoteHits.push(req.url); res.end("x")
 await new Promise((ok) => trap.listen(0, "127.0.0.1", ok));
 const trapUrl = `http://127.0.0.1:${trap.address().port}`;
 
-const browser = await chromium.launch({
+// A fresh user-data dir (playwright passes it as --user-data-dir).
+const context = await chromium.launchPersistentContext(join(work, "profile"), {
   executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", `--user-data-dir=${join(work, "profile")}`],
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+  viewport: { width: 1280, height: 800 },
+  acceptDownloads: true,
 });
-const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
-const page = await context.newPage();
+const page = context.pages()[0] || (await context.newPage());
 const consoleErrors = [];
 page.on("pageerror", (e) => consoleErrors.push(String(e)));
 const dialogs = [];
 page.on("dialog", (d) => { dialogs.push(d.message()); d.accept(); });
+// page.waitForFunction evals its predicate in the page, which the page's
+// CSP forbids (as it should): poll with page.evaluate instead.
+async function waitFor(fn, arg, timeout = 10000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    if (await page.evaluate(fn, arg)) return;
+    if (Date.now() > deadline) throw new Error("timed out waiting for " + fn.toString());
+    await page.waitForTimeout(50);
+  }
+}
 const shot = (name) => page.screenshot({ path: join(SHOTS, name + ".png"), fullPage: false });
 const results = [];
 async function step(name, fn) {
@@ -77,7 +106,7 @@ await step("01-grid-seed-after-sends", async () => {
   // The seed incident: one message to every mailbox; 23 of patente.test are dropped.
   const grid = await api("/grid");
   for (const d of grid.domains) for (const m of d.mailboxes) swaks(["--to", m.address, "--header", "Subject: probe " + m.address]);
-  await page.waitForFunction(() => document.querySelectorAll("#grid .cell.problem").length === 23, null, { timeout: 15000 });
+  await waitFor(() => document.querySelectorAll("#grid .cell.problem").length === 23, null, 15000);
   const marked = await page.$$eval("#grid .cell.problem", (cs) => cs.map((c) => c.dataset.address).sort());
   const want = [];
   for (let i = 3; i <= 25; i++) want.push(`user${String(i).padStart(2, "0")}@patente.test`);
@@ -89,20 +118,17 @@ await step("01-grid-seed-after-sends", async () => {
   const ok = await page.$$eval("#grid .cell.mail", (cs) => cs.length);
   assert(ok === 5, "5 mailboxes got mail: " + ok);
   await page.fill("#grid-filter", "user1");
-  await page.waitForFunction(() => document.querySelectorAll("#grid .cell").length === 10);
+  await waitFor(() => document.querySelectorAll("#grid .cell").length === 10);
 });
 await page.fill("#grid-filter", "");
 
 // A message sent while the page is open appears without a reload.
 const payload = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7) % 256));
-const attachPath = join(work, "vertrag.bin");
-writeFileSync(attachPath, payload);
 await page.click("#tab-messages");
 await page.waitForSelector("#messages tbody tr");
 await step("02-live-message-appears", async () => {
-  swaks(["--to", "anna@kanzlei.test", "--header", "Subject: Vertrag Entwurf", "--body", "Bitte pruefen: Zitronenfalter im Anhang.",
-    "--attach-type", "text/html", "--attach-body", "<p>Der <b id=\"bold\">Vertrag</b> liegt bei.</p>",
-    "--attach-type", "application/octet-stream", "--attach-name", "vertrag.bin", "--attach", "@" + attachPath]);
+  swaksData("anna@kanzlei.test", mime("Vertrag Entwurf", "Bitte pruefen: Zitronenfalter im Anhang.",
+    '<p>Der <b id="bold">Vertrag</b> liegt bei.</p>', [{ name: "vertrag.bin", type: "application/octet-stream", bytes: payload }]));
   await page.waitForSelector("#messages a.subject:text('Vertrag Entwurf')", { timeout: 10000 });
   const first = await page.textContent("#messages tbody tr:first-child a.subject");
   assert(first === "Vertrag Entwurf", "newest first: " + first);
@@ -122,11 +148,11 @@ await step("04-message-text", async () => {
 await step("05-message-headers", async () => {
   await page.click(".msg-tabs button[data-tab=headers]");
   const h = await page.textContent("table.headers");
-  assert(h.includes("Subject") && h.includes("Vertrag Entwurf") && h.includes("X-Mailer"), "headers");
+  assert(h.includes("Subject") && h.includes("Vertrag Entwurf") && h.includes("ui_test.mjs"), "headers");
 });
 await step("06-message-source", async () => {
   await page.click(".msg-tabs button[data-tab=source]");
-  await page.waitForFunction(() => document.querySelector("#source").textContent.includes("Return-Path"));
+  await waitFor(() => document.querySelector("#source").textContent.includes("Return-Path"));
   assert((await page.textContent("#source")).includes("Content-Type: multipart/mixed"), "source shown");
 });
 await step("07-message-attachment-download", async () => {
@@ -148,7 +174,7 @@ await step("09-search-by-body", async () => {
   await page.selectOption("#search-field", "text");
   await page.fill("#q", "zitronenfalter");
   await page.press("#q", "Enter");
-  await page.waitForFunction(() => document.querySelectorAll("#messages tbody tr").length === 1);
+  await waitFor(() => document.querySelectorAll("#messages tbody tr").length === 1);
   assert((await page.textContent("#messages tbody tr a.subject")) === "Vertrag Entwurf", "found by body text");
   await page.fill("#q", "");
   await page.selectOption("#search-field", "q");
@@ -169,7 +195,7 @@ await step("10-fault-added-and-toggled", async () => {
   await page.waitForSelector("#faults tr[data-rule='no-bernd']");
   let t = swaksTranscript(["--to", "bernd@kanzlei.test"]);
   assert(t.includes("550 5.7.1 bernd is on leave"), "the fault's reply:\n" + t);
-  await page.waitForFunction(() => document.querySelector("#faults tr[data-rule='no-bernd'] .fired").textContent === "1");
+  await waitFor(() => document.querySelector("#faults tr[data-rule='no-bernd'] .fired").textContent === "1");
   await page.uncheck("#faults tr[data-rule='no-bernd'] input[type=checkbox]");
   await page.waitForSelector("#faults tr.off[data-rule='no-bernd']");
   t = swaksTranscript(["--to", "bernd@kanzlei.test"]);
@@ -184,10 +210,10 @@ await step("11-journal-live", async () => {
   await page.click("#tab-journal");
   await page.waitForSelector("#journal tbody tr");
   swaks(["--to", "clara@kanzlei.test", "--header", "Subject: fuer den Journal-Test"]);
-  await page.waitForFunction(() => [...document.querySelectorAll("#journal tbody tr")].some((r) => r.textContent.includes("delivered to clara@kanzlei.test")), null, { timeout: 10000 });
+  await waitFor(() => [...document.querySelectorAll("#journal tbody tr")].some((r) => r.textContent.includes("delivered to clara@kanzlei.test")), null, 10000);
   await page.fill("#j-rule", "no-bernd");
   await page.press("#j-rule", "Enter");
-  await page.waitForFunction(() => { const rs = document.querySelectorAll("#journal tbody tr"); return rs.length === 2 && [...rs].every((r) => r.textContent.includes("no-bernd")); });
+  await waitFor(() => { const rs = document.querySelectorAll("#journal tbody tr"); return rs.length === 2 && [...rs].every((r) => r.textContent.includes("no-bernd")); });
 });
 
 // Hostile HTML: no script runs, nothing remote loads (until asked).
@@ -202,7 +228,7 @@ await step("12-hostile-html", async () => {
 <form action="${trapUrl}/form"><input name="a"></form>
 </body></html>`;
   await page.click("#tab-messages");
-  swaks(["--to", "clara@kanzlei.test", "--header", "Subject: hostile", "--attach-type", "text/html", "--attach-body", hostile]);
+  swaksData("clara@kanzlei.test", mime("hostile", "hostile text", hostile));
   await page.waitForSelector("#messages a.subject:text('hostile')", { timeout: 10000 });
   await page.click("#messages a.subject:text('hostile')");
   await page.frameLocator("#html-frame").locator("#hello").waitFor();
@@ -210,11 +236,9 @@ await step("12-hostile-html", async () => {
   assert(remoteHits.length === 0, "nothing remote loaded: " + remoteHits.join(","));
   assert(await page.evaluate(() => document.body.dataset.pwned === undefined), "no script touched the page");
   assert(consoleErrors.length === 0, "no page errors: " + consoleErrors.join("; "));
-  const frameTitle = await page.frameLocator("#html-frame").locator("title").count();
-  assert(frameTitle === 0 || true, "");
+  assert((await page.title()).startsWith("mailrig"), "the page's title is untouched");
   // The reader may ask for remote content: images load, scripts still do not.
   await page.click("#load-remote");
-  await page.waitForFunction(() => true);
   const deadline = Date.now() + 5000;
   while (!remoteHits.includes("/img.png") && Date.now() < deadline) await page.waitForTimeout(100);
   assert(remoteHits.includes("/img.png"), "remote image after the click: " + remoteHits.join(","));
@@ -223,10 +247,10 @@ await step("12-hostile-html", async () => {
 
 await step("13-delete-message", async () => {
   await page.click("#delete-message");
-  await page.waitForFunction(() => ![...document.querySelectorAll("#messages a.subject")].some((a) => a.textContent === "hostile"));
+  await waitFor(() => ![...document.querySelectorAll("#messages a.subject")].some((a) => a.textContent === "hostile"));
   assert(dialogs.some((d) => d.includes("Delete message")), "asked first");
 });
 
-await browser.close();
+await context.close();
 trap.close();
 console.log(`ui tests passed: ${results.length} steps`);

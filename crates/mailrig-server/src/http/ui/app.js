@@ -44,7 +44,13 @@ async function api(method, path, body, type) {
 }
 
 const enc = encodeURIComponent;
-const fmtTime = (t) => (t ? new Date(t).toLocaleString() : "");
+/** Today's times as HH:MM:SS, older ones with their date. */
+function fmtTime(t) {
+  if (!t) return "";
+  const d = new Date(t);
+  const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  return d.toDateString() === new Date().toDateString() ? time : `${d.toISOString().slice(0, 10)} ${time}`;
+}
 const fmtSize = (n) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1048576).toFixed(1)} MiB`);
 const msgPath = (m) => `/mailboxes/${enc(m.mailbox)}/messages/${m.uid}`;
 const folderQ = (m) => (m.folder && m.folder !== "INBOX" ? `?folder=${enc(m.folder)}` : "");
