@@ -50,6 +50,8 @@ enum Format {
     Table,
     Json,
     Junit,
+    /// A self-contained HTML page: the mailbox grid and the verdicts.
+    Html,
 }
 
 pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
@@ -137,6 +139,7 @@ fn render(report: &Report, format: Format, colour: bool) -> String {
             s
         }
         Format::Junit => report.to_junit(),
+        Format::Html => report.to_html(),
     }
 }
 

@@ -101,6 +101,31 @@ async fn probe_names_the_lost_mailboxes_and_exits_1() {
             && out.contains("<failure"),
         "{out}"
     );
+    // The same verdicts as a self-contained page, written to a file.
+    let page = dir.path().join("report.html");
+    let (code, _, err) = run(vec![
+        "probe".into(),
+        "--target".into(),
+        file.display().to_string(),
+        "--format".into(),
+        "html".into(),
+        "--output".into(),
+        page.display().to_string(),
+    ])
+    .await;
+    assert_eq!(code, Some(1), "{err}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(
+        html.contains("class=\"cell v-missing\" title=")
+            && html.contains("data-address=\"user03@patente.test\""),
+        "{html}"
+    );
+    assert_eq!(
+        html.matches("class=\"cell v-delivered\"").count(),
+        2,
+        "{html}"
+    );
     // The prober cleaned up after itself.
     assert!(server.inbox("anna@kanzlei.test").unwrap().is_empty());
     server.shutdown().await;

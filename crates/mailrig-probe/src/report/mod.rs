@@ -446,5 +446,7 @@ fn xml(s: &str) -> String {
     out
 }
 
+mod html;
+
 #[cfg(test)]
 mod tests;
