@@ -128,6 +128,47 @@ fn serve_http_token_from_the_flag_or_the_environment() {
     assert_eq!(curl(&[&s.url("/api/v1/health")]).0, 200);
 }
 
+/// With a token, a browser logs in once with HTTP Basic (any user name, the
+/// token as password): the page, its script and stylesheet, the event stream
+/// and a same-origin state change all work with those credentials.
+#[test]
+fn the_page_works_with_a_token_through_basic_auth() {
+    let s = Served::start(&["--http-token", "t0ken"], &[]);
+    let (code, _) = curl(&["-o", "/dev/null", &s.url("/")]);
+    assert_eq!(code, 401);
+    for path in ["/", "/ui/app.js", "/ui/app.css", "/api/v1/grid"] {
+        let (code, body) = curl(&["-u", "me:t0ken", &s.url(path)]);
+        assert_eq!(code, 200, "{path}: {body}");
+    }
+    // The stream stays open: curl ends at its --max-time with what it read.
+    let out = Command::new("curl")
+        .args([
+            "-sSN",
+            "--max-time",
+            "2",
+            "-u",
+            "me:t0ken",
+            &s.url("/api/v1/events"),
+        ])
+        .output()
+        .expect("curl");
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(body.starts_with("event: hello\n"), "{body}");
+    let origin = format!("Origin: {}", s.url("").trim_end_matches('/'));
+    let (code, body) = curl(&[
+        "-u",
+        "me:t0ken",
+        "-X",
+        "DELETE",
+        "-H",
+        &origin,
+        &s.url("/api/v1/journal"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = curl(&["-u", "me:wrong", &s.url("/ui/app.js")]);
+    assert_eq!(code, 401, "{body}");
+}
+
 #[test]
 fn serve_http_allow_host_is_repeatable_and_checked() {
     let s = Served::start(
