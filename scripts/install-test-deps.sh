@@ -73,6 +73,7 @@ fi
 debs=(swaks postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd curl)
 debs+=(iproute2)  # ss: the listen-backlog test reads a listener's accept queue
 debs+=(strace) # crates/mailrig/tests/maildir_fsync.rs: the fsync order of a delivery
+debs+=(fetchmail) # crates/mailrig-server/tests/collector_fetchmail.rs: a real collector between two hosts
 missing=()
 for pkg in "${debs[@]}"; do
     if deb_installed "$pkg"; then

@@ -60,6 +60,10 @@ pub struct Scenario {
     pub faults: FaultPlan,
     /// Things that are valid but probably not meant (e.g. a rule that can never fire).
     pub warnings: Vec<String>,
+    /// The `[[host]]` tables; empty for a one-server world (see [`crate::host`]).
+    pub hosts: Vec<crate::host::Host>,
+    /// The `[[collector]]` tables (see [`crate::collector`]).
+    pub collectors: Vec<crate::collector::Collector>,
 }
 
 /// A scenario that cannot be used: the one located-error type of
@@ -84,6 +88,10 @@ struct ScenarioFile {
     domain: Vec<DomainSection>,
     #[serde(default)]
     fault: Vec<Spanned<FaultRuleSpec>>,
+    #[serde(default)]
+    host: Vec<Spanned<crate::host::HostSection>>,
+    #[serde(default)]
+    collector: Vec<Spanned<crate::collector::CollectorSection>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -259,12 +267,19 @@ impl Scenario {
                 format!("[[fault]] #{}: {}", e.index + 1, e.message),
             )
         })?;
+        let (hosts, host_warnings) =
+            crate::host::build_hosts(&parsed.host, &world, &specs, file, src)?;
+        let mut warnings = warnings;
+        warnings.extend(host_warnings);
+        let collectors = crate::collector::build_collectors(&parsed.collector, &hosts, file, src)?;
         Ok(Scenario {
             source: file.to_string(),
             description: leading_comment(src),
             world: Arc::new(world),
             faults,
             warnings,
+            hosts,
+            collectors,
         })
     }
 
@@ -288,6 +303,32 @@ impl Scenario {
                 d.catch_all
                     .map(|id| w.mailbox(id).address.to_string())
                     .unwrap_or_else(|| "none".into())
+            ));
+        }
+        for h in &self.hosts {
+            out.push_str(&format!(
+                "  host {:<19} {:<15} {:<9} {} mailbox(es), MX for {}{}\n",
+                h.name,
+                h.address,
+                h.role.name(),
+                h.world.mailboxes.len(),
+                h.mx_for.join(", "),
+                if h.down {
+                    " (down)"
+                } else if h.blackhole {
+                    " (blackhole)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        for c in &self.collectors {
+            out.push_str(&format!(
+                "  collector {:<14} {} account(s) -> host {}{}\n",
+                c.name,
+                c.accounts.len(),
+                c.target,
+                if c.enabled { "" } else { " (stopped)" }
             ));
         }
         for w in &self.warnings {

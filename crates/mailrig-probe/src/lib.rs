@@ -108,6 +108,7 @@ mod verdict;
 pub use message::BuildError;
 pub use message::{HASH_HEADER, PROBE_HEADER, RunId};
 pub use read::ReadError;
+pub use read::pop3::Pop3Session as Pop3Client;
 pub use report::{Cleanup, Counts, DomainSummary, REPORT_SCHEMA, Report, Summary};
 pub use run::{Phase, ProbeError, ProbeOptions, Progress, ProgressFn, exit_code, probe};
 pub use target::{

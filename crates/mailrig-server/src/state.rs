@@ -37,17 +37,38 @@ impl ServerState {
         tls: Arc<TlsMaterial>,
         faults: FaultPlan,
     ) -> Arc<ServerState> {
+        Self::with_journal(
+            world,
+            store,
+            tls,
+            faults,
+            Journal::default(),
+            CancellationToken::new(),
+        )
+    }
+
+    /// A server whose journal is a handle on a shared one and whose shutdown
+    /// signal is shared too (each host of a world records into the world's
+    /// journal through its own handle, and stops with the world).
+    pub fn with_journal(
+        world: Arc<World>,
+        store: Arc<Store>,
+        tls: Arc<TlsMaterial>,
+        faults: FaultPlan,
+        journal: Journal,
+        shutdown: CancellationToken,
+    ) -> Arc<ServerState> {
         let metrics = Metrics::for_world(&world);
         let slots = world.limits.max_connections.min(Semaphore::MAX_PERMITS);
         Arc::new(ServerState {
             connection_slots: Arc::new(Semaphore::new(slots)),
             world,
             store,
-            journal: Arc::new(Journal::default()),
+            journal: Arc::new(journal),
             tls,
             metrics,
             faults: RwLock::new(faults),
-            shutdown: CancellationToken::new(),
+            shutdown,
         })
     }
 }

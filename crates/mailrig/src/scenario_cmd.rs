@@ -218,6 +218,7 @@ fn stage_in_words(stage: Stage) -> &'static str {
         Stage::ImapSelect => "at IMAP SELECT/EXAMINE/STATUS",
         Stage::ImapFetch => "at IMAP FETCH",
         Stage::Pop3 => "at the POP3 login (PASS)",
+        Stage::Collect => "when a collector fetches from a host",
     }
 }
 

@@ -52,6 +52,8 @@ pub enum Stage {
     ImapSelect,
     ImapFetch,
     Pop3,
+    /// A collector fetching from a host (journal only; no rule acts here).
+    Collect,
 }
 
 impl Stage {
@@ -86,6 +88,7 @@ impl Stage {
                 | Stage::ImapSelect
                 | Stage::ImapFetch
                 | Stage::Pop3
+                | Stage::Collect
         )
     }
 
@@ -106,6 +109,7 @@ impl Stage {
             Stage::ImapSelect => "imap-select",
             Stage::ImapFetch => "imap-fetch",
             Stage::Pop3 => "pop3",
+            Stage::Collect => "collect",
         }
     }
 }

@@ -18,14 +18,16 @@ use crate::tls::TlsContext;
 /// Largest multi-line response accepted (a probe is about 1 KB).
 const MAX_RESPONSE: usize = 16 * 1024 * 1024;
 
-pub(crate) struct Pop3Session {
+/// An open POP3 session; public as [`crate::Pop3Client`] for other readers
+/// of maildrops (the collector of `mailrig-server`).
+pub struct Pop3Session {
     conn: BufReader<Box<dyn Io>>,
     limit: Duration,
     has_uidl: bool,
 }
 
 impl Pop3Session {
-    pub async fn open(
+    pub(crate) async fn open(
         mb: &MailboxTarget,
         tls: &TlsContext,
         limit: Duration,
@@ -101,6 +103,63 @@ impl Pop3Session {
             .await
             .map_err(login_err)?;
         Ok(s)
+    }
+
+    /// Connects without TLS and logs in with USER/PASS (what a collector does
+    /// against a host of a fake world).
+    pub async fn connect_plain(
+        addr: std::net::SocketAddr,
+        user: &str,
+        password: &str,
+        limit: Duration,
+    ) -> Result<Pop3Session, ReadError> {
+        let endpoint = addr.to_string();
+        let tcp = connect_tcp(&addr.ip().to_string(), addr.port(), limit)
+            .await
+            .map_err(|reason| ReadError::Connect { endpoint, reason })?;
+        let mut s = Pop3Session {
+            conn: BufReader::new(Box::new(tcp) as Box<dyn Io>),
+            limit,
+            has_uidl: true,
+        };
+        s.expect_ok("greeting").await?;
+        let login_err = |reason: String| ReadError::Login {
+            protocol: ReadProtocol::Pop3,
+            user: user.to_string(),
+            reason,
+        };
+        if user.contains(['\r', '\n']) || password.contains(['\r', '\n']) {
+            return Err(login_err(
+                "user name or password contains a line break".into(),
+            ));
+        }
+        s.command(&format!("USER {user}"))
+            .await
+            .map_err(login_err)?;
+        s.command(&format!("PASS {password}"))
+            .await
+            .map_err(login_err)?;
+        Ok(s)
+    }
+
+    /// `(message number, UIDL)` of every message (`#N` keys without UIDL).
+    pub async fn uidl_listing(&mut self) -> Result<Vec<(u32, String)>, ReadError> {
+        self.listing().await
+    }
+
+    /// RETR: the whole message, dot-unstuffed, CRLF line ends.
+    pub async fn retrieve(&mut self, n: u32) -> Result<Vec<u8>, ReadError> {
+        self.multiline_command(&format!("RETR {n}"))
+            .await?
+            .ok_or_else(|| ReadError::Protocol(format!("POP3 RETR {n} refused")))
+    }
+
+    /// DELE by message number (committed only by QUIT).
+    pub async fn dele(&mut self, n: u32) -> Result<(), ReadError> {
+        self.command(&format!("DELE {n}"))
+            .await
+            .map(|_| ())
+            .map_err(|e| ReadError::Protocol(format!("POP3 DELE {n}: {e}")))
     }
 
     async fn read_line(&mut self) -> Result<String, String> {
@@ -206,7 +265,7 @@ impl Pop3Session {
             .collect())
     }
 
-    pub async fn scan(
+    pub(crate) async fn scan(
         &mut self,
         run: &RunId,
         cache: &mut ScanCache,
