@@ -225,7 +225,7 @@ impl MockServerBuilder {
         let state = match &primary {
             Some(h) => crate::hosts::state_for(
                 h,
-                Arc::clone(&tls),
+                Arc::new(tls.for_host(&h.hostname, h.address.into())?),
                 &mailrig_core::Journal::default(),
                 self.maildir.as_deref(),
                 tokio_util::sync::CancellationToken::new(),

@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// listen_backlog`, else 4096; the kernel caps it at net.core.somaxconn).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     backlog: Option<u32>,
+    /// Bind every `[[host]]` listener to port 0 at its host's address
+    /// instead of the port the scenario gives (25 for SMTP by default).
+    #[arg(long)]
+    host_free_ports: bool,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -130,6 +134,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         if let Some(n) = args.backlog {
             builder = builder.listen_backlog(n);
+        }
+        if !args.host_free_ports {
+            builder = builder.host_ports_as_written();
         }
         for name in &args.http_allow_host {
             builder = builder.http_allow_host(name);
@@ -181,6 +188,27 @@ fn print_banner(server: &MockServer, token_required: bool) {
     );
     if let Some(dir) = server.store().maildir_root() {
         println!("  Maildir {}", dir.display());
+    }
+    for h in server.hosts() {
+        let a = h.addresses();
+        let mut parts = Vec::new();
+        for (name, addr) in [
+            ("SMTP", a.smtp),
+            ("SMTPS", a.smtps),
+            ("submission", a.submission),
+            ("IMAP", a.imap),
+            ("POP3", a.pop3),
+        ] {
+            if let Some(addr) = addr {
+                parts.push(format!("{name} {addr}"));
+            }
+        }
+        let state = if h.host.down {
+            "down".to_string()
+        } else {
+            parts.join(", ")
+        };
+        println!("  host {:<12} {} ({})", h.name(), state, h.host.hostname);
     }
     let world = server.world();
     println!();

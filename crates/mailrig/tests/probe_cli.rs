@@ -171,6 +171,37 @@ async fn demo_catches_the_seed_incident() {
     assert!(out.contains("This is the seed incident, caught"), "{out}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_catches_the_pop3_collector_seed() {
+    let (code, out, err) = run(vec![
+        "demo".into(),
+        "--scenario".into(),
+        "kanzlei-pop3-collector".into(),
+        "--timeout".into(),
+        "3".into(),
+    ])
+    .await;
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        out.contains("patente.test  2/25 delivered, 23 missing"),
+        "{out}"
+    );
+    assert!(out.contains("kanzlei.test  3/3 delivered"), "{out}");
+    assert!(out.contains("reading back from host 'firm'"), "{out}");
+    assert_eq!(
+        out.matches("waiting at provider, never collected").count(),
+        23,
+        "one line per mailbox left at the provider:\n{out}"
+    );
+    assert!(
+        !out.contains("user01@patente.test          1 message(s) waiting"),
+        "{out}"
+    );
+    let (code, _, err) = run(vec!["demo".into(), "--scenario".into(), "no-such".into()]).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not a catalog scenario"), "{err}");
+}
+
 /// A target whose SMTP and IMAP ports were free a moment ago: nothing listens there.
 fn unreachable_target(dir: &std::path::Path) -> std::path::PathBuf {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
