@@ -81,7 +81,8 @@ async fn fetchmail_collects_from_one_host_into_another() {
     let env = got[0].envelope.as_ref().unwrap();
     assert_eq!(env.rcpt_to, ["user03@patente.test"]);
     assert!(
-        got.iter().any(|m| String::from_utf8_lossy(&m.raw).contains("<f1@extern.test>")),
+        got.iter()
+            .any(|m| String::from_utf8_lossy(&m.raw).contains("<f1@extern.test>")),
         "{log}"
     );
     // keep: still at the provider; user04 was never configured, never moved.
