@@ -306,6 +306,14 @@ impl MockServerBuilder {
             .into_iter()
             .map(|(h, bound, st)| crate::hosts::serve_host(h, bound, st, &tracker))
             .collect();
+        if !hosts.is_empty() {
+            let _ = state.world_hosts.set(
+                hosts
+                    .iter()
+                    .map(|h| (h.name().to_string(), Arc::downgrade(h.state())))
+                    .collect(),
+            );
+        }
         for h in &hosts {
             if let Some((to, retry)) = h.host.role.forward_to() {
                 let to_addr = hosts

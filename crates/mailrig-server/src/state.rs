@@ -28,6 +28,9 @@ pub struct ServerState {
     /// One slot per open connection, shared by every listener: the world's
     /// `max_connections` is one limit for the whole server.
     pub connection_slots: Arc<Semaphore>,
+    /// In a world of `[[host]]`s, set on the first host (the one the HTTP API
+    /// serves): every host by name, so `/metrics` can report each one.
+    pub world_hosts: std::sync::OnceLock<Vec<(String, std::sync::Weak<ServerState>)>>,
 }
 
 impl ServerState {
@@ -69,6 +72,7 @@ impl ServerState {
             metrics,
             faults: RwLock::new(faults),
             shutdown,
+            world_hosts: std::sync::OnceLock::new(),
         })
     }
 }

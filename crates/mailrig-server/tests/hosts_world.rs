@@ -228,3 +228,43 @@ async fn the_backup_mx_blackhole_catalog_world_never_reaches_its_primary() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_http_api_names_the_host_in_the_journal_and_in_metrics() {
+    let (text, _) = two_hosts();
+    let server = start(&text).await;
+    let firm = server.host("firm").unwrap();
+    swaks_ok(firm.smtp_addr(), "anna@kanzlei.test", "h1").await;
+    let _ = swaks(firm.smtp_addr(), "bernd@kanzlei.test", "h2", &[]).await;
+    let http = server.http_addr();
+    let get = |path: &str| {
+        let url = format!("http://{http}{path}");
+        async move {
+            let out = run(
+                "curl",
+                vec!["-sS".into(), "--max-time".into(), "10".into(), url],
+            )
+            .await;
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let journal: serde_json::Value =
+        serde_json::from_str(&get("/api/v1/journal?mailbox=bernd@kanzlei.test").await).unwrap();
+    assert_eq!(journal["entries"][0]["host"], "firm", "{journal}");
+    assert_eq!(journal["entries"][0]["rule"], "firm-refuses-bernd");
+    let metrics = get("/metrics").await;
+    assert!(
+        metrics.contains("mailrig_host_messages_delivered_total{host=\"firm\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mailrig_host_messages_delivered_total{host=\"provider\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mailrig_host_stored_messages{host=\"firm\"} 1"),
+        "{metrics}"
+    );
+    server.shutdown().await;
+}
