@@ -292,3 +292,25 @@ async fn multidrop_distributes_by_headers_and_loses_the_bcc_recipient() {
     assert!(server.journal_for("clara@kanzlei.test").is_empty());
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_collector_fetches_from_an_outside_server_by_address_and_credentials() {
+    // The outside server: another, one-server world (the built-in default).
+    let outside = mailrig_server::MockServer::start_default().await.unwrap();
+    swaks_ok(outside.smtp_addr(), "alice@example.test", "o1").await;
+    let text = world("").replace(
+        "from = 'provider'",
+        &format!("server = '{}'", outside.pop3_addr()),
+    ) + "[[collector.account]]\nlogin = 'alice@example.test'\npassword = 'secret'\ndeliver_to = 'clara@kanzlei.test'\n";
+    let server = start(&text).await;
+    let round = server.collect_now("c").await.unwrap();
+    assert_eq!((round.fetched, round.delivered), (1, 1), "{round:?}");
+    let got = server
+        .host("firm")
+        .unwrap()
+        .inbox("clara@kanzlei.test")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&got[0].raw).contains("<o1@extern.test>"));
+    server.shutdown().await;
+    outside.shutdown().await;
+}

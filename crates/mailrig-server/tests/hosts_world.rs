@@ -268,3 +268,30 @@ async fn the_http_api_names_the_host_in_the_journal_and_in_metrics() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_relay_passes_mail_for_its_domains_to_the_mailbox_host() {
+    let a = addresses(2);
+    let text = format!(
+        "{DOMAINS}[[host]]\nname = 'smarthost'\naddress = '{}'\ndomains = ['kanzlei.test', 'patente.test']\nrole = 'relay'\nforward_to = 'store'\nretry_secs = 3600\n\n\
+         [[host]]\nname = 'store'\naddress = '{}'\ndomains = ['kanzlei.test', 'patente.test']\n",
+        a[0], a[1]
+    );
+    let server = start(&text).await;
+    let relay = server.host("smarthost").unwrap();
+    swaks_ok(relay.smtp_addr(), "user05@patente.test", "r1").await;
+    swaks_ok(relay.smtp_addr(), "clara@kanzlei.test", "r2").await;
+    assert_eq!(relay.total_messages(), 2);
+    let pass = server.forward_now("smarthost").await.unwrap();
+    assert_eq!((pass.forwarded, pass.deferred), (2, 0));
+    assert_eq!(relay.total_messages(), 0);
+    let store = server.host("store").unwrap();
+    assert_eq!(store.inbox("user05@patente.test").unwrap().len(), 1);
+    assert_eq!(store.inbox("clara@kanzlei.test").unwrap().len(), 1);
+    // One Received: line from each host on the way.
+    let raw =
+        String::from_utf8_lossy(&store.inbox("clara@kanzlei.test").unwrap()[0].raw).into_owned();
+    assert_eq!(raw.matches("Received:").count(), 2, "{raw}");
+    assert_eq!(raw.matches("Return-Path:").count(), 1, "{raw}");
+    server.shutdown().await;
+}
