@@ -205,7 +205,7 @@ pub(crate) fn build_hosts(
     let mut warnings = Vec::new();
     let mut names = HashSet::new();
     let mut sockets: HashMap<(Ipv4Addr, u16), String> = HashMap::new();
-    for (i, section) in sections.iter().enumerate() {
+    for section in sections {
         let h = section.get_ref();
         let name = h.name.get_ref().trim().to_string();
         if name.is_empty() || name.contains(char::is_whitespace) {
@@ -420,7 +420,6 @@ pub(crate) fn build_hosts(
             )
         })?;
         warnings.extend(w.into_iter().map(|w| format!("host '{name}': {w}")));
-        let _ = i;
         hosts.push(Host {
             name,
             hostname,

@@ -325,6 +325,7 @@ impl MockServerBuilder {
                     to.to_string(),
                     to_addr,
                     retry,
+                    Arc::clone(&h.forward_lock),
                 ));
             }
         }
@@ -537,6 +538,7 @@ impl MockServer {
         let h = self.host(host)?;
         let (to, _) = h.host.role.forward_to()?;
         let to_addr = self.host(to).and_then(|o| o.addresses().smtp);
+        let _pass = h.forward_lock.lock().await;
         Some(crate::hosts::forward::forward_queue(h.state(), to, to_addr).await)
     }
 

@@ -96,6 +96,7 @@ pub(crate) async fn run(
     to_host: String,
     to: Option<SocketAddr>,
     retry: Duration,
+    lock: Arc<tokio::sync::Mutex<()>>,
 ) {
     let shutdown = state.shutdown.clone();
     loop {
@@ -105,7 +106,10 @@ pub(crate) async fn run(
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = forward_queue(&state, &to_host, to) => {}
+            _ = async {
+                let _pass = lock.lock().await;
+                forward_queue(&state, &to_host, to).await
+            } => {}
         }
     }
 }

@@ -46,6 +46,9 @@ pub struct HostServer {
     pub host: Host,
     state: Arc<ServerState>,
     addrs: HostAddresses,
+    /// Held by a forwarding pass, so the retry task and `forward_now` never
+    /// send the same queued copy twice.
+    pub(crate) forward_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl HostServer {
@@ -225,5 +228,10 @@ pub(crate) fn serve_host(
             tracker.clone(),
         ));
     }
-    HostServer { host, state, addrs }
+    HostServer {
+        host,
+        state,
+        addrs,
+        forward_lock: Arc::default(),
+    }
 }
