@@ -12,6 +12,7 @@
 //! * [`range`] — the one mailbox-range syntax (`user01..user25`, `user{01..25}`)
 //!   and its expander, for scenarios, fault selectors and load recipients;
 //! * [`routing`] — where a recipient address leads (`RouteDecision`);
+//! * [`dns`] — the world's zones: generated MX/A/PTR records, explicit ones, lookups;
 //! * [`fault`] — the fault plan: what a stage of a session should do instead of
 //!   the normal thing;
 //! * [`store`] — mailboxes, folders and messages with IMAP semantics, in memory
@@ -23,6 +24,7 @@
 
 pub mod address;
 pub mod catalog;
+pub mod dns;
 pub mod fault;
 pub mod journal;
 pub mod located;

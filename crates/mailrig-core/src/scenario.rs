@@ -22,6 +22,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::address::Address;
+use crate::dns::spec::DnsSection;
+use crate::dns::{DnsSpec, ZoneHost};
 use crate::fault::{FaultPlan, FaultRuleSpec};
 use crate::located::LocatedError;
 use crate::range;
@@ -58,6 +60,8 @@ pub struct Scenario {
     /// world costs hundreds of bytes a mailbox).
     pub world: Arc<World>,
     pub faults: FaultPlan,
+    /// The `[dns]` table; [`Scenario::zones`] builds the zones from it.
+    pub dns: Arc<DnsSpec>,
     /// Things that are valid but probably not meant (e.g. a rule that can never fire).
     pub warnings: Vec<String>,
 }
@@ -84,6 +88,8 @@ struct ScenarioFile {
     domain: Vec<DomainSection>,
     #[serde(default)]
     fault: Vec<Spanned<FaultRuleSpec>>,
+    #[serde(default)]
+    dns: DnsSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -259,13 +265,49 @@ impl Scenario {
                 format!("[[fault]] #{}: {}", e.index + 1, e.message),
             )
         })?;
+        let dns = parsed.dns.to_spec().map_err(|(at, message)| {
+            ScenarioError::at(file, src, at, format!("[dns]: {message}"))
+        })?;
+        let mut warnings = warnings;
+        // The zones are built again when a DNS server starts, with the real
+        // hosts; checking them here with the implicit hosts makes
+        // `scenario check` report every record error with its place.
+        let hosts = crate::dns::implicit_hosts(
+            world.domains.iter().map(|d| d.name.as_str()),
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        );
+        let (_, dns_warnings) =
+            crate::dns::build_zones(world.domains.iter().map(|d| d.name.as_str()), &hosts, &dns)
+                .map_err(|e| {
+                    ScenarioError::at(
+                        file,
+                        src,
+                        e.at.unwrap_or(0),
+                        format!("[dns]: {}", e.message),
+                    )
+                })?;
+        warnings.extend(dns_warnings.into_iter().map(|w| format!("[dns]: {w}")));
         Ok(Scenario {
             source: file.to_string(),
             description: leading_comment(src),
             world: Arc::new(world),
             faults,
+            dns: Arc::new(dns),
             warnings,
         })
+    }
+
+    /// The world's DNS zones for these hosts (see [`crate::dns::build_zones`];
+    /// today's servers pass [`crate::dns::implicit_hosts`]).
+    pub fn zones(
+        &self,
+        hosts: &[ZoneHost],
+    ) -> Result<(crate::dns::Zones, Vec<String>), crate::dns::ZoneError> {
+        crate::dns::build_zones(
+            self.world.domains.iter().map(|d| d.name.as_str()),
+            hosts,
+            &self.dns,
+        )
     }
 
     /// A short human summary: domains, mailbox counts, aliases, catch-alls, faults.
@@ -623,6 +665,60 @@ mod tests {
 
     fn err(src: &str) -> String {
         Scenario::parse(src, "s.toml").unwrap_err().to_string()
+    }
+
+    const DNS_WORLD: &str = "[[domain]]\nname = 'd.test'\npassword = 'p'\nmailboxes = ['a']\n";
+
+    #[test]
+    fn dns_records_are_checked_with_their_place() {
+        let e = err(&format!(
+            "{DNS_WORLD}[[dns.record]]\nname = 'x.other'\ntype = 'A'\nvalue = '127.0.0.2'\n"
+        ));
+        assert!(
+            e.starts_with("s.toml:5:1: [dns]: 'x.other' is in no zone"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{DNS_WORLD}[[dns.record]]\nname = 'mx2.d.test'\ntype = 'A'\nvalue = '127.0.0.300'\n"
+        ));
+        assert!(
+            e.starts_with("s.toml:8:9: [dns]: '127.0.0.300' is not an IPv4"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{DNS_WORLD}[[dns.record]]\nname = 'd.test'\ntype = 'MX'\nvalue = '10 ghost.d.test'\n"
+        ));
+        assert!(
+            e.starts_with(
+                "s.toml:5:1: [dns]: MX of 'd.test' points at 'ghost.d.test', which has no A"
+            ),
+            "{e}"
+        );
+        let e = err(&format!("{DNS_WORLD}[dns]\nttl = 5\nbogus = 1\n"));
+        assert!(e.starts_with("s.toml:7:1: unknown field `bogus`"), "{e}");
+        let e = err(&format!(
+            "{DNS_WORLD}[[dns.record]]\nname = 'd.test'\ntype = 'SRV'\nvalue = 'x'\n"
+        ));
+        assert!(
+            e.starts_with("s.toml:7:8: [dns]: unknown record type 'SRV'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn dns_zones_build_from_the_scenario() {
+        let s = Scenario::parse(
+            &format!(
+                "{DNS_WORLD}[dns]\nttl = 30\n[[dns.record]]\nname = '_dmarc.d.test'\ntype = 'TXT'\nvalue = 'v=DMARC1; p=none'\n"
+            ),
+            "s.toml",
+        )
+        .unwrap();
+        let hosts = crate::dns::implicit_hosts(["d.test"], "127.0.0.3".parse().unwrap());
+        let (z, _) = s.zones(&hosts).unwrap();
+        let a = z.get("mx.d.test", crate::dns::RecordType::A);
+        assert_eq!(a[0].to_string(), "mx.d.test 30 A 127.0.0.3");
+        assert_eq!(z.get("_dmarc.d.test", crate::dns::RecordType::Txt).len(), 1);
     }
 
     #[test]
