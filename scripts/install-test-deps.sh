@@ -73,6 +73,8 @@ fi
 debs=(swaks postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd curl)
 debs+=(iproute2)  # ss: the listen-backlog test reads a listener's accept queue
 debs+=(strace) # crates/mailrig/tests/maildir_fsync.rs: the fsync order of a delivery
+debs+=(bind9-dnsutils) # dig: crates/mailrig-server/tests/dns_*.rs and the CLI's --dns test
+debs+=(dnsperf dnsmasq-base) # scripts/bench-dns.sh: load generator and the peer (no service started)
 missing=()
 for pkg in "${debs[@]}"; do
     if deb_installed "$pkg"; then

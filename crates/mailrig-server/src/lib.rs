@@ -6,9 +6,12 @@
 //! * [`tls`] — the local CA and certificates made at start-up;
 //! * [`listener`] and [`net`] — the accept loop and the plain/TLS stream all
 //!   protocols share;
+//! * [`dns`] — the world's DNS server (UDP and TCP, hickory-server),
+//!   authoritative for the scenario's zones, with DNS faults;
 //! * [`mock`] — [`MockServer`], which starts a whole world on port 0 for tests
 //!   and `mailrig serve` alike, and stops every task on `shutdown()`.
 
+pub mod dns;
 pub mod driver;
 pub mod faults;
 pub mod http;
