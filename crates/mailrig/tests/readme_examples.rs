@@ -156,6 +156,8 @@ fn text(o: &Output) -> String {
 struct Served {
     child: Child,
     ports: BTreeMap<&'static str, u16>,
+    /// `--dns ADDR` of the example: its port, and the free port it got instead.
+    dns: Option<(u16, u16)>,
     ca: PathBuf,
     log: PathBuf,
 }
@@ -166,6 +168,21 @@ impl Served {
         let log = work.path().join(format!("serve-{n}.out"));
         let err = work.path().join(format!("serve-{n}.err"));
         let mut c = work.command(BIN);
+        // `--dns ADDR` (off by default) moves to a free port too.
+        let mut dns_port = None;
+        let args: Vec<String> = args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                if i > 0 && args[i - 1] == "--dns" && a != "off" {
+                    dns_port = a.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+                    "127.0.0.1:0".to_string()
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        let args = args.as_slice();
         c.arg("serve").args(args);
         for (flag, _) in LISTENERS {
             let f = format!("--{flag}");
@@ -209,6 +226,7 @@ impl Served {
             std::thread::sleep(Duration::from_millis(50));
         };
         let mut ports = BTreeMap::new();
+        let mut dns = None;
         for line in banner.lines() {
             let mut w = line.split_whitespace();
             let (Some(name), Some(addr)) = (w.next(), w.next()) else {
@@ -223,10 +241,14 @@ impl Served {
             if let (Some(flag), Some(port)) = (flag, port) {
                 ports.insert(flag, port);
             }
+            if let (Some(from), Some(to), "DNS") = (dns_port, port, name) {
+                dns = Some((from, to));
+            }
         }
         Ok(Served {
             child,
             ports,
+            dns,
             ca,
             log,
         })
@@ -241,6 +263,11 @@ impl Served {
                 for form in ["127.0.0.1:", "localhost:", "port = "] {
                     t = t.replace(&format!("{form}{default}"), &format!("{form}{port}"));
                 }
+            }
+        }
+        if let Some((from, to)) = self.dns {
+            for form in ["127.0.0.1:", "-p "] {
+                t = t.replace(&format!("{form}{from}"), &format!("{form}{to}"));
             }
         }
         for ca in README_CA {
