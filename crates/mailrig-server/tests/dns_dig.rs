@@ -303,7 +303,7 @@ async fn a_truncate_fault_forces_the_retry_over_tcp() {
 }
 
 #[tokio::test]
-async fn a_long_answer_is_truncated_over_udp_without_edns() {
+async fn long_values_are_split_and_long_answers_truncated_over_udp() {
     let mut world = WORLD.to_string();
     for i in 0..12 {
         world.push_str(&format!(
@@ -311,6 +311,10 @@ async fn a_long_answer_is_truncated_over_udp_without_edns() {
             "x".repeat(60)
         ));
     }
+    world.push_str(&format!(
+        "[[dns.record]]\nname = \"key.example.test\"\ntype = \"TXT\"\nvalue = \"v=DKIM1; p={}\"\n",
+        "A".repeat(300)
+    ));
     let server = MockServer::builder()
         .scenario_toml(&world)
         .unwrap()
@@ -319,6 +323,14 @@ async fn a_long_answer_is_truncated_over_udp_without_edns() {
         .await
         .unwrap();
     let a = server.dns_addr();
+    // A DKIM-sized value (over 255 bytes) goes out as several character-strings.
+    let key = dig(a, &["+short", "TXT", "key.example.test"]).await;
+    let parts: Vec<&str> = key.out.trim().split("\" \"").collect();
+    assert_eq!(parts.len(), 2, "{}", key.out);
+    assert_eq!(
+        key.out.trim().trim_matches('"').replace("\" \"", ""),
+        format!("v=DKIM1; p={}", "A".repeat(300))
+    );
     let udp = dig(a, &["+noedns", "+ignore", "TXT", "big.example.test"]).await;
     assert!(flags(&udp.out).contains(&"tc".to_string()), "{}", udp.out);
     let full = dig(a, &["+noedns", "TXT", "big.example.test"]).await;
