@@ -3,6 +3,7 @@
 #
 # Debian packages: swaks, postfix (smtp-source, smtp-sink and the real server the
 # end-to-end tests start privately), dovecot-imapd, dovecot-pop3d, dovecot-lmtpd,
+# dovecot-sieve (Pigeonhole: a Sieve rule files one mailbox's mail into Junk),
 # curl, python3 and python3-pip (only when pip is missing); Python packages:
 # imapclient, schemathesis.
 #
@@ -70,7 +71,7 @@ if ! deb_installed postfix; then
         "${SUDO[@]}" debconf-set-selections
 fi
 
-debs=(swaks postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd curl)
+debs=(swaks postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve curl)
 debs+=(iproute2)  # ss: the listen-backlog test reads a listener's accept queue
 debs+=(strace) # crates/mailrig/tests/maildir_fsync.rs: the fsync order of a delivery
 missing=()

@@ -1,7 +1,11 @@
 //! The IMAP side of reading back, on imap-next's client state machine
 //! (imap-codec underneath): LOGIN, SELECT INBOX, `UID SEARCH` for the run id,
 //! `UID FETCH` of header and text, IDLE where offered, and deletion by UID
-//! that never expunges anyone else's `\Deleted` mail.
+//! that never expunges anyone else's `\Deleted` mail. `LIST "" "*"` names
+//! the other folders, searched once at the end (special-use attributes such
+//! as `\Junk` are read from the plain LIST answer, where Dovecot and most
+//! servers put them; the virtual `\All` and `\Flagged` views and
+//! `\Noselect` names are skipped, since they would show INBOX's copies again).
 //!
 //! imap-next does the protocol; this module only sequences commands and turns
 //! responses into [`FoundMessage`]s. STARTTLS is done by hand before the state
@@ -38,6 +42,30 @@ pub(crate) struct ImapSession {
     search_refused: bool,
     /// Set when the server refused IDLE although it advertised it.
     idle_refused: bool,
+    /// The folder selected now (as LIST named it; `INBOX` after login).
+    selected: String,
+}
+
+/// A folder as LIST names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ListedFolder {
+    pub name: String,
+    /// Lower-cased name attributes (`\junk`, `\noselect`, ...).
+    pub attributes: Vec<String>,
+}
+
+impl ListedFolder {
+    /// Whether the folder is searched for misfiled probes: selectable, not
+    /// INBOX, not a virtual view that repeats other folders' messages.
+    pub fn searched(&self) -> bool {
+        !self.name.eq_ignore_ascii_case("INBOX")
+            && !self.attributes.iter().any(|a| {
+                matches!(
+                    a.as_str(),
+                    "\\noselect" | "\\nonexistent" | "\\all" | "\\flagged"
+                )
+            })
+    }
 }
 
 /// A command that did not end in a tagged OK.
@@ -108,6 +136,7 @@ impl ImapSession {
             caps: Vec::new(),
             search_refused: false,
             idle_refused: false,
+            selected: "INBOX".to_string(),
         };
         if ep.tls != TlsMode::Starttls {
             s.greeting().await?;
@@ -313,6 +342,7 @@ impl ImapSession {
             for (uid, header, text) in self.fetch(&new, true).await? {
                 let headers = SeenHeaders::parse(&header);
                 let found = headers.token(run).map(|token| FoundMessage {
+                    folder: self.selected.clone(),
                     key: uid.to_string(),
                     token,
                     headers,
@@ -465,9 +495,76 @@ impl ImapSession {
         }
     }
 
-    /// Flags exactly these UIDs `\Deleted` and expunges them: with UID
-    /// EXPUNGE (UIDPLUS) when offered; otherwise with EXPUNGE only if no other
-    /// message is flagged `\Deleted`, else the probes stay flagged.
+    /// Every folder LIST names.
+    pub async fn list_folders(&mut self) -> Result<Vec<ListedFolder>, ReadError> {
+        let cmd = CommandBody::list("", "*")
+            .map_err(|_| ReadError::Protocol("cannot encode LIST".into()))?;
+        let data = self
+            .exec(cmd)
+            .await
+            .map_err(|f| f.into_read_error("LIST"))?;
+        Ok(data
+            .into_iter()
+            .filter_map(|d| match d {
+                Data::List { items, mailbox, .. } => Some(ListedFolder {
+                    name: folder_name(&mailbox),
+                    attributes: items
+                        .iter()
+                        .map(|a| a.to_string().to_ascii_lowercase())
+                        .collect(),
+                }),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Selects `folder` (a name as LIST gave it) unless it is selected already.
+    pub async fn select(&mut self, folder: &str) -> Result<(), ReadError> {
+        if self.selected == folder {
+            return Ok(());
+        }
+        let select = CommandBody::select(folder.as_bytes().to_vec())
+            .map_err(|_| ReadError::Protocol(format!("cannot encode SELECT {folder}")))?;
+        self.exec(select)
+            .await
+            .map_err(|f| f.into_read_error(&format!("SELECT {folder}")))?;
+        self.selected = folder.to_string();
+        Ok(())
+    }
+
+    /// This run's messages in every searched folder but INBOX; INBOX is
+    /// selected again afterwards only when needed (by [`ImapSession::select`]).
+    pub async fn scan_other_folders(
+        &mut self,
+        run: &RunId,
+        caches: &mut std::collections::HashMap<String, ScanCache>,
+    ) -> Result<Vec<FoundMessage>, ReadError> {
+        let mut found = Vec::new();
+        for folder in self.list_folders().await? {
+            if !folder.searched() {
+                continue;
+            }
+            self.select(&folder.name).await?;
+            let cache = caches.entry(folder.name.clone()).or_default();
+            found.extend(self.scan(run, cache).await?);
+        }
+        Ok(found)
+    }
+
+    /// [`ImapSession::delete`] in `folder`.
+    pub async fn delete_in(
+        &mut self,
+        folder: &str,
+        keys: &[String],
+    ) -> Result<(usize, Option<String>), ReadError> {
+        self.select(folder).await?;
+        self.delete(keys).await
+    }
+
+    /// Flags exactly these UIDs `\Deleted` in the selected folder and
+    /// expunges them: with UID EXPUNGE (UIDPLUS) when offered; otherwise with
+    /// EXPUNGE only if no other message is flagged `\Deleted`, else the probes
+    /// stay flagged.
     pub async fn delete(&mut self, keys: &[String]) -> Result<(usize, Option<String>), ReadError> {
         let uids: Vec<NonZeroU32> = keys.iter().filter_map(|k| k.parse().ok()).collect();
         if uids.is_empty() {
@@ -530,6 +627,17 @@ impl ImapSession {
         // The server answers BYE and closes; either is fine.
         let _ = self.exec(CommandBody::Logout).await;
         Ok(())
+    }
+}
+
+/// A folder's name as a string (`INBOX`, or the bytes LIST sent; modified
+/// UTF-7 names are shown as sent).
+fn folder_name(m: &imap_next::imap_types::mailbox::Mailbox<'_>) -> String {
+    match m {
+        imap_next::imap_types::mailbox::Mailbox::Inbox => "INBOX".to_string(),
+        imap_next::imap_types::mailbox::Mailbox::Other(o) => {
+            String::from_utf8_lossy(o.as_ref()).into_owned()
+        }
     }
 }
 

@@ -233,6 +233,7 @@ impl Pop3Session {
                 let (head, body) = split_message(&raw);
                 let headers = SeenHeaders::parse(head);
                 headers.token(run).map(|token| FoundMessage {
+                    folder: "INBOX".to_string(),
                     key: key.clone(),
                     token,
                     headers,
