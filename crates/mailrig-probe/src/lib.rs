@@ -111,8 +111,8 @@ pub use read::ReadError;
 pub use report::{Cleanup, Counts, DomainSummary, REPORT_SCHEMA, Report, Summary};
 pub use run::{Phase, ProbeError, ProbeOptions, Progress, ProgressFn, exit_code, probe};
 pub use target::{
-    MailboxTarget, ReadEndpoint, ReadProtocol, SmtpAuth, SmtpTarget, Target, TargetError, TlsMode,
-    TlsTrust,
+    MailboxTarget, MasterLogin, MasterStyle, ReadEndpoint, ReadProtocol, SmtpAuth, SmtpTarget,
+    Target, TargetError, TlsMode, TlsTrust,
 };
 pub use tls::TrustError;
 pub use verdict::{MailboxResult, SmtpReply, Verdict};

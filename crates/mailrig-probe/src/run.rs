@@ -103,6 +103,14 @@ pub enum ProbeError {
         reason: String,
     },
     #[error(
+        "the master user {user} was refused for all {mailboxes} mailbox(es) it reads ({reason}); check [read] master_user, master_password and master_login; nothing was sent"
+    )]
+    MasterRefused {
+        user: String,
+        mailboxes: usize,
+        reason: String,
+    },
+    #[error(
         "cannot reach {endpoint} (where {mailboxes} mailbox(es) are read): {reason}; nothing was sent"
     )]
     ReadUnreachable {
@@ -272,7 +280,9 @@ pub async fn probe(target: &Target, opts: &ProbeOptions) -> Result<Report, Probe
         );
         report_progress(Phase::Connecting, done + 1, 0);
     }
-    if let Some(err) = unreachable_endpoint(&target.mailboxes, &login_results) {
+    if let Some(err) = unreachable_endpoint(&target.mailboxes, &login_results)
+        .or_else(|| master_refused(&target.mailboxes, &login_results))
+    {
         stop.cancel();
         go.cancel();
         while readers.join_next().await.is_some() {}
@@ -415,6 +425,36 @@ fn judge_all(
         })
         .collect();
     (results, known)
+}
+
+/// A master credential refused for every mailbox it reads: the credential,
+/// not the mailboxes, is wrong, and the probe cannot run.
+fn master_refused(
+    mailboxes: &[MailboxTarget],
+    logins: &[Result<(), ReadError>],
+) -> Option<ProbeError> {
+    let with_master: Vec<(&MailboxTarget, &Result<(), ReadError>)> = mailboxes
+        .iter()
+        .zip(logins)
+        .filter(|(m, _)| m.master.is_some())
+        .collect();
+    let (first, _) = with_master.first()?;
+    let reason = with_master.iter().find_map(|(_, r)| match r {
+        Err(ReadError::Login { reason, .. }) => Some(reason.clone()),
+        _ => None,
+    })?;
+    with_master
+        .iter()
+        .all(|(_, r)| matches!(r, Err(ReadError::Login { .. })))
+        .then(|| ProbeError::MasterRefused {
+            user: first
+                .master
+                .as_ref()
+                .map(|m| m.user.clone())
+                .unwrap_or_default(),
+            mailboxes: with_master.len(),
+            reason,
+        })
 }
 
 /// An endpoint where every login failed at TCP connect: the probe cannot run.

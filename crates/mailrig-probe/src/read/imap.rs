@@ -16,6 +16,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use imap_next::client::{Client, Event, Options};
+use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_next::imap_types::command::{Command, CommandBody};
 use imap_next::imap_types::core::{AString, Tag, Vec1};
 use imap_next::imap_types::fetch::{MessageDataItem, MessageDataItemName, Section};
@@ -29,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{FoundMessage, ReadError, ScanCache, connect_tcp, tls_handshake};
 use crate::message::{PROBE_HEADER, RunId, SeenHeaders, body_hash};
-use crate::target::{MailboxTarget, ReadProtocol, TlsMode};
+use crate::target::{MailboxTarget, MasterStyle, ReadProtocol, TlsMode};
 use crate::tls::TlsContext;
 
 pub(crate) struct ImapSession {
@@ -141,23 +142,7 @@ impl ImapSession {
         if ep.tls != TlsMode::Starttls {
             s.greeting().await?;
         }
-        let login = CommandBody::login(mb.user.clone(), mb.password.clone()).map_err(|_| {
-            ReadError::Protocol(format!(
-                "user name or password of {} cannot be sent in IMAP",
-                mb.address
-            ))
-        })?;
-        match s.exec(login).await {
-            Ok(_) => {}
-            Err(Failure::Refused(reason)) => {
-                return Err(ReadError::Login {
-                    protocol: ReadProtocol::Imap,
-                    user: mb.user.clone(),
-                    reason,
-                });
-            }
-            Err(f) => return Err(f.into_read_error("LOGIN")),
-        }
+        s.login(mb).await?;
         let caps = s
             .exec(CommandBody::Capability)
             .await
@@ -177,6 +162,91 @@ impl ImapSession {
             .await
             .map_err(|f| f.into_read_error("SELECT INBOX"))?;
         Ok(s)
+    }
+
+    /// LOGIN with the mailbox's password, or as its user with the master
+    /// credential: LOGIN `user*master`, or AUTHENTICATE PLAIN with authzid.
+    async fn login(&mut self, mb: &MailboxTarget) -> Result<(), ReadError> {
+        let (name, result) = match &mb.master {
+            Some(m) if m.style == MasterStyle::Authzid => (
+                format!("{} (authzid, as {})", m.user, mb.user),
+                self.authenticate_plain(m.sasl_plain(&mb.user)).await,
+            ),
+            other => {
+                let (name, password) = match other {
+                    Some(m) => (m.login_name(&mb.user), m.password.clone()),
+                    None => (mb.user.clone(), mb.password.clone()),
+                };
+                let login = CommandBody::login(name.clone(), password).map_err(|_| {
+                    ReadError::Protocol(format!(
+                        "user name or password of {} cannot be sent in IMAP",
+                        mb.address
+                    ))
+                })?;
+                (name, self.exec(login).await.map(drop))
+            }
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(Failure::Refused(reason)) => Err(ReadError::Login {
+                protocol: ReadProtocol::Imap,
+                user: name,
+                reason,
+            }),
+            Err(f) => Err(f.into_read_error("LOGIN")),
+        }
+    }
+
+    /// AUTHENTICATE PLAIN, the response sent after the server's `+` (so no
+    /// SASL-IR is needed).
+    async fn authenticate_plain(&mut self, message: Vec<u8>) -> Result<(), Failure> {
+        let tag = self.tag();
+        self.client.enqueue_command(Command {
+            tag,
+            body: CommandBody::authenticate(AuthMechanism::Plain),
+        });
+        let mut message = Some(message);
+        loop {
+            let ev =
+                match tokio::time::timeout(self.limit, self.stream.next(&mut self.client)).await {
+                    Err(_) => {
+                        return Err(Failure::Broken(format!(
+                            "no answer within {} s",
+                            self.limit.as_secs_f64()
+                        )));
+                    }
+                    Ok(Err(e)) => return Err(Failure::Broken(e.to_string())),
+                    Ok(Ok(ev)) => ev,
+                };
+            match ev {
+                Event::AuthenticateContinuationRequestReceived { .. } => {
+                    let data = match message.take() {
+                        Some(m) => AuthenticateData::r#continue(m),
+                        None => AuthenticateData::Cancel,
+                    };
+                    if self.client.set_authenticate_data(data).is_err() {
+                        return Err(Failure::Broken("AUTHENTICATE out of step".into()));
+                    }
+                }
+                Event::AuthenticateStatusReceived { status, .. } => {
+                    return match status {
+                        Status::Tagged(Tagged { body, .. }) if body.kind == StatusKind::Ok => {
+                            Ok(())
+                        }
+                        Status::Tagged(Tagged { body, .. }) => {
+                            Err(Failure::Refused(body.text.to_string()))
+                        }
+                        other => Err(Failure::Broken(format!("{other:?}"))),
+                    };
+                }
+                Event::StatusReceived {
+                    status: Status::Bye(bye),
+                } => {
+                    return Err(Failure::Broken(format!("server said BYE: {}", bye.text)));
+                }
+                _ => {}
+            }
+        }
     }
 
     async fn greeting(&mut self) -> Result<(), ReadError> {
