@@ -97,6 +97,7 @@
 pub mod imap_reader;
 mod mailbox_csv;
 mod message;
+pub mod monitor;
 mod read;
 mod report;
 mod run;

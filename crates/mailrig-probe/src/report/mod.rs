@@ -63,7 +63,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, v: Verdict) {
+    pub(crate) fn add(&mut self, v: Verdict) {
         *self.slot(v) += 1;
     }
 
@@ -460,4 +460,4 @@ fn xml(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
