@@ -218,6 +218,14 @@ impl Report {
         }
     }
 
+    /// The same report listing only the mailboxes not delivered (counts,
+    /// domains and notes unchanged): what `--only-failures` shows.
+    pub fn failures_only(&self) -> Report {
+        let mut r = self.clone();
+        r.mailboxes.retain(|m| m.verdict != Verdict::Delivered);
+        r
+    }
+
     /// Pretty JSON following [`REPORT_SCHEMA`].
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
