@@ -748,3 +748,27 @@ async fn starttls(
         .await
         .map_err(|_| format!("no answer within {} s", limit.as_secs_f64()))?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ListedFolder;
+
+    fn folder(name: &str, attributes: &[&str]) -> ListedFolder {
+        ListedFolder {
+            name: name.to_string(),
+            attributes: attributes.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn searched_folders_skip_inbox_virtual_views_and_noselect() {
+        assert!(folder("Junk", &["\\hasnochildren", "\\junk"]).searched());
+        assert!(folder("Archive/2026", &[]).searched());
+        assert!(!folder("INBOX", &[]).searched());
+        assert!(!folder("inbox", &[]).searched());
+        assert!(!folder("[Gmail]/All Mail", &["\\all"]).searched());
+        assert!(!folder("Starred", &["\\flagged"]).searched());
+        assert!(!folder("[Gmail]", &["\\noselect"]).searched());
+        assert!(!folder("Gone", &["\\nonexistent"]).searched());
+    }
+}
