@@ -65,7 +65,10 @@ pub fn judge(lost: &Lost, named: &BTreeSet<String>, stage: Option<&str>) -> Vec<
             named.len()
         );
         if wrong > 0 {
-            p.push_str(&format!(" and {wrong} do not"));
+            p.push_str(&format!(
+                " and {wrong} {}",
+                if wrong == 1 { "does not" } else { "do not" }
+            ));
         }
         if forgotten > 0 {
             p.push_str(&format!(
@@ -172,7 +175,7 @@ mod tests {
         assert_eq!(
             p,
             [
-                "of the 2 mailboxes you named, 1 lose mail and 1 do not; 1 more mailbox loses mail",
+                "of the 2 mailboxes you named, 1 lose mail and 1 does not; 1 more mailbox loses mail",
                 "the mail is not lost at stage 'deliver'"
             ]
         );
