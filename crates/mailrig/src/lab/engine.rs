@@ -53,7 +53,9 @@ pub fn start(source: &LabSource, dir: &Path, port_base: Option<u16>) -> anyhow::
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = state::absolute(dir);
-    check_traversable(&dir)?;
+    if source.drops_root() {
+        check_traversable(&dir)?;
+    }
     let offsets: Vec<(String, u16)> = source
         .spec
         .ports

@@ -180,6 +180,17 @@ impl LabSource {
         })
     }
 
+    /// Whether the lab's servers run as another user (its templates name `{{uid:USER}}` or
+    /// `{{gid:USER}}`): then every parent of the lab directory must be searchable by others.
+    pub fn drops_root(&self) -> bool {
+        let names = |t: &str| t.contains("{{uid:") || t.contains("{{gid:");
+        self.files
+            .values()
+            .chain(self.fix.values())
+            .any(|b| names(&String::from_utf8_lossy(b)))
+            || self.spec.setup.iter().flatten().any(|a| names(a))
+    }
+
     /// Everything `lab validate` checks beyond `lab.toml`'s own syntax: every template and command
     /// renders, editable files and probe targets exist, a fix-it lab has a fix touching only
     /// editable files, a find-it lab has a solution.
