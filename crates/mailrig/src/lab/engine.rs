@@ -200,7 +200,16 @@ fn launch(
         .iter()
         .filter_map(|p| st.ports.get(p.get_ref()).copied())
         .collect();
+    let pidfile = match &spec.pidfile {
+        Some(p) => Some(PathBuf::from(source.render_str(
+            "service pidfile",
+            p,
+            &vars,
+        )?)),
+        None => None,
+    };
     Ok(Launch {
+        pidfile,
         name: spec.name.clone(),
         argv,
         env,

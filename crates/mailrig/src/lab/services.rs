@@ -26,6 +26,7 @@ pub struct Launch {
     pub env: BTreeMap<String, String>,
     pub ready: Vec<u16>,
     pub watched: BTreeMap<String, String>,
+    pub pidfile: Option<std::path::PathBuf>,
 }
 
 /// The first port of `ports` that cannot be bound on 127.0.0.1, if any.
@@ -78,6 +79,9 @@ pub fn start(dir: &Path, launch: &Launch) -> anyhow::Result<ServiceState> {
     let result = wait_ready(&mut child, launch, started);
     if let Err(e) = result {
         kill_group(pid);
+        if let Some(daemon) = launch.pidfile.as_deref().and_then(daemon_pid) {
+            kill_group(daemon);
+        }
         let _ = child.wait();
         bail!(
             "{e}\n--- {} (last lines) ---\n{}",
@@ -90,13 +94,16 @@ pub fn start(dir: &Path, launch: &Launch) -> anyhow::Result<ServiceState> {
         pid,
         start_ticks: start_ticks(pid).unwrap_or(0),
         watched: launch.watched.clone(),
+        pidfile: launch.pidfile.clone(),
     })
 }
 
 fn wait_ready(child: &mut Child, launch: &Launch, started: Instant) -> anyhow::Result<()> {
     let mut waiting: Vec<u16> = launch.ready.clone();
     loop {
-        if let Some(status) = child.try_wait()? {
+        if let Some(status) = child.try_wait()?
+            && launch.pidfile.as_deref().and_then(daemon_pid).is_none()
+        {
             bail!("service '{}' exited at start ({status})", launch.name);
         }
         waiting.retain(|p| {
@@ -128,14 +135,27 @@ fn wait_ready(child: &mut Child, launch: &Launch, started: Instant) -> anyhow::R
 /// Whether the process recorded in `s` still runs (and is not a zombie, nor another process that
 /// got its pid).
 pub fn alive(s: &ServiceState) -> bool {
-    match proc_stat(s.pid) {
+    let leader = match proc_stat(s.pid) {
         Some((state, ticks)) => state != 'Z' && (s.start_ticks == 0 || ticks == s.start_ticks),
         None => false,
-    }
+    };
+    leader || s.pidfile.as_deref().and_then(daemon_pid).is_some()
+}
+
+/// The live process named in a daemon's pid file.
+fn daemon_pid(path: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
+    proc_stat(pid)
+        .filter(|(state, _)| *state != 'Z')
+        .map(|_| pid)
 }
 
 /// Stops a service's whole process group: SIGTERM, up to 5 s, then SIGKILL.
 pub fn stop(s: &ServiceState) {
+    if let Some(daemon) = s.pidfile.as_deref().and_then(daemon_pid) {
+        // Its own session leader: the group id is its pid.
+        terminate_group(daemon);
+    }
     if !alive(s) {
         // The leader is gone; children of its group may live on.
         if group_exists(s.pid) && s.start_ticks != 0 {
@@ -273,6 +293,7 @@ mod tests {
             env: BTreeMap::new(),
             ready: vec![],
             watched: BTreeMap::new(),
+            pidfile: None,
         };
         let s = start(dir.path(), &launch).unwrap();
         assert!(alive(&s));

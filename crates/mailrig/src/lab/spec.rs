@@ -116,6 +116,9 @@ pub struct ServiceSpec {
     /// Ports (names from `[ports]`) that accept connections once the service is ready.
     #[serde(default)]
     pub ready: Vec<Spanned<String>>,
+    /// A file where the service writes the pid of a daemon that leaves its process group
+    /// (Postfix's master calls setsid): that daemon's group is stopped too.
+    pub pidfile: Option<String>,
     /// Files (relative to the lab directory) whose change makes `lab check` restart this service.
     #[serde(default)]
     pub restart_when_changed: Vec<String>,

@@ -46,6 +46,9 @@ pub struct ServiceState {
     pub pid: u32,
     /// The process's start time (`/proc/PID/stat` field 22), so a reused pid is not taken for it.
     pub start_ticks: u64,
+    /// The daemon's pid file, when it leaves the process group (rendered `pidfile`).
+    #[serde(default)]
+    pub pidfile: Option<std::path::PathBuf>,
     /// Hashes of its `restart_when_changed` files when it started.
     pub watched: BTreeMap<String, String>,
 }
