@@ -288,6 +288,16 @@ fn the_postfix_transport_map_lab_cycles() {
 }
 
 #[test]
+fn the_alias_typo_lab_cycles() {
+    full_cycle("alias-typo", 24300);
+}
+
+#[test]
+fn the_unimported_mailbox_table_lab_cycles() {
+    full_cycle("mailbox-table-missing", 24400);
+}
+
+#[test]
 fn the_backup_mx_blackhole_lab_cycles() {
     full_cycle("backup-mx-blackhole", 23200);
 }

@@ -153,9 +153,12 @@ fn verdict_problem(verdict: Verdict, boxes: &[&mailrig_probe::MailboxResult]) ->
         Verdict::Unreadable => "could not be read (connect, TLS or login failed)",
         Verdict::Delivered => "arrived, which this check does not expect",
     };
+    // The refusing reply is shown once, with the first mailbox: the others usually repeat it.
     let names: Vec<String> = boxes
         .iter()
-        .map(|m| match verdict {
+        .enumerate()
+        .map(|(i, m)| match verdict {
+            Verdict::Rejected | Verdict::Deferred if i > 0 => m.address.clone(),
             Verdict::Misrouted if !m.found_in.is_empty() => {
                 format!("{} (found in {})", m.address, m.found_in.join(", "))
             }
