@@ -298,6 +298,11 @@ fn the_unimported_mailbox_table_lab_cycles() {
 }
 
 #[test]
+fn the_quota_full_lab_cycles() {
+    full_cycle("quota-full", 24600);
+}
+
+#[test]
 fn the_backup_mx_blackhole_lab_cycles() {
     full_cycle("backup-mx-blackhole", 23200);
 }
