@@ -303,6 +303,11 @@ fn the_quota_full_lab_cycles() {
 }
 
 #[test]
+fn the_wrong_imaps_certificate_lab_cycles() {
+    full_cycle("imaps-wrong-certificate", 24800);
+}
+
+#[test]
 fn the_backup_mx_blackhole_lab_cycles() {
     full_cycle("backup-mx-blackhole", 23200);
 }

@@ -158,7 +158,10 @@ fn verdict_problem(verdict: Verdict, boxes: &[&mailrig_probe::MailboxResult]) ->
         .iter()
         .enumerate()
         .map(|(i, m)| match verdict {
-            Verdict::Rejected | Verdict::Deferred if i > 0 => m.address.clone(),
+            Verdict::Rejected | Verdict::Deferred | Verdict::Unreadable if i > 0 => {
+                m.address.clone()
+            }
+            Verdict::Unreadable if !m.reason.is_empty() => format!("{} ({})", m.address, m.reason),
             Verdict::Misrouted if !m.found_in.is_empty() => {
                 format!("{} (found in {})", m.address, m.found_in.join(", "))
             }
