@@ -562,3 +562,29 @@ fn the_lab_commands_on_a_terminal() {
     assert_eq!(run.code, 0, "{}", run.text());
     assert!(run.text().contains("no process left"), "{}", run.text());
 }
+
+#[test]
+fn an_edit_that_breaks_a_service_is_a_failing_check_and_the_next_good_edit_recovers() {
+    let lab = Lab::start("kanzlei-collector", 25000);
+    let rc = lab.dir.join("firm/fetchmailrc");
+    std::fs::write(&rc, "poll 127.0.0.1 service\n  user\n").unwrap();
+    let (code, doc) = lab.check();
+    assert_eq!(code, 1, "{doc:#}");
+    let p = problems(&doc);
+    assert!(
+        p.contains("service 'fetchmail' does not start with the current files"),
+        "{p}"
+    );
+    assert!(
+        p.contains("syntax error"),
+        "fetchmail's own complaint is shown: {p}"
+    );
+    // Still broken on the next check, without another edit.
+    let (code, _) = lab.check();
+    assert_eq!(code, 1);
+    let out = lab.run(&["lab", "solve"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (code, doc) = lab.check();
+    assert_eq!(code, 0, "{doc:#}");
+    lab.stop_and_prove_empty();
+}
