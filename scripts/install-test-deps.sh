@@ -74,6 +74,7 @@ debs=(swaks postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd curl)
 debs+=(iproute2)  # ss: the listen-backlog test reads a listener's accept queue
 debs+=(strace) # crates/mailrig/tests/maildir_fsync.rs: the fsync order of a delivery
 debs+=(fetchmail) # the training labs (labs/kanzlei-collector): the firm's collector
+debs+=(dovecot-sieve) # the training labs (labs/sieve-junk): Sieve at LMTP delivery, sieve-test
 debs+=(openssl)   # the training labs (labs/imaps-wrong-certificate): certificates made at start
 missing=()
 for pkg in "${debs[@]}"; do

@@ -308,6 +308,26 @@ fn the_wrong_imaps_certificate_lab_cycles() {
 }
 
 #[test]
+fn the_sieve_junk_lab_cycles_and_deleting_the_filter_is_not_a_fix() {
+    full_cycle("sieve-junk", 24900);
+    let lab = Lab::start("sieve-junk", 24900);
+    // Throwing the whole filter away brings the mail back, but newsletters too: the command
+    // check (sieve-test) says so.
+    std::fs::write(lab.dir.join("sieve/user07.sieve"), "keep;\n").unwrap();
+    let (code, doc) = lab.check();
+    assert_eq!(code, 1, "{doc:#}");
+    assert!(verdicts(&doc).values().all(|v| v == "delivered"), "{doc:#}");
+    let p = problems(&doc);
+    assert!(
+        p.contains(
+            "a newsletter (a message with a List-Id header) for user07 would not be filed into Junk"
+        ),
+        "{p}"
+    );
+    lab.stop_and_prove_empty();
+}
+
+#[test]
 fn the_backup_mx_blackhole_lab_cycles() {
     full_cycle("backup-mx-blackhole", 23200);
 }
