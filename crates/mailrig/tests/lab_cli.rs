@@ -328,6 +328,28 @@ fn the_sieve_junk_lab_cycles_and_deleting_the_filter_is_not_a_fix() {
 }
 
 #[test]
+fn the_submission_lab_cycles_and_dropping_the_restriction_is_not_a_fix() {
+    full_cycle("submission-login-mismatch", 25400);
+    let lab = Lab::start("submission-login-mismatch", 25400);
+    let master = lab.dir.join("postfix/master.cf");
+    let text = std::fs::read_to_string(&master).unwrap();
+    let open = text.replace(
+        "  -o smtpd_sender_restrictions=reject_sender_login_mismatch\n",
+        "",
+    );
+    assert_ne!(open, text);
+    std::fs::write(&master, open).unwrap();
+    let (code, doc) = lab.check();
+    assert_eq!(code, 1, "{doc:#}");
+    assert!(verdicts(&doc).values().all(|v| v == "delivered"), "{doc:#}");
+    assert!(
+        problems(&doc).contains("anyone can now send as anyone"),
+        "{doc:#}"
+    );
+    lab.stop_and_prove_empty();
+}
+
+#[test]
 fn the_backup_mx_blackhole_lab_cycles() {
     full_cycle("backup-mx-blackhole", 23200);
 }
