@@ -18,15 +18,15 @@
 //! [`runner_reports_wrong_expectations`] shows that each kind of check fails
 //! when the script is wrong.
 
-mod imap_support;
 mod imaptest;
+mod support;
 
 use std::path::{Path, PathBuf};
 
-use imap_support::{ALICE, PASSWORD, start};
 use imaptest::exec::{self, Account};
 use imaptest::mbox::Mbox;
 use imaptest::script::Script;
+use support::imap::{ALICE, PASSWORD, start};
 
 /// The scripts' folder: `$IMAPTEST_DIR`, else `shared/imaptest-tests/tests` in
 /// the nearest folder above the crate that has it (beside the repository, or

@@ -3,12 +3,12 @@
 //! STARTTLS and IMAPS). A missing client fails the test with a message
 //! saying what to install; nothing passes silently.
 
-mod imap_support;
+mod support;
 
 use std::path::PathBuf;
 use std::process::Output;
 
-use imap_support::*;
+use support::imap::*;
 
 fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -27,13 +27,13 @@
 //! printed on failure; `IMAP_MODEL_OPS` sets the operations per session).
 //! The seed fixes each session's operations, not how the sessions interleave.
 
-mod imap_support;
+mod support;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use imap_support::{ALICE, Client, start};
+use support::imap::{ALICE, Client, start};
 
 const SESSIONS: usize = 8;
 const DEFAULT_OPS: usize = 250;

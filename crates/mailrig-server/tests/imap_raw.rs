@@ -1,10 +1,10 @@
 //! IMAP commands over raw bytes, asserting the exact responses (mini-redis style).
 
-mod imap_support;
+mod support;
 
-use imap_support::*;
 use mailrig_core::store::INBOX;
 use mailrig_server::MockServer;
+use support::imap::*;
 
 const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND";
 
