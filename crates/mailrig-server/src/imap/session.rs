@@ -112,8 +112,8 @@ pub struct Session {
     blocking_multi: Option<extended::MultiAppend>,
 }
 
-/// Shorthand for a tagged status line. The text may echo what the client
-/// sent, so anything that is not printable ASCII (resp-text is 7-bit
+/// Shorthand for a status line, tagged or (with tag `*`) untagged. The text
+/// may echo what the client sent, so anything that is not printable ASCII (resp-text is 7-bit
 /// TEXT-CHARs, RFC 3501 9) is written as `?`.
 pub(super) fn tagged(out: &mut Vec<u8>, tag: &str, status: &str, text: &str) {
     out.extend_from_slice(tag.as_bytes());
@@ -324,12 +324,12 @@ impl Session {
         };
         if !sync {
             // The client sends the literal's bytes anyway; refuse to read them.
-            out.extend_from_slice(format!("* BYE {text}\r\n").as_bytes());
+            tagged(out, "*", "BYE", &text);
             return Action::Close;
         }
         match tag {
             Some(t) => tagged(out, &t, status, &text),
-            None => out.extend_from_slice(format!("* BAD {text}\r\n").as_bytes()),
+            None => tagged(out, "*", "BAD", &text),
         }
         Action::Continue
     }

@@ -882,3 +882,13 @@ fn multiappend_all_or_none() {
         "{r}"
     );
 }
+
+#[test]
+fn status_lines_tagged_or_untagged_write_client_bytes_as_ascii() {
+    // Untagged BAD/BYE texts echo decoder errors, which may quote client bytes.
+    for (tag, status) in [("a1", "NO"), ("*", "BAD"), ("*", "BYE")] {
+        let mut out = Vec::new();
+        super::tagged(&mut out, tag, status, "bad date \u{b2}\u{7f}x");
+        assert_eq!(out, format!("{tag} {status} bad date ??x\r\n").into_bytes());
+    }
+}
