@@ -885,3 +885,29 @@ async fn utf8_and_quoted_names_round_trip() {
         "{r}"
     );
 }
+
+/// imaptest's append-binary, byte for byte: a `~{n}` APPEND of a body that
+/// starts with NUL and mixes bare LF with CRLF comes back from BINARY[1]
+/// unchanged, and BINARY.SIZE[1] counts exactly those bytes (the imaptest
+/// runner compares literals as C strings, so this is where the rest is checked).
+#[tokio::test]
+async fn binary_append_round_trips_nul_and_bare_lf_exactly() {
+    let server = start().await;
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    let body: &[u8] = b"\x00-\xe4\n\r\n\n";
+    let mut msg = b"From: user@domain.org\r\nMime-Version: 1.0\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n".to_vec();
+    msg.extend_from_slice(body);
+    let mut wire = format!("A1 APPEND INBOX ~{{{}+}}\r\n", msg.len()).into_bytes();
+    wire.extend_from_slice(&msg);
+    wire.extend_from_slice(b"\r\n");
+    c.send(&wire).await;
+    let r = c.until_tag("A1").await;
+    assert!(r.contains("A1 OK"), "{r}");
+    c.cmd("A2 SELECT INBOX").await;
+    let r = c.cmd("A3 FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])").await;
+    let want = format!(
+        "* 1 FETCH (BINARY.SIZE[1] 7 BINARY[1] ~{{7}}\r\n{})\r\n",
+        String::from_utf8_lossy(body)
+    );
+    assert!(r.starts_with(&want), "want {want:?}\ngot  {r:?}");
+}
