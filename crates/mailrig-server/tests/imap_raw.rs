@@ -6,7 +6,7 @@ use mailrig_core::store::INBOX;
 use mailrig_server::MockServer;
 use support::imap::*;
 
-const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND";
+const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE";
 
 fn validity(server: &MockServer, user: &str, folder: &str) -> u32 {
     let id = server.world().mailbox_by_address(user).expect("mailbox");
@@ -346,7 +346,7 @@ async fn folders_list_create_rename_delete_subscribe() {
     );
     assert_eq!(
         c.cmd("a6 LIST \"\" *").await,
-        "* LIST (\\HasChildren) \".\" Archive\r\n\
+        "* LIST (\\HasChildren \\Archive) \".\" Archive\r\n\
          * LIST (\\HasNoChildren) \".\" Archive.2024\r\n\
          * LIST (\\HasNoChildren) \".\" INBOX\r\n\
          * LIST (\\HasNoChildren) \".\" \"My Stuff\"\r\n\
@@ -354,7 +354,7 @@ async fn folders_list_create_rename_delete_subscribe() {
     );
     assert_eq!(
         c.cmd("a7 LIST \"\" %").await,
-        "* LIST (\\HasChildren) \".\" Archive\r\n\
+        "* LIST (\\HasChildren \\Archive) \".\" Archive\r\n\
          * LIST (\\HasNoChildren) \".\" INBOX\r\n\
          * LIST (\\HasNoChildren) \".\" \"My Stuff\"\r\n\
          a7 OK LIST completed\r\n"
@@ -910,4 +910,47 @@ async fn binary_append_round_trips_nul_and_bare_lf_exactly() {
         String::from_utf8_lossy(body)
     );
     assert!(r.starts_with(&want), "want {want:?}\ngot  {r:?}");
+}
+
+/// SPECIAL-USE and LIST-STATUS as a client that looks for the Junk folder
+/// uses them: the attribute comes in a plain LIST and when asked for in an
+/// extended one, the selection option keeps only special-use folders, and
+/// STATUS follows each LIST line.
+#[tokio::test]
+async fn special_use_folders_and_list_status() {
+    let server = start().await;
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    for f in ["Junk", "Sent", "Projects"] {
+        assert!(c.cmd(&format!("c CREATE {f}")).await.starts_with("c OK"));
+    }
+    c.send(b"ap APPEND Junk {12}\r\nSubject: x\r\n\r\n").await;
+    assert!(c.until_tag("ap").await.contains("ap OK"));
+    assert_eq!(
+        c.cmd("a1 LIST \"\" %").await,
+        "* LIST (\\HasNoChildren) \".\" INBOX\r\n\
+         * LIST (\\HasNoChildren \\Junk) \".\" Junk\r\n\
+         * LIST (\\HasNoChildren) \".\" Projects\r\n\
+         * LIST (\\HasNoChildren \\Sent) \".\" Sent\r\n\
+         a1 OK LIST completed\r\n"
+    );
+    // Extended without RETURN (SPECIAL-USE): no special-use attributes.
+    assert_eq!(
+        c.cmd("a2 LIST \"\" (Junk Sent)").await,
+        "* LIST (\\HasNoChildren) \".\" Junk\r\n\
+         * LIST (\\HasNoChildren) \".\" Sent\r\n\
+         a2 OK LIST completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a3 LIST (SPECIAL-USE) \"\" * RETURN (STATUS (MESSAGES UNSEEN))")
+            .await,
+        "* LIST (\\HasNoChildren \\Junk) \".\" Junk\r\n\
+         * STATUS Junk (MESSAGES 1 UNSEEN 1)\r\n\
+         * LIST (\\HasNoChildren \\Sent) \".\" Sent\r\n\
+         * STATUS Sent (MESSAGES 0 UNSEEN 0)\r\n\
+         a3 OK LIST completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a4 LIST (BOGUS) \"\" *").await,
+        "a4 BAD Unknown LIST selection option BOGUS (expected SUBSCRIBED, REMOTE, RECURSIVEMATCH or SPECIAL-USE)\r\n"
+    );
 }

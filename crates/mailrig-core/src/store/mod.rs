@@ -22,7 +22,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 use crate::world::{MailboxId, World};
 
-pub use folders::{Folders, Subscriptions};
+pub use folders::{Folders, Subscriptions, special_use};
 pub use maildir::Maildir;
 
 /// The name of the folder every mailbox has.
@@ -684,7 +684,9 @@ impl MailboxStore {
             d.delete_folder(&name)?;
         }
         data.folders.remove(&name);
-        data.subscribed.remove(&name);
+        // The subscription stays: "a server MUST NOT unilaterally remove an
+        // existing mailbox name from the subscription list" (RFC 3501 §6.3.6);
+        // LIST (SUBSCRIBED) shows it as \NonExistent.
         drop(data);
         self.bump();
         Ok(())

@@ -30,6 +30,7 @@ use mailrig_core::world::MailboxId;
 
 use super::extended;
 use super::framing::{CommandLimit, Frame, FrameLimits, Framer, tag_in};
+use super::list_ext;
 use super::view::{SyncRules, Synced, View};
 use crate::driver::{self, Step, TlsFaultOnce};
 use crate::listener::Accepted;
@@ -192,7 +193,7 @@ impl Session {
     /// The capability list for the current state.
     pub fn capabilities(&self) -> String {
         let mut caps = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE",
         );
         if self.user.is_none() {
             let sec = &self.state.world.security;
@@ -393,6 +394,17 @@ impl Session {
                 // It writes the store: run where blocking is allowed.
                 self.blocking_multi = Some(m);
                 return Action::Blocking;
+            }
+            Some(Err(e)) => return bad(out, &e.to_string()),
+            None => {}
+        }
+        match list_ext::parse(bytes) {
+            Some(Ok(_)) if self.user.is_none() => {
+                return bad(out, "Not authenticated: LIST not allowed in this state");
+            }
+            Some(Ok(req)) => {
+                self.list_ext(&req, out);
+                return Action::Continue;
             }
             Some(Err(e)) => return bad(out, &e.to_string()),
             None => {}
