@@ -51,6 +51,7 @@ const EXPECTED_PASS: &[&str] = &[
     "close",
     "copy",
     "esearch",
+    "esearch-condstore",
     "expunge",
     "expunge2",
     "fetch",
@@ -97,10 +98,6 @@ const KNOWN_FAILING: &[(&str, &str)] = &[];
 const NOT_APPLICABLE: &[(&str, &str)] = &[
     ("catenate", "CATENATE (RFC 4469)"),
     ("catenate-multiappend", "CATENATE (RFC 4469)"),
-    (
-        "esearch-condstore",
-        "ESEARCH and CONDSTORE (RFC 4731, RFC 7162)",
-    ),
     ("esort", "ESORT (RFC 5267)"),
     ("notify", "NOTIFY and QRESYNC (RFC 5465, RFC 7162)"),
     ("search-context-update", "CONTEXT=SEARCH (RFC 5267)"),

@@ -6,7 +6,7 @@ use mailrig_core::store::INBOX;
 use mailrig_server::MockServer;
 use support::imap::*;
 
-const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE";
+const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE";
 
 fn validity(server: &MockServer, user: &str, folder: &str) -> u32 {
     let id = server.world().mailbox_by_address(user).expect("mailbox");
@@ -241,6 +241,7 @@ async fn select_empty_mailbox() {
              * 0 EXISTS\r\n* 0 RECENT\r\n\
              * OK [UIDVALIDITY {v}] UIDs valid\r\n\
              * OK [UIDNEXT 1] Predicted next UID\r\n\
+             * OK [HIGHESTMODSEQ 1] Highest\r\n\
              a1 OK [READ-WRITE] Select completed\r\n"
         )
     );
@@ -290,6 +291,7 @@ async fn select_examine_status_recent_and_unseen() {
              * OK [UNSEEN 1] First unseen.\r\n\
              * OK [UIDVALIDITY {v}] UIDs valid\r\n\
              * OK [UIDNEXT 4] Predicted next UID\r\n\
+             * OK [HIGHESTMODSEQ 4] Highest\r\n\
              a2 OK [READ-ONLY] Examine completed\r\n"
         )
     );
@@ -953,4 +955,76 @@ async fn special_use_folders_and_list_status() {
         c.cmd("a4 LIST (BOGUS) \"\" *").await,
         "a4 BAD Unknown LIST selection option BOGUS (expected SUBSCRIBED, REMOTE, RECURSIVEMATCH or SPECIAL-USE)\r\n"
     );
+}
+
+/// CONDSTORE's conditional STORE (RFC 7162 §3.1.3): a message changed since
+/// the client's modseq is left alone and named in `[MODIFIED]` (sequence
+/// numbers for STORE, UIDs for UID STORE); the others change; once enabled,
+/// a flag change by another session arrives with its MODSEQ.
+#[tokio::test]
+async fn condstore_unchangedsince_and_unsolicited_modseq() {
+    let server = start().await;
+    for i in 0..3 {
+        deliver(&server, ALICE, &message("b@x.test", &format!("m{i}"), "x"));
+    }
+    let mut a = Client::login(server.imap_addr(), ALICE).await;
+    let sel = a.cmd("a1 SELECT INBOX (CONDSTORE)").await;
+    assert!(sel.contains("* OK [HIGHESTMODSEQ 4] Highest\r\n"), "{sel}");
+    let mut b = Client::login(server.imap_addr(), ALICE).await;
+    b.cmd("b1 SELECT INBOX").await;
+    // Another session flags message 2: its modseq goes to 5.
+    assert!(
+        b.cmd("b2 STORE 2 +FLAGS.SILENT (\\Flagged)")
+            .await
+            .contains("b2 OK")
+    );
+    let r = a
+        .cmd("a2 STORE 1:3 (UNCHANGEDSINCE 4) +FLAGS.SILENT (\\Seen)")
+        .await;
+    assert!(
+        r.contains("* 2 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ (5))\r\n"),
+        "{r}"
+    );
+    assert!(
+        r.ends_with("a2 OK [MODIFIED 2] Conditional STORE failed\r\n"),
+        "{r}"
+    );
+    let r = a.cmd("a3 FETCH 1:3 (FLAGS MODSEQ)").await;
+    assert!(
+        r.contains("* 1 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (6))"),
+        "{r}"
+    );
+    assert!(
+        r.contains("* 2 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ (5))"),
+        "{r}"
+    );
+    assert!(
+        r.contains("* 3 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (7))"),
+        "{r}"
+    );
+    let r = a
+        .cmd("a4 UID STORE 1:3 (UNCHANGEDSINCE 6) -FLAGS (\\Seen)")
+        .await;
+    assert!(
+        r.ends_with("a4 OK [MODIFIED 3] Conditional STORE failed\r\n"),
+        "{r}"
+    );
+    assert!(
+        r.contains("* 1 FETCH (UID 1 FLAGS (\\Recent) MODSEQ (8))"),
+        "{r}"
+    );
+    let r = a.cmd("a5 SEARCH MODSEQ 7").await;
+    assert_eq!(r, "* SEARCH 1 3 (MODSEQ 8)\r\na5 OK Search completed\r\n");
+    let r = a.cmd("a6 FETCH 1:* (FLAGS) (CHANGEDSINCE 7)").await;
+    assert_eq!(
+        r,
+        "* 1 FETCH (FLAGS (\\Recent) MODSEQ (8))\r\na6 OK Fetch completed\r\n"
+    );
+    let r = a.cmd("a7 STATUS INBOX (HIGHESTMODSEQ MESSAGES)").await;
+    assert!(
+        r.starts_with("* STATUS INBOX (HIGHESTMODSEQ 8 MESSAGES 3)\r\n"),
+        "{r}"
+    );
+    let r = a.cmd("a8 FETCH 1 (FLAGS) (VANISHED)").await;
+    assert!(r.starts_with("a8 BAD "), "{r}");
 }

@@ -189,16 +189,17 @@ impl Session {
                 .filter(|m| m.flags.has(SystemFlag::Deleted))
                 .count();
             (
-                f.messages.len(),
-                f.recent(),
-                f.uid_next,
-                f.uid_validity,
-                f.unseen(),
-                deleted,
+                (f.messages.len(), f.recent(), f.unseen(), deleted),
+                (f.uid_next, f.uid_validity, f.highest_modseq),
             )
         });
-        let (mut messages, mut recent, uid_next, uid_validity, mut unseen, mut deleted) =
-            counts.map_err(|e| store_error(&e))?;
+        let (
+            (mut messages, mut recent, mut unseen, mut deleted),
+            (uid_next, uid_validity, highest),
+        ) = counts.map_err(|e| store_error(&e))?;
+        if items.contains(&StatusItem::HighestModSeq) {
+            self.enable_condstore(out);
+        }
         if hidden {
             (messages, recent, unseen, deleted) = (0, 0, 0, 0);
         }
@@ -213,6 +214,7 @@ impl Session {
                 StatusItem::UidValidity => format!("UIDVALIDITY {uid_validity}"),
                 StatusItem::Unseen => format!("UNSEEN {unseen}"),
                 StatusItem::Deleted => format!("DELETED {deleted}"),
+                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {highest}"),
             })
             .collect();
         out.extend_from_slice(b"* STATUS ");
@@ -231,6 +233,8 @@ pub enum StatusItem {
     UidValidity,
     Unseen,
     Deleted,
+    /// CONDSTORE (RFC 7162 §3.1.2.3).
+    HighestModSeq,
 }
 
 impl StatusItem {
@@ -243,6 +247,7 @@ impl StatusItem {
             "UIDVALIDITY" => StatusItem::UidValidity,
             "UNSEEN" => StatusItem::Unseen,
             "DELETED" => StatusItem::Deleted,
+            "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
             _ => return None,
         })
     }
@@ -255,6 +260,7 @@ impl StatusItem {
             StatusDataItemName::UidValidity => StatusItem::UidValidity,
             StatusDataItemName::Unseen => StatusItem::Unseen,
             StatusDataItemName::Deleted => StatusItem::Deleted,
+            StatusDataItemName::HighestModSeq => StatusItem::HighestModSeq,
             _ => return None,
         })
     }

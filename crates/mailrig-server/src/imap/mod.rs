@@ -19,7 +19,7 @@
 //! Commands are parsed by `imap-codec`; responses are written directly.
 //! Extensions: LITERAL+, SASL-IR, ID, ENABLE, IDLE, NAMESPACE, UIDPLUS, MOVE,
 //! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN, ESEARCH, SEARCHRES, BINARY, MULTIAPPEND,
-//! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE.
+//! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, CONDSTORE.
 
 pub mod binary;
 pub mod extended;
