@@ -5,13 +5,14 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Output;
 
 use mailrig_core::JournalEntry;
 use mailrig_core::fault::Stage;
 use mailrig_server::MockServer;
 use serde_json::{Value, json};
+
+use super::{run, start_toml};
 
 pub const SMTP_SEND: &str = include_str!("../py/smtp_send.py");
 
@@ -40,24 +41,6 @@ pub async fn start_edited(name: &str, from: &str, to: &str) -> MockServer {
     let text = std::fs::read_to_string(catalog(name)).unwrap();
     assert!(text.contains(from), "{name} has no {from:?}");
     start_toml(&text.replace(from, to)).await
-}
-
-/// Starts a world from scenario text.
-pub async fn start_toml(text: &str) -> MockServer {
-    let s = mailrig_core::Scenario::parse(text, "<test>").unwrap_or_else(|e| panic!("{e}"));
-    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
-    MockServer::builder().scenario(s).start().await.unwrap()
-}
-
-/// Runs a program; a missing program fails the test with an install hint.
-pub async fn run(program: &str, args: Vec<String>) -> Output {
-    let p = program.to_string();
-    tokio::task::spawn_blocking(move || Command::new(&p).args(&args).output())
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| {
-            panic!("{program} is needed for this test ({e}): run scripts/install-test-deps.sh")
-        })
 }
 
 /// curl against the server's SMTPS port, trusting `ca`: what a TLS client
@@ -147,16 +130,4 @@ pub fn count(server: &MockServer, address: &str) -> usize {
         .inbox(address)
         .unwrap_or_else(|| panic!("{address} is no mailbox"))
         .len()
-}
-
-/// Polls until `f` is true, at most `limit`.
-pub async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    f()
 }

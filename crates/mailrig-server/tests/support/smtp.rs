@@ -9,31 +9,6 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-pub const KANZLEI: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../crates/mailrig-core/catalog/kanzlei.toml"
-);
-
-/// Starts a fake world from scenario text, every listener on port 0.
-pub async fn start_toml(toml: &str) -> mailrig_server::MockServer {
-    mailrig_server::MockServer::builder()
-        .scenario_toml(toml)
-        .unwrap()
-        .start()
-        .await
-        .unwrap()
-}
-
-/// Starts the seed's world without faults (`crates/mailrig-core/catalog/kanzlei.toml`).
-pub async fn kanzlei() -> mailrig_server::MockServer {
-    mailrig_server::MockServer::builder()
-        .scenario_file(KANZLEI)
-        .unwrap()
-        .start()
-        .await
-        .unwrap()
-}
-
 pub struct Raw {
     pub reader: BufReader<OwnedReadHalf>,
     pub writer: OwnedWriteHalf,
@@ -137,16 +112,4 @@ impl Raw {
             Ok(Ok(0)) | Ok(Err(_))
         )
     }
-}
-
-/// Polls until `f` is true, at most `secs` seconds (for things that happen after a reply).
-pub async fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while tokio::time::Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    f()
 }

@@ -1,14 +1,13 @@
 //! Starting `mailrig serve` as a user does, on free ports (`127.0.0.1:0`),
 //! reading the addresses it got from its banner, and stopping it with
 //! SIGTERM; optionally under a wrapper program (strace).
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
+use super::BIN;
 
 /// A running `mailrig serve`.
 pub struct Serve {
@@ -20,6 +19,7 @@ pub struct Serve {
     pub http: SocketAddr,
     ca: std::path::PathBuf,
     wrapped: bool,
+    _dir: tempfile::TempDir,
 }
 
 fn addr(banner: &str, name: &str) -> SocketAddr {
@@ -35,11 +35,15 @@ fn addr(banner: &str, name: &str) -> SocketAddr {
 impl Serve {
     /// `wrapper` (e.g. `["strace", "-f", ...]`) runs the binary; `args` follow `serve`.
     pub fn start(wrapper: &[&str], args: &[&str]) -> Serve {
-        let ca = std::env::temp_dir().join(format!(
-            "mailrig-ca-serve-{}-{:?}.pem",
-            std::process::id(),
-            std::thread::current().id()
-        ));
+        Serve::start_env(wrapper, args, &[])
+    }
+
+    /// As [`Serve::start`], with environment variables set for the server
+    /// (`MAILRIG_HTTP_TOKEN` is unset unless given here, so the user's
+    /// environment never changes what a test sees).
+    pub fn start_env(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Serve {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = dir.path().join("ca.pem");
         let mut cmd = match wrapper.split_first() {
             Some((prog, rest)) => {
                 let mut c = Command::new(prog);
@@ -48,11 +52,12 @@ impl Serve {
             }
             None => Command::new(BIN),
         };
-        cmd.arg("serve");
-        for l in ["smtp", "smtps", "imap", "imaps", "pop3", "pop3s", "http"] {
-            cmd.args([format!("--{l}"), "127.0.0.1:0".to_string()]);
-        }
+        // One flag moves every listener to a free loopback port.
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
         cmd.arg("--ca-out").arg(&ca).args(args);
+        cmd.env_remove("MAILRIG_HTTP_TOKEN")
+            .env("MAILRIG_LOG", "error")
+            .envs(env.iter().copied());
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -90,7 +95,18 @@ impl Serve {
             http,
             ca,
             wrapped: !wrapper.is_empty(),
+            _dir: dir,
         }
+    }
+
+    /// `http://ADDR{path}` of the control API.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// Where the server wrote its CA certificate.
+    pub fn ca(&self) -> &std::path::Path {
+        &self.ca
     }
 
     /// The process id of the server (of the wrapper, when there is one).
@@ -121,7 +137,6 @@ impl Serve {
         };
         let mut rest = String::new();
         let _ = self.out.read_to_string(&mut rest);
-        let _ = std::fs::remove_file(&self.ca);
         assert!(
             status.success(),
             "mailrig serve exited with {status:?}\n{rest}"

@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -194,24 +193,12 @@ pub fn scenario(extra: &str) -> String {
     )
 }
 
-/// A TLS client config trusting the server's CA.
-pub fn tls_connector(server: &MockServer) -> tokio_rustls::TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    let mut pem = server.ca_pem().as_bytes();
-    for cert in rustls_pemfile::certs(&mut pem) {
-        roots.add(cert.expect("CA cert")).expect("add CA");
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocols")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-}
-
 /// Responses without the variable tail of `UIDVALIDITY`/`APPENDUID`/dates.
 pub fn lines(s: &str) -> Vec<&str> {
     s.split("\r\n").filter(|l| !l.is_empty()).collect()
+}
+
+/// A TLS client config trusting the server's CA.
+pub fn tls_connector(server: &MockServer) -> tokio_rustls::TlsConnector {
+    super::tls_connector_for(server.ca_pem().as_bytes())
 }

@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,11 +13,6 @@ use mailrig_core::store::Flags;
 use mailrig_server::MockServer;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-
-pub const KANZLEI: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../crates/mailrig-core/catalog/kanzlei.toml"
-);
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -136,21 +130,6 @@ impl Pop {
     }
 }
 
-pub fn tls_connector(ca: &Path) -> tokio_rustls::TlsConnector {
-    let pem = std::fs::read(ca).expect("read CA");
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.expect("CA PEM")).expect("add CA");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-}
-
 /// Stores a message straight into a mailbox's INBOX (no SMTP headers added).
 pub fn put(server: &MockServer, address: &str, raw: &str) -> u32 {
     let id = server.world().mailbox_by_address(address).expect("mailbox");
@@ -178,37 +157,7 @@ pub fn uid_validity(server: &MockServer, address: &str) -> u32 {
         .unwrap()
 }
 
-/// Polls until `f` is true, at most `secs` seconds.
-pub async fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while tokio::time::Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    f()
-}
-
-/// Runs a third-party tool and returns its stdout; a missing tool or a
-/// non-zero exit fails the test (interoperability tests never skip).
-pub async fn run_tool(program: &str, args: &[&str]) -> String {
-    let out = match tokio::process::Command::new(program)
-        .args(args)
-        .output()
-        .await
-    {
-        Ok(o) => o,
-        Err(e) => panic!(
-            "this test needs `{program}` on PATH ({e}); run scripts/install-test-deps.sh — the test does not skip"
-        ),
-    };
-    assert!(
-        out.status.success(),
-        "{program} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
+/// A TLS client config trusting the CA in the PEM file `ca`.
+pub fn tls_connector(ca: &Path) -> tokio_rustls::TlsConnector {
+    super::tls_connector_for(&std::fs::read(ca).expect("read CA"))
 }

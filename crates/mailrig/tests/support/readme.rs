@@ -6,8 +6,6 @@
 //! allowed between): `<!-- example: KIND[; OPTION]... -->`, where an option is
 //! `KEY VALUE` and quoted values (`replace "A" "B"`) use `"` with `\"`.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 
 /// How a README block is checked.
@@ -371,82 +369,4 @@ pub fn serve_line_args(line: &str) -> Option<Vec<String>> {
         return None;
     }
     Some(words(rest))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn blocks_and_markers_are_found_and_a_missing_marker_is_an_error() {
-        let md = "text\n\n<!-- example: scenario -->\n```toml\na = 1\n```\n\n```sh\nls\n```\n\
-                  <!-- example: sh; serve --scenario x; replace \"-n 9\" \"-n 1\"; exit 1 -->\n\n```sh\nls\n```\n\
-                  <!-- example: not-run; needs a terminal; really -->\n```\nx\n```\n\
-                  <!-- example: sh -->\n```toml\nx\n```\n<!-- example: sh; color red -->\n```sh\n```\n";
-        let b = parse_blocks(md);
-        assert_eq!(b.len(), 6);
-        assert_eq!(b[0].line, 4);
-        assert_eq!(b[0].text, "a = 1\n");
-        assert_eq!(b[0].marker.as_ref().unwrap().kind, Kind::Scenario);
-        assert!(
-            b[1].marker
-                .as_ref()
-                .unwrap_err()
-                .contains("no `<!-- example")
-        );
-        let m = b[2].marker.as_ref().unwrap();
-        assert_eq!(m.get("serve"), Some("--scenario x"));
-        assert_eq!(
-            quoted(m.get("replace").unwrap()).unwrap(),
-            vec!["-n 9", "-n 1"]
-        );
-        assert_eq!(m.exit(), Ok(1));
-        assert_eq!(
-            b[3].marker.as_ref().unwrap().options[0].1,
-            "needs a terminal; really"
-        );
-        assert!(b[4].marker.as_ref().unwrap_err().contains("```toml"));
-        assert!(
-            b[5].marker
-                .as_ref()
-                .unwrap_err()
-                .contains("no option `color`")
-        );
-        assert!(parse_marker("<!-- example: not-run -->").is_err());
-        assert!(parse_marker("<!-- example: frobnicate -->").is_err());
-    }
-
-    #[test]
-    fn shape_matching_lets_measurements_vary_but_not_counts() {
-        let shown = "patente.test  2/25 delivered, 23 missing\n  user01@x  delivered   0.01 s\n  ...\n\
-                     16:43:07.927  route  <mrp…-5@probe.invalid> -> user03@x\n";
-        let real = "header\npatente.test  2/25 delivered, 23 missing\n  user01@x    delivered   0.12 s\n\
-                    more\n21:43:26.224  route   <mrp0549f9-5@probe.invalid> -> user03@x\n";
-        assert_eq!(shape_mismatch(shown, real), None);
-        let wrong = real.replace("2/25", "3/25");
-        assert_eq!(
-            shape_mismatch(shown, &wrong).as_deref(),
-            Some("patente.test  2/25 delivered, 23 missing")
-        );
-        assert!(shape_mismatch(shown, &real.replace("-5@", "-6@")).is_some());
-        assert!(!token_matches("0.01", "12"));
-        assert!(token_matches("0.01", "12.5"));
-        // order matters
-        let swapped =
-            "  user01@x    delivered   0.12 s\npatente.test  2/25 delivered, 23 missing\n";
-        assert!(shape_mismatch(shown, swapped).is_some());
-    }
-
-    #[test]
-    fn last_command_and_serve_lines() {
-        let s = "# c\na \\\n  b\n\nc \\\n  d \\\n  e\n# end\n";
-        assert_eq!(last_command_lines(s), Some((5, 7)));
-        assert_eq!(
-            serve_line_args("mailrig serve --scenario x.toml &"),
-            Some(vec!["--scenario".into(), "x.toml".into()])
-        );
-        assert_eq!(serve_line_args("mailrig serve"), Some(vec![]));
-        assert_eq!(serve_line_args("mailrig server"), None);
-        assert_eq!(serve_line_args("mailrig probe --target x"), None);
-    }
 }
