@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::Pty;
+use support::pty::Pty;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
 
