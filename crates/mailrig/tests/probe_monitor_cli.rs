@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mailrig_server::MockServer;
-use support::Pty;
+use support::pty::Pty;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
 const WORLD: &str = concat!(
