@@ -148,6 +148,7 @@ fn verdict_problem(verdict: Verdict, boxes: &[&mailrig_probe::MailboxResult]) ->
         Verdict::Rejected => "refused at sending",
         Verdict::Deferred => "put off at sending (4xx or a broken connection)",
         Verdict::Misrouted => "arrived in someone else's mailbox",
+        Verdict::Misfiled => "arrived, but in another folder than the inbox",
         Verdict::Duplicated => "arrived more than once",
         Verdict::Altered => "arrived changed",
         Verdict::Unreadable => "could not be read (connect, TLS or login failed)",
@@ -162,6 +163,9 @@ fn verdict_problem(verdict: Verdict, boxes: &[&mailrig_probe::MailboxResult]) ->
                 m.address.clone()
             }
             Verdict::Unreadable if !m.reason.is_empty() => format!("{} ({})", m.address, m.reason),
+            Verdict::Misfiled if !m.folders.is_empty() => {
+                format!("{} (in {})", m.address, m.folders.join(", "))
+            }
             Verdict::Misrouted if !m.found_in.is_empty() => {
                 format!("{} (found in {})", m.address, m.found_in.join(", "))
             }

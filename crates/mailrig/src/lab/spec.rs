@@ -206,17 +206,13 @@ impl CheckSpec {
     }
 }
 
-/// The verdict names a probe check may expect.
-pub const VERDICTS: [&str; 8] = [
-    "delivered",
-    "missing",
-    "rejected",
-    "deferred",
-    "misrouted",
-    "duplicated",
-    "altered",
-    "unreadable",
-];
+/// The verdict names a probe check may expect: the prober's own.
+fn verdicts() -> Vec<&'static str> {
+    mailrig_probe::Verdict::ALL
+        .iter()
+        .map(|v| v.as_str())
+        .collect()
+}
 
 /// The journal stages a find-it answer may name.
 pub const STAGES: [&str; 15] = [
@@ -320,25 +316,25 @@ pub fn parse(file: &str, src: &str) -> Result<LabSpec, LocatedError> {
             ));
         }
         if let Some(expect) = &c.expect
-            && !VERDICTS.contains(&expect.get_ref().as_str())
+            && !verdicts().contains(&expect.get_ref().as_str())
         {
             return Err(at(
                 expect.span().start,
                 format!(
                     "unknown verdict '{}' (one of {})",
                     expect.get_ref(),
-                    VERDICTS.join(", ")
+                    verdicts().join(", ")
                 ),
             ));
         }
         for (verdict, boxes) in &c.broken {
-            if !VERDICTS.contains(&verdict.as_str()) {
+            if !verdicts().contains(&verdict.as_str()) {
                 return Err(at(
                     check.span().start,
                     format!(
                         "check '{}': [check.broken] names unknown verdict '{verdict}' (one of {})",
                         c.name,
-                        VERDICTS.join(", ")
+                        verdicts().join(", ")
                     ),
                 ));
             }
