@@ -77,7 +77,6 @@ debs+=(strace) # crates/mailrig/tests/maildir_fsync.rs: the fsync order of a del
 debs+=(bind9-dnsutils) # dig: crates/mailrig-server/tests/dns_*.rs and the CLI's --dns test
 debs+=(dnsperf dnsmasq-base) # scripts/bench-dns.sh: load generator and the peer (no service started)
 debs+=(fetchmail) # the training labs (labs/kanzlei-collector): the firm's collector
-debs+=(dovecot-sieve) # the training labs (labs/sieve-junk): Sieve at LMTP delivery, sieve-test
 debs+=(openssl)   # the training labs (labs/imaps-wrong-certificate): certificates made at start
 missing=()
 for pkg in "${debs[@]}"; do

@@ -4,11 +4,12 @@
 //! and `/metrics`; `mailrig scenario check` names the place of a bad `[dns]`
 //! record. Needs `dig` and `curl` (scripts/install-test-deps.sh).
 
-mod serve_support;
+mod support;
 
 use std::process::Command;
 
-use serve_support::{BIN, Serve};
+use support::BIN;
+use support::serve::Serve;
 
 const SCENARIO: &str = r#"
 [[domain]]
