@@ -58,6 +58,21 @@ pub enum JournalEvent {
     Forwarded { to_host: String },
     /// A forwarding attempt failed; the message stays queued for the next one.
     ForwardDeferred { to_host: String, reason: String },
+    /// A query to the world's DNS server and its answer (the client is the
+    /// entry's `peer`; a fault that changed the answer is its `rule`).
+    Dns {
+        qname: String,
+        qtype: String,
+        /// `NOERROR`, `NXDOMAIN`, `REFUSED`, `SERVFAIL`, or `none` when no
+        /// answer was sent.
+        rcode: String,
+        /// Records in the answer section.
+        answers: usize,
+        /// `udp` or `tcp`.
+        transport: String,
+        /// The TC bit was set.
+        truncated: bool,
+    },
 }
 
 fn action_description<S: serde::Serializer>(action: &Action, s: S) -> Result<S::Ok, S::Error> {

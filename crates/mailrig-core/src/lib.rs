@@ -15,6 +15,7 @@
 //! * [`host`] — the world's hosts (`[[host]]`): several mail servers, each
 //!   with its own address, listeners, domains, mailboxes and faults;
 //! * [`collector`] — POP3 collectors (`[[collector]]`) between hosts;
+//! * [`dns`] — the world's zones: generated MX/A/PTR records, explicit ones, lookups;
 //! * [`fault`] — the fault plan: what a stage of a session should do instead of
 //!   the normal thing;
 //! * [`store`] — mailboxes, folders and messages with IMAP semantics, in memory
@@ -27,6 +28,7 @@
 pub mod address;
 pub mod catalog;
 pub mod collector;
+pub mod dns;
 pub mod fault;
 pub mod host;
 pub mod journal;

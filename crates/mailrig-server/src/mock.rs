@@ -31,6 +31,9 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     HttpAccess(#[from] crate::http::AccessError),
+    /// The scenario's DNS zones cannot be built for the hosts the server runs.
+    #[error("DNS zones: {0}")]
+    Dns(#[from] mailrig_core::dns::ZoneError),
     #[error("cannot listen for {what} on {addr}: {reason}")]
     Bind {
         what: &'static str,
@@ -52,6 +55,7 @@ pub struct MockServerBuilder {
     pop3: Option<SocketAddr>,
     pop3s: Option<SocketAddr>,
     http: Option<SocketAddr>,
+    dns: Option<SocketAddr>,
     listen_backlog: Option<u32>,
     http_access: Result<crate::http::AccessPolicy, crate::http::AccessError>,
     /// Whether `[[host]]` listeners bind the ports the scenario gives (serve)
@@ -76,6 +80,7 @@ impl Default for MockServerBuilder {
             pop3: loopback0(),
             pop3s: loopback0(),
             http: loopback0(),
+            dns: None,
             listen_backlog: None,
             http_access: Ok(crate::http::AccessPolicy::default()),
             host_ports_as_written: false,
@@ -147,6 +152,15 @@ impl MockServerBuilder {
     /// HTTP control API address (JSON under `/api/v1`, `/metrics`, `/`); `None` turns it off.
     pub fn http(mut self, addr: Option<SocketAddr>) -> Self {
         self.http = addr;
+        self
+    }
+
+    /// The world's DNS server (UDP and TCP on one port; off by default):
+    /// authoritative for the scenario's zones (`[dns]`), with the SMTP
+    /// listener's address as every domain's MX host `mx.<domain>`. Port 0
+    /// picks a free port ([`MockServer::dns_addr`]).
+    pub fn dns(mut self, addr: Option<SocketAddr>) -> Self {
+        self.dns = addr;
         self
     }
 
@@ -283,6 +297,25 @@ impl MockServerBuilder {
         addrs.pop3 = local(&bound.pop3);
         addrs.pop3s = local(&bound.pop3s);
         addrs.http = local(&bound.http);
+        let dns = match self.dns {
+            Some(addr) => {
+                let sockets = crate::dns::DnsSockets::bind(addr, backlog)
+                    .await
+                    .map_err(|e| StartError::Bind {
+                        what: "DNS",
+                        addr,
+                        reason: e.to_string(),
+                    })?;
+                addrs.dns = sockets.local_addr().ok();
+                // Each `[[host]]` under its name at its address; a world
+                // without them is one server at the SMTP address.
+                let ip = addrs.smtp.unwrap_or(addr).ip();
+                let hosts = scenario.zone_hosts(ip);
+                let (zones, _warnings) = scenario.zones(&hosts)?;
+                Some((sockets, Arc::new(zones)))
+            }
+            None => None,
+        };
         let st = || Arc::clone(&state);
         for (l, tls) in [(bound.smtp, false), (bound.smtps, true)] {
             if let Some(l) = l {
@@ -298,6 +331,9 @@ impl MockServerBuilder {
             if let Some(l) = l {
                 tracker.spawn(crate::pop3::serve(l, tls, st(), tracker.clone()));
             }
+        }
+        if let Some((sockets, zones)) = dns {
+            tracker.spawn(crate::dns::serve(sockets, zones, st()));
         }
         if let Some(l) = bound.http {
             tracker.spawn(crate::http::serve(l, st(), Arc::clone(&http_access)));
@@ -420,6 +456,8 @@ pub struct Addresses {
     pub pop3: Option<SocketAddr>,
     pub pop3s: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
+    /// The DNS server (UDP and TCP on this one address).
+    pub dns: Option<SocketAddr>,
 }
 
 /// A running fake mail world.
@@ -476,6 +514,13 @@ impl MockServer {
     /// The HTTP control API address (panics if the HTTP listener was turned off).
     pub fn http_addr(&self) -> SocketAddr {
         self.addrs.http.expect("HTTP listener is off")
+    }
+
+    /// The DNS server's address, UDP and TCP (panics if DNS is off, the default).
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.addrs
+            .dns
+            .expect("DNS is off; turn it on with MockServerBuilder::dns")
     }
 
     pub fn state(&self) -> &Arc<ServerState> {

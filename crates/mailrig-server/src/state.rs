@@ -21,6 +21,8 @@ pub struct ServerState {
     pub journal: Arc<Journal>,
     pub tls: Arc<TlsMaterial>,
     pub metrics: Metrics,
+    /// Counters of the DNS server (`serve --dns`).
+    pub dns: crate::dns::DnsMetrics,
     /// The active fault rules; the control API changes them at runtime.
     pub faults: RwLock<FaultPlan>,
     /// Cancelled when the server shuts down; every session watches it.
@@ -70,6 +72,7 @@ impl ServerState {
             journal: Arc::new(journal),
             tls,
             metrics,
+            dns: crate::dns::DnsMetrics::default(),
             faults: RwLock::new(faults),
             shutdown,
             world_hosts: std::sync::OnceLock::new(),

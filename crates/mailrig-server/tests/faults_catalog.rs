@@ -4,14 +4,15 @@
 //! in the journal (stage, rule, event). Where a file models minutes (late
 //! delivery, greylisting), a test-local copy uses a second.
 
-mod faults_support;
+mod support;
 
 use std::time::Duration;
 
-use faults_support::*;
 use mailrig_core::JournalEvent;
 use mailrig_core::fault::{Action, DisconnectPoint, Stage, TlsFault};
 use serde_json::json;
+use support::faults::*;
+use support::{eventually, run};
 
 /// The catalog files these tests cover (the seed is covered by faults_seed.rs,
 /// `default` and `kanzlei` have no faults).

@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// HTTP control API and web page (no token unless --http-token: keep it on loopback) [default: 127.0.0.1:8025].
     #[arg(long, value_name = "ADDR|off", value_parser = parse_listener)]
     http: Option<Listener>,
+    /// The world's DNS server, UDP and TCP on one address (off by default):
+    /// authoritative for the scenario's zones ([dns]); port 0 picks a free one.
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_listener)]
+    dns: Option<Listener>,
     /// Also answer HTTP requests whose Host is NAME (repeatable; '*' for any).
     /// Without it only loopback names and addresses and the listening address
     /// are answered, which stops DNS rebinding.
@@ -128,7 +132,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .imaps(imaps)
             .pop3(pop3)
             .pop3s(pop3s)
-            .http(http);
+            .http(http)
+            .dns(match args.dns {
+                Some(Listener::At(a)) => Some(a),
+                Some(Listener::Off) | None => None,
+            });
         if let Some(dir) = &args.maildir {
             builder = builder.maildir(dir);
         }
@@ -181,6 +189,13 @@ fn print_banner(server: &MockServer, token_required: bool) {
             }
         ),
         None => println!("  HTTP   off"),
+    }
+    if let Some(addr) = a.dns {
+        println!(
+            "  DNS    {addr}  (UDP and TCP; dig @{} -p {} MX <domain>)",
+            addr.ip(),
+            addr.port()
+        );
     }
     println!(
         "  CA     {}  (trust this file for TLS)",

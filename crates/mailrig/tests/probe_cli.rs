@@ -9,7 +9,7 @@ use mailrig_server::MockServer;
 
 mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
+use support::BIN;
 const SEED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../crates/mailrig-core/catalog/kanzlei-2-of-25.toml"
@@ -28,14 +28,12 @@ fn target(server: &MockServer, boxes: &[&str]) -> String {
 }
 
 async fn run(args: Vec<String>) -> (Option<i32>, String, String) {
-    let out = tokio::task::spawn_blocking(move || Command::new(BIN).args(&args).output())
-        .await
-        .unwrap()
-        .unwrap();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = support::mailrig_async(&args).await;
     (
         out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        support::stdout(&out),
+        support::stderr(&out),
     )
 }
 
@@ -316,11 +314,11 @@ async fn probe_colours_follow_color_and_no_color() {
     let p = path.clone();
     let (tty, no_color, never) = tokio::task::spawn_blocking(move || {
         (
-            support::Pty::mailrig(&["probe", "--target", &p]).run(),
-            support::Pty::mailrig(&["probe", "--target", &p])
+            support::pty::Pty::mailrig(&["probe", "--target", &p]).run(),
+            support::pty::Pty::mailrig(&["probe", "--target", &p])
                 .env("NO_COLOR", "1")
                 .run(),
-            support::Pty::mailrig(&["probe", "--color", "never", "--target", &p]).run(),
+            support::pty::Pty::mailrig(&["probe", "--color", "never", "--target", &p]).run(),
         )
     })
     .await

@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::{FoundMessage, Io, ReadError, ScanCache, connect_tcp, split_message, tls_handshake};
 use crate::message::{RunId, SeenHeaders, body_hash};
-use crate::target::{MailboxTarget, ReadProtocol, TlsMode};
+use crate::target::{MailboxTarget, MasterStyle, ReadProtocol, TlsMode};
 use crate::tls::TlsContext;
 
 /// Largest multi-line response accepted (a probe is about 1 KB).
@@ -86,22 +86,46 @@ impl Pop3Session {
         if ep.tls != TlsMode::Starttls {
             s.expect_ok("greeting").await?;
         }
+        // USER/PASS with the mailbox's password or as `user*master`; AUTH
+        // PLAIN (RFC 5034, initial response) for an authzid master login.
+        let (name, secret) = match &mb.master {
+            None => (mb.user.clone(), mb.password.clone()),
+            Some(m) if m.style == MasterStyle::Authzid => (
+                format!("{} (authzid, as {})", m.user, mb.user),
+                m.password.clone(),
+            ),
+            Some(m) => (m.login_name(&mb.user), m.password.clone()),
+        };
         let login_err = |reason: String| ReadError::Login {
             protocol: ReadProtocol::Pop3,
-            user: mb.user.clone(),
+            user: name.clone(),
             reason,
         };
-        if mb.user.contains(['\r', '\n']) || mb.password.contains(['\r', '\n']) {
+        if mb.user.contains(['\r', '\n'])
+            || name.contains(['\r', '\n'])
+            || secret.contains(['\r', '\n'])
+        {
             return Err(login_err(
                 "user name or password contains a line break".into(),
             ));
         }
-        s.command(&format!("USER {}", mb.user))
-            .await
-            .map_err(login_err)?;
-        s.command(&format!("PASS {}", mb.password))
-            .await
-            .map_err(login_err)?;
+        match &mb.master {
+            Some(m) if m.style == MasterStyle::Authzid => {
+                use base64::Engine as _;
+                let ir = base64::engine::general_purpose::STANDARD.encode(m.sasl_plain(&mb.user));
+                s.command(&format!("AUTH PLAIN {ir}"))
+                    .await
+                    .map_err(login_err)?;
+            }
+            _ => {
+                s.command(&format!("USER {name}"))
+                    .await
+                    .map_err(login_err)?;
+                s.command(&format!("PASS {secret}"))
+                    .await
+                    .map_err(login_err)?;
+            }
+        }
         Ok(s)
     }
 
@@ -292,6 +316,7 @@ impl Pop3Session {
                 let (head, body) = split_message(&raw);
                 let headers = SeenHeaders::parse(head);
                 headers.token(run).map(|token| FoundMessage {
+                    folder: "INBOX".to_string(),
                     key: key.clone(),
                     token,
                     headers,

@@ -235,6 +235,7 @@ pub fn render(state: &ServerState) -> String {
         "mailrig_journal_dropped_total {}",
         state.journal.dropped()
     );
+    state.dns.render(&mut out);
     out
 }
 
