@@ -4,11 +4,12 @@
 //! seed incident did; run twice with `keep` and UIDLs, it fetches each
 //! message once.
 
-mod hosts_support;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 
-use hosts_support::*;
+use support::hosts::*;
+use support::start_toml as start;
 
 #[tokio::test]
 async fn fetchmail_collects_from_one_host_into_another() {

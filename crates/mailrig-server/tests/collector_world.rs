@@ -5,11 +5,13 @@
 //! password, a stopped collector, duplicates when UIDL state is lost or the
 //! session drops before QUIT, multidrop losing a Bcc recipient.
 
-mod hosts_support;
+mod support;
 
-use hosts_support::*;
 use mailrig_core::JournalEvent;
 use mailrig_core::fault::Stage;
+use support::faults::python;
+use support::hosts::*;
+use support::{eventually, start_toml as start};
 
 const POPLIB: &str = r#"
 import poplib, sys

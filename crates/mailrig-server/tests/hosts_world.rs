@@ -4,14 +4,15 @@
 //! to its primary over SMTP (and retries while the primary is down), and the
 //! `backup-mx-blackhole` catalog world.
 
-mod hosts_support;
+mod support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hosts_support::*;
 use mailrig_core::JournalEvent;
 use mailrig_core::fault::Stage;
+use support::hosts::*;
+use support::{eventually, run, start_toml as start};
 
 fn two_hosts() -> (String, [std::net::Ipv4Addr; 2]) {
     let a = addresses(2);

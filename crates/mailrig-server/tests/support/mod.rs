@@ -4,7 +4,8 @@
 //!   literals included) and message fixtures delivered into the store;
 //! - [`pop3`]: a raw POP3 client (plain or TLS) and mailbox fillers;
 //! - [`smtp`]: a raw SMTP client that asserts reply codes;
-//! - [`faults`]: catalog scenarios and real clients (smtplib, swaks, curl).
+//! - [`faults`]: catalog scenarios and real clients (smtplib, swaks, curl);
+//! - [`hosts`]: random loopback addresses for `[[host]]` worlds, swaks to a host.
 //!
 //! What every part needs lives here once: starting a world, polling for
 //! something that happens after a reply, running a third-party tool (a missing
@@ -14,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod faults;
+pub mod hosts;
 pub mod imap;
 pub mod pop3;
 pub mod smtp;
