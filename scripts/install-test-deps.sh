@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what mailrig's tests need, and only what is missing.
 #
-# Debian packages: swaks, postfix (smtp-source, smtp-sink and the real server the
+# Debian packages: swaks, fetchmail (training labs), postfix (smtp-source, smtp-sink and the real server the
 # end-to-end tests start privately), dovecot-imapd, dovecot-pop3d, dovecot-lmtpd,
+# dovecot-sieve (Pigeonhole: a Sieve rule files one mailbox's mail into Junk),
 # curl, chromium, python3 and python3-pip (only when pip is missing), nodejs and
 # npm (when npm is missing); Python packages: imapclient, schemathesis; npm:
 # playwright-core (into crates/mailrig/tests/ui/node_modules).
@@ -71,10 +72,14 @@ if ! deb_installed postfix; then
         "${SUDO[@]}" debconf-set-selections
 fi
 
-debs=(swaks postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd curl)
+debs=(swaks postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve curl)
 debs+=(iproute2)  # ss: the listen-backlog test reads a listener's accept queue
 debs+=(strace) # crates/mailrig/tests/maildir_fsync.rs: the fsync order of a delivery
 debs+=(chromium) # crates/mailrig/tests/ui_browser.rs: the web page in a real browser
+debs+=(bind9-dnsutils) # dig: crates/mailrig-server/tests/dns_*.rs and the CLI's --dns test
+debs+=(dnsperf dnsmasq-base) # scripts/bench-dns.sh: load generator and the peer (no service started)
+debs+=(fetchmail) # the training labs (labs/kanzlei-collector) and crates/mailrig-server/tests/collector_fetchmail.rs
+debs+=(openssl)   # the training labs (labs/imaps-wrong-certificate): certificates made at start
 missing=()
 for pkg in "${debs[@]}"; do
     if deb_installed "$pkg"; then

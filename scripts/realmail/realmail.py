@@ -7,7 +7,8 @@ state directory: its own Postfix config and queue, its own Dovecot config and
 base_dir, Maildirs under STATE_DIR/mail. The system /etc/postfix, /etc/dovecot
 and any system instances are never read, written or signalled.
 
-    realmail.py start STATE_DIR [--mailboxes N] [--discard ADDR,ADDR,...] [--timeout S]
+    realmail.py start STATE_DIR [--mailboxes N] [--discard ADDR,ADDR,...] [--junk ADDR,...]
+                                [--master-user NAME] [--timeout S]
     realmail.py stop  STATE_DIR
 
 The world it serves:
@@ -19,6 +20,10 @@ The path of a message: SMTP (Postfix smtpd) -> Postfix queue -> LMTP over TCP on
 127.0.0.1 -> Dovecot LMTP -> Maildir STATE_DIR/mail/<domain>/<user> -> IMAP / POP3.
 Addresses given with --discard are accepted with 250 and silently dropped by
 Postfix's discard transport: the silent-loss misconfiguration the prober must find.
+Addresses given with --junk get a Pigeonhole Sieve script (`fileinto "Junk"`, run by
+Dovecot's LMTP): delivered, but into the Junk folder (special-use \\Junk). With
+--master-user NAME, NAME (password MASTER_PASSWORD) is a Dovecot master user: it logs
+in to any mailbox as `address*NAME`, or with SASL PLAIN authzid=address, authcid=NAME.
 
 `start` prints KEY=VALUE lines on stdout (also written to STATE_DIR/env, which a
 shell can source) and exits 0 once SMTP, LMTP, IMAP and POP3 all greet. On
@@ -42,6 +47,7 @@ import zlib
 
 HOST = "127.0.0.1"
 PASSWORD = "secret"
+MASTER_PASSWORD = "master-secret"
 KANZLEI = ("kanzlei.test", ["anna", "bernd", "clara"])
 PATENTE_DOMAIN = "patente.test"
 VMAIL_USER = "mail"  # present on every Debian system; Dovecot refuses uid 0
@@ -188,6 +194,17 @@ postlog     unix-dgram n - n - 1 postlogd
 
 
 def dovecot_conf(p):
+    master_passdb = ""
+    if p.get("master"):
+        master_passdb = f"""
+auth_master_user_separator = *
+passdb {{
+  driver = passwd-file
+  master = yes
+  pass = yes
+  args = scheme=PLAIN username_format=%Lu {p['dv_masters']}
+}}
+"""
     return f"""\
 # Private Dovecot instance written by mailrig scripts/realmail/realmail.py. Do not edit.
 # Dovecot 2.3 spelling (disable_plaintext_auth); 2.4 calls it auth_allow_cleartext.
@@ -209,8 +226,11 @@ pop3_uidl_format = %08Xu%08Xv
 
 namespace inbox {{
   inbox = yes
+  mailbox Junk {{
+    special_use = \\Junk
+  }}
 }}
-
+{master_passdb}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%Lu {p['dv_users']}
@@ -246,6 +266,11 @@ service lmtp {{
 }}
 protocol lmtp {{
   postmaster_address = postmaster@mailrig.test
+  mail_plugins = $mail_plugins sieve
+}}
+plugin {{
+  # One script file per user when --junk names them; no file: keep in INBOX.
+  sieve = file:{p['dv_sieve']}/%Lu.sieve
 }}
 """
 
@@ -384,6 +409,8 @@ def layout(state):
         "dv_conf_dir": f"{state}/dovecot",
         "dv_conf": f"{state}/dovecot/dovecot.conf",
         "dv_users": f"{state}/dovecot/users",
+        "dv_masters": f"{state}/dovecot/masters",
+        "dv_sieve": f"{state}/dovecot/sieve",
         "dv_state": f"{state}/dovecot/state",
         "dv_log": f"{state}/dovecot.log",
         "mail": f"{state}/mail",
@@ -424,7 +451,7 @@ def make_postfix_queue(p, postfix_uid):
     write(f"{p['pf_queue']}/quick-start", "")
 
 
-def prepare(p, addrs, discard, ports):
+def prepare(p, addrs, discard, ports, junk=(), master=None):
     """Write both configurations for the chosen ports."""
     p["smtp"], p["imap"], p["pop3"], p["lmtp"] = ports
     vmail = pwd.getpwnam(VMAIL_USER)
@@ -463,6 +490,14 @@ def prepare(p, addrs, discard, ports):
     )
     write(p["dv_users"], users, 0o640)
     os.chown(p["dv_users"], 0, grp.getgrnam("dovecot").gr_gid)
+    p["master"] = master
+    if master:
+        write(p["dv_masters"], f"{master}:{{PLAIN}}{MASTER_PASSWORD}\n", 0o640)
+        os.chown(p["dv_masters"], 0, grp.getgrnam("dovecot").gr_gid)
+    os.makedirs(p["dv_sieve"], mode=0o755, exist_ok=True)
+    os.chown(p["dv_sieve"], p["uid"], p["gid"])  # LMTP compiles scripts here, as the mail user
+    for a in junk:
+        write(f"{p['dv_sieve']}/{a}.sieve", 'require ["fileinto", "mailbox"];\nfileinto :create "Junk";\n')
     write(p["dv_conf"], dovecot_conf(p))
 
 
@@ -479,6 +514,8 @@ def env_lines(p, addrs, discard, seconds):
         f"PASSWORD={PASSWORD}",
         f"MAILBOXES={','.join(addrs)}",
         f"DISCARD={','.join(discard)}",
+        f"MASTER_USER={p.get('master') or ''}",
+        f"MASTER_PASSWORD={MASTER_PASSWORD if p.get('master') else ''}",
         f"MAIL_DIR={p['mail']}",
         f"POSTFIX_CONFIG_DIR={p['pf_conf']}",
         f"DOVECOT_CONFIG={p['dv_conf']}",
@@ -544,6 +581,10 @@ def start(args):
 
     addrs = mailboxes(args.mailboxes)
     discard = [a.strip().lower() for a in args.discard.split(",") if a.strip()]
+    junk = [a.strip().lower() for a in args.junk.split(",") if a.strip()]
+    for a in junk:
+        if a not in addrs:
+            raise StartError(f"--junk: {a!r} is not one of the mailboxes")
     for a in discard:
         if a.rpartition("@")[2] not in (KANZLEI[0], PATENTE_DOMAIN):
             raise StartError(f"--discard: {a!r} is not an address in {KANZLEI[0]} or {PATENTE_DOMAIN}")
@@ -554,7 +595,7 @@ def start(args):
     deadline = began + args.timeout
     for attempt in range(3):
         p = layout(state)
-        prepare(p, addrs, discard, free_ports(4))
+        prepare(p, addrs, discard, free_ports(4), junk, args.master_user)
         write_env(p, env_lines(p, addrs, discard, 0))  # lets stop() clean up a failed start
         try:
             try_start(p, deadline)
@@ -632,6 +673,8 @@ def main():
     st.add_argument("state_dir", metavar="STATE_DIR")
     st.add_argument("--mailboxes", type=int, default=25, help="patente.test mailboxes (default 25)")
     st.add_argument("--discard", default="", help="comma-separated addresses to accept and drop")
+    st.add_argument("--junk", default="", help="comma-separated mailboxes whose mail Sieve files into Junk")
+    st.add_argument("--master-user", default=None, help="a Dovecot master user (password MASTER_PASSWORD)")
     st.add_argument("--timeout", type=float, default=30, help="start-up limit in seconds (30)")
     sp = sub.add_parser("stop", help="stop the instance in STATE_DIR (safe to repeat)")
     sp.add_argument("state_dir", metavar="STATE_DIR")

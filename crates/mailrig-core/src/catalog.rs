@@ -40,6 +40,7 @@ pub const CATALOG: &[CatalogEntry] = catalog![
     "imap-login-broken",
     "kanzlei",
     "kanzlei-2-of-25",
+    "kanzlei-pop3-collector",
     "late-delivery",
     "migration-bounces-5.1.1",
     "misrouted-alias",

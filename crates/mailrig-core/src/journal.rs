@@ -41,6 +41,39 @@ pub enum JournalEvent {
         #[serde(serialize_with = "action_description")]
         action: Action,
     },
+    /// A collector fetched a message (POP3 UIDL `uidl` of `account`) and
+    /// delivered it into these mailboxes of its target host (none: lost).
+    Collected {
+        collector: String,
+        account: String,
+        uidl: String,
+        delivered_to: Vec<String>,
+    },
+    /// A collector could not fetch an account (login refused, no connection).
+    CollectFailed {
+        collector: String,
+        account: String,
+        reason: String,
+    },
+    /// A backup MX or relay passed a queued message on to another host.
+    Forwarded { to_host: String },
+    /// A forwarding attempt failed; the message stays queued for the next one.
+    ForwardDeferred { to_host: String, reason: String },
+    /// A query to the world's DNS server and its answer (the client is the
+    /// entry's `peer`; a fault that changed the answer is its `rule`).
+    Dns {
+        qname: String,
+        qtype: String,
+        /// `NOERROR`, `NXDOMAIN`, `REFUSED`, `SERVFAIL`, or `none` when no
+        /// answer was sent.
+        rcode: String,
+        /// Records in the answer section.
+        answers: usize,
+        /// `udp` or `tcp`.
+        transport: String,
+        /// The TC bit was set.
+        truncated: bool,
+    },
 }
 
 fn action_description<S: serde::Serializer>(action: &Action, s: S) -> Result<S::Ok, S::Error> {
@@ -51,6 +84,9 @@ fn action_description<S: serde::Serializer>(action: &Action, s: S) -> Result<S::
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JournalEntry {
     pub seq: u64,
+    /// The host of the world the event happened on (`None` in a one-server world).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub time: DateTime<Utc>,
     pub stage: Stage,
     /// Name of the fault rule that decided, if a rule did.
@@ -74,9 +110,17 @@ pub struct JournalRecord {
     pub event: JournalEvent,
 }
 
-/// The bounded journal, shared by all sessions.
+/// The bounded journal, shared by all sessions — and by every host of a
+/// world: each host records through its own handle ([`Journal::for_host`]),
+/// which names the host in every entry, into the one ordered list.
 #[derive(Debug)]
 pub struct Journal {
+    inner: std::sync::Arc<Inner>,
+    host: Option<String>,
+}
+
+#[derive(Debug)]
+struct Inner {
     entries: Mutex<VecDeque<JournalEntry>>,
     capacity: usize,
     next_seq: AtomicU64,
@@ -122,6 +166,15 @@ impl JournalQuery {
                     JournalEvent::Misrouted { intended, actual } => {
                         intended.eq_ignore_ascii_case(m) || actual.eq_ignore_ascii_case(m)
                     }
+                    JournalEvent::Collected {
+                        account,
+                        delivered_to,
+                        ..
+                    } => {
+                        account.eq_ignore_ascii_case(m)
+                            || delivered_to.iter().any(|d| d.eq_ignore_ascii_case(m))
+                    }
+                    JournalEvent::CollectFailed { account, .. } => account.eq_ignore_ascii_case(m),
                     _ => false,
                 }
         });
@@ -160,12 +213,27 @@ impl JournalEvent {
             JournalEvent::Dropped => "dropped",
             JournalEvent::Misrouted { .. } => "misrouted",
             JournalEvent::Fault { .. } => "fault",
+            JournalEvent::Collected { .. } => "collected",
+            JournalEvent::CollectFailed { .. } => "collect-failed",
+            JournalEvent::Forwarded { .. } => "forwarded",
+            JournalEvent::ForwardDeferred { .. } => "forward-deferred",
+            JournalEvent::Dns { .. } => "dns",
         }
     }
 
     /// The kinds there are.
-    pub const KINDS: &'static [&'static str] =
-        &["delivered", "rejected", "dropped", "misrouted", "fault"];
+    pub const KINDS: &'static [&'static str] = &[
+        "delivered",
+        "rejected",
+        "dropped",
+        "misrouted",
+        "fault",
+        "collected",
+        "collect-failed",
+        "forwarded",
+        "forward-deferred",
+        "dns",
+    ];
 }
 
 impl Default for Journal {
@@ -179,22 +247,40 @@ impl Journal {
 
     pub fn with_capacity(capacity: usize) -> Journal {
         Journal {
-            entries: Mutex::new(VecDeque::new()),
-            capacity: capacity.max(1),
-            next_seq: AtomicU64::new(1),
-            changed: ChangeSignal::new(),
+            inner: std::sync::Arc::new(Inner {
+                entries: Mutex::new(VecDeque::new()),
+                capacity: capacity.max(1),
+                next_seq: AtomicU64::new(1),
+                changed: ChangeSignal::new(),
+            }),
+            host: None,
         }
+    }
+
+    /// A handle on the same journal that names `host` in every entry it records.
+    pub fn for_host(&self, host: &str) -> Journal {
+        Journal {
+            inner: std::sync::Arc::clone(&self.inner),
+            host: Some(host.to_string()),
+        }
+    }
+
+    /// The host this handle records for.
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_deref()
     }
 
     /// Appends an entry and returns its sequence number.
     pub fn record(&self, r: JournalRecord) -> u64 {
-        let mut entries = self.entries.lock();
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        if entries.len() == self.capacity {
+        let inner = &*self.inner;
+        let mut entries = inner.entries.lock();
+        let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
+        if entries.len() == inner.capacity {
             entries.pop_front();
         }
         entries.push_back(JournalEntry {
             seq,
+            host: self.host.clone(),
             time: Utc::now(),
             stage: r.stage,
             rule: r.rule,
@@ -205,24 +291,27 @@ impl Journal {
             event: r.event,
         });
         drop(entries);
-        self.changed.bump();
+        inner.changed.bump();
         seq
     }
 
     /// The change counter: bumped by every new entry and by `clear`.
     pub fn changes(&self) -> &ChangeSignal {
-        &self.changed
+        &self.inner.changed
     }
 
     /// The sequence number of the newest entry ever recorded (0 for none),
     /// kept or not: a cursor for "everything from now on".
     pub fn last_seq(&self) -> u64 {
-        self.next_seq.load(Ordering::Relaxed).saturating_sub(1)
+        self.inner
+            .next_seq
+            .load(Ordering::Relaxed)
+            .saturating_sub(1)
     }
 
     /// The entries `q` selects, oldest first.
     pub fn query(&self, q: &JournalQuery) -> Vec<JournalEntry> {
-        let entries = self.entries.lock();
+        let entries = self.inner.entries.lock();
         let since = q.since.unwrap_or(0);
         // Sequence numbers ascend, so the start is found by bisection.
         let start = entries.partition_point(|e| e.seq <= since);
@@ -236,7 +325,7 @@ impl Journal {
 
     /// All entries kept, oldest first.
     pub fn entries(&self) -> Vec<JournalEntry> {
-        self.entries.lock().iter().cloned().collect()
+        self.inner.entries.lock().iter().cloned().collect()
     }
 
     /// Entries that concern a mailbox address (as recipient or target) or a Message-ID.
@@ -250,20 +339,20 @@ impl Journal {
 
     /// How many entries were let go because the journal was full.
     pub fn dropped(&self) -> u64 {
-        let kept = self.entries.lock().len() as u64;
-        (self.next_seq.load(Ordering::Relaxed) - 1).saturating_sub(kept)
+        let kept = self.inner.entries.lock().len() as u64;
+        (self.inner.next_seq.load(Ordering::Relaxed) - 1).saturating_sub(kept)
     }
 
     /// Empties the journal; sequence numbers keep counting up, so a cursor
     /// stays valid. Returns how many entries were removed.
     pub fn clear(&self) -> usize {
         let n = {
-            let mut entries = self.entries.lock();
+            let mut entries = self.inner.entries.lock();
             let n = entries.len();
             entries.clear();
             n
         };
-        self.changed.bump();
+        self.inner.changed.bump();
         n
     }
 }
@@ -295,6 +384,21 @@ mod tests {
         assert_eq!(j.filter(Some("a@X"), None).len(), 1);
         assert_eq!(j.filter(None, Some("2@x")).len(), 1);
         assert_eq!(j.entries()[1].seq, 3);
+        assert_eq!(j.entries()[1].host, None);
+    }
+
+    #[test]
+    fn host_handles_share_one_journal_and_name_their_host() {
+        let j = Journal::default();
+        let a = j.for_host("provider");
+        a.record(rec("a@x", "<1@x>"));
+        j.record(rec("b@x", "<2@x>"));
+        let e = j.entries();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].host.as_deref(), Some("provider"));
+        assert_eq!(serde_json::to_value(&e[0]).unwrap()["host"], "provider");
+        assert!(serde_json::to_value(&e[1]).unwrap().get("host").is_none());
+        assert_eq!(a.entries().len(), 2);
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //! * [`range`] — the one mailbox-range syntax (`user01..user25`, `user{01..25}`)
 //!   and its expander, for scenarios, fault selectors and load recipients;
 //! * [`routing`] — where a recipient address leads (`RouteDecision`);
+//! * [`host`] — the world's hosts (`[[host]]`): several mail servers, each
+//!   with its own address, listeners, domains, mailboxes and faults;
+//! * [`collector`] — POP3 collectors (`[[collector]]`) between hosts;
+//! * [`dns`] — the world's zones: generated MX/A/PTR records, explicit ones, lookups;
 //! * [`fault`] — the fault plan: what a stage of a session should do instead of
 //!   the normal thing;
 //! * [`store`] — mailboxes, folders and messages with IMAP semantics, in memory
@@ -24,7 +28,10 @@
 
 pub mod address;
 pub mod catalog;
+pub mod collector;
+pub mod dns;
 pub mod fault;
+pub mod host;
 pub mod journal;
 pub mod located;
 pub mod range;

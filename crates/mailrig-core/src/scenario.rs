@@ -22,6 +22,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::address::Address;
+use crate::dns::spec::DnsSection;
+use crate::dns::{DnsSpec, ZoneHost};
 use crate::fault::{FaultPlan, FaultRuleSpec};
 use crate::located::LocatedError;
 use crate::range;
@@ -58,8 +60,14 @@ pub struct Scenario {
     /// world costs hundreds of bytes a mailbox).
     pub world: Arc<World>,
     pub faults: FaultPlan,
+    /// The `[dns]` table; [`Scenario::zones`] builds the zones from it.
+    pub dns: Arc<DnsSpec>,
     /// Things that are valid but probably not meant (e.g. a rule that can never fire).
     pub warnings: Vec<String>,
+    /// The `[[host]]` tables; empty for a one-server world (see [`crate::host`]).
+    pub hosts: Vec<crate::host::Host>,
+    /// The `[[collector]]` tables (see [`crate::collector`]).
+    pub collectors: Vec<crate::collector::Collector>,
 }
 
 /// A scenario that cannot be used: the one located-error type of
@@ -84,6 +92,12 @@ struct ScenarioFile {
     domain: Vec<DomainSection>,
     #[serde(default)]
     fault: Vec<Spanned<FaultRuleSpec>>,
+    #[serde(default)]
+    host: Vec<Spanned<crate::host::HostSection>>,
+    #[serde(default)]
+    collector: Vec<Spanned<crate::collector::CollectorSection>>,
+    #[serde(default)]
+    dns: DnsSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -259,13 +273,61 @@ impl Scenario {
                 format!("[[fault]] #{}: {}", e.index + 1, e.message),
             )
         })?;
+        let (hosts, host_warnings) =
+            crate::host::build_hosts(&parsed.host, &world, &specs, file, src)?;
+        let mut warnings = warnings;
+        warnings.extend(host_warnings);
+        let collectors = crate::collector::build_collectors(&parsed.collector, &hosts, file, src)?;
+        let dns = parsed.dns.to_spec().map_err(|(at, message)| {
+            ScenarioError::at(file, src, at, format!("[dns]: {message}"))
+        })?;
+        // The zones are built again when a DNS server starts, with the bound
+        // addresses; checking them here with the scenario's hosts makes
+        // `scenario check` report every record error with its place.
+        let zone_hosts = zone_hosts(&world, &hosts);
+        let (_, dns_warnings) = crate::dns::build_zones(
+            world.domains.iter().map(|d| d.name.as_str()),
+            &zone_hosts,
+            &dns,
+        )
+        .map_err(|e| {
+            ScenarioError::at(
+                file,
+                src,
+                e.at.unwrap_or(0),
+                format!("[dns]: {}", e.message),
+            )
+        })?;
+        warnings.extend(dns_warnings.into_iter().map(|w| format!("[dns]: {w}")));
         Ok(Scenario {
             source: file.to_string(),
             description: leading_comment(src),
             world: Arc::new(world),
             faults,
+            dns: Arc::new(dns),
             warnings,
+            hosts,
+            collectors,
         })
+    }
+
+    /// The hosts the world's DNS publishes, the SMTP listener of a one-server
+    /// world being at `smtp` (see [`zone_hosts`]).
+    pub fn zone_hosts(&self, smtp: std::net::IpAddr) -> Vec<ZoneHost> {
+        zone_hosts_at(&self.world, &self.hosts, smtp)
+    }
+
+    /// The world's DNS zones for these hosts (see [`crate::dns::build_zones`]
+    /// and [`Scenario::zone_hosts`]).
+    pub fn zones(
+        &self,
+        hosts: &[ZoneHost],
+    ) -> Result<(crate::dns::Zones, Vec<String>), crate::dns::ZoneError> {
+        crate::dns::build_zones(
+            self.world.domains.iter().map(|d| d.name.as_str()),
+            hosts,
+            &self.dns,
+        )
     }
 
     /// A short human summary: domains, mailbox counts, aliases, catch-alls, faults.
@@ -288,6 +350,32 @@ impl Scenario {
                 d.catch_all
                     .map(|id| w.mailbox(id).address.to_string())
                     .unwrap_or_else(|| "none".into())
+            ));
+        }
+        for h in &self.hosts {
+            out.push_str(&format!(
+                "  host {:<19} {:<15} {:<9} {} mailbox(es), MX for {}{}\n",
+                h.name,
+                h.address,
+                h.role.name(),
+                h.world.mailboxes.len(),
+                h.mx_for.join(", "),
+                if h.down {
+                    " (down)"
+                } else if h.blackhole {
+                    " (blackhole)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        for c in &self.collectors {
+            out.push_str(&format!(
+                "  collector {:<14} {} account(s) -> host {}{}\n",
+                c.name,
+                c.accounts.len(),
+                c.target,
+                if c.enabled { "" } else { " (stopped)" }
             ));
         }
         for w in &self.warnings {
@@ -617,12 +705,101 @@ impl Builder<'_> {
     }
 }
 
+/// The hosts of `[[host]]` as the DNS publishes them: each under its host
+/// name at its address, MX for its domains. Backup MX and relay hosts come
+/// after the others, so that their MX preference is the higher (less
+/// preferred) number, as a real backup MX has. A world without `[[host]]` is
+/// one server: a host `mx.<domain>` per domain at the SMTP address `smtp`.
+fn zone_hosts_at(
+    world: &World,
+    hosts: &[crate::host::Host],
+    smtp: std::net::IpAddr,
+) -> Vec<ZoneHost> {
+    use crate::host::HostRole;
+    if hosts.is_empty() {
+        return crate::dns::implicit_hosts(world.domains.iter().map(|d| d.name.as_str()), smtp);
+    }
+    let mut ordered: Vec<&crate::host::Host> = hosts.iter().collect();
+    ordered.sort_by_key(|h| !matches!(h.role, HostRole::Mailbox));
+    ordered
+        .into_iter()
+        .map(|h| ZoneHost {
+            name: h.hostname.clone(),
+            addrs: vec![std::net::IpAddr::V4(h.address)],
+            mx_for: h.mx_for.clone(),
+        })
+        .collect()
+}
+
+/// The same at parse time, on loopback (where `mailrig serve` listens).
+fn zone_hosts(world: &World, hosts: &[crate::host::Host]) -> Vec<ZoneHost> {
+    zone_hosts_at(
+        world,
+        hosts,
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn err(src: &str) -> String {
         Scenario::parse(src, "s.toml").unwrap_err().to_string()
+    }
+
+    const DNS_WORLD: &str = "[[domain]]\nname = 'd.test'\npassword = 'p'\nmailboxes = ['a']\n";
+
+    #[test]
+    fn dns_records_are_checked_with_their_place() {
+        let e = err(&format!(
+            "{DNS_WORLD}[[dns.record]]\nname = 'x.other'\ntype = 'A'\nvalue = '127.0.0.2'\n"
+        ));
+        assert!(
+            e.starts_with("s.toml:5:1: [dns]: 'x.other' is in no zone"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{DNS_WORLD}[[dns.record]]\nname = 'mx2.d.test'\ntype = 'A'\nvalue = '127.0.0.300'\n"
+        ));
+        assert!(
+            e.starts_with("s.toml:8:9: [dns]: '127.0.0.300' is not an IPv4"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{DNS_WORLD}[[dns.record]]\nname = 'd.test'\ntype = 'MX'\nvalue = '10 ghost.d.test'\n"
+        ));
+        assert!(
+            e.starts_with(
+                "s.toml:5:1: [dns]: MX of 'd.test' points at 'ghost.d.test', which has no A"
+            ),
+            "{e}"
+        );
+        let e = err(&format!("{DNS_WORLD}[dns]\nttl = 5\nbogus = 1\n"));
+        assert!(e.starts_with("s.toml:7:1: unknown field `bogus`"), "{e}");
+        let e = err(&format!(
+            "{DNS_WORLD}[[dns.record]]\nname = 'd.test'\ntype = 'SRV'\nvalue = 'x'\n"
+        ));
+        assert!(
+            e.starts_with("s.toml:7:8: [dns]: unknown record type 'SRV'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn dns_zones_build_from_the_scenario() {
+        let s = Scenario::parse(
+            &format!(
+                "{DNS_WORLD}[dns]\nttl = 30\n[[dns.record]]\nname = '_dmarc.d.test'\ntype = 'TXT'\nvalue = 'v=DMARC1; p=none'\n"
+            ),
+            "s.toml",
+        )
+        .unwrap();
+        let hosts = crate::dns::implicit_hosts(["d.test"], "127.0.0.3".parse().unwrap());
+        let (z, _) = s.zones(&hosts).unwrap();
+        let a = z.get("mx.d.test", crate::dns::RecordType::A);
+        assert_eq!(a[0].to_string(), "mx.d.test 30 A 127.0.0.3");
+        assert_eq!(z.get("_dmarc.d.test", crate::dns::RecordType::Txt).len(), 1);
     }
 
     #[test]

@@ -29,6 +29,7 @@
 //! | `duplicated` | more than one copy in its mailbox |
 //! | `altered` | one copy, but the body hash, subject, Message-ID or probe header changed |
 //! | `unreadable` | the mailbox could not be read (TLS, login); no probe is sent to it |
+//! | `misfiled` | not in INBOX, but in another folder of its own mailbox (`Junk`, named) |
 //!
 //! Nothing is reported `delivered` that was not read back with its token and
 //! body hash. Exit codes ([`exit_code`]): 0 all delivered, 1 any not,
@@ -59,12 +60,16 @@
 //! port = 1143
 //! tls = "none"                  # none | starttls | tls
 //! password = "secret"           # optional default password (or password_env = "VAR")
+//! master_user = "admin"         # optional: one admin credential reads every mailbox as its user
+//! master_password_env = "VAR"   # or master_password = "..."
+//! master_login = "separator"    # separator: LOGIN user*admin (Dovecot) | authzid: SASL PLAIN (RFC 4616)
+//! master_separator = "*"
 //!
 //! [tls]                         # optional, for SMTP and reading alike
 //! ca_file = "ca.pem"            # extra trusted CA (PEM), relative to this file
 //! insecure = false              # accept any certificate (test setups only)
 //!
-//! [[mailbox]]                   # one per mailbox
+//! [[mailbox]]                   # one per mailbox, or per range: "user{01..25}@patente.test"
 //! address = "user01@patente.test"
 //! user = "user01@patente.test"  # login; defaults to the address
 //! password = "secret"           # or password_env = "VAR"; defaults to [read]'s
@@ -92,11 +97,16 @@
 //! then each mailbox is scanned once more and this run's messages — including
 //! other mailboxes' misrouted probes — are deleted by UID (`UID EXPUNGE`; plain
 //! `EXPUNGE` only when no other message is flagged `\Deleted`) or `DELE`,
-//! unless `--keep`. Other mail is never touched.
+//! unless `--keep`. Before that last step the other folders of each IMAP
+//! mailbox are searched once (`misfiled`); deletion covers them too, and
+//! takes only messages whose own `X-Mailrig-Probe` header carries this run's
+//! token. Other mail is never touched. [`monitor`] runs rounds, keeps
+//! Prometheus metrics and writes Nagios status lines.
 
 pub mod imap_reader;
 mod mailbox_csv;
 mod message;
+pub mod monitor;
 mod read;
 mod report;
 mod run;
@@ -108,11 +118,12 @@ mod verdict;
 pub use message::BuildError;
 pub use message::{HASH_HEADER, PROBE_HEADER, RunId};
 pub use read::ReadError;
+pub use read::pop3::Pop3Session as Pop3Client;
 pub use report::{Cleanup, Counts, DomainSummary, REPORT_SCHEMA, Report, Summary};
 pub use run::{Phase, ProbeError, ProbeOptions, Progress, ProgressFn, exit_code, probe};
 pub use target::{
-    MailboxTarget, ReadEndpoint, ReadProtocol, SmtpAuth, SmtpTarget, Target, TargetError, TlsMode,
-    TlsTrust,
+    MailboxTarget, MasterLogin, MasterStyle, ReadEndpoint, ReadProtocol, SmtpAuth, SmtpTarget,
+    Target, TargetError, TlsMode, TlsTrust,
 };
 pub use tls::TrustError;
 pub use verdict::{MailboxResult, SmtpReply, Verdict};

@@ -103,6 +103,14 @@ pub enum ProbeError {
         reason: String,
     },
     #[error(
+        "the master user {user} was refused for all {mailboxes} mailbox(es) it reads ({reason}); check [read] master_user, master_password and master_login; nothing was sent"
+    )]
+    MasterRefused {
+        user: String,
+        mailboxes: usize,
+        reason: String,
+    },
+    #[error(
         "cannot reach {endpoint} (where {mailboxes} mailbox(es) are read): {reason}; nothing was sent"
     )]
     ReadUnreachable {
@@ -145,8 +153,9 @@ impl Board {
                     first_seen: o
                         .seen
                         .iter()
-                        .find(|s| s.key == f.key)
+                        .find(|s| s.key == f.key && s.folder == f.folder)
                         .map_or(now, |s| s.first_seen),
+                    folder: f.folder,
                     key: f.key,
                     token: f.token,
                     headers: f.headers,
@@ -271,7 +280,9 @@ pub async fn probe(target: &Target, opts: &ProbeOptions) -> Result<Report, Probe
         );
         report_progress(Phase::Connecting, done + 1, 0);
     }
-    if let Some(err) = unreachable_endpoint(&target.mailboxes, &login_results) {
+    if let Some(err) = unreachable_endpoint(&target.mailboxes, &login_results)
+        .or_else(|| master_refused(&target.mailboxes, &login_results))
+    {
         stop.cancel();
         go.cancel();
         while readers.join_next().await.is_some() {}
@@ -365,7 +376,12 @@ pub async fn probe(target: &Target, opts: &ProbeOptions) -> Result<Report, Probe
         .collect();
     let (results, _) = judge_all(target, &expected, &sent, &board);
     let timed_out = timed_out && results.iter().any(|r| r.verdict == Verdict::Missing);
-    Ok(Report::new(
+    let pop3 = target
+        .mailboxes
+        .iter()
+        .filter(|m| m.read.protocol == crate::target::ReadProtocol::Pop3)
+        .count();
+    let mut report = Report::new(
         RunInfo {
             run_id: run.to_string(),
             target: target.source.clone(),
@@ -376,7 +392,13 @@ pub async fn probe(target: &Target, opts: &ProbeOptions) -> Result<Report, Probe
         },
         results,
         cleanup,
-    ))
+    );
+    if pop3 > 0 {
+        report.notes.push(format!(
+            "{pop3} mailbox(es) read over POP3: only INBOX was searched (POP3 has no folders), so mail filed into Junk or another folder shows as missing"
+        ));
+    }
+    Ok(report)
 }
 
 fn judge_all(
@@ -403,6 +425,36 @@ fn judge_all(
         })
         .collect();
     (results, known)
+}
+
+/// A master credential refused for every mailbox it reads: the credential,
+/// not the mailboxes, is wrong, and the probe cannot run.
+fn master_refused(
+    mailboxes: &[MailboxTarget],
+    logins: &[Result<(), ReadError>],
+) -> Option<ProbeError> {
+    let with_master: Vec<(&MailboxTarget, &Result<(), ReadError>)> = mailboxes
+        .iter()
+        .zip(logins)
+        .filter(|(m, _)| m.master.is_some())
+        .collect();
+    let (first, _) = with_master.first()?;
+    let reason = with_master.iter().find_map(|(_, r)| match r {
+        Err(ReadError::Login { reason, .. }) => Some(reason.clone()),
+        _ => None,
+    })?;
+    with_master
+        .iter()
+        .all(|(_, r)| matches!(r, Err(ReadError::Login { .. })))
+        .then(|| ProbeError::MasterRefused {
+            user: first
+                .master
+                .as_ref()
+                .map(|m| m.user.clone())
+                .unwrap_or_default(),
+            mailboxes: with_master.len(),
+            reason,
+        })
 }
 
 /// An endpoint where every login failed at TCP connect: the probe cannot run.
@@ -483,6 +535,7 @@ impl Reader {
             _ = stop.cancelled() => {}
         }
         let mut cache = ScanCache::new();
+        let mut folder_caches = std::collections::HashMap::new();
         let mut backoff = POLL_MIN;
         let mut sending = !go.is_cancelled();
         loop {
@@ -536,11 +589,29 @@ impl Reader {
                     continue;
                 }
             };
-            let keys: Vec<String> = found.iter().map(|f| f.key.clone()).collect();
-            self.board.record(self.i, found);
             if last {
-                return self.finish(s, keys).await;
+                // The other folders, once: a probe there is misfiled.
+                let mut found = found;
+                let mut folder_note = None;
+                match s.scan_other_folders(&self.run, &mut folder_caches).await {
+                    Ok(more) => found.extend(more),
+                    Err(e) => {
+                        folder_note = Some(format!(
+                            "other folders could not be searched, probe messages there may be left: {e}"
+                        ))
+                    }
+                }
+                self.board.record(self.i, found.clone());
+                let mut end = self.finish(s, found).await;
+                if let Some(n) = folder_note {
+                    end.note = Some(match end.note {
+                        Some(prev) => format!("{prev}; {n}"),
+                        None => n,
+                    });
+                }
+                return end;
             }
+            self.board.record(self.i, found);
             if self.hold && s.sees_new_mail() && s.can_idle() {
                 match s.wait_for_change(IDLE_MAX, &stop).await {
                     Ok(()) => session = Some(s),
@@ -559,22 +630,39 @@ impl Reader {
         }
     }
 
-    /// Deletes this run's messages from the mailbox (unless kept) and logs out.
-    async fn finish(&self, mut s: Session, keys: Vec<String>) -> ReaderEnd {
+    /// Deletes this run's own messages from every folder searched (unless
+    /// kept) and logs out. Only messages whose `X-Mailrig-Probe` header
+    /// carries this run's token are deleted ([`FoundMessage::is_own_probe`]):
+    /// a message that matched by subject or Message-ID alone stays.
+    async fn finish(&self, mut s: Session, found: Vec<FoundMessage>) -> ReaderEnd {
         let mut end = ReaderEnd::default();
-        if self.keep || keys.is_empty() {
-            end.left = keys.len();
+        let (own, others): (Vec<FoundMessage>, Vec<FoundMessage>) =
+            found.into_iter().partition(FoundMessage::is_own_probe);
+        if !others.is_empty() {
+            end.note = Some(format!(
+                "{} message(s) name this run's token without its {} header: not the prober's to delete, left in place",
+                others.len(),
+                crate::message::PROBE_HEADER
+            ));
+        }
+        if self.keep || own.is_empty() {
+            end.left = own.len();
             let _ = s.close().await;
             return end;
         }
-        match s.delete(&keys).await {
+        match s.delete(&own).await {
             Ok((deleted, note)) => {
                 end.deleted = deleted;
-                end.left = keys.len().saturating_sub(deleted);
-                end.note = note;
+                end.left = own.len().saturating_sub(deleted);
+                if let Some(n) = note {
+                    end.note = Some(match end.note.take() {
+                        Some(prev) => format!("{prev}; {n}"),
+                        None => n,
+                    });
+                }
             }
             Err(e) => {
-                end.left = keys.len();
+                end.left = own.len();
                 end.note = Some(format!("could not delete probe messages: {e}"));
             }
         }

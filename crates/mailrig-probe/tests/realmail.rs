@@ -1,6 +1,7 @@
 //! The prober against real software no one here wrote: a private Postfix
 //! (SMTP, LMTP delivery) and Dovecot (IMAP, POP3, Maildir) started by
-//! `scripts/realmail/start.sh`, 28 mailboxes.
+//! `scripts/realmail/start.sh`, 28 mailboxes; with Pigeonhole Sieve filing
+//! one mailbox's mail into Junk, and with a Dovecot master user.
 //!
 //! These tests FAIL (never skip) when Postfix or Dovecot are missing:
 //! run `scripts/install-test-deps.sh` first.
@@ -23,6 +24,10 @@ struct RealMail {
 
 impl RealMail {
     fn start(discard: &[&str]) -> RealMail {
+        RealMail::start_with(discard, &[])
+    }
+
+    fn start_with(discard: &[&str], extra: &[&str]) -> RealMail {
         for tool in ["/usr/sbin/postfix", "/usr/sbin/dovecot"] {
             assert!(
                 Path::new(tool).exists() || which(tool.rsplit('/').next().unwrap_or(tool)),
@@ -39,6 +44,7 @@ impl RealMail {
         if !discard.is_empty() {
             cmd.args(["--discard", &discard.join(",")]);
         }
+        cmd.args(extra);
         let out = cmd.output().expect("cannot run scripts/realmail/start.sh");
         // From here on the guard exists, so a failed start is still stopped.
         let mut rm = RealMail {
@@ -232,5 +238,111 @@ async fn postfix_dovecot_pop3_rejected_and_unreadable() {
         "{}",
         wrong.reason
     );
+    assert_eq!(rm.messages_left(), 0);
+}
+
+/// Pigeonhole Sieve files user04's mail into Junk: exactly that mailbox is
+/// `misfiled (Junk)`, and its probe is deleted from Junk too.
+#[tokio::test(flavor = "multi_thread")]
+async fn dovecot_sieve_junk_is_misfiled_for_exactly_that_mailbox() {
+    assert!(
+        Path::new("/usr/lib/dovecot/modules/lib90_sieve_plugin.so").exists(),
+        "Pigeonhole Sieve is not installed: run scripts/install-test-deps.sh (Debian dovecot-sieve)"
+    );
+    let rm = RealMail::start_with(&[], &["--junk", "user04@patente.test"]);
+    let target = load(&rm.target_file("imap", ""));
+    let outcome = probe(
+        &target,
+        &ProbeOptions {
+            timeout: Some(Duration::from_secs(3)),
+            ..ProbeOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(exit_code(&outcome), 1);
+    let report = outcome.unwrap();
+    let table = report.to_table(false);
+    assert_eq!(
+        with_verdict(&report, Verdict::Misfiled),
+        ["user04@patente.test"],
+        "{table}"
+    );
+    assert_eq!(
+        with_verdict(&report, Verdict::Delivered).len(),
+        27,
+        "{table}"
+    );
+    assert_eq!(result(&report, "user04@patente.test").folders, ["Junk"]);
+    assert!(table.contains("misfiled (Junk)"), "{table}");
+    assert_eq!(report.cleanup.deleted, 28, "{table}");
+    assert_eq!(
+        rm.messages_left(),
+        0,
+        "the probe in Junk must be deleted too"
+    );
+}
+
+/// A target with one master credential and a range instead of 25 tables.
+fn master_target(rm: &RealMail, protocol: &str, login: &str, password: &str) -> Target {
+    let port = if protocol == "pop3" {
+        rm.get("POP3_PORT")
+    } else {
+        rm.get("IMAP_PORT")
+    };
+    let text = format!(
+        "[probe]\ntimeout = 5\n\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\n\n[read]\nprotocol = \"{protocol}\"\nhost = \"127.0.0.1\"\nport = {port}\nmaster_user = \"{}\"\nmaster_password = \"{password}\"\nmaster_login = \"{login}\"\n\n[[mailbox]]\naddress = \"user{{01..25}}@patente.test\"\n\n[[mailbox]]\naddress = \"anna@kanzlei.test\"\n[[mailbox]]\naddress = \"bernd@kanzlei.test\"\n[[mailbox]]\naddress = \"clara@kanzlei.test\"\n",
+        rm.get("SMTP_PORT"),
+        rm.get("MASTER_USER"),
+    );
+    let path = rm
+        .dir
+        .path()
+        .join(format!("master-{protocol}-{login}.toml"));
+    std::fs::write(&path, text).unwrap();
+    Target::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Dovecot master user: 28 mailboxes probed with one credential, as
+/// `user*admin` (IMAP and POP3) and as SASL PLAIN authzid (IMAP and POP3).
+#[tokio::test(flavor = "multi_thread")]
+async fn dovecot_master_user_reads_28_mailboxes_with_one_credential() {
+    let rm = RealMail::start_with(&[], &["--master-user", "admin"]);
+    let password = rm.get("MASTER_PASSWORD").to_string();
+    for (protocol, login) in [
+        ("imap", "separator"),
+        ("pop3", "separator"),
+        ("imap", "authzid"),
+        ("pop3", "authzid"),
+    ] {
+        let target = master_target(&rm, protocol, login, &password);
+        assert_eq!(target.mailboxes.len(), 28);
+        assert!(target.mailboxes.iter().all(|m| m.password.is_empty()));
+        let report = probe(&target, &ProbeOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{protocol} {login}: {e}"));
+        assert_eq!(
+            with_verdict(&report, Verdict::Delivered).len(),
+            28,
+            "{protocol} {login}: {}",
+            report.to_table(false)
+        );
+        assert_eq!(report.cleanup.deleted, 28);
+    }
+    assert_eq!(rm.messages_left(), 0);
+}
+
+/// A refused master user is one clear error (exit 2), and nothing is sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn dovecot_refused_master_user_is_a_clear_error() {
+    let rm = RealMail::start_with(&[], &["--master-user", "admin"]);
+    let target = master_target(&rm, "imap", "separator", "not-the-password");
+    let result = probe(&target, &ProbeOptions::default()).await;
+    assert_eq!(exit_code(&result), 2);
+    let msg = result.unwrap_err().to_string();
+    assert!(
+        msg.starts_with("the master user admin was refused for all 28 mailbox(es) it reads"),
+        "{msg}"
+    );
+    assert!(msg.contains("nothing was sent"), "{msg}");
     assert_eq!(rm.messages_left(), 0);
 }

@@ -6,12 +6,20 @@
 //! * [`tls`] — the local CA and certificates made at start-up;
 //! * [`listener`] and [`net`] — the accept loop and the plain/TLS stream all
 //!   protocols share;
+//! * [`hosts`] — the world's `[[host]]`s, each on its own loopback address,
+//!   and the store-and-forward of backup MX and relay hosts;
+//! * [`collector`] — `[[collector]]`s fetching over POP3 between hosts;
+//! * [`dns`] — the world's DNS server (UDP and TCP, hickory-server),
+//!   authoritative for the scenario's zones, with DNS faults;
 //! * [`mock`] — [`MockServer`], which starts a whole world on port 0 for tests
 //!   and `mailrig serve` alike, and stops every task on `shutdown()`.
 
+pub mod collector;
 pub mod delivered;
+pub mod dns;
 pub mod driver;
 pub mod faults;
+pub mod hosts;
 pub mod http;
 pub mod imap;
 pub mod listener;

@@ -31,6 +31,9 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     HttpAccess(#[from] crate::http::AccessError),
+    /// The scenario's DNS zones cannot be built for the hosts the server runs.
+    #[error("DNS zones: {0}")]
+    Dns(#[from] mailrig_core::dns::ZoneError),
     #[error("cannot listen for {what} on {addr}: {reason}")]
     Bind {
         what: &'static str,
@@ -52,8 +55,12 @@ pub struct MockServerBuilder {
     pop3: Option<SocketAddr>,
     pop3s: Option<SocketAddr>,
     http: Option<SocketAddr>,
+    dns: Option<SocketAddr>,
     listen_backlog: Option<u32>,
     http_access: Result<crate::http::AccessPolicy, crate::http::AccessError>,
+    /// Whether `[[host]]` listeners bind the ports the scenario gives (serve)
+    /// or port 0 each (tests, the default).
+    host_ports_as_written: bool,
 }
 
 fn loopback0() -> Option<SocketAddr> {
@@ -73,8 +80,10 @@ impl Default for MockServerBuilder {
             pop3: loopback0(),
             pop3s: loopback0(),
             http: loopback0(),
+            dns: None,
             listen_backlog: None,
             http_access: Ok(crate::http::AccessPolicy::default()),
+            host_ports_as_written: false,
         }
     }
 }
@@ -146,6 +155,15 @@ impl MockServerBuilder {
         self
     }
 
+    /// The world's DNS server (UDP and TCP on one port; off by default):
+    /// authoritative for the scenario's zones (`[dns]`), with the SMTP
+    /// listener's address as every domain's MX host `mx.<domain>`. Port 0
+    /// picks a free port ([`MockServer::dns_addr`]).
+    pub fn dns(mut self, addr: Option<SocketAddr>) -> Self {
+        self.dns = addr;
+        self
+    }
+
     /// Listen backlog of every listener (default: the scenario's
     /// `[limits] listen_backlog`, 4096 if it sets none): how many clients
     /// connecting at once wait to be accepted instead of being refused.
@@ -170,19 +188,34 @@ impl MockServerBuilder {
         self
     }
 
+    /// `[[host]]` listeners bind the ports the scenario gives them (25 for
+    /// SMTP unless it says otherwise), as `mailrig serve` does; by default
+    /// each binds port 0 at its host's address, so tests never collide.
+    pub fn host_ports_as_written(mut self) -> Self {
+        self.host_ports_as_written = true;
+        self
+    }
+
     /// Binds every listener and starts serving.
+    ///
+    /// In a world of `[[host]]`s, the listeners set on this builder serve the
+    /// first host (so `smtp_addr()`, `inbox()` and the HTTP API work as in a
+    /// one-server world), and every host also listens at its own address.
     pub async fn start(self) -> Result<MockServer, StartError> {
         let http_access = Arc::new(self.http_access?);
         let mut scenario = self.scenario.unwrap_or_else(Scenario::builtin_default);
         if let Some(b) = self.listen_backlog {
             Arc::make_mut(&mut scenario.world).limits.listen_backlog = b.max(1);
+            for h in &mut scenario.hosts {
+                Arc::make_mut(&mut h.world).limits.listen_backlog = b.max(1);
+            }
         }
-        let world = Arc::clone(&scenario.world);
+        let primary = scenario.hosts.first().cloned();
+        let world = match &primary {
+            Some(h) => Arc::clone(&h.world),
+            None => Arc::clone(&scenario.world),
+        };
         let backlog = world.limits.listen_backlog;
-        let store = Arc::new(match &self.maildir {
-            Some(dir) => Store::open_maildir(&world, dir)?,
-            None => Store::memory(&world),
-        });
         let mut tls = TlsMaterial::generate(&world.identity.hostname)?;
         let mut temp_dir = None;
         let ca_path = match self.ca_path {
@@ -202,9 +235,47 @@ impl MockServerBuilder {
         };
         tls.write_ca(&ca_path)?;
         raise_fd_limit(world.limits.max_connections);
-        let faults = scenario.faults.rebuild(&world);
-        let state = ServerState::new(world, store, Arc::new(tls), faults);
+        let tls = Arc::new(tls);
+        let state = match &primary {
+            Some(h) => crate::hosts::state_for(
+                h,
+                Arc::new(tls.for_host(&h.hostname, h.address.into())?),
+                &mailrig_core::Journal::default(),
+                self.maildir.as_deref(),
+                tokio_util::sync::CancellationToken::new(),
+            )?,
+            None => {
+                let store = Arc::new(match &self.maildir {
+                    Some(dir) => Store::open_maildir(&world, dir)?,
+                    None => Store::memory(&world),
+                });
+                let faults = scenario.faults.rebuild(&world);
+                ServerState::new(world, store, Arc::clone(&tls), faults)
+            }
+        };
         let tracker = TaskTracker::new();
+        // Every host's listeners are bound before anything accepts, too.
+        let mut host_states = Vec::new();
+        for (i, h) in scenario.hosts.iter().enumerate() {
+            let st = if i == 0 {
+                Arc::clone(&state)
+            } else {
+                let cert = Arc::new(tls.for_host(&h.hostname, h.address.into())?);
+                crate::hosts::state_for(
+                    h,
+                    cert,
+                    &state.journal,
+                    self.maildir.as_deref(),
+                    state.shutdown.clone(),
+                )?
+            };
+            let bound = crate::hosts::bind_host(
+                h,
+                !self.host_ports_as_written,
+                h.world.limits.listen_backlog,
+            )?;
+            host_states.push((h.clone(), bound, st));
+        }
         let mut addrs = Addresses::default();
 
         // Bind everything first: a listener that cannot bind fails the start
@@ -226,6 +297,25 @@ impl MockServerBuilder {
         addrs.pop3 = local(&bound.pop3);
         addrs.pop3s = local(&bound.pop3s);
         addrs.http = local(&bound.http);
+        let dns = match self.dns {
+            Some(addr) => {
+                let sockets = crate::dns::DnsSockets::bind(addr, backlog)
+                    .await
+                    .map_err(|e| StartError::Bind {
+                        what: "DNS",
+                        addr,
+                        reason: e.to_string(),
+                    })?;
+                addrs.dns = sockets.local_addr().ok();
+                // Each `[[host]]` under its name at its address; a world
+                // without them is one server at the SMTP address.
+                let ip = addrs.smtp.unwrap_or(addr).ip();
+                let hosts = scenario.zone_hosts(ip);
+                let (zones, _warnings) = scenario.zones(&hosts)?;
+                Some((sockets, Arc::new(zones)))
+            }
+            None => None,
+        };
         let st = || Arc::clone(&state);
         for (l, tls) in [(bound.smtp, false), (bound.smtps, true)] {
             if let Some(l) = l {
@@ -242,8 +332,58 @@ impl MockServerBuilder {
                 tracker.spawn(crate::pop3::serve(l, tls, st(), tracker.clone()));
             }
         }
+        if let Some((sockets, zones)) = dns {
+            tracker.spawn(crate::dns::serve(sockets, zones, st()));
+        }
         if let Some(l) = bound.http {
             tracker.spawn(crate::http::serve(l, st(), Arc::clone(&http_access)));
+        }
+        let hosts: Vec<crate::hosts::HostServer> = host_states
+            .into_iter()
+            .map(|(h, bound, st)| crate::hosts::serve_host(h, bound, st, &tracker))
+            .collect();
+        if !hosts.is_empty() {
+            let _ = state.world_hosts.set(
+                hosts
+                    .iter()
+                    .map(|h| (h.name().to_string(), Arc::downgrade(h.state())))
+                    .collect(),
+            );
+        }
+        for h in &hosts {
+            if let Some((to, retry)) = h.host.role.forward_to() {
+                let to_addr = hosts
+                    .iter()
+                    .find(|o| o.name() == to)
+                    .and_then(|o| o.addresses().smtp);
+                tracker.spawn(crate::hosts::forward::run(
+                    Arc::clone(h.state()),
+                    to.to_string(),
+                    to_addr,
+                    retry,
+                    Arc::clone(&h.forward_lock),
+                ));
+            }
+        }
+        let mut collectors = Vec::new();
+        for c in &scenario.collectors {
+            let source = match &c.source {
+                mailrig_core::collector::CollectSource::Server(a) => Some(*a),
+                mailrig_core::collector::CollectSource::Host(n) => hosts
+                    .iter()
+                    .find(|h| h.name() == n)
+                    .and_then(|h| h.addresses().pop3),
+            };
+            let Some(target) = hosts.iter().find(|h| h.name() == c.target) else {
+                continue;
+            };
+            let runner = Arc::new(crate::collector::CollectorRunner::new(
+                c.clone(),
+                source,
+                Arc::clone(target.state()),
+            ));
+            tracker.spawn(Arc::clone(&runner).run());
+            collectors.push(runner);
         }
 
         Ok(MockServer {
@@ -251,6 +391,8 @@ impl MockServerBuilder {
             addrs,
             scenario,
             tracker,
+            hosts,
+            collectors,
             _temp_dir: temp_dir,
         })
     }
@@ -314,6 +456,8 @@ pub struct Addresses {
     pub pop3: Option<SocketAddr>,
     pub pop3s: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
+    /// The DNS server (UDP and TCP on this one address).
+    pub dns: Option<SocketAddr>,
 }
 
 /// A running fake mail world.
@@ -323,6 +467,8 @@ pub struct MockServer {
     addrs: Addresses,
     scenario: Scenario,
     tracker: TaskTracker,
+    hosts: Vec<crate::hosts::HostServer>,
+    collectors: Vec<Arc<crate::collector::CollectorRunner>>,
     _temp_dir: Option<tempfile::TempDir>,
 }
 
@@ -370,6 +516,13 @@ impl MockServer {
         self.addrs.http.expect("HTTP listener is off")
     }
 
+    /// The DNS server's address, UDP and TCP (panics if DNS is off, the default).
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.addrs
+            .dns
+            .expect("DNS is off; turn it on with MockServerBuilder::dns")
+    }
+
     pub fn state(&self) -> &Arc<ServerState> {
         &self.state
     }
@@ -404,6 +557,34 @@ impl MockServer {
     pub fn inbox(&self, address: &str) -> Option<Vec<StoredMessage>> {
         let id = self.state.world.mailbox_by_address(address)?;
         self.state.store.mailbox(id).messages(INBOX).ok()
+    }
+
+    /// The hosts of a `[[host]]` world, in scenario order (empty in a
+    /// one-server world; the first is the one `inbox()` and `smtp_addr()` use).
+    pub fn hosts(&self) -> &[crate::hosts::HostServer] {
+        &self.hosts
+    }
+
+    /// One host by name: `server.host("provider").unwrap().inbox(addr)`.
+    pub fn host(&self, name: &str) -> Option<&crate::hosts::HostServer> {
+        self.hosts.iter().find(|h| h.name() == name)
+    }
+
+    /// Runs one round of a collector now (besides its interval); `None` when
+    /// there is no collector of that name.
+    pub async fn collect_now(&self, name: &str) -> Option<crate::collector::CollectRound> {
+        let c = self.collectors.iter().find(|c| c.name() == name)?;
+        Some(c.round().await)
+    }
+
+    /// Forwards a backup MX's or relay's queue now (besides its retry
+    /// interval); `None` when there is no forwarding host of that name.
+    pub async fn forward_now(&self, host: &str) -> Option<crate::hosts::forward::ForwardPass> {
+        let h = self.host(host)?;
+        let (to, _) = h.host.role.forward_to()?;
+        let to_addr = self.host(to).and_then(|o| o.addresses().smtp);
+        let _pass = h.forward_lock.lock().await;
+        Some(crate::hosts::forward::forward_queue(h.state(), to, to_addr).await)
     }
 
     /// Journal entries that concern this mailbox address (as recipient,

@@ -21,6 +21,8 @@ pub struct ServerState {
     pub journal: Arc<Journal>,
     pub tls: Arc<TlsMaterial>,
     pub metrics: Metrics,
+    /// Counters of the DNS server (`serve --dns`).
+    pub dns: crate::dns::DnsMetrics,
     /// The active fault rules; the control API changes them at runtime.
     pub faults: RwLock<FaultPlan>,
     /// Cancelled when the server shuts down; every session watches it.
@@ -28,6 +30,9 @@ pub struct ServerState {
     /// One slot per open connection, shared by every listener: the world's
     /// `max_connections` is one limit for the whole server.
     pub connection_slots: Arc<Semaphore>,
+    /// In a world of `[[host]]`s, set on the first host (the one the HTTP API
+    /// serves): every host by name, so `/metrics` can report each one.
+    pub world_hosts: std::sync::OnceLock<Vec<(String, std::sync::Weak<ServerState>)>>,
 }
 
 impl ServerState {
@@ -37,17 +42,40 @@ impl ServerState {
         tls: Arc<TlsMaterial>,
         faults: FaultPlan,
     ) -> Arc<ServerState> {
+        Self::with_journal(
+            world,
+            store,
+            tls,
+            faults,
+            Journal::default(),
+            CancellationToken::new(),
+        )
+    }
+
+    /// A server whose journal is a handle on a shared one and whose shutdown
+    /// signal is shared too (each host of a world records into the world's
+    /// journal through its own handle, and stops with the world).
+    pub fn with_journal(
+        world: Arc<World>,
+        store: Arc<Store>,
+        tls: Arc<TlsMaterial>,
+        faults: FaultPlan,
+        journal: Journal,
+        shutdown: CancellationToken,
+    ) -> Arc<ServerState> {
         let metrics = Metrics::for_world(&world);
         let slots = world.limits.max_connections.min(Semaphore::MAX_PERMITS);
         Arc::new(ServerState {
             connection_slots: Arc::new(Semaphore::new(slots)),
             world,
             store,
-            journal: Arc::new(Journal::default()),
+            journal: Arc::new(journal),
             tls,
             metrics,
+            dns: crate::dns::DnsMetrics::default(),
             faults: RwLock::new(faults),
-            shutdown: CancellationToken::new(),
+            shutdown,
+            world_hosts: std::sync::OnceLock::new(),
         })
     }
 }

@@ -40,7 +40,7 @@ pub struct TlsMaterial {
     /// The rustls configuration listeners use.
     pub config: Arc<ServerConfig>,
     /// Kept so fault injection can sign broken certificates (expired, wrong name).
-    issuer: Issuer<'static, KeyPair>,
+    issuer: Arc<Issuer<'static, KeyPair>>,
     hostname: String,
     /// Broken configurations, made on first use: expired, wrong host, self-signed.
     broken: [std::sync::OnceLock<Arc<ServerConfig>>; 3],
@@ -92,15 +92,36 @@ impl TlsMaterial {
         ca.not_after = v.not_after + Duration::days(365);
         let ca_key = KeyPair::generate()?;
         let ca_cert = ca.self_signed(&ca_key)?;
-        let issuer = Issuer::new(ca, ca_key);
+        let issuer = Arc::new(Issuer::new(ca, ca_key));
         let names = vec![hostname.to_string(), "localhost".to_string()];
-        let (cert_pem, config) = sign_server(&issuer, &names, v)?;
+        let (cert_pem, config) = sign_server(&issuer, &names, &[], v)?;
         Ok(TlsMaterial {
             ca_pem: ca_cert.pem(),
             ca_path: None,
             server_cert_pem: cert_pem,
             config,
             issuer,
+            hostname: hostname.to_string(),
+            broken: Default::default(),
+        })
+    }
+
+    /// A certificate for another host of the world (`hostname` and its own
+    /// loopback address), signed by this same CA: one CA file trusts them all.
+    pub fn for_host(
+        &self,
+        hostname: &str,
+        address: std::net::IpAddr,
+    ) -> Result<TlsMaterial, TlsError> {
+        let names = vec![hostname.to_string()];
+        let (cert_pem, config) =
+            sign_server(&self.issuer, &names, &[address], Validity::current())?;
+        Ok(TlsMaterial {
+            ca_pem: self.ca_pem.clone(),
+            ca_path: self.ca_path.clone(),
+            server_cert_pem: cert_pem,
+            config,
+            issuer: Arc::clone(&self.issuer),
             hostname: hostname.to_string(),
             broken: Default::default(),
         })
@@ -126,12 +147,13 @@ impl TlsMaterial {
                     not_before: now - Duration::days(30),
                     not_after: now - Duration::days(1),
                 };
-                sign_server(&self.issuer, &names, v)?.1
+                sign_server(&self.issuer, &names, &[], v)?.1
             }
             TlsFault::WrongHost => {
                 sign_server(
                     &self.issuer,
                     &["wrong-host.invalid".to_string()],
+                    &[],
                     Validity::current(),
                 )?
                 .1
@@ -147,7 +169,7 @@ impl TlsMaterial {
                 ];
                 let key = KeyPair::generate()?;
                 let issuer = Issuer::new(ca, key);
-                sign_server(&issuer, &names, Validity::current())?.1
+                sign_server(&issuer, &names, &[], Validity::current())?.1
             }
         };
         let _ = self.broken[slot].set(Arc::clone(&config));
@@ -171,16 +193,20 @@ impl TlsMaterial {
         names: &[String],
         validity: Validity,
     ) -> Result<Arc<ServerConfig>, TlsError> {
-        Ok(sign_server(&self.issuer, names, validity)?.1)
+        Ok(sign_server(&self.issuer, names, &[], validity)?.1)
     }
 }
 
 fn sign_server(
     issuer: &Issuer<'static, KeyPair>,
     names: &[String],
+    ips: &[std::net::IpAddr],
     v: Validity,
 ) -> Result<(String, Arc<ServerConfig>), TlsError> {
     let mut params = CertificateParams::new(names.to_vec())?;
+    for ip in ips {
+        params.subject_alt_names.push(SanType::IpAddress(*ip));
+    }
     // 127.0.0.1 goes with `localhost`: a certificate for another host (the
     // wrong-host fault) must not verify for clients that connect by address.
     if names.iter().any(|n| n == "localhost") {

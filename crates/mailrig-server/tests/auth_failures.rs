@@ -5,11 +5,11 @@
 //! identity is refused by SMTP and IMAP alike (RFC 4616). Driven by Python's
 //! smtplib and imaplib, and raw bytes for POP3.
 
-mod pop3_support;
+mod support;
 
 use std::process::Command;
 
-use pop3_support::Pop;
+use support::pop3::Pop;
 
 const WORLD: &str = "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a', 'b']\n";
 

@@ -4,14 +4,13 @@
 //! Real clients (curl) where the bug was seen with one, raw sockets where the
 //! bug is a client that stops talking.
 
-mod faults_support;
-mod imap_support;
+mod support;
 
 use std::time::Duration;
 
-use faults_support::{eventually, run, start_toml};
 use mailrig_server::MockServer;
 use mailrig_server::state::Metrics;
+use support::{eventually, run, start_toml};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -155,7 +154,7 @@ async fn an_imap_client_that_stops_reading_is_dropped() {
         raw.push_str(&body);
         raw.push_str("\r\n");
     }
-    imap_support::deliver(&server, "anna@kanzlei.test", raw.as_bytes());
+    support::imap::deliver(&server, "anna@kanzlei.test", raw.as_bytes());
     let mut s = TcpStream::connect(server.imap_addr()).await.unwrap();
     line(&mut s).await;
     s.write_all(b"l LOGIN anna@kanzlei.test secret\r\ns SELECT INBOX\r\n")

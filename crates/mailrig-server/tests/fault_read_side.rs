@@ -5,12 +5,13 @@
 //! untouched, and that the journal names the rule. A missing python3 or curl
 //! fails the test with a clear message (`scripts/install-test-deps.sh`).
 
-mod pop3_support;
+mod support;
 
 use mailrig_core::fault::Stage;
 use mailrig_server::MockServer;
-use pop3_support::{KANZLEI, put, run_tool, uid_validity};
 use serde_json::Value;
+use support::pop3::{put, uid_validity};
+use support::{KANZLEI, run_tool};
 
 const MSG: &str =
     "From: a@extern.test\r\nSubject: hidden?\r\nMessage-ID: <rs-1@extern.test>\r\n\r\nbody\r\n";

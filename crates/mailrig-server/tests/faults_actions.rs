@@ -2,15 +2,16 @@
 //! swaks, curl), at stages the catalog does not already use: what the user
 //! sees, what arrives where, and the journal entry (stage, rule, event).
 
-mod faults_support;
+mod support;
 
 use std::time::Duration;
 
-use faults_support::*;
 use mailrig_core::JournalEvent;
 use mailrig_core::fault::{Action, DisconnectPoint, Stage, TlsFault};
 use mailrig_server::MockServer;
 use serde_json::{Value, json};
+use support::faults::*;
+use support::{eventually, run, start_toml};
 
 const WORLD: &str = r#"
 [server]

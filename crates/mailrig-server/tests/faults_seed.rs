@@ -3,7 +3,7 @@
 //! for only 5 of 28 mailboxes stored — and in the journal, which names the 23
 //! silent drops. Run twice, the journal is the same.
 
-mod smtp_support;
+mod support;
 
 use std::process::Command;
 

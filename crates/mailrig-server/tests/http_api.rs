@@ -3,13 +3,14 @@
 //! opinion. Mail goes in over a raw SMTP socket. A missing curl or python3
 //! fails the test with a clear message; it never passes silently.
 
-mod smtp_support;
+mod support;
 
 use mailrig_core::fault::Stage;
 use mailrig_core::journal::{JournalEvent, JournalRecord};
 use mailrig_server::MockServer;
 use serde_json::{Value, json};
-use smtp_support::{KANZLEI, Raw};
+use support::KANZLEI;
+use support::smtp::Raw;
 use tokio::process::Command;
 
 const SUBJECT: &str = "Frist <b>heute</b> & morgen";

@@ -4,12 +4,12 @@
 //! tag, and a client that never logs in cannot make the server hold more
 //! than the small pre-login limits (a chain of `{0+}` literals is cut off).
 
-mod imap_support;
+mod support;
 
 use std::process::Command;
 use std::time::Duration;
 
-use imap_support::{ALICE, Client, PASSWORD, start};
+use support::imap::{ALICE, Client, PASSWORD, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,9 +1,9 @@
 //! Bad input: malformed commands, oversized literals and lines, garbage bytes.
 //! Each gets its refusal and the session goes on.
 
-mod imap_support;
+mod support;
 
-use imap_support::*;
+use support::imap::*;
 
 #[tokio::test]
 async fn malformed_commands_get_bad_and_the_session_goes_on() {

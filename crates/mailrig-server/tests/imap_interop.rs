@@ -3,12 +3,12 @@
 //! STARTTLS and IMAPS). A missing client fails the test with a message
 //! saying what to install; nothing passes silently.
 
-mod imap_support;
+mod support;
 
 use std::path::PathBuf;
 use std::process::Output;
 
-use imap_support::*;
+use support::imap::*;
 
 fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -93,6 +93,65 @@ async fn python_imapclient_idle_sees_smtp_delivery() {
     );
     println!("{}", text(&o));
     assert!(text(&o).contains("imapclient IDLE OK"), "{}", text(&o));
+}
+
+/// CONDSTORE through imapclient: what it enabled, the HIGHESTMODSEQ it was
+/// told, and that `CHANGEDSINCE` returns exactly the message another
+/// session flagged, with a modseq above the one SELECT reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_imapclient_condstore_changedsince() {
+    require_python_module("imapclient").await;
+    let server = start().await;
+    for i in 0..3 {
+        deliver(
+            &server,
+            ALICE,
+            &message("b@x.test", &format!("m{i}"), "body"),
+        );
+    }
+    let o = run(
+        "python3",
+        &[
+            script("imap_imapclient_condstore.py").display().to_string(),
+            server.imap_addr().ip().to_string(),
+            server.imap_addr().port().to_string(),
+            ALICE.to_string(),
+            PASSWORD.to_string(),
+        ],
+    )
+    .await;
+    assert!(
+        o.status.success(),
+        "imapclient CONDSTORE script failed:\n{}",
+        text(&o)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON line");
+    assert_eq!(v["enabled"], serde_json::json!(["CONDSTORE"]), "{v}");
+    let highest = v["highest"].as_u64().unwrap();
+    let second = v["uids"][1].as_u64().unwrap().to_string();
+    let changed = v["changed"].as_object().unwrap();
+    assert_eq!(
+        changed.keys().collect::<Vec<_>>(),
+        [&second],
+        "only the flagged message: {v}"
+    );
+    // \Recent too: this session selected the folder first.
+    assert_eq!(
+        changed[&second],
+        serde_json::json!(["\\Flagged", "\\Recent"]),
+        "{v}"
+    );
+    let modseq = v["changed_modseq"][&second].as_u64().unwrap();
+    assert!(modseq > highest, "{v}");
+    assert_eq!(v["status_highest"].as_u64(), Some(modseq), "{v}");
+    assert!(
+        v["before"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|m| m.as_u64().unwrap() <= highest),
+        "{v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,13 +27,13 @@
 //! printed on failure; `IMAP_MODEL_OPS` sets the operations per session).
 //! The seed fixes each session's operations, not how the sessions interleave.
 
-mod imap_support;
+mod support;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use imap_support::{ALICE, Client, start};
+use support::imap::{ALICE, Client, start};
 
 const SESSIONS: usize = 8;
 const DEFAULT_OPS: usize = 250;
@@ -615,25 +615,16 @@ impl Model {
                     return Err(self.fail(format!("{cmd}: {} {}", r.status, r.text)));
                 }
             }
-            // COPY a:b to the other folder.
-            72..=79 => {
+            // COPY (72..=79) or MOVE (80..=82) a:b to the other folder.
+            n @ 72..=82 => {
                 let Some((a, b)) = self.range(rng) else {
                     return Ok(());
                 };
+                let verb = if n < 80 { "COPY" } else { "MOVE" };
                 let r = self
-                    .run(c, &format!("COPY {a}:{b} {other}"), Kind::Any)
+                    .run(c, &format!("{verb} {a}:{b} {other}"), Kind::Any)
                     .await?;
-                self.copied(&r, other, false, "COPY")?;
-            }
-            // MOVE a:b to the other folder.
-            80..=82 => {
-                let Some((a, b)) = self.range(rng) else {
-                    return Ok(());
-                };
-                let r = self
-                    .run(c, &format!("MOVE {a}:{b} {other}"), Kind::Any)
-                    .await?;
-                self.copied(&r, other, true, "MOVE")?;
+                self.copied(&r, other, verb == "MOVE", verb)?;
             }
             // APPEND a new message, sometimes with a new keyword.
             83..=94 => {

@@ -4,7 +4,7 @@
 //! this process, alone in this test binary, so the process's peak memory is
 //! the server's.
 
-mod imap_support;
+mod support;
 
 use std::time::Duration;
 
@@ -22,14 +22,14 @@ fn peak_kib() -> u64 {
 
 #[tokio::test]
 async fn pipelined_fetches_are_written_as_they_are_made() {
-    let server = imap_support::start_with(&imap_support::scenario("")).await;
+    let server = support::imap::start_with(&support::imap::scenario("")).await;
     let line = format!("{}\r\n", "x".repeat(998));
     let mut raw = String::from("From: a@b.test\r\nSubject: big\r\n\r\n");
     for _ in 0..1024 {
         raw.push_str(&line);
     }
-    imap_support::deliver(&server, "alice@example.test", raw.as_bytes());
-    let mut c = imap_support::Client::login(server.imap_addr(), "alice@example.test").await;
+    support::imap::deliver(&server, "alice@example.test", raw.as_bytes());
+    let mut c = support::imap::Client::login(server.imap_addr(), "alice@example.test").await;
     c.cmd("s SELECT INBOX").await;
     let mut s = c.into_inner();
     let before = peak_kib();

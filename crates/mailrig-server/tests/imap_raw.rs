@@ -1,12 +1,12 @@
 //! IMAP commands over raw bytes, asserting the exact responses (mini-redis style).
 
-mod imap_support;
+mod support;
 
-use imap_support::*;
 use mailrig_core::store::INBOX;
 use mailrig_server::MockServer;
+use support::imap::*;
 
-const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND";
+const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE";
 
 fn validity(server: &MockServer, user: &str, folder: &str) -> u32 {
     let id = server.world().mailbox_by_address(user).expect("mailbox");
@@ -241,6 +241,7 @@ async fn select_empty_mailbox() {
              * 0 EXISTS\r\n* 0 RECENT\r\n\
              * OK [UIDVALIDITY {v}] UIDs valid\r\n\
              * OK [UIDNEXT 1] Predicted next UID\r\n\
+             * OK [HIGHESTMODSEQ 1] Highest\r\n\
              a1 OK [READ-WRITE] Select completed\r\n"
         )
     );
@@ -290,6 +291,7 @@ async fn select_examine_status_recent_and_unseen() {
              * OK [UNSEEN 1] First unseen.\r\n\
              * OK [UIDVALIDITY {v}] UIDs valid\r\n\
              * OK [UIDNEXT 4] Predicted next UID\r\n\
+             * OK [HIGHESTMODSEQ 4] Highest\r\n\
              a2 OK [READ-ONLY] Examine completed\r\n"
         )
     );
@@ -346,7 +348,7 @@ async fn folders_list_create_rename_delete_subscribe() {
     );
     assert_eq!(
         c.cmd("a6 LIST \"\" *").await,
-        "* LIST (\\HasChildren) \".\" Archive\r\n\
+        "* LIST (\\HasChildren \\Archive) \".\" Archive\r\n\
          * LIST (\\HasNoChildren) \".\" Archive.2024\r\n\
          * LIST (\\HasNoChildren) \".\" INBOX\r\n\
          * LIST (\\HasNoChildren) \".\" \"My Stuff\"\r\n\
@@ -354,7 +356,7 @@ async fn folders_list_create_rename_delete_subscribe() {
     );
     assert_eq!(
         c.cmd("a7 LIST \"\" %").await,
-        "* LIST (\\HasChildren) \".\" Archive\r\n\
+        "* LIST (\\HasChildren \\Archive) \".\" Archive\r\n\
          * LIST (\\HasNoChildren) \".\" INBOX\r\n\
          * LIST (\\HasNoChildren) \".\" \"My Stuff\"\r\n\
          a7 OK LIST completed\r\n"
@@ -884,4 +886,145 @@ async fn utf8_and_quoted_names_round_trip() {
         r.ends_with("a3 OK [READ-WRITE] Select completed\r\n"),
         "{r}"
     );
+}
+
+/// imaptest's append-binary, byte for byte: a `~{n}` APPEND of a body that
+/// starts with NUL and mixes bare LF with CRLF comes back from BINARY[1]
+/// unchanged, and BINARY.SIZE[1] counts exactly those bytes (the imaptest
+/// runner compares literals as C strings, so this is where the rest is checked).
+#[tokio::test]
+async fn binary_append_round_trips_nul_and_bare_lf_exactly() {
+    let server = start().await;
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    let body: &[u8] = b"\x00-\xe4\n\r\n\n";
+    let mut msg = b"From: user@domain.org\r\nMime-Version: 1.0\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n".to_vec();
+    msg.extend_from_slice(body);
+    let mut wire = format!("A1 APPEND INBOX ~{{{}+}}\r\n", msg.len()).into_bytes();
+    wire.extend_from_slice(&msg);
+    wire.extend_from_slice(b"\r\n");
+    c.send(&wire).await;
+    let r = c.until_tag("A1").await;
+    assert!(r.contains("A1 OK"), "{r}");
+    c.cmd("A2 SELECT INBOX").await;
+    let r = c.cmd("A3 FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])").await;
+    let want = format!(
+        "* 1 FETCH (BINARY.SIZE[1] 7 BINARY[1] ~{{7}}\r\n{})\r\n",
+        String::from_utf8_lossy(body)
+    );
+    assert!(r.starts_with(&want), "want {want:?}\ngot  {r:?}");
+}
+
+/// SPECIAL-USE and LIST-STATUS as a client that looks for the Junk folder
+/// uses them: the attribute comes in a plain LIST and when asked for in an
+/// extended one, the selection option keeps only special-use folders, and
+/// STATUS follows each LIST line.
+#[tokio::test]
+async fn special_use_folders_and_list_status() {
+    let server = start().await;
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    for f in ["Junk", "Sent", "Projects"] {
+        assert!(c.cmd(&format!("c CREATE {f}")).await.starts_with("c OK"));
+    }
+    c.send(b"ap APPEND Junk {12}\r\nSubject: x\r\n\r\n").await;
+    assert!(c.until_tag("ap").await.contains("ap OK"));
+    assert_eq!(
+        c.cmd("a1 LIST \"\" %").await,
+        "* LIST (\\HasNoChildren) \".\" INBOX\r\n\
+         * LIST (\\HasNoChildren \\Junk) \".\" Junk\r\n\
+         * LIST (\\HasNoChildren) \".\" Projects\r\n\
+         * LIST (\\HasNoChildren \\Sent) \".\" Sent\r\n\
+         a1 OK LIST completed\r\n"
+    );
+    // Extended without RETURN (SPECIAL-USE): no special-use attributes.
+    assert_eq!(
+        c.cmd("a2 LIST \"\" (Junk Sent)").await,
+        "* LIST (\\HasNoChildren) \".\" Junk\r\n\
+         * LIST (\\HasNoChildren) \".\" Sent\r\n\
+         a2 OK LIST completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a3 LIST (SPECIAL-USE) \"\" * RETURN (STATUS (MESSAGES UNSEEN))")
+            .await,
+        "* LIST (\\HasNoChildren \\Junk) \".\" Junk\r\n\
+         * STATUS Junk (MESSAGES 1 UNSEEN 1)\r\n\
+         * LIST (\\HasNoChildren \\Sent) \".\" Sent\r\n\
+         * STATUS Sent (MESSAGES 0 UNSEEN 0)\r\n\
+         a3 OK LIST completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("a4 LIST (BOGUS) \"\" *").await,
+        "a4 BAD Unknown LIST selection option BOGUS (expected SUBSCRIBED, REMOTE, RECURSIVEMATCH or SPECIAL-USE)\r\n"
+    );
+}
+
+/// CONDSTORE's conditional STORE (RFC 7162 §3.1.3): a message changed since
+/// the client's modseq is left alone and named in `[MODIFIED]` (sequence
+/// numbers for STORE, UIDs for UID STORE); the others change; once enabled,
+/// a flag change by another session arrives with its MODSEQ.
+#[tokio::test]
+async fn condstore_unchangedsince_and_unsolicited_modseq() {
+    let server = start().await;
+    for i in 0..3 {
+        deliver(&server, ALICE, &message("b@x.test", &format!("m{i}"), "x"));
+    }
+    let mut a = Client::login(server.imap_addr(), ALICE).await;
+    let sel = a.cmd("a1 SELECT INBOX (CONDSTORE)").await;
+    assert!(sel.contains("* OK [HIGHESTMODSEQ 4] Highest\r\n"), "{sel}");
+    let mut b = Client::login(server.imap_addr(), ALICE).await;
+    b.cmd("b1 SELECT INBOX").await;
+    // Another session flags message 2: its modseq goes to 5.
+    assert!(
+        b.cmd("b2 STORE 2 +FLAGS.SILENT (\\Flagged)")
+            .await
+            .contains("b2 OK")
+    );
+    let r = a
+        .cmd("a2 STORE 1:3 (UNCHANGEDSINCE 4) +FLAGS.SILENT (\\Seen)")
+        .await;
+    assert!(
+        r.contains("* 2 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ (5))\r\n"),
+        "{r}"
+    );
+    assert!(
+        r.ends_with("a2 OK [MODIFIED 2] Conditional STORE failed\r\n"),
+        "{r}"
+    );
+    let r = a.cmd("a3 FETCH 1:3 (FLAGS MODSEQ)").await;
+    assert!(
+        r.contains("* 1 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (6))"),
+        "{r}"
+    );
+    assert!(
+        r.contains("* 2 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ (5))"),
+        "{r}"
+    );
+    assert!(
+        r.contains("* 3 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (7))"),
+        "{r}"
+    );
+    let r = a
+        .cmd("a4 UID STORE 1:3 (UNCHANGEDSINCE 6) -FLAGS (\\Seen)")
+        .await;
+    assert!(
+        r.ends_with("a4 OK [MODIFIED 3] Conditional STORE failed\r\n"),
+        "{r}"
+    );
+    assert!(
+        r.contains("* 1 FETCH (UID 1 FLAGS (\\Recent) MODSEQ (8))"),
+        "{r}"
+    );
+    let r = a.cmd("a5 SEARCH MODSEQ 7").await;
+    assert_eq!(r, "* SEARCH 1 3 (MODSEQ 8)\r\na5 OK Search completed\r\n");
+    let r = a.cmd("a6 FETCH 1:* (FLAGS) (CHANGEDSINCE 7)").await;
+    assert_eq!(
+        r,
+        "* 1 FETCH (FLAGS (\\Recent) MODSEQ (8))\r\na6 OK Fetch completed\r\n"
+    );
+    let r = a.cmd("a7 STATUS INBOX (HIGHESTMODSEQ MESSAGES)").await;
+    assert!(
+        r.starts_with("* STATUS INBOX (HIGHESTMODSEQ 8 MESSAGES 3)\r\n"),
+        "{r}"
+    );
+    let r = a.cmd("a8 FETCH 1 (FLAGS) (VANISHED)").await;
+    assert!(r.starts_with("a8 BAD "), "{r}");
 }

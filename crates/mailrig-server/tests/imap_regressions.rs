@@ -1,9 +1,9 @@
 //! Server bugs the imaptest conformance scripts found, pinned down over raw
 //! bytes so they stay fixed even where the scripts are not run.
 
-mod imap_support;
+mod support;
 
-use imap_support::*;
+use support::imap::*;
 
 /// fetch-envelope: an obsolete source route (`<@route:user@domain>`) belongs
 /// in the address's adl field, not glued to the mailbox name (RFC 3501

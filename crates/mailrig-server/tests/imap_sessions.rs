@@ -2,11 +2,11 @@
 //! folder keeping their sequence numbers consistent, a 10,000-message folder,
 //! the idle timeout and server shutdown.
 
-mod imap_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use imap_support::*;
+use support::imap::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 

@@ -3,10 +3,11 @@
 //! A missing python3 or curl fails the test with a clear message; it never
 //! passes silently.
 
-mod pop3_support;
+mod support;
 
 use mailrig_server::MockServer;
-use pop3_support::{KANZLEI, put, run_tool, uid_validity};
+use support::pop3::{put, uid_validity};
+use support::{KANZLEI, run_tool};
 use tokio::process::Command;
 
 const M1: &str = "From: a@extern.test\r\nSubject: one\r\n\r\nfirst\r\n.dot line\r\nlast\r\n";

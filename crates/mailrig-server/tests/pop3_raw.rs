@@ -2,12 +2,13 @@
 //! every state, the maildrop snapshot, UPDATE-only deletion, STLS, limits, and
 //! the server still serving others afterwards.
 
-mod pop3_support;
+mod support;
 
 use std::time::Duration;
 
 use mailrig_server::MockServer;
-use pop3_support::{KANZLEI, Pop, eventually, put, uid_validity};
+use support::pop3::{Pop, put, uid_validity};
+use support::{KANZLEI, eventually};
 
 const M1: &str = "From: a@extern.test\r\nSubject: one\r\n\r\nfirst\r\n.dot line\r\n.\r\nlast\r\n";
 const M2: &str = "From: b@extern.test\r\nSubject: two\r\n\r\nl1\r\nl2\r\nl3";
@@ -519,9 +520,10 @@ async fn connections_are_counted() {
     assert!(c.closed().await);
     let m = &server.state().metrics;
     assert!(
-        eventually(5, || mailrig_server::state::Metrics::get(
-            &m.connections_active
-        ) == 0)
+        eventually(
+            Duration::from_secs(5),
+            || mailrig_server::state::Metrics::get(&m.connections_active) == 0
+        )
         .await
     );
     assert!(mailrig_server::state::Metrics::get(&m.connections_total) >= 1);

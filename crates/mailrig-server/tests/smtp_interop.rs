@@ -2,14 +2,14 @@
 //! lettre, and Postfix's smtp-source under load. Each tool must be installed
 //! (`make test` installs them); a missing tool fails the test with a hint.
 
-mod smtp_support;
+mod support;
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
 
 use mailrig_server::MockServer;
-use smtp_support::{KANZLEI, kanzlei, start_toml};
+use support::{KANZLEI, kanzlei, start_toml};
 
 fn tool(name: &str) -> String {
     for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"] {

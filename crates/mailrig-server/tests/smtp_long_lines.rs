@@ -5,11 +5,12 @@
 //! keep their limit either way; and the DATA reply under `bare_lf = "reject"`
 //! does not depend on how TCP split the bytes.
 
-mod smtp_support;
+mod support;
 
 use std::process::Command;
 
-use smtp_support::{Raw, start_toml};
+use support::smtp::Raw;
+use support::start_toml;
 
 const WORLD: &str = "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a', 'b']\n";
 

@@ -1,12 +1,13 @@
 //! Raw-bytes tests of the SMTP server: exact replies to good and bad input,
 //! and the server still serving others afterwards.
 
-mod smtp_support;
+mod support;
 
 use std::time::Duration;
 
 use mailrig_server::MockServer;
-use smtp_support::{Raw, kanzlei, start_toml};
+use support::smtp::Raw;
+use support::{kanzlei, start_toml};
 
 async fn still_serves(server: &MockServer) {
     let mut c = Raw::greeted(server.smtp_addr()).await;

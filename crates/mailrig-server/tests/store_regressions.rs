@@ -1,9 +1,9 @@
 //! Regression tests of the message store met the way a peer meets it: over a
 //! raw IMAP socket, and across a restart of a Maildir-backed server.
 
-mod imap_support;
+mod support;
 
-use imap_support::*;
+use support::imap::*;
 
 /// Issue 9: `SELECT {6}` + `INBO\xc3\xa9` panicked in the store ("end byte
 /// index 5 is not a char boundary") and the connection died. Now the folder

@@ -3,6 +3,11 @@
 //! mailboxes accepted with 250 and silently dropped), probes all 28 mailboxes
 //! over SMTP and IMAP, prints the report and the journal lines that explain
 //! it, and exits 1 because not every mailbox received its mail.
+//!
+//! `--scenario NAME` runs another catalog world the same way. In a world of
+//! hosts the probe sends to the first host (the MX) and reads back from the
+//! host the first collector delivers into, so `kanzlei-pop3-collector` shows
+//! the seed as it really happened: the 23 mailboxes no collector fetches.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,6 +26,10 @@ pub struct DemoArgs {
     /// Seconds to wait for mail after the last probe is sent.
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     timeout: f64,
+    /// A catalog scenario to run instead of the seed (`mailrig scenario list`),
+    /// e.g. kanzlei-pop3-collector.
+    #[arg(long, value_name = "NAME")]
+    scenario: Option<String>,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -30,7 +39,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             args.timeout
         );
     }
-    let scenario = Scenario::parse(SEED, "kanzlei-2-of-25.toml")?;
+    let scenario = match &args.scenario {
+        None => Scenario::parse(SEED, "kanzlei-2-of-25.toml")?,
+        Some(name) => mailrig_core::catalog::find(name)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--scenario {name}: not a catalog scenario (see `mailrig scenario list`)"
+                )
+            })?
+            .load()?,
+    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(demo(scenario, Duration::from_secs_f64(args.timeout)))
 }
@@ -40,6 +58,7 @@ async fn demo(scenario: Scenario, timeout: Duration) -> anyhow::Result<ExitCode>
     for line in scenario.description.lines() {
         println!("  {line}");
     }
+    let collector_target = scenario.collectors.first().map(|c| c.target.clone());
     let server = MockServer::builder()
         .scenario(scenario)
         .smtps(None)
@@ -48,11 +67,32 @@ async fn demo(scenario: Scenario, timeout: Duration) -> anyhow::Result<ExitCode>
         .http(None)
         .start()
         .await?;
-    println!(
-        "\nStarted that world in-process: SMTP {}, IMAP {}.",
-        server.smtp_addr(),
-        server.imap_addr()
-    );
+    let read_host = collector_target.as_deref().and_then(|n| server.host(n));
+    let read_name = read_host.map(|h| h.name().to_string());
+    let imap_addr = match read_host {
+        Some(h) => h.addresses().imap.with_context(|| {
+            format!(
+                "host '{}' runs no IMAP listener to read back from",
+                h.name()
+            )
+        })?,
+        None => server.imap_addr(),
+    };
+    match (server.hosts().first(), read_host) {
+        (Some(first), Some(read)) => println!(
+            "\nStarted that world in-process: {} hosts. Sending to host '{}' (SMTP {}), reading back from host '{}' (IMAP {}).",
+            server.hosts().len(),
+            first.name(),
+            server.smtp_addr(),
+            read.name(),
+            imap_addr
+        ),
+        _ => println!(
+            "\nStarted that world in-process: SMTP {}, IMAP {}.",
+            server.smtp_addr(),
+            imap_addr
+        ),
+    }
     let mailboxes: Vec<(String, String, String)> = server
         .world()
         .mailboxes
@@ -65,7 +105,7 @@ async fn demo(scenario: Scenario, timeout: Duration) -> anyhow::Result<ExitCode>
     );
     let target = Target::from_credentials(
         server.smtp_addr(),
-        ReadEndpoint::plain(ReadProtocol::Imap, server.imap_addr()),
+        ReadEndpoint::plain(ReadProtocol::Imap, imap_addr),
         mailboxes,
     );
     let opts = ProbeOptions {
@@ -95,6 +135,9 @@ async fn demo(scenario: Scenario, timeout: Duration) -> anyhow::Result<ExitCode>
             );
         }
     }
+    if let Some(read) = &read_name {
+        explain_collectors(&server, read);
+    }
     server.shutdown().await;
 
     let missing = report
@@ -105,6 +148,12 @@ async fn demo(scenario: Scenario, timeout: Duration) -> anyhow::Result<ExitCode>
     let code = report.exit_code();
     if code == 0 {
         println!("\nEvery mailbox received its message.");
+    } else if read_name.is_some() {
+        println!(
+            "\nThis is the seed incident as it really happened, caught: the provider accepted every message with 250, \
+             yet {missing} of {} mailboxes on the firm's server never received theirs, because no collector fetches them.",
+            report.mailboxes.len()
+        );
     } else {
         println!(
             "\nThis is the seed incident, caught: every message was accepted with 250, yet {missing} of {} mailboxes never received theirs. \
@@ -113,4 +162,60 @@ async fn demo(scenario: Scenario, timeout: Duration) -> anyhow::Result<ExitCode>
         );
     }
     Ok(ExitCode::from(code))
+}
+
+/// In a world of hosts and collectors: which mailboxes of the provider hold
+/// mail that no collector fetched, and what the collectors did.
+fn explain_collectors(server: &MockServer, read_host: &str) {
+    let collected: std::collections::HashSet<String> = server
+        .journal()
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.event {
+            JournalEvent::Collected { account, .. } => Some(account.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect();
+    let failed: Vec<_> = server
+        .journal()
+        .entries()
+        .into_iter()
+        .filter(|e| matches!(e.event, JournalEvent::CollectFailed { .. }))
+        .collect();
+    for h in server.hosts().iter().filter(|h| h.name() != read_host) {
+        let waiting: Vec<(String, usize)> = h
+            .world()
+            .mailboxes
+            .iter()
+            .filter_map(|m| {
+                let n = h.inbox(&m.address.to_string()).map_or(0, |i| i.len());
+                (n > 0 && !collected.contains(&m.login.to_ascii_lowercase()))
+                    .then(|| (m.address.to_string(), n))
+            })
+            .collect();
+        if waiting.is_empty() {
+            continue;
+        }
+        println!(
+            "\nWhat the hosts say happened to them: {} mailboxes at host '{}' hold mail no collector fetched:",
+            waiting.len(),
+            h.name()
+        );
+        for (address, n) in &waiting {
+            println!(
+                "  {address:<28} {n} message(s) waiting at {}, never collected",
+                h.name()
+            );
+        }
+    }
+    for e in failed {
+        if let JournalEvent::CollectFailed {
+            collector,
+            account,
+            reason,
+        } = &e.event
+        {
+            println!("  collector {collector}: {account} failed: {reason}");
+        }
+    }
 }

@@ -117,6 +117,7 @@ impl VerifyPlan {
                         user: m.login.clone(),
                         password: m.password.clone(),
                         read: read.clone(),
+                        master: None,
                     },
                 );
             }

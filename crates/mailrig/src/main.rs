@@ -3,9 +3,10 @@
 //! Each subcommand lives in its own module and only wires flags to the library
 //! crates: `demo` (the seed incident, caught), `serve` (the fake mail world),
 //! `scenario` (check and explain scenario files), `probe` (the delivery
-//! prober), `load` (the SMTP load driver and its report merger).
+//! prober), `load` (the SMTP load driver and its report merger), `lab` (training labs).
 
 mod demo_cmd;
+mod lab;
 mod load_cmd;
 mod load_verify;
 mod output;
@@ -51,6 +52,9 @@ enum Command {
     /// Drive SMTP load at a server: throughput, latency per stage, errors by code.
     /// `mailrig load merge A.json B.json` adds up the reports of several runs.
     Load(Box<load_cmd::LoadCommand>),
+    /// Training labs: broken mail systems to diagnose and fix, checked by the prober.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         Command::Scenario(cmd) => scenario_cmd::run(cmd),
         Command::Probe(args) => probe_cmd::run(args),
         Command::Load(cmd) => load_cmd::run(*cmd),
+        Command::Lab(cmd) => lab::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,9 @@
 //! `mailrig probe`: send a tagged message to every mailbox of a target file,
 //! read each back, print the verdicts. Exit 0 all delivered, 1 any not,
-//! 2 the probe could not run.
+//! 2 the probe could not run (`--format nagios`: 0/1/2/3 as the Monitoring
+//! Plugins guidelines say). With `--every` it keeps running as a monitor:
+//! one round per interval, each appended to `--history`, metrics served on
+//! `--metrics` (the pieces live in `mailrig_probe::monitor`).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -10,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use mailrig_probe::monitor::{Metrics, nagios, run_rounds};
 use mailrig_probe::{Phase, ProbeOptions, Progress, ProgressFn, Report, Target, TlsTrust};
 
 #[derive(Debug, Args)]
@@ -43,6 +47,26 @@ pub struct ProbeArgs {
     /// the same flag as `mailrig load --tls-insecure`.
     #[arg(long)]
     tls_insecure: bool,
+    /// Table: list only the mailboxes that were not delivered (the counts stay complete).
+    #[arg(long)]
+    only_failures: bool,
+    /// Keep running: one probe round every INTERVAL (`5m`, `30s`, `1h`, `500ms`; at least 100 ms).
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_every)]
+    every: Option<Duration>,
+    /// With --every: stop after N rounds (the exit code is the last round's).
+    #[arg(long, value_name = "N", requires = "every", value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: Option<u64>,
+    /// Append each round's JSON report as one line to FILE (JSON Lines).
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
+    /// With --every: serve Prometheus metrics on ADDR (`127.0.0.1:9464`; port 0 picks one, printed
+    /// on standard error) at /metrics.
+    #[arg(long, value_name = "ADDR", requires = "every")]
+    metrics: Option<std::net::SocketAddr>,
+}
+
+fn parse_every(s: &str) -> Result<Duration, String> {
+    mailrig_probe::monitor::parse_every(s)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,6 +76,8 @@ enum Format {
     Junit,
     /// A self-contained HTML page: the mailbox grid and the verdicts.
     Html,
+    /// One status line with performance data, exit 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN.
+    Nagios,
 }
 
 pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
@@ -62,42 +88,105 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--timeout {t}: give a number of seconds above 0 and below one day")
         }
     };
-    let report = match Target::load(&args.target)
+    let target = Target::load(&args.target)
         .map_err(|e| e.to_string())
         .and_then(|mut t| {
             trust_flags(&args, &mut t)?;
             Ok(t)
-        }) {
-        Ok(target) => {
-            let progress_on = std::io::stderr().is_terminal();
-            let opts = ProbeOptions {
-                timeout,
-                keep: args.keep,
-                run_id: None,
-                progress: progress_on.then(|| Arc::new(show_progress) as ProgressFn),
-            };
-            let runtime =
-                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            let result = runtime.block_on(mailrig_probe::probe(&target, &opts));
-            if progress_on {
-                eprint!("\r\x1b[2K");
+        });
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let Some(every) = args.every else {
+        let result = match target {
+            Ok(target) => {
+                let progress_on = std::io::stderr().is_terminal() && args.format != Format::Nagios;
+                let opts = ProbeOptions {
+                    timeout,
+                    keep: args.keep,
+                    run_id: None,
+                    progress: progress_on.then(|| Arc::new(show_progress) as ProgressFn),
+                };
+                let result = runtime.block_on(mailrig_probe::probe(&target, &opts));
+                if progress_on {
+                    eprint!("\r\x1b[2K");
+                }
+                result.map_err(|e| e.to_string())
             }
-            result.map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e),
+            Err(e) => Err(e),
+        };
+        return finish_round(&args, result).map(ExitCode::from);
     };
-    let report = report.unwrap_or_else(|e| {
+    // The monitor: a bad target file is an error at once, not a failing round.
+    let target = target.map_err(|e| anyhow::anyhow!(e))?;
+    let opts = ProbeOptions {
+        timeout,
+        keep: args.keep,
+        run_id: None,
+        progress: None,
+    };
+    runtime.block_on(async {
+        let metrics = Arc::new(std::sync::Mutex::new(Metrics::new()));
+        if let Some(addr) = args.metrics {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics {addr}: cannot listen"))?;
+            let local = listener.local_addr()?;
+            eprintln!("mailrig probe: metrics on http://{local}/metrics");
+            tokio::spawn(serve_metrics(listener, Arc::clone(&metrics)));
+        }
+        let mut last = 0u8;
+        let mut failure = None;
+        run_rounds(&target, &opts, every, args.rounds, |_, result| {
+            metrics
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record(result);
+            match finish_round(&args, result.clone().map_err(|e| e.to_string())) {
+                Ok(code) => {
+                    last = code;
+                    true
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        })
+        .await;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(ExitCode::from(last)),
+        }
+    })
+}
+
+/// Writes one round's report (and history line); returns its exit code.
+fn finish_round(args: &ProbeArgs, result: Result<Report, String>) -> anyhow::Result<u8> {
+    let report = result.unwrap_or_else(|e| {
         crate::output::error(format_args!("probe: cannot run: {e}"));
         Report::could_not_run(&args.target.display().to_string(), &e)
     });
+    if let Some(path) = &args.history {
+        mailrig_probe::monitor::append_history(path, &report)
+            .with_context(|| format!("--history {}: cannot append", path.display()))?;
+    }
+    let code = if args.format == Format::Nagios {
+        nagios::status_line(&report).1
+    } else {
+        report.exit_code()
+    };
     // A probe that could not run still writes its JSON or JUnit report (one error case), so that CI
     // collectors see the failure; the table has nothing to add to the error line.
     if report.error.is_some() && args.format == Format::Table {
-        return Ok(ExitCode::from(report.exit_code()));
+        return Ok(code);
     }
     let to_stdout = args.output.as_deref().is_none_or(crate::output::is_stdout);
     let colour = to_stdout && crate::output::colour_stdout();
-    let text = render(&report, args.format, colour);
+    let shown = if args.only_failures {
+        report.failures_only()
+    } else {
+        report.clone()
+    };
+    let text = render(&shown, args.format, colour);
     match &args.output {
         Some(path) if !to_stdout => {
             crate::output::write_to(path, &text)
@@ -109,7 +198,50 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         }
         _ => crate::output::write_to(std::path::Path::new("-"), &text)?,
     }
-    Ok(ExitCode::from(report.exit_code()))
+    Ok(code)
+}
+
+/// Serves the metrics text to every `GET /metrics` (a minimal HTTP/1.0
+/// responder: one request per connection, headers read up to 8 KiB).
+async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<std::sync::Mutex<Metrics>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(1024);
+            let mut chunk = [0u8; 1024];
+            let read = async {
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+                    match conn.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            };
+            if tokio::time::timeout(Duration::from_secs(5), read)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let request = String::from_utf8_lossy(&buf);
+            let path = request.split_whitespace().nth(1).unwrap_or("");
+            let response = if request.starts_with("GET ") && (path == "/metrics" || path == "/") {
+                let body = metrics.lock().unwrap_or_else(|p| p.into_inner()).render();
+                format!(
+                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n\r\nonly /metrics here\r\n".to_string()
+            };
+            let _ = conn.write_all(response.as_bytes()).await;
+            let _ = conn.shutdown().await;
+        });
+    }
 }
 
 /// `--tls-ca` and `--tls-insecure` replace the target file's `[tls]` table.
@@ -140,6 +272,7 @@ fn render(report: &Report, format: Format, colour: bool) -> String {
         }
         Format::Junit => report.to_junit(),
         Format::Html => report.to_html(),
+        Format::Nagios => nagios::status_line(report).0,
     }
 }
 

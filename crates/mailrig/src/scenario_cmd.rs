@@ -218,6 +218,8 @@ fn stage_in_words(stage: Stage) -> &'static str {
         Stage::ImapSelect => "at IMAP SELECT/EXAMINE/STATUS",
         Stage::ImapFetch => "at IMAP FETCH",
         Stage::Pop3 => "at the POP3 login (PASS)",
+        Stage::Collect => "when a collector fetches from a host",
+        Stage::Dns => "when the world's DNS server answers a query",
     }
 }
 
@@ -233,6 +235,8 @@ fn selectors_in_words(s: &FaultRuleSpec) -> (String, String) {
         (items(&s.mailbox), "mailbox"),
         (items(&s.except), "except mailbox"),
         (items(&s.sender), "sender"),
+        (items(&s.qname), "DNS query name"),
+        (items(&s.qtype), "DNS query type"),
         (items(&s.client), "client address"),
         (items(&s.user), "user"),
     ];

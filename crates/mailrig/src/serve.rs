@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// HTTP control API and web page (no token unless --http-token: keep it on loopback) [default: 127.0.0.1:8025].
     #[arg(long, value_name = "ADDR|off", value_parser = parse_listener)]
     http: Option<Listener>,
+    /// The world's DNS server, UDP and TCP on one address (off by default):
+    /// authoritative for the scenario's zones ([dns]); port 0 picks a free one.
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_listener)]
+    dns: Option<Listener>,
     /// Also answer HTTP requests whose Host is NAME (repeatable; '*' for any).
     /// Without it only loopback names and addresses and the listening address
     /// are answered, which stops DNS rebinding.
@@ -81,6 +85,10 @@ pub struct ServeArgs {
     /// listen_backlog`, else 4096; the kernel caps it at net.core.somaxconn).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     backlog: Option<u32>,
+    /// Bind every `[[host]]` listener to port 0 at its host's address
+    /// instead of the port the scenario gives (25 for SMTP by default).
+    #[arg(long)]
+    host_free_ports: bool,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -124,12 +132,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .imaps(imaps)
             .pop3(pop3)
             .pop3s(pop3s)
-            .http(http);
+            .http(http)
+            .dns(match args.dns {
+                Some(Listener::At(a)) => Some(a),
+                Some(Listener::Off) | None => None,
+            });
         if let Some(dir) = &args.maildir {
             builder = builder.maildir(dir);
         }
         if let Some(n) = args.backlog {
             builder = builder.listen_backlog(n);
+        }
+        if !args.host_free_ports {
+            builder = builder.host_ports_as_written();
         }
         for name in &args.http_allow_host {
             builder = builder.http_allow_host(name);
@@ -175,12 +190,40 @@ fn print_banner(server: &MockServer, token_required: bool) {
         ),
         None => println!("  HTTP   off"),
     }
+    if let Some(addr) = a.dns {
+        println!(
+            "  DNS    {addr}  (UDP and TCP; dig @{} -p {} MX <domain>)",
+            addr.ip(),
+            addr.port()
+        );
+    }
     println!(
         "  CA     {}  (trust this file for TLS)",
         server.ca_path().display()
     );
     if let Some(dir) = server.store().maildir_root() {
         println!("  Maildir {}", dir.display());
+    }
+    for h in server.hosts() {
+        let a = h.addresses();
+        let mut parts = Vec::new();
+        for (name, addr) in [
+            ("SMTP", a.smtp),
+            ("SMTPS", a.smtps),
+            ("submission", a.submission),
+            ("IMAP", a.imap),
+            ("POP3", a.pop3),
+        ] {
+            if let Some(addr) = addr {
+                parts.push(format!("{name} {addr}"));
+            }
+        }
+        let state = if h.host.down {
+            "down".to_string()
+        } else {
+            parts.join(", ")
+        };
+        println!("  host {:<12} {} ({})", h.name(), state, h.host.hostname);
     }
     let world = server.world();
     println!();

@@ -4,87 +4,12 @@
 //! 127.0.0.1:0`) and is stopped with SIGTERM. A missing curl fails the test
 //! with a hint; it never skips.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
+use std::process::{Command, Stdio};
 
-/// A running `mailrig serve` and the HTTP address its banner printed.
-struct Served {
-    child: Child,
-    banner: String,
-    http: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Served {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Served {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--ca-out"])
-            .arg(dir.path().join("ca.pem"))
-            .args(args)
-            .env_remove("MAILRIG_HTTP_TOKEN")
-            .env("MAILRIG_LOG", "error")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start mailrig serve");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut banner = String::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let mut line = String::new();
-            if out.read_line(&mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            banner.push_str(&line);
-            if line.contains("Press Ctrl-C") {
-                break;
-            }
-        }
-        // Keep reading stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        let http = banner
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("HTTP"))
-            .and_then(|r| r.trim().strip_prefix("http://"))
-            .and_then(|r| r.split('/').next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no HTTP address in the banner:\n{banner}"));
-        Served {
-            child,
-            banner,
-            http,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.http)
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::BIN;
+use support::serve::Serve;
 
 /// curl `args`: (status, body).
 fn curl(args: &[&str]) -> (u16, String) {
@@ -111,7 +36,7 @@ fn serve_http_token_from_the_flag_or_the_environment() {
         (&["--http-token", "flag-token"][..], &[][..]),
         (&[][..], &[("MAILRIG_HTTP_TOKEN", "flag-token")][..]),
     ] {
-        let s = Served::start(args, env);
+        let s = Serve::start_env(&[], args, env);
         assert!(s.banner.contains("token required"), "{}", s.banner);
         assert!(
             !s.banner.contains("flag-token"),
@@ -123,7 +48,7 @@ fn serve_http_token_from_the_flag_or_the_environment() {
         let (code, body) = curl(&["--oauth2-bearer", "flag-token", &s.url("/api/v1/health")]);
         assert_eq!(code, 200, "{body}");
     }
-    let s = Served::start(&[], &[]);
+    let s = Serve::start_env(&[], &[], &[]);
     assert!(!s.banner.contains("token required"), "{}", s.banner);
     assert_eq!(curl(&[&s.url("/api/v1/health")]).0, 200);
 }
@@ -133,7 +58,7 @@ fn serve_http_token_from_the_flag_or_the_environment() {
 /// and a same-origin state change all work with those credentials.
 #[test]
 fn the_page_works_with_a_token_through_basic_auth() {
-    let s = Served::start(&["--http-token", "t0ken"], &[]);
+    let s = Serve::start_env(&[], &["--http-token", "t0ken"], &[]);
     let (code, _) = curl(&["-o", "/dev/null", &s.url("/")]);
     assert_eq!(code, 401);
     for path in ["/", "/ui/app.js", "/ui/app.css", "/api/v1/grid"] {
@@ -171,7 +96,8 @@ fn the_page_works_with_a_token_through_basic_auth() {
 
 #[test]
 fn serve_http_allow_host_is_repeatable_and_checked() {
-    let s = Served::start(
+    let s = Serve::start_env(
+        &[],
         &[
             "--http-allow-host",
             "mail.test",
@@ -242,7 +168,7 @@ fn repo() -> std::path::PathBuf {
 
 /// Runs schemathesis (every check, all phases) against `s`; panics with its
 /// report unless every generated case passed.
-fn schemathesis(s: &Served, max_examples: &str, seed: &str, extra: &[&str]) {
+fn schemathesis(s: &Serve, max_examples: &str, seed: &str, extra: &[&str]) {
     let here = repo().join("crates/mailrig/tests/schemathesis");
     let report = tempfile::tempdir().unwrap();
     // coreutils' timeout bounds the run; schemathesis's own --max-time would
@@ -311,7 +237,7 @@ fn schemathesis(s: &Served, max_examples: &str, seed: &str, extra: &[&str]) {
 fn openapi_matches_the_server_under_schemathesis() {
     let kanzlei = repo().join("crates/mailrig-core/catalog/kanzlei.toml");
     let kanzlei = kanzlei.to_str().unwrap();
-    let s = Served::start(&["--scenario", kanzlei], &[]);
+    let s = Serve::start_env(&[], &["--scenario", kanzlei], &[]);
     let smtp = s
         .banner
         .lines()
@@ -326,6 +252,6 @@ fn openapi_matches_the_server_under_schemathesis() {
 
     // With a token: every request carries it, and schemathesis's
     // ignored_auth check sends some without it and expects the 401.
-    let s = Served::start(&["--scenario", kanzlei, "--http-token", "sch3ma"], &[]);
+    let s = Serve::start_env(&[], &["--scenario", kanzlei, "--http-token", "sch3ma"], &[]);
     schemathesis(&s, "5", "2", &["--header", "Authorization: Bearer sch3ma"]);
 }

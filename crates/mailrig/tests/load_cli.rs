@@ -3,13 +3,15 @@
 //! for mailbox; `mailrig load merge` must add two reports up. No timing asserts.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use mailrig_load::Report;
 use mailrig_server::MockServer;
 use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
+mod support;
+
+use support::mailrig_async as mailrig;
+use support::{BIN, show};
 
 fn scenario_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/mailrig-core/catalog/kanzlei.toml")
@@ -23,24 +25,6 @@ async fn start_server() -> MockServer {
         .start()
         .await
         .expect("mock server starts")
-}
-
-async fn mailrig(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("run the mailrig binary")
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

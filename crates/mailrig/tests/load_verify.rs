@@ -10,7 +10,9 @@ use mailrig_load::Report;
 use mailrig_server::MockServer;
 use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
+mod support;
+
+use support::{BIN, show};
 
 fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -26,15 +28,6 @@ async fn start_server(scenario: &Path) -> MockServer {
         .start()
         .await
         .expect("mock server starts")
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Runs `mailrig load ... --verify-imap` against `server`; returns the output and the JSON report.

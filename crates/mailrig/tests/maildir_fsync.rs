@@ -3,9 +3,9 @@
 //! check the order of system calls: the file's rename into `new/`, then an
 //! fsync of `new/` and of `tmp/`, and only then the `250` reply.
 
-mod serve_support;
+mod support;
 
-use serve_support::{Serve, send_smtp};
+use support::serve::{Serve, send_smtp};
 
 /// strace's lines, with `<unfinished ...>` / `<... resumed>` pairs joined.
 fn joined_lines(trace: &str) -> Vec<String> {

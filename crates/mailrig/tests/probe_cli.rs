@@ -9,7 +9,7 @@ use mailrig_server::MockServer;
 
 mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
+use support::BIN;
 const SEED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../crates/mailrig-core/catalog/kanzlei-2-of-25.toml"
@@ -28,14 +28,12 @@ fn target(server: &MockServer, boxes: &[&str]) -> String {
 }
 
 async fn run(args: Vec<String>) -> (Option<i32>, String, String) {
-    let out = tokio::task::spawn_blocking(move || Command::new(BIN).args(&args).output())
-        .await
-        .unwrap()
-        .unwrap();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = support::mailrig_async(&args).await;
     (
         out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        support::stdout(&out),
+        support::stderr(&out),
     )
 }
 
@@ -196,6 +194,37 @@ async fn demo_catches_the_seed_incident() {
     assert!(out.contains("This is the seed incident, caught"), "{out}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_catches_the_pop3_collector_seed() {
+    let (code, out, err) = run(vec![
+        "demo".into(),
+        "--scenario".into(),
+        "kanzlei-pop3-collector".into(),
+        "--timeout".into(),
+        "3".into(),
+    ])
+    .await;
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        out.contains("patente.test  2/25 delivered, 23 missing"),
+        "{out}"
+    );
+    assert!(out.contains("kanzlei.test  3/3 delivered"), "{out}");
+    assert!(out.contains("reading back from host 'firm'"), "{out}");
+    assert_eq!(
+        out.matches("waiting at provider, never collected").count(),
+        23,
+        "one line per mailbox left at the provider:\n{out}"
+    );
+    assert!(
+        !out.contains("user01@patente.test          1 message(s) waiting"),
+        "{out}"
+    );
+    let (code, _, err) = run(vec!["demo".into(), "--scenario".into(), "no-such".into()]).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not a catalog scenario"), "{err}");
+}
+
 /// A target whose SMTP and IMAP ports were free a moment ago: nothing listens there.
 fn unreachable_target(dir: &std::path::Path) -> std::path::PathBuf {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -310,11 +339,11 @@ async fn probe_colours_follow_color_and_no_color() {
     let p = path.clone();
     let (tty, no_color, never) = tokio::task::spawn_blocking(move || {
         (
-            support::Pty::mailrig(&["probe", "--target", &p]).run(),
-            support::Pty::mailrig(&["probe", "--target", &p])
+            support::pty::Pty::mailrig(&["probe", "--target", &p]).run(),
+            support::pty::Pty::mailrig(&["probe", "--target", &p])
                 .env("NO_COLOR", "1")
                 .run(),
-            support::Pty::mailrig(&["probe", "--color", "never", "--target", &p]).run(),
+            support::pty::Pty::mailrig(&["probe", "--color", "never", "--target", &p]).run(),
         )
     })
     .await

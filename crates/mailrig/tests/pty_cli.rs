@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use mailrig_server::MockServer;
-use support::{Pty, SmtpSink};
+use support::pty::{Pty, SmtpSink};
 
 #[test]
 fn load_on_a_terminal_ends_with_its_report_every_time() {
@@ -151,7 +151,7 @@ async fn probe_on_a_terminal_shows_the_verdicts_and_exits_1() {
 fn probe_on_a_terminal_that_cannot_run_says_why_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("target.toml");
-    let closed = support::free_port();
+    let closed = support::pty::free_port();
     std::fs::write(&file, target(closed, closed, &["anna@kanzlei.test"])).unwrap();
     let run = Pty::mailrig(&["probe", "--target", file.to_str().unwrap()]).run();
     let text = run.text();

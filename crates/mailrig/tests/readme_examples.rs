@@ -1,6 +1,6 @@
 //! Every example of README.md, checked the way a reader uses it: each fenced
 //! block is found by parsing the README at test time and carries a
-//! `<!-- example: KIND ... -->` marker (see `readme_support`) saying how.
+//! `<!-- example: KIND ... -->` marker (see `support::readme`) saying how.
 //! Scenario and fault-rule TOML goes through `mailrig scenario check`, target
 //! TOML through the prober's target loader and `mailrig probe`, shell blocks
 //! run with `bash -e` against a `mailrig serve` on free loopback ports (the
@@ -9,16 +9,16 @@
 //! and the Rust example with the compiled test file. A block without a
 //! marker fails, so a new example cannot be skipped silently.
 
-mod readme_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use readme_support::{Block, Kind, Marker, quoted, readme_blocks, repo_root, words};
+use support::readme::{Block, Kind, Marker, quoted, readme_blocks, repo_root, words};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
+use support::BIN;
 
 /// The README's listener table: flag, default port (as the README and
 /// `mailrig serve --help` give them).
@@ -156,6 +156,8 @@ fn text(o: &Output) -> String {
 struct Served {
     child: Child,
     ports: BTreeMap<&'static str, u16>,
+    /// `--dns ADDR` of the example: its port, and the free port it got instead.
+    dns: Option<(u16, u16)>,
     ca: PathBuf,
     log: PathBuf,
 }
@@ -166,6 +168,21 @@ impl Served {
         let log = work.path().join(format!("serve-{n}.out"));
         let err = work.path().join(format!("serve-{n}.err"));
         let mut c = work.command(BIN);
+        // `--dns ADDR` (off by default) moves to a free port too.
+        let mut dns_port = None;
+        let args: Vec<String> = args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                if i > 0 && args[i - 1] == "--dns" && a != "off" {
+                    dns_port = a.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+                    "127.0.0.1:0".to_string()
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        let args = args.as_slice();
         c.arg("serve").args(args);
         for (flag, _) in LISTENERS {
             let f = format!("--{flag}");
@@ -209,6 +226,7 @@ impl Served {
             std::thread::sleep(Duration::from_millis(50));
         };
         let mut ports = BTreeMap::new();
+        let mut dns = None;
         for line in banner.lines() {
             let mut w = line.split_whitespace();
             let (Some(name), Some(addr)) = (w.next(), w.next()) else {
@@ -223,10 +241,14 @@ impl Served {
             if let (Some(flag), Some(port)) = (flag, port) {
                 ports.insert(flag, port);
             }
+            if let (Some(from), Some(to), "DNS") = (dns_port, port, name) {
+                dns = Some((from, to));
+            }
         }
         Ok(Served {
             child,
             ports,
+            dns,
             ca,
             log,
         })
@@ -241,6 +263,11 @@ impl Served {
                 for form in ["127.0.0.1:", "localhost:", "port = "] {
                     t = t.replace(&format!("{form}{default}"), &format!("{form}{port}"));
                 }
+            }
+        }
+        if let Some((from, to)) = self.dns {
+            for form in ["127.0.0.1:", "-p "] {
+                t = t.replace(&format!("{form}{from}"), &format!("{form}{to}"));
             }
         }
         for ca in README_CA {
@@ -427,7 +454,7 @@ fn run_shell_block(work: &Workdir, b: &Block, m: &Marker) -> Result<(), String> 
     let mut serve_args: Vec<Vec<String>> = m.all("serve").into_iter().map(words).collect();
     let mut body = String::new();
     for line in b.text.lines() {
-        match readme_support::serve_line_args(line) {
+        match support::readme::serve_line_args(line) {
             Some(args) => {
                 serve_args.push(args);
                 body.push('\n');
@@ -480,7 +507,7 @@ fn run_shell_block(work: &Workdir, b: &Block, m: &Marker) -> Result<(), String> 
     }
     if want != 0 {
         // The promised failure must come from the block's last command.
-        let (first, last) = readme_support::last_command_lines(&body).ok_or("empty block")?;
+        let (first, last) = support::readme::last_command_lines(&body).ok_or("empty block")?;
         let prelude = PRELUDE.lines().count();
         let failed_at = all
             .lines()
@@ -629,7 +656,7 @@ fn readme_outputs_match_the_real_output_in_shape() {
                 where_(&b),
                 text(&o)
             ));
-        } else if let Some(line) = readme_support::shape_mismatch(&b.text, &out) {
+        } else if let Some(line) = support::readme::shape_mismatch(&b.text, &out) {
             failures.push(format!(
                 "{}: the README line\n  {line}\nmatches no line of `{run}` (after the previous match):\n{out}",
                 where_(&b)
@@ -679,4 +706,81 @@ fn readme_rust_examples_are_the_text_of_compiled_files() {
         }
     }
     fail_all("compiled examples", failures);
+}
+/// The README reader's own tests (here, not in `support/`, so they run once).
+mod readme_reader {
+    use super::support::readme::*;
+
+    #[test]
+    fn blocks_and_markers_are_found_and_a_missing_marker_is_an_error() {
+        let md = "text\n\n<!-- example: scenario -->\n```toml\na = 1\n```\n\n```sh\nls\n```\n\
+                  <!-- example: sh; serve --scenario x; replace \"-n 9\" \"-n 1\"; exit 1 -->\n\n```sh\nls\n```\n\
+                  <!-- example: not-run; needs a terminal; really -->\n```\nx\n```\n\
+                  <!-- example: sh -->\n```toml\nx\n```\n<!-- example: sh; color red -->\n```sh\n```\n";
+        let b = parse_blocks(md);
+        assert_eq!(b.len(), 6);
+        assert_eq!(b[0].line, 4);
+        assert_eq!(b[0].text, "a = 1\n");
+        assert_eq!(b[0].marker.as_ref().unwrap().kind, Kind::Scenario);
+        assert!(
+            b[1].marker
+                .as_ref()
+                .unwrap_err()
+                .contains("no `<!-- example")
+        );
+        let m = b[2].marker.as_ref().unwrap();
+        assert_eq!(m.get("serve"), Some("--scenario x"));
+        assert_eq!(
+            quoted(m.get("replace").unwrap()).unwrap(),
+            vec!["-n 9", "-n 1"]
+        );
+        assert_eq!(m.exit(), Ok(1));
+        assert_eq!(
+            b[3].marker.as_ref().unwrap().options[0].1,
+            "needs a terminal; really"
+        );
+        assert!(b[4].marker.as_ref().unwrap_err().contains("```toml"));
+        assert!(
+            b[5].marker
+                .as_ref()
+                .unwrap_err()
+                .contains("no option `color`")
+        );
+        assert!(parse_marker("<!-- example: not-run -->").is_err());
+        assert!(parse_marker("<!-- example: frobnicate -->").is_err());
+    }
+
+    #[test]
+    fn shape_matching_lets_measurements_vary_but_not_counts() {
+        let shown = "patente.test  2/25 delivered, 23 missing\n  user01@x  delivered   0.01 s\n  ...\n\
+                     16:43:07.927  route  <mrp…-5@probe.invalid> -> user03@x\n";
+        let real = "header\npatente.test  2/25 delivered, 23 missing\n  user01@x    delivered   0.12 s\n\
+                    more\n21:43:26.224  route   <mrp0549f9-5@probe.invalid> -> user03@x\n";
+        assert_eq!(shape_mismatch(shown, real), None);
+        let wrong = real.replace("2/25", "3/25");
+        assert_eq!(
+            shape_mismatch(shown, &wrong).as_deref(),
+            Some("patente.test  2/25 delivered, 23 missing")
+        );
+        assert!(shape_mismatch(shown, &real.replace("-5@", "-6@")).is_some());
+        assert!(!token_matches("0.01", "12"));
+        assert!(token_matches("0.01", "12.5"));
+        // order matters
+        let swapped =
+            "  user01@x    delivered   0.12 s\npatente.test  2/25 delivered, 23 missing\n";
+        assert!(shape_mismatch(shown, swapped).is_some());
+    }
+
+    #[test]
+    fn last_command_and_serve_lines() {
+        let s = "# c\na \\\n  b\n\nc \\\n  d \\\n  e\n# end\n";
+        assert_eq!(last_command_lines(s), Some((5, 7)));
+        assert_eq!(
+            serve_line_args("mailrig serve --scenario x.toml &"),
+            Some(vec!["--scenario".into(), "x.toml".into()])
+        );
+        assert_eq!(serve_line_args("mailrig serve"), Some(vec![]));
+        assert_eq!(serve_line_args("mailrig server"), None);
+        assert_eq!(serve_line_args("mailrig probe --target x"), None);
+    }
 }

@@ -4,9 +4,10 @@
 //! what is wrong and exit status 2.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
+mod support;
+
+use support::{mailrig, stderr, stdout};
 
 fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/mailrig-core/catalog")
@@ -24,23 +25,6 @@ fn catalog_files() -> Vec<(String, PathBuf)> {
         .collect();
     v.sort();
     v
-}
-
-/// Runs the binary in a directory without scenario files (the catalog is embedded).
-fn mailrig(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("run mailrig")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]

@@ -5,46 +5,19 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailrig");
+use support::BIN;
+use support::serve::Serve;
 
 #[test]
 fn serve_prints_addresses_accepts_mail_and_stops_on_sigterm() {
-    let mut child = Command::new(BIN)
-        // One flag moves every listener to a free port; one more switches POP3 off.
-        .args(["serve", "--listen", "127.0.0.1:0", "--pop3", "off"])
-        .args([
-            "--ca-out",
-            &std::env::temp_dir()
-                .join(format!("mailrig-ca-test-{}.pem", std::process::id()))
-                .display()
-                .to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mailrig serve");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut banner = String::new();
-    let mut smtp = None;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        banner.push_str(&line);
-        if let Some(rest) = line.trim().strip_prefix("SMTP ") {
-            smtp = Some(rest.trim().to_string());
-        }
-        if line.contains("Press Ctrl-C") {
-            break;
-        }
-    }
-    let smtp = smtp.unwrap_or_else(|| panic!("no SMTP address in the banner:\n{banner}"));
+    // `--listen 127.0.0.1:0` (the harness's one flag) moves every listener to a
+    // free port; one more switches POP3 off.
+    let served = Serve::start(&[], &["--pop3", "off"]);
+    let banner = served.banner.clone();
+    let smtp = served.smtp.to_string();
     assert!(banner.contains("  POP3   off\n"), "{banner}");
     for name in ["SMTP", "SMTPS", "IMAP", "IMAPS", "POP3S"] {
         let line = banner
@@ -81,25 +54,8 @@ fn serve_prints_addresses_accepts_mail_and_stops_on_sigterm() {
         String::from_utf8_lossy(&swaks.stdout)
     );
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "mailrig serve did not stop within 15 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "clean exit: {status:?}");
-    let mut rest = String::new();
-    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+    // SIGTERM, a clean exit within 15 s, and the rest of what it printed.
+    let rest = served.stop();
     assert!(rest.contains("shutting down"), "{rest}");
 }
 
@@ -153,7 +109,7 @@ fn port_base_moves_every_listener_and_the_banner_says_where() {
             continue;
         }
         let ca = std::env::temp_dir().join(format!("mailrig-ca-base-{}.pem", std::process::id()));
-        let run = support::Pty::mailrig(&[
+        let run = support::pty::Pty::mailrig(&[
             "serve",
             "--port-base",
             &base.to_string(),

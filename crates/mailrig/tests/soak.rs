@@ -9,7 +9,7 @@
 //! with the middle third by a generous factor (not a timing assert); the
 //! readers never saw an error; and a clean client is still served at the end.
 
-mod serve_support;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serve_support::Serve;
+use support::serve::Serve;
 
 /// How long the mixed traffic runs.
 const TRAFFIC_SECS: u64 = 45;

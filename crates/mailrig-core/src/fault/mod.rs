@@ -52,10 +52,14 @@ pub enum Stage {
     ImapSelect,
     ImapFetch,
     Pop3,
+    /// A collector fetching from a host (journal only; no rule acts here).
+    Collect,
+    /// A query to the world's DNS server (selectors `qname`, `qtype`, `client`).
+    Dns,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 15] = [
+    pub const ALL: [Stage; 16] = [
         Stage::Connect,
         Stage::Greeting,
         Stage::Tls,
@@ -71,6 +75,7 @@ impl Stage {
         Stage::ImapSelect,
         Stage::ImapFetch,
         Stage::Pop3,
+        Stage::Dns,
     ];
 
     /// Whether a recipient (mailbox, domain) is known at this stage.
@@ -86,6 +91,7 @@ impl Stage {
                 | Stage::ImapSelect
                 | Stage::ImapFetch
                 | Stage::Pop3
+                | Stage::Collect
         )
     }
 
@@ -106,6 +112,8 @@ impl Stage {
             Stage::ImapSelect => "imap-select",
             Stage::ImapFetch => "imap-fetch",
             Stage::Pop3 => "pop3",
+            Stage::Collect => "collect",
+            Stage::Dns => "dns",
         }
     }
 }
@@ -137,6 +145,22 @@ pub enum TlsFault {
     WrongHost,
     /// A self-signed certificate not issued by the local CA.
     SelfSigned,
+}
+
+/// What a DNS fault makes the server answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsFault {
+    /// Answer SERVFAIL.
+    ServFail,
+    /// Send no answer at all (the client times out).
+    Timeout,
+    /// Over UDP, answer with the TC bit and no records, so the client retries
+    /// over TCP (TCP queries are answered normally).
+    Truncate,
+    /// Answer these records (of the query's type) instead of the world's:
+    /// a wrong MX, a stale A record, an old DKIM key.
+    Answer(Vec<crate::dns::RecordData>),
 }
 
 /// How a stored message is changed.
@@ -185,6 +209,8 @@ pub enum Action {
     HideMessages,
     /// Report a new UIDVALIDITY for the folder.
     ChangeUidValidity,
+    /// Answer a DNS query otherwise.
+    Dns(DnsFault),
 }
 
 impl Action {
@@ -208,6 +234,18 @@ impl Action {
             Action::FailLogin => "login refused".into(),
             Action::HideMessages => "messages hidden".into(),
             Action::ChangeUidValidity => "UIDVALIDITY changed".into(),
+            Action::Dns(f) => match f {
+                DnsFault::ServFail => "dns servfail".into(),
+                DnsFault::Timeout => "dns no answer (timeout)".into(),
+                DnsFault::Truncate => "dns truncated over UDP".into(),
+                DnsFault::Answer(v) => format!(
+                    "dns answer {}",
+                    v.iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
         }
     }
 }
@@ -325,6 +363,23 @@ impl FaultRule {
                 Action::FailLogin => "refuse the login even with the right password".into(),
                 Action::HideMessages => "show the mailbox as empty".into(),
                 Action::ChangeUidValidity => "report a new UIDVALIDITY".into(),
+                Action::Dns(f) => match f {
+                    DnsFault::ServFail => "answer the DNS query with SERVFAIL".into(),
+                    DnsFault::Timeout => {
+                        "send no answer to the DNS query (the client times out)".into()
+                    }
+                    DnsFault::Truncate => {
+                        "answer over UDP with the TC bit and no records, forcing a retry over TCP"
+                            .into()
+                    }
+                    DnsFault::Answer(v) => format!(
+                        "answer the DNS query with {} instead of the world's records",
+                        v.iter()
+                            .map(|d| d.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
             },
         }
     }
@@ -343,6 +398,10 @@ pub struct Facts<'a> {
     pub rcpt: Option<&'a str>,
     /// The authenticated (or logging-in) user.
     pub user: Option<&'a str>,
+    /// A DNS query's name (lower case, no trailing dot).
+    pub qname: Option<&'a str>,
+    /// A DNS query's type (`MX`, `A`, ...).
+    pub qtype: Option<&'a str>,
 }
 
 /// A rule that fired, and what to do.
@@ -424,6 +483,12 @@ impl FaultPlan {
         if selector.needs_recipient() && !stage.knows_recipient() {
             warnings.push(format!(
                 "rule '{name}': a mailbox or domain selector can never match at stage '{}', where no recipient is known yet",
+                stage.name()
+            ));
+        }
+        if (spec.qname.is_some() || spec.qtype.is_some()) && stage != Stage::Dns {
+            warnings.push(format!(
+                "rule '{name}': a `qname` or `qtype` selector matches only at stage 'dns', not '{}'",
                 stage.name()
             ));
         }

@@ -23,6 +23,9 @@ pub struct Selector {
     senders: Option<Vec<glob::Pattern>>,
     clients: Option<Vec<glob::Pattern>>,
     users: Option<Vec<glob::Pattern>>,
+    qnames: Option<Vec<glob::Pattern>>,
+    /// Upper-case type names.
+    qtypes: Option<Vec<String>>,
     nth: Option<u64>,
     first: Option<u64>,
     every: Option<u64>,
@@ -134,6 +137,23 @@ impl Selector {
             senders: globs(&spec.sender, "sender")?,
             clients: globs(&spec.client, "client")?,
             users: globs(&spec.user, "user")?,
+            qnames: globs(
+                &spec.qname.as_ref().map(|q| {
+                    OneOrMany::Many(
+                        q.items()
+                            .iter()
+                            .map(|n| n.trim_end_matches('.').to_string())
+                            .collect(),
+                    )
+                }),
+                "qname",
+            )?,
+            qtypes: spec.qtype.as_ref().map(|q| {
+                q.items()
+                    .iter()
+                    .map(|t| t.trim().to_ascii_uppercase())
+                    .collect()
+            }),
             nth: spec.nth,
             first: spec.first,
             every: spec.every,
@@ -192,6 +212,18 @@ impl Selector {
         if let Some(us) = &self.users {
             let Some(u) = f.user else { return false };
             if !us.iter().any(|p| p.matches_with(u, MATCH_CASE_INSENSITIVE)) {
+                return false;
+            }
+        }
+        if let Some(qs) = &self.qnames {
+            let Some(q) = f.qname else { return false };
+            if !qs.iter().any(|p| p.matches_with(q, MATCH_CASE_INSENSITIVE)) {
+                return false;
+            }
+        }
+        if let Some(ts) = &self.qtypes {
+            let Some(t) = f.qtype else { return false };
+            if !ts.iter().any(|x| x.eq_ignore_ascii_case(t)) {
                 return false;
             }
         }

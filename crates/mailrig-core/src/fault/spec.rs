@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Alteration, Behaviour, DisconnectPoint, Stage, TlsFault};
+use super::{Action, Alteration, Behaviour, DisconnectPoint, DnsFault, Stage, TlsFault};
 
 /// One value or a list of values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +61,14 @@ pub enum ActionKind {
     HideMessages,
     /// Report a new UIDVALIDITY on SELECT.
     ChangeUidvalidity,
+    /// DNS: answer SERVFAIL.
+    Servfail,
+    /// DNS: send no answer.
+    Timeout,
+    /// DNS: answer over UDP with the TC bit, forcing TCP.
+    Truncate,
+    /// DNS: answer `answer = [...]` (records of the one `qtype`) instead.
+    Answer,
 }
 
 /// One fault rule as written. Selector keys are all optional and all must
@@ -97,6 +105,12 @@ pub struct FaultRuleSpec {
     /// Authenticated (or logging-in) users (globs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<OneOrMany>,
+    /// DNS query names (globs, `*.example.test`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qname: Option<OneOrMany>,
+    /// DNS query types (`MX`, `A`, `TXT`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qtype: Option<OneOrMany>,
     /// Only the n-th match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nth: Option<u64>,
@@ -150,6 +164,9 @@ pub struct FaultRuleSpec {
     pub tls: Option<TlsFault>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permanent: Option<bool>,
+    /// Action `answer`: the records' values, zone-file style (`"10 mx.wrong.test"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Vec<String>>,
 }
 
 /// A fault rule of a scenario file that cannot be used (`index` counts the
@@ -199,6 +216,10 @@ impl ActionKind {
             ActionKind::FailLogin => "fail-login",
             ActionKind::HideMessages => "hide-messages",
             ActionKind::ChangeUidvalidity => "change-uidvalidity",
+            ActionKind::Servfail => "servfail",
+            ActionKind::Timeout => "timeout",
+            ActionKind::Truncate => "truncate",
+            ActionKind::Answer => "answer",
         }
     }
 
@@ -231,6 +252,10 @@ impl ActionKind {
             ActionKind::FailLogin => &[Stage::Auth, Stage::ImapLogin, Stage::Pop3],
             ActionKind::HideMessages => &[Stage::ImapSelect, Stage::ImapFetch, Stage::Pop3],
             ActionKind::ChangeUidvalidity => &[Stage::ImapSelect],
+            ActionKind::Servfail
+            | ActionKind::Timeout
+            | ActionKind::Truncate
+            | ActionKind::Answer => &[Stage::Dns],
         }
     }
 }
@@ -250,6 +275,8 @@ impl FaultRuleSpec {
             sender: None,
             client: None,
             user: None,
+            qname: None,
+            qtype: None,
             nth: None,
             first: None,
             every: None,
@@ -272,6 +299,7 @@ impl FaultRuleSpec {
             truncate_to: None,
             tls: None,
             permanent: None,
+            answer: None,
         }
     }
 
@@ -417,6 +445,34 @@ impl FaultRuleSpec {
             ActionKind::FailLogin => fixed(Action::FailLogin),
             ActionKind::HideMessages => fixed(Action::HideMessages),
             ActionKind::ChangeUidvalidity => fixed(Action::ChangeUidValidity),
+            ActionKind::Servfail => fixed(Action::Dns(DnsFault::ServFail)),
+            ActionKind::Timeout => fixed(Action::Dns(DnsFault::Timeout)),
+            ActionKind::Truncate => fixed(Action::Dns(DnsFault::Truncate)),
+            ActionKind::Answer => {
+                let values = self.need(&self.answer, "answer")?;
+                let types = self.qtype.as_ref().map(|q| q.items()).unwrap_or_default();
+                let [t] = types.as_slice() else {
+                    return Err(
+                        "action 'answer' needs exactly one `qtype` (the type of the records in `answer`)"
+                            .into(),
+                    );
+                };
+                let rtype = crate::dns::RecordType::parse(t)
+                    .filter(|t| crate::dns::RecordType::WRITABLE.contains(t))
+                    .ok_or_else(|| {
+                        format!(
+                            "`qtype` '{t}': answer records of type A, AAAA, MX, TXT, PTR or CNAME"
+                        )
+                    })?;
+                let data = values
+                    .iter()
+                    .map(|v| {
+                        crate::dns::RecordData::parse(rtype, v)
+                            .map_err(|e| format!("`answer`: {e}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                fixed(Action::Dns(DnsFault::Answer(data)))
+            }
         }
     }
 

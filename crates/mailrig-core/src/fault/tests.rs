@@ -26,6 +26,7 @@ fn facts_for<'a>(w: &'a World, addr: &'a str) -> Facts<'a> {
         sender: Some("s@extern.test"),
         client: Some("127.0.0.1".parse().unwrap()),
         user: None,
+        ..Facts::default()
     }
 }
 
@@ -281,5 +282,82 @@ fn json_form_is_the_same_shape() {
         bad.unwrap_err()
             .to_string()
             .contains("unknown variant `zap`")
+    );
+}
+
+fn dns_facts<'a>(qname: &'a str, qtype: &'a str) -> Facts<'a> {
+    Facts {
+        client: Some("127.0.0.1".parse().unwrap()),
+        qname: Some(qname),
+        qtype: Some(qtype),
+        ..Facts::default()
+    }
+}
+
+#[test]
+fn dns_rules_select_by_query_name_and_type() {
+    let s = scenario(
+        r#"
+[[fault]]
+name = "mx-servfail"
+stage = "dns"
+action = "servfail"
+qname = "*.test"
+qtype = ["MX", "a"]
+
+[[fault]]
+name = "wrong-mx"
+stage = "dns"
+action = "answer"
+qname = "x.test"
+qtype = "MX"
+answer = ["10 mx.elsewhere.test"]
+"#,
+    )
+    .unwrap();
+    let fired = s.faults.decide(Stage::Dns, &dns_facts("x.test", "MX"));
+    let names: Vec<_> = fired.iter().map(|f| f.rule.as_str()).collect();
+    assert_eq!(names, ["mx-servfail", "wrong-mx"]);
+    assert_eq!(
+        fired[1].action,
+        Action::Dns(DnsFault::Answer(vec![crate::dns::RecordData::Mx {
+            preference: 10,
+            exchange: "mx.elsewhere.test".into()
+        }]))
+    );
+    assert!(
+        s.faults
+            .decide(Stage::Dns, &dns_facts("x.test", "TXT"))
+            .is_empty()
+    );
+    assert_eq!(
+        s.faults.decide(Stage::Dns, &dns_facts("a.test", "a")).len(),
+        1
+    );
+    // A DNS selector never matches a mail stage's facts.
+    let w = &s.world;
+    assert!(
+        s.faults
+            .decide(Stage::Rcpt, &facts_for(w, "user01@x.test"))
+            .is_empty()
+    );
+}
+
+#[test]
+fn dns_rules_are_checked() {
+    let e = scenario("[[fault]]\nstage = \"dns\"\naction = \"answer\"\nqtype = \"A\"\nanswer = [\"300.1.1.1\"]\n")
+        .unwrap_err();
+    assert!(e.contains("not an IPv4 address"), "{e}");
+    let e = scenario("[[fault]]\nstage = \"dns\"\naction = \"answer\"\nanswer = [\"1.1.1.1\"]\n")
+        .unwrap_err();
+    assert!(e.contains("exactly one `qtype`"), "{e}");
+    let e = scenario("[[fault]]\nstage = \"rcpt\"\naction = \"servfail\"\n").unwrap_err();
+    assert!(e.contains("works at: dns"), "{e}");
+    let s =
+        scenario("[[fault]]\nstage = \"rcpt\"\naction = \"reject\"\nqname = \"x.test\"\n").unwrap();
+    assert!(
+        s.warnings[0].contains("only at stage 'dns'"),
+        "{:?}",
+        s.warnings
     );
 }

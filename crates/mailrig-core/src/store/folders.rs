@@ -13,6 +13,30 @@ use std::sync::LazyLock;
 
 use super::{Folder, INBOX};
 
+/// The special-use attribute (RFC 6154) a folder has by its name, as
+/// Dovecot's default configuration and the common clients name them: `Sent`,
+/// `Drafts`, `Junk`, `Trash`, `Archive` and the usual variants, top-level,
+/// any case. Mail a fault files into `Junk` is found there by attribute, not
+/// by guessing names.
+pub fn special_use(name: &str) -> Option<&'static str> {
+    const NAMES: &[(&str, &str)] = &[
+        ("sent", "\\Sent"),
+        ("sent items", "\\Sent"),
+        ("sent messages", "\\Sent"),
+        ("drafts", "\\Drafts"),
+        ("junk", "\\Junk"),
+        ("junk e-mail", "\\Junk"),
+        ("spam", "\\Junk"),
+        ("trash", "\\Trash"),
+        ("deleted items", "\\Trash"),
+        ("deleted messages", "\\Trash"),
+        ("archive", "\\Archive"),
+        ("archives", "\\Archive"),
+    ];
+    let lower = name.to_lowercase();
+    NAMES.iter().find(|(n, _)| *n == lower).map(|(_, a)| *a)
+}
+
 /// The folders of one mailbox, in name order (byte order, as a `BTreeMap<String, _>` keeps them).
 #[derive(Debug, Clone, Default)]
 pub struct Folders(Vec<Folder>);
@@ -176,6 +200,16 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
+
+    #[test]
+    fn special_use_by_name_any_case_top_level_only() {
+        assert_eq!(special_use("Junk"), Some("\\Junk"));
+        assert_eq!(special_use("SPAM"), Some("\\Junk"));
+        assert_eq!(special_use("Sent Items"), Some("\\Sent"));
+        assert_eq!(special_use("Deleted Items"), Some("\\Trash"));
+        assert_eq!(special_use("INBOX"), None);
+        assert_eq!(special_use("Projects.Junk"), None);
+    }
 
     /// The oracle: the same operations on the maps these types replace give the same contents, in the
     /// same order.

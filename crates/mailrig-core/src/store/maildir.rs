@@ -496,7 +496,7 @@ impl MailboxDir {
                 internal_date,
                 raw: Bytes::from(raw),
                 envelope: None,
-                modseq: 1,
+                modseq: restart_modseq(),
                 file: Some(file),
             });
         }
@@ -505,7 +505,7 @@ impl MailboxDir {
             name: name.to_string(),
             uid_validity: validity,
             uid_next,
-            highest_modseq: 1,
+            highest_modseq: restart_modseq(),
             first_recent_uid: uid_next,
             messages,
             keyword_letters: letters,
@@ -564,4 +564,20 @@ fn parse_file_name(file: &str) -> Option<(&str, usize, u32)> {
         }
     }
     Some((base, size?, uid?))
+}
+
+/// The modseq of every message of a folder read back from disk. Modseqs are
+/// not stored in the Maildir, and CONDSTORE (RFC 7162 §3.1.1) forbids them to
+/// go backwards while UIDVALIDITY stays: so a restart starts them above
+/// anything handed out before, at the clock in microseconds. A client with a
+/// cached HIGHESTMODSEQ then sees every message as changed, which is a full
+/// resync, never a missed change.
+fn restart_modseq() -> u64 {
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64)
+            .max(1)
+    })
 }

@@ -23,7 +23,7 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::signal::ChangeSignal;
 use crate::world::{MailboxId, World};
 
-pub use folders::{Folders, Subscriptions};
+pub use folders::{Folders, Subscriptions, special_use};
 pub use maildir::Maildir;
 
 /// The name of the folder every mailbox has.
@@ -191,6 +191,9 @@ impl Flags {
         f
     }
 }
+
+/// The UIDs a flag change changed, each with its new flags.
+pub type Changed = Vec<(u32, Flags)>;
 
 /// How STORE combines flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -515,11 +518,32 @@ impl MailboxStore {
         op: FlagOp,
         flags: &Flags,
     ) -> Result<Vec<(u32, Flags)>, StoreError> {
+        self.store_flags_unchanged_since(folder, uids, op, flags, None)
+            .map(|(changed, _)| changed)
+    }
+
+    /// [`MailboxStore::store_flags`] as CONDSTORE's `STORE (UNCHANGEDSINCE n)`
+    /// does it (RFC 7162 §3.1.3): a message whose modseq is above `n` is left
+    /// alone and returned in the second list; the check and the change are
+    /// one step under the lock, so no other session can slip in between.
+    pub fn store_flags_unchanged_since(
+        &self,
+        folder: &str,
+        uids: &[u32],
+        op: FlagOp,
+        flags: &Flags,
+        unchanged_since: Option<u64>,
+    ) -> Result<(Changed, Vec<u32>), StoreError> {
         let mut data = self.data.lock();
         let f = data.folder_mut(folder)?;
         let mut out = Vec::new();
+        let mut modified = Vec::new();
         for &uid in uids {
             let Some(pos) = f.position(uid) else { continue };
+            if unchanged_since.is_some_and(|n| f.messages[pos].modseq > n) {
+                modified.push(uid);
+                continue;
+            }
             let mut new = f.messages[pos].flags.clone();
             new.apply(op, flags);
             if new != f.messages[pos].flags {
@@ -538,7 +562,7 @@ impl MailboxStore {
         if !out.is_empty() {
             self.bump();
         }
-        Ok(out)
+        Ok((out, modified))
     }
 
     /// Removes messages flagged `\Deleted` (only those in `only`, when given);
@@ -688,7 +712,9 @@ impl MailboxStore {
             d.delete_folder(&name)?;
         }
         data.folders.remove(&name);
-        data.subscribed.remove(&name);
+        // The subscription stays: "a server MUST NOT unilaterally remove an
+        // existing mailbox name from the subscription list" (RFC 3501 §6.3.6);
+        // LIST (SUBSCRIBED) shows it as \NonExistent.
         drop(data);
         self.bump();
         Ok(())

@@ -1,7 +1,11 @@
 //! The IMAP side of reading back, on imap-next's client state machine
 //! (imap-codec underneath): LOGIN, SELECT INBOX, `UID SEARCH` for the run id,
 //! `UID FETCH` of header and text, IDLE where offered, and deletion by UID
-//! that never expunges anyone else's `\Deleted` mail.
+//! that never expunges anyone else's `\Deleted` mail. `LIST "" "*"` names
+//! the other folders, searched once at the end (special-use attributes such
+//! as `\Junk` are read from the plain LIST answer, where Dovecot and most
+//! servers put them; the virtual `\All` and `\Flagged` views and
+//! `\Noselect` names are skipped, since they would show INBOX's copies again).
 //!
 //! imap-next does the protocol; this module only sequences commands and turns
 //! responses into [`FoundMessage`]s. STARTTLS is done by hand before the state
@@ -12,6 +16,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use imap_next::client::{Client, Event, Options};
+use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_next::imap_types::command::{Command, CommandBody};
 use imap_next::imap_types::core::{AString, Tag, Vec1};
 use imap_next::imap_types::fetch::{MessageDataItem, MessageDataItemName, Section};
@@ -25,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{FoundMessage, ReadError, ScanCache, connect_tcp, tls_handshake};
 use crate::message::{PROBE_HEADER, RunId, SeenHeaders, body_hash};
-use crate::target::{MailboxTarget, ReadProtocol, TlsMode};
+use crate::target::{MailboxTarget, MasterStyle, ReadProtocol, TlsMode};
 use crate::tls::TlsContext;
 
 pub(crate) struct ImapSession {
@@ -38,6 +43,30 @@ pub(crate) struct ImapSession {
     search_refused: bool,
     /// Set when the server refused IDLE although it advertised it.
     idle_refused: bool,
+    /// The folder selected now (as LIST named it; `INBOX` after login).
+    selected: String,
+}
+
+/// A folder as LIST names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ListedFolder {
+    pub name: String,
+    /// Lower-cased name attributes (`\junk`, `\noselect`, ...).
+    pub attributes: Vec<String>,
+}
+
+impl ListedFolder {
+    /// Whether the folder is searched for misfiled probes: selectable, not
+    /// INBOX, not a virtual view that repeats other folders' messages.
+    pub fn searched(&self) -> bool {
+        !self.name.eq_ignore_ascii_case("INBOX")
+            && !self.attributes.iter().any(|a| {
+                matches!(
+                    a.as_str(),
+                    "\\noselect" | "\\nonexistent" | "\\all" | "\\flagged"
+                )
+            })
+    }
 }
 
 /// A command that did not end in a tagged OK.
@@ -108,27 +137,12 @@ impl ImapSession {
             caps: Vec::new(),
             search_refused: false,
             idle_refused: false,
+            selected: "INBOX".to_string(),
         };
         if ep.tls != TlsMode::Starttls {
             s.greeting().await?;
         }
-        let login = CommandBody::login(mb.user.clone(), mb.password.clone()).map_err(|_| {
-            ReadError::Protocol(format!(
-                "user name or password of {} cannot be sent in IMAP",
-                mb.address
-            ))
-        })?;
-        match s.exec(login).await {
-            Ok(_) => {}
-            Err(Failure::Refused(reason)) => {
-                return Err(ReadError::Login {
-                    protocol: ReadProtocol::Imap,
-                    user: mb.user.clone(),
-                    reason,
-                });
-            }
-            Err(f) => return Err(f.into_read_error("LOGIN")),
-        }
+        s.login(mb).await?;
         let caps = s
             .exec(CommandBody::Capability)
             .await
@@ -148,6 +162,91 @@ impl ImapSession {
             .await
             .map_err(|f| f.into_read_error("SELECT INBOX"))?;
         Ok(s)
+    }
+
+    /// LOGIN with the mailbox's password, or as its user with the master
+    /// credential: LOGIN `user*master`, or AUTHENTICATE PLAIN with authzid.
+    async fn login(&mut self, mb: &MailboxTarget) -> Result<(), ReadError> {
+        let (name, result) = match &mb.master {
+            Some(m) if m.style == MasterStyle::Authzid => (
+                format!("{} (authzid, as {})", m.user, mb.user),
+                self.authenticate_plain(m.sasl_plain(&mb.user)).await,
+            ),
+            other => {
+                let (name, password) = match other {
+                    Some(m) => (m.login_name(&mb.user), m.password.clone()),
+                    None => (mb.user.clone(), mb.password.clone()),
+                };
+                let login = CommandBody::login(name.clone(), password).map_err(|_| {
+                    ReadError::Protocol(format!(
+                        "user name or password of {} cannot be sent in IMAP",
+                        mb.address
+                    ))
+                })?;
+                (name, self.exec(login).await.map(drop))
+            }
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(Failure::Refused(reason)) => Err(ReadError::Login {
+                protocol: ReadProtocol::Imap,
+                user: name,
+                reason,
+            }),
+            Err(f) => Err(f.into_read_error("LOGIN")),
+        }
+    }
+
+    /// AUTHENTICATE PLAIN, the response sent after the server's `+` (so no
+    /// SASL-IR is needed).
+    async fn authenticate_plain(&mut self, message: Vec<u8>) -> Result<(), Failure> {
+        let tag = self.tag();
+        self.client.enqueue_command(Command {
+            tag,
+            body: CommandBody::authenticate(AuthMechanism::Plain),
+        });
+        let mut message = Some(message);
+        loop {
+            let ev =
+                match tokio::time::timeout(self.limit, self.stream.next(&mut self.client)).await {
+                    Err(_) => {
+                        return Err(Failure::Broken(format!(
+                            "no answer within {} s",
+                            self.limit.as_secs_f64()
+                        )));
+                    }
+                    Ok(Err(e)) => return Err(Failure::Broken(e.to_string())),
+                    Ok(Ok(ev)) => ev,
+                };
+            match ev {
+                Event::AuthenticateContinuationRequestReceived { .. } => {
+                    let data = match message.take() {
+                        Some(m) => AuthenticateData::r#continue(m),
+                        None => AuthenticateData::Cancel,
+                    };
+                    if self.client.set_authenticate_data(data).is_err() {
+                        return Err(Failure::Broken("AUTHENTICATE out of step".into()));
+                    }
+                }
+                Event::AuthenticateStatusReceived { status, .. } => {
+                    return match status {
+                        Status::Tagged(Tagged { body, .. }) if body.kind == StatusKind::Ok => {
+                            Ok(())
+                        }
+                        Status::Tagged(Tagged { body, .. }) => {
+                            Err(Failure::Refused(body.text.to_string()))
+                        }
+                        other => Err(Failure::Broken(format!("{other:?}"))),
+                    };
+                }
+                Event::StatusReceived {
+                    status: Status::Bye(bye),
+                } => {
+                    return Err(Failure::Broken(format!("server said BYE: {}", bye.text)));
+                }
+                _ => {}
+            }
+        }
     }
 
     async fn greeting(&mut self) -> Result<(), ReadError> {
@@ -313,6 +412,7 @@ impl ImapSession {
             for (uid, header, text) in self.fetch(&new, true).await? {
                 let headers = SeenHeaders::parse(&header);
                 let found = headers.token(run).map(|token| FoundMessage {
+                    folder: self.selected.clone(),
                     key: uid.to_string(),
                     token,
                     headers,
@@ -465,9 +565,76 @@ impl ImapSession {
         }
     }
 
-    /// Flags exactly these UIDs `\Deleted` and expunges them: with UID
-    /// EXPUNGE (UIDPLUS) when offered; otherwise with EXPUNGE only if no other
-    /// message is flagged `\Deleted`, else the probes stay flagged.
+    /// Every folder LIST names.
+    pub async fn list_folders(&mut self) -> Result<Vec<ListedFolder>, ReadError> {
+        let cmd = CommandBody::list("", "*")
+            .map_err(|_| ReadError::Protocol("cannot encode LIST".into()))?;
+        let data = self
+            .exec(cmd)
+            .await
+            .map_err(|f| f.into_read_error("LIST"))?;
+        Ok(data
+            .into_iter()
+            .filter_map(|d| match d {
+                Data::List { items, mailbox, .. } => Some(ListedFolder {
+                    name: folder_name(&mailbox),
+                    attributes: items
+                        .iter()
+                        .map(|a| a.to_string().to_ascii_lowercase())
+                        .collect(),
+                }),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Selects `folder` (a name as LIST gave it) unless it is selected already.
+    pub async fn select(&mut self, folder: &str) -> Result<(), ReadError> {
+        if self.selected == folder {
+            return Ok(());
+        }
+        let select = CommandBody::select(folder.as_bytes().to_vec())
+            .map_err(|_| ReadError::Protocol(format!("cannot encode SELECT {folder}")))?;
+        self.exec(select)
+            .await
+            .map_err(|f| f.into_read_error(&format!("SELECT {folder}")))?;
+        self.selected = folder.to_string();
+        Ok(())
+    }
+
+    /// This run's messages in every searched folder but INBOX; INBOX is
+    /// selected again afterwards only when needed (by [`ImapSession::select`]).
+    pub async fn scan_other_folders(
+        &mut self,
+        run: &RunId,
+        caches: &mut std::collections::HashMap<String, ScanCache>,
+    ) -> Result<Vec<FoundMessage>, ReadError> {
+        let mut found = Vec::new();
+        for folder in self.list_folders().await? {
+            if !folder.searched() {
+                continue;
+            }
+            self.select(&folder.name).await?;
+            let cache = caches.entry(folder.name.clone()).or_default();
+            found.extend(self.scan(run, cache).await?);
+        }
+        Ok(found)
+    }
+
+    /// [`ImapSession::delete`] in `folder`.
+    pub async fn delete_in(
+        &mut self,
+        folder: &str,
+        keys: &[String],
+    ) -> Result<(usize, Option<String>), ReadError> {
+        self.select(folder).await?;
+        self.delete(keys).await
+    }
+
+    /// Flags exactly these UIDs `\Deleted` in the selected folder and
+    /// expunges them: with UID EXPUNGE (UIDPLUS) when offered; otherwise with
+    /// EXPUNGE only if no other message is flagged `\Deleted`, else the probes
+    /// stay flagged.
     pub async fn delete(&mut self, keys: &[String]) -> Result<(usize, Option<String>), ReadError> {
         let uids: Vec<NonZeroU32> = keys.iter().filter_map(|k| k.parse().ok()).collect();
         if uids.is_empty() {
@@ -533,6 +700,17 @@ impl ImapSession {
     }
 }
 
+/// A folder's name as a string (`INBOX`, or the bytes LIST sent; modified
+/// UTF-7 names are shown as sent).
+fn folder_name(m: &imap_next::imap_types::mailbox::Mailbox<'_>) -> String {
+    match m {
+        imap_next::imap_types::mailbox::Mailbox::Inbox => "INBOX".to_string(),
+        imap_next::imap_types::mailbox::Mailbox::Other(o) => {
+            String::from_utf8_lossy(o.as_ref()).into_owned()
+        }
+    }
+}
+
 /// Reads the greeting and does `STARTTLS` on the raw socket.
 async fn starttls(
     tcp: tokio::net::TcpStream,
@@ -569,4 +747,28 @@ async fn starttls(
     tokio::time::timeout(limit, work)
         .await
         .map_err(|_| format!("no answer within {} s", limit.as_secs_f64()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ListedFolder;
+
+    fn folder(name: &str, attributes: &[&str]) -> ListedFolder {
+        ListedFolder {
+            name: name.to_string(),
+            attributes: attributes.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn searched_folders_skip_inbox_virtual_views_and_noselect() {
+        assert!(folder("Junk", &["\\hasnochildren", "\\junk"]).searched());
+        assert!(folder("Archive/2026", &[]).searched());
+        assert!(!folder("INBOX", &[]).searched());
+        assert!(!folder("inbox", &[]).searched());
+        assert!(!folder("[Gmail]/All Mail", &["\\all"]).searched());
+        assert!(!folder("Starred", &["\\flagged"]).searched());
+        assert!(!folder("[Gmail]", &["\\noselect"]).searched());
+        assert!(!folder("Gone", &["\\nonexistent"]).searched());
+    }
 }

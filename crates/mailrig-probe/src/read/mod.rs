@@ -5,6 +5,9 @@
 //!
 //! A scan reports every message that carries the run id, whoever's token it
 //! has: a mailbox holding another mailbox's probe is how `misrouted` is found.
+//! INBOX is scanned every round; the other folders of an IMAP mailbox (LIST,
+//! without the virtual `\All` and `\Flagged` ones) once, in the last round:
+//! a probe there is how `misfiled` is found. POP3 has no folders.
 //! Results are cached per message key (IMAP UID, POP3 UIDL) so a message is
 //! fetched once however many rounds the probe lasts.
 
@@ -25,11 +28,26 @@ use crate::tls::TlsContext;
 /// A run-tagged message found in a mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FoundMessage {
-    /// IMAP UID or POP3 UIDL: what [`Session::delete`] takes.
+    /// The folder it is in (`INBOX` for POP3).
+    pub folder: String,
+    /// IMAP UID or POP3 UIDL within its folder: what [`Session::delete`] takes.
     pub key: String,
     pub token: String,
     pub headers: SeenHeaders,
     pub body_hash: String,
+}
+
+impl FoundMessage {
+    /// Whether the prober may delete this message: its own `X-Mailrig-Probe`
+    /// header carries this run's token. A message that matched only by
+    /// subject or Message-ID (a reply, a forward, someone's note quoting the
+    /// token) is never the prober's to delete.
+    pub fn is_own_probe(&self) -> bool {
+        self.headers
+            .probe
+            .as_deref()
+            .is_some_and(|p| p.trim() == self.token)
+    }
 }
 
 /// Per-mailbox memory of what was already fetched: key → the probe message
@@ -123,7 +141,10 @@ impl Session {
         cache: &mut ScanCache,
     ) -> Result<Vec<FoundMessage>, ReadError> {
         match self {
-            Session::Imap(s) => s.scan(run, cache).await,
+            Session::Imap(s) => {
+                s.select("INBOX").await?;
+                s.scan(run, cache).await
+            }
             Session::Pop3(s) => s.scan(run, cache).await,
         }
     }
@@ -160,13 +181,49 @@ impl Session {
         }
     }
 
-    /// Deletes these messages (keys from [`FoundMessage::key`]) and nothing
-    /// else. Returns how many were deleted, and a note when the deletion
-    /// could not be completed without touching other mail.
-    pub async fn delete(&mut self, keys: &[String]) -> Result<(usize, Option<String>), ReadError> {
+    /// This run's messages in every folder but INBOX (IMAP; POP3 has none).
+    /// `caches` holds one [`ScanCache`] per folder.
+    pub async fn scan_other_folders(
+        &mut self,
+        run: &RunId,
+        caches: &mut HashMap<String, ScanCache>,
+    ) -> Result<Vec<FoundMessage>, ReadError> {
         match self {
-            Session::Imap(s) => s.delete(keys).await,
-            Session::Pop3(s) => s.delete(keys).await,
+            Session::Imap(s) => s.scan_other_folders(run, caches).await,
+            Session::Pop3(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Deletes these messages (from [`Session::scan`] or
+    /// [`Session::scan_other_folders`]) and nothing else. Returns how many
+    /// were deleted, and a note when the deletion could not be completed
+    /// without touching other mail.
+    pub async fn delete(
+        &mut self,
+        found: &[FoundMessage],
+    ) -> Result<(usize, Option<String>), ReadError> {
+        match self {
+            Session::Imap(s) => {
+                let mut folders: Vec<&str> = found.iter().map(|f| f.folder.as_str()).collect();
+                folders.sort();
+                folders.dedup();
+                let (mut deleted, mut notes) = (0, Vec::new());
+                for folder in folders {
+                    let keys: Vec<String> = found
+                        .iter()
+                        .filter(|f| f.folder == folder)
+                        .map(|f| f.key.clone())
+                        .collect();
+                    let (n, note) = s.delete_in(folder, &keys).await?;
+                    deleted += n;
+                    notes.extend(note.map(|n| format!("{folder}: {n}")));
+                }
+                Ok((deleted, (!notes.is_empty()).then(|| notes.join("; "))))
+            }
+            Session::Pop3(s) => {
+                let keys: Vec<String> = found.iter().map(|f| f.key.clone()).collect();
+                s.delete(&keys).await
+            }
         }
     }
 

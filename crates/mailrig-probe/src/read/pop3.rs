@@ -12,20 +12,22 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::{FoundMessage, Io, ReadError, ScanCache, connect_tcp, split_message, tls_handshake};
 use crate::message::{RunId, SeenHeaders, body_hash};
-use crate::target::{MailboxTarget, ReadProtocol, TlsMode};
+use crate::target::{MailboxTarget, MasterStyle, ReadProtocol, TlsMode};
 use crate::tls::TlsContext;
 
 /// Largest multi-line response accepted (a probe is about 1 KB).
 const MAX_RESPONSE: usize = 16 * 1024 * 1024;
 
-pub(crate) struct Pop3Session {
+/// An open POP3 session; public as [`crate::Pop3Client`] for other readers
+/// of maildrops (the collector of `mailrig-server`).
+pub struct Pop3Session {
     conn: BufReader<Box<dyn Io>>,
     limit: Duration,
     has_uidl: bool,
 }
 
 impl Pop3Session {
-    pub async fn open(
+    pub(crate) async fn open(
         mb: &MailboxTarget,
         tls: &TlsContext,
         limit: Duration,
@@ -84,23 +86,104 @@ impl Pop3Session {
         if ep.tls != TlsMode::Starttls {
             s.expect_ok("greeting").await?;
         }
+        // USER/PASS with the mailbox's password or as `user*master`; AUTH
+        // PLAIN (RFC 5034, initial response) for an authzid master login.
+        let (name, secret) = match &mb.master {
+            None => (mb.user.clone(), mb.password.clone()),
+            Some(m) if m.style == MasterStyle::Authzid => (
+                format!("{} (authzid, as {})", m.user, mb.user),
+                m.password.clone(),
+            ),
+            Some(m) => (m.login_name(&mb.user), m.password.clone()),
+        };
         let login_err = |reason: String| ReadError::Login {
             protocol: ReadProtocol::Pop3,
-            user: mb.user.clone(),
+            user: name.clone(),
             reason,
         };
-        if mb.user.contains(['\r', '\n']) || mb.password.contains(['\r', '\n']) {
+        if mb.user.contains(['\r', '\n'])
+            || name.contains(['\r', '\n'])
+            || secret.contains(['\r', '\n'])
+        {
             return Err(login_err(
                 "user name or password contains a line break".into(),
             ));
         }
-        s.command(&format!("USER {}", mb.user))
+        match &mb.master {
+            Some(m) if m.style == MasterStyle::Authzid => {
+                use base64::Engine as _;
+                let ir = base64::engine::general_purpose::STANDARD.encode(m.sasl_plain(&mb.user));
+                s.command(&format!("AUTH PLAIN {ir}"))
+                    .await
+                    .map_err(login_err)?;
+            }
+            _ => {
+                s.command(&format!("USER {name}"))
+                    .await
+                    .map_err(login_err)?;
+                s.command(&format!("PASS {secret}"))
+                    .await
+                    .map_err(login_err)?;
+            }
+        }
+        Ok(s)
+    }
+
+    /// Connects without TLS and logs in with USER/PASS (what a collector does
+    /// against a host of a fake world).
+    pub async fn connect_plain(
+        addr: std::net::SocketAddr,
+        user: &str,
+        password: &str,
+        limit: Duration,
+    ) -> Result<Pop3Session, ReadError> {
+        let endpoint = addr.to_string();
+        let tcp = connect_tcp(&addr.ip().to_string(), addr.port(), limit)
+            .await
+            .map_err(|reason| ReadError::Connect { endpoint, reason })?;
+        let mut s = Pop3Session {
+            conn: BufReader::new(Box::new(tcp) as Box<dyn Io>),
+            limit,
+            has_uidl: true,
+        };
+        s.expect_ok("greeting").await?;
+        let login_err = |reason: String| ReadError::Login {
+            protocol: ReadProtocol::Pop3,
+            user: user.to_string(),
+            reason,
+        };
+        if user.contains(['\r', '\n']) || password.contains(['\r', '\n']) {
+            return Err(login_err(
+                "user name or password contains a line break".into(),
+            ));
+        }
+        s.command(&format!("USER {user}"))
             .await
             .map_err(login_err)?;
-        s.command(&format!("PASS {}", mb.password))
+        s.command(&format!("PASS {password}"))
             .await
             .map_err(login_err)?;
         Ok(s)
+    }
+
+    /// `(message number, UIDL)` of every message (`#N` keys without UIDL).
+    pub async fn uidl_listing(&mut self) -> Result<Vec<(u32, String)>, ReadError> {
+        self.listing().await
+    }
+
+    /// RETR: the whole message, dot-unstuffed, CRLF line ends.
+    pub async fn retrieve(&mut self, n: u32) -> Result<Vec<u8>, ReadError> {
+        self.multiline_command(&format!("RETR {n}"))
+            .await?
+            .ok_or_else(|| ReadError::Protocol(format!("POP3 RETR {n} refused")))
+    }
+
+    /// DELE by message number (committed only by QUIT).
+    pub async fn dele(&mut self, n: u32) -> Result<(), ReadError> {
+        self.command(&format!("DELE {n}"))
+            .await
+            .map(|_| ())
+            .map_err(|e| ReadError::Protocol(format!("POP3 DELE {n}: {e}")))
     }
 
     async fn read_line(&mut self) -> Result<String, String> {
@@ -206,7 +289,7 @@ impl Pop3Session {
             .collect())
     }
 
-    pub async fn scan(
+    pub(crate) async fn scan(
         &mut self,
         run: &RunId,
         cache: &mut ScanCache,
@@ -233,6 +316,7 @@ impl Pop3Session {
                 let (head, body) = split_message(&raw);
                 let headers = SeenHeaders::parse(head);
                 headers.token(run).map(|token| FoundMessage {
+                    folder: "INBOX".to_string(),
                     key: key.clone(),
                     token,
                     headers,

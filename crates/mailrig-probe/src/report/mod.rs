@@ -40,6 +40,10 @@ pub struct Report {
     /// has no mailboxes; it exists so that CI collectors reading the JSON or JUnit file see the failure.
     #[serde(default)]
     pub error: Option<String>,
+    /// What this run could not look at, for the reader of the report (POP3
+    /// mailboxes: only INBOX was searched). Added in v1.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// Counts per verdict.
@@ -53,10 +57,13 @@ pub struct Counts {
     pub duplicated: usize,
     pub altered: usize,
     pub unreadable: usize,
+    /// Found in another folder of its own mailbox (`Junk`); added in v1.
+    #[serde(default)]
+    pub misfiled: usize,
 }
 
 impl Counts {
-    fn add(&mut self, v: Verdict) {
+    pub(crate) fn add(&mut self, v: Verdict) {
         *self.slot(v) += 1;
     }
 
@@ -70,6 +77,7 @@ impl Counts {
             Verdict::Duplicated => &mut self.duplicated,
             Verdict::Altered => &mut self.altered,
             Verdict::Unreadable => &mut self.unreadable,
+            Verdict::Misfiled => &mut self.misfiled,
         }
     }
 
@@ -83,6 +91,7 @@ impl Counts {
             Verdict::Duplicated => self.duplicated,
             Verdict::Altered => self.altered,
             Verdict::Unreadable => self.unreadable,
+            Verdict::Misfiled => self.misfiled,
         }
     }
 }
@@ -167,6 +176,7 @@ impl Report {
             mailboxes,
             cleanup,
             error: None,
+            notes: Vec::new(),
         }
     }
 
@@ -206,6 +216,14 @@ impl Report {
         } else {
             1
         }
+    }
+
+    /// The same report listing only the mailboxes not delivered (counts,
+    /// domains and notes unchanged): what `--only-failures` shows.
+    pub fn failures_only(&self) -> Report {
+        let mut r = self.clone();
+        r.mailboxes.retain(|m| m.verdict != Verdict::Delivered);
+        r
     }
 
     /// Pretty JSON following [`REPORT_SCHEMA`].
@@ -305,7 +323,7 @@ impl Report {
                     out,
                     "  {:<addr_w$}  {}  {}",
                     m.address,
-                    paint(m.verdict, &format!("{:<10}", m.verdict.as_str())),
+                    paint(m.verdict, &format!("{:<10}", m.verdict_label())),
                     detail
                 );
             }
@@ -331,7 +349,7 @@ impl Report {
                 }
             );
         }
-        for n in &self.cleanup.notes {
+        for n in self.notes.iter().chain(&self.cleanup.notes) {
             let _ = writeln!(out, "note: {n}");
         }
         out
@@ -421,6 +439,9 @@ fn details(m: &MailboxResult) -> String {
     if !m.found_in.is_empty() {
         let _ = writeln!(s, "found in: {}", m.found_in.join(", "));
     }
+    if !m.folders.is_empty() {
+        let _ = writeln!(s, "filed into: {}", m.folders.join(", "));
+    }
     for d in &m.differences {
         let _ = writeln!(s, "difference: {d}");
     }
@@ -449,4 +470,4 @@ fn xml(s: &str) -> String {
 mod html;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -15,6 +15,7 @@ fn result(address: &str, verdict: Verdict) -> MailboxResult {
         differences: vec![],
         reason: format!("reason for {verdict} <&\"'>"),
         read_via: "IMAP 127.0.0.1:1143".into(),
+        folders: vec![],
     }
 }
 
@@ -138,6 +139,7 @@ fn json_schema_is_stable() {
             "duration_ms",
             "error",
             "mailboxes",
+            "notes",
             "run_id",
             "schema",
             "started_at",
@@ -156,6 +158,7 @@ fn json_schema_is_stable() {
             "deferred",
             "delivered",
             "duplicated",
+            "misfiled",
             "misrouted",
             "missing",
             "rejected",
@@ -172,6 +175,7 @@ fn json_schema_is_stable() {
             "copies",
             "differences",
             "domain",
+            "folders",
             "found_in",
             "latency_ms",
             "read_via",
@@ -283,4 +287,40 @@ fn a_probe_that_could_not_run_reports_one_error() {
     assert!(xml.contains("<error type=\"could-not-run\""), "{xml}");
     assert_eq!(seed_report().error, None);
     assert!(seed_report().to_json().contains("\"error\": null"));
+}
+
+#[test]
+fn misfiled_shows_its_folder_in_table_and_junit() {
+    let mut m = result("user04@patente.test", Verdict::Misfiled);
+    m.folders = vec!["Junk".into()];
+    m.reason = "accepted, but filed into Junk instead of INBOX".into();
+    let mut r = Report::new(
+        RunInfo {
+            run_id: "mrpx".into(),
+            target: "t.toml".into(),
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            duration_ms: 1,
+            timeout_ms: 1,
+            timed_out: false,
+        },
+        vec![m, result("user05@patente.test", Verdict::Delivered)],
+        Cleanup::default(),
+    );
+    r.notes
+        .push("1 mailbox(es) read over POP3: only INBOX was searched".into());
+    assert_eq!(r.exit_code(), 1, "misfiled is not delivered");
+    assert_eq!(r.summary.counts.misfiled, 1);
+    let table = r.to_table(false);
+    assert!(
+        table.contains("user04@patente.test  misfiled (Junk)  accepted, but filed into Junk"),
+        "{table}"
+    );
+    assert!(table.contains("1/2 delivered, 1 misfiled"), "{table}");
+    assert!(
+        table.contains("note: 1 mailbox(es) read over POP3"),
+        "{table}"
+    );
+    let junit = r.to_junit();
+    assert!(junit.contains("<failure type=\"misfiled\""), "{junit}");
+    assert!(junit.contains("filed into: Junk"), "{junit}");
 }

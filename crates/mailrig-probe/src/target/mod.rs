@@ -148,6 +148,57 @@ impl fmt::Display for ReadEndpoint {
     }
 }
 
+/// How an admin credential logs in as a user (`[read] master_login`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MasterStyle {
+    /// Dovecot master users: log in as `user<separator>master` with the
+    /// master's password (IMAP LOGIN, POP3 USER/PASS).
+    Separator,
+    /// SASL PLAIN with an authorization identity (RFC 4616): authzid = the
+    /// user, authcid = the master (IMAP AUTHENTICATE, POP3 AUTH).
+    Authzid,
+}
+
+/// One admin credential that reads every mailbox (`[read] master_user`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct MasterLogin {
+    pub user: String,
+    pub password: String,
+    pub style: MasterStyle,
+    /// Between user and master name for [`MasterStyle::Separator`] (`*`).
+    pub separator: String,
+}
+
+impl MasterLogin {
+    /// The login name for [`MasterStyle::Separator`]: `user01@patente.test*admin`.
+    pub fn login_name(&self, user: &str) -> String {
+        format!("{user}{}{}", self.separator, self.user)
+    }
+
+    /// The SASL PLAIN message (RFC 4616) acting as `user`: `user NUL master NUL password`.
+    pub fn sasl_plain(&self, user: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(user.len() + self.user.len() + self.password.len() + 2);
+        out.extend_from_slice(user.as_bytes());
+        out.push(0);
+        out.extend_from_slice(self.user.as_bytes());
+        out.push(0);
+        out.extend_from_slice(self.password.as_bytes());
+        out
+    }
+}
+
+impl fmt::Debug for MasterLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MasterLogin")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("style", &self.style)
+            .field("separator", &self.separator)
+            .finish()
+    }
+}
+
 /// One mailbox to probe.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MailboxTarget {
@@ -158,6 +209,8 @@ pub struct MailboxTarget {
     pub password: String,
     /// How this mailbox is read.
     pub read: ReadEndpoint,
+    /// Log in with this admin credential as `user` instead of with `password`.
+    pub master: Option<MasterLogin>,
 }
 
 impl fmt::Debug for MailboxTarget {
@@ -167,6 +220,7 @@ impl fmt::Debug for MailboxTarget {
             .field("user", &self.user)
             .field("password", &"<redacted>")
             .field("read", &self.read)
+            .field("master", &self.master)
             .finish()
     }
 }
@@ -223,6 +277,7 @@ impl Target {
                     user: u.into(),
                     password: p.into(),
                     read: read.clone(),
+                    master: None,
                 })
                 .collect(),
             trust: TlsTrust::default(),
@@ -334,6 +389,12 @@ struct ReadSection {
     /// Default password of every mailbox.
     password: Option<String>,
     password_env: Option<Spanned<String>>,
+    /// One admin credential for every mailbox.
+    master_user: Option<Spanned<String>>,
+    master_password: Option<String>,
+    master_password_env: Option<Spanned<String>>,
+    master_login: Option<Spanned<MasterStyle>>,
+    master_separator: Option<Spanned<String>>,
 }
 
 fn imap() -> ReadProtocol {
@@ -493,6 +554,63 @@ impl Builder<'_> {
         }
         let default_password =
             self.password(&read.password, &read.password_env, read_span, "[read]")?;
+        let master = match &read.master_user {
+            None => {
+                let stray = [
+                    read.master_password_env.as_ref().map(|s| s.span().start),
+                    read.master_login.as_ref().map(|s| s.span().start),
+                    read.master_separator.as_ref().map(|s| s.span().start),
+                ];
+                if let Some(at) = stray.into_iter().flatten().next() {
+                    return Err(self.err(at, "[read] master_* keys need master_user"));
+                }
+                if read.master_password.is_some() {
+                    return Err(self.err(read_span, "[read] master_password needs master_user"));
+                }
+                None
+            }
+            Some(u) => {
+                let at = u.span().start;
+                if u.get_ref().trim().is_empty() {
+                    return Err(self.err(at, "[read] master_user is empty"));
+                }
+                let password = self
+                    .password(
+                        &read.master_password,
+                        &read.master_password_env,
+                        at,
+                        "[read] master_user",
+                    )?
+                    .ok_or_else(|| {
+                        self.err(
+                            at,
+                            "[read] master_user needs master_password or master_password_env",
+                        )
+                    })?;
+                let separator = match &read.master_separator {
+                    Some(s)
+                        if s.get_ref().is_empty()
+                            || s.get_ref().chars().any(char::is_whitespace) =>
+                    {
+                        return Err(self.err(
+                            s.span().start,
+                            "[read] master_separator must be one or more non-blank characters",
+                        ));
+                    }
+                    Some(s) => s.get_ref().clone(),
+                    None => "*".to_string(),
+                };
+                Some(MasterLogin {
+                    user: u.get_ref().trim().to_string(),
+                    password,
+                    style: read
+                        .master_login
+                        .as_ref()
+                        .map_or(MasterStyle::Separator, |s| *s.get_ref()),
+                    separator,
+                })
+            }
+        };
         let default_read = ReadEndpoint {
             protocol: read.protocol,
             host: read.host.trim().to_string(),
@@ -521,10 +639,25 @@ impl Builder<'_> {
         for m in &f.mailbox {
             let at = m.span().start;
             let m = m.get_ref();
-            let address = m.address.get_ref().trim().to_string();
-            check_address(&address).map_err(|why| self.err(m.address.span().start, why))?;
-            let password = match self.password(&m.password, &m.password_env, at, &address)? {
+            // `user{01..25}@patente.test`: one table, many mailboxes.
+            let written = m.address.get_ref().trim();
+            let addresses = if mailrig_core::range::is_range(written) {
+                if m.user.is_some() {
+                    return Err(self.err(
+                        m.address.span().start,
+                        "a mailbox range cannot have one user (each login defaults to its address)",
+                    ));
+                }
+                mailrig_core::range::expand(written)
+                    .map_err(|e| self.err(m.address.span().start, e.to_string()))?
+            } else {
+                vec![written.to_string()]
+            };
+            for address in addresses {
+                check_address(&address).map_err(|why| self.err(m.address.span().start, why))?;
+                let password = match self.password(&m.password, &m.password_env, at, &address)? {
                 Some(p) => p,
+                None if master.is_some() => default_password.clone().unwrap_or_default(),
                 None => default_password.clone().ok_or_else(|| {
                     self.err(
                         at,
@@ -534,24 +667,28 @@ impl Builder<'_> {
                     )
                 })?,
             };
-            if let Some(prev) = seen.insert(address.to_ascii_lowercase(), m.address.span().start) {
-                let (line, _) = line_col(self.src, prev);
-                return Err(self.err(
-                    m.address.span().start,
-                    format!("mailbox {address} is listed twice (first on line {line})"),
-                ));
+                if let Some(prev) =
+                    seen.insert(address.to_ascii_lowercase(), m.address.span().start)
+                {
+                    let (line, _) = line_col(self.src, prev);
+                    return Err(self.err(
+                        m.address.span().start,
+                        format!("mailbox {address} is listed twice (first on line {line})"),
+                    ));
+                }
+                mailboxes.push(MailboxTarget {
+                    user: m.user.clone().unwrap_or_else(|| address.clone()),
+                    password,
+                    read: ReadEndpoint {
+                        protocol: m.protocol.unwrap_or(default_read.protocol),
+                        host: m.host.clone().unwrap_or_else(|| default_read.host.clone()),
+                        port: m.port.unwrap_or(default_read.port),
+                        tls: m.tls.unwrap_or(default_read.tls),
+                    },
+                    master: master.clone(),
+                    address,
+                });
             }
-            mailboxes.push(MailboxTarget {
-                user: m.user.clone().unwrap_or_else(|| address.clone()),
-                password,
-                read: ReadEndpoint {
-                    protocol: m.protocol.unwrap_or(default_read.protocol),
-                    host: m.host.clone().unwrap_or_else(|| default_read.host.clone()),
-                    port: m.port.unwrap_or(default_read.port),
-                    tls: m.tls.unwrap_or(default_read.tls),
-                },
-                address,
-            });
         }
         if let Some(csv) = &f.probe.mailboxes_csv {
             let path = self.path(csv.get_ref());
@@ -565,6 +702,7 @@ impl Builder<'_> {
             for row in crate::mailbox_csv::parse(&text, &csv_name, self.env)? {
                 let password = match row.password {
                     Some(p) => p,
+                    None if master.is_some() => default_password.clone().unwrap_or_default(),
                     None => default_password.clone().ok_or_else(|| TargetError::Invalid {
                         file: csv_name.clone(),
                         line: row.line,
@@ -587,6 +725,7 @@ impl Builder<'_> {
                     user: row.user.unwrap_or_else(|| row.address.clone()),
                     password,
                     read: default_read.clone(),
+                    master: master.clone(),
                     address: row.address,
                 });
             }

@@ -238,3 +238,91 @@ fn from_credentials_builds_a_plain_target() {
     assert_eq!(t.mailboxes[0].read.port, 1143);
     assert_eq!(t.mailboxes[0].read.to_string(), "IMAP 127.0.0.1:1143");
 }
+
+const MASTER: &str = r#"
+[smtp]
+host = "127.0.0.1"
+port = 2525
+
+[read]
+host = "127.0.0.1"
+port = 1143
+master_user = "admin"
+master_password_env = "SMTP_PW"
+
+[[mailbox]]
+address = "user{01..25}@patente.test"
+
+[[mailbox]]
+address = "anna@kanzlei.test"
+"#;
+
+#[test]
+fn master_user_needs_no_mailbox_passwords_and_ranges_expand() {
+    let t = parse(MASTER).unwrap();
+    assert_eq!(t.mailboxes.len(), 26);
+    assert_eq!(t.mailboxes[0].address, "user01@patente.test");
+    assert_eq!(t.mailboxes[24].address, "user25@patente.test");
+    assert_eq!(t.mailboxes[24].user, "user25@patente.test");
+    let m = t.mailboxes[25].master.as_ref().unwrap();
+    assert_eq!(
+        (m.user.as_str(), m.password.as_str()),
+        ("admin", "smtp-secret")
+    );
+    assert_eq!(m.style, MasterStyle::Separator);
+    assert_eq!(m.login_name("anna@kanzlei.test"), "anna@kanzlei.test*admin");
+    assert_eq!(m.sasl_plain("anna"), b"anna\0admin\0smtp-secret");
+    assert!(!format!("{m:?}").contains("smtp-secret"));
+
+    let authzid = MASTER.replace(
+        "master_user = \"admin\"",
+        "master_user = \"admin\"\nmaster_login = \"authzid\"\nmaster_separator = \"%\"",
+    );
+    let m = parse(&authzid).unwrap().mailboxes[0]
+        .master
+        .clone()
+        .unwrap();
+    assert_eq!((m.style, m.separator.as_str()), (MasterStyle::Authzid, "%"));
+}
+
+#[test]
+fn master_and_range_mistakes_name_file_line_and_column() {
+    assert_eq!(
+        err(&MASTER.replace("master_password_env = \"SMTP_PW\"\n", "")),
+        "t.toml:9:15: [read] master_user needs master_password or master_password_env"
+    );
+    assert!(
+        err(&MASTER.replace("master_user = \"admin\"\n", ""))
+            .starts_with("t.toml:9:23: [read] master_* keys need master_user"),
+        "{}",
+        err(&MASTER.replace("master_user = \"admin\"\n", ""))
+    );
+    let bad_login = err(&MASTER.replace(
+        "master_user = \"admin\"",
+        "master_user = \"admin\"\nmaster_login = \"sudo\"",
+    ));
+    assert!(bad_login.starts_with("t.toml:10:16: "), "{bad_login}");
+    assert!(bad_login.contains("separator"), "{bad_login}");
+    // A bad address in a range: the range's position, the address named.
+    let bad = err(&MASTER.replace("user{01..25}@patente.test", "user{01..03}.patente.test"));
+    assert!(bad.starts_with("t.toml:13:11: "), "{bad}");
+    let bad = err(&MASTER.replace("user{01..25}@patente.test", "user{01..}@patente.test"));
+    assert!(
+        bad.starts_with("t.toml:13:11: range 'user{01..}@patente.test'"),
+        "{bad}"
+    );
+    // Two ranges that overlap: listed twice.
+    let twice = err(&MASTER.replace("anna@kanzlei.test", "user2{0..9}@patente.test"));
+    assert!(
+        twice.contains("mailbox user20@patente.test is listed twice"),
+        "{twice}"
+    );
+    // Without a master user, mailboxes still need a password.
+    let no_pw = err(&MASTER
+        .replace("master_user = \"admin\"\n", "")
+        .replace("master_password_env = \"SMTP_PW\"\n", ""));
+    assert!(
+        no_pw.contains("mailbox user01@patente.test has no password"),
+        "{no_pw}"
+    );
+}

@@ -33,10 +33,13 @@ pub enum Verdict {
     Altered,
     /// The mailbox could not be read (connect, TLS or login failed).
     Unreadable,
+    /// Not in INBOX, but in another folder of its own mailbox (`Junk`):
+    /// delivered where the user will not look, so not delivered.
+    Misfiled,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 8] = [
+    pub const ALL: [Verdict; 9] = [
         Verdict::Delivered,
         Verdict::Missing,
         Verdict::Rejected,
@@ -45,6 +48,7 @@ impl Verdict {
         Verdict::Duplicated,
         Verdict::Altered,
         Verdict::Unreadable,
+        Verdict::Misfiled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +61,7 @@ impl Verdict {
             Verdict::Duplicated => "duplicated",
             Verdict::Altered => "altered",
             Verdict::Unreadable => "unreadable",
+            Verdict::Misfiled => "misfiled",
         }
     }
 }
@@ -140,7 +145,9 @@ pub(crate) enum SendOutcome {
 /// One run-tagged message found in a mailbox.
 #[derive(Debug, Clone)]
 pub(crate) struct Sighting {
-    /// IMAP UID or POP3 UIDL in its mailbox.
+    /// The folder it is in (`INBOX`, or another folder of the mailbox).
+    pub folder: String,
+    /// IMAP UID or POP3 UIDL in its folder.
     pub key: String,
     /// The token it carries.
     pub token: String,
@@ -201,6 +208,22 @@ pub struct MailboxResult {
     pub reason: String,
     /// How this mailbox was read (`IMAP 127.0.0.1:1143`).
     pub read_via: String,
+    /// Folders of this mailbox other than INBOX that held its probe
+    /// (misfiled; also a stray copy beside the one in INBOX).
+    #[serde(default)]
+    pub folders: Vec<String>,
+}
+
+impl MailboxResult {
+    /// The verdict as a table shows it: `misfiled (Junk)`.
+    pub fn verdict_label(&self) -> String {
+        match self.verdict {
+            Verdict::Misfiled if !self.folders.is_empty() => {
+                format!("misfiled ({})", self.folders.join(", "))
+            }
+            v => v.as_str().to_string(),
+        }
+    }
 }
 
 /// Token → the mailboxes (indices) where it was seen, built once per round
@@ -243,13 +266,19 @@ pub(crate) fn judge(
         differences: Vec::new(),
         reason: String::new(),
         read_via,
+        folders: Vec::new(),
     };
-    let own: Vec<&Sighting> = observed[i]
+    let (own, elsewhere): (Vec<&Sighting>, Vec<&Sighting>) = observed[i]
         .seen
         .iter()
         .filter(|s| s.token == exp.token)
-        .collect();
-    r.copies = own.len() as u32;
+        .partition(|s| s.folder.eq_ignore_ascii_case("INBOX"));
+    for s in &elsewhere {
+        if !r.folders.contains(&s.folder) {
+            r.folders.push(s.folder.clone());
+        }
+    }
+    r.copies = (own.len() + elsewhere.len()) as u32;
     r.found_in = index
         .get(&exp.token)
         .map(|at| {
@@ -291,6 +320,23 @@ pub(crate) fn judge(
         SendOutcome::Accepted { at } => *at,
     };
 
+    if own.is_empty() && !elsewhere.is_empty() {
+        r.verdict = Verdict::Misfiled;
+        r.latency_ms = elsewhere
+            .iter()
+            .map(|s| s.first_seen)
+            .min()
+            .map(|t| millis(t.saturating_duration_since(accepted_at)));
+        r.reason = format!(
+            "accepted, but filed into {} instead of INBOX",
+            r.folders.join(", ")
+        );
+        if !r.found_in.is_empty() {
+            r.reason
+                .push_str(&format!("; also found in {}", r.found_in.join(", ")));
+        }
+        return (r, true);
+    }
     if own.is_empty() {
         if let ReadState::Failed(why) = &observed[i].read {
             r.verdict = Verdict::Unreadable;
@@ -328,9 +374,18 @@ pub(crate) fn judge(
             }
         }
     }
-    if own.len() > 1 {
+    if own.len() + elsewhere.len() > 1 {
         r.verdict = Verdict::Duplicated;
-        r.reason = format!("{} copies in the mailbox", own.len());
+        r.reason = if elsewhere.is_empty() {
+            format!("{} copies in the mailbox", own.len())
+        } else {
+            format!(
+                "{} copies in the mailbox ({} in INBOX, more in {})",
+                own.len() + elsewhere.len(),
+                own.len(),
+                r.folders.join(", ")
+            )
+        };
     } else if !r.differences.is_empty() {
         r.verdict = Verdict::Altered;
         r.reason = r.differences.join("; ");

@@ -17,6 +17,7 @@ fn expected(n: usize) -> Vec<Expected> {
 
 fn intact(e: &Expected, key: &str, at: Instant) -> Sighting {
     Sighting {
+        folder: "INBOX".to_string(),
         key: key.to_string(),
         token: e.token.clone(),
         headers: SeenHeaders {
@@ -241,4 +242,82 @@ fn smtp_reply_parsing() {
     assert!(!r.permanent);
     let r = SmtpReply::from_code_and_text(550, "1.2.3.4 blocked");
     assert_eq!(r.enhanced, None);
+}
+
+fn in_folder(e: &Expected, folder: &str, at: Instant) -> Sighting {
+    Sighting {
+        folder: folder.to_string(),
+        ..intact(e, "7", at)
+    }
+}
+
+#[test]
+fn misfiled_names_the_folder_and_is_final() {
+    let exp = expected(2);
+    let t0 = Instant::now();
+    let sent = vec![SendOutcome::Accepted { at: t0 }; 2];
+    let obs = [
+        Observation {
+            read: read_ok(),
+            seen: vec![in_folder(&exp[0], "Junk", t0 + Duration::from_millis(40))],
+        },
+        Observation {
+            read: read_ok(),
+            seen: vec![intact(&exp[1], "1", t0)],
+        },
+    ];
+    let results = run(&exp, &sent, &obs);
+    let (r, known) = &results[0];
+    assert!(known);
+    assert_eq!(r.verdict, Verdict::Misfiled);
+    assert_eq!(r.folders, vec!["Junk".to_string()]);
+    assert_eq!(r.verdict_label(), "misfiled (Junk)");
+    assert_eq!(r.latency_ms, Some(40));
+    assert!(r.reason.contains("Junk instead of INBOX"), "{}", r.reason);
+    assert!(r.found_in.is_empty());
+    assert_eq!(results[1].0.verdict, Verdict::Delivered);
+    assert!(results[1].0.folders.is_empty());
+}
+
+#[test]
+fn a_copy_in_inbox_and_one_in_junk_is_duplicated_not_misfiled() {
+    let exp = expected(1);
+    let t0 = Instant::now();
+    let sent = [SendOutcome::Accepted { at: t0 }];
+    let obs = [Observation {
+        read: read_ok(),
+        seen: vec![intact(&exp[0], "1", t0), in_folder(&exp[0], "Junk", t0)],
+    }];
+    let (r, _) = &run(&exp, &sent, &obs)[0];
+    assert_eq!(r.verdict, Verdict::Duplicated);
+    assert_eq!(r.copies, 2);
+    assert!(
+        r.reason.contains("1 in INBOX, more in Junk"),
+        "{}",
+        r.reason
+    );
+}
+
+#[test]
+fn a_probe_in_another_mailboxs_junk_is_misrouted() {
+    let exp = expected(2);
+    let t0 = Instant::now();
+    let sent = vec![SendOutcome::Accepted { at: t0 }; 2];
+    let obs = [
+        Observation {
+            read: read_ok(),
+            seen: vec![intact(&exp[0], "1", t0), in_folder(&exp[1], "Junk", t0)],
+        },
+        Observation {
+            read: read_ok(),
+            seen: vec![],
+        },
+    ];
+    let results = run(&exp, &sent, &obs);
+    assert_eq!(results[0].0.verdict, Verdict::Delivered);
+    assert_eq!(results[1].0.verdict, Verdict::Misrouted);
+    assert_eq!(
+        results[1].0.found_in,
+        vec!["user00@patente.test".to_string()]
+    );
 }

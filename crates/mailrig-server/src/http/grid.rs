@@ -63,6 +63,9 @@ fn subject_of(e: &JournalEntry) -> Option<String> {
     match &e.event {
         JournalEvent::Delivered { mailbox, .. } => Some(mailbox.to_lowercase()),
         JournalEvent::Misrouted { intended, .. } => Some(intended.to_lowercase()),
+        JournalEvent::Collected { account, .. } | JournalEvent::CollectFailed { account, .. } => {
+            Some(account.to_lowercase())
+        }
         _ => e.rcpt.as_deref().map(str::to_lowercase),
     }
 }
@@ -81,6 +84,22 @@ fn problem_of(e: &JournalEntry) -> Option<Problem> {
         JournalEvent::Dropped => ("dropped", "accepted with 250 and thrown away".to_string()),
         JournalEvent::Misrouted { actual, .. } => ("misrouted", format!("stored in {actual}")),
         JournalEvent::Fault { action } => ("fault", action.describe()),
+        JournalEvent::CollectFailed {
+            collector, reason, ..
+        } => ("collect-failed", format!("collector {collector}: {reason}")),
+        JournalEvent::Collected {
+            collector,
+            delivered_to,
+            ..
+        } if delivered_to.is_empty() => (
+            "collected-nowhere",
+            format!("collector {collector} fetched it and delivered it to no mailbox"),
+        ),
+        // Not about a mailbox going wrong: a queue passing mail on, a DNS query.
+        JournalEvent::Collected { .. }
+        | JournalEvent::Forwarded { .. }
+        | JournalEvent::ForwardDeferred { .. }
+        | JournalEvent::Dns { .. } => return None,
     };
     Some(Problem {
         kind,

@@ -26,6 +26,47 @@ pub async fn metrics(
     )
 }
 
+/// Per-host series of a world of `[[host]]`s: each host's own counters and
+/// what its store holds (a backup MX's queue, a provider's uncollected mail).
+fn render_hosts(out: &mut String, hosts: &[(String, std::sync::Weak<ServerState>)]) {
+    type Pick = fn(&ServerState) -> u64;
+    let series: [(&str, &str, &str, Pick); 4] = [
+        (
+            "mailrig_host_connections_total",
+            "counter",
+            "Connections accepted, by host of the world.",
+            |s| Metrics::get(&s.metrics.connections_total),
+        ),
+        (
+            "mailrig_host_messages_accepted_total",
+            "counter",
+            "Messages accepted with 250 at the end of DATA, by host of the world.",
+            |s| Metrics::get(&s.metrics.messages_accepted),
+        ),
+        (
+            "mailrig_host_messages_delivered_total",
+            "counter",
+            "Copies stored into mailboxes (SMTP and collectors), by host of the world.",
+            |s| Metrics::get(&s.metrics.messages_delivered),
+        ),
+        (
+            "mailrig_host_stored_messages",
+            "gauge",
+            "Messages held now in a host's store (a backup MX's queue included).",
+            |s| s.store.total_messages() as u64,
+        ),
+    ];
+    for (name, kind, help, pick) in series {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (host, state) in hosts {
+            if let Some(s) = state.upgrade() {
+                let _ = writeln!(out, "{name}{{host=\"{}\"}} {}", label(host), pick(&s));
+            }
+        }
+    }
+}
+
 /// The exposition text.
 pub fn render(state: &ServerState) -> String {
     let m = &state.metrics;
@@ -113,6 +154,10 @@ pub fn render(state: &ServerState) -> String {
         );
     }
 
+    if let Some(hosts) = state.world_hosts.get() {
+        render_hosts(&mut out, hosts);
+    }
+
     let _ = writeln!(
         out,
         "# HELP mailrig_connections_by_listener_total Connections accepted, by listener."
@@ -190,6 +235,7 @@ pub fn render(state: &ServerState) -> String {
         "mailrig_journal_dropped_total {}",
         state.journal.dropped()
     );
+    state.dns.render(&mut out);
     out
 }
 

@@ -63,7 +63,7 @@ pub struct MultiAppend {
 }
 
 /// The text of an astring token (atom, quoted string or literal).
-fn astring(b: &[u8], t: &(Token, std::ops::Range<usize>)) -> Option<String> {
+pub(super) fn astring(b: &[u8], t: &(Token, std::ops::Range<usize>)) -> Option<String> {
     let raw = &b[t.1.clone()];
     match t.0 {
         Token::Atom => Some(String::from_utf8_lossy(raw).into_owned()),

@@ -34,6 +34,8 @@ pub struct FetchInput<'a> {
     pub force_uid: bool,
     /// Add `FLAGS` even if not asked (\Seen was just set).
     pub force_flags: bool,
+    /// Add `MODSEQ` even if not asked (CONDSTORE is on and the flags changed).
+    pub force_modseq: bool,
 }
 
 /// Appends the FETCH response for one message.
@@ -70,6 +72,13 @@ pub fn render(out: &mut Vec<u8>, items: &[MessageDataItemName<'_>], input: &Fetc
         out.extend_from_slice(b"FLAGS ");
         wire::flags(out, &input.msg.flags, input.recent);
     }
+    let asked_modseq = items
+        .iter()
+        .any(|i| matches!(i, MessageDataItemName::ModSeq));
+    if input.force_modseq && !asked_modseq {
+        sep(out);
+        out.extend_from_slice(format!("MODSEQ ({})", input.msg.modseq).as_bytes());
+    }
     for item in items {
         sep(out);
         match item {
@@ -79,6 +88,9 @@ pub fn render(out: &mut Vec<u8>, items: &[MessageDataItemName<'_>], input: &Fetc
             MessageDataItemName::Flags => {
                 out.extend_from_slice(b"FLAGS ");
                 wire::flags(out, &input.msg.flags, input.recent);
+            }
+            MessageDataItemName::ModSeq => {
+                out.extend_from_slice(format!("MODSEQ ({})", input.msg.modseq).as_bytes());
             }
             MessageDataItemName::InternalDate => {
                 out.extend_from_slice(b"INTERNALDATE ");

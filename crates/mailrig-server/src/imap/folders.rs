@@ -11,6 +11,7 @@ use imap_codec::imap_types::status::StatusDataItemName;
 use mailrig_core::fault::{Action as Fault, Stage};
 use mailrig_core::store::{DELIMITER, StoreError, SystemFlag};
 
+use super::list_ext::ListRequest;
 use super::session::{Session, folder_name, tagged};
 use super::wire;
 
@@ -87,6 +88,7 @@ impl Session {
         }
     }
 
+    /// LIST in the RFC 3501 form (answered as [`super::list_ext`] does) and LSUB.
     pub(super) fn list(
         &mut self,
         tag: &str,
@@ -95,7 +97,6 @@ impl Session {
         lsub: bool,
         out: &mut Vec<u8>,
     ) {
-        let cmd = if lsub { "LSUB" } else { "LIST" };
         let reference = match reference {
             Mailbox::Inbox => "INBOX".to_string(),
             Mailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).into_owned(),
@@ -104,13 +105,18 @@ impl Session {
             ListMailbox::Token(t) => String::from_utf8_lossy(t.as_ref()).into_owned(),
             ListMailbox::String(s) => String::from_utf8_lossy(s.as_ref()).into_owned(),
         };
+        if !lsub {
+            let req = ListRequest {
+                tag: tag.to_string(),
+                reference,
+                patterns: vec![pattern],
+                ..ListRequest::default()
+            };
+            return self.list_ext(&req, out);
+        }
         if pattern.is_empty() {
-            // The hierarchy delimiter and root (RFC 3501 §6.3.8).
-            if !lsub {
-                out.extend_from_slice(b"* LIST (\\Noselect) \".\" \"\"\r\n");
-            }
             self.sync_all(out);
-            return tagged(out, tag, "OK", &format!("{cmd} completed"));
+            return tagged(out, tag, "OK", "LSUB completed");
         }
         let full = format!("{reference}{pattern}");
         let Some(mb) = self.mailbox() else { return };
@@ -121,20 +127,11 @@ impl Session {
                 data.subscribed.iter().cloned().collect(),
             )
         };
-        let names: Vec<(String, bool)> = if lsub {
-            lsub_names(&subscribed, &full)
-        } else {
-            folders
-                .iter()
-                .filter(|n| wildcard_match(&full, n))
-                .map(|n| (n.clone(), false))
-                .collect()
-        };
-        for (name, parent_only) in &names {
+        for (name, parent_only) in &lsub_names(&subscribed, &full) {
             let prefix = format!("{name}{DELIMITER}");
             let children = folders.iter().any(|f| f.starts_with(&prefix));
             let mut attrs = Vec::new();
-            if lsub && (*parent_only || !folders.contains(name)) {
+            if *parent_only || !folders.contains(name) {
                 attrs.push("\\Noselect");
             }
             attrs.push(if children {
@@ -143,13 +140,13 @@ impl Session {
                 "\\HasNoChildren"
             });
             out.extend_from_slice(
-                format!("* {cmd} ({}) \"{DELIMITER}\" ", attrs.join(" ")).as_bytes(),
+                format!("* LSUB ({}) \"{DELIMITER}\" ", attrs.join(" ")).as_bytes(),
             );
             wire::astring(out, name.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
         self.sync_all(out);
-        tagged(out, tag, "OK", &format!("{cmd} completed"));
+        tagged(out, tag, "OK", "LSUB completed");
     }
 
     pub(super) fn status(
@@ -162,57 +159,110 @@ impl Session {
         let Some(name) = folder_name(m) else {
             return tagged(out, tag, "NO", "[NONEXISTENT] No such folder");
         };
+        let items: Vec<StatusItem> = items.iter().filter_map(StatusItem::from_codec).collect();
+        if let Err(e) = self.status_line(&name, &items, out) {
+            return tagged(out, tag, "NO", &e);
+        }
+        self.sync_all(out);
+        tagged(out, tag, "OK", "Status completed");
+    }
+
+    /// Writes `* STATUS name (...)` for a folder of the user's mailbox (for
+    /// STATUS and LIST-STATUS); the error text when it does not exist.
+    pub(super) fn status_line(
+        &mut self,
+        name: &str,
+        items: &[StatusItem],
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
         // STATUS asks the imap-select stage too, so it agrees with SELECT.
         let fired = self.faults(Stage::ImapSelect);
         let hidden = fired.iter().any(|f| f.action == Fault::HideMessages);
         let state = Arc::clone(&self.state);
         let Some(mb) = self.user.map(|id| state.store.mailbox(id)) else {
-            return;
+            return Err("Not authenticated".into());
         };
-        let counts = mb.with_folder(&name, |f| {
+        let counts = mb.with_folder(name, |f| {
             let deleted = f
                 .messages
                 .iter()
                 .filter(|m| m.flags.has(SystemFlag::Deleted))
                 .count();
             (
-                f.messages.len(),
-                f.recent(),
-                f.uid_next,
-                f.uid_validity,
-                f.unseen(),
-                deleted,
+                (f.messages.len(), f.recent(), f.unseen(), deleted),
+                (f.uid_next, f.uid_validity, f.highest_modseq),
             )
         });
-        let (mut messages, mut recent, uid_next, uid_validity, mut unseen, mut deleted) =
-            match counts {
-                Ok(c) => c,
-                Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
-            };
+        let (
+            (mut messages, mut recent, mut unseen, mut deleted),
+            (uid_next, uid_validity, highest),
+        ) = counts.map_err(|e| store_error(&e))?;
+        if items.contains(&StatusItem::HighestModSeq) {
+            self.enable_condstore(out);
+        }
         if hidden {
             (messages, recent, unseen, deleted) = (0, 0, 0, 0);
         }
-        self.change_uid_validity(&fired, &name, uid_validity);
-        let uid_validity = self.reported_uid_validity(&name, uid_validity);
-        let mut parts = Vec::new();
-        for item in items {
-            match item {
-                StatusDataItemName::Messages => parts.push(format!("MESSAGES {messages}")),
-                StatusDataItemName::Recent => parts.push(format!("RECENT {recent}")),
-                StatusDataItemName::UidNext => parts.push(format!("UIDNEXT {uid_next}")),
-                StatusDataItemName::UidValidity => {
-                    parts.push(format!("UIDVALIDITY {uid_validity}"))
-                }
-                StatusDataItemName::Unseen => parts.push(format!("UNSEEN {unseen}")),
-                StatusDataItemName::Deleted => parts.push(format!("DELETED {deleted}")),
-                _ => {}
-            }
-        }
+        self.change_uid_validity(&fired, name, uid_validity);
+        let uid_validity = self.reported_uid_validity(name, uid_validity);
+        let parts: Vec<String> = items
+            .iter()
+            .map(|item| match item {
+                StatusItem::Messages => format!("MESSAGES {messages}"),
+                StatusItem::Recent => format!("RECENT {recent}"),
+                StatusItem::UidNext => format!("UIDNEXT {uid_next}"),
+                StatusItem::UidValidity => format!("UIDVALIDITY {uid_validity}"),
+                StatusItem::Unseen => format!("UNSEEN {unseen}"),
+                StatusItem::Deleted => format!("DELETED {deleted}"),
+                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {highest}"),
+            })
+            .collect();
         out.extend_from_slice(b"* STATUS ");
         wire::astring(out, name.as_bytes());
         out.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
-        self.sync_all(out);
-        tagged(out, tag, "OK", "Status completed");
+        Ok(())
+    }
+}
+
+/// A STATUS data item this server answers (RFC 3501 §6.3.10, DELETED from RFC 9051).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusItem {
+    Messages,
+    Recent,
+    UidNext,
+    UidValidity,
+    Unseen,
+    Deleted,
+    /// CONDSTORE (RFC 7162 §3.1.2.3).
+    HighestModSeq,
+}
+
+impl StatusItem {
+    /// From an item name as a client writes it (any case).
+    pub fn from_name(name: &str) -> Option<StatusItem> {
+        Some(match name.to_ascii_uppercase().as_str() {
+            "MESSAGES" => StatusItem::Messages,
+            "RECENT" => StatusItem::Recent,
+            "UIDNEXT" => StatusItem::UidNext,
+            "UIDVALIDITY" => StatusItem::UidValidity,
+            "UNSEEN" => StatusItem::Unseen,
+            "DELETED" => StatusItem::Deleted,
+            "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+            _ => return None,
+        })
+    }
+
+    fn from_codec(item: &StatusDataItemName) -> Option<StatusItem> {
+        Some(match item {
+            StatusDataItemName::Messages => StatusItem::Messages,
+            StatusDataItemName::Recent => StatusItem::Recent,
+            StatusDataItemName::UidNext => StatusItem::UidNext,
+            StatusDataItemName::UidValidity => StatusItem::UidValidity,
+            StatusDataItemName::Unseen => StatusItem::Unseen,
+            StatusDataItemName::Deleted => StatusItem::Deleted,
+            StatusDataItemName::HighestModSeq => StatusItem::HighestModSeq,
+            _ => return None,
+        })
     }
 }
 

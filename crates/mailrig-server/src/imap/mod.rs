@@ -13,16 +13,20 @@
 //! * [`wire`] — response syntax helpers;
 //! * [`extended`] — extension syntax `imap-codec` does not parse (SEARCH
 //!   RETURN, `$`, MULTIAPPEND), rewritten into syntax it does;
+//! * [`list_ext`] — LIST-EXTENDED, LIST-STATUS and SPECIAL-USE, read from the
+//!   command's tokens, and the one LIST implementation;
 //!
 //! Commands are parsed by `imap-codec`; responses are written directly.
 //! Extensions: LITERAL+, SASL-IR, ID, ENABLE, IDLE, NAMESPACE, UIDPLUS, MOVE,
-//! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN, ESEARCH, SEARCHRES, BINARY, MULTIAPPEND.
+//! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN, ESEARCH, SEARCHRES, BINARY, MULTIAPPEND,
+//! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, CONDSTORE.
 
 pub mod binary;
 pub mod extended;
 pub mod fetch;
 pub mod folders;
 pub mod framing;
+pub mod list_ext;
 pub mod mime;
 pub mod search;
 pub mod selected;

@@ -103,6 +103,8 @@ pub fn matches<'a>(key: &SearchKey<'_>, c: &Candidate<'a>, parsed: &mut Parsed<'
                 .contains(&needle)
                 || parsed.body_contains(c.msg, &needle)
         }
+        // CONDSTORE (RFC 7162 §3.1.5); the per-flag entry is not told apart.
+        SearchKey::ModSequence { modseq, .. } => c.msg.modseq >= *modseq,
         #[allow(unreachable_patterns)]
         _ => false,
     }
@@ -110,6 +112,18 @@ pub fn matches<'a>(key: &SearchKey<'_>, c: &Candidate<'a>, parsed: &mut Parsed<'
 
 fn lower(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_lowercase()
+}
+
+/// Whether a criteria tree has a MODSEQ key: the response then names the
+/// highest modseq found (RFC 7162 §3.1.5).
+pub fn uses_modseq(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(uses_modseq),
+        SearchKey::Not(k) => uses_modseq(k),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        SearchKey::ModSequence { .. } => true,
+        _ => false,
+    }
 }
 
 /// Whether a criteria tree needs the parsed message.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::Utc;
 use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::command::{FetchModifier, SelectParameter};
 use imap_codec::imap_types::core::{Charset, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
@@ -29,6 +30,16 @@ use super::search::{self, Candidate, Parsed};
 use super::session::{Session, folder_name, tagged};
 use super::view::{Known, SyncRules, View, uid_set, write_flag_lists};
 use super::wire;
+
+/// A STORE's arguments besides the message set.
+pub(super) struct StoreRequest<'a, 'f> {
+    pub kind: StoreType,
+    pub response: StoreResponse,
+    pub flags: &'a [Flag<'f>],
+    pub uid: bool,
+    /// CONDSTORE's `UNCHANGEDSINCE` modifier.
+    pub unchanged_since: Option<u64>,
+}
 
 /// The tagged text of a command that could not act on every message it
 /// named because another session expunged some (RFC 5530).
@@ -58,11 +69,20 @@ impl Session {
         tag: &str,
         m: &Mailbox<'_>,
         read_only: bool,
+        parameters: &[SelectParameter],
         out: &mut Vec<u8>,
     ) {
         // SELECT deselects first, even when it then fails.
         self.view = None;
         self.saved.clear();
+        for p in parameters {
+            match p {
+                SelectParameter::CondStore => self.enable_condstore(out),
+                SelectParameter::QResync { .. } => {
+                    return tagged(out, tag, "BAD", "QRESYNC is not supported (not ENABLEd)");
+                }
+            }
+        }
         let Some(name) = folder_name(m) else {
             return tagged(out, tag, "NO", "[NONEXISTENT] No such folder");
         };
@@ -100,19 +120,24 @@ impl Session {
             };
             (
                 f.name.clone(),
-                f.uid_validity,
-                f.uid_next,
+                (f.uid_validity, f.uid_next, f.highest_modseq),
                 msgs,
                 first_unseen,
                 recent,
                 keywords,
             )
         });
-        let (name, uid_validity, uid_next, mut msgs, mut first_unseen, mut recent, keywords) =
-            match snapshot {
-                Ok(s) => s,
-                Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
-            };
+        let (
+            name,
+            (uid_validity, uid_next, highest_modseq),
+            mut msgs,
+            mut first_unseen,
+            mut recent,
+            keywords,
+        ) = match snapshot {
+            Ok(s) => s,
+            Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
+        };
         self.change_uid_validity(&fired, &name, uid_validity);
         let uid_validity = self.reported_uid_validity(&name, uid_validity);
         if hidden {
@@ -141,6 +166,10 @@ impl Session {
         out.extend_from_slice(
             format!("* OK [UIDNEXT {uid_next}] Predicted next UID\r\n").as_bytes(),
         );
+        // Sent on every SELECT, CONDSTORE enabled or not (RFC 7162 §3.1.2.1).
+        out.extend_from_slice(
+            format!("* OK [HIGHESTMODSEQ {highest_modseq}] Highest\r\n").as_bytes(),
+        );
         self.view = Some(View {
             folder: name,
             read_only,
@@ -150,6 +179,7 @@ impl Session {
             version,
             hidden,
             keywords,
+            condstore: self.condstore,
         });
         // Anything that arrived since the snapshot.
         self.sync_all(out);
@@ -286,6 +316,10 @@ impl Session {
                 Err(_) => SearchKey::All,
             }
         };
+        let modseq_key = search::uses_modseq(&key);
+        if modseq_key {
+            self.enable_condstore(out);
+        }
         let hide = self
             .faults(Stage::ImapFetch)
             .iter()
@@ -309,6 +343,8 @@ impl Session {
         };
         // (sequence number, UID) of each message found, ascending.
         let mut found: Vec<(usize, u32)> = Vec::new();
+        // The modseq of each message found, in the same order.
+        let mut modseqs: Vec<u64> = Vec::new();
         for (seq, msg) in &msgs {
             let c = Candidate {
                 seq: *seq,
@@ -319,6 +355,7 @@ impl Session {
             let mut parsed = Parsed::new();
             if search::matches(&key, &c, &mut parsed) {
                 found.push((*seq, msg.uid));
+                modseqs.push(msg.modseq);
             }
         }
         let number = |f: &(usize, u32)| if uid { f.1 } else { f.0 as u32 };
@@ -327,6 +364,9 @@ impl Session {
                 out.extend_from_slice(b"* SEARCH");
                 for f in &found {
                     out.extend_from_slice(format!(" {}", number(f)).as_bytes());
+                }
+                if let (true, Some(highest)) = (modseq_key, modseqs.iter().max()) {
+                    out.extend_from_slice(format!(" (MODSEQ {highest})").as_bytes());
                 }
                 out.extend_from_slice(b"\r\n");
             }
@@ -366,6 +406,18 @@ impl Session {
                     if o.count {
                         out.extend_from_slice(format!(" COUNT {}", found.len()).as_bytes());
                     }
+                    // The highest modseq of what is returned: with only MIN
+                    // and/or MAX, of those messages (RFC 7162 §3.1.5).
+                    let returned = if (o.min || o.max) && !o.all && !o.count {
+                        let min = modseqs.first().filter(|_| o.min);
+                        let max = modseqs.last().filter(|_| o.max);
+                        min.into_iter().chain(max).max()
+                    } else {
+                        modseqs.iter().max()
+                    };
+                    if let (true, Some(highest)) = (modseq_key, returned) {
+                        out.extend_from_slice(format!(" MODSEQ {highest}").as_bytes());
+                    }
                     out.extend_from_slice(b"\r\n");
                 }
             }
@@ -387,17 +439,55 @@ impl Session {
         set: &SequenceSet,
         items: MacroOrMessageDataItemNames<'_>,
         uid: bool,
+        modifiers: &[FetchModifier],
         out: &mut Vec<u8>,
     ) {
-        let items = match items {
+        let mut items: Vec<MessageDataItemName<'_>> = match items {
             MacroOrMessageDataItemNames::Macro(m) => {
                 m.expand().into_iter().map(|i| i.into_static()).collect()
             }
             MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
         };
+        let mut changed_since = None;
+        for m in modifiers {
+            match m {
+                FetchModifier::ChangedSince(n) => changed_since = Some(n.get()),
+                FetchModifier::Vanished => {
+                    return tagged(
+                        out,
+                        tag,
+                        "BAD",
+                        "VANISHED needs QRESYNC, which is not supported",
+                    );
+                }
+            }
+        }
+        let asks_modseq = items
+            .iter()
+            .any(|i| matches!(i, MessageDataItemName::ModSeq));
+        if changed_since.is_some() || asks_modseq {
+            self.enable_condstore(out);
+        }
+        if changed_since.is_some() && !asks_modseq {
+            // CHANGEDSINCE answers with MODSEQ too (RFC 7162 §3.1.4.1).
+            items.push(MessageDataItemName::ModSeq);
+        }
         let Some(mut targets) = self.resolve(tag, set, uid, out) else {
             return;
         };
+        if let Some(n) = changed_since {
+            match self.snapshot(&targets) {
+                Ok(m) => {
+                    let newer: HashSet<u32> = m
+                        .iter()
+                        .filter(|(_, m)| m.modseq > n)
+                        .map(|(_, m)| m.uid)
+                        .collect();
+                    targets.retain(|(_, u)| newer.contains(u));
+                }
+                Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
+            }
+        }
         // Asked once per FETCH: a hide-messages fault answers with no data.
         if self
             .faults(Stage::ImapFetch)
@@ -456,6 +546,8 @@ impl Session {
                 recent: view.recent.contains(&msg.uid),
                 force_uid: uid,
                 force_flags: marked.contains(&msg.uid),
+                // A \Seen set by this FETCH changed the modseq too.
+                force_modseq: view.condstore && marked.contains(&msg.uid),
             };
             fetch::render(out, &items, &input);
         }
@@ -472,19 +564,25 @@ impl Session {
         tagged(out, tag, "OK", "Fetch completed");
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn store(
         &mut self,
         tag: &str,
         set: &SequenceSet,
-        kind: StoreType,
-        response: StoreResponse,
-        flags: &[Flag<'_>],
-        uid: bool,
+        req: StoreRequest<'_, '_>,
         out: &mut Vec<u8>,
     ) {
+        let StoreRequest {
+            kind,
+            response,
+            flags,
+            uid,
+            unchanged_since,
+        } = req;
         if self.read_only_refusal(tag, out) {
             return;
+        }
+        if unchanged_since.is_some() {
+            self.enable_condstore(out);
         }
         let Some(targets) = self.resolve(tag, set, uid, out) else {
             return;
@@ -498,10 +596,28 @@ impl Session {
         let (Some(mb), Some(view)) = (self.mailbox(), self.view.as_ref()) else {
             return;
         };
-        if let Err(e) = mb.store_flags(&view.folder, &uids, op, &to_flags(flags)) {
-            return tagged(out, tag, "NO", &store_error(&e));
-        }
-        let set: HashSet<u32> = uids.into_iter().collect();
+        let modified = match mb.store_flags_unchanged_since(
+            &view.folder,
+            &uids,
+            op,
+            &to_flags(flags),
+            unchanged_since,
+        ) {
+            Ok((_, modified)) => modified,
+            Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
+        };
+        // The MODIFIED set names messages as the command did (RFC 7162 §3.1.3).
+        let modified_numbers: Vec<u32> = modified
+            .iter()
+            .filter_map(|u| {
+                if uid {
+                    Some(*u)
+                } else {
+                    view.seq_of(*u).map(|s| s as u32)
+                }
+            })
+            .collect();
+        let set: HashSet<u32> = uids.into_iter().filter(|u| !modified.contains(u)).collect();
         let rules = match response {
             StoreResponse::Silent => SyncRules {
                 silent: Some(&set),
@@ -520,7 +636,12 @@ impl Session {
             },
             out,
         );
-        if synced.absent.is_empty() {
+        if !modified_numbers.is_empty() {
+            let mut sorted = modified_numbers;
+            sorted.sort_unstable();
+            let text = format!("[MODIFIED {}] Conditional STORE failed", uid_set(&sorted));
+            tagged(out, tag, "OK", &text);
+        } else if synced.absent.is_empty() {
             tagged(out, tag, "OK", "Store completed");
         } else {
             tagged(out, tag, "NO", EXPUNGE_ISSUED);

@@ -30,6 +30,7 @@ use mailrig_core::world::MailboxId;
 
 use super::extended;
 use super::framing::{CommandLimit, Frame, FrameLimits, Framer, tag_in};
+use super::list_ext;
 use super::view::{SyncRules, Synced, View};
 use crate::driver::{self, Step, TlsFaultOnce};
 use crate::listener::Accepted;
@@ -110,10 +111,13 @@ pub struct Session {
     pub(super) saved: Vec<u32>,
     /// A MULTIAPPEND waiting for [`driver::Session::run_blocking`].
     blocking_multi: Option<extended::MultiAppend>,
+    /// CONDSTORE is on (RFC 7162 §3.1): ENABLEd, or a command used a
+    /// modseq. FETCH responses about flag changes then carry MODSEQ.
+    pub(super) condstore: bool,
 }
 
-/// Shorthand for a tagged status line. The text may echo what the client
-/// sent, so anything that is not printable ASCII (resp-text is 7-bit
+/// Shorthand for a status line, tagged or (with tag `*`) untagged. The text
+/// may echo what the client sent, so anything that is not printable ASCII (resp-text is 7-bit
 /// TEXT-CHARs, RFC 3501 9) is written as `?`.
 pub(super) fn tagged(out: &mut Vec<u8>, tag: &str, status: &str, text: &str) {
     out.extend_from_slice(tag.as_bytes());
@@ -160,6 +164,7 @@ impl Session {
             search_return: None,
             saved: Vec::new(),
             blocking_multi: None,
+            condstore: false,
         }
     }
 
@@ -192,7 +197,7 @@ impl Session {
     /// The capability list for the current state.
     pub fn capabilities(&self) -> String {
         let mut caps = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE",
         );
         if self.user.is_none() {
             let sec = &self.state.world.security;
@@ -324,12 +329,12 @@ impl Session {
         };
         if !sync {
             // The client sends the literal's bytes anyway; refuse to read them.
-            out.extend_from_slice(format!("* BYE {text}\r\n").as_bytes());
+            tagged(out, "*", "BYE", &text);
             return Action::Close;
         }
         match tag {
             Some(t) => tagged(out, &t, status, &text),
-            None => out.extend_from_slice(format!("* BAD {text}\r\n").as_bytes()),
+            None => tagged(out, "*", "BAD", &text),
         }
         Action::Continue
     }
@@ -393,6 +398,17 @@ impl Session {
                 // It writes the store: run where blocking is allowed.
                 self.blocking_multi = Some(m);
                 return Action::Blocking;
+            }
+            Some(Err(e)) => return bad(out, &e.to_string()),
+            None => {}
+        }
+        match list_ext::parse(bytes) {
+            Some(Ok(_)) if self.user.is_none() => {
+                return bad(out, "Not authenticated: LIST not allowed in this state");
+            }
+            Some(Ok(req)) => {
+                self.list_ext(&req, out);
+                return Action::Continue;
             }
             Some(Err(e)) => return bad(out, &e.to_string()),
             None => {}
@@ -637,8 +653,19 @@ impl Session {
                     self.mode = Mode::AuthPlain { tag };
                 }
             }
-            C::Enable { .. } => {
-                out.extend_from_slice(b"* ENABLED\r\n");
+            C::Enable { capabilities } => {
+                use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+                // Only what this server has is enabled (RFC 5161 §3.2).
+                let condstore = capabilities
+                    .as_ref()
+                    .iter()
+                    .any(|c| matches!(c, CapabilityEnable::CondStore));
+                if condstore && !self.condstore {
+                    self.enable_condstore(out);
+                    out.extend_from_slice(b"* ENABLED CONDSTORE\r\n");
+                } else {
+                    out.extend_from_slice(b"* ENABLED\r\n");
+                }
                 tagged(out, &tag, "OK", "Enabled");
             }
             C::Namespace => {
@@ -656,8 +683,14 @@ impl Session {
                 );
                 self.mode = Mode::Idle { tag };
             }
-            C::Select { mailbox, .. } => self.select(&tag, &mailbox, false, out),
-            C::Examine { mailbox, .. } => self.select(&tag, &mailbox, true, out),
+            C::Select {
+                mailbox,
+                parameters,
+            } => self.select(&tag, &mailbox, false, &parameters, out),
+            C::Examine {
+                mailbox,
+                parameters,
+            } => self.select(&tag, &mailbox, true, &parameters, out),
             C::Create { mailbox } => self.create(&tag, &mailbox, out),
             C::Delete { mailbox } => self.delete(&tag, &mailbox, out),
             C::Rename { from, to } => self.rename(&tag, &from, &to, out),
@@ -698,16 +731,39 @@ impl Session {
                 sequence_set,
                 macro_or_item_names,
                 uid,
-                ..
-            } => self.fetch(&tag, &sequence_set, macro_or_item_names, uid, out),
+                modifiers,
+            } => self.fetch(
+                &tag,
+                &sequence_set,
+                macro_or_item_names,
+                uid,
+                &modifiers,
+                out,
+            ),
             C::Store {
                 sequence_set,
                 kind,
                 response,
                 flags,
                 uid,
-                ..
-            } => self.store(&tag, &sequence_set, kind, response, &flags, uid, out),
+                modifiers,
+            } => {
+                // UNCHANGEDSINCE is CONDSTORE's one STORE modifier.
+                let unchanged_since = modifiers
+                    .iter()
+                    .map(|m| match m {
+                        imap_codec::imap_types::command::StoreModifier::UnchangedSince(n) => *n,
+                    })
+                    .next();
+                let store = super::selected::StoreRequest {
+                    kind,
+                    response,
+                    flags: &flags,
+                    uid,
+                    unchanged_since,
+                };
+                self.store(&tag, &sequence_set, store, out)
+            }
             C::Copy {
                 sequence_set,
                 mailbox,
@@ -790,6 +846,29 @@ impl Session {
         self.login = login;
         self.framer
             .set_limits(FrameLimits::logged_in(self.state.world.limits.max_literal));
+    }
+
+    /// Turns CONDSTORE on for the rest of the session (RFC 7162 §3.1). The
+    /// first time, with a folder selected, the client learns the folder's
+    /// HIGHESTMODSEQ (RFC 7162 §3.1.2.1).
+    pub(super) fn enable_condstore(&mut self, out: &mut Vec<u8>) {
+        if self.condstore {
+            return;
+        }
+        self.condstore = true;
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        view.condstore = true;
+        let Some(id) = self.user else { return };
+        if let Ok(highest) = self
+            .state
+            .store
+            .mailbox(id)
+            .with_folder(&view.folder, |f| f.highest_modseq)
+        {
+            out.extend_from_slice(format!("* OK [HIGHESTMODSEQ {highest}] Highest\r\n").as_bytes());
+        }
     }
 
     /// Catches the selected view up, all responses allowed.

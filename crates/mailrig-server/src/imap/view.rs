@@ -64,6 +64,8 @@ pub struct View {
     pub hidden: bool,
     /// The keywords of the last `* FLAGS` response, in the order sent.
     pub keywords: Vec<String>,
+    /// CONDSTORE is on: FETCH responses about flags carry MODSEQ.
+    pub condstore: bool,
 }
 
 /// What a catch-up may say.
@@ -345,6 +347,10 @@ impl View {
                 &self.msgs[seq - 1].msg.flags,
                 self.recent.contains(&uid),
             );
+            if self.condstore {
+                let modseq = self.msgs[seq - 1].modseq;
+                out.extend_from_slice(format!(" MODSEQ ({modseq})").as_bytes());
+            }
             out.extend_from_slice(b")\r\n");
         }
         let grew = !fresh.is_empty();
@@ -454,6 +460,7 @@ mod tests {
             version: 0,
             hidden: false,
             keywords: Vec::new(),
+            condstore: false,
         }
     }
 

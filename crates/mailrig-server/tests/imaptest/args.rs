@@ -144,9 +144,13 @@ impl Parser<'_> {
             return Err(format!("literal of {n} bytes runs past the end"));
         }
         self.i = end;
-        Ok(Arg::Literal(
-            String::from_utf8_lossy(&self.b[start..end]).into_owned(),
-        ))
+        // imaptest keeps every argument as a C string (`p_strdup`), so a
+        // literal ends at its first NUL byte, on both sides of a comparison
+        // (append-binary's body starts with one). Exact bytes of BINARY
+        // fetches are checked in the server's own tests.
+        let bytes = &self.b[start..end];
+        let text = bytes.split(|&b| b == 0).next().unwrap_or_default();
+        Ok(Arg::Literal(String::from_utf8_lossy(text).into_owned()))
     }
 
     fn atom(&mut self) -> Arg {

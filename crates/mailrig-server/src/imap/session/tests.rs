@@ -312,7 +312,7 @@ fn failed_logins_and_authorization_identities() {
 // Whole conversations through the driver contract (from `main`).
 
 const WORLD: &str = "[[domain]]\nname = 'd.test'\nmailboxes = ['a']\npassword = 'p'\n";
-const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND";
+const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE";
 
 /// Whole conversations, sans I/O: client bytes in, server bytes and
 /// steps out.
@@ -336,7 +336,7 @@ fn exchanges() {
             // Commands that write the store are blocking effects.
             (
                 b"s SELECT INBOX\r\n",
-                "[blocking]* FLAGS*\r\n* OK [PERMANENTFLAGS*\r\n* 0 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY*\r\n* OK [UIDNEXT 1]*\r\ns OK [READ-WRITE] Select completed\r\n",
+                "[blocking]* FLAGS*\r\n* OK [PERMANENTFLAGS*\r\n* 0 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY*\r\n* OK [UIDNEXT 1]*\r\n* OK [HIGHESTMODSEQ 1] Highest\r\ns OK [READ-WRITE] Select completed\r\n",
             ),
             (
                 b"p APPEND INBOX {5+}\r\nhello\r\n",
@@ -881,4 +881,14 @@ fn multiappend_all_or_none() {
         r.contains("* 3 FETCH (FLAGS ($K \\Recent) BODY[] {5}\r\nthree)"),
         "{r}"
     );
+}
+
+#[test]
+fn status_lines_tagged_or_untagged_write_client_bytes_as_ascii() {
+    // Untagged BAD/BYE texts echo decoder errors, which may quote client bytes.
+    for (tag, status) in [("a1", "NO"), ("*", "BAD"), ("*", "BYE")] {
+        let mut out = Vec::new();
+        super::tagged(&mut out, tag, status, "bad date \u{b2}\u{7f}x");
+        assert_eq!(out, format!("{tag} {status} bad date ??x\r\n").into_bytes());
+    }
 }

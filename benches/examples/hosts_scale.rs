@@ -1,0 +1,125 @@
+//! Scale of a world of hosts (issue 12's performance figures), printed, never asserted:
+//! a world of 50 hosts and 10,000 mailboxes parsed and started, then a collector moving
+//! 10,000 messages (100 accounts x 100) from one host to another, beside the SMTP path's
+//! rate for the same 10,000 messages (lettre, 8 concurrent senders).
+//!
+//! `cargo run -p mailrig-benches --example hosts_scale` (add `--release` for figures
+//! worth quoting).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use lettre::address::Envelope;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use mailrig_core::{NewMessage, Scenario};
+use mailrig_server::MockServer;
+
+fn message(i: usize) -> Vec<u8> {
+    format!(
+        "From: s@extern.test\r\nTo: x@p.test\r\nSubject: m{i}\r\nMessage-ID: <m{i}@extern.test>\r\n\r\n{}\r\n",
+        "Hallo. ".repeat(120)
+    )
+    .into_bytes()
+}
+
+#[tokio::main]
+async fn main() {
+    // 50 domains of 200 mailboxes, one host each.
+    let mut text = String::new();
+    for d in 0..50 {
+        text.push_str(&format!(
+            "[[domain]]\nname = 'd{d:02}.test'\nmailboxes = ['u001..u200']\npassword = 'p'\n"
+        ));
+    }
+    for d in 0..50 {
+        text.push_str(&format!(
+            "[[host]]\nname = 'h{d:02}'\naddress = '127.9.1.{}'\ndomains = ['d{d:02}.test']\npop3 = true\n",
+            d + 2
+        ));
+    }
+    let t = Instant::now();
+    let scenario = Scenario::parse(&text, "scale").unwrap();
+    let parsed = t.elapsed();
+    let server = MockServer::builder()
+        .scenario(scenario)
+        .start()
+        .await
+        .unwrap();
+    println!(
+        "50 hosts, 10,000 mailboxes: parsed in {:.3} s, parsed and started in {:.3} s",
+        parsed.as_secs_f64(),
+        t.elapsed().as_secs_f64()
+    );
+    server.shutdown().await;
+
+    // A provider and a firm with 100 mailboxes each, a collector for all of them.
+    let text = "[[domain]]\nname = 'p.test'\nmailboxes = ['u001..u100']\npassword = 'p'\n\
+        [[host]]\nname = 'provider'\naddress = '127.9.2.2'\ndomains = ['p.test']\npop3 = true\n\
+        [[host]]\nname = 'firm'\naddress = '127.9.2.3'\ndomains = ['p.test']\n\
+        [[collector]]\nname = 'c'\nfrom = 'provider'\nto = 'firm'\ninterval_secs = 86400\naccounts = ['p.test']\n";
+    let server = MockServer::builder()
+        .scenario(Scenario::parse(text, "collector").unwrap())
+        .start()
+        .await
+        .unwrap();
+    let provider = server.host("provider").unwrap();
+    let ids: Vec<_> = provider.world().mailboxes.iter().map(|m| m.id).collect();
+    for i in 0..10_000 {
+        let env = Arc::new(mailrig_core::Envelope {
+            mail_from: "s@extern.test".into(),
+            rcpt_to: vec![],
+            peer: "bench".into(),
+            helo: "bench".into(),
+            auth_user: None,
+            tls: false,
+            received_at: chrono::Utc::now(),
+        });
+        provider
+            .store()
+            .deliver(
+                ids[i % ids.len()],
+                NewMessage::received(Bytes::from(message(i)), env),
+            )
+            .unwrap();
+    }
+    let t = Instant::now();
+    let round = server.collect_now("c").await.unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(round.delivered, 10_000, "{round:?}");
+    println!(
+        "collector: 10,000 messages from 100 accounts in {secs:.2} s = {:.0} msg/s",
+        10_000.0 / secs
+    );
+
+    // The SMTP path: the same messages sent to the provider, 8 senders.
+    let smtp = provider.smtp_addr();
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        tasks.push(tokio::spawn(async move {
+            let mailer =
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.ip().to_string())
+                    .port(smtp.port())
+                    .build();
+            for i in (w..10_000).step_by(8) {
+                let to = format!("u{:03}@p.test", i % 100 + 1);
+                let env = Envelope::new(
+                    Some("s@extern.test".parse().unwrap()),
+                    vec![to.parse().unwrap()],
+                )
+                .unwrap();
+                mailer.send_raw(&env, &message(i)).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "SMTP path: 10,000 messages (8 lettre senders, a connection each message) in {secs:.2} s = {:.0} msg/s",
+        10_000.0 / secs
+    );
+    server.shutdown().await;
+}

@@ -1,0 +1,112 @@
+//! The prober as a monitor: rounds of [`crate::probe`] every so often, each
+//! round's report appended to a JSON Lines history, Prometheus metrics kept
+//! across rounds ([`Metrics`]), and the one-line Nagios / Icinga / Checkmk
+//! status of a report ([`nagios`]).
+//!
+//! Pure where it can be: rendering metrics and status lines takes reports and
+//! returns text, tested without sockets; [`run_rounds`] only sequences
+//! probes and sleeps, and the command line serves the metrics text.
+
+pub mod metrics;
+pub mod nagios;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+pub use metrics::Metrics;
+
+use crate::report::Report;
+use crate::run::{ProbeError, ProbeOptions, probe};
+use crate::target::Target;
+
+/// The shortest round interval `--every` accepts.
+pub const MIN_EVERY: Duration = Duration::from_millis(100);
+
+/// Parses an interval: `5m`, `30s`, `1h`, `500ms`, or plain seconds (`90`,
+/// `0.5`). At least [`MIN_EVERY`], at most a day.
+pub fn parse_every(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not an interval: give e.g. 5m, 30s, 1h or 500ms"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => {
+            return Err(format!(
+                "'{text}': unknown unit '{unit}' (use ms, s, m or h)"
+            ));
+        }
+    };
+    if !seconds.is_finite() || seconds < MIN_EVERY.as_secs_f64() || seconds > 86_400.0 {
+        return Err(format!(
+            "'{text}' must be between {} ms and one day",
+            MIN_EVERY.as_millis()
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Appends one report as one JSON line (the JSON Lines history).
+pub fn append_history(path: &Path, report: &Report) -> std::io::Result<()> {
+    let mut line = serde_json::to_string(report).map_err(std::io::Error::other)?;
+    line.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(line.as_bytes())
+}
+
+/// Runs `rounds` probes (forever with `None`), one starting every `every`
+/// (or right after the previous one when it took longer). `on_round` gets
+/// the round number (from 1) and its result; returning `false` stops.
+pub async fn run_rounds(
+    target: &Target,
+    opts: &ProbeOptions,
+    every: Duration,
+    rounds: Option<u64>,
+    mut on_round: impl FnMut(u64, &Result<Report, ProbeError>) -> bool,
+) {
+    let mut round = 0u64;
+    let mut next = tokio::time::Instant::now();
+    loop {
+        round += 1;
+        let result = probe(target, opts).await;
+        if !on_round(round, &result) || rounds.is_some_and(|n| round >= n) {
+            return;
+        }
+        next += every;
+        let now = tokio::time::Instant::now();
+        if next < now {
+            next = now;
+        }
+        tokio::time::sleep_until(next).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_every("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_every("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_every("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_every("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_every("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_every("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_every("5x").unwrap_err().contains("unknown unit 'x'"));
+        assert!(parse_every("m").unwrap_err().contains("not an interval"));
+        assert!(parse_every("10ms").unwrap_err().contains("between 100 ms"));
+        assert!(parse_every("2d").is_err());
+    }
+}
