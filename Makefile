@@ -32,7 +32,7 @@ bench:
 bench-peers:
 	bash scripts/bench-peers.sh
 
-# Fuzzing (nightly + cargo-fuzz): every target for FUZZ_SECS seconds on its
+# Fuzzing (nightly + cargo-fuzz, installed here when missing): every target for FUZZ_SECS seconds on its
 # corpus in fuzz/corpus/; a failing input lands in fuzz/artifacts/<target>/ —
 # minimise it (cargo +nightly fuzz tmin) and keep it in fuzz/regressions/<target>/,
 # which `make test` replays on stable (crates/mailrig-fuzz-checks/tests/fuzz_regressions.rs).
@@ -40,6 +40,7 @@ FUZZ_SECS ?= 60
 FUZZ_TARGETS ?= scenario_toml target_toml fault_json smtp_data smtp_session imap_session pop3_session
 .PHONY: fuzz
 fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
 		$(CARGO) +nightly fuzz run -s none -a $$t corpus/$$t -- \
 			-max_total_time=$(FUZZ_SECS) -rss_limit_mb=2048 -timeout=10 || exit 1; \
