@@ -16,6 +16,7 @@
 //!   with its own address, listeners, domains, mailboxes and faults;
 //! * [`collector`] — POP3 collectors (`[[collector]]`) between hosts;
 //! * [`dns`] — the world's zones: generated MX/A/PTR records, explicit ones, lookups;
+//! * [`duration`] — the one `30s`/`5m`/`250ms` syntax of flags and files;
 //! * [`fault`] — the fault plan: what a stage of a session should do instead of
 //!   the normal thing;
 //! * [`store`] — mailboxes, folders and messages with IMAP semantics, in memory
@@ -30,6 +31,7 @@ pub mod address;
 pub mod catalog;
 pub mod collector;
 pub mod dns;
+pub mod duration;
 pub mod fault;
 pub mod host;
 pub mod journal;

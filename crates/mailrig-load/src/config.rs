@@ -590,26 +590,7 @@ pub fn parse_size(input: &str) -> Option<usize> {
 
 /// Parses a duration: `30s`, `5m`, `1h`, `250ms`, or a bare number of seconds (`1.5`).
 pub fn parse_duration(input: &str) -> Result<Duration, String> {
-    let s = input.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("'{input}' is not a duration (e.g. 30s, 5m, 250ms)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "'{input}': unknown unit '{unit}' (use ms, s, m or h)"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("'{input}' is out of range"))
+    mailrig_core::duration::parse_duration(input, "a duration")
 }
 
 #[cfg(test)]

@@ -26,32 +26,14 @@ pub const MIN_EVERY: Duration = Duration::from_millis(100);
 /// Parses an interval: `5m`, `30s`, `1h`, `500ms`, or plain seconds (`90`,
 /// `0.5`). At least [`MIN_EVERY`], at most a day.
 pub fn parse_every(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not an interval: give e.g. 5m, 30s, 1h or 500ms"))?;
-    let seconds = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "'{text}': unknown unit '{unit}' (use ms, s, m or h)"
-            ));
-        }
-    };
-    if !seconds.is_finite() || seconds < MIN_EVERY.as_secs_f64() || seconds > 86_400.0 {
+    let every = mailrig_core::duration::parse_duration(text, "an interval")?;
+    if every < MIN_EVERY || every > Duration::from_secs(86_400) {
         return Err(format!(
             "'{text}' must be between {} ms and one day",
             MIN_EVERY.as_millis()
         ));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Ok(every)
 }
 
 /// Appends one report as one JSON line (the JSON Lines history).
