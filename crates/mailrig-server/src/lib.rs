@@ -27,6 +27,7 @@ pub mod mock;
 pub mod net;
 pub mod pop3;
 pub mod sasl;
+pub mod search;
 pub mod smtp;
 pub mod state;
 pub mod tls;

@@ -33,6 +33,9 @@ pub struct ServerState {
     /// In a world of `[[host]]`s, set on the first host (the one the HTTP API
     /// serves): every host by name, so `/metrics` can report each one.
     pub world_hosts: std::sync::OnceLock<Vec<(String, std::sync::Weak<ServerState>)>>,
+    /// The store's messages as the HTTP list and search see them (a view of
+    /// `store`, kept in step by [`crate::search::follow`]).
+    pub search: Arc<crate::search::SearchIndex>,
 }
 
 impl ServerState {
@@ -76,6 +79,7 @@ impl ServerState {
             faults: RwLock::new(faults),
             shutdown,
             world_hosts: std::sync::OnceLock::new(),
+            search: Arc::new(crate::search::SearchIndex::new()),
         })
     }
 }

@@ -8,6 +8,12 @@
 //! in the grid, and hostile HTML running no script and loading nothing remote.
 //! Screenshots land in target/ui-screenshots/. A missing node, chromium,
 //! swaks or playwright-core fails the test with the install command.
+//!
+//! A second test, `tests/ui/login_test.mjs`, signs in to a server started
+//! with `--http-token`: the 401 paths, the login form, the live page on the
+//! cookie, signing out, and `/?token=` as a link.
+
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -27,8 +33,9 @@ fn need(cond: bool, what: &str) {
     );
 }
 
-#[test]
-fn the_page_in_headless_chromium() {
+/// The browser, node, swaks and playwright-core are there, or the test fails
+/// with the install command; returns the directory of the scripts.
+fn browser_tools() -> PathBuf {
     let ui = repo().join("crates/mailrig/tests/ui");
     need(
         ui.join("node_modules/playwright-core/package.json")
@@ -47,6 +54,46 @@ fn the_page_in_headless_chromium() {
         Command::new("node").arg("--version").output().is_ok(),
         "node",
     );
+    ui
+}
+
+#[test]
+fn signing_in_with_a_token_in_headless_chromium() {
+    let ui = browser_tools();
+    let token = "tr41ner;T0ken";
+    let serve = support::serve::Serve::start_env(
+        &[],
+        &["--scenario", "kanzlei-2-of-25"],
+        &[("MAILRIG_HTTP_TOKEN", token)],
+    );
+    let shots = repo().join("target/ui-screenshots");
+    let result = Command::new("node")
+        .arg(ui.join("login_test.mjs"))
+        .arg(serve.url(""))
+        .arg(serve.smtp.port().to_string())
+        .arg(&shots)
+        .arg(token)
+        .current_dir(&ui)
+        .output()
+        .expect("run node");
+    serve.stop();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    println!("{text}");
+    assert!(
+        result.status.success(),
+        "the browser login test failed (screenshots in {}):\n{text}",
+        shots.display()
+    );
+    assert!(text.contains("login tests passed: 5 steps"), "{text}");
+}
+
+#[test]
+fn the_page_in_headless_chromium() {
+    let ui = browser_tools();
 
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)

@@ -20,8 +20,10 @@
 //!   `POST .../enable`).
 //! * **Anyone on the network** — when a token is set
 //!   ([`AccessPolicy::token`], `serve --http-token` or `MAILRIG_HTTP_TOKEN`),
-//!   every request needs it, as `Authorization: Bearer TOKEN` or as the
-//!   password of HTTP Basic (so a browser can open the page); else 401.
+//!   every request needs it, as `Authorization: Bearer TOKEN`, as the
+//!   password of HTTP Basic, or in the `SameSite=Strict` cookie that
+//!   [`super::login`] sets for a browser; else 401 (for a browser asking
+//!   for a page: the login form).
 //!   Without a token the API is open to whoever passes the checks above.
 //!
 //! The decision ([`AccessPolicy::check`]) is a pure function of the request
@@ -91,6 +93,13 @@ impl AccessPolicy {
         Ok(self)
     }
 
+    /// Whether `given` is the token (compared in constant time).
+    pub fn token_matches(&self, given: &[u8]) -> bool {
+        self.token
+            .as_ref()
+            .is_some_and(|want| bool::from(given.ct_eq(want.as_bytes())))
+    }
+
     /// Whether a token is required.
     pub fn requires_token(&self) -> bool {
         self.token.is_some()
@@ -106,6 +115,7 @@ impl AccessPolicy {
     pub fn check(
         &self,
         method: &Method,
+        path: &str,
         headers: &HeaderMap,
         local: Option<IpAddr>,
     ) -> Result<(), ApiError> {
@@ -113,12 +123,32 @@ impl AccessPolicy {
         if let Some(raw) = host {
             self.check_host(raw, local)?;
         }
-        self.check_token(headers)?;
+        // The way in, and the login page's stylesheet, need no token.
+        let signing_in = matches!(path, "/login" | "/logout" | "/ui/app.css");
+        if !signing_in {
+            self.check_token(headers)?;
+        }
         if changes_state(method) {
             check_same_origin(headers, host)?;
-            check_body_type(headers)?;
+            if path == "/login" {
+                check_body_type_of(headers, &LOGIN_BODY_TYPES)?;
+            } else {
+                check_body_type(headers)?;
+            }
         }
         Ok(())
+    }
+
+    /// The `Host` check alone.
+    pub fn check_host_of(
+        &self,
+        headers: &HeaderMap,
+        local: Option<IpAddr>,
+    ) -> Result<(), ApiError> {
+        match headers.get(header::HOST) {
+            Some(raw) => self.check_host(raw.as_bytes(), local),
+            None => Ok(()),
+        }
     }
 
     fn check_host(&self, raw: &[u8], local: Option<IpAddr>) -> Result<(), ApiError> {
@@ -157,9 +187,15 @@ impl AccessPolicy {
             return Ok(());
         };
         let Some(given) = headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::Unauthorized(
-                "this request has no Authorization header",
-            ));
+            return match super::login::cookie_token(headers) {
+                Some(t) if self.token_matches(&t) => Ok(()),
+                Some(_) => Err(ApiError::Unauthorized(
+                    "the token of the sign-in cookie is wrong (sign in again at /login)",
+                )),
+                None => Err(ApiError::Unauthorized(
+                    "this request has no Authorization header",
+                )),
+            };
         };
         let given = given.as_bytes();
         let (scheme, rest) = match given.iter().position(|&b| b == b' ') {
@@ -235,8 +271,18 @@ fn check_same_origin(headers: &HeaderMap, host: Option<&[u8]>) -> Result<(), Api
     }
 }
 
+/// The body type of `POST /login`: the browser's form.
+const LOGIN_BODY_TYPES: [&str; 1] = ["application/x-www-form-urlencoded"];
+
 /// A request that carries a body must say it is JSON or TOML.
 fn check_body_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    check_body_type_of(headers, &BODY_TYPES)
+}
+
+fn check_body_type_of(
+    headers: &HeaderMap,
+    accepted: &'static [&'static str],
+) -> Result<(), ApiError> {
     let has_body = headers.contains_key(header::TRANSFER_ENCODING)
         || headers
             .get(header::CONTENT_LENGTH)
@@ -245,10 +291,10 @@ fn check_body_type(headers: &HeaderMap) -> Result<(), ApiError> {
         return Ok(());
     }
     match body_type(headers) {
-        Some(t) if BODY_TYPES.contains(&t.as_str()) => Ok(()),
+        Some(t) if accepted.contains(&t.as_str()) => Ok(()),
         other => Err(ApiError::UnsupportedMediaType {
             got: other,
-            accepted: &BODY_TYPES,
+            accepted,
         }),
     }
 }
@@ -370,8 +416,27 @@ pub async fn guard(
         .get::<ConnectInfo<LocalAddr>>()
         .and_then(|ConnectInfo(LocalAddr(a))| *a)
         .map(|a| a.ip());
-    match policy.check(request.method(), request.headers(), local_ip) {
+    let path = request.uri().path();
+    if path == "/"
+        && policy.requires_token()
+        && let Some(token) = super::login::query_token(request.uri().query())
+    {
+        // The Host check still comes first.
+        return match policy.check_host_of(request.headers(), local_ip) {
+            Ok(()) => super::login::login_by_query(&policy, &token),
+            Err(e) => e.into_response(),
+        };
+    }
+    match policy.check(request.method(), path, request.headers(), local_ip) {
         Ok(()) => next.run(request).await,
+        Err(ApiError::Unauthorized(_))
+            if !path.starts_with("/api/")
+                && super::login::wants_page(request.method(), request.headers()) =>
+        {
+            let why = super::login::cookie_token(request.headers())
+                .map(|_| "That token is no longer right: sign in again.");
+            super::login::unauthorized_page(why)
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -394,7 +459,7 @@ mod tests {
 
     fn status(p: &AccessPolicy, method: Method, pairs: &[(&str, &str)], local: &str) -> u16 {
         let local = local.parse().ok();
-        match p.check(&method, &headers(pairs), local) {
+        match p.check(&method, "/api/v1/health", &headers(pairs), local) {
             Ok(()) => 200,
             Err(e) => e.status().as_u16(),
         }

@@ -66,6 +66,8 @@ pub enum ApiError {
     InvalidFault(String),
     #[error("message store error: {0}")]
     Store(StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(
         "the HTTP API does not answer for Host '{0}': it answers loopback names and addresses (localhost, 127.0.0.1, [::1]), the address it listens on, and names allowed with `mailrig serve --http-allow-host NAME` (this check stops DNS rebinding)"
     )]
@@ -128,7 +130,7 @@ impl ApiError {
             ApiError::HostNotAllowed(_) | ApiError::CrossOrigin(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

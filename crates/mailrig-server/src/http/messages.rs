@@ -13,14 +13,13 @@ use axum::extract::{Extension, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use mail_parser::MessageParser;
 use mailrig_core::fault::FaultRuleSpec;
-use mailrig_core::store::StoredMessage;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::extract::{ApiQuery, NoParams, QueryParams};
 use super::view::MessageSummary;
+use crate::search::Filter;
 use crate::state::ServerState;
 
 type AppState = State<Arc<ServerState>>;
@@ -39,7 +38,14 @@ macro_rules! filter_of {
             $q.q.clone(),
             $q.after,
             $q.before,
-        )?
+        )
+        .map_err(|e| {
+            bad(
+                "header",
+                &e.0,
+                "give a header field name, optionally ': ' and part of its value (X-Mailer: swaks)",
+            )
+        })?
     };
 }
 
@@ -69,236 +75,31 @@ const DEFAULT_TIMEOUT: f64 = 10.0;
 const MAX_TIMEOUT: f64 = 300.0;
 const MAX_COUNT: usize = 10_000;
 
-/// Which messages: every filter given must match.
-#[derive(Debug, Default, Clone)]
-pub struct Filter {
-    /// The mailbox it is stored in, an envelope recipient or a To/Cc address.
-    to: Option<String>,
-    /// The From address or the envelope sender.
-    from: Option<String>,
-    /// Part of the subject, case-insensitive.
-    subject: Option<String>,
-    /// The mailbox it is stored in.
-    mailbox: Option<String>,
-    /// The domain of the mailbox it is stored in.
-    domain: Option<String>,
-    /// Part of the decoded text or HTML body, lowercased.
-    text: Option<String>,
-    /// A header field name and part of its value (lowercased).
-    header: Option<(String, String)>,
-    /// Part of the sender, a recipient, the subject or the body, lowercased.
-    any: Option<String>,
-    /// Stored at or after / before.
-    after: Option<DateTime<Utc>>,
-    before: Option<DateTime<Utc>>,
-}
-
-impl Filter {
-    /// A filter from query values; `header` is `Name: part of value` (or
-    /// just `Name`), checked here so that a bad one is a 400 naming it.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        to: Option<String>,
-        from: Option<String>,
-        subject: Option<String>,
-        mailbox: Option<String>,
-        domain: Option<String>,
-        text: Option<String>,
-        header: Option<String>,
-        any: Option<String>,
-        after: Option<DateTime<Utc>>,
-        before: Option<DateTime<Utc>>,
-    ) -> Result<Filter, ApiError> {
-        let header = match header {
-            None => None,
-            Some(h) => {
-                // As the schema's pattern `^[!-9;-~]+(:[\s\S]*)?$`: a field
-                // name (RFC 5322 ftext), then optionally a colon and any text.
-                let (name, value) = h.split_once(':').unwrap_or((h.as_str(), ""));
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
-                    return Err(bad(
-                        "header",
-                        &h,
-                        "give a header field name, optionally ': ' and part of its value (X-Mailer: swaks)",
-                    ));
-                }
-                Some((name.to_string(), value.trim().to_lowercase()))
-            }
-        };
-        Ok(Filter {
-            to,
-            from,
-            subject,
-            mailbox,
-            domain,
-            text: text.map(|t| t.to_lowercase()),
-            header,
-            any: any.map(|t| t.to_lowercase()),
-            after,
-            before,
-        })
-    }
-
-    fn needs_headers(&self) -> bool {
-        self.to.is_some() || self.from.is_some() || self.subject.is_some() || self.header.is_some()
-    }
-
-    /// The decoded text and HTML bodies, lowercased, joined.
-    fn body_text(m: &StoredMessage) -> String {
-        let Some(p) = MessageParser::new().parse(&m.raw[..]) else {
-            return String::new();
-        };
-        let mut out = String::new();
-        for i in 0..p.text_body_count() {
-            if let Some(t) = p.body_text(i) {
-                out.push_str(&t.to_lowercase());
-                out.push('\n');
-            }
-        }
-        for i in 0..p.html_body_count() {
-            if let Some(t) = p.body_html(i) {
-                out.push_str(&t.to_lowercase());
-                out.push('\n');
-            }
-        }
-        out
-    }
-
-    fn matches(&self, mailbox: &str, m: &StoredMessage) -> bool {
-        let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
-        if let Some(want) = &self.mailbox
-            && !eq(want, mailbox)
-        {
-            return false;
-        }
-        if let Some(want) = &self.domain
-            && !mailbox.rsplit_once('@').is_some_and(|(_, d)| eq(d, want))
-        {
-            return false;
-        }
-        if self.after.is_some_and(|t| m.internal_date < t)
-            || self.before.is_some_and(|t| m.internal_date >= t)
-        {
-            return false;
-        }
-        if let Some(want) = &self.text
-            && !Self::body_text(m).contains(want.as_str())
-        {
-            return false;
-        }
-        if !self.needs_headers() && self.any.is_none() {
-            return true;
-        }
-        let parsed = MessageParser::new().parse_headers(&m.raw[..]);
-        let addresses = |list: Option<&mail_parser::Address>| -> Vec<String> {
-            list.map(|a| {
-                a.iter()
-                    .filter_map(|x| x.address().map(str::to_string))
-                    .collect()
+/// The messages that match, newest first: the total and the page from
+/// `offset`, as summaries. Runs on the blocking pool: the index may have
+/// deliveries to take in, and a search scans every message.
+async fn matching(
+    state: &Arc<ServerState>,
+    filter: Filter,
+    offset: usize,
+    limit: usize,
+) -> Result<(usize, Vec<MessageSummary>), ApiError> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let found = state.search.search(&state.store, &filter, offset, limit);
+        let summaries = found
+            .hits
+            .iter()
+            .filter_map(|h| {
+                let m = h.fetch(&state.store)?;
+                let address = &state.store.mailbox(h.mailbox).address;
+                Some(MessageSummary::new(address, &h.folder, &m))
             })
-            .unwrap_or_default()
-        };
-        if let Some(want) = &self.to {
-            let mut all = vec![mailbox.to_string()];
-            if let Some(e) = &m.envelope {
-                all.extend(e.rcpt_to.iter().cloned());
-            }
-            if let Some(p) = &parsed {
-                all.extend(addresses(p.to()));
-                all.extend(addresses(p.cc()));
-            }
-            if !all.iter().any(|a| eq(a.trim_matches(['<', '>']), want)) {
-                return false;
-            }
-        }
-        if let Some(want) = &self.from {
-            let mut all = Vec::new();
-            if let Some(e) = &m.envelope {
-                all.push(e.mail_from.clone());
-            }
-            if let Some(p) = &parsed {
-                all.extend(addresses(p.from()));
-            }
-            if !all.iter().any(|a| eq(a, want)) {
-                return false;
-            }
-        }
-        if let Some(want) = &self.subject {
-            let subject = parsed
-                .as_ref()
-                .and_then(|p| p.subject())
-                .unwrap_or("")
-                .to_lowercase();
-            if !subject.contains(&want.to_lowercase()) {
-                return false;
-            }
-        }
-        if let Some((name, want)) = &self.header {
-            let found = parsed.as_ref().is_some_and(|p| {
-                p.headers_raw().any(|(n, v)| {
-                    n.eq_ignore_ascii_case(name) && v.to_lowercase().contains(want.as_str())
-                })
-            });
-            if !found {
-                return false;
-            }
-        }
-        if let Some(want) = &self.any {
-            let mut hay = mailbox.to_lowercase();
-            if let Some(e) = &m.envelope {
-                hay.push_str(&e.mail_from.to_lowercase());
-                for r in &e.rcpt_to {
-                    hay.push(' ');
-                    hay.push_str(&r.to_lowercase());
-                }
-            }
-            if let Some(p) = &parsed {
-                for a in [p.from(), p.to(), p.cc()].into_iter().flatten() {
-                    for x in a.iter() {
-                        hay.push(' ');
-                        hay.push_str(&x.address().unwrap_or("").to_lowercase());
-                        hay.push(' ');
-                        hay.push_str(&x.name().unwrap_or("").to_lowercase());
-                    }
-                }
-                hay.push(' ');
-                hay.push_str(&p.subject().unwrap_or("").to_lowercase());
-            }
-            if !hay.contains(want.as_str()) && !Self::body_text(m).contains(want.as_str()) {
-                return false;
-            }
-        }
-        true
-    }
-}
-
-/// Every stored message that matches, newest first: (mailbox, folder, message).
-fn matching(state: &ServerState, filter: &Filter) -> Vec<(String, String, StoredMessage)> {
-    let mut out = Vec::new();
-    for (_, b) in state.store.mailboxes() {
-        if let Some(want) = &filter.mailbox
-            && !want.eq_ignore_ascii_case(&b.address)
-        {
-            continue;
-        }
-        for f in b.folders() {
-            let Ok(msgs) = b.messages(&f.name) else {
-                continue;
-            };
-            for m in msgs {
-                if filter.matches(&b.address, &m) {
-                    out.push((b.address.clone(), f.name.clone(), m));
-                }
-            }
-        }
-    }
-    out.sort_by(|a, b| {
-        b.2.internal_date
-            .cmp(&a.2.internal_date)
-            .then_with(|| a.0.cmp(&b.0))
-            .then_with(|| b.2.uid.cmp(&a.2.uid))
-    });
-    out
+            .collect();
+        (found.total, summaries)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("the search stopped: {e}")))
 }
 
 // The filters are repeated in each query rather than flattened in: serde's
@@ -356,15 +157,9 @@ pub async fn list(
     if offset > MAX_OFFSET {
         return Err(bad("offset", offset, "give 0 to 4294967295"));
     }
-    let all = matching(&state, &filter_of!(q));
-    let messages = all
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|(a, f, m)| MessageSummary::new(a, f, m))
-        .collect();
+    let (total, messages) = matching(&state, filter_of!(q), offset, limit).await?;
     Ok(Json(Page {
-        total: all.len(),
+        total,
         offset,
         limit,
         messages,
@@ -420,23 +215,15 @@ pub async fn wait(
     loop {
         // Listen first, then look: a delivery between the two still wakes us.
         let changed = state.store.changes().listen();
-        let all = matching(&state, &filter);
-        if all.len() >= count {
-            let messages = all
-                .iter()
-                .take(count)
-                .map(|(a, f, m)| MessageSummary::new(a, f, m))
-                .collect();
-            return Ok(Json(Arrived {
-                total: all.len(),
-                messages,
-            }));
+        let (total, messages) = matching(&state, filter.clone(), 0, count).await?;
+        if total >= count {
+            return Ok(Json(Arrived { total, messages }));
         }
         let now = tokio::time::Instant::now();
         if now >= deadline || state.shutdown.is_cancelled() {
             return Err(ApiError::WaitTimedOut {
                 secs: timeout,
-                found: all.len(),
+                found: total,
                 count,
             });
         }

@@ -22,6 +22,7 @@ pub mod events;
 pub mod extract;
 pub mod faults;
 pub mod grid;
+pub mod login;
 pub mod messages;
 pub mod metrics;
 pub mod parsed;
@@ -50,6 +51,7 @@ pub fn router(
         .route("/ui/app.js", get(ui::app_js))
         .route("/ui/app.css", get(ui::app_css))
         .route("/metrics", get(metrics::metrics))
+        .merge(login::routes())
         .nest(
             "/api/v1",
             api::routes()
@@ -62,6 +64,7 @@ pub fn router(
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
         .layer(axum::Extension(Arc::new(initial)))
+        .layer(axum::Extension(access.clone()))
         .layer(axum::middleware::from_fn_with_state(access, access::guard))
 }
 
@@ -77,6 +80,12 @@ pub fn serve(
     let initial = messages::InitialFaults::of(&state);
     async move {
         let shutdown = state.shutdown.clone();
+        // The search index follows the store while the API is up.
+        tokio::spawn(crate::search::follow(
+            state.search.clone(),
+            state.store.clone(),
+            shutdown.clone(),
+        ));
         let app = router(state, access, initial)
             .into_make_service_with_connect_info::<access::LocalAddr>();
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
