@@ -26,7 +26,7 @@ const context = await chromium.launchPersistentContext(join(work, "profile"), {
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
   viewport: { width: 1280, height: 800 },
 });
-const page = context.pages()[0] || (await context.newPage());
+const page = await context.newPage();
 const errors = [];
 page.on("pageerror", (e) => errors.push(String(e)));
 const shot = (name) => page.screenshot({ path: join(SHOTS, name + ".png") });
@@ -53,10 +53,8 @@ try {
     await page.waitForSelector("form[action='/login'] input#token");
     assert(!(await page.$("#grid")), "no world grid before signing in");
     // The API stays JSON for programs.
-    const api = await page.evaluate(async () => {
-      const r = await fetch("/api/v1/health");
-      return [r.status, (await r.json()).error];
-    });
+    const res = await fetch(BASE + "/api/v1/health");
+    const api = [res.status, (await res.json()).error];
     assert(api[0] === 401 && api[1].includes("token"), "the API is a 401 with a JSON error: " + api);
   });
 
@@ -102,6 +100,9 @@ try {
 
   assert(errors.length === 0, "no script errors: " + errors.join("; "));
   console.log(`login tests passed: ${steps} steps`);
+} catch (e) {
+  console.error("login test failed:", e);
+  process.exitCode = 1;
 } finally {
-  await context.close();
+  await context.close().catch(() => {});
 }
