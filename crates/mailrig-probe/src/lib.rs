@@ -107,6 +107,7 @@ pub mod imap_reader;
 mod mailbox_csv;
 mod message;
 pub mod monitor;
+mod mx;
 mod read;
 mod report;
 mod run;
@@ -117,13 +118,14 @@ mod verdict;
 
 pub use message::BuildError;
 pub use message::{HASH_HEADER, PROBE_HEADER, RunId};
+pub use mx::MX_PORT;
 pub use read::ReadError;
 pub use read::pop3::Pop3Session as Pop3Client;
 pub use report::{Cleanup, Counts, DomainSummary, REPORT_SCHEMA, Report, Summary};
 pub use run::{Phase, ProbeError, ProbeOptions, Progress, ProgressFn, exit_code, probe};
 pub use target::{
-    MailboxTarget, MasterLogin, MasterStyle, ReadEndpoint, ReadProtocol, SmtpAuth, SmtpTarget,
-    Target, TargetError, TlsMode, TlsTrust,
+    MailboxTarget, MasterLogin, MasterStyle, MxHost, ReadEndpoint, ReadProtocol, SmtpAuth,
+    SmtpTarget, Target, TargetError, TlsMode, TlsTrust,
 };
 pub use tls::TrustError;
 pub use verdict::{MailboxResult, SmtpReply, Verdict};

@@ -16,6 +16,7 @@ fn result(address: &str, verdict: Verdict) -> MailboxResult {
         reason: format!("reason for {verdict} <&\"'>"),
         read_via: "IMAP 127.0.0.1:1143".into(),
         folders: vec![],
+        via: None,
     }
 }
 
@@ -182,7 +183,8 @@ fn json_schema_is_stable() {
             "reason",
             "smtp",
             "token",
-            "verdict"
+            "verdict",
+            "via"
         ]
     );
     assert_eq!(m["verdict"], "delivered");

@@ -326,3 +326,19 @@ fn master_and_range_mistakes_name_file_line_and_column() {
         "{no_pw}"
     );
 }
+
+#[test]
+fn mx_keys_parse_and_a_bad_mx_host_names_its_position() {
+    let t = parse(
+        "[smtp]\nhost='127.0.0.1'\nport=25\nmx=true\nmx_port=2525\nmx_hosts=['127.0.0.3', { name = 'mx2.p.test', address = '127.0.0.4:2526' }]\n[read]\nhost='127.0.0.1'\nport=143\npassword='x'\n[[mailbox]]\naddress='a@p.test'\n",
+    )
+    .unwrap();
+    assert!(t.smtp.mx);
+    assert_eq!(t.smtp.mx_port, 2525);
+    assert_eq!(t.smtp.mx_hosts[1].name, "mx2.p.test");
+    assert_eq!(t.smtp.mx_hosts[1].port, Some(2526));
+    let e = err(
+        "[smtp]\nhost='127.0.0.1'\nport=25\nmx_hosts=['mx 2']\n[read]\nhost='127.0.0.1'\nport=143\npassword='x'\n[[mailbox]]\naddress='a@p.test'\n",
+    );
+    assert!(e.contains(":4:") && e.contains("mx_hosts"), "{e}");
+}
