@@ -71,8 +71,8 @@ impl std::fmt::Debug for ProbeOptions {
     }
 }
 
-/// Where a run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a run is (in the order a run goes through them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
     /// Logging in to the mailboxes.
     Connecting,

@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
@@ -24,7 +25,7 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 
 use crate::report::{Cleanup, Report, RunInfo};
-use crate::run::{ProbeError, ProbeOptions};
+use crate::run::{Phase, ProbeError, ProbeOptions, Progress, ProgressFn};
 use crate::target::{Target, TlsMode, domain_of};
 use crate::verdict::{MailboxResult, SmtpReply, Verdict};
 
@@ -235,6 +236,10 @@ pub(crate) async fn probe_each_mx(
     let port = opts.mx_port.unwrap_or(target.smtp.mx_port);
     let records = resolve(target, opts.resolver, port).await?;
     let routes = plan(target, &records);
+    let progress = opts
+        .progress
+        .clone()
+        .map(|show| std::sync::Arc::new(CombinedProgress::new(show, routes.len())));
     let mut runs = tokio::task::JoinSet::new();
     for (k, route) in routes.iter().enumerate() {
         let mut sub = target.clone();
@@ -255,9 +260,7 @@ pub(crate) async fn probe_each_mx(
             .run_id
             .as_ref()
             .map(|id| crate::message::RunId::from_string(format!("{id}mx{k:02}")));
-        if k > 0 {
-            sub_opts.progress = None;
-        }
+        sub_opts.progress = progress.as_ref().map(|p| p.part(k));
         runs.spawn(async move { (k, crate::run::probe_once(&sub, &sub_opts).await) });
     }
     let mut outcomes: Vec<Option<Result<Report, ProbeError>>> = vec![None; routes.len()];
@@ -282,6 +285,64 @@ pub(crate) async fn probe_each_mx(
     let mut report = merge(target, &routes, reports, started_at);
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(report)
+}
+
+/// The runs through every MX shown as one: each run's updates are kept, and
+/// every update shows the sum over the runs ([`combine`]).
+struct CombinedProgress {
+    show: ProgressFn,
+    parts: Mutex<Vec<Option<Progress>>>,
+}
+
+impl CombinedProgress {
+    fn new(show: ProgressFn, runs: usize) -> CombinedProgress {
+        CombinedProgress {
+            show,
+            parts: Mutex::new(vec![None; runs]),
+        }
+    }
+
+    /// The progress callback of run `k`.
+    fn part(self: &Arc<Self>, k: usize) -> ProgressFn {
+        let me = Arc::clone(self);
+        Arc::new(move |p: &Progress| {
+            let combined = {
+                let Ok(mut parts) = me.parts.lock() else {
+                    return;
+                };
+                if let Some(slot) = parts.get_mut(k) {
+                    *slot = Some(p.clone());
+                }
+                combine(&parts)
+            };
+            if let Some(c) = combined {
+                (me.show)(&c);
+            }
+        })
+    }
+}
+
+/// One progress line for several runs: the phase of the run furthest
+/// behind, counts summed (a run not heard from yet counts as not started).
+pub(crate) fn combine(parts: &[Option<Progress>]) -> Option<Progress> {
+    let seen: Vec<&Progress> = parts.iter().flatten().collect();
+    let first = seen.first()?;
+    let phase = if seen.len() < parts.len() {
+        Phase::Connecting
+    } else {
+        seen.iter().map(|p| p.phase).min().unwrap_or(first.phase)
+    };
+    let sum = |f: fn(&Progress) -> usize| seen.iter().map(|p| f(p)).sum::<usize>();
+    Some(Progress {
+        phase,
+        total: sum(|p| p.total),
+        done: seen
+            .iter()
+            .map(|p| if p.phase == phase { p.done } else { p.total })
+            .sum(),
+        known: sum(|p| p.known),
+        elapsed: seen.iter().map(|p| p.elapsed).max().unwrap_or_default(),
+    })
 }
 
 /// What came of the run through one MX.

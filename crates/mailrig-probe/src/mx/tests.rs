@@ -169,3 +169,38 @@ fn mx_host_entries_parse_or_say_what_is_wrong() {
     );
     assert!(MxHost::parse("").is_err());
 }
+
+fn progress(phase: Phase, total: usize, done: usize, known: usize) -> Option<Progress> {
+    Some(Progress {
+        phase,
+        total,
+        done,
+        known,
+        elapsed: Duration::from_millis(100 * total as u64),
+    })
+}
+
+#[test]
+fn progress_of_every_mx_run_is_one_line_summed_over_the_runs() {
+    assert!(combine(&[None, None]).is_none());
+    // A run not heard from yet keeps the line at logging in.
+    let c = combine(&[progress(Phase::Sending, 6, 3, 0), None]).unwrap();
+    assert_eq!((c.phase, c.total, c.done), (Phase::Connecting, 6, 6));
+    // The run furthest behind names the phase; runs past it count as done.
+    let c = combine(&[
+        progress(Phase::Waiting, 6, 6, 4),
+        progress(Phase::Sending, 6, 2, 0),
+    ])
+    .unwrap();
+    assert_eq!(
+        (c.phase, c.total, c.done, c.known),
+        (Phase::Sending, 12, 8, 4)
+    );
+    assert_eq!(c.elapsed, Duration::from_millis(600));
+    let c = combine(&[
+        progress(Phase::Waiting, 6, 6, 4),
+        progress(Phase::Waiting, 2, 2, 1),
+    ])
+    .unwrap();
+    assert_eq!((c.phase, c.total, c.known), (Phase::Waiting, 8, 5));
+}

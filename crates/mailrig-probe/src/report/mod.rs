@@ -397,11 +397,16 @@ impl Report {
             );
             for m in self.mailboxes.iter().filter(|m| m.domain == d.domain) {
                 let time = m.latency_ms.map_or(0.0, |ms| ms as f64 / 1000.0);
+                // Under --each-mx a mailbox is a test case per MX host.
+                let name = match &m.via {
+                    Some(mx) => format!("{} via {mx}", m.address),
+                    None => m.address.clone(),
+                };
                 let _ = write!(
                     out,
                     "    <testcase classname=\"{}\" name=\"{}\" time=\"{time:.3}\"",
                     xml(&d.domain),
-                    xml(&m.address)
+                    xml(&name)
                 );
                 let message = format!("{}: {}", m.verdict, m.reason);
                 match m.verdict {
