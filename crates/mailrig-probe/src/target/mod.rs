@@ -425,8 +425,9 @@ struct ProbeSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SmtpSection {
-    host: String,
-    port: u16,
+    /// Optional with `mx = true` or `mx_hosts`: the MX hosts are sent to then.
+    host: Option<String>,
+    port: Option<u16>,
     #[serde(default = "tls_none")]
     tls: TlsMode,
     auth: Option<Spanned<AuthSection>>,
@@ -590,9 +591,19 @@ impl Builder<'_> {
     fn build(&self, f: TargetFile) -> Result<Target, TargetError> {
         let smtp_span = f.smtp.span().start;
         let smtp = f.smtp.into_inner();
-        if smtp.host.trim().is_empty() {
-            return Err(self.err(smtp_span, "[smtp] host is empty"));
-        }
+        let by_mx = smtp.mx || !smtp.mx_hosts.is_empty();
+        let (host, port) = match (smtp.host.as_deref().map(str::trim), smtp.port) {
+            (Some(""), _) => return Err(self.err(smtp_span, "[smtp] host is empty")),
+            (Some(h), Some(p)) => (h.to_string(), p),
+            (None, None) if by_mx => (String::new(), crate::mx::MX_PORT),
+            (None, _) => {
+                return Err(self.err(
+                    smtp_span,
+                    "[smtp] needs host and port (or mx = true to send through every MX host)",
+                ));
+            }
+            (Some(_), None) => return Err(self.err(smtp_span, "[smtp] host needs a port")),
+        };
         let auth = match &smtp.auth {
             None => None,
             Some(a) => {
@@ -648,8 +659,8 @@ impl Builder<'_> {
             mx: smtp.mx,
             mx_hosts,
             mx_port,
-            host: smtp.host.trim().to_string(),
-            port: smtp.port,
+            host,
+            port,
             tls: smtp.tls,
             auth,
             from,
