@@ -106,6 +106,7 @@
 //! token. Other mail is never touched. [`monitor`] runs rounds, keeps
 //! Prometheus metrics and writes Nagios status lines.
 
+pub mod endpoint_tls;
 pub mod imap_reader;
 mod mailbox_csv;
 mod message;
