@@ -48,6 +48,8 @@ pub struct ProbeOptions {
     pub run_id: Option<RunId>,
     /// Called as the run progresses (for a progress display).
     pub progress: Option<ProgressFn>,
+    /// Warn about a TLS certificate that expires within this many days (`--warn-cert-days`).
+    pub warn_cert_days: Option<u32>,
     /// Probe through every MX host of each domain (`--each-mx`; the
     /// target's `[smtp] mx = true` does the same).
     pub each_mx: bool,
@@ -206,10 +208,14 @@ struct ReaderEnd {
 /// [`ProbeOptions::each_mx`] (or `[smtp] mx = true`) through every MX host
 /// of each mailbox's domain ([`crate::mx`]).
 pub async fn probe(target: &Target, opts: &ProbeOptions) -> Result<Report, ProbeError> {
-    if opts.each_mx || target.smtp.mx {
-        return crate::mx::probe_each_mx(target, opts).await;
-    }
-    probe_once(target, opts).await
+    let each_mx = opts.each_mx || target.smtp.mx;
+    let mut report = if each_mx {
+        crate::mx::probe_each_mx(target, opts).await?
+    } else {
+        probe_once(target, opts).await?
+    };
+    report.tls = crate::endpoint_tls::inspect_all(target, each_mx, opts.warn_cert_days).await;
+    Ok(report)
 }
 
 /// One run through the target's one SMTP server.

@@ -73,6 +73,10 @@ pub struct ProbeArgs {
     /// With --each-mx: the port MX hosts are sent to (default: the target's `mx_port`, 25).
     #[arg(long, value_name = "PORT")]
     mx_port: Option<u16>,
+    /// Warn (table, JSON `tls`, a JUnit case, Nagios WARNING) when a TLS endpoint's certificate expires
+    /// within N days; an expired one always warns.
+    #[arg(long, value_name = "N")]
+    warn_cert_days: Option<u32>,
 }
 
 fn parse_every(s: &str) -> Result<Duration, String> {
@@ -117,6 +121,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
                     each_mx: args.each_mx,
                     resolver: args.resolver,
                     mx_port: args.mx_port,
+                    warn_cert_days: args.warn_cert_days,
                 };
                 let result = runtime.block_on(mailrig_probe::probe(&target, &opts));
                 if progress_on {
@@ -138,6 +143,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         each_mx: args.each_mx,
         resolver: args.resolver,
         mx_port: args.mx_port,
+        warn_cert_days: args.warn_cert_days,
     };
     runtime.block_on(async {
         let metrics = Arc::new(std::sync::Mutex::new(Metrics::new()));

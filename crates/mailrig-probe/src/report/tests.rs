@@ -147,7 +147,8 @@ fn json_schema_is_stable() {
             "summary",
             "target",
             "timed_out",
-            "timeout_ms"
+            "timeout_ms",
+            "tls"
         ]
     );
     assert_eq!(v["schema"], "mailrig.probe.report/v1");
