@@ -96,8 +96,8 @@ struct ScenarioFile {
     host: Vec<Spanned<crate::host::HostSection>>,
     #[serde(default)]
     collector: Vec<Spanned<crate::collector::CollectorSection>>,
-    #[serde(default)]
-    dns: DnsSection,
+    /// `None` when the file has no `[dns]` table.
+    dns: Option<DnsSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,6 +138,9 @@ struct SecuritySection {
     plaintext_auth: bool,
     #[serde(default = "yes")]
     starttls: bool,
+    /// `off`, `record` or `enforce`; unset: `record` in a world with `[dns]`
+    /// or `[[host]]`s, `off` otherwise.
+    sender_auth: Option<crate::sender_auth::SenderAuthPolicy>,
 }
 
 impl Default for SecuritySection {
@@ -146,6 +149,7 @@ impl Default for SecuritySection {
             smtp_auth: default_auth(),
             plaintext_auth: true,
             starttls: true,
+            sender_auth: None,
         }
     }
 }
@@ -278,9 +282,13 @@ impl Scenario {
         let mut warnings = warnings;
         warnings.extend(host_warnings);
         let collectors = crate::collector::build_collectors(&parsed.collector, &hosts, file, src)?;
-        let dns = parsed.dns.to_spec().map_err(|(at, message)| {
-            ScenarioError::at(file, src, at, format!("[dns]: {message}"))
-        })?;
+        let dns = parsed
+            .dns
+            .unwrap_or_default()
+            .to_spec()
+            .map_err(|(at, message)| {
+                ScenarioError::at(file, src, at, format!("[dns]: {message}"))
+            })?;
         // The zones are built again when a DNS server starts, with the bound
         // addresses; checking them here with the scenario's hosts makes
         // `scenario check` report every record error with its place.
@@ -462,6 +470,13 @@ impl Builder<'_> {
             },
             plaintext_auth: f.security.plaintext_auth,
             starttls: f.security.starttls,
+            sender_auth: f.security.sender_auth.unwrap_or(
+                if f.dns.is_some() || !f.host.is_empty() {
+                    crate::sender_auth::SenderAuthPolicy::Record
+                } else {
+                    crate::sender_auth::SenderAuthPolicy::Off
+                },
+            ),
         };
         let limits = self.limits(&f.limits)?;
         if f.domain.is_empty() {
