@@ -117,3 +117,21 @@ pub fn stored_headers(raw: &[u8]) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// The `Authentication-Results:` field of a stored copy (folded lines
+/// included), which sits right under our `Received:`.
+pub fn auth_results(raw: &[u8]) -> String {
+    let head = stored_headers(raw);
+    let at = head
+        .find("\r\nAuthentication-Results: ")
+        .unwrap_or_else(|| panic!("no Authentication-Results in\n{head}"));
+    let received = head.find("\r\nReceived: ").expect("our Received:");
+    assert!(received < at, "under Received:\n{head}");
+    let field = &head[at + 2..];
+    let end = field
+        .match_indices("\r\n")
+        .map(|(i, _)| i)
+        .find(|&i| !field[i + 2..].starts_with('\t'))
+        .unwrap_or(field.len());
+    field[..end].to_string()
+}

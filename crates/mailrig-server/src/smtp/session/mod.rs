@@ -371,14 +371,18 @@ impl Session {
             date: self.dates.get(now),
         };
         let prefix = prefix.min(body.len());
+        let mut trace_end = prefix;
         if !trace.write_over(&mut body[..prefix]) {
             let mut head = Vec::with_capacity(trace.encoded_len());
             trace.write(&mut head);
+            trace_end = head.len();
             body.splice(..prefix, head);
         }
-        // RFC 8601: the receiving host's results go on top.
+        // The receiving host's results (RFC 8601) go on top of the content,
+        // under our trace fields: Return-Path stays first, where a forwarding
+        // host looks for it, as in the copies big providers store.
         if let Some(a) = &auth {
-            body.splice(..0, a.header.bytes());
+            body.splice(trace_end..trace_end, a.header.bytes());
         }
         // The buffer's spare room would stay allocated as long as the
         // message. A large buffer is its own mapping, which shrinks in place;
