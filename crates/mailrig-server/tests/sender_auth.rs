@@ -221,3 +221,61 @@ async fn a_world_without_dns_or_hosts_checks_nothing() {
     );
     server.shutdown().await;
 }
+
+// ---- the catalog scenarios ---------------------------------------------------
+
+#[tokio::test]
+async fn catalog_dkim_key_rotated_signs_with_the_old_key() {
+    let server = support::faults::start("dkim-key-rotated").await;
+    send(
+        server.smtp_addr(),
+        &signed("cat-rotated", "hi\r\n", "signer"),
+    )
+    .await
+    .unwrap();
+    let ar = auth_results(&only_copy(&server));
+    assert!(ar.contains("dkim=fail"), "{ar}");
+    assert!(ar.contains("spf=pass") && ar.contains("dmarc=pass"), "{ar}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn catalog_spf_omits_sender_is_refused_by_an_enforcing_provider() {
+    let server = support::faults::start("spf-omits-sender").await;
+    let unsigned = b"From: alice@signer.test\r\nTo: user@example.test\r\nSubject: x\r\nMessage-ID: <cat-spf@signer.test>\r\n\r\nhi\r\n";
+    let err = send(server.smtp_addr(), unsigned)
+        .await
+        .expect_err("refused");
+    assert!(err.is_permanent(), "{err}");
+    assert!(err.to_string().contains("DMARC"), "{err}");
+    let entries = server.journal_for_message("cat-spf@signer.test");
+    let results = entries
+        .iter()
+        .find_map(|e| match &e.event {
+            JournalEvent::Authenticated { results } => Some(results.clone()),
+            _ => None,
+        })
+        .expect("authenticated entry");
+    assert_eq!(
+        (results.spf.as_str(), results.dmarc.as_str()),
+        ("fail", "fail")
+    );
+    assert!(server.inbox("user@example.test").unwrap().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn catalog_dmarc_typo_leaves_the_domain_without_a_policy() {
+    let server = support::faults::start("dmarc-typo").await;
+    // SPF fails (the record names another host) and the body was altered:
+    // with a working p=reject this would be refused; with the typo it is not.
+    let raw = signed("cat-typo", "original\r\n", "signer");
+    let raw = String::from_utf8(raw)
+        .unwrap()
+        .replace("original", "forged");
+    send(server.smtp_addr(), raw.as_bytes()).await.unwrap();
+    let ar = auth_results(&only_copy(&server));
+    assert!(ar.contains("dmarc=permerror"), "{ar}");
+    assert!(ar.contains("spf=fail"), "{ar}");
+    server.shutdown().await;
+}
