@@ -279,3 +279,86 @@ async fn catalog_dmarc_typo_leaves_the_domain_without_a_policy() {
     assert!(ar.contains("spf=fail"), "{ar}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_policy_is_per_host_and_metrics_name_the_host() {
+    let a = support::hosts::addresses(2);
+    let text = format!(
+        r#"[[domain]]
+name = "example.test"
+mailboxes = ["user"]
+password = "secret"
+
+[[domain]]
+name = "other.test"
+mailboxes = ["user"]
+password = "secret"
+
+[[host]]
+name = "strict"
+address = "{}"
+domains = ["example.test"]
+sender_auth = "enforce"
+
+[[host]]
+name = "lenient"
+address = "{}"
+domains = ["other.test"]
+
+[dns]
+zones = ["signer.test"]
+
+[[dns.record]]
+name = "signer.test"
+type = "TXT"
+value = "v=spf1 ip4:192.0.2.10 -all"
+
+[[dns.record]]
+name = "_dmarc.signer.test"
+type = "TXT"
+value = "v=DMARC1; p=reject"
+"#,
+        a[0], a[1]
+    );
+    let server = start_toml(&text).await;
+    let unsigned =
+        |to: &str| format!("From: alice@signer.test\r\nTo: {to}\r\nSubject: x\r\n\r\nhi\r\n");
+    let strict = server.host("strict").unwrap();
+    let lenient = server.host("lenient").unwrap();
+    let err = support::dkim::send_to(
+        strict.smtp_addr(),
+        "user@example.test",
+        unsigned("user@example.test").as_bytes(),
+    )
+    .await
+    .expect_err("the enforcing host refuses");
+    assert!(err.to_string().contains("5.7.1"), "{err}");
+    support::dkim::send_to(
+        lenient.smtp_addr(),
+        "user@other.test",
+        unsigned("user@other.test").as_bytes(),
+    )
+    .await
+    .expect("the recording host (the default with [[host]]s) accepts");
+    let copy = lenient.inbox("user@other.test").unwrap();
+    let ar = auth_results(&copy[0].raw);
+    assert!(ar.contains("spf=fail") && ar.contains("dmarc=fail"), "{ar}");
+    let metrics = http(&server, "/metrics").await;
+    assert!(
+        metrics.contains("mailrig_auth_rejected_total{host=\"strict\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mailrig_auth_rejected_total{host=\"lenient\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "mailrig_auth_results_total{host=\"lenient\",method=\"dmarc\",result=\"fail\"} 1"
+        ),
+        "{metrics}"
+    );
+    let journal = http(&server, "/api/v1/journal").await;
+    assert!(journal.contains("\"host\":\"strict\""), "{journal}");
+    server.shutdown().await;
+}

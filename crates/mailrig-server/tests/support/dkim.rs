@@ -95,6 +95,11 @@ pub fn signed(subject: &str, body: &str, key: &str) -> Vec<u8> {
 
 /// Sends `raw` from `alice@signer.test` to `user@example.test`.
 pub async fn send(smtp: SocketAddr, raw: &[u8]) -> Result<(), SmtpError> {
+    send_to(smtp, "user@example.test", raw).await
+}
+
+/// Sends `raw` from `alice@signer.test` to `rcpt`.
+pub async fn send_to(smtp: SocketAddr, rcpt: &str, raw: &[u8]) -> Result<(), SmtpError> {
     let t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.ip().to_string())
         .port(smtp.port())
         .hello_name(lettre::transport::smtp::extension::ClientId::Domain(
@@ -103,7 +108,7 @@ pub async fn send(smtp: SocketAddr, raw: &[u8]) -> Result<(), SmtpError> {
         .build();
     let envelope = Envelope::new(
         Some("alice@signer.test".parse().unwrap()),
-        vec!["user@example.test".parse().unwrap()],
+        vec![rcpt.parse().unwrap()],
     )
     .unwrap();
     t.send_raw(&envelope, raw).await.map(|_| ())
