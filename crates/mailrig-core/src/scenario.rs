@@ -27,6 +27,7 @@ use crate::dns::{DnsSpec, ZoneHost};
 use crate::fault::{FaultPlan, FaultRuleSpec};
 use crate::located::LocatedError;
 use crate::range;
+use crate::sender_auth::SenderAuthPolicy;
 use crate::world::{
     AuthMode, BareLfPolicy, Domain, Limits, Mailbox, MailboxId, Security, ServerIdentity,
     UnknownRecipient, VrfyPolicy, World, WorldParts,
@@ -384,6 +385,28 @@ impl Scenario {
                 c.accounts.len(),
                 c.target,
                 if c.enabled { "" } else { " (stopped)" }
+            ));
+        }
+        // In a one-server world, its policy; with hosts, each host's differs
+        // only where written, so the hosts that enforce are named.
+        let enforcing: Vec<&str> = self
+            .hosts
+            .iter()
+            .filter(|h| h.world.security.sender_auth == SenderAuthPolicy::Enforce)
+            .map(|h| h.name.as_str())
+            .collect();
+        if self.hosts.is_empty() && w.security.sender_auth.is_on() {
+            out.push_str(&format!(
+                "  sender authentication: {} (SPF, DKIM, DMARC against the world's DNS)\n",
+                match w.security.sender_auth {
+                    SenderAuthPolicy::Enforce => "enforce",
+                    _ => "record",
+                }
+            ));
+        } else if !enforcing.is_empty() {
+            out.push_str(&format!(
+                "  sender authentication: enforced by host(s) {}\n",
+                enforcing.join(", ")
             ));
         }
         for w in &self.warnings {

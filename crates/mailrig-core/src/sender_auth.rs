@@ -131,6 +131,26 @@ mod tests {
     }
 
     #[test]
+    fn the_default_policy_follows_the_world_and_the_summary_says_it() {
+        let one = "[[domain]]\nname = 'a.test'\nmailboxes = ['u']\npassword = 'p'\n";
+        let s = crate::Scenario::parse(one, "t").unwrap();
+        assert_eq!(s.world.security.sender_auth, SenderAuthPolicy::Off);
+        assert!(!s.summary().contains("sender authentication"));
+        let s = crate::Scenario::parse(&format!("{one}[dns]\n"), "t").unwrap();
+        assert_eq!(s.world.security.sender_auth, SenderAuthPolicy::Record);
+        let e = format!("[security]\nsender_auth = 'enforce'\n{one}");
+        let s = crate::Scenario::parse(&e, "t").unwrap();
+        assert!(
+            s.summary().contains("sender authentication: enforce"),
+            "{}",
+            s.summary()
+        );
+        let bad = format!("[security]\nsender_auth = 'strict'\n{one}");
+        let err = crate::Scenario::parse(&bad, "t").unwrap_err().to_string();
+        assert!(err.starts_with("t:2:15:"), "{err}");
+    }
+
+    #[test]
     fn policies_by_name() {
         assert_eq!(
             SenderAuthPolicy::parse("enforce"),
