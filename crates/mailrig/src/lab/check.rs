@@ -252,7 +252,7 @@ fn answer_check(state: &LabState, port_name: &str) -> CheckResult {
     let mut r = blank("answer");
     let Some(answer) = &state.answer else {
         r.problems.push(
-            "no answer yet: `mailrig lab answer --stage STAGE MAILBOX...` (ranges like user03..user09@patente.test work)"
+            "no answer yet: `mailrig lab answer [--delayed] --stage STAGE MAILBOX...` (ranges like user03..user09@patente.test work)"
                 .into(),
         );
         return r;
@@ -262,15 +262,19 @@ fn answer_check(state: &LabState, port_name: &str) -> CheckResult {
             .push(format!("the lab has no port '{port_name}'"));
         return r;
     };
-    let lost = match journal::lost_mail(*port) {
-        Ok(l) => l,
+    let truth = match journal::read(*port) {
+        Ok(t) => t,
         Err(e) => {
             r.problems.push(format!("cannot read the journal: {e:#}"));
             return r;
         }
     };
-    let named: BTreeSet<String> = answer.lost.iter().map(|a| a.to_ascii_lowercase()).collect();
-    r.problems = journal::judge(&lost, &named, answer.stage.as_deref());
+    let named: BTreeSet<String> = answer
+        .mailboxes
+        .iter()
+        .map(|a| a.to_ascii_lowercase())
+        .collect();
+    r.problems = journal::judge(&truth, answer.outcome, &named, answer.stage.as_deref());
     r.passed = r.problems.is_empty();
     r
 }

@@ -53,7 +53,7 @@ pub enum LabCommand {
     Solve(DirArg),
     /// Stop every process the lab started and free its ports.
     Stop(DirArg),
-    /// Answer a find-it lab: which mailboxes lose mail, and at which stage.
+    /// Answer a find-it lab: which mailboxes lose mail (or get it late), and at which stage.
     Answer(AnswerArgs),
 }
 
@@ -95,10 +95,15 @@ pub struct CheckArgs {
 pub struct AnswerArgs {
     #[command(flatten)]
     dir: DirArg,
-    /// The stage where the mail is lost (as the journal names stages: rcpt, route, deliver, ...).
+    /// The stage where the mail is lost or put off (as the journal names stages: rcpt, route,
+    /// deliver, ...).
     #[arg(long, value_name = "STAGE")]
     stage: Option<String>,
-    /// The mailboxes that lose mail; ranges like user03..user25@patente.test work.
+    /// The mailboxes named do not lose their mail, they get it late (put off with 4xx, stored late).
+    #[arg(long)]
+    delayed: bool,
+    /// The mailboxes that lose mail (or, with --delayed, get it late); ranges like
+    /// user03..user25@patente.test work.
     #[arg(required = true, value_name = "MAILBOX")]
     mailboxes: Vec<String>,
 }
@@ -417,8 +422,9 @@ fn solve(dir: &DirArg) -> anyhow::Result<ExitCode> {
     }
     if let Some(a) = &st.answer {
         println!(
-            "The reference answer is recorded: {} mailboxes, stage {}.",
-            a.lost.len(),
+            "The reference answer is recorded: {} mailboxes {}, stage {}.",
+            a.mailboxes.len(),
+            outcome_words(a.outcome),
             a.stage.as_deref().unwrap_or("-")
         );
     }
@@ -470,23 +476,32 @@ fn answer(a: AnswerArgs) -> anyhow::Result<ExitCode> {
             lost.insert(addr.to_ascii_lowercase());
         }
     }
+    let outcome = if a.delayed {
+        journal::Outcome::Delayed
+    } else {
+        journal::Outcome::Lost
+    };
+    let n = lost.len();
     st.answer = Some(state::Answer {
-        lost: lost.into_iter().collect(),
-        stage: a.stage,
+        mailboxes: lost.into_iter().collect(),
+        outcome,
+        stage: a.stage.clone(),
     });
     st.save()?;
     println!(
-        "Answer recorded: {} mailbox{}{}. `mailrig lab check` judges it.",
-        st.answer.as_ref().map_or(0, |x| x.lost.len()),
-        if st.answer.as_ref().map_or(0, |x| x.lost.len()) == 1 {
-            ""
-        } else {
-            "es"
-        },
-        st.answer
+        "Answer recorded: {n} mailbox{} {}{}. `mailrig lab check` judges it.",
+        if n == 1 { "" } else { "es" },
+        outcome_words(outcome),
+        a.stage
             .as_ref()
-            .and_then(|x| x.stage.as_ref())
-            .map_or(String::new(), |s| format!(", lost at stage {s}"))
+            .map_or(String::new(), |s| format!(" at stage {s}"))
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn outcome_words(outcome: journal::Outcome) -> &'static str {
+    match outcome {
+        journal::Outcome::Lost => "losing mail",
+        journal::Outcome::Delayed => "getting mail late",
+    }
 }
