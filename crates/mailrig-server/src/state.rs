@@ -33,6 +33,8 @@ pub struct ServerState {
     /// In a world of `[[host]]`s, set on the first host (the one the HTTP API
     /// serves): every host by name, so `/metrics` can report each one.
     pub world_hosts: std::sync::OnceLock<Vec<(String, std::sync::Weak<ServerState>)>>,
+    /// The training lab whose panel `GET /api/v1/lab` and the page show (`serve --lab DIR`).
+    pub lab_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl ServerState {
@@ -76,6 +78,7 @@ impl ServerState {
             faults: RwLock::new(faults),
             shutdown,
             world_hosts: std::sync::OnceLock::new(),
+            lab_dir: std::sync::OnceLock::new(),
         })
     }
 }

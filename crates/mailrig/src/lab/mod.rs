@@ -12,6 +12,7 @@
 mod check;
 mod engine;
 mod journal;
+mod panel;
 mod render;
 mod services;
 mod source;
@@ -41,8 +42,9 @@ pub enum LabCommand {
     },
     /// Build a lab's broken environment in DIR and start it on 127.0.0.1.
     Start(StartArgs),
-    /// The running lab: story, task, ports, services, hints used, score so far.
-    Status(DirArg),
+    /// The running lab: story, task, ports, services, hints used, score so far (`--format json`:
+    /// the panel a trainer projects, as `mailrig serve --lab DIR` serves it).
+    Status(CheckArgs),
     /// Reveal the next hint (each costs points).
     Hint(DirArg),
     /// Run the lab's checks. Exit 0 solved, 1 not yet, 2 no lab running.
@@ -203,6 +205,7 @@ fn start(a: StartArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from(format!("mailrig-lab-{}", lab.name)));
     let began = Instant::now();
     let st = engine::start(&lab, &dir, a.port_base)?;
+    panel::write(&lab, &st, panel::Last::Clear)?;
     let took = began.elapsed();
     print_intro(&lab, &st)?;
     println!(
@@ -277,8 +280,13 @@ fn open(dir: &DirArg) -> anyhow::Result<(LabState, LabSource)> {
     Ok((st, lab))
 }
 
-fn status(dir: &DirArg) -> anyhow::Result<ExitCode> {
-    let (st, lab) = open(dir)?;
+fn status(a: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let (st, lab) = open(&a.dir)?;
+    if a.format == Format::Json {
+        let panel = panel::build(&lab, &st, panel::Last::Keep);
+        println!("{}", serde_json::to_string_pretty(&panel)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     print_intro(&lab, &st)?;
     println!("\nServices:");
     for s in &st.services {
@@ -328,6 +336,7 @@ fn hint(dir: &DirArg) -> anyhow::Result<ExitCode> {
     if st.solved.is_none() {
         st.hints_used += 1;
         st.save()?;
+        panel::write(&lab, &st, panel::Last::Keep)?;
     }
     println!(
         "Hint {} of {} (-{} points): {}",
@@ -385,6 +394,7 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<ExitCode> {
         st.save()?;
         report.score = check::score(&lab, &st);
     }
+    panel::write(&lab, &st, panel::Last::Set(&report))?;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Table => {
@@ -402,6 +412,7 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<ExitCode> {
 fn reset(dir: &DirArg) -> anyhow::Result<ExitCode> {
     let (mut st, lab) = open(dir)?;
     engine::reset(&lab, &mut st)?;
+    panel::write(&lab, &st, panel::Last::Clear)?;
     println!(
         "lab {} is back at its broken start in {} (hints used and the clock are kept).",
         st.lab,
@@ -413,6 +424,7 @@ fn reset(dir: &DirArg) -> anyhow::Result<ExitCode> {
 fn solve(dir: &DirArg) -> anyhow::Result<ExitCode> {
     let (mut st, lab) = open(dir)?;
     engine::apply_fix(&lab, &mut st)?;
+    panel::write(&lab, &st, panel::Last::Keep)?;
     println!("What was broken:\n{}\n", lab.spec.cause.trim());
     if !lab.fix.is_empty() {
         println!("The reference fix is now in place:");
@@ -433,8 +445,9 @@ fn solve(dir: &DirArg) -> anyhow::Result<ExitCode> {
 }
 
 fn stop(dir: &DirArg) -> anyhow::Result<ExitCode> {
-    let (mut st, _) = open(dir)?;
+    let (mut st, lab) = open(dir)?;
     let taken = engine::stop(&mut st);
+    panel::write(&lab, &st, panel::Last::Keep)?;
     if !taken.is_empty() {
         bail!("stopped the lab's processes, but ports {taken:?} are still taken on 127.0.0.1");
     }
