@@ -361,6 +361,12 @@ fn the_greylisting_lab_cycles_and_its_answer_is_judged_as_delayed_mail() {
     let (code, doc) = lab.check();
     assert_eq!(code, 1);
     assert!(problems(&doc).contains("no answer yet"), "{doc:#}");
+    // The probe's 28 mailboxes are named short: runs as ranges `lab answer` takes as they are.
+    assert!(
+        problems(&doc)
+            .contains("bernd@kanzlei.test, clara@kanzlei.test, user01..user25@patente.test"),
+        "{doc:#}"
+    );
     // Put-off mail answered as lost mail: the judge says the journal shows no loss, only delay.
     let out = lab.run(&["lab", "answer", "--stage", "rcpt", "bernd@kanzlei.test"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -425,6 +431,22 @@ fn the_greylisting_lab_cycles_and_its_answer_is_judged_as_delayed_mail() {
     assert_eq!(doc["score"]["solved_by"], "trainee");
     assert_eq!(doc["score"]["score"], 150);
     lab.stop_and_prove_empty();
+}
+
+#[test]
+fn a_lab_command_piped_into_head_ends_quietly() {
+    // A pipe whose reader is gone, as after `| head -1` exits: every write fails with EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["lab", "list"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "ends as SIGPIPE would: {err}");
 }
 
 #[test]
