@@ -1,5 +1,6 @@
 //! Commands on one folder: SELECT/EXAMINE, CLOSE/UNSELECT, EXPUNGE, SEARCH,
-//! FETCH, STORE, COPY/MOVE (with UIDPLUS' COPYUID), and APPEND (APPENDUID).
+//! SORT, THREAD, FETCH, STORE, COPY/MOVE (with UIDPLUS' COPYUID), and APPEND
+//! (APPENDUID).
 //!
 //! Each reads what it needs from the store under the mailbox lock, lets go of
 //! the lock, and only then parses MIME or renders responses, so deliveries are
@@ -15,6 +16,8 @@ use imap_codec::imap_types::command::{FetchModifier, SelectParameter};
 use imap_codec::imap_types::core::{Charset, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::extensions::sort::SortCriterion;
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::Mailbox;
@@ -28,6 +31,8 @@ use super::fetch::{self, FetchInput};
 use super::folders::store_error;
 use super::search::{self, Candidate, Parsed};
 use super::session::{Session, folder_name, tagged};
+use super::sort;
+use super::thread;
 use super::view::{Known, SyncRules, View, uid_set, write_flag_lists};
 use super::wire;
 
@@ -285,47 +290,50 @@ impl Session {
         })
     }
 
-    pub(super) fn search(
-        &mut self,
-        tag: &str,
-        charset: Option<&Charset<'_>>,
-        criteria: Vec1<SearchKey<'_>>,
-        uid: bool,
-        out: &mut Vec<u8>,
-    ) {
-        if let Some(cs) = charset {
-            let name = match cs {
-                Charset::Atom(a) => a.inner().to_string(),
-                Charset::Quoted(q) => q.inner().to_string(),
-            };
-            if !name.eq_ignore_ascii_case("UTF-8") && !name.eq_ignore_ascii_case("US-ASCII") {
-                return tagged(
-                    out,
-                    tag,
-                    "NO",
-                    "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset",
-                );
-            }
+    /// Whether a SEARCH, SORT or THREAD names a charset we read; if not,
+    /// the tagged NO is written.
+    fn charset_ok(tag: &str, charset: Option<&Charset<'_>>, out: &mut Vec<u8>) -> bool {
+        let Some(cs) = charset else {
+            return true;
+        };
+        let name = match cs {
+            Charset::Atom(a) => a.inner().to_string(),
+            Charset::Quoted(q) => q.inner().to_string(),
+        };
+        if name.eq_ignore_ascii_case("UTF-8") || name.eq_ignore_ascii_case("US-ASCII") {
+            return true;
         }
+        tagged(
+            out,
+            tag,
+            "NO",
+            "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset",
+        );
+        false
+    }
+
+    /// One criteria tree of a command's search keys (they are ANDed).
+    fn criteria_key(criteria: Vec1<SearchKey<'_>>) -> SearchKey<'_> {
         let keys: Vec<SearchKey<'_>> = criteria.into_inner();
-        let key = if keys.len() == 1 {
+        if keys.len() == 1 {
             keys.into_iter().next().unwrap_or(SearchKey::All)
         } else {
             match Vec1::try_from(keys) {
                 Ok(v) => SearchKey::And(v),
                 Err(_) => SearchKey::All,
             }
-        };
-        let modseq_key = search::uses_modseq(&key);
-        if modseq_key {
-            self.enable_condstore(out);
         }
+    }
+
+    /// The messages of the selected folder that `key` matches, with their
+    /// sequence numbers, ascending.
+    fn matching(&mut self, key: &SearchKey<'_>) -> Result<Vec<(usize, StoredMessage)>, StoreError> {
         let hide = self
             .faults(Stage::ImapFetch)
             .iter()
             .any(|f| f.action == Fault::HideMessages);
         let Some(view) = self.view.as_ref() else {
-            return;
+            return Ok(Vec::new());
         };
         let all: Vec<(usize, u32)> = view
             .msgs
@@ -334,30 +342,48 @@ impl Session {
             .filter(|_| !hide)
             .map(|(i, m)| (i + 1, m.uid))
             .collect();
-        let msgs = match self.snapshot(&all) {
+        let msgs = self.snapshot(&all)?;
+        let Some(view) = self.view.as_ref() else {
+            return Ok(Vec::new());
+        };
+        Ok(msgs
+            .into_iter()
+            .filter(|(seq, msg)| {
+                let c = Candidate {
+                    seq: *seq,
+                    msg,
+                    recent: view.recent.contains(&msg.uid),
+                    view,
+                };
+                search::matches(key, &c, &mut Parsed::new())
+            })
+            .collect())
+    }
+
+    pub(super) fn search(
+        &mut self,
+        tag: &str,
+        charset: Option<&Charset<'_>>,
+        criteria: Vec1<SearchKey<'_>>,
+        uid: bool,
+        out: &mut Vec<u8>,
+    ) {
+        if !Self::charset_ok(tag, charset, out) {
+            return;
+        }
+        let key = Self::criteria_key(criteria);
+        let modseq_key = search::uses_modseq(&key);
+        if modseq_key {
+            self.enable_condstore(out);
+        }
+        let msgs = match self.matching(&key) {
             Ok(m) => m,
             Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
         };
-        let Some(view) = self.view.as_ref() else {
-            return;
-        };
         // (sequence number, UID) of each message found, ascending.
-        let mut found: Vec<(usize, u32)> = Vec::new();
+        let found: Vec<(usize, u32)> = msgs.iter().map(|(seq, m)| (*seq, m.uid)).collect();
         // The modseq of each message found, in the same order.
-        let mut modseqs: Vec<u64> = Vec::new();
-        for (seq, msg) in &msgs {
-            let c = Candidate {
-                seq: *seq,
-                msg,
-                recent: view.recent.contains(&msg.uid),
-                view,
-            };
-            let mut parsed = Parsed::new();
-            if search::matches(&key, &c, &mut parsed) {
-                found.push((*seq, msg.uid));
-                modseqs.push(msg.modseq);
-            }
-        }
+        let modseqs: Vec<u64> = msgs.iter().map(|(_, m)| m.modseq).collect();
         let number = |f: &(usize, u32)| if uid { f.1 } else { f.0 as u32 };
         match self.search_return.take() {
             None => {
@@ -422,6 +448,95 @@ impl Session {
                 }
             }
         }
+        self.sync_after_search(uid, out);
+        tagged(out, tag, "OK", "Search completed");
+    }
+
+    /// SORT (RFC 5256, with RFC 5957's DISPLAY keys).
+    pub(super) fn sort(
+        &mut self,
+        tag: &str,
+        criteria: &[SortCriterion],
+        charset: &Charset<'_>,
+        search_criteria: Vec1<SearchKey<'_>>,
+        uid: bool,
+        out: &mut Vec<u8>,
+    ) {
+        if !Self::charset_ok(tag, Some(charset), out) {
+            return;
+        }
+        let key = Self::criteria_key(search_criteria);
+        let msgs = match self.matching(&key) {
+            Ok(m) => m,
+            Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
+        };
+        let mut items: Vec<sort::Item> = msgs
+            .iter()
+            .map(|(seq, m)| sort::Item::new(*seq, m, criteria))
+            .collect();
+        sort::sort(&mut items, criteria);
+        out.extend_from_slice(b"* SORT");
+        for item in &items {
+            let number = match uid {
+                true => msgs
+                    .binary_search_by_key(&item.seq, |(seq, _)| *seq)
+                    .map_or(0, |i| msgs[i].1.uid),
+                false => item.seq as u32,
+            };
+            out.extend_from_slice(format!(" {number}").as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        self.sync_after_search(uid, out);
+        tagged(out, tag, "OK", "Sort completed");
+    }
+
+    /// THREAD (RFC 5256): ORDEREDSUBJECT or REFERENCES.
+    pub(super) fn thread(
+        &mut self,
+        tag: &str,
+        algorithm: &ThreadingAlgorithm<'_>,
+        charset: &Charset<'_>,
+        search_criteria: Vec1<SearchKey<'_>>,
+        uid: bool,
+        out: &mut Vec<u8>,
+    ) {
+        if let ThreadingAlgorithm::Other(other) = algorithm {
+            let text = format!(
+                "Unknown threading algorithm {:?}: this server has ORDEREDSUBJECT and REFERENCES",
+                other.as_ref()
+            );
+            return tagged(out, tag, "BAD", &text);
+        }
+        if !Self::charset_ok(tag, Some(charset), out) {
+            return;
+        }
+        let key = Self::criteria_key(search_criteria);
+        let msgs = match self.matching(&key) {
+            Ok(m) => m,
+            Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
+        };
+        let msgs: Vec<thread::Msg> = msgs
+            .iter()
+            .map(|(seq, m)| thread::Msg {
+                number: if uid { m.uid } else { *seq as u32 },
+                seq: *seq,
+                header: sort::Header::of(m),
+            })
+            .collect();
+        let threads = match algorithm {
+            ThreadingAlgorithm::OrderedSubject => thread::ordered_subject(&msgs),
+            _ => thread::references(&msgs),
+        };
+        out.extend_from_slice(b"* THREAD");
+        thread::write(out, &threads, &msgs);
+        out.extend_from_slice(b"\r\n");
+        self.sync_after_search(uid, out);
+        tagged(out, tag, "OK", "Thread completed");
+    }
+
+    /// What a SEARCH-like command reports of other sessions' changes: no
+    /// EXPUNGE unless it is the UID form (RFC 3501 §7.4.1).
+    fn sync_after_search(&mut self, uid: bool, out: &mut Vec<u8>) {
         self.sync(
             SyncRules {
                 expunge: uid,
@@ -430,7 +545,6 @@ impl Session {
             },
             out,
         );
-        tagged(out, tag, "OK", "Search completed");
     }
 
     pub(super) fn fetch(

@@ -197,7 +197,7 @@ impl Session {
     /// The capability list for the current state.
     pub fn capabilities(&self) -> String {
         let mut caps = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
         );
         if self.user.is_none() {
             let sec = &self.state.world.security;
@@ -523,6 +523,8 @@ impl Session {
             | C::Expunge
             | C::ExpungeUid { .. }
             | C::Search { .. }
+            | C::Sort { .. }
+            | C::Thread { .. }
             | C::Fetch { .. }
             | C::Store { .. }
             | C::Copy { .. }
@@ -727,6 +729,25 @@ impl Session {
                 criteria,
                 uid,
             } => self.search(&tag, charset.as_ref(), criteria, uid, out),
+            C::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => self.sort(
+                &tag,
+                sort_criteria.as_ref(),
+                &charset,
+                search_criteria,
+                uid,
+                out,
+            ),
+            C::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => self.thread(&tag, &algorithm, &charset, search_criteria, uid, out),
             C::Fetch {
                 sequence_set,
                 macro_or_item_names,

@@ -312,7 +312,7 @@ fn failed_logins_and_authorization_identities() {
 // Whole conversations through the driver contract (from `main`).
 
 const WORLD: &str = "[[domain]]\nname = 'd.test'\nmailboxes = ['a']\npassword = 'p'\n";
-const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE";
+const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
 
 /// Whole conversations, sans I/O: client bytes in, server bytes and
 /// steps out.
