@@ -206,7 +206,8 @@ async fn sort_and_thread_refuse_what_they_cannot_do() {
         "* SORT 1\r\ns6 OK Sort completed\r\n"
     );
     assert_eq!(
-        c.cmd("t3 THREAD ORDEREDSUBJECT UTF-8 SUBJECT nothing-like-this").await,
+        c.cmd("t3 THREAD ORDEREDSUBJECT UTF-8 SUBJECT nothing-like-this")
+            .await,
         "* THREAD\r\nt3 OK Thread completed\r\n"
     );
 }

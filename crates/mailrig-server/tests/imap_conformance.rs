@@ -52,6 +52,7 @@ const EXPECTED_PASS: &[&str] = &[
     "copy",
     "esearch",
     "esearch-condstore",
+    "esort",
     "expunge",
     "expunge2",
     "fetch",
@@ -115,7 +116,6 @@ const KNOWN_FAILING: &[(&str, &str)] = &[];
 const NOT_APPLICABLE: &[(&str, &str)] = &[
     ("catenate", "CATENATE (RFC 4469)"),
     ("catenate-multiappend", "CATENATE (RFC 4469)"),
-    ("esort", "ESORT (RFC 5267)"),
     ("notify", "NOTIFY and QRESYNC (RFC 5465, RFC 7162)"),
     ("search-context-update", "CONTEXT=SEARCH (RFC 5267)"),
     ("search-context-update2", "CONTEXT=SEARCH (RFC 5267)"),

@@ -384,11 +384,31 @@ impl Session {
         let found: Vec<(usize, u32)> = msgs.iter().map(|(seq, m)| (*seq, m.uid)).collect();
         // The modseq of each message found, in the same order.
         let modseqs: Vec<u64> = msgs.iter().map(|(_, m)| m.modseq).collect();
+        self.results(tag, "SEARCH", uid, &found, &modseqs, modseq_key, out);
+        self.sync_after_search(uid, out);
+        tagged(out, tag, "OK", "Search completed");
+    }
+
+    /// Writes a SEARCH or SORT result: `* SEARCH`/`* SORT`, or `* ESEARCH`
+    /// with what RETURN asked for. `found` is (sequence number, UID) in the
+    /// result's order, `modseqs` theirs; `modseq_key` when a MODSEQ key was
+    /// searched (RFC 7162 §3.1.5).
+    #[allow(clippy::too_many_arguments)]
+    fn results(
+        &mut self,
+        tag: &str,
+        kind: &str,
+        uid: bool,
+        found: &[(usize, u32)],
+        modseqs: &[u64],
+        modseq_key: bool,
+        out: &mut Vec<u8>,
+    ) {
         let number = |f: &(usize, u32)| if uid { f.1 } else { f.0 as u32 };
         match self.search_return.take() {
             None => {
-                out.extend_from_slice(b"* SEARCH");
-                for f in &found {
+                out.extend_from_slice(format!("* {kind}").as_bytes());
+                for f in found {
                     out.extend_from_slice(format!(" {}", number(f)).as_bytes());
                 }
                 if let (true, Some(highest)) = (modseq_key, modseqs.iter().max()) {
@@ -432,6 +452,16 @@ impl Session {
                     if o.count {
                         out.extend_from_slice(format!(" COUNT {}", found.len()).as_bytes());
                     }
+                    if let Some(p) = o.partial {
+                        let part: Vec<u32> =
+                            found[p.indexes(found.len())].iter().map(number).collect();
+                        let set = if part.is_empty() {
+                            "NIL".to_string()
+                        } else {
+                            uid_set(&part)
+                        };
+                        out.extend_from_slice(format!(" PARTIAL ({p} {set})").as_bytes());
+                    }
                     // The highest modseq of what is returned: with only MIN
                     // and/or MAX, of those messages (RFC 7162 §3.1.5).
                     let returned = if (o.min || o.max) && !o.all && !o.count {
@@ -448,8 +478,6 @@ impl Session {
                 }
             }
         }
-        self.sync_after_search(uid, out);
-        tagged(out, tag, "OK", "Search completed");
     }
 
     /// SORT (RFC 5256, with RFC 5957's DISPLAY keys).
@@ -466,6 +494,10 @@ impl Session {
             return;
         }
         let key = Self::criteria_key(search_criteria);
+        let modseq_key = search::uses_modseq(&key);
+        if modseq_key {
+            self.enable_condstore(out);
+        }
         let msgs = match self.matching(&key) {
             Ok(m) => m,
             Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
@@ -475,17 +507,15 @@ impl Session {
             .map(|(seq, m)| sort::Item::new(*seq, m, criteria))
             .collect();
         sort::sort(&mut items, criteria);
-        out.extend_from_slice(b"* SORT");
+        let mut found = Vec::with_capacity(items.len());
+        let mut modseqs = Vec::with_capacity(items.len());
         for item in &items {
-            let number = match uid {
-                true => msgs
-                    .binary_search_by_key(&item.seq, |(seq, _)| *seq)
-                    .map_or(0, |i| msgs[i].1.uid),
-                false => item.seq as u32,
-            };
-            out.extend_from_slice(format!(" {number}").as_bytes());
+            if let Ok(i) = msgs.binary_search_by_key(&item.seq, |(seq, _)| *seq) {
+                found.push((item.seq, msgs[i].1.uid));
+                modseqs.push(msgs[i].1.modseq);
+            }
         }
-        out.extend_from_slice(b"\r\n");
+        self.results(tag, "SORT", uid, &found, &modseqs, modseq_key, out);
         self.sync_after_search(uid, out);
         tagged(out, tag, "OK", "Sort completed");
     }
