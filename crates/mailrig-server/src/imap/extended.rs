@@ -21,12 +21,14 @@ pub struct ReturnOptions {
     pub save: bool,
     /// PARTIAL: only these positions of the result.
     pub partial: Option<Partial>,
+    /// UPDATE (CONTEXT=SEARCH): keep the result up to date.
+    pub update: bool,
 }
 
 impl ReturnOptions {
     /// Whether an `* ESEARCH` response is sent (SAVE alone sends none).
     pub fn answers(&self) -> bool {
-        self.min || self.max || self.all || self.count || self.partial.is_some()
+        self.min || self.max || self.all || self.count || self.partial.is_some() || self.update
     }
 }
 
@@ -89,10 +91,14 @@ impl std::fmt::Display for Partial {
 /// A command the rewrite could not read: answered `BAD` with this text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SyntaxError {
-    #[error("Unknown RETURN option {0} (expected MIN, MAX, ALL, COUNT, SAVE or PARTIAL)")]
+    #[error("Unknown RETURN option {0} (expected MIN, MAX, ALL, COUNT, SAVE, PARTIAL or UPDATE)")]
     UnknownReturnOption(String),
     #[error("RETURN needs a parenthesised list of options")]
     ReturnList,
+    #[error("SORT RETURN (UPDATE) is not supported (CONTEXT=SORT); SEARCH RETURN (UPDATE) is")]
+    SortUpdate,
+    #[error("CANCELUPDATE needs the quoted tags of the searches to stop updating")]
+    CancelUpdate,
     #[error("PARTIAL needs a range of result positions such as 1:100 or -1:-100, not {0}")]
     Partial(String),
     #[error("$ (SEARCHRES) stands for a whole sequence set, not part of one")]
@@ -346,6 +352,10 @@ pub fn search_return(b: &[u8]) -> Option<Result<(Vec<u8>, ReturnOptions), Syntax
                     "ALL" => opts.all = true,
                     "COUNT" => opts.count = true,
                     "SAVE" => opts.save = true,
+                    "UPDATE" if atom_is(b, &toks[w], "SORT") => {
+                        return Some(Err(SyntaxError::SortUpdate));
+                    }
+                    "UPDATE" => opts.update = true,
                     "PARTIAL" => {
                         i += 1;
                         let range = match toks.get(i) {
@@ -376,6 +386,37 @@ pub fn search_return(b: &[u8]) -> Option<Result<(Vec<u8>, ReturnOptions), Syntax
     let rest = &b[close.end..];
     out.extend_from_slice(rest.strip_prefix(b" ").unwrap_or(rest));
     Some(Ok((out, opts)))
+}
+
+/// `tag CANCELUPDATE "t1" ["t2" ...]` (RFC 5267 §4.2): the command's tag and
+/// the tags named. `None` for another command.
+pub fn cancel_update(b: &[u8]) -> Option<Result<(String, Vec<String>), SyntaxError>> {
+    let toks = tokens(b);
+    let (w, uid) = command_word(b, &toks)?;
+    if uid || !atom_is(b, &toks[w], "CANCELUPDATE") {
+        return None;
+    }
+    let tag = String::from_utf8_lossy(&b[toks[0].1.clone()]).into_owned();
+    let mut tags = Vec::new();
+    for (kind, r) in &toks[w + 1..] {
+        let text = &b[r.clone()];
+        let inner = match kind {
+            Token::Quoted => text
+                .strip_prefix(b"\"")
+                .and_then(|t| t.strip_suffix(b"\""))
+                .unwrap_or(text),
+            _ => return Some(Err(SyntaxError::CancelUpdate)),
+        };
+        tags.push(
+            String::from_utf8_lossy(inner)
+                .replace("\\\"", "\"")
+                .replace("\\\\", "\\"),
+        );
+    }
+    if tags.is_empty() {
+        return Some(Err(SyntaxError::CancelUpdate));
+    }
+    Some(Ok((tag, tags)))
 }
 
 /// Search keys whose next argument is a string or number, never a set.
@@ -490,6 +531,30 @@ mod tests {
         ] {
             assert_eq!(Partial::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn cancel_update_reads_quoted_tags() {
+        assert_eq!(
+            cancel_update(b"c1 CANCELUPDATE \"s1\" \"s\\\"2\"\r\n"),
+            Some(Ok((
+                "c1".to_string(),
+                vec!["s1".to_string(), "s\"2".to_string()]
+            )))
+        );
+        assert_eq!(
+            cancel_update(b"c2 CANCELUPDATE\r\n"),
+            Some(Err(SyntaxError::CancelUpdate))
+        );
+        assert_eq!(
+            cancel_update(b"c3 CANCELUPDATE s1\r\n"),
+            Some(Err(SyntaxError::CancelUpdate))
+        );
+        assert_eq!(cancel_update(b"c4 NOOP\r\n"), None);
+        assert_eq!(
+            search_return(b"a SORT RETURN (UPDATE) (DATE) UTF-8 ALL"),
+            Some(Err(SyntaxError::SortUpdate))
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //!   ENVELOPE/BODYSTRUCTURE, and SEARCH evaluation; [`binary`] — BINARY's
 //!   decoded parts;
 //! * [`sort`], [`thread`] — SORT keys and order, THREAD's two algorithms;
+//!   [`context`] — searches kept up to date (CONTEXT=SEARCH);
 //! * [`wire`] — response syntax helpers;
 //! * [`extended`] — extension syntax `imap-codec` does not parse (SEARCH
 //!   RETURN, `$`, MULTIAPPEND), rewritten into syntax it does;
@@ -21,9 +22,10 @@
 //! Extensions: LITERAL+, SASL-IR, ID, ENABLE, IDLE, NAMESPACE, UIDPLUS, MOVE,
 //! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN, ESEARCH, SEARCHRES, BINARY, MULTIAPPEND,
 //! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, CONDSTORE, SORT, SORT=DISPLAY,
-//! THREAD=ORDEREDSUBJECT, THREAD=REFERENCES.
+//! ESORT, PARTIAL, CONTEXT=SEARCH, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES.
 
 pub mod binary;
+pub mod context;
 pub mod extended;
 pub mod fetch;
 pub mod folders;

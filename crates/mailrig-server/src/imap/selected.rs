@@ -80,6 +80,7 @@ impl Session {
         // SELECT deselects first, even when it then fails.
         self.view = None;
         self.saved.clear();
+        self.updates.clear();
         for p in parameters {
             match p {
                 SelectParameter::CondStore => self.enable_condstore(out),
@@ -198,6 +199,7 @@ impl Session {
 
     pub(super) fn close(&mut self, tag: &str, expunge: bool, out: &mut Vec<u8>) {
         self.saved.clear();
+        self.updates.clear();
         if let (Some(view), Some(mb)) = (self.view.take(), self.mailbox())
             && expunge
             && !view.read_only
@@ -384,7 +386,17 @@ impl Session {
         let found: Vec<(usize, u32)> = msgs.iter().map(|(seq, m)| (*seq, m.uid)).collect();
         // The modseq of each message found, in the same order.
         let modseqs: Vec<u64> = msgs.iter().map(|(_, m)| m.modseq).collect();
+        let update = self.search_return.is_some_and(|o| o.update);
         self.results(tag, "SEARCH", uid, &found, &modseqs, modseq_key, out);
+        if update {
+            self.updates.push(super::context::Update {
+                tag: tag.to_string(),
+                key: key.into_static(),
+                uid,
+                found: found.iter().map(|f| f.1).collect(),
+            });
+            self.context_version = None;
+        }
         self.sync_after_search(uid, out);
         tagged(out, tag, "OK", "Search completed");
     }
