@@ -38,6 +38,8 @@ pub struct ServerState {
     pub sender_auth: std::sync::OnceLock<Arc<crate::sender_auth::SenderAuth>>,
     /// Counters of the checks (`/metrics`).
     pub auth: crate::sender_auth::metrics::AuthMetrics,
+    /// The training lab whose panel `GET /api/v1/lab` and the page show (`serve --lab DIR`).
+    pub lab_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl ServerState {
@@ -83,6 +85,7 @@ impl ServerState {
             world_hosts: std::sync::OnceLock::new(),
             sender_auth: std::sync::OnceLock::new(),
             auth: Default::default(),
+            lab_dir: std::sync::OnceLock::new(),
         })
     }
 }
