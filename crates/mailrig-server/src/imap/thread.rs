@@ -11,6 +11,10 @@ use std::collections::HashMap;
 
 use super::sort::Header;
 
+/// How deep a REFERENCES thread nests; below, messages hang flat under the
+/// last level (the tree is walked recursively).
+const MAX_DEPTH: usize = 256;
+
 /// One message to thread: the number the response names (sequence number
 /// or UID), its sequence number for ties, and its header.
 pub struct Msg {
@@ -195,18 +199,35 @@ pub fn references(msgs: &[Msg]) -> Vec<Node> {
         }
         children[up].push(c);
     }
-    fn build(c: usize, links: &Links, children: &[Vec<usize>]) -> Node {
+    fn build(c: usize, depth: usize, links: &Links, children: &[Vec<usize>]) -> Node {
+        if depth >= MAX_DEPTH {
+            // Deeper than any real discussion: the rest hangs flat here, so
+            // a crafted chain of References cannot exhaust the stack.
+            let mut flat = Vec::new();
+            let mut todo: Vec<usize> = children[c].clone();
+            while let Some(k) = todo.pop() {
+                flat.push(Node {
+                    msg: links.nodes[k].msg,
+                    children: Vec::new(),
+                });
+                todo.extend(&children[k]);
+            }
+            return Node {
+                msg: links.nodes[c].msg,
+                children: flat,
+            };
+        }
         Node {
             msg: links.nodes[c].msg,
             children: children[c]
                 .iter()
-                .map(|&k| build(k, links, children))
+                .map(|&k| build(k, depth + 1, links, children))
                 .collect(),
         }
     }
     let mut roots: Vec<Node> = Vec::new();
     for c in (0..n).filter(|&c| links.nodes[c].parent.is_none()) {
-        let mut node = build(c, &links, &children);
+        let mut node = build(c, 0, &links, &children);
         if node.msg.is_none() {
             match node.children.len() {
                 0 => continue,
@@ -396,6 +417,28 @@ mod tests {
             msg(5, 50, "", &[], "c"),
         ];
         assert_eq!(text(&ordered_subject(&msgs), &msgs), " (4 2)(3 1)(5)");
+    }
+
+    #[test]
+    fn a_very_long_chain_is_cut_to_a_bounded_depth() {
+        let msgs: Vec<Msg> = (1..=20_000usize)
+            .map(|i| {
+                let parent = format!("m{}", i - 1);
+                let refs: Vec<&str> = if i > 1 { vec![parent.as_str()] } else { vec![] };
+                msg(i, i as i64, &format!("m{i}"), &refs, "")
+            })
+            .collect();
+        let threads = references(&msgs);
+        assert_eq!(threads.len(), 1);
+        let (mut depth, mut node) = (0, &threads[0]);
+        while node.children.len() == 1 {
+            node = &node.children[0];
+            depth += 1;
+        }
+        assert_eq!(depth, MAX_DEPTH);
+        assert_eq!(node.children.len(), 20_000 - MAX_DEPTH - 1);
+        let text = text(&threads, &msgs);
+        assert!(text.starts_with(" (1 2 3 "), "{}", &text[..40]);
     }
 
     #[test]
