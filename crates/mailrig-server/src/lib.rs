@@ -27,6 +27,7 @@ pub mod mock;
 pub mod net;
 pub mod pop3;
 pub mod sasl;
+pub mod sender_auth;
 pub mod smtp;
 pub mod state;
 pub mod tls;

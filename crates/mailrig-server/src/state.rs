@@ -33,6 +33,13 @@ pub struct ServerState {
     /// In a world of `[[host]]`s, set on the first host (the one the HTTP API
     /// serves): every host by name, so `/metrics` can report each one.
     pub world_hosts: std::sync::OnceLock<Vec<(String, std::sync::Weak<ServerState>)>>,
+    /// The sender authentication checker, set at start when the world's
+    /// `sender_auth` is on (unset: the SMTP path does not look further).
+    pub sender_auth: std::sync::OnceLock<Arc<crate::sender_auth::SenderAuth>>,
+    /// Counters of the checks (`/metrics`).
+    pub auth: crate::sender_auth::metrics::AuthMetrics,
+    /// The training lab whose panel `GET /api/v1/lab` and the page show (`serve --lab DIR`).
+    pub lab_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl ServerState {
@@ -76,6 +83,9 @@ impl ServerState {
             faults: RwLock::new(faults),
             shutdown,
             world_hosts: std::sync::OnceLock::new(),
+            sender_auth: std::sync::OnceLock::new(),
+            auth: Default::default(),
+            lab_dir: std::sync::OnceLock::new(),
         })
     }
 }
