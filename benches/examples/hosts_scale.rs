@@ -74,6 +74,7 @@ async fn main() {
             auth_user: None,
             tls: false,
             received_at: chrono::Utc::now(),
+            auth: None,
         });
         provider
             .store()

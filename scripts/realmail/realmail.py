@@ -128,7 +128,9 @@ myhostname = mx.mailrig.test
 mydomain = mailrig.test
 myorigin = $myhostname
 mydestination =
-inet_interfaces = {HOST}
+# Postfix checks inet_interfaces against the interfaces; master.cf binds HOST:PORT itself
+# (any address of 127.0.0.0/8 with --host, all on the loopback interface).
+inet_interfaces = loopback-only
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 smtpd_peername_lookup = no
@@ -595,7 +597,10 @@ def start(args):
     deadline = began + args.timeout
     for attempt in range(3):
         p = layout(state)
-        prepare(p, addrs, discard, free_ports(4), junk, args.master_user)
+        ports = free_ports(4)
+        if args.smtp_port:
+            ports[0] = args.smtp_port  # a world of several MX hosts on one port (as on 25)
+        prepare(p, addrs, discard, ports, junk, args.master_user)
         write_env(p, env_lines(p, addrs, discard, 0))  # lets stop() clean up a failed start
         try:
             try_start(p, deadline)
@@ -676,6 +681,8 @@ def main():
     st.add_argument("--junk", default="", help="comma-separated mailboxes whose mail Sieve files into Junk")
     st.add_argument("--master-user", default=None, help="a Dovecot master user (password MASTER_PASSWORD)")
     st.add_argument("--timeout", type=float, default=30, help="start-up limit in seconds (30)")
+    st.add_argument("--host", default=HOST, help="the loopback address every listener binds (127.0.0.1)")
+    st.add_argument("--smtp-port", type=int, default=0, help="Postfix's SMTP port (default: a free one)")
     sp = sub.add_parser("stop", help="stop the instance in STATE_DIR (safe to repeat)")
     sp.add_argument("state_dir", metavar="STATE_DIR")
     args = ap.parse_args()
@@ -685,6 +692,11 @@ def main():
         return 0
     if args.mailboxes < 1:
         ap.error("--mailboxes must be at least 1")
+    if not args.host.startswith("127.") or len(args.host.split(".")) != 4:
+        ap.error(f"--host {args.host}: give an IPv4 loopback address (127.0.0.0/8)")
+    if not 0 <= args.smtp_port < 65536:
+        ap.error("--smtp-port must be from 1 to 65535")
+    globals()["HOST"] = args.host
     try:
         start(args)
     except StartError as e:

@@ -178,6 +178,8 @@ pub(crate) struct HostSection {
     down: bool,
     #[serde(default)]
     blackhole: bool,
+    /// `off`, `record` or `enforce` (default: the scenario's `[security]`).
+    sender_auth: Option<crate::sender_auth::SenderAuthPolicy>,
     #[serde(default)]
     fault: Vec<Spanned<FaultRuleSpec>>,
 }
@@ -399,7 +401,10 @@ pub(crate) fn build_hosts(
             .banner
             .clone()
             .unwrap_or_else(|| format!("{hostname} ESMTP mailrig"));
-        let host_world = sub_world(world, &mx_for, stored.as_ref(), hostname.clone(), banner);
+        let mut host_world = sub_world(world, &mx_for, stored.as_ref(), hostname.clone(), banner);
+        if let Some(p) = h.sender_auth {
+            host_world.security.sender_auth = p;
+        }
         let mut specs: Vec<FaultRuleSpec> = global.to_vec();
         specs.extend(h.fault.iter().map(|f| f.get_ref().clone()));
         let (faults, w) = FaultPlan::from_specs(&specs, &host_world).map_err(|e| {

@@ -74,6 +74,12 @@ pub enum JournalEvent {
         /// The TC bit was set.
         truncated: bool,
     },
+    /// The sender authentication checks (SPF, DKIM, DMARC, ARC) of a message
+    /// at the end of DATA, before it is stored or refused.
+    Authenticated {
+        #[serde(flatten)]
+        results: std::sync::Arc<crate::sender_auth::AuthResults>,
+    },
 }
 
 fn action_description<S: serde::Serializer>(action: &Action, s: S) -> Result<S::Ok, S::Error> {
@@ -218,6 +224,7 @@ impl JournalEvent {
             JournalEvent::Forwarded { .. } => "forwarded",
             JournalEvent::ForwardDeferred { .. } => "forward-deferred",
             JournalEvent::Dns { .. } => "dns",
+            JournalEvent::Authenticated { .. } => "authenticated",
         }
     }
 
@@ -233,6 +240,7 @@ impl JournalEvent {
         "forwarded",
         "forward-deferred",
         "dns",
+        "authenticated",
     ];
 }
 

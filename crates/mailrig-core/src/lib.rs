@@ -39,6 +39,7 @@ pub mod located;
 pub mod range;
 pub mod routing;
 pub mod scenario;
+pub mod sender_auth;
 pub mod signal;
 pub mod store;
 pub mod world;

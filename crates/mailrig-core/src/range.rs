@@ -177,6 +177,63 @@ impl Iterator for Numbers {
     }
 }
 
+/// The other way round: names (`user03@patente.test`, `user04@...`) written as short as the range
+/// syntax allows, for messages a person reads. Runs of four or more names that differ only in a
+/// consecutive number of the same width (`user03`..`user25`, same suffix) become one range
+/// (`user03..user25@patente.test`), which [`expand`] turns back into the same names; everything
+/// else stays as it is, in the order given.
+pub fn compress<S: AsRef<str>>(names: &[S]) -> Vec<String> {
+    // (prefix, number text, suffix) of a name whose local part ends in digits.
+    fn split(name: &str) -> Option<(&str, &str, &str)> {
+        let at = name.find('@').unwrap_or(name.len());
+        let local = &name[..at];
+        let digits = local.len() - local.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        (digits > 0 && digits < 19).then(|| {
+            (
+                &local[..local.len() - digits],
+                &local[local.len() - digits..],
+                &name[at..],
+            )
+        })
+    }
+    let mut out = Vec::new();
+    let mut run: Vec<&str> = Vec::new();
+    let flush = |run: &mut Vec<&str>, out: &mut Vec<String>| {
+        if run.len() >= 4 {
+            let first = split(run[0]).expect("runs hold numbered names");
+            let last = split(run[run.len() - 1]).expect("runs hold numbered names");
+            out.push(format!(
+                "{}{}..{}{}{}",
+                first.0, first.1, last.0, last.1, last.2
+            ));
+        } else {
+            out.extend(run.iter().map(|n| n.to_string()));
+        }
+        run.clear();
+    };
+    for name in names.iter().map(AsRef::as_ref) {
+        let follows = match (run.last().and_then(|l| split(l)), split(name)) {
+            (Some((p0, n0, s0)), Some((p1, n1, s1))) => {
+                p0 == p1
+                    && s0 == s1
+                    && n0.len() == n1.len()
+                    && n0.parse::<u64>().ok().map(|n| n + 1) == n1.parse::<u64>().ok()
+            }
+            _ => false,
+        };
+        if !follows {
+            flush(&mut run, &mut out);
+        }
+        if split(name).is_some() {
+            run.push(name);
+        } else {
+            out.push(name.to_string());
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,5 +309,47 @@ mod tests {
             assert!(e.contains(want), "{text}: {e}");
         }
         assert_eq!(ok("u1..u1000000").len(), MAX_NAMES);
+    }
+
+    #[test]
+    fn compress_writes_runs_as_ranges_that_expand_back() {
+        let names: Vec<String> = [
+            "anna@kanzlei.test",
+            "user01@patente.test",
+            "user02@patente.test",
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain(expand("user05..user25@patente.test").unwrap())
+        .chain(
+            [
+                "user27@patente.test",
+                "user28@patente.test",
+                "user29@patente.test",
+            ]
+            .map(String::from),
+        )
+        .chain(["u9@x.test", "u10@x.test", "u11@x.test", "u12@x.test"].map(String::from))
+        .collect();
+        let short = compress(&names);
+        assert_eq!(
+            short,
+            [
+                "anna@kanzlei.test",
+                "user01@patente.test",
+                "user02@patente.test",
+                "user05..user25@patente.test",
+                "user27@patente.test",
+                "user28@patente.test",
+                "user29@patente.test",
+                "u9@x.test",
+                "u10@x.test",
+                "u11@x.test",
+                "u12@x.test",
+            ],
+            "runs of 4 or more of one width: three stay listed, u9..u12 changes width"
+        );
+        let back: Vec<String> = short.iter().flat_map(|s| expand(s).unwrap()).collect();
+        assert_eq!(back, names);
     }
 }

@@ -27,6 +27,7 @@ use crate::dns::{DnsSpec, ZoneHost};
 use crate::fault::{FaultPlan, FaultRuleSpec};
 use crate::located::LocatedError;
 use crate::range;
+use crate::sender_auth::SenderAuthPolicy;
 use crate::world::{
     AuthMode, BareLfPolicy, Domain, Limits, Mailbox, MailboxId, Security, ServerIdentity,
     UnknownRecipient, VrfyPolicy, World, WorldParts,
@@ -96,8 +97,8 @@ struct ScenarioFile {
     host: Vec<Spanned<crate::host::HostSection>>,
     #[serde(default)]
     collector: Vec<Spanned<crate::collector::CollectorSection>>,
-    #[serde(default)]
-    dns: DnsSection,
+    /// `None` when the file has no `[dns]` table.
+    dns: Option<DnsSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,6 +139,9 @@ struct SecuritySection {
     plaintext_auth: bool,
     #[serde(default = "yes")]
     starttls: bool,
+    /// `off`, `record` or `enforce`; unset: `record` in a world with `[dns]`
+    /// or `[[host]]`s, `off` otherwise.
+    sender_auth: Option<crate::sender_auth::SenderAuthPolicy>,
 }
 
 impl Default for SecuritySection {
@@ -146,6 +150,7 @@ impl Default for SecuritySection {
             smtp_auth: default_auth(),
             plaintext_auth: true,
             starttls: true,
+            sender_auth: None,
         }
     }
 }
@@ -278,9 +283,13 @@ impl Scenario {
         let mut warnings = warnings;
         warnings.extend(host_warnings);
         let collectors = crate::collector::build_collectors(&parsed.collector, &hosts, file, src)?;
-        let dns = parsed.dns.to_spec().map_err(|(at, message)| {
-            ScenarioError::at(file, src, at, format!("[dns]: {message}"))
-        })?;
+        let dns = parsed
+            .dns
+            .unwrap_or_default()
+            .to_spec()
+            .map_err(|(at, message)| {
+                ScenarioError::at(file, src, at, format!("[dns]: {message}"))
+            })?;
         // The zones are built again when a DNS server starts, with the bound
         // addresses; checking them here with the scenario's hosts makes
         // `scenario check` report every record error with its place.
@@ -378,6 +387,28 @@ impl Scenario {
                 if c.enabled { "" } else { " (stopped)" }
             ));
         }
+        // In a one-server world, its policy; with hosts, each host's differs
+        // only where written, so the hosts that enforce are named.
+        let enforcing: Vec<&str> = self
+            .hosts
+            .iter()
+            .filter(|h| h.world.security.sender_auth == SenderAuthPolicy::Enforce)
+            .map(|h| h.name.as_str())
+            .collect();
+        if self.hosts.is_empty() && w.security.sender_auth.is_on() {
+            out.push_str(&format!(
+                "  sender authentication: {} (SPF, DKIM, DMARC against the world's DNS)\n",
+                match w.security.sender_auth {
+                    SenderAuthPolicy::Enforce => "enforce",
+                    _ => "record",
+                }
+            ));
+        } else if !enforcing.is_empty() {
+            out.push_str(&format!(
+                "  sender authentication: enforced by host(s) {}\n",
+                enforcing.join(", ")
+            ));
+        }
         for w in &self.warnings {
             out.push_str(&format!("  warning: {w}\n"));
         }
@@ -462,6 +493,13 @@ impl Builder<'_> {
             },
             plaintext_auth: f.security.plaintext_auth,
             starttls: f.security.starttls,
+            sender_auth: f.security.sender_auth.unwrap_or(
+                if f.dns.is_some() || !f.host.is_empty() {
+                    crate::sender_auth::SenderAuthPolicy::Record
+                } else {
+                    crate::sender_auth::SenderAuthPolicy::Off
+                },
+            ),
         };
         let limits = self.limits(&f.limits)?;
         if f.domain.is_empty() {

@@ -91,6 +91,8 @@ pub struct Security {
     pub plaintext_auth: bool,
     /// Whether STARTTLS is advertised at all.
     pub starttls: bool,
+    /// SPF/DKIM/DMARC checks of received mail (see [`crate::sender_auth`]).
+    pub sender_auth: crate::sender_auth::SenderAuthPolicy,
 }
 
 /// The server's name and what it says about itself.

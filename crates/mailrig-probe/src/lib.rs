@@ -46,8 +46,11 @@
 //! mailboxes_csv = "boxes.csv"   # more mailboxes: address,user,password lines (relative to this file)
 //!
 //! [smtp]                        # where probes are sent (required)
-//! host = "127.0.0.1"
+//! host = "127.0.0.1"            # host and port: optional with mx = true
 //! port = 2525
+//! mx = false                    # true: through every MX host of each domain instead (--each-mx)
+//! mx_hosts = ["mx1.p.test", { name = "mx2.p.test", address = "127.0.0.3:2525" }]   # MX hosts without DNS
+//! mx_port = 25                  # the port MX hosts are sent to (--mx-port overrides)
 //! tls = "none"                  # none | starttls | tls
 //! from = "mailrig-probe@mailrig.test"   # envelope sender and From:
 //! helo = "mailrig-probe.localhost"
@@ -103,10 +106,12 @@
 //! token. Other mail is never touched. [`monitor`] runs rounds, keeps
 //! Prometheus metrics and writes Nagios status lines.
 
+pub mod endpoint_tls;
 pub mod imap_reader;
 mod mailbox_csv;
 mod message;
 pub mod monitor;
+mod mx;
 mod read;
 mod report;
 mod run;
@@ -117,13 +122,14 @@ mod verdict;
 
 pub use message::BuildError;
 pub use message::{HASH_HEADER, PROBE_HEADER, RunId};
+pub use mx::MX_PORT;
 pub use read::ReadError;
 pub use read::pop3::Pop3Session as Pop3Client;
 pub use report::{Cleanup, Counts, DomainSummary, REPORT_SCHEMA, Report, Summary};
 pub use run::{Phase, ProbeError, ProbeOptions, Progress, ProgressFn, exit_code, probe};
 pub use target::{
-    MailboxTarget, MasterLogin, MasterStyle, ReadEndpoint, ReadProtocol, SmtpAuth, SmtpTarget,
-    Target, TargetError, TlsMode, TlsTrust,
+    MailboxTarget, MasterLogin, MasterStyle, MxHost, ReadEndpoint, ReadProtocol, SmtpAuth,
+    SmtpTarget, Target, TargetError, TlsMode, TlsTrust,
 };
 pub use tls::TrustError;
 pub use verdict::{MailboxResult, SmtpReply, Verdict};

@@ -48,6 +48,15 @@ pub struct ProbeOptions {
     pub run_id: Option<RunId>,
     /// Called as the run progresses (for a progress display).
     pub progress: Option<ProgressFn>,
+    /// Warn about a TLS certificate that expires within this many days (`--warn-cert-days`).
+    pub warn_cert_days: Option<u32>,
+    /// Probe through every MX host of each domain (`--each-mx`; the
+    /// target's `[smtp] mx = true` does the same).
+    pub each_mx: bool,
+    /// The DNS server for MX lookups (`--resolver`); `None`: the system's.
+    pub resolver: Option<std::net::SocketAddr>,
+    /// The port MX hosts are sent to (`--mx-port`); `None`: the target's (25).
+    pub mx_port: Option<u16>,
 }
 
 impl std::fmt::Debug for ProbeOptions {
@@ -57,12 +66,15 @@ impl std::fmt::Debug for ProbeOptions {
             .field("keep", &self.keep)
             .field("run_id", &self.run_id)
             .field("progress", &self.progress.is_some())
+            .field("each_mx", &self.each_mx)
+            .field("resolver", &self.resolver)
+            .field("mx_port", &self.mx_port)
             .finish()
     }
 }
 
-/// Where a run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a run is (in the order a run goes through them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
     /// Logging in to the mailboxes.
     Connecting,
@@ -94,6 +106,11 @@ pub enum ProbeError {
     Trust(#[from] TrustError),
     #[error(transparent)]
     Build(#[from] BuildError),
+    #[error(
+        "cannot find the MX hosts{}: {reason}; nothing was sent",
+        if domain.is_empty() { String::new() } else { format!(" of {domain}") }
+    )]
+    MxLookup { domain: String, reason: String },
     #[error("the target lists no mailboxes")]
     NoMailboxes,
     #[error("cannot reach the SMTP server {host}:{port}: {reason}")]
@@ -187,8 +204,22 @@ struct ReaderEnd {
     note: Option<String>,
 }
 
-/// Sends a probe to every mailbox of `target` and judges each one.
+/// Sends a probe to every mailbox of `target` and judges each one; with
+/// [`ProbeOptions::each_mx`] (or `[smtp] mx = true`) through every MX host
+/// of each mailbox's domain ([`crate::mx`]).
 pub async fn probe(target: &Target, opts: &ProbeOptions) -> Result<Report, ProbeError> {
+    let each_mx = opts.each_mx || target.smtp.mx;
+    let mut report = if each_mx {
+        crate::mx::probe_each_mx(target, opts).await?
+    } else {
+        probe_once(target, opts).await?
+    };
+    report.tls = crate::endpoint_tls::inspect_all(target, each_mx, opts.warn_cert_days).await;
+    Ok(report)
+}
+
+/// One run through the target's one SMTP server.
+pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<Report, ProbeError> {
     let started = Instant::now();
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let run = opts.run_id.clone().unwrap_or_else(RunId::random);

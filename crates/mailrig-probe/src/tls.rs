@@ -39,6 +39,19 @@ impl TlsContext {
         })
     }
 
+    /// `[tls] insecure`: any certificate is accepted.
+    pub fn is_insecure(&self) -> bool {
+        self.trust.is_insecure()
+    }
+
+    /// The trusted certificates (the system's and the target's CA file).
+    pub fn roots(&self) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+        self.roots_der
+            .iter()
+            .map(|d| rustls::pki_types::CertificateDer::from(d.clone()))
+            .collect()
+    }
+
     /// The server name to check the certificate against.
     pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
         ServerName::try_from(host.to_string())

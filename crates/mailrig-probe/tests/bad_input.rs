@@ -59,7 +59,7 @@ async fn missing_field_names_file_line_and_field() {
     assert_eq!(code, 2);
     let msg = r.unwrap_err().to_string();
     assert!(msg.starts_with(&format!("{}:1:1: ", p.display())), "{msg}");
-    assert!(msg.contains("missing field `port`"), "{msg}");
+    assert!(msg.contains("[smtp] host needs a port"), "{msg}");
 }
 
 #[tokio::test]

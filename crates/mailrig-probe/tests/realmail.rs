@@ -1,7 +1,9 @@
 //! The prober against real software no one here wrote: a private Postfix
 //! (SMTP, LMTP delivery) and Dovecot (IMAP, POP3, Maildir) started by
 //! `scripts/realmail/start.sh`, 28 mailboxes; with Pigeonhole Sieve filing
-//! one mailbox's mail into Junk, and with a Dovecot master user.
+//! one mailbox's mail into Junk, and with a Dovecot master user; and two
+//! Postfix instances as primary and backup MX of both domains, found through
+//! DNS records the test serves (the backup's transport discards).
 //!
 //! These tests FAIL (never skip) when Postfix or Dovecot are missing:
 //! run `scripts/install-test-deps.sh` first.
@@ -13,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{result, root, seed_addresses, with_verdict};
+use common::{loopback_addresses, port_free_on, result, root, seed_addresses, with_verdict};
 use mailrig_probe::{ProbeOptions, Target, Verdict, exit_code, probe};
 
 /// A running realmail instance; stopped on drop, also when a test fails.
@@ -345,4 +347,99 @@ async fn dovecot_refused_master_user_is_a_clear_error() {
     );
     assert!(msg.contains("nothing was sent"), "{msg}");
     assert_eq!(rm.messages_left(), 0);
+}
+
+/// Two real Postfix instances as MX of both domains, at two loopback
+/// addresses on one port: mx1 (preference 10) delivers to its Dovecot, mx2
+/// (20) is the backup whose transport discards everything. The MX records
+/// come from a DNS server the test runs (mailrig's fake DNS, serving only
+/// what the test writes). With `--each-mx` every mailbox is delivered via
+/// mx1 and `missing via` mx2, and only there.
+#[tokio::test(flavor = "multi_thread")]
+async fn postfix_primary_and_discarding_backup_mx_each_mx_names_the_backup() {
+    let ips = loopback_addresses(2);
+    let port = port_free_on(&ips).to_string();
+    let all = seed_addresses().join(",");
+    let (h1, h2) = (ips[0].to_string(), ips[1].to_string());
+    let primary = RealMail::start_with(&[], &["--host", &h1, "--smtp-port", &port]);
+    let backup = RealMail::start_with(
+        &all.split(',').collect::<Vec<_>>(),
+        &["--host", &h2, "--smtp-port", &port],
+    );
+    assert_eq!(primary.get("SMTP_HOST"), h1);
+    assert_eq!(backup.get("SMTP_PORT"), port);
+
+    let mut dns = String::from("[dns]\ngenerate = false\n");
+    for d in ["kanzlei.test", "patente.test"] {
+        dns.push_str(&format!(
+            "[[dns.record]]\nname = '{d}'\ntype = 'MX'\nvalue = '10 mx1.kanzlei.test'\n\
+             [[dns.record]]\nname = '{d}'\ntype = 'MX'\nvalue = '20 mx2.kanzlei.test'\n"
+        ));
+    }
+    dns.push_str(&format!(
+        "[[dns.record]]\nname = 'mx1.kanzlei.test'\ntype = 'A'\nvalue = '{h1}'\n\
+         [[dns.record]]\nname = 'mx2.kanzlei.test'\ntype = 'A'\nvalue = '{h2}'\n"
+    ));
+    let world = format!(
+        "[[domain]]\nname = 'kanzlei.test'\nmailboxes = ['anna']\npassword = 'x'\n\
+         [[domain]]\nname = 'patente.test'\nmailboxes = ['user01']\npassword = 'x'\n{dns}"
+    );
+    let server = mailrig_server::MockServer::builder()
+        .scenario_toml(&world)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .dns(Some("127.0.0.1:0".parse().unwrap()))
+        .start()
+        .await
+        .unwrap();
+
+    let mut text = format!(
+        "[probe]\ntimeout = 5\n[smtp]\nmx = true\nmx_port = {port}\n[read]\nhost = '{h1}'\nport = {}\npassword = 'secret'\n",
+        primary.get("IMAP_PORT")
+    );
+    for a in seed_addresses() {
+        text.push_str(&format!("[[mailbox]]\naddress = '{a}'\n"));
+    }
+    let path = primary.dir.path().join("each-mx.toml");
+    std::fs::write(&path, text).unwrap();
+    let target = load(&path);
+    let result = probe(
+        &target,
+        &ProbeOptions {
+            timeout: Some(Duration::from_secs(4)),
+            resolver: Some(server.dns_addr()),
+            ..ProbeOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(exit_code(&result), 1);
+    let report = result.unwrap();
+    let table = report.to_table(false);
+    assert_eq!(report.mailboxes.len(), 56, "{table}");
+    for m in &report.mailboxes {
+        let expected = match m.via.as_deref() {
+            Some("mx1.kanzlei.test") => Verdict::Delivered,
+            Some("mx2.kanzlei.test") => Verdict::Missing,
+            other => panic!("{} via {other:?}\n{table}", m.address),
+        };
+        assert_eq!(
+            m.verdict, expected,
+            "{} via {:?}\n{table}",
+            m.address, m.via
+        );
+    }
+    assert!(
+        table.contains("user17@patente.test  missing via mx2.kanzlei.test"),
+        "{table}"
+    );
+    assert!(
+        table.contains("patente.test  25/50 delivered, 25 missing"),
+        "{table}"
+    );
+    assert_eq!(
+        primary.messages_left(),
+        0,
+        "probe messages must be cleaned up"
+    );
+    assert_eq!(backup.messages_left(), 0, "the backup discards");
+    server.shutdown().await;
 }

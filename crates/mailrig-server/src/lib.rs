@@ -28,6 +28,7 @@ pub mod net;
 pub mod pop3;
 pub mod sasl;
 pub mod search;
+pub mod sender_auth;
 pub mod smtp;
 pub mod state;
 pub mod tls;

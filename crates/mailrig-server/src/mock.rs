@@ -4,7 +4,7 @@
 //! `shutdown()` that ends every task. `mailrig serve` is this same type with
 //! fixed addresses.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +34,9 @@ pub enum StartError {
     /// The scenario's DNS zones cannot be built for the hosts the server runs.
     #[error("DNS zones: {0}")]
     Dns(#[from] mailrig_core::dns::ZoneError),
+    /// The sender authentication checker could not be made.
+    #[error("{0}")]
+    SenderAuth(String),
     #[error("cannot listen for {what} on {addr}: {reason}")]
     Bind {
         what: &'static str,
@@ -297,8 +300,37 @@ impl MockServerBuilder {
         addrs.pop3 = local(&bound.pop3);
         addrs.pop3s = local(&bound.pop3s);
         addrs.http = local(&bound.http);
-        let dns = match self.dns {
-            Some(addr) => {
+        let checks = state.world.security.sender_auth.is_on()
+            || host_states
+                .iter()
+                .any(|(_, _, st)| st.world.security.sender_auth.is_on());
+        // Each `[[host]]` under its name at its address; a world without
+        // them is one server at the SMTP address. One set of zones serves
+        // the DNS server and the sender authentication checks.
+        let zones = || -> Result<Arc<mailrig_core::dns::Zones>, StartError> {
+            let fallback = self.dns.map_or(Ipv4Addr::LOCALHOST.into(), |a| a.ip());
+            let ip = addrs.smtp.map_or(fallback, |a| a.ip());
+            let (zones, _warnings) = scenario.zones(&scenario.zone_hosts(ip))?;
+            Ok(Arc::new(zones))
+        };
+        let world_zones = if self.dns.is_some() || checks {
+            Some(zones()?)
+        } else {
+            None
+        };
+        if let (true, Some(z)) = (checks, &world_zones) {
+            let checker = Arc::new(
+                crate::sender_auth::SenderAuth::new(Arc::clone(z))
+                    .map_err(StartError::SenderAuth)?,
+            );
+            for st in std::iter::once(&state).chain(host_states.iter().map(|(_, _, st)| st)) {
+                if st.world.security.sender_auth.is_on() {
+                    let _ = st.sender_auth.set(Arc::clone(&checker));
+                }
+            }
+        }
+        let dns = match (self.dns, world_zones) {
+            (Some(addr), Some(zones)) => {
                 let sockets = crate::dns::DnsSockets::bind(addr, backlog)
                     .await
                     .map_err(|e| StartError::Bind {
@@ -307,14 +339,9 @@ impl MockServerBuilder {
                         reason: e.to_string(),
                     })?;
                 addrs.dns = sockets.local_addr().ok();
-                // Each `[[host]]` under its name at its address; a world
-                // without them is one server at the SMTP address.
-                let ip = addrs.smtp.unwrap_or(addr).ip();
-                let hosts = scenario.zone_hosts(ip);
-                let (zones, _warnings) = scenario.zones(&hosts)?;
-                Some((sockets, Arc::new(zones)))
+                Some((sockets, zones))
             }
-            None => None,
+            _ => None,
         };
         let st = || Arc::clone(&state);
         for (l, tls) in [(bound.smtp, false), (bound.smtps, true)] {

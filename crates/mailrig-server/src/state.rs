@@ -36,6 +36,13 @@ pub struct ServerState {
     /// The store's messages as the HTTP list and search see them (a view of
     /// `store`, kept in step by [`crate::search::follow`]).
     pub search: Arc<crate::search::SearchIndex>,
+    /// The sender authentication checker, set at start when the world's
+    /// `sender_auth` is on (unset: the SMTP path does not look further).
+    pub sender_auth: std::sync::OnceLock<Arc<crate::sender_auth::SenderAuth>>,
+    /// Counters of the checks (`/metrics`).
+    pub auth: crate::sender_auth::metrics::AuthMetrics,
+    /// The training lab whose panel `GET /api/v1/lab` and the page show (`serve --lab DIR`).
+    pub lab_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl ServerState {
@@ -80,6 +87,9 @@ impl ServerState {
             shutdown,
             world_hosts: std::sync::OnceLock::new(),
             search: Arc::new(crate::search::SearchIndex::new()),
+            sender_auth: std::sync::OnceLock::new(),
+            auth: Default::default(),
+            lab_dir: std::sync::OnceLock::new(),
         })
     }
 }

@@ -169,3 +169,45 @@ async fn random_bytes_never_kill_the_server() {
         );
     }
 }
+
+/// SORT and THREAD with what a server cannot do: a sort key or algorithm it
+/// does not know, a charset it does not read, no folder selected. Each is
+/// refused and the session goes on.
+#[tokio::test]
+async fn sort_and_thread_refuse_what_they_cannot_do() {
+    let server = start().await;
+    deliver(&server, ALICE, &message("b@x.test", "one", "body"));
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    let refused = c.cmd("s1 SORT (SUBJECT) UTF-8 ALL").await;
+    assert!(refused.starts_with("s1 BAD"), "{refused}");
+    c.cmd("s2 SELECT INBOX").await;
+    assert_eq!(
+        c.cmd("s3 SORT (COLOUR) UTF-8 ALL").await,
+        "s3 BAD Error in IMAP command: could not parse it\r\n"
+    );
+    assert_eq!(
+        c.cmd("s4 SORT (SUBJECT) KOI8-R ALL").await,
+        "s4 NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset\r\n"
+    );
+    assert_eq!(
+        c.cmd("s5 SORT () UTF-8 ALL").await,
+        "s5 BAD Error in IMAP command: could not parse it\r\n"
+    );
+    assert_eq!(
+        c.cmd("t1 THREAD SPAGHETTI UTF-8 ALL").await,
+        "t1 BAD Unknown threading algorithm \"SPAGHETTI\": this server has ORDEREDSUBJECT and REFERENCES\r\n"
+    );
+    assert_eq!(
+        c.cmd("t2 THREAD REFERENCES EBCDIC ALL").await,
+        "t2 NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset\r\n"
+    );
+    assert_eq!(
+        c.cmd("s6 UID SORT (REVERSE ARRIVAL) US-ASCII ALL").await,
+        "* SORT 1\r\ns6 OK Sort completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("t3 THREAD ORDEREDSUBJECT UTF-8 SUBJECT nothing-like-this")
+            .await,
+        "* THREAD\r\nt3 OK Thread completed\r\n"
+    );
+}

@@ -1,5 +1,6 @@
 //! Third-party IMAP clients against our server: Python's imaplib, the
-//! `imapclient` package (IDLE during an SMTP delivery) and curl (plain,
+//! `imapclient` package (IDLE during an SMTP delivery, CONDSTORE, SORT and
+//! THREAD) and curl (plain,
 //! STARTTLS and IMAPS). A missing client fails the test with a message
 //! saying what to install; nothing passes silently.
 
@@ -150,6 +151,106 @@ async fn python_imapclient_condstore_changedsince() {
             .unwrap()
             .values()
             .all(|m| m.as_u64().unwrap() <= highest),
+        "{v}"
+    );
+}
+
+/// SORT and THREAD through imapclient: a thread of three replies and one
+/// other message, sorted by subject, date and display name, and threaded
+/// both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_imapclient_sort_and_thread() {
+    use serde_json::json;
+    require_python_module("imapclient").await;
+    let server = start().await;
+    let mail = |from: &str, subject: &str, id: &str, refs: &str, hour: u32| {
+        let refs = if refs.is_empty() {
+            String::new()
+        } else {
+            let last = refs.split(' ').next_back().unwrap_or(refs);
+            format!("References: {refs}\r\nIn-Reply-To: {last}\r\n")
+        };
+        format!(
+            "From: {from}\r\nTo: {ALICE}\r\nSubject: {subject}\r\nMessage-ID: {id}\r\n{refs}\
+             Date: Mon, 01 Jun 2026 {hour:02}:00:00 +0000\r\n\r\nbody\r\n"
+        )
+    };
+    let plan = deliver(
+        &server,
+        ALICE,
+        mail("Zed <z@x.test>", "Plan", "<p1@x>", "", 10).as_bytes(),
+    );
+    let reply = deliver(
+        &server,
+        ALICE,
+        mail("Amy <a@x.test>", "Re: Plan", "<p2@x>", "<p1@x>", 11).as_bytes(),
+    );
+    let budget = deliver(
+        &server,
+        ALICE,
+        mail("bob@x.test", "Budget", "<b1@x>", "", 9).as_bytes(),
+    );
+    let again = deliver(
+        &server,
+        ALICE,
+        mail(
+            "Carl <c@x.test>",
+            "Re: Re: Plan",
+            "<p3@x>",
+            "<p1@x> <p2@x>",
+            12,
+        )
+        .as_bytes(),
+    );
+    let o = run(
+        "python3",
+        &[
+            script("imap_imapclient_sort_thread.py")
+                .display()
+                .to_string(),
+            server.imap_addr().ip().to_string(),
+            server.imap_addr().port().to_string(),
+            ALICE.to_string(),
+            PASSWORD.to_string(),
+            budget.to_string(),
+        ],
+    )
+    .await;
+    assert!(
+        o.status.success(),
+        "imapclient SORT/THREAD script failed:\n{}",
+        text(&o)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON line");
+    let caps = v["caps"].as_array().unwrap();
+    for cap in [
+        "SORT",
+        "SORT=DISPLAY",
+        "THREAD=REFERENCES",
+        "THREAD=ORDEREDSUBJECT",
+    ] {
+        assert!(caps.contains(&json!(cap)), "{cap} not advertised: {v}");
+    }
+    assert_eq!(v["subject"], json!([budget, plan, reply, again]), "{v}");
+    assert_eq!(
+        v["reverse_date"],
+        json!([again, reply, plan, budget]),
+        "{v}"
+    );
+    assert_eq!(
+        v["display_from"],
+        json!([reply, budget, again, plan]),
+        "{v}"
+    );
+    assert_eq!(v["subject_unseen"], json!([plan, reply, again]), "{v}");
+    assert_eq!(
+        v["references"],
+        json!([[budget], [plan, reply, again]]),
+        "{v}"
+    );
+    assert_eq!(
+        v["orderedsubject"],
+        json!([[budget], [plan, [reply], [again]]]),
         "{v}"
     );
 }

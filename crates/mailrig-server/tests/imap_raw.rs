@@ -6,7 +6,7 @@ use mailrig_core::store::INBOX;
 use mailrig_server::MockServer;
 use support::imap::*;
 
-const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE";
+const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE SORT SORT=DISPLAY ESORT PARTIAL CONTEXT=SEARCH THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
 
 fn validity(server: &MockServer, user: &str, folder: &str) -> u32 {
     let id = server.world().mailbox_by_address(user).expect("mailbox");
@@ -1027,4 +1027,45 @@ async fn condstore_unchangedsince_and_unsolicited_modseq() {
     );
     let r = a.cmd("a8 FETCH 1 (FLAGS) (VANISHED)").await;
     assert!(r.starts_with("a8 BAD "), "{r}");
+}
+
+/// CONTEXT=SEARCH: a search kept up to date hears of a delivery and of
+/// another session's flag change at its next command, and stops at
+/// CANCELUPDATE; a tag that is not kept up to date is refused.
+#[tokio::test]
+async fn search_update_follows_deliveries_and_other_sessions() {
+    let server = start().await;
+    deliver(&server, ALICE, &message("b@x.test", "one", "body"));
+    let mut a = Client::login(server.imap_addr(), ALICE).await;
+    a.cmd("s SELECT INBOX").await;
+    assert_eq!(
+        a.cmd("u1 UID SEARCH RETURN (UPDATE ALL) UNSEEN").await,
+        "* ESEARCH (TAG \"u1\") UID ALL 1\r\nu1 OK Search completed\r\n"
+    );
+    let uid = deliver(&server, ALICE, &message("c@x.test", "two", "body"));
+    assert_eq!(
+        a.cmd("n1 NOOP").await,
+        format!(
+            "* 2 EXISTS\r\n* 2 RECENT\r\n* ESEARCH (TAG \"u1\") UID ADDTO (0 {uid})\r\nn1 OK NOOP completed\r\n"
+        )
+    );
+    let mut b = Client::login(server.imap_addr(), ALICE).await;
+    b.cmd("s SELECT INBOX").await;
+    b.cmd("f STORE 1 +FLAGS.SILENT (\\Seen)").await;
+    let r = a.cmd("n2 NOOP").await;
+    assert!(
+        r.contains("* ESEARCH (TAG \"u1\") UID REMOVEFROM (0 1)\r\n"),
+        "{r}"
+    );
+    assert_eq!(
+        a.cmd("c1 CANCELUPDATE \"nope\"").await,
+        "c1 BAD CANCELUPDATE names a tag whose search is not kept up to date\r\n"
+    );
+    assert_eq!(
+        a.cmd("c2 CANCELUPDATE \"u1\"").await,
+        "c2 OK Updates cancelled\r\n"
+    );
+    b.cmd("g STORE 1 -FLAGS.SILENT (\\Seen)").await;
+    let r = a.cmd("n3 NOOP").await;
+    assert!(!r.contains("ESEARCH"), "cancelled, yet: {r}");
 }

@@ -63,6 +63,20 @@ pub struct ProbeArgs {
     /// on standard error) at /metrics.
     #[arg(long, value_name = "ADDR", requires = "every")]
     metrics: Option<std::net::SocketAddr>,
+    /// Send one probe per mailbox through every MX host of its domain (DNS MX records, or the
+    /// target's `[smtp] mx_hosts`); verdicts name the MX (`missing via mx2.patente.test`).
+    #[arg(long)]
+    each_mx: bool,
+    /// With --each-mx: ask this DNS server (`127.0.0.1:5353`) instead of the system resolver.
+    #[arg(long, value_name = "ADDR")]
+    resolver: Option<std::net::SocketAddr>,
+    /// With --each-mx: the port MX hosts are sent to (default: the target's `mx_port`, 25).
+    #[arg(long, value_name = "PORT")]
+    mx_port: Option<u16>,
+    /// Warn (table, JSON `tls`, a JUnit case, Nagios WARNING) when a TLS endpoint's certificate expires
+    /// within N days; an expired one always warns.
+    #[arg(long, value_name = "N")]
+    warn_cert_days: Option<u32>,
 }
 
 fn parse_every(s: &str) -> Result<Duration, String> {
@@ -104,6 +118,10 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
                     keep: args.keep,
                     run_id: None,
                     progress: progress_on.then(|| Arc::new(show_progress) as ProgressFn),
+                    each_mx: args.each_mx,
+                    resolver: args.resolver,
+                    mx_port: args.mx_port,
+                    warn_cert_days: args.warn_cert_days,
                 };
                 let result = runtime.block_on(mailrig_probe::probe(&target, &opts));
                 if progress_on {
@@ -122,6 +140,10 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         keep: args.keep,
         run_id: None,
         progress: None,
+        each_mx: args.each_mx,
+        resolver: args.resolver,
+        mx_port: args.mx_port,
+        warn_cert_days: args.warn_cert_days,
     };
     runtime.block_on(async {
         let metrics = Arc::new(std::sync::Mutex::new(Metrics::new()));

@@ -69,6 +69,10 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     http_token: Option<String>,
+    /// Show the training lab in DIR (`mailrig lab start --dir DIR`) on the page and at
+    /// `GET /api/v1/lab`: its task, hints revealed, last check and score.
+    #[arg(long, value_name = "DIR")]
+    lab: Option<PathBuf>,
     /// Persist messages as Maildir under DIR (default: memory only).
     #[arg(long, value_name = "DIR")]
     maildir: Option<PathBuf>,
@@ -154,6 +158,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         let token_required = args.http_token.is_some();
         let server = builder.start().await?;
+        if let Some(dir) = &args.lab {
+            let _ = server
+                .state()
+                .lab_dir
+                .set(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()));
+        }
         // Handlers first, banner second: a Ctrl-C typed the moment "Press Ctrl-C" shows must stop the
         // server cleanly, not kill it with the default SIGINT action (exit 130).
         let stop = StopSignals::install();

@@ -355,6 +355,101 @@ fn the_backup_mx_blackhole_lab_cycles() {
 }
 
 #[test]
+fn the_greylisting_lab_cycles_and_its_answer_is_judged_as_delayed_mail() {
+    full_cycle("greylisting-deadline", 26100);
+    let lab = Lab::start("greylisting-deadline", 26100);
+    let (code, doc) = lab.check();
+    assert_eq!(code, 1);
+    assert!(problems(&doc).contains("no answer yet"), "{doc:#}");
+    // The probe's 28 mailboxes are named short: runs as ranges `lab answer` takes as they are.
+    assert!(
+        problems(&doc)
+            .contains("bernd@kanzlei.test, clara@kanzlei.test, user01..user25@patente.test"),
+        "{doc:#}"
+    );
+    // Put-off mail answered as lost mail: the judge says the journal shows no loss, only delay.
+    let out = lab.run(&["lab", "answer", "--stage", "rcpt", "bernd@kanzlei.test"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (code, doc) = lab.check();
+    assert_eq!(code, 1);
+    let p = problems(&doc);
+    assert!(p.contains("the journal shows no lost mail"), "{p}");
+    assert!(p.contains("--delayed"), "{p}");
+    // Delayed, but too few mailboxes and the wrong stage: counted, never named.
+    let out = lab.run(&[
+        "lab",
+        "answer",
+        "--delayed",
+        "--stage",
+        "data",
+        "anna@kanzlei.test",
+        "bernd@kanzlei.test",
+        "clara@kanzlei.test",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("3 mailboxes getting mail late at stage data"),
+        "{}",
+        text(&out)
+    );
+    let (code, doc) = lab.check();
+    assert_eq!(code, 1);
+    let p = problems(&doc);
+    assert!(
+        p.contains(
+            "of the 3 mailboxes you named, 3 get mail late; 25 more mailboxes get mail late"
+        ),
+        "{p}"
+    );
+    assert!(p.contains("the mail is not put off at stage 'data'"), "{p}");
+    let answer_problems = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "answer")
+        .map(|c| c["problems"].to_string())
+        .unwrap();
+    assert!(
+        !answer_problems.contains("user07"),
+        "the judge must not name mailboxes: {answer_problems}"
+    );
+    // The right answer passes with full points.
+    let out = lab.run(&[
+        "lab",
+        "answer",
+        "--delayed",
+        "--stage",
+        "rcpt",
+        "user{01..25}@patente.test",
+        "anna@kanzlei.test",
+        "Bernd@kanzlei.test",
+        "clara@kanzlei.test",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (code, doc) = lab.check();
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(doc["score"]["solved_by"], "trainee");
+    assert_eq!(doc["score"]["score"], 150);
+    lab.stop_and_prove_empty();
+}
+
+#[test]
+fn a_lab_command_piped_into_head_ends_quietly() {
+    // A pipe whose reader is gone, as after `| head -1` exits: every write fails with EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["lab", "list"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "ends as SIGPIPE would: {err}");
+}
+
+#[test]
 fn two_seed_labs_side_by_side_a_different_fix_passes_and_a_partial_fix_names_the_missing() {
     let a = Lab::start("kanzlei-collector", 23300);
     let b = Lab::start("kanzlei-collector", 23400);

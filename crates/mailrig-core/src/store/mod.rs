@@ -49,6 +49,10 @@ pub struct Envelope {
     /// Whether the transaction ran over TLS.
     pub tls: bool,
     pub received_at: DateTime<Utc>,
+    /// The sender authentication results, when the receiving host checks
+    /// (`sender_auth` of the scenario or host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<std::sync::Arc<crate::sender_auth::AuthResults>>,
 }
 
 /// IMAP system flags and keywords.

@@ -4,7 +4,9 @@
 //! Per mailbox: `mailrig_probe_mailbox_verdict` (1 for the last verdict, 0
 //! for the others, so `== 1` selects the current state), the last latency,
 //! and rounds counted by verdict. Per run: rounds, errors (probes that could
-//! not run), the last round's duration and its start time.
+//! not run), the last round's duration and its start time. Under
+//! `--each-mx` a mailbox is probed once per MX host, and each of those is a
+//! series of its own with an `mx` label (`mx="mx2.patente.test"`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -28,7 +30,8 @@ pub struct Metrics {
     errors: u64,
     last_duration_ms: Option<u64>,
     last_error: bool,
-    mailboxes: BTreeMap<String, MailboxMetrics>,
+    /// Keyed by address and the MX it went through (`--each-mx`).
+    mailboxes: BTreeMap<(String, Option<String>), MailboxMetrics>,
 }
 
 impl Metrics {
@@ -52,7 +55,10 @@ impl Metrics {
                 self.last_error = false;
                 self.last_duration_ms = Some(r.duration_ms);
                 for m in &r.mailboxes {
-                    let e = self.mailboxes.entry(m.address.clone()).or_default();
+                    let e = self
+                        .mailboxes
+                        .entry((m.address.clone(), m.via.clone()))
+                        .or_default();
                     e.domain = m.domain.clone();
                     e.last = Some(m.verdict);
                     e.last_latency_ms = m.latency_ms;
@@ -113,12 +119,12 @@ impl Metrics {
             "gauge",
             "1 for the mailbox's verdict in the last round, 0 for the others.",
         );
-        for (address, m) in &self.mailboxes {
+        for ((address, via), m) in &self.mailboxes {
             for v in Verdict::ALL {
                 let _ = writeln!(
                     out,
                     "mailrig_probe_mailbox_verdict{{{},verdict=\"{v}\"}} {}",
-                    labels(address, &m.domain),
+                    labels(address, &m.domain, via.as_deref()),
                     u8::from(m.last == Some(v))
                 );
             }
@@ -129,12 +135,12 @@ impl Metrics {
             "gauge",
             "From SMTP 250 to the probe seen, in the last round where it was seen.",
         );
-        for (address, m) in &self.mailboxes {
+        for ((address, via), m) in &self.mailboxes {
             if let Some(ms) = m.last_latency_ms {
                 let _ = writeln!(
                     out,
                     "mailrig_probe_mailbox_latency_seconds{{{}}} {}",
-                    labels(address, &m.domain),
+                    labels(address, &m.domain, via.as_deref()),
                     ms as f64 / 1000.0
                 );
             }
@@ -145,12 +151,12 @@ impl Metrics {
             "counter",
             "Rounds per mailbox and verdict.",
         );
-        for (address, m) in &self.mailboxes {
+        for ((address, via), m) in &self.mailboxes {
             for (v, n) in &m.rounds {
                 let _ = writeln!(
                     out,
                     "mailrig_probe_mailbox_rounds_total{{{},verdict=\"{v}\"}} {n}",
-                    labels(address, &m.domain)
+                    labels(address, &m.domain, via.as_deref())
                 );
             }
         }
@@ -158,12 +164,16 @@ impl Metrics {
     }
 }
 
-fn labels(address: &str, domain: &str) -> String {
-    format!(
+fn labels(address: &str, domain: &str, via: Option<&str>) -> String {
+    let mut l = format!(
         "mailbox=\"{}\",domain=\"{}\"",
         escape(address),
         escape(domain)
-    )
+    );
+    if let Some(mx) = via {
+        let _ = write!(l, ",mx=\"{}\"", escape(mx));
+    }
+    l
 }
 
 /// Label values escape `\`, `"` and line feeds.
@@ -227,5 +237,32 @@ mod tests {
             assert!(line.starts_with("mailrig_probe_"), "{line}");
         }
         assert_eq!(escape("a\"b\\c\n"), "a\\\"b\\\\c\\n");
+    }
+
+    #[test]
+    fn each_mx_rows_of_one_mailbox_are_series_of_their_own() {
+        let mut r = seed_report();
+        let mut backup = r.mailboxes[0].clone();
+        r.mailboxes[0].via = Some("mx.kanzlei.test".into());
+        backup.via = Some("mx2.kanzlei.test".into());
+        backup.verdict = Verdict::Missing;
+        r.mailboxes.insert(1, backup);
+        let mut m = Metrics::new();
+        m.record(&Ok(r));
+        let text = m.render();
+        let anna = "mailbox=\"anna@kanzlei.test\",domain=\"kanzlei.test\"";
+        for (mx, verdict) in [
+            ("mx.kanzlei.test", "delivered"),
+            ("mx2.kanzlei.test", "missing"),
+        ] {
+            let line = format!(
+                "mailrig_probe_mailbox_verdict{{{anna},mx=\"{mx}\",verdict=\"{verdict}\"}} 1\n"
+            );
+            assert!(text.contains(&line), "{line}\n{text}");
+        }
+        assert!(
+            !text.contains(&format!("mailrig_probe_mailbox_verdict{{{anna},verdict=")),
+            "{text}"
+        );
     }
 }

@@ -6,7 +6,9 @@
 //! The states: OK when every mailbox is delivered; CRITICAL when any probe
 //! was lost, refused, misrouted, misfiled or its mailbox unreadable;
 //! WARNING when the only trouble is deferred, duplicated or altered mail
-//! (it arrived, or may still); UNKNOWN when the probe could not run.
+//! (it arrived, or may still), or a TLS endpoint's certificate is in
+//! trouble (expires within `--warn-cert-days`, expired, wrong name, does not
+//! verify); UNKNOWN when the probe could not run.
 
 use std::fmt::Write as _;
 
@@ -48,7 +50,8 @@ pub fn state(report: &Report) -> State {
     let c = &report.summary.counts;
     if c.missing + c.rejected + c.misrouted + c.misfiled + c.unreadable > 0 {
         State::Critical
-    } else if c.deferred + c.duplicated + c.altered > 0 {
+    } else if c.deferred + c.duplicated + c.altered > 0 || report.tls.iter().any(|t| t.is_trouble())
+    {
         State::Warning
     } else {
         State::Ok

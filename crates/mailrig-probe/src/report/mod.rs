@@ -44,6 +44,10 @@ pub struct Report {
     /// mailboxes: only INBOX was searched). Added in v1.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// TLS per endpoint (version, certificate, name match, expiry warning);
+    /// empty when no endpoint uses TLS. Added in v1.
+    #[serde(default)]
+    pub tls: Vec<crate::endpoint_tls::EndpointTls>,
 }
 
 /// Counts per verdict.
@@ -177,6 +181,7 @@ impl Report {
             cleanup,
             error: None,
             notes: Vec::new(),
+            tls: Vec::new(),
         }
     }
 
@@ -352,6 +357,9 @@ impl Report {
         for n in self.notes.iter().chain(&self.cleanup.notes) {
             let _ = writeln!(out, "note: {n}");
         }
+        for t in &self.tls {
+            let _ = writeln!(out, "tls: {}", t.line());
+        }
         out
     }
 
@@ -397,11 +405,16 @@ impl Report {
             );
             for m in self.mailboxes.iter().filter(|m| m.domain == d.domain) {
                 let time = m.latency_ms.map_or(0.0, |ms| ms as f64 / 1000.0);
+                // Under --each-mx a mailbox is a test case per MX host.
+                let name = match &m.via {
+                    Some(mx) => format!("{} via {mx}", m.address),
+                    None => m.address.clone(),
+                };
                 let _ = write!(
                     out,
                     "    <testcase classname=\"{}\" name=\"{}\" time=\"{time:.3}\"",
                     xml(&d.domain),
-                    xml(&m.address)
+                    xml(&name)
                 );
                 let message = format!("{}: {}", m.verdict, m.reason);
                 match m.verdict {
@@ -422,6 +435,33 @@ impl Report {
                             xml(&details(m))
                         );
                     }
+                }
+            }
+            out.push_str("  </testsuite>\n");
+        }
+        if !self.tls.is_empty() {
+            let bad = self.tls.iter().filter(|t| t.is_trouble()).count();
+            let _ = writeln!(
+                out,
+                "  <testsuite name=\"tls\" tests=\"{}\" failures=\"{bad}\" errors=\"0\" timestamp=\"{}\">",
+                self.tls.len(),
+                xml(&self.started_at)
+            );
+            for t in &self.tls {
+                let _ = write!(
+                    out,
+                    "    <testcase classname=\"tls\" name=\"{}\" time=\"0.000\"",
+                    xml(&t.endpoint)
+                );
+                if t.is_trouble() {
+                    let _ = writeln!(
+                        out,
+                        ">\n      <failure type=\"tls\" message=\"{}\">{}</failure>\n    </testcase>",
+                        xml(&t.line()),
+                        xml(&t.line())
+                    );
+                } else {
+                    out.push_str("/>\n");
                 }
             }
             out.push_str("  </testsuite>\n");

@@ -16,6 +16,7 @@ fn result(address: &str, verdict: Verdict) -> MailboxResult {
         reason: format!("reason for {verdict} <&\"'>"),
         read_via: "IMAP 127.0.0.1:1143".into(),
         folders: vec![],
+        via: None,
     }
 }
 
@@ -146,7 +147,8 @@ fn json_schema_is_stable() {
             "summary",
             "target",
             "timed_out",
-            "timeout_ms"
+            "timeout_ms",
+            "tls"
         ]
     );
     assert_eq!(v["schema"], "mailrig.probe.report/v1");
@@ -182,7 +184,8 @@ fn json_schema_is_stable() {
             "reason",
             "smtp",
             "token",
-            "verdict"
+            "verdict",
+            "via"
         ]
     );
     assert_eq!(m["verdict"], "delivered");

@@ -99,6 +99,73 @@ pub struct SmtpTarget {
     pub helo: String,
     /// SMTP connections used in parallel for sending.
     pub connections: usize,
+    /// Probe through every MX host of each domain (`[smtp] mx = true`,
+    /// `--each-mx`) instead of through `host`.
+    pub mx: bool,
+    /// MX hosts named in the file (`[smtp] mx_hosts`): used for every
+    /// domain instead of DNS MX records.
+    pub mx_hosts: Vec<MxHost>,
+    /// The port MX hosts are sent to (`[smtp] mx_port`, 25).
+    pub mx_port: u16,
+}
+
+/// One MX host named in the target file: `"mx2.patente.test"`,
+/// `"127.0.0.3:2525"`, or `{ name = "mx2.patente.test", address = "127.0.0.3" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MxHost {
+    /// The name verdicts show (`missing via mx2.patente.test`).
+    pub name: String,
+    /// Its address; `None`: resolved (A/AAAA) when the probe runs.
+    pub ip: Option<std::net::IpAddr>,
+    /// Its port; `None`: `mx_port`.
+    pub port: Option<u16>,
+}
+
+impl MxHost {
+    /// `host`, `host:port`, `ip`, `ip:port` or `[v6]:port`.
+    pub fn parse(s: &str) -> Result<MxHost, String> {
+        let s = s.trim();
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok(MxHost {
+                name: a.ip().to_string(),
+                ip: Some(a.ip()),
+                port: Some(a.port()),
+            });
+        }
+        if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+            return Ok(MxHost {
+                name: ip.to_string(),
+                ip: Some(ip),
+                port: None,
+            });
+        }
+        let (host, port) =
+            match s.rsplit_once(':') {
+                Some((h, p)) => (
+                    h,
+                    Some(p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                        format!("'{s}': the port must be a number from 1 to 65535")
+                    })?),
+                ),
+                None => (s, None),
+            };
+        let ok = !host.is_empty()
+            && host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !ok {
+            return Err(format!(
+                "'{s}' is not a host name or address (mx2.example.org, 192.0.2.7:2525)"
+            ));
+        }
+        Ok(MxHost {
+            name: host.trim_end_matches('.').to_ascii_lowercase(),
+            ip: None,
+            port,
+        })
+    }
 }
 
 impl SmtpTarget {
@@ -112,6 +179,9 @@ impl SmtpTarget {
             from: DEFAULT_FROM.to_string(),
             helo: "mailrig-probe.localhost".to_string(),
             connections: DEFAULT_SMTP_CONNECTIONS,
+            mx: false,
+            mx_hosts: Vec::new(),
+            mx_port: crate::mx::MX_PORT,
         }
     }
 }
@@ -355,14 +425,28 @@ struct ProbeSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SmtpSection {
-    host: String,
-    port: u16,
+    /// Optional with `mx = true` or `mx_hosts`: the MX hosts are sent to then.
+    host: Option<String>,
+    port: Option<u16>,
     #[serde(default = "tls_none")]
     tls: TlsMode,
     auth: Option<Spanned<AuthSection>>,
     from: Option<Spanned<String>>,
     helo: Option<String>,
     connections: Option<Spanned<usize>>,
+    #[serde(default)]
+    mx: bool,
+    #[serde(default)]
+    mx_hosts: Vec<Spanned<MxHostEntry>>,
+    mx_port: Option<Spanned<u16>>,
+}
+
+/// An `[smtp] mx_hosts` entry: a string, or a name with an address.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum MxHostEntry {
+    Text(String),
+    Named { name: String, address: String },
 }
 
 fn tls_none() -> TlsMode {
@@ -507,9 +591,19 @@ impl Builder<'_> {
     fn build(&self, f: TargetFile) -> Result<Target, TargetError> {
         let smtp_span = f.smtp.span().start;
         let smtp = f.smtp.into_inner();
-        if smtp.host.trim().is_empty() {
-            return Err(self.err(smtp_span, "[smtp] host is empty"));
-        }
+        let by_mx = smtp.mx || !smtp.mx_hosts.is_empty();
+        let (host, port) = match (smtp.host.as_deref().map(str::trim), smtp.port) {
+            (Some(""), _) => return Err(self.err(smtp_span, "[smtp] host is empty")),
+            (Some(h), Some(p)) => (h.to_string(), p),
+            (None, None) if by_mx => (String::new(), crate::mx::MX_PORT),
+            (None, _) => {
+                return Err(self.err(
+                    smtp_span,
+                    "[smtp] needs host and port (or mx = true to send through every MX host)",
+                ));
+            }
+            (Some(_), None) => return Err(self.err(smtp_span, "[smtp] host needs a port")),
+        };
         let auth = match &smtp.auth {
             None => None,
             Some(a) => {
@@ -533,9 +627,40 @@ impl Builder<'_> {
                 }
             },
         };
+        let mut mx_hosts = Vec::with_capacity(smtp.mx_hosts.len());
+        for h in &smtp.mx_hosts {
+            let at = h.span().start;
+            let parsed = match h.get_ref() {
+                MxHostEntry::Text(t) => MxHost::parse(t),
+                MxHostEntry::Named { name, address } => {
+                    MxHost::parse(name).and_then(|n| match n.ip {
+                        Some(_) => Err(format!("name '{name}' is an address; give a host name")),
+                        None => MxHost::parse(address).and_then(|a| match a.ip {
+                            None => Err(format!("address '{address}' is not an IP address")),
+                            Some(ip) => Ok(MxHost {
+                                name: n.name,
+                                ip: Some(ip),
+                                port: a.port.or(n.port),
+                            }),
+                        }),
+                    })
+                }
+            };
+            mx_hosts.push(parsed.map_err(|why| self.err(at, format!("[smtp] mx_hosts: {why}")))?);
+        }
+        let mx_port = match &smtp.mx_port {
+            None => crate::mx::MX_PORT,
+            Some(p) if *p.get_ref() > 0 => *p.get_ref(),
+            Some(p) => {
+                return Err(self.err(p.span().start, "[smtp] mx_port must be from 1 to 65535"));
+            }
+        };
         let smtp = SmtpTarget {
-            host: smtp.host.trim().to_string(),
-            port: smtp.port,
+            mx: smtp.mx,
+            mx_hosts,
+            mx_port,
+            host,
+            port,
             tls: smtp.tls,
             auth,
             from,

@@ -102,7 +102,7 @@ fn minimal_file_uses_defaults() {
 fn missing_field_names_file_line_and_field() {
     let e = err("[smtp]\nhost = \"h\"\n[read]\nhost = \"h\"\nport = 143\n");
     assert!(e.starts_with("t.toml:1:1: "), "{e}");
-    assert!(e.contains("missing field `port`"), "{e}");
+    assert!(e.contains("[smtp] host needs a port"), "{e}");
     let e = err("[read]\nhost = \"h\"\nport = 143\n");
     assert!(e.contains("missing field `smtp`"), "{e}");
 }
@@ -325,4 +325,35 @@ fn master_and_range_mistakes_name_file_line_and_column() {
         no_pw.contains("mailbox user01@patente.test has no password"),
         "{no_pw}"
     );
+}
+
+#[test]
+fn mx_keys_parse_and_a_bad_mx_host_names_its_position() {
+    let t = parse(
+        "[smtp]\nhost='127.0.0.1'\nport=25\nmx=true\nmx_port=2525\nmx_hosts=['127.0.0.3', { name = 'mx2.p.test', address = '127.0.0.4:2526' }]\n[read]\nhost='127.0.0.1'\nport=143\npassword='x'\n[[mailbox]]\naddress='a@p.test'\n",
+    )
+    .unwrap();
+    assert!(t.smtp.mx);
+    assert_eq!(t.smtp.mx_port, 2525);
+    assert_eq!(t.smtp.mx_hosts[1].name, "mx2.p.test");
+    assert_eq!(t.smtp.mx_hosts[1].port, Some(2526));
+    let e = err(
+        "[smtp]\nhost='127.0.0.1'\nport=25\nmx_hosts=['mx 2']\n[read]\nhost='127.0.0.1'\nport=143\npassword='x'\n[[mailbox]]\naddress='a@p.test'\n",
+    );
+    assert!(e.contains(":4:") && e.contains("mx_hosts"), "{e}");
+}
+
+#[test]
+fn smtp_host_is_optional_only_when_sending_through_the_mx_hosts() {
+    let read =
+        "[read]\nhost='127.0.0.1'\nport=143\npassword='x'\n[[mailbox]]\naddress='a@p.test'\n";
+    let t = parse(&format!("[smtp]\nmx=true\n{read}")).unwrap();
+    assert!(t.smtp.mx);
+    let e = err(&format!("[smtp]\ntls='none'\n{read}"));
+    assert!(
+        e.contains(":1:1: [smtp] needs host and port (or mx = true"),
+        "{e}"
+    );
+    let e = err(&format!("[smtp]\nhost='127.0.0.1'\n{read}"));
+    assert!(e.contains("[smtp] host needs a port"), "{e}");
 }

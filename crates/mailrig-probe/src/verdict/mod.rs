@@ -212,16 +212,23 @@ pub struct MailboxResult {
     /// (misfiled; also a stray copy beside the one in INBOX).
     #[serde(default)]
     pub folders: Vec<String>,
+    /// The MX host this probe was sent through (`--each-mx`), else `null`.
+    #[serde(default)]
+    pub via: Option<String>,
 }
 
 impl MailboxResult {
     /// The verdict as a table shows it: `misfiled (Junk)`.
     pub fn verdict_label(&self) -> String {
-        match self.verdict {
+        let label = match self.verdict {
             Verdict::Misfiled if !self.folders.is_empty() => {
                 format!("misfiled ({})", self.folders.join(", "))
             }
             v => v.as_str().to_string(),
+        };
+        match &self.via {
+            Some(mx) => format!("{label} via {mx}"),
+            None => label,
         }
     }
 }
@@ -267,6 +274,7 @@ pub(crate) fn judge(
         reason: String::new(),
         read_via,
         folders: Vec::new(),
+        via: None,
     };
     let (own, elsewhere): (Vec<&Sighting>, Vec<&Sighting>) = observed[i]
         .seen

@@ -42,3 +42,40 @@ pub fn result<'a>(report: &'a Report, address: &str) -> &'a MailboxResult {
         .find(|m| m.address == address)
         .unwrap_or_else(|| panic!("no result for {address}"))
 }
+
+/// `n` distinct addresses in 127.0.0.0/8 (never 127.0.0.1), different per
+/// process and call, so tests running at once never share one.
+pub fn loopback_addresses(n: u8) -> Vec<std::net::Ipv4Addr> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id().rotate_left(16)
+        ^ CALLS
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9e37_79b9);
+    let [a, b, c, _] = seed.to_le_bytes();
+    (0..n)
+        .map(|i| std::net::Ipv4Addr::new(127, a.max(1), b, c % 200 + 2 + i))
+        .collect()
+}
+
+/// A TCP port free on every one of `ips` at once (MX hosts all on one port).
+pub fn port_free_on(ips: &[std::net::Ipv4Addr]) -> u16 {
+    use std::net::TcpListener;
+    for _ in 0..50 {
+        let Ok(port) = TcpListener::bind((ips[0], 0)).and_then(|l| l.local_addr()) else {
+            continue;
+        };
+        let port = port.port();
+        if ips[1..]
+            .iter()
+            .all(|ip| TcpListener::bind((*ip, port)).is_ok())
+        {
+            return port;
+        }
+    }
+    panic!("no port free on all of {ips:?} after 50 tries");
+}

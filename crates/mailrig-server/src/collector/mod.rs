@@ -141,6 +141,7 @@ impl CollectorRunner {
                     auth_user: None,
                     tls: false,
                     received_at: Utc::now(),
+                    auth: None,
                 });
                 let store = Arc::clone(&self.target.store);
                 let msg = NewMessage::received(raw.clone(), envelope);

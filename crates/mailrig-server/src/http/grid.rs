@@ -99,7 +99,8 @@ fn problem_of(e: &JournalEntry) -> Option<Problem> {
         JournalEvent::Collected { .. }
         | JournalEvent::Forwarded { .. }
         | JournalEvent::ForwardDeferred { .. }
-        | JournalEvent::Dns { .. } => return None,
+        | JournalEvent::Dns { .. }
+        | JournalEvent::Authenticated { .. } => return None,
     };
     Some(Problem {
         kind,

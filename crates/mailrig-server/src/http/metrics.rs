@@ -2,6 +2,7 @@
 //! plus gauges computed from the store at scrape time: messages stored per
 //! domain, and how many journal entries were let go.
 
+use crate::sender_auth::metrics::AuthMetrics;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -236,7 +237,33 @@ pub fn render(state: &ServerState) -> String {
         state.journal.dropped()
     );
     state.dns.render(&mut out);
+    render_auth(&mut out, state);
     out
+}
+
+/// The sender authentication counters: of each host that checks, or of
+/// the one server.
+fn render_auth(out: &mut String, state: &ServerState) {
+    match state.world_hosts.get() {
+        Some(hosts) => {
+            let states: Vec<(String, std::sync::Arc<ServerState>)> = hosts
+                .iter()
+                .filter_map(|(h, s)| Some((label(h), s.upgrade()?)))
+                .filter(|(_, s)| s.sender_auth.get().is_some())
+                .collect();
+            if !states.is_empty() {
+                let rows: Vec<(Option<&str>, &AuthMetrics)> = states
+                    .iter()
+                    .map(|(h, s)| (Some(h.as_str()), &s.auth))
+                    .collect();
+                AuthMetrics::render(out, &rows);
+            }
+        }
+        None if state.sender_auth.get().is_some() => {
+            AuthMetrics::render(out, &[(None, &state.auth)]);
+        }
+        None => {}
+    }
 }
 
 /// Escapes a label value (backslash, double quote, line feed).

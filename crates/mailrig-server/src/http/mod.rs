@@ -7,7 +7,8 @@
 //! at `/metrics` ([`metrics`]), and `/` is a small server-rendered HTML page
 //! ([`ui`]). [`faults`] lists, adds, switches and removes fault rules;
 //! [`parsed`] takes a message apart for reading; [`events`] streams what
-//! happens as Server-Sent Events. The
+//! happens as Server-Sent Events; [`lab`] shows a running training lab's
+//! task and last check. The
 //! OpenAPI description is `docs/openapi.yaml` at the repository root.
 //!
 //! The listener is bound to loopback by default, and [`access`] decides who
@@ -23,6 +24,7 @@ pub mod extract;
 pub mod faults;
 pub mod grid;
 pub mod login;
+pub mod lab;
 pub mod messages;
 pub mod metrics;
 pub mod parsed;
@@ -50,6 +52,8 @@ pub fn router(
         .route("/", get(ui::index))
         .route("/ui/app.js", get(ui::app_js))
         .route("/ui/app.css", get(ui::app_css))
+        .route("/ui/lab.js", get(lab::lab_js))
+        .route("/ui/lab.css", get(lab::lab_css))
         .route("/metrics", get(metrics::metrics))
         .merge(login::routes())
         .nest(
@@ -57,6 +61,7 @@ pub fn router(
             api::routes()
                 .merge(faults::routes())
                 .merge(messages::routes())
+                .merge(lab::routes())
                 .route("/events", get(events::events))
                 .route("/grid", get(grid::get_grid)),
         )

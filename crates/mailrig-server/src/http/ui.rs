@@ -80,6 +80,8 @@ pub fn render(state: &ServerState) -> Markup {
                 title { "mailrig — " (host) }
                 link rel="stylesheet" href="/ui/app.css";
                 script src="/ui/app.js" defer {}
+                link rel="stylesheet" href="/ui/lab.css";
+                script src="/ui/lab.js" defer {}
             }
             body data-hostname=(host) {
                 header.top {
@@ -91,6 +93,7 @@ pub fn render(state: &ServerState) -> Markup {
                     }
                     span #live.live title="live updates" { "connecting…" }
                 }
+                aside #lab-panel.lab hidden aria-label="Training lab" {}
                 main {
                     section #view-world.view aria-labelledby="tab-world" {
                         div.toolbar {

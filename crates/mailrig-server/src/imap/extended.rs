@@ -9,7 +9,8 @@
 //! written as a sequence set or search key. A small lexer ([`tokens`]) keeps
 //! quoted strings and literals out of reach, so `SUBJECT "$"` stays a subject.
 
-/// What `SEARCH RETURN (...)` asked for (RFC 4731, RFC 5182).
+/// What `SEARCH RETURN (...)` or `SORT RETURN (...)` asked for (RFC 4731,
+/// RFC 5182, RFC 5267, RFC 9394).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReturnOptions {
     pub min: bool,
@@ -18,22 +19,88 @@ pub struct ReturnOptions {
     pub count: bool,
     /// SEARCHRES: keep the result for `$`.
     pub save: bool,
+    /// PARTIAL: only these positions of the result.
+    pub partial: Option<Partial>,
+    /// UPDATE (CONTEXT=SEARCH): keep the result up to date.
+    pub update: bool,
 }
 
 impl ReturnOptions {
     /// Whether an `* ESEARCH` response is sent (SAVE alone sends none).
     pub fn answers(&self) -> bool {
-        self.min || self.max || self.all || self.count
+        self.min || self.max || self.all || self.count || self.partial.is_some() || self.update
+    }
+}
+
+/// A PARTIAL range of result positions (RFC 9394): `first..=last`, 1-based,
+/// `first <= last`; negative counts from the end (`-1` is the last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partial {
+    pub first: i64,
+    pub last: i64,
+}
+
+impl Partial {
+    /// Reads `m:n` or `-m:-n` (either order).
+    pub fn parse(text: &str) -> Option<Partial> {
+        let (a, b) = text.split_once(':')?;
+        let num = |t: &str| -> Option<i64> {
+            let (neg, digits) = match t.strip_prefix('-') {
+                Some(d) => (true, d),
+                None => (false, t),
+            };
+            if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let n: i64 = digits
+                .parse()
+                .ok()
+                .filter(|&n| n > 0 && n <= i64::from(u32::MAX))?;
+            Some(if neg { -n } else { n })
+        };
+        let (a, b) = (num(a)?, num(b)?);
+        if (a < 0) != (b < 0) {
+            return None;
+        }
+        let (lo, hi) = if a.abs() <= b.abs() { (a, b) } else { (b, a) };
+        Some(Partial {
+            first: lo,
+            last: hi,
+        })
+    }
+
+    /// The indexes (0-based) of a result of `len` items that the range names.
+    pub fn indexes(&self, len: usize) -> std::ops::Range<usize> {
+        let len = len as i64;
+        let (from, to) = if self.first > 0 {
+            (self.first - 1, self.last)
+        } else {
+            (len + self.last, len + self.first + 1)
+        };
+        let clamp = |n: i64| n.clamp(0, len) as usize;
+        clamp(from)..clamp(to).max(clamp(from))
+    }
+}
+
+impl std::fmt::Display for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.first, self.last)
     }
 }
 
 /// A command the rewrite could not read: answered `BAD` with this text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SyntaxError {
-    #[error("Unknown SEARCH RETURN option {0} (expected MIN, MAX, ALL, COUNT or SAVE)")]
+    #[error("Unknown RETURN option {0} (expected MIN, MAX, ALL, COUNT, SAVE, PARTIAL or UPDATE)")]
     UnknownReturnOption(String),
-    #[error("SEARCH RETURN needs a parenthesised list of options")]
+    #[error("RETURN needs a parenthesised list of options")]
     ReturnList,
+    #[error("SORT RETURN (UPDATE) is not supported (CONTEXT=SORT); SEARCH RETURN (UPDATE) is")]
+    SortUpdate,
+    #[error("CANCELUPDATE needs the quoted tags of the searches to stop updating")]
+    CancelUpdate,
+    #[error("PARTIAL needs a range of result positions such as 1:100 or -1:-100, not {0}")]
+    Partial(String),
     #[error("$ (SEARCHRES) stands for a whole sequence set, not part of one")]
     DollarInSet,
     #[error("Error in APPEND: expected [(flags)] [\"date-time\"] literal for each message")]
@@ -259,13 +326,14 @@ fn command_word(b: &[u8], toks: &[(Token, std::ops::Range<usize>)]) -> Option<(u
     (toks.get(i)?.0 == Token::Atom).then_some((i, uid))
 }
 
-/// `tag [UID] SEARCH RETURN (opts) ...`: the command without its RETURN
-/// clause, and the options. `None` when the command has no RETURN clause.
+/// `tag [UID] SEARCH RETURN (opts) ...` or `tag [UID] SORT RETURN (opts)
+/// ...`: the command without its RETURN clause, and the options. `None` when
+/// the command has no RETURN clause.
 pub fn search_return(b: &[u8]) -> Option<Result<(Vec<u8>, ReturnOptions), SyntaxError>> {
     let toks = tokens(b);
     let (w, _) = command_word(b, &toks)?;
-    if !atom_is(b, &toks[w], "SEARCH") || !toks.get(w + 1).is_some_and(|t| atom_is(b, t, "RETURN"))
-    {
+    let searches = atom_is(b, &toks[w], "SEARCH") || atom_is(b, &toks[w], "SORT");
+    if !searches || !toks.get(w + 1).is_some_and(|t| atom_is(b, t, "RETURN")) {
         return None;
     }
     let Some((Token::Open, open)) = toks.get(w + 2).cloned() else {
@@ -284,6 +352,23 @@ pub fn search_return(b: &[u8]) -> Option<Result<(Vec<u8>, ReturnOptions), Syntax
                     "ALL" => opts.all = true,
                     "COUNT" => opts.count = true,
                     "SAVE" => opts.save = true,
+                    "UPDATE" if atom_is(b, &toks[w], "SORT") => {
+                        return Some(Err(SyntaxError::SortUpdate));
+                    }
+                    "UPDATE" => opts.update = true,
+                    "PARTIAL" => {
+                        i += 1;
+                        let range = match toks.get(i) {
+                            Some((Token::Atom, r)) => {
+                                String::from_utf8_lossy(&b[r.clone()]).into_owned()
+                            }
+                            _ => return Some(Err(SyntaxError::Partial("nothing".into()))),
+                        };
+                        match Partial::parse(&range) {
+                            Some(p) => opts.partial = Some(p),
+                            None => return Some(Err(SyntaxError::Partial(range))),
+                        }
+                    }
                     _ => return Some(Err(SyntaxError::UnknownReturnOption(word))),
                 }
             }
@@ -301,6 +386,37 @@ pub fn search_return(b: &[u8]) -> Option<Result<(Vec<u8>, ReturnOptions), Syntax
     let rest = &b[close.end..];
     out.extend_from_slice(rest.strip_prefix(b" ").unwrap_or(rest));
     Some(Ok((out, opts)))
+}
+
+/// `tag CANCELUPDATE "t1" ["t2" ...]` (RFC 5267 §4.2): the command's tag and
+/// the tags named. `None` for another command.
+pub fn cancel_update(b: &[u8]) -> Option<Result<(String, Vec<String>), SyntaxError>> {
+    let toks = tokens(b);
+    let (w, uid) = command_word(b, &toks)?;
+    if uid || !atom_is(b, &toks[w], "CANCELUPDATE") {
+        return None;
+    }
+    let tag = String::from_utf8_lossy(&b[toks[0].1.clone()]).into_owned();
+    let mut tags = Vec::new();
+    for (kind, r) in &toks[w + 1..] {
+        let text = &b[r.clone()];
+        let inner = match kind {
+            Token::Quoted => text
+                .strip_prefix(b"\"")
+                .and_then(|t| t.strip_suffix(b"\""))
+                .unwrap_or(text),
+            _ => return Some(Err(SyntaxError::CancelUpdate)),
+        };
+        tags.push(
+            String::from_utf8_lossy(inner)
+                .replace("\\\"", "\"")
+                .replace("\\\\", "\\"),
+        );
+    }
+    if tags.is_empty() {
+        return Some(Err(SyntaxError::CancelUpdate));
+    }
+    Some(Ok((tag, tags)))
 }
 
 /// Search keys whose next argument is a string or number, never a set.
@@ -393,6 +509,69 @@ mod tests {
     use super::*;
 
     #[test]
+    fn partial_ranges_read_either_order_and_count_from_the_end() {
+        let p = Partial::parse("4:2").unwrap();
+        assert_eq!((p.first, p.last, p.to_string()), (2, 4, "2:4".to_string()));
+        assert_eq!(p.indexes(5), 1..4);
+        assert_eq!(p.indexes(2), 1..2);
+        assert_eq!(p.indexes(1), 1..1);
+        let last = Partial::parse("-1:-2").unwrap();
+        assert_eq!(last.to_string(), "-1:-2");
+        assert_eq!(last.indexes(5), 3..5);
+        assert_eq!(last.indexes(1), 0..1);
+        for bad in [
+            "1",
+            "1:*",
+            "*:1",
+            "0:3",
+            "-1:2",
+            "a:b",
+            ":",
+            "1:99999999999",
+        ] {
+            assert_eq!(Partial::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn cancel_update_reads_quoted_tags() {
+        assert_eq!(
+            cancel_update(b"c1 CANCELUPDATE \"s1\" \"s\\\"2\"\r\n"),
+            Some(Ok((
+                "c1".to_string(),
+                vec!["s1".to_string(), "s\"2".to_string()]
+            )))
+        );
+        assert_eq!(
+            cancel_update(b"c2 CANCELUPDATE\r\n"),
+            Some(Err(SyntaxError::CancelUpdate))
+        );
+        assert_eq!(
+            cancel_update(b"c3 CANCELUPDATE s1\r\n"),
+            Some(Err(SyntaxError::CancelUpdate))
+        );
+        assert_eq!(cancel_update(b"c4 NOOP\r\n"), None);
+        assert_eq!(
+            search_return(b"a SORT RETURN (UPDATE) (DATE) UTF-8 ALL"),
+            Some(Err(SyntaxError::SortUpdate))
+        );
+    }
+
+    #[test]
+    fn sort_return_is_cut_like_search_return() {
+        let (rest, o) = search_return(b"a SORT RETURN (MIN PARTIAL 1:3) (ARRIVAL) UTF-8 ALL")
+            .unwrap()
+            .unwrap();
+        assert_eq!(rest, b"a SORT (ARRIVAL) UTF-8 ALL");
+        assert!(o.min && !o.all);
+        assert_eq!(o.partial, Partial::parse("1:3"));
+        assert_eq!(
+            search_return(b"a SEARCH RETURN (PARTIAL 1:*) ALL").unwrap(),
+            Err(SyntaxError::Partial("1:*".into()))
+        );
+    }
+
+    #[test]
     fn return_clauses_are_cut_out() {
         let (cmd, o) = search_return(b"a UID SEARCH RETURN (MIN count) SEEN\r\n")
             .unwrap()
@@ -408,7 +587,11 @@ mod tests {
         assert_eq!(search_return(b"a FETCH 1 RETURN\r\n"), None);
         assert_eq!(
             search_return(b"a SEARCH RETURN (PARTIAL) ALL\r\n"),
-            Some(Err(SyntaxError::UnknownReturnOption("PARTIAL".into())))
+            Some(Err(SyntaxError::Partial("nothing".into())))
+        );
+        assert_eq!(
+            search_return(b"a SEARCH RETURN (FIRST) ALL\r\n"),
+            Some(Err(SyntaxError::UnknownReturnOption("FIRST".into())))
         );
         assert_eq!(
             search_return(b"a SEARCH RETURN MIN ALL\r\n"),

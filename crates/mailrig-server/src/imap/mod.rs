@@ -10,6 +10,8 @@
 //! * [`fetch`], [`mime`], [`search`] — FETCH rendering, the MIME tree with
 //!   ENVELOPE/BODYSTRUCTURE, and SEARCH evaluation; [`binary`] — BINARY's
 //!   decoded parts;
+//! * [`sort`], [`thread`] — SORT keys and order, THREAD's two algorithms;
+//!   [`context`] — searches kept up to date (CONTEXT=SEARCH);
 //! * [`wire`] — response syntax helpers;
 //! * [`extended`] — extension syntax `imap-codec` does not parse (SEARCH
 //!   RETURN, `$`, MULTIAPPEND), rewritten into syntax it does;
@@ -19,9 +21,11 @@
 //! Commands are parsed by `imap-codec`; responses are written directly.
 //! Extensions: LITERAL+, SASL-IR, ID, ENABLE, IDLE, NAMESPACE, UIDPLUS, MOVE,
 //! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN, ESEARCH, SEARCHRES, BINARY, MULTIAPPEND,
-//! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, CONDSTORE.
+//! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, CONDSTORE, SORT, SORT=DISPLAY,
+//! ESORT, PARTIAL, CONTEXT=SEARCH, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES.
 
 pub mod binary;
+pub mod context;
 pub mod extended;
 pub mod fetch;
 pub mod folders;
@@ -31,6 +35,8 @@ pub mod mime;
 pub mod search;
 pub mod selected;
 pub mod session;
+pub mod sort;
+pub mod thread;
 pub mod view;
 pub mod wire;
 

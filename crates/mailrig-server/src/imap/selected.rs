@@ -1,5 +1,6 @@
 //! Commands on one folder: SELECT/EXAMINE, CLOSE/UNSELECT, EXPUNGE, SEARCH,
-//! FETCH, STORE, COPY/MOVE (with UIDPLUS' COPYUID), and APPEND (APPENDUID).
+//! SORT, THREAD, FETCH, STORE, COPY/MOVE (with UIDPLUS' COPYUID), and APPEND
+//! (APPENDUID).
 //!
 //! Each reads what it needs from the store under the mailbox lock, lets go of
 //! the lock, and only then parses MIME or renders responses, so deliveries are
@@ -15,6 +16,8 @@ use imap_codec::imap_types::command::{FetchModifier, SelectParameter};
 use imap_codec::imap_types::core::{Charset, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::extensions::sort::SortCriterion;
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::Mailbox;
@@ -28,6 +31,8 @@ use super::fetch::{self, FetchInput};
 use super::folders::store_error;
 use super::search::{self, Candidate, Parsed};
 use super::session::{Session, folder_name, tagged};
+use super::sort;
+use super::thread;
 use super::view::{Known, SyncRules, View, uid_set, write_flag_lists};
 use super::wire;
 
@@ -75,6 +80,7 @@ impl Session {
         // SELECT deselects first, even when it then fails.
         self.view = None;
         self.saved.clear();
+        self.updates.clear();
         for p in parameters {
             match p {
                 SelectParameter::CondStore => self.enable_condstore(out),
@@ -193,6 +199,7 @@ impl Session {
 
     pub(super) fn close(&mut self, tag: &str, expunge: bool, out: &mut Vec<u8>) {
         self.saved.clear();
+        self.updates.clear();
         if let (Some(view), Some(mb)) = (self.view.take(), self.mailbox())
             && expunge
             && !view.read_only
@@ -285,47 +292,50 @@ impl Session {
         })
     }
 
-    pub(super) fn search(
-        &mut self,
-        tag: &str,
-        charset: Option<&Charset<'_>>,
-        criteria: Vec1<SearchKey<'_>>,
-        uid: bool,
-        out: &mut Vec<u8>,
-    ) {
-        if let Some(cs) = charset {
-            let name = match cs {
-                Charset::Atom(a) => a.inner().to_string(),
-                Charset::Quoted(q) => q.inner().to_string(),
-            };
-            if !name.eq_ignore_ascii_case("UTF-8") && !name.eq_ignore_ascii_case("US-ASCII") {
-                return tagged(
-                    out,
-                    tag,
-                    "NO",
-                    "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset",
-                );
-            }
+    /// Whether a SEARCH, SORT or THREAD names a charset we read; if not,
+    /// the tagged NO is written.
+    fn charset_ok(tag: &str, charset: Option<&Charset<'_>>, out: &mut Vec<u8>) -> bool {
+        let Some(cs) = charset else {
+            return true;
+        };
+        let name = match cs {
+            Charset::Atom(a) => a.inner().to_string(),
+            Charset::Quoted(q) => q.inner().to_string(),
+        };
+        if name.eq_ignore_ascii_case("UTF-8") || name.eq_ignore_ascii_case("US-ASCII") {
+            return true;
         }
+        tagged(
+            out,
+            tag,
+            "NO",
+            "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset",
+        );
+        false
+    }
+
+    /// One criteria tree of a command's search keys (they are ANDed).
+    fn criteria_key(criteria: Vec1<SearchKey<'_>>) -> SearchKey<'_> {
         let keys: Vec<SearchKey<'_>> = criteria.into_inner();
-        let key = if keys.len() == 1 {
+        if keys.len() == 1 {
             keys.into_iter().next().unwrap_or(SearchKey::All)
         } else {
             match Vec1::try_from(keys) {
                 Ok(v) => SearchKey::And(v),
                 Err(_) => SearchKey::All,
             }
-        };
-        let modseq_key = search::uses_modseq(&key);
-        if modseq_key {
-            self.enable_condstore(out);
         }
+    }
+
+    /// The messages of the selected folder that `key` matches, with their
+    /// sequence numbers, ascending.
+    fn matching(&mut self, key: &SearchKey<'_>) -> Result<Vec<(usize, StoredMessage)>, StoreError> {
         let hide = self
             .faults(Stage::ImapFetch)
             .iter()
             .any(|f| f.action == Fault::HideMessages);
         let Some(view) = self.view.as_ref() else {
-            return;
+            return Ok(Vec::new());
         };
         let all: Vec<(usize, u32)> = view
             .msgs
@@ -334,35 +344,83 @@ impl Session {
             .filter(|_| !hide)
             .map(|(i, m)| (i + 1, m.uid))
             .collect();
-        let msgs = match self.snapshot(&all) {
+        let msgs = self.snapshot(&all)?;
+        let Some(view) = self.view.as_ref() else {
+            return Ok(Vec::new());
+        };
+        Ok(msgs
+            .into_iter()
+            .filter(|(seq, msg)| {
+                let c = Candidate {
+                    seq: *seq,
+                    msg,
+                    recent: view.recent.contains(&msg.uid),
+                    view,
+                };
+                search::matches(key, &c, &mut Parsed::new())
+            })
+            .collect())
+    }
+
+    pub(super) fn search(
+        &mut self,
+        tag: &str,
+        charset: Option<&Charset<'_>>,
+        criteria: Vec1<SearchKey<'_>>,
+        uid: bool,
+        out: &mut Vec<u8>,
+    ) {
+        if !Self::charset_ok(tag, charset, out) {
+            return;
+        }
+        let key = Self::criteria_key(criteria);
+        let modseq_key = search::uses_modseq(&key);
+        if modseq_key {
+            self.enable_condstore(out);
+        }
+        let msgs = match self.matching(&key) {
             Ok(m) => m,
             Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
         };
-        let Some(view) = self.view.as_ref() else {
-            return;
-        };
         // (sequence number, UID) of each message found, ascending.
-        let mut found: Vec<(usize, u32)> = Vec::new();
+        let found: Vec<(usize, u32)> = msgs.iter().map(|(seq, m)| (*seq, m.uid)).collect();
         // The modseq of each message found, in the same order.
-        let mut modseqs: Vec<u64> = Vec::new();
-        for (seq, msg) in &msgs {
-            let c = Candidate {
-                seq: *seq,
-                msg,
-                recent: view.recent.contains(&msg.uid),
-                view,
-            };
-            let mut parsed = Parsed::new();
-            if search::matches(&key, &c, &mut parsed) {
-                found.push((*seq, msg.uid));
-                modseqs.push(msg.modseq);
-            }
+        let modseqs: Vec<u64> = msgs.iter().map(|(_, m)| m.modseq).collect();
+        let update = self.search_return.is_some_and(|o| o.update);
+        self.results(tag, "SEARCH", uid, &found, &modseqs, modseq_key, out);
+        if update {
+            self.updates.push(super::context::Update {
+                tag: tag.to_string(),
+                key: key.into_static(),
+                uid,
+                found: found.iter().map(|f| f.1).collect(),
+            });
+            self.context_version = None;
         }
+        self.sync_after_search(uid, out);
+        tagged(out, tag, "OK", "Search completed");
+    }
+
+    /// Writes a SEARCH or SORT result: `* SEARCH`/`* SORT`, or `* ESEARCH`
+    /// with what RETURN asked for. `found` is (sequence number, UID) in the
+    /// result's order, `modseqs` theirs; `modseq_key` when a MODSEQ key was
+    /// searched (RFC 7162 §3.1.5).
+    #[allow(clippy::too_many_arguments)]
+    fn results(
+        &mut self,
+        tag: &str,
+        kind: &str,
+        uid: bool,
+        found: &[(usize, u32)],
+        modseqs: &[u64],
+        modseq_key: bool,
+        out: &mut Vec<u8>,
+    ) {
         let number = |f: &(usize, u32)| if uid { f.1 } else { f.0 as u32 };
         match self.search_return.take() {
             None => {
-                out.extend_from_slice(b"* SEARCH");
-                for f in &found {
+                out.extend_from_slice(format!("* {kind}").as_bytes());
+                for f in found {
                     out.extend_from_slice(format!(" {}", number(f)).as_bytes());
                 }
                 if let (true, Some(highest)) = (modseq_key, modseqs.iter().max()) {
@@ -406,6 +464,16 @@ impl Session {
                     if o.count {
                         out.extend_from_slice(format!(" COUNT {}", found.len()).as_bytes());
                     }
+                    if let Some(p) = o.partial {
+                        let part: Vec<u32> =
+                            found[p.indexes(found.len())].iter().map(number).collect();
+                        let set = if part.is_empty() {
+                            "NIL".to_string()
+                        } else {
+                            uid_set(&part)
+                        };
+                        out.extend_from_slice(format!(" PARTIAL ({p} {set})").as_bytes());
+                    }
                     // The highest modseq of what is returned: with only MIN
                     // and/or MAX, of those messages (RFC 7162 §3.1.5).
                     let returned = if (o.min || o.max) && !o.all && !o.count {
@@ -422,6 +490,95 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// SORT (RFC 5256, with RFC 5957's DISPLAY keys).
+    pub(super) fn sort(
+        &mut self,
+        tag: &str,
+        criteria: &[SortCriterion],
+        charset: &Charset<'_>,
+        search_criteria: Vec1<SearchKey<'_>>,
+        uid: bool,
+        out: &mut Vec<u8>,
+    ) {
+        if !Self::charset_ok(tag, Some(charset), out) {
+            return;
+        }
+        let key = Self::criteria_key(search_criteria);
+        let modseq_key = search::uses_modseq(&key);
+        if modseq_key {
+            self.enable_condstore(out);
+        }
+        let msgs = match self.matching(&key) {
+            Ok(m) => m,
+            Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
+        };
+        let mut items: Vec<sort::Item> = msgs
+            .iter()
+            .map(|(seq, m)| sort::Item::new(*seq, m, criteria))
+            .collect();
+        sort::sort(&mut items, criteria);
+        let mut found = Vec::with_capacity(items.len());
+        let mut modseqs = Vec::with_capacity(items.len());
+        for item in &items {
+            if let Ok(i) = msgs.binary_search_by_key(&item.seq, |(seq, _)| *seq) {
+                found.push((item.seq, msgs[i].1.uid));
+                modseqs.push(msgs[i].1.modseq);
+            }
+        }
+        self.results(tag, "SORT", uid, &found, &modseqs, modseq_key, out);
+        self.sync_after_search(uid, out);
+        tagged(out, tag, "OK", "Sort completed");
+    }
+
+    /// THREAD (RFC 5256): ORDEREDSUBJECT or REFERENCES.
+    pub(super) fn thread(
+        &mut self,
+        tag: &str,
+        algorithm: &ThreadingAlgorithm<'_>,
+        charset: &Charset<'_>,
+        search_criteria: Vec1<SearchKey<'_>>,
+        uid: bool,
+        out: &mut Vec<u8>,
+    ) {
+        if let ThreadingAlgorithm::Other(other) = algorithm {
+            let text = format!(
+                "Unknown threading algorithm {:?}: this server has ORDEREDSUBJECT and REFERENCES",
+                other.as_ref()
+            );
+            return tagged(out, tag, "BAD", &text);
+        }
+        if !Self::charset_ok(tag, Some(charset), out) {
+            return;
+        }
+        let key = Self::criteria_key(search_criteria);
+        let msgs = match self.matching(&key) {
+            Ok(m) => m,
+            Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
+        };
+        let msgs: Vec<thread::Msg> = msgs
+            .iter()
+            .map(|(seq, m)| thread::Msg {
+                number: if uid { m.uid } else { *seq as u32 },
+                seq: *seq,
+                header: sort::Header::of(m),
+            })
+            .collect();
+        let threads = match algorithm {
+            ThreadingAlgorithm::OrderedSubject => thread::ordered_subject(&msgs),
+            _ => thread::references(&msgs),
+        };
+        out.extend_from_slice(b"* THREAD");
+        thread::write(out, &threads, &msgs);
+        out.extend_from_slice(b"\r\n");
+        self.sync_after_search(uid, out);
+        tagged(out, tag, "OK", "Thread completed");
+    }
+
+    /// What a SEARCH-like command reports of other sessions' changes: no
+    /// EXPUNGE unless it is the UID form (RFC 3501 §7.4.1).
+    fn sync_after_search(&mut self, uid: bool, out: &mut Vec<u8>) {
         self.sync(
             SyncRules {
                 expunge: uid,
@@ -430,7 +587,6 @@ impl Session {
             },
             out,
         );
-        tagged(out, tag, "OK", "Search completed");
     }
 
     pub(super) fn fetch(

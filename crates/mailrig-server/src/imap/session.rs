@@ -109,6 +109,11 @@ pub struct Session {
     pub(super) search_return: Option<extended::ReturnOptions>,
     /// The UIDs a `SEARCH RETURN (SAVE)` kept for `$` (SEARCHRES).
     pub(super) saved: Vec<u32>,
+    /// Searches kept up to date (CONTEXT=SEARCH's `RETURN (UPDATE)`).
+    pub(super) updates: Vec<super::context::Update>,
+    /// The store version the updates were last evaluated at, when nothing
+    /// was left pending.
+    pub(super) context_version: Option<u64>,
     /// A MULTIAPPEND waiting for [`driver::Session::run_blocking`].
     blocking_multi: Option<extended::MultiAppend>,
     /// CONDSTORE is on (RFC 7162 §3.1): ENABLEd, or a command used a
@@ -163,6 +168,8 @@ impl Session {
             in_blocking: false,
             search_return: None,
             saved: Vec::new(),
+            updates: Vec::new(),
+            context_version: None,
             blocking_multi: None,
             condstore: false,
         }
@@ -197,7 +204,7 @@ impl Session {
     /// The capability list for the current state.
     pub fn capabilities(&self) -> String {
         let mut caps = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE SORT SORT=DISPLAY ESORT PARTIAL CONTEXT=SEARCH THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
         );
         if self.user.is_none() {
             let sec = &self.state.world.security;
@@ -413,6 +420,30 @@ impl Session {
             Some(Err(e)) => return bad(out, &e.to_string()),
             None => {}
         }
+        match extended::cancel_update(bytes) {
+            Some(Ok((tag, tags))) => {
+                if self.view.is_none() {
+                    tagged(
+                        out,
+                        &tag,
+                        "BAD",
+                        "No folder selected: CANCELUPDATE not allowed in this state",
+                    );
+                } else if self.cancel_updates(&tags) {
+                    tagged(out, &tag, "OK", "Updates cancelled");
+                } else {
+                    tagged(
+                        out,
+                        &tag,
+                        "BAD",
+                        "CANCELUPDATE names a tag whose search is not kept up to date",
+                    );
+                }
+                return Action::Continue;
+            }
+            Some(Err(e)) => return bad(out, &e.to_string()),
+            None => {}
+        }
         let mut options = None;
         let mut rewritten = match extended::search_return(bytes) {
             Some(Ok((b, o))) => {
@@ -523,6 +554,8 @@ impl Session {
             | C::Expunge
             | C::ExpungeUid { .. }
             | C::Search { .. }
+            | C::Sort { .. }
+            | C::Thread { .. }
             | C::Fetch { .. }
             | C::Store { .. }
             | C::Copy { .. }
@@ -727,6 +760,25 @@ impl Session {
                 criteria,
                 uid,
             } => self.search(&tag, charset.as_ref(), criteria, uid, out),
+            C::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => self.sort(
+                &tag,
+                sort_criteria.as_ref(),
+                &charset,
+                search_criteria,
+                uid,
+                out,
+            ),
+            C::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => self.thread(&tag, &algorithm, &charset, search_criteria, uid, out),
             C::Fetch {
                 sequence_set,
                 macro_or_item_names,
@@ -883,17 +935,20 @@ impl Session {
     }
 
     pub(super) fn sync(&mut self, rules: SyncRules<'_>, out: &mut Vec<u8>) -> Synced {
+        let current = self.context_before(rules.expunge, out);
         let (Some(id), Some(view)) = (self.user, self.view.as_mut()) else {
             return Synced::default();
         };
         let store = self.state.store.mailbox(id);
-        match view.sync(store, rules, out) {
+        let synced = match view.sync(store, rules, out) {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(error = %e, "IMAP view sync failed");
                 Synced::default()
             }
-        }
+        };
+        self.context_after(current, out);
+        synced
     }
 
     /// The fault rules that fire at a stage of the logged-in session.

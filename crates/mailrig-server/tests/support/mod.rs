@@ -4,6 +4,7 @@
 //!   literals included) and message fixtures delivered into the store;
 //! - [`pop3`]: a raw POP3 client (plain or TLS) and mailbox fillers;
 //! - [`smtp`]: a raw SMTP client that asserts reply codes;
+//! - [`dkim`]: a DKIM-signing sender domain in the world's DNS, lettre's signer;
 //! - [`faults`]: catalog scenarios and real clients (smtplib, swaks, curl);
 //! - [`hosts`]: random loopback addresses for `[[host]]` worlds, swaks to a host.
 //!
@@ -14,6 +15,7 @@
 
 #![allow(dead_code)]
 
+pub mod dkim;
 pub mod faults;
 pub mod hosts;
 pub mod imap;

@@ -155,27 +155,36 @@ fn verdict_problem(verdict: Verdict, boxes: &[&mailrig_probe::MailboxResult]) ->
         Verdict::Delivered => "arrived, which this check does not expect",
     };
     // The refusing reply is shown once, with the first mailbox: the others usually repeat it.
-    let names: Vec<String> = boxes
-        .iter()
-        .enumerate()
-        .map(|(i, m)| match verdict {
-            Verdict::Rejected | Verdict::Deferred | Verdict::Unreadable if i > 0 => {
-                m.address.clone()
+    // Mailboxes shown with a detail come first; the plain ones follow, runs written as ranges
+    // (`user03..user25@patente.test`, which `lab answer` takes as it is).
+    let mut names: Vec<String> = Vec::new();
+    let mut plain: Vec<&str> = Vec::new();
+    for (i, m) in boxes.iter().enumerate() {
+        let detailed = match verdict {
+            Verdict::Rejected | Verdict::Deferred | Verdict::Unreadable if i > 0 => None,
+            Verdict::Unreadable if !m.reason.is_empty() => {
+                Some(format!("{} ({})", m.address, m.reason))
             }
-            Verdict::Unreadable if !m.reason.is_empty() => format!("{} ({})", m.address, m.reason),
             Verdict::Misfiled if !m.folders.is_empty() => {
-                format!("{} (in {})", m.address, m.folders.join(", "))
+                Some(format!("{} (in {})", m.address, m.folders.join(", ")))
             }
-            Verdict::Misrouted if !m.found_in.is_empty() => {
-                format!("{} (found in {})", m.address, m.found_in.join(", "))
-            }
-            Verdict::Rejected | Verdict::Deferred => match &m.smtp {
-                Some(reply) => format!("{} ({} {})", m.address, reply.code, reply.text),
-                None => m.address.clone(),
-            },
-            _ => m.address.clone(),
-        })
-        .collect();
+            Verdict::Misrouted if !m.found_in.is_empty() => Some(format!(
+                "{} (found in {})",
+                m.address,
+                m.found_in.join(", ")
+            )),
+            Verdict::Rejected | Verdict::Deferred => m
+                .smtp
+                .as_ref()
+                .map(|reply| format!("{} ({} {})", m.address, reply.code, reply.text)),
+            _ => None,
+        };
+        match detailed {
+            Some(d) => names.push(d),
+            None => plain.push(&m.address),
+        }
+    }
+    names.extend(mailrig_core::range::compress(&plain));
     format!(
         "{n} mailbox{} {verdict}: {what}: {}",
         if n == 1 { "" } else { "es" },
@@ -252,7 +261,7 @@ fn answer_check(state: &LabState, port_name: &str) -> CheckResult {
     let mut r = blank("answer");
     let Some(answer) = &state.answer else {
         r.problems.push(
-            "no answer yet: `mailrig lab answer --stage STAGE MAILBOX...` (ranges like user03..user09@patente.test work)"
+            "no answer yet: `mailrig lab answer [--delayed] --stage STAGE MAILBOX...` (ranges like user03..user09@patente.test work)"
                 .into(),
         );
         return r;
@@ -262,15 +271,19 @@ fn answer_check(state: &LabState, port_name: &str) -> CheckResult {
             .push(format!("the lab has no port '{port_name}'"));
         return r;
     };
-    let lost = match journal::lost_mail(*port) {
-        Ok(l) => l,
+    let truth = match journal::read(*port) {
+        Ok(t) => t,
         Err(e) => {
             r.problems.push(format!("cannot read the journal: {e:#}"));
             return r;
         }
     };
-    let named: BTreeSet<String> = answer.lost.iter().map(|a| a.to_ascii_lowercase()).collect();
-    r.problems = journal::judge(&lost, &named, answer.stage.as_deref());
+    let named: BTreeSet<String> = answer
+        .mailboxes
+        .iter()
+        .map(|a| a.to_ascii_lowercase())
+        .collect();
+    r.problems = journal::judge(&truth, answer.outcome, &named, answer.stage.as_deref());
     r.passed = r.problems.is_empty();
     r
 }

@@ -315,13 +315,13 @@ pub fn apply_fix(source: &LabSource, st: &mut LabState) -> anyhow::Result<()> {
     let vars = vars(st);
     write_set(source, "fix", &source.fix, &st.dir, &vars)?;
     if let Some(sol) = &source.spec.solution {
+        let (outcome, boxes) = sol.get_ref().answer();
         st.answer = Some(super::state::Answer {
-            lost: sol
-                .get_ref()
-                .lost
+            mailboxes: boxes
                 .iter()
                 .flat_map(|b| mailrig_core::range::expand(b).unwrap_or_default())
                 .collect(),
+            outcome,
             stage: Some(sol.get_ref().stage.clone()),
         });
     }

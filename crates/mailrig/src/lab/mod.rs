@@ -9,9 +9,34 @@
 //! The engine lives here, in the command-line crate, because it is orchestration of programs
 //! (`mailrig serve`, Dovecot, fetchmail) and of the prober library, with no protocol of its own.
 
+/// `println!` for the lab commands: when stdout is a closed pipe (`mailrig lab check | head`) the
+/// program ends quietly with 141 (as if killed by SIGPIPE, as `head`'s users expect) instead of
+/// panicking with "failed printing to stdout".
+macro_rules! outln {
+    () => { out!("\n") };
+    ($($t:tt)*) => { out!("{}\n", format_args!($($t)*)) };
+}
+
+/// `print!` with the same care as [`outln!`].
+macro_rules! out {
+    ($($t:tt)*) => { write_out(format_args!($($t)*)) };
+}
+
+fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        panic!("cannot write to stdout: {e}");
+    }
+}
+
 mod check;
 mod engine;
 mod journal;
+mod panel;
 mod render;
 mod services;
 mod source;
@@ -41,8 +66,9 @@ pub enum LabCommand {
     },
     /// Build a lab's broken environment in DIR and start it on 127.0.0.1.
     Start(StartArgs),
-    /// The running lab: story, task, ports, services, hints used, score so far.
-    Status(DirArg),
+    /// The running lab: story, task, ports, services, hints used, score so far (`--format json`:
+    /// the panel a trainer projects, as `mailrig serve --lab DIR` serves it).
+    Status(CheckArgs),
     /// Reveal the next hint (each costs points).
     Hint(DirArg),
     /// Run the lab's checks. Exit 0 solved, 1 not yet, 2 no lab running.
@@ -53,7 +79,7 @@ pub enum LabCommand {
     Solve(DirArg),
     /// Stop every process the lab started and free its ports.
     Stop(DirArg),
-    /// Answer a find-it lab: which mailboxes lose mail, and at which stage.
+    /// Answer a find-it lab: which mailboxes lose mail (or get it late), and at which stage.
     Answer(AnswerArgs),
 }
 
@@ -95,10 +121,15 @@ pub struct CheckArgs {
 pub struct AnswerArgs {
     #[command(flatten)]
     dir: DirArg,
-    /// The stage where the mail is lost (as the journal names stages: rcpt, route, deliver, ...).
+    /// The stage where the mail is lost or put off (as the journal names stages: rcpt, route,
+    /// deliver, ...).
     #[arg(long, value_name = "STAGE")]
     stage: Option<String>,
-    /// The mailboxes that lose mail; ranges like user03..user25@patente.test work.
+    /// The mailboxes named do not lose their mail, they get it late (put off with 4xx, stored late).
+    #[arg(long)]
+    delayed: bool,
+    /// The mailboxes that lose mail (or, with --delayed, get it late); ranges like
+    /// user03..user25@patente.test work.
     #[arg(required = true, value_name = "MAILBOX")]
     mailboxes: Vec<String>,
 }
@@ -142,23 +173,25 @@ fn list(format: Format) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     let width = labs.iter().map(|l| l.name.len()).max().unwrap_or(4).max(4);
-    println!(
+    outln!(
         "{:width$}  {:7}  {:12}  TITLE / SKILLS",
-        "NAME", "KIND", "LEVEL"
+        "NAME",
+        "KIND",
+        "LEVEL"
     );
     for l in &labs {
-        println!(
+        outln!(
             "{:width$}  {:7}  {:12}  {}",
             l.name,
             l.spec.kind.as_str(),
             l.spec.level.as_str(),
             l.spec.title
         );
-        println!(
+        outln!(
             "{:width$}  {:7}  {:12}  {}",
             "",
             "",
@@ -172,7 +205,7 @@ fn list(format: Format) -> anyhow::Result<ExitCode> {
 fn validate(dir: &str) -> anyhow::Result<ExitCode> {
     let lab = source::find(dir)?;
     lab.validate()?;
-    println!(
+    outln!(
         "{}: ok ({} lab, {} hint{}, {} check{}, {} service{})",
         lab.toml_name,
         lab.spec.kind.as_str(),
@@ -198,9 +231,10 @@ fn start(a: StartArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from(format!("mailrig-lab-{}", lab.name)));
     let began = Instant::now();
     let st = engine::start(&lab, &dir, a.port_base)?;
+    panel::write(&lab, &st, panel::Last::Clear)?;
     let took = began.elapsed();
     print_intro(&lab, &st)?;
-    println!(
+    outln!(
         "\nReady in {:.1} s. Check your work with `mailrig lab check` (inside {}), stop with `mailrig lab stop`.",
         took.as_secs_f64(),
         st.dir.display()
@@ -210,36 +244,36 @@ fn start(a: StartArgs) -> anyhow::Result<ExitCode> {
 
 fn print_intro(lab: &LabSource, st: &LabState) -> anyhow::Result<()> {
     let vars = engine::vars(st);
-    println!(
+    outln!(
         "lab {} ({}, {}): {}\n",
         lab.name,
         lab.spec.kind.as_str(),
         lab.spec.level.as_str(),
         lab.spec.title
     );
-    println!("{}\n", lab.spec.story.trim());
-    println!("Your task: {}\n", lab.spec.task.trim());
+    outln!("{}\n", lab.spec.story.trim());
+    outln!("Your task: {}\n", lab.spec.task.trim());
     if !lab.spec.editable.is_empty() {
-        println!("You may edit:");
+        outln!("You may edit:");
         for e in &lab.spec.editable {
-            println!("  {}", st.dir.join(e.get_ref()).display());
+            outln!("  {}", st.dir.join(e.get_ref()).display());
         }
-        println!();
+        outln!();
     }
-    println!("Running on 127.0.0.1 (port base {}):", st.port_base);
+    outln!("Running on 127.0.0.1 (port base {}):", st.port_base);
     let mut ports: Vec<_> = st.ports.iter().collect();
     ports.sort_by_key(|(_, p)| **p);
     for (name, port) in ports {
-        println!("  {name:16} {port}");
+        outln!("  {name:16} {port}");
     }
     if !lab.spec.helpful.is_empty() {
-        println!("\nCommands that help:");
+        outln!("\nCommands that help:");
         for h in &lab.spec.helpful {
-            println!("  {}", lab.render_str("helpful command", h, &vars)?);
+            outln!("  {}", lab.render_str("helpful command", h, &vars)?);
         }
     }
     if !lab.spec.hint.is_empty() {
-        println!(
+        outln!(
             "\n{} hint{} available: `mailrig lab hint` (each costs points; solving is worth {}).",
             lab.spec.hint.len(),
             plural(lab.spec.hint.len()),
@@ -272,12 +306,17 @@ fn open(dir: &DirArg) -> anyhow::Result<(LabState, LabSource)> {
     Ok((st, lab))
 }
 
-fn status(dir: &DirArg) -> anyhow::Result<ExitCode> {
-    let (st, lab) = open(dir)?;
+fn status(a: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let (st, lab) = open(&a.dir)?;
+    if a.format == Format::Json {
+        let panel = panel::build(&lab, &st, panel::Last::Keep);
+        outln!("{}", serde_json::to_string_pretty(&panel)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     print_intro(&lab, &st)?;
-    println!("\nServices:");
+    outln!("\nServices:");
     for s in &st.services {
-        println!(
+        outln!(
             "  {:16} pid {:7} {}",
             s.name,
             s.pid,
@@ -289,13 +328,13 @@ fn status(dir: &DirArg) -> anyhow::Result<ExitCode> {
         );
     }
     if !st.running {
-        println!("  (stopped: `mailrig lab reset` starts it again)");
+        outln!("  (stopped: `mailrig lab reset` starts it again)");
     }
     for (i, h) in lab.spec.hint.iter().take(st.hints_used).enumerate() {
-        println!("\nHint {} (-{}): {}", i + 1, h.cost, h.text);
+        outln!("\nHint {} (-{}): {}", i + 1, h.cost, h.text);
     }
     let score = check::score(&lab, &st);
-    println!(
+    outln!(
         "\n{}: score {} of {}, {} hint{} used, {} since the start",
         if score.solved {
             "SOLVED"
@@ -314,7 +353,7 @@ fn status(dir: &DirArg) -> anyhow::Result<ExitCode> {
 fn hint(dir: &DirArg) -> anyhow::Result<ExitCode> {
     let (mut st, lab) = open(dir)?;
     let Some(h) = lab.spec.hint.get(st.hints_used) else {
-        println!(
+        outln!(
             "No more hints: all {} are revealed (`mailrig lab status` shows them).",
             lab.spec.hint.len()
         );
@@ -323,8 +362,9 @@ fn hint(dir: &DirArg) -> anyhow::Result<ExitCode> {
     if st.solved.is_none() {
         st.hints_used += 1;
         st.save()?;
+        panel::write(&lab, &st, panel::Last::Keep)?;
     }
-    println!(
+    outln!(
         "Hint {} of {} (-{} points): {}",
         st.hints_used.max(1),
         lab.spec.hint.len(),
@@ -380,15 +420,16 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<ExitCode> {
         st.save()?;
         report.score = check::score(&lab, &st);
     }
+    panel::write(&lab, &st, panel::Last::Set(&report))?;
     match a.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
         Format::Table => {
             if let Ok(restarted) = &refreshed
                 && !restarted.is_empty()
             {
-                println!("(restarted after your changes: {})\n", restarted.join(", "));
+                outln!("(restarted after your changes: {})\n", restarted.join(", "));
             }
-            print!("{}", check::to_table(&report, output::colour_stdout()));
+            out!("{}", check::to_table(&report, output::colour_stdout()));
         }
     }
     Ok(ExitCode::from(if report.solved { 0 } else { 1 }))
@@ -397,7 +438,8 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<ExitCode> {
 fn reset(dir: &DirArg) -> anyhow::Result<ExitCode> {
     let (mut st, lab) = open(dir)?;
     engine::reset(&lab, &mut st)?;
-    println!(
+    panel::write(&lab, &st, panel::Last::Clear)?;
+    outln!(
         "lab {} is back at its broken start in {} (hints used and the clock are kept).",
         st.lab,
         st.dir.display()
@@ -408,31 +450,34 @@ fn reset(dir: &DirArg) -> anyhow::Result<ExitCode> {
 fn solve(dir: &DirArg) -> anyhow::Result<ExitCode> {
     let (mut st, lab) = open(dir)?;
     engine::apply_fix(&lab, &mut st)?;
-    println!("What was broken:\n{}\n", lab.spec.cause.trim());
+    panel::write(&lab, &st, panel::Last::Keep)?;
+    outln!("What was broken:\n{}\n", lab.spec.cause.trim());
     if !lab.fix.is_empty() {
-        println!("The reference fix is now in place:");
+        outln!("The reference fix is now in place:");
         for rel in lab.fix.keys() {
-            println!("  {}", st.dir.join(rel).display());
+            outln!("  {}", st.dir.join(rel).display());
         }
     }
     if let Some(a) = &st.answer {
-        println!(
-            "The reference answer is recorded: {} mailboxes, stage {}.",
-            a.lost.len(),
+        outln!(
+            "The reference answer is recorded: {} mailboxes {}, stage {}.",
+            a.mailboxes.len(),
+            outcome_words(a.outcome),
             a.stage.as_deref().unwrap_or("-")
         );
     }
-    println!("`mailrig lab check` proves it; the score of this run is 0.");
+    outln!("`mailrig lab check` proves it; the score of this run is 0.");
     Ok(ExitCode::SUCCESS)
 }
 
 fn stop(dir: &DirArg) -> anyhow::Result<ExitCode> {
-    let (mut st, _) = open(dir)?;
+    let (mut st, lab) = open(dir)?;
     let taken = engine::stop(&mut st);
+    panel::write(&lab, &st, panel::Last::Keep)?;
     if !taken.is_empty() {
         bail!("stopped the lab's processes, but ports {taken:?} are still taken on 127.0.0.1");
     }
-    println!(
+    outln!(
         "lab {} stopped: no process left, ports {}..{} free. The directory {} stays (delete it, or `mailrig lab reset` to start again).",
         st.lab,
         st.ports.values().min().copied().unwrap_or(0),
@@ -470,23 +515,32 @@ fn answer(a: AnswerArgs) -> anyhow::Result<ExitCode> {
             lost.insert(addr.to_ascii_lowercase());
         }
     }
+    let outcome = if a.delayed {
+        journal::Outcome::Delayed
+    } else {
+        journal::Outcome::Lost
+    };
+    let n = lost.len();
     st.answer = Some(state::Answer {
-        lost: lost.into_iter().collect(),
-        stage: a.stage,
+        mailboxes: lost.into_iter().collect(),
+        outcome,
+        stage: a.stage.clone(),
     });
     st.save()?;
-    println!(
-        "Answer recorded: {} mailbox{}{}. `mailrig lab check` judges it.",
-        st.answer.as_ref().map_or(0, |x| x.lost.len()),
-        if st.answer.as_ref().map_or(0, |x| x.lost.len()) == 1 {
-            ""
-        } else {
-            "es"
-        },
-        st.answer
+    outln!(
+        "Answer recorded: {n} mailbox{} {}{}. `mailrig lab check` judges it.",
+        if n == 1 { "" } else { "es" },
+        outcome_words(outcome),
+        a.stage
             .as_ref()
-            .and_then(|x| x.stage.as_ref())
-            .map_or(String::new(), |s| format!(", lost at stage {s}"))
+            .map_or(String::new(), |s| format!(" at stage {s}"))
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn outcome_words(outcome: journal::Outcome) -> &'static str {
+    match outcome {
+        journal::Outcome::Lost => "losing mail",
+        journal::Outcome::Delayed => "getting mail late",
+    }
 }

@@ -164,9 +164,24 @@ pub struct AnswerCheck {
 #[serde(deny_unknown_fields)]
 pub struct Solution {
     /// The mailboxes that lose mail (ranges allowed).
+    #[serde(default)]
     pub lost: Vec<String>,
+    /// Or: the mailboxes that get their mail late (ranges allowed); exactly one of the two.
+    #[serde(default)]
+    pub delayed: Vec<String>,
     /// The stage where it is lost.
     pub stage: String,
+}
+
+impl Solution {
+    /// What the reference answer says happens, and to which mailboxes (ranges unexpanded).
+    pub fn answer(&self) -> (super::journal::Outcome, &[String]) {
+        if self.delayed.is_empty() {
+            (super::journal::Outcome::Lost, &self.lost)
+        } else {
+            (super::journal::Outcome::Delayed, &self.delayed)
+        }
+    }
 }
 
 /// The kinds of check, as `lab check` runs them.
@@ -374,9 +389,17 @@ pub fn parse(file: &str, src: &str) -> Result<LabSpec, LocatedError> {
                 ),
             ));
         }
-        for b in &s.lost {
-            mailrig_core::range::expand(b)
-                .map_err(|e| at(solution.span().start, format!("[solution] lost: {e}")))?;
+        if s.lost.is_empty() == s.delayed.is_empty() {
+            return Err(at(
+                solution.span().start,
+                "[solution] needs exactly one of `lost` and `delayed` (the mailboxes that lose mail, or that get it late)".into(),
+            ));
+        }
+        for (key, boxes) in [("lost", &s.lost), ("delayed", &s.delayed)] {
+            for b in boxes {
+                mailrig_core::range::expand(b)
+                    .map_err(|e| at(solution.span().start, format!("[solution] {key}: {e}")))?;
+            }
         }
     }
     Ok(spec)

@@ -56,7 +56,12 @@ pub struct ServiceState {
 /// A find-it lab's answer, as given with `lab answer`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Answer {
-    pub lost: Vec<String>,
+    /// The mailboxes named (state files of earlier versions call them `lost`).
+    #[serde(alias = "lost")]
+    pub mailboxes: Vec<String>,
+    /// What the answer says happens to their mail: lost (the default), or delayed (`--delayed`).
+    #[serde(default)]
+    pub outcome: super::journal::Outcome,
     pub stage: Option<String>,
 }
 

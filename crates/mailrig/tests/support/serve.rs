@@ -104,6 +104,22 @@ impl Serve {
         format!("http://{}{path}", self.http)
     }
 
+    /// The body of `GET {path}` on the control API (HTTP/1.0 over a plain
+    /// socket, so no HTTP client is needed); panics unless the status is 200.
+    pub fn get(&self, path: &str) -> String {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(self.http).expect("connect to HTTP");
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.http).expect("send");
+        let mut all = String::new();
+        s.read_to_string(&mut all).expect("read the HTTP answer");
+        let (head, body) = all.split_once("\r\n\r\n").unwrap_or((&all, ""));
+        assert!(
+            head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+            "GET {path}: {head}"
+        );
+        body.to_string()
+    }
+
     /// Where the server wrote its CA certificate.
     pub fn ca(&self) -> &std::path::Path {
         &self.ca

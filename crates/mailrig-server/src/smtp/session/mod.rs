@@ -35,6 +35,7 @@ use crate::driver::{self, Step, TlsFaultOnce};
 use crate::listener::Accepted;
 
 mod auth;
+mod authenticate;
 mod fault_hooks;
 use crate::faults::{Subject, message_id};
 use crate::state::{Metrics, ServerState};
@@ -305,7 +306,16 @@ impl Session {
             close = close.or(Some(false));
             self.close_after_reply = false;
         }
-        let mut delivery = self.build_delivery(tx, body, prefix, mid.as_deref());
+        let auth = self.authenticate(&tx, body.get(prefix..).unwrap_or_default());
+        if let Some((_, true)) = &auth {
+            let (code, enh, text) = authenticate::DMARC_REJECT;
+            Metrics::add(&self.state.metrics.messages_rejected, 1);
+            self.journal_reject(&tx, None, code, enh, text, Stage::EndOfData);
+            reply(out, code, enh, text);
+            return (p.consumed, self.after_reply(Action::Continue));
+        }
+        let auth = auth.map(|(a, _)| a);
+        let mut delivery = self.build_delivery(tx, body, prefix, mid.as_deref(), auth);
         delivery.close = close;
         (p.consumed, Action::Deliver(delivery))
     }
@@ -340,6 +350,7 @@ impl Session {
         mut body: Vec<u8>,
         prefix: usize,
         mid: Option<&str>,
+        auth: Option<Arc<mailrig_core::sender_auth::AuthResults>>,
     ) -> Delivery {
         let now = Utc::now();
         let mut queue_id = String::with_capacity(16);
@@ -360,10 +371,18 @@ impl Session {
             date: self.dates.get(now),
         };
         let prefix = prefix.min(body.len());
+        let mut trace_end = prefix;
         if !trace.write_over(&mut body[..prefix]) {
             let mut head = Vec::with_capacity(trace.encoded_len());
             trace.write(&mut head);
+            trace_end = head.len();
             body.splice(..prefix, head);
+        }
+        // The receiving host's results (RFC 8601) go on top of the content,
+        // under our trace fields: Return-Path stays first, where a forwarding
+        // host looks for it, as in the copies big providers store.
+        if let Some(a) = &auth {
+            body.splice(trace_end..trace_end, a.header.bytes());
         }
         // The buffer's spare room would stay allocated as long as the
         // message. A large buffer is its own mapping, which shrinks in place;
@@ -384,6 +403,7 @@ impl Session {
             auth_user: self.auth_user.clone(),
             tls: self.tls,
             received_at: now,
+            auth,
         });
         let message = NewMessage::received(Bytes::from(raw), envelope);
         let mut copies = Vec::with_capacity(tx.routes.len());
