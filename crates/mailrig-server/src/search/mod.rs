@@ -356,6 +356,7 @@ pub(crate) mod testing {
             auth_user: None,
             tls: false,
             received_at: Utc::now(),
+            auth: None,
         };
         let msg = NewMessage::received(Bytes::from(raw.replace('\n', "\r\n")), Arc::new(envelope));
         store.deliver(id, msg).unwrap();
