@@ -191,6 +191,7 @@ fn filled_store(n: usize) -> (Store, usize) {
             auth_user: None,
             tls: false,
             received_at: at,
+            auth: None,
         };
         store
             .deliver(
@@ -300,6 +301,7 @@ fn search(c: &mut Criterion) {
                 auth_user: None,
                 tls: false,
                 received_at: Utc::now(),
+                auth: None,
             };
             store
                 .deliver(
