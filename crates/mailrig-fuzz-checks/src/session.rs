@@ -554,7 +554,26 @@ fn esearch_response(out: &[u8]) -> Option<&[u8]> {
     {
         rest = after;
     }
-    let words: Vec<&str> = rest.split(' ').skip(1).collect();
+    // Words, a parenthesised group (PARTIAL, ADDTO, REMOVEFROM) being one.
+    let mut words: Vec<&str> = Vec::new();
+    let mut i = 0;
+    let bytes = rest.as_bytes();
+    while i < bytes.len() {
+        if bytes[i] == b' ' {
+            i += 1;
+            continue;
+        }
+        let end = if bytes[i] == b'(' {
+            rest[i..]
+                .find(')')
+                .map(|e| i + e + 1)
+                .unwrap_or_else(|| panic!("ESEARCH {line:?}: unclosed ("))
+        } else {
+            rest[i..].find(' ').map_or(bytes.len(), |e| i + e)
+        };
+        words.push(&rest[i..end]);
+        i = end;
+    }
     assert!(
         rest.is_empty() || rest.starts_with(' '),
         "ESEARCH {line:?}: expected a space before {rest:?}"
@@ -579,6 +598,32 @@ fn esearch_response(out: &[u8]) -> Option<&[u8]> {
                 set_ok(value),
                 "ESEARCH {line:?}: ALL needs a sequence set, got {value:?}"
             ),
+            "PARTIAL" | "ADDTO" | "REMOVEFROM" => {
+                let inner = value
+                    .strip_prefix('(')
+                    .and_then(|v| v.strip_suffix(')'))
+                    .unwrap_or_else(|| {
+                        panic!("ESEARCH {line:?}: {name} needs (a b), got {value:?}")
+                    });
+                let (head, set) = inner.split_once(' ').unwrap_or_else(|| {
+                    panic!("ESEARCH {line:?}: {name} needs two parts, got {value:?}")
+                });
+                let head_ok = if name == "PARTIAL" {
+                    head.split_once(':').is_some_and(|(a, b)| {
+                        [a, b].iter().all(|n| {
+                            let d = n.strip_prefix('-').unwrap_or(n);
+                            !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit())
+                        })
+                    })
+                } else {
+                    !head.is_empty() && head.bytes().all(|c| c.is_ascii_digit())
+                };
+                assert!(head_ok, "ESEARCH {line:?}: {name} starts with {head:?}");
+                assert!(
+                    set_ok(set) || (name == "PARTIAL" && set == "NIL"),
+                    "ESEARCH {line:?}: {name} needs a sequence set, got {set:?}"
+                );
+            }
             other => panic!("ESEARCH {line:?}: unknown return data {other:?}"),
         }
     }
