@@ -12,7 +12,7 @@
 #
 # usage: scripts/bench-dns.sh [SECONDS] [CLIENTS]   defaults: 10 4
 # MAILRIG=PATH measures that binary instead of building target/release/mailrig; THREADS=N gives mailrig
-# N worker threads (default 1, what `serve` picks on 2 CPUs).
+# N worker threads (default 1; `serve` itself picks one per CPU).
 set -euo pipefail
 secs=${1:-10} clients=${2:-4}
 for v in "$secs" "$clients"; do

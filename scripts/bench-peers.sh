@@ -21,7 +21,7 @@
 #   --sizes LIST       message sizes: 4k, 100k or bytes                                     (default: 4k,100k)
 #   --messages N       messages per cell at 4 KiB; larger sizes get N*4k/size, at least 500 (default: 20000)
 #   --per-connection   one connection per message instead of keeping connections
-#   --mailrig-threads N  worker threads of mailrig serve (default: its own, half the cores)
+#   --mailrig-threads N  worker threads of mailrig serve (default: its own, one per core)
 #   --accept-storm     the accept-queue row: 200 sessions, one connection per message, 15000 x 4 KiB
 #                      (the load that overflowed a backlog of 128: smtp-source -s 200 -m 15000 -l 4096)
 #   --no-install       do not install missing peers (pip aiosmtpd, npm maildev), just say how

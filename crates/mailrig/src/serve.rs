@@ -79,10 +79,11 @@ pub struct ServeArgs {
     /// Where to write the local CA certificate clients should trust.
     #[arg(long, value_name = "PATH", default_value_os_t = std::env::temp_dir().join("mailrig-ca.pem"))]
     ca_out: PathBuf,
-    /// Worker threads serving connections (default: half the CPU cores, at
-    /// least one). A fake server usually shares the machine with the client
-    /// under test; measured on 2 cores, one worker beat two under smtp-source
-    /// load because no wake-ups cross threads.
+    /// Worker threads serving connections (default: one per CPU core).
+    /// Measured on 2 cores with `scripts/bench-peers.sh`, two workers were
+    /// ahead of mailin-embedded in every row, one worker fell behind it with
+    /// 100 KiB and 1 MiB messages (one core copying the bytes); one worker
+    /// is a little faster with 4 KiB messages, where no wake-ups cross threads.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
     /// Listen backlog of every listener (default: the scenario's `[limits]
@@ -102,7 +103,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let threads = match args.threads {
         Some(n) => usize::from(n),
-        None => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)

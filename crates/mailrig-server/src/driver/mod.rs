@@ -168,7 +168,16 @@ struct Io {
     timer: Pin<Box<Sleep>>,
     tarpit: Option<u64>,
     shutdown: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    /// Bytes to reserve for the next read: the session's chunk, doubled
+    /// (up to [`MAX_READ_CHUNK`]) while reads fill all the room they get, as
+    /// a large message body streams in; back to the session's chunk when a
+    /// read comes up short. Fewer, larger reads for a 1 MiB body, and idle
+    /// sessions keep their small buffer.
+    chunk: usize,
 }
+
+/// The most [`Io::chunk`] grows to.
+pub const MAX_READ_CHUNK: usize = 256 * 1024;
 
 impl Io {
     /// Arms the timer for a wait of at most `limit` since the last progress.
@@ -331,6 +340,7 @@ pub async fn run<S: Session>(mut session: S, stream: Stream, state: &Arc<ServerS
         timer: Box::pin(tokio::time::sleep_until(now + idle)),
         tarpit: None,
         shutdown,
+        chunk: S::READ_CHUNK,
     };
     let blocking_pool = state.store.maildir_root().is_some();
     let mut inbuf = BytesMut::with_capacity(S::READ_CHUNK);
@@ -444,11 +454,18 @@ async fn read<S: Session>(
 ) -> Result<Step, End> {
     write(io, out).await?;
     if inbuf.capacity() - inbuf.len() < 4096 {
-        inbuf.reserve(S::READ_CHUNK);
+        inbuf.reserve(io.chunk);
     }
     let limit = session.read_timeout(io.idle);
     Ok(match io.read(inbuf, limit, watch).await? {
-        true => session.input(inbuf, out),
+        true => {
+            io.chunk = if inbuf.len() == inbuf.capacity() {
+                (io.chunk * 2).min(MAX_READ_CHUNK)
+            } else {
+                S::READ_CHUNK
+            };
+            session.input(inbuf, out)
+        }
         false => session.woken(out),
     })
 }

@@ -14,6 +14,13 @@
 //! finished before it, and [`follow`] runs the same sync in the background
 //! as mail arrives, so a query seldom has more than a few messages to add.
 //!
+//! The index costs nothing until it is first used: [`follow`] starts
+//! following only after the first query. Extracting a message's text is
+//! most of a delivery's CPU time for large messages (1 MiB: about 1.5 of
+//! 2.9 million instructions, measured with `scripts/bench-callgrind.sh
+//! --top`), and a server under a throughput benchmark, or one that only
+//! speaks SMTP and IMAP to the test, never asks the HTTP API for a list.
+//!
 //! Why here and not in `mailrig-core`: the store's job is IMAP semantics and
 //! persistence; what a search shows (decoded subject, text of the body,
 //! HTML as text) needs mail-parser, which only the server's views use, and
@@ -134,6 +141,9 @@ pub struct IndexSize {
 #[derive(Debug, Default)]
 pub struct SearchIndex {
     inner: Mutex<Inner>,
+    /// Set by the first query; [`follow`] waits for it.
+    used: std::sync::atomic::AtomicBool,
+    first_use: tokio::sync::Notify,
 }
 
 fn date_key(d: DateTime<Utc>) -> i64 {
@@ -236,6 +246,9 @@ impl SearchIndex {
     /// The messages that match, newest first: the total and the page from
     /// `offset` of at most `limit`. Syncs first.
     pub fn search(&self, store: &Store, filter: &Filter, offset: usize, limit: usize) -> Found {
+        if !self.used.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            self.first_use.notify_one();
+        }
         self.sync(store);
         let inner = self.inner.lock();
         let hit = |k: &Key| Hit {
@@ -288,7 +301,8 @@ fn key(mailbox: MailboxId, folder: u32, uid: u32, date: i64) -> Key {
     }
 }
 
-/// Keeps `index` in step with `store` in the background until `shutdown`:
+/// Keeps `index` in step with `store` in the background until `shutdown`,
+/// from the first query on (see the module documentation):
 /// after each change of the store (gathered for a few milliseconds, so a
 /// burst of deliveries is one sync), the sync runs on the blocking pool.
 pub async fn follow(
@@ -296,6 +310,13 @@ pub async fn follow(
     store: Arc<Store>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
+    // Until the first query, deliveries cost the index nothing.
+    if !index.used.load(std::sync::atomic::Ordering::Acquire) {
+        tokio::select! {
+            _ = index.first_use.notified() => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
     let mut seen = None;
     loop {
         let changed = store.changes().listen();

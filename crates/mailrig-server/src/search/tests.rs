@@ -337,3 +337,41 @@ fn a_sync_with_nothing_changed_adds_nothing() {
     assert_eq!(index.sync(&store), 0, "a flag change is no new message");
     assert_eq!(index.size().messages, 1);
 }
+
+/// Deliveries cost the index nothing until its first query: [`follow`]
+/// indexes nothing before it, and everything (also what came before) after.
+#[tokio::test]
+async fn follow_starts_with_the_first_query() {
+    let store = std::sync::Arc::new(store());
+    let index = std::sync::Arc::new(SearchIndex::new());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(follow(index.clone(), store.clone(), shutdown.clone()));
+    deliver(
+        &store,
+        "anna@kanzlei.test",
+        "Subject: one\r\n\r\nx\r\n",
+        "e@x.test",
+    );
+    // Long enough for a following index (5 ms batching) to have synced.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(index.size().messages, 0, "indexed before any query");
+    let found = index.search(&store, &Filter::default(), 0, 10);
+    assert_eq!(found.total, 1);
+    deliver(
+        &store,
+        "bernd@kanzlei.test",
+        "Subject: two\r\n\r\ny\r\n",
+        "e@x.test",
+    );
+    let mut followed = false;
+    for _ in 0..200 {
+        if index.size().messages == 2 {
+            followed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(followed, "the index does not follow after its first query");
+    shutdown.cancel();
+    task.await.unwrap();
+}

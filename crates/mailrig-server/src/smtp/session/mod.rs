@@ -126,6 +126,11 @@ pub struct Session {
     pending: Option<Delivery>,
     /// Failed AUTH attempts on this connection (see `max_auth_failures`).
     auth_failures: u32,
+    /// Content bytes of this session's previous message: the room reserved
+    /// for the next one when the client announces no `SIZE=` (bulk senders
+    /// send messages of one size; growing a buffer by doubling would copy a
+    /// 100 KiB body about once more).
+    last_size: usize,
 }
 
 /// Longest command line accepted, CRLF included. SMTP's own limit is 512 for
@@ -161,6 +166,7 @@ impl Session {
             after: None,
             pending: None,
             auth_failures: 0,
+            last_size: 0,
         }
     }
 
@@ -255,6 +261,7 @@ impl Session {
             return (p.consumed, Action::Continue);
         };
         let size = reader.size();
+        self.last_size = size;
         let prefix = reader.prefix_len();
         Metrics::add(&self.state.metrics.bytes_received, size as u64);
         let tx = self.tx.take();
@@ -880,10 +887,11 @@ impl Session {
                 }
                 .encoded_len();
                 let content = match tx.size {
-                    0 => 16 * 1024,
-                    // Room for a few bare LFs made CRLF, so no regrowth.
-                    n => n.saturating_add(n / 64 + 64),
+                    0 => self.last_size.max(16 * 1024),
+                    n => n,
                 };
+                // Room for a few bare LFs made CRLF, so no regrowth.
+                let content = content.saturating_add(content / 64 + 64);
                 let limits = &self.state.world.limits;
                 let reject_lf = self.state.world.identity.bare_lf == BareLfPolicy::Reject;
                 let hint = prefix.saturating_add(content.min(limits.max_message_size));
