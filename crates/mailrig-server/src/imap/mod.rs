@@ -12,7 +12,8 @@
 //!   decoded parts;
 //! * [`sort`], [`thread`] — SORT keys and order, THREAD's two algorithms;
 //!   [`context`] — searches kept up to date (CONTEXT=SEARCH);
-//! * [`wire`] — response syntax helpers;
+//! * [`wire`] — response syntax helpers; [`qresync`] — VANISHED's UID
+//!   ranges and the checks of `SELECT (QRESYNC ...)`;
 //! * [`extended`] — extension syntax `imap-codec` does not parse (SEARCH
 //!   RETURN, `$`, MULTIAPPEND), rewritten into syntax it does;
 //! * [`list_ext`] — LIST-EXTENDED, LIST-STATUS and SPECIAL-USE, read from the
@@ -22,7 +23,8 @@
 //! Extensions: LITERAL+, SASL-IR, ID, ENABLE, IDLE, NAMESPACE, UIDPLUS, MOVE,
 //! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN, ESEARCH, SEARCHRES, BINARY, MULTIAPPEND,
 //! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, CONDSTORE, SORT, SORT=DISPLAY,
-//! ESORT, PARTIAL, CONTEXT=SEARCH, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES.
+//! ESORT, PARTIAL, CONTEXT=SEARCH, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES,
+//! QRESYNC.
 
 pub mod binary;
 pub mod context;
@@ -32,6 +34,7 @@ pub mod folders;
 pub mod framing;
 pub mod list_ext;
 pub mod mime;
+pub mod qresync;
 pub mod search;
 pub mod selected;
 pub mod session;
