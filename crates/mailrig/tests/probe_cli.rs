@@ -470,14 +470,14 @@ async fn probe_reports_misfiled_junk_for_the_spam_filter_scenario() {
         ],
         "{out}"
     );
-    let (code, table, _) = run(vec![
+    // The table (into a pipe: no colour).
+    let (code, table, err) = run(vec![
         "probe".into(),
         "--target".into(),
         file.display().to_string(),
-        "--no-color".into(),
     ])
     .await;
-    assert_eq!(code, Some(1), "{table}");
+    assert_eq!(code, Some(1), "{table}\n{err}");
     assert_eq!(table.matches("misfiled (Junk)").count(), 2, "{table}");
     server.shutdown().await;
 }
