@@ -6,7 +6,7 @@ use mailrig_core::store::INBOX;
 use mailrig_server::MockServer;
 use support::imap::*;
 
-const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT PARTIAL CONTEXT=SEARCH THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
+const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE QRESYNC CATENATE SORT SORT=DISPLAY ESORT PARTIAL CONTEXT=SEARCH THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
 
 fn validity(server: &MockServer, user: &str, folder: &str) -> u32 {
     let id = server.world().mailbox_by_address(user).expect("mailbox");
@@ -1275,4 +1275,93 @@ async fn forget_modseq_answers_nomodseq() {
     let mut c = Client::login(server.imap_addr(), BOB).await;
     let r = c.cmd("c1 SELECT INBOX").await;
     assert!(r.contains("* OK [HIGHESTMODSEQ 1] Highest\r\n"), "{r}");
+}
+
+/// CATENATE (RFC 4469): a message put together from a URL's HEADER and a
+/// TEXT literal, and from a whole message; a URL with a wrong UIDVALIDITY,
+/// a missing UID or section fails the APPEND with `NO [BADURL ...]` and
+/// stores nothing; more bytes than `max_literal` in all is `NO [TOOBIG]`.
+#[tokio::test]
+async fn catenate_builds_messages_from_urls_and_text() {
+    let server = start_with(&scenario("[limits]\nmax_literal = 200\n")).await;
+    deliver(
+        &server,
+        ALICE,
+        b"From: foo@example.com\r\n\r\nHello world body\r\n",
+    );
+    let v = validity(&server, ALICE, INBOX);
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    c.cmd("a0 CREATE Box").await;
+    let r = c
+        .cmd(&format!(
+            "a1 APPEND Box (\\Seen) CATENATE (URL \"/INBOX;UIDVALIDITY={v}/;UID=1/;SECTION=HEADER\" TEXT {{7+}}\r\nbody1\r\n)"
+        ))
+        .await;
+    assert!(r.starts_with("a1 OK [APPENDUID "), "{r}");
+    let r = c.cmd("a2 APPEND Box CATENATE (URL \"/INBOX/;uid=1\") CATENATE (TEXT {3+}\r\nx\r\n URL \"/INBOX/;uid=1/;section=1/;partial=6.5\")").await;
+    assert!(r.starts_with("a2 OK [APPENDUID "), "{r}");
+    let box_msgs = |server: &MockServer| {
+        let id = server.world().mailbox_by_address(ALICE).unwrap();
+        server.store().mailbox(id).messages("Box").unwrap()
+    };
+    let raw: Vec<String> = box_msgs(&server)
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.raw).into_owned())
+        .collect();
+    assert_eq!(
+        raw,
+        [
+            "From: foo@example.com\r\n\r\nbody1\r\n",
+            "From: foo@example.com\r\n\r\nHello world body\r\n",
+            "x\r\nworld",
+        ]
+    );
+    for (cmd, code) in [
+        (
+            format!(
+                "b1 APPEND Box CATENATE (URL \"/INBOX;UIDVALIDITY={}/;UID=1\")",
+                v + 1
+            ),
+            "b1 NO [BADURL /INBOX;UIDVALIDITY=",
+        ),
+        (
+            "b2 APPEND Box CATENATE (TEXT {1+}\r\nx URL \"/INBOX/;UID=9\")".to_string(),
+            "b2 NO [BADURL /INBOX/;UID=9] no message with UID 9",
+        ),
+        (
+            "b3 APPEND Box CATENATE (URL \"/INBOX/;UID=1/;SECTION=4\")".to_string(),
+            "b3 NO [BADURL /INBOX/;UID=1/;SECTION=4] the message has no section 4",
+        ),
+        (
+            "b4 APPEND Box CATENATE (URL \"/Nope/;UID=1\")".to_string(),
+            "b4 NO [BADURL /Nope/;UID=1] folder Nope does not exist",
+        ),
+        (
+            "b5 APPEND Box CATENATE (URL \"imap://h/INBOX/;UID=1\")".to_string(),
+            "b5 NO [BADURL imap://h/INBOX/;UID=1] only relative URLs",
+        ),
+        (
+            "b6 APPEND Box CATENATE (TEXT \"x\")".to_string(),
+            "b6 BAD Error in APPEND: CATENATE needs",
+        ),
+        (
+            format!(
+                "b7 APPEND Box CATENATE (TEXT {{150+}}\r\n{} TEXT {{150+}}\r\n{})",
+                "a".repeat(150),
+                "b".repeat(150)
+            ),
+            "b7 NO [TOOBIG] The CATENATE message exceeds the limit of 200 bytes",
+        ),
+    ] {
+        let r = c.cmd(&cmd).await;
+        assert!(r.starts_with(code), "{cmd}: {r}");
+    }
+    assert_eq!(box_msgs(&server).len(), 3, "nothing stored by the failures");
+    // A MULTIAPPEND with one bad URL stores none of its messages.
+    let r = c
+        .cmd("c1 APPEND Box {1+}\r\nz CATENATE (URL \"/INBOX/;UID=7\")")
+        .await;
+    assert!(r.starts_with("c1 NO [BADURL "), "{r}");
+    assert_eq!(box_msgs(&server).len(), 3);
+    assert!(c.cmd("c2 NOOP").await.contains("c2 OK"));
 }

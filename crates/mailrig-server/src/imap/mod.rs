@@ -10,6 +10,7 @@
 //! * [`fetch`], [`mime`], [`search`] — FETCH rendering, the MIME tree with
 //!   ENVELOPE/BODYSTRUCTURE, and SEARCH evaluation; [`binary`] — BINARY's
 //!   decoded parts;
+//! * [`catenate`] — CATENATE's URLs and the bytes they name;
 //! * [`sort`], [`thread`] — SORT keys and order, THREAD's two algorithms;
 //!   [`context`] — searches kept up to date (CONTEXT=SEARCH);
 //! * [`wire`] — response syntax helpers; [`qresync`] — VANISHED's UID
@@ -24,9 +25,10 @@
 //! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN, ESEARCH, SEARCHRES, BINARY, MULTIAPPEND,
 //! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, CONDSTORE, SORT, SORT=DISPLAY,
 //! ESORT, PARTIAL, CONTEXT=SEARCH, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES,
-//! QRESYNC.
+//! QRESYNC, CATENATE.
 
 pub mod binary;
+pub mod catenate;
 pub mod context;
 pub mod extended;
 pub mod fetch;

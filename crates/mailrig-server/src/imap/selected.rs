@@ -1036,6 +1036,55 @@ impl Session {
         }
     }
 
+    /// The message a CATENATE list makes (RFC 4469): TEXT parts as sent,
+    /// URL parts cut out of the user's messages. Err is the tagged NO's text.
+    fn catenated(&self, parts: &[super::catenate::Part]) -> Result<Vec<u8>, String> {
+        use super::catenate::{self, Part};
+        let Some(mb) = self.mailbox() else {
+            return Err("Not authenticated".into());
+        };
+        let limit = self.state.world.limits.max_literal;
+        let mut data = Vec::new();
+        for p in parts {
+            match p {
+                Part::Text(t) => data.extend_from_slice(t),
+                Part::Url(u) => {
+                    let bad = |why: &str| format!("[BADURL {u}] {why}");
+                    let url = catenate::parse_url(u).map_err(|e| bad(&e.to_string()))?;
+                    let name = if url.mailbox.eq_ignore_ascii_case("INBOX") {
+                        mailrig_core::store::INBOX.to_string()
+                    } else {
+                        mailrig_core::store::canonical_name(&url.mailbox)
+                    };
+                    let (validity, raw) = mb
+                        .with_folder(&name, |f| {
+                            let raw = f.position(url.uid).map(|i| f.messages[i].raw.clone());
+                            (f.uid_validity, raw)
+                        })
+                        .map_err(|_| bad(&format!("folder {} does not exist", url.mailbox)))?;
+                    let validity = self.reported_uid_validity(&name, validity);
+                    if let Some(v) = url.uid_validity
+                        && v != validity
+                    {
+                        return Err(bad(&format!("UIDVALIDITY is {validity}, not {v}")));
+                    }
+                    let raw =
+                        raw.ok_or_else(|| bad(&format!("no message with UID {}", url.uid)))?;
+                    let bytes = catenate::section_bytes(&raw, &url.section).ok_or_else(|| {
+                        bad(&format!("the message has no section {}", url.section))
+                    })?;
+                    data.extend_from_slice(&catenate::cut(bytes, url.partial));
+                }
+            }
+            if data.len() > limit {
+                return Err(format!(
+                    "[TOOBIG] The CATENATE message exceeds the limit of {limit} bytes"
+                ));
+            }
+        }
+        Ok(data)
+    }
+
     /// APPEND of several messages (RFC 3502): all or none.
     pub(super) fn multiappend(&mut self, m: super::extended::MultiAppend, out: &mut Vec<u8>) {
         let tag = m.tag.as_str();
@@ -1044,11 +1093,35 @@ impl Session {
         } else {
             mailrig_core::store::canonical_name(&m.mailbox)
         };
+        // A missing destination is TRYCREATE before any URL is looked at
+        // (RFC 4469 §5, as Dovecot answers).
+        if self
+            .mailbox()
+            .is_some_and(|mb| mb.with_folder(&name, |_| ()).is_err())
+        {
+            return tagged(
+                out,
+                tag,
+                "NO",
+                "[TRYCREATE] Destination folder does not exist",
+            );
+        }
+        // CATENATE's parts are put together first: a URL that names
+        // nothing fails the whole command (RFC 4469 §5).
+        let mut messages = m.messages;
+        for msg in &mut messages {
+            if let Some(parts) = msg.catenate.take() {
+                match self.catenated(&parts) {
+                    Ok(data) => msg.data = data,
+                    Err(text) => return tagged(out, tag, "NO", &text),
+                }
+            }
+        }
         let Some(mb) = self.mailbox() else { return };
         let mut uids = Vec::new();
         let mut validity = 0;
         let mut failure = None;
-        for msg in m.messages {
+        for msg in messages {
             let data = if msg.literal8 {
                 binary::encode_binary_parts(&msg.data).unwrap_or(msg.data)
             } else {
