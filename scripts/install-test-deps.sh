@@ -6,7 +6,8 @@
 # dovecot-sieve (Pigeonhole: a Sieve rule files one mailbox's mail into Junk),
 # curl, chromium, python3 and python3-pip (only when pip is missing), nodejs and
 # npm (when npm is missing); Python packages: imapclient, schemathesis; npm:
-# playwright-core (into crates/mailrig/tests/ui/node_modules).
+# playwright-core (into crates/mailrig/tests/ui/node_modules) and imapflow (into
+# crates/mailrig-server/tests/js/node_modules).
 #
 # Idempotent, non-interactive (reads no stdin), meant to run as root on Debian.
 # `apt-get update` runs at most once, and only when something must be installed.
@@ -162,6 +163,17 @@ if [[ -f "$ui_dir/node_modules/playwright-core/package.json" ]]; then
 else
     (cd "$ui_dir" && npm install --no-audit --no-fund --silent >/dev/null)
     echo "playwright-core: installed"
+fi
+
+# imapflow (npm) for the QRESYNC sync test in crates/mailrig-server/tests/imap_interop.rs,
+# into crates/mailrig-server/tests/js/node_modules (git-ignored); the version is pinned in
+# crates/mailrig-server/tests/js/package.json.
+js_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/crates/mailrig-server/tests/js"
+if [[ -f "$js_dir/node_modules/imapflow/package.json" ]]; then
+    echo "imapflow: present"
+else
+    (cd "$js_dir" && npm install --no-audit --no-fund --silent >/dev/null)
+    echo "imapflow: installed"
 fi
 
 # --- leave no system mail service running --------------------------------------

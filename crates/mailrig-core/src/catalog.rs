@@ -50,6 +50,7 @@ pub const CATALOG: &[CatalogEntry] = catalog![
     "rate-limit",
     "size-limit-too-low",
     "slow-server",
+    "spam-filter-junk",
     "spf-omits-sender",
     "starttls-broken",
     "uidvalidity-reset",

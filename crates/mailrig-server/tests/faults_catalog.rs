@@ -33,6 +33,7 @@ const COVERED: &[&str] = &[
     "rate-limit",
     "size-limit-too-low",
     "slow-server",
+    "spam-filter-junk",
     "starttls-broken",
     "wrong-host-certificate",
 ];
@@ -601,4 +602,75 @@ async fn flaky_firewall_is_deterministic_with_its_seed() {
         server.shutdown().await;
     }
     assert_eq!(runs[0], runs[1], "same seed, same traffic, same faults");
+}
+
+/// `spam-filter-junk`: swaks delivers to bernd, user04 and anna (250 each);
+/// bernd's and user04's copies land in a Junk folder created with the
+/// `\\Junk` attribute, anna's in INBOX; the journal names the rule at stage
+/// `deliver` once per misfiled copy.
+#[tokio::test]
+async fn spam_filter_files_two_mailboxes_into_junk_with_swaks() {
+    let server = start("spam-filter-junk").await;
+    let port = server.smtp_addr().port().to_string();
+    for to in [
+        "bernd@kanzlei.test",
+        "user04@patente.test",
+        "anna@kanzlei.test",
+    ] {
+        let out = run(
+            "swaks",
+            vec![
+                "--server".into(),
+                format!("127.0.0.1:{port}"),
+                "--from".into(),
+                "mandant@extern.test".into(),
+                "--to".into(),
+                to.into(),
+                "--timeout".into(),
+                "10".into(),
+            ],
+        )
+        .await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "swaks to {to}: accepted\n{text}");
+    }
+    let folder_len = |addr: &str, folder: &str| {
+        let id = server.world().mailbox_by_address(addr).unwrap();
+        server
+            .store()
+            .mailbox(id)
+            .with_folder(folder, |f| f.messages.len())
+            .ok()
+    };
+    for addr in ["bernd@kanzlei.test", "user04@patente.test"] {
+        assert_eq!(count(&server, addr), 0, "{addr}: INBOX stays empty");
+        assert_eq!(folder_len(addr, "Junk"), Some(1), "{addr}: filed into Junk");
+    }
+    assert_eq!(count(&server, "anna@kanzlei.test"), 1);
+    assert_eq!(
+        folder_len("anna@kanzlei.test", "Junk"),
+        None,
+        "no Junk for anna"
+    );
+
+    // A mail client sees the folder as Junk (SPECIAL-USE) with the message in it.
+    let mut c = support::imap::Client::login(server.imap_addr(), "bernd@kanzlei.test").await;
+    let r = c
+        .cmd("a1 LIST (SPECIAL-USE) \"\" \"*\" RETURN (STATUS (MESSAGES))")
+        .await;
+    assert!(r.contains("\\Junk) \".\" Junk\r\n"), "{r}");
+    assert!(r.contains("* STATUS Junk (MESSAGES 1)"), "{r}");
+
+    let e = fired(&server, "spam-filter-lost-allow-lists", Stage::Deliver, 2);
+    for entry in &e {
+        assert_eq!(
+            fault_action(entry),
+            Action::Misfile {
+                folder: "Junk".into()
+            }
+        );
+    }
+    let rcpts: Vec<_> = e.iter().map(|e| e.rcpt.clone().unwrap()).collect();
+    assert_eq!(rcpts, ["bernd@kanzlei.test", "user04@patente.test"]);
+    server.shutdown().await;
 }

@@ -1,7 +1,7 @@
 //! Third-party IMAP clients against our server: Python's imaplib, the
 //! `imapclient` package (IDLE during an SMTP delivery, CONDSTORE, SORT and
-//! THREAD) and curl (plain,
-//! STARTTLS and IMAPS). A missing client fails the test with a message
+//! THREAD), imapflow (npm; a QRESYNC sync across two connects) and curl
+//! (plain, STARTTLS and IMAPS). A missing client fails the test with a message
 //! saying what to install; nothing passes silently.
 
 mod support;
@@ -366,4 +366,162 @@ async fn python_imaplib_two_sessions_keywords_and_expunges() {
         text(&o)
     );
     assert!(text(&o).contains("imaplib two sessions OK"), "{}", text(&o));
+}
+
+/// The imapflow script's folder (`npm install` there: scripts/install-test-deps.sh).
+fn js_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js")
+}
+
+/// Runs `imapflow_qresync.cjs` against the server (with the state of an
+/// earlier run, if any) and returns its JSON line.
+async fn imapflow_sync(
+    server: &mailrig_server::MockServer,
+    state: Option<&str>,
+) -> serde_json::Value {
+    let mut args = vec![
+        js_dir().join("imapflow_qresync.cjs").display().to_string(),
+        server.imap_addr().ip().to_string(),
+        server.imap_addr().port().to_string(),
+        ALICE.to_string(),
+        PASSWORD.to_string(),
+    ];
+    args.extend(state.map(str::to_string));
+    let o = run("node", &args).await;
+    assert!(o.status.success(), "imapflow script failed:\n{}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
+}
+
+/// The store's INBOX as the script prints it: UID -> sorted flag names.
+fn store_view(server: &mailrig_server::MockServer) -> serde_json::Value {
+    let id = server.world().mailbox_by_address(ALICE).expect("alice");
+    let msgs = server
+        .store()
+        .mailbox(id)
+        .messages(mailrig_core::store::INBOX)
+        .expect("INBOX");
+    let mut map = serde_json::Map::new();
+    for m in msgs {
+        let mut flags: Vec<String> = m
+            .flags
+            .system()
+            .map(|f| f.imap_name().to_string())
+            .collect();
+        flags.extend(m.flags.keywords().map(str::to_string));
+        flags.sort();
+        map.insert(m.uid.to_string(), serde_json::json!(flags));
+    }
+    serde_json::Value::Object(map)
+}
+
+/// QRESYNC through imapflow (`qresync: true`): a full sync, then, after
+/// another session flagged one message and expunged another and new mail
+/// arrived, a second connect that SELECTs with the cached UIDVALIDITY and
+/// HIGHESTMODSEQ. imapflow hears of the expunge as `VANISHED (EARLIER)` and
+/// of the flag change as a FETCH during SELECT, fetches only the new UID,
+/// and ends with exactly the store's view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imapflow_qresync_resyncs_after_changes_elsewhere() {
+    use serde_json::json;
+    assert!(
+        js_dir().join("node_modules/imapflow/package.json").exists(),
+        "imapflow is missing in {}: run scripts/install-test-deps.sh (npm install there)",
+        js_dir().display()
+    );
+    let server = start().await;
+    for i in 0..4 {
+        deliver(&server, ALICE, &message("b@x.test", &format!("m{i}"), "x"));
+    }
+    let first = imapflow_sync(&server, None).await;
+    assert_eq!(first["mode"], "full", "{first}");
+    assert!(
+        first["enabled"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("QRESYNC")),
+        "imapflow enabled QRESYNC: {first}"
+    );
+    assert_eq!(first["messages"], store_view(&server), "{first}");
+
+    // Another session changes the folder; new mail arrives.
+    let mut b = Client::login(server.imap_addr(), ALICE).await;
+    for cmd in [
+        "b1 SELECT INBOX",
+        "b2 UID STORE 2 +FLAGS (\\Flagged)",
+        "b3 UID STORE 3 +FLAGS (\\Deleted)",
+        "b4 EXPUNGE",
+        "b5 LOGOUT",
+    ] {
+        let r = b.cmd(cmd).await;
+        assert!(r.contains(" OK "), "{cmd}: {r}");
+    }
+    let new_uid = deliver(&server, ALICE, &message("c@x.test", "new", "y"));
+
+    let second = imapflow_sync(&server, Some(&first.to_string())).await;
+    assert_eq!(
+        second["mode"], "qresync",
+        "SELECT (QRESYNC ...) applied: {second}"
+    );
+    assert_eq!(
+        second["vanished"],
+        json!([{"uid": 3, "vanished": true, "earlier": true}]),
+        "{second}"
+    );
+    // The flag change, and the new message (changed since, too).
+    assert_eq!(
+        second["flagEvents"],
+        json!([{"uid": 2, "flags": ["\\Flagged"]}, {"uid": new_uid, "flags": []}]),
+        "{second}"
+    );
+    let view = store_view(&server);
+    assert_eq!(second["messages"], view, "{second}");
+    assert!(
+        view.get(new_uid.to_string()).is_some() && view.get("3").is_none(),
+        "{view}"
+    );
+}
+
+/// `forget-modseq`: with the rule added between two connects, SELECT says
+/// `NOMODSEQ`, imapflow drops its QRESYNC state and syncs in full, and
+/// still ends with the store's view (a flag change made meanwhile included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imapflow_falls_back_to_a_full_sync_when_modseqs_are_forgotten() {
+    assert!(
+        js_dir().join("node_modules/imapflow/package.json").exists(),
+        "imapflow is missing in {}: run scripts/install-test-deps.sh (npm install there)",
+        js_dir().display()
+    );
+    let server = start().await;
+    for i in 0..3 {
+        deliver(&server, ALICE, &message("b@x.test", &format!("m{i}"), "x"));
+    }
+    let first = imapflow_sync(&server, None).await;
+    assert_eq!(first["mode"], "full", "{first}");
+    server
+        .add_fault_toml(
+            "name = \"lost-modseqs\"\nstage = \"imap-select\"\naction = \"forget-modseq\"\nmailbox = \"alice\"",
+        )
+        .expect("rule");
+    let mut b = Client::login(server.imap_addr(), ALICE).await;
+    for cmd in [
+        "b1 SELECT INBOX",
+        "b2 UID STORE 1 +FLAGS (\\Answered)",
+        "b3 LOGOUT",
+    ] {
+        let r = b.cmd(cmd).await;
+        assert!(r.contains(" OK "), "{cmd}: {r}");
+    }
+    let second = imapflow_sync(&server, Some(&first.to_string())).await;
+    assert_eq!(second["noModseq"], true, "imapflow read NOMODSEQ: {second}");
+    assert_eq!(
+        second["mode"], "full",
+        "QRESYNC refused, full resync: {second}"
+    );
+    assert_eq!(second["vanished"], serde_json::json!([]), "{second}");
+    assert_eq!(second["messages"], store_view(&server), "{second}");
+    assert_eq!(
+        second["messages"]["1"],
+        serde_json::json!(["\\Answered"]),
+        "{second}"
+    );
 }

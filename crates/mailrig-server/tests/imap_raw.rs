@@ -6,7 +6,7 @@ use mailrig_core::store::INBOX;
 use mailrig_server::MockServer;
 use support::imap::*;
 
-const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE SORT SORT=DISPLAY ESORT PARTIAL CONTEXT=SEARCH THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
+const CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE QRESYNC CATENATE SORT SORT=DISPLAY ESORT PARTIAL CONTEXT=SEARCH THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
 
 fn validity(server: &MockServer, user: &str, folder: &str) -> u32 {
     let id = server.world().mailbox_by_address(user).expect("mailbox");
@@ -447,7 +447,9 @@ async fn users_see_only_their_own_mailbox() {
     );
     assert_eq!(
         c.cmd("a3 SELECT bob@example.test").await,
-        "a3 NO [NONEXISTENT] folder 'bob@example.test' does not exist\r\n"
+        // The failed SELECT still leaves INBOX (RFC 7162 §3.2.11).
+        "* OK [CLOSED] Previous mailbox closed.\r\n\
+         a3 NO [NONEXISTENT] folder 'bob@example.test' does not exist\r\n"
     );
     let r = c
         .cmd("a4 STATUS \"bob@example.test.INBOX\" (MESSAGES)")
@@ -1068,4 +1070,298 @@ async fn search_update_follows_deliveries_and_other_sessions() {
     b.cmd("g STORE 1 -FLAGS.SILENT (\\Seen)").await;
     let r = a.cmd("n3 NOOP").await;
     assert!(!r.contains("ESEARCH"), "cancelled, yet: {r}");
+}
+
+/// QRESYNC (RFC 7162 §3.2): after ENABLE QRESYNC another session's expunge
+/// arrives as `* VANISHED` and its flag change with the UID; a SELECT with
+/// the old UIDVALIDITY and modseq gets `[CLOSED]` for the folder it leaves,
+/// `* VANISHED (EARLIER)` and FETCHes of what changed (only of the known
+/// UIDs when they are named, nothing with another UIDVALIDITY); `UID FETCH
+/// (CHANGEDSINCE n VANISHED)` says the same. Malformed parameters are BAD
+/// and leave the folder selected.
+#[tokio::test]
+async fn qresync_select_vanished_and_uid_fetch() {
+    let server = start().await;
+    for i in 0..5 {
+        deliver(&server, ALICE, &message("b@x.test", &format!("m{i}"), "x"));
+    }
+    let v = validity(&server, ALICE, INBOX);
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    assert!(
+        c.cmd(&format!("c1 SELECT INBOX (QRESYNC ({v} 6))"))
+            .await
+            .starts_with("c1 BAD The QRESYNC parameter needs ENABLE QRESYNC first")
+    );
+    let mut a = Client::login(server.imap_addr(), ALICE).await;
+    assert_eq!(
+        a.cmd("a1 ENABLE QRESYNC").await,
+        "* ENABLED QRESYNC\r\na1 OK Enabled\r\n"
+    );
+    let sel = a.cmd("a2 SELECT INBOX").await;
+    assert!(sel.contains("* OK [HIGHESTMODSEQ 6] Highest\r\n"), "{sel}");
+    assert!(!sel.contains("CLOSED"), "{sel}");
+    let mut b = Client::login(server.imap_addr(), ALICE).await;
+    b.cmd("b1 SELECT INBOX").await;
+    // uid 2 gets modseq 7; uid 4 is flagged (8) and expunged (9).
+    for cmd in [
+        "b2 STORE 2 +FLAGS.SILENT (\\Seen)",
+        "b3 STORE 4 +FLAGS.SILENT (\\Deleted)",
+        "b4 EXPUNGE",
+    ] {
+        let r = b.cmd(cmd).await;
+        assert!(r.contains(" OK "), "{cmd}: {r}");
+    }
+    assert_eq!(
+        a.cmd("a3 NOOP").await,
+        "* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ (7))\r\n\
+         * VANISHED 4\r\n\
+         a3 OK NOOP completed\r\n"
+    );
+    assert_eq!(
+        a.cmd(&format!("a4 SELECT INBOX (QRESYNC ({v} 6))")).await,
+        format!(
+            "* OK [CLOSED] Previous mailbox closed.\r\n\
+             * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n\
+             * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.\r\n\
+             * 4 EXISTS\r\n\
+             * 0 RECENT\r\n\
+             * OK [UNSEEN 1] First unseen.\r\n\
+             * OK [UIDVALIDITY {v}] UIDs valid\r\n\
+             * OK [UIDNEXT 6] Predicted next UID\r\n\
+             * OK [HIGHESTMODSEQ 9] Highest\r\n\
+             * VANISHED (EARLIER) 4\r\n\
+             * 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (7))\r\n\
+             a4 OK [READ-WRITE] Select completed\r\n"
+        )
+    );
+    // Known UIDs 3:5: uid 2's change and uid 4's expunge... only 4 is theirs.
+    let r = a
+        .cmd(&format!("a5 EXAMINE INBOX (QRESYNC ({v} 6 3:5))"))
+        .await;
+    assert!(r.contains("* VANISHED (EARLIER) 4\r\n"), "{r}");
+    assert!(!r.contains("FETCH"), "{r}");
+    let r = a
+        .cmd(&format!("a6 SELECT INBOX (QRESYNC ({v} 6 1:2))"))
+        .await;
+    assert!(!r.contains("VANISHED"), "{r}");
+    assert!(
+        r.contains("* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (7))\r\n"),
+        "{r}"
+    );
+    // Seq-match data is accepted (the history is enough without it).
+    let r = a
+        .cmd(&format!("a7 SELECT INBOX (QRESYNC ({v} 6 1:5 (1:3 1:3)))"))
+        .await;
+    assert!(r.contains("* VANISHED (EARLIER) 4\r\n"), "{r}");
+    // Another UIDVALIDITY: no resynchronization, the client starts over.
+    let r = a
+        .cmd(&format!("a8 SELECT INBOX (QRESYNC ({} 6))", v + 1))
+        .await;
+    assert!(!r.contains("VANISHED") && !r.contains("FETCH"), "{r}");
+    assert!(
+        r.ends_with("a8 OK [READ-WRITE] Select completed\r\n"),
+        "{r}"
+    );
+    let r = a
+        .cmd("a9 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 6 VANISHED)")
+        .await;
+    assert!(r.starts_with("* VANISHED (EARLIER) 4\r\n"), "{r}");
+    assert!(r.contains("* 2 FETCH ("), "{r}");
+    assert!(r.contains("UID 2") && r.contains("MODSEQ (7)"), "{r}");
+    assert!(r.ends_with("a9 OK Fetch completed\r\n"), "{r}");
+    assert_eq!(
+        a.cmd("a10 UID FETCH 1:3 (FLAGS) (CHANGEDSINCE 7 VANISHED)")
+            .await,
+        "a10 OK Fetch completed\r\n"
+    );
+    // Bad input: tagged BAD, the folder stays selected.
+    for (cmd, text) in [
+        (
+            "b1 FETCH 1:* (FLAGS) (CHANGEDSINCE 6 VANISHED)",
+            "b1 BAD The VANISHED modifier is only allowed in UID FETCH\r\n",
+        ),
+        (
+            "b2 UID FETCH 1:* (FLAGS) (VANISHED)",
+            "b2 BAD The VANISHED modifier needs CHANGEDSINCE\r\n",
+        ),
+        (
+            "b3 SELECT INBOX (QRESYNC (7))",
+            "b3 BAD Error in IMAP command: could not parse it\r\n",
+        ),
+        (
+            "b4 SELECT INBOX (QRESYNC (0 6))",
+            "b4 BAD Error in IMAP command: could not parse it\r\n",
+        ),
+        (
+            "b5 SELECT INBOX (QRESYNC (7 6 1:*))",
+            "b5 BAD QRESYNC known UIDs must not contain '*' (RFC 7162 section 3.2.5)\r\n",
+        ),
+        (
+            "b6 SELECT INBOX (QRESYNC (7 6 1:5 (1:3 1,2)))",
+            "b6 BAD QRESYNC sequence match data names 3 message numbers but 2 UIDs; they must pair up (RFC 7162 section 3.2.5)\r\n",
+        ),
+        (
+            "b7 SELECT INBOX (QRESYNC (7 x))",
+            "b7 BAD Error in IMAP command: could not parse it\r\n",
+        ),
+    ] {
+        assert_eq!(a.cmd(cmd).await, text, "{cmd}");
+    }
+    let r = a.cmd("b8 FETCH 1 (UID)").await;
+    assert_eq!(r, "* 1 FETCH (UID 1)\r\nb8 OK Fetch completed\r\n");
+}
+
+/// `forget-modseq` at `imap-select`: SELECT answers `NOMODSEQ` instead of
+/// HIGHESTMODSEQ and ignores a QRESYNC parameter, STATUS says
+/// `HIGHESTMODSEQ 0`, and the commands that need mod-sequences are BAD;
+/// another mailbox keeps its mod-sequences.
+#[tokio::test]
+async fn forget_modseq_answers_nomodseq() {
+    let server = start_with(&scenario(
+        "[[fault]]\nname = \"lost-modseqs\"\nstage = \"imap-select\"\naction = \"forget-modseq\"\nmailbox = \"alice\"\n",
+    ))
+    .await;
+    for i in 0..2 {
+        deliver(&server, ALICE, &message("b@x.test", &format!("m{i}"), "x"));
+    }
+    let v = validity(&server, ALICE, INBOX);
+    let mut a = Client::login(server.imap_addr(), ALICE).await;
+    a.cmd("a1 ENABLE QRESYNC").await;
+    let r = a.cmd(&format!("a2 SELECT INBOX (QRESYNC ({v} 1))")).await;
+    assert!(
+        r.contains("* OK [NOMODSEQ] Sorry, this mailbox format doesn't support modsequences\r\n"),
+        "{r}"
+    );
+    assert!(!r.contains("HIGHESTMODSEQ") && !r.contains("FETCH"), "{r}");
+    assert!(
+        r.ends_with("a2 OK [READ-WRITE] Select completed\r\n"),
+        "{r}"
+    );
+    assert_eq!(
+        a.cmd("a3 STATUS INBOX (HIGHESTMODSEQ MESSAGES)").await,
+        "* STATUS INBOX (HIGHESTMODSEQ 0 MESSAGES 2)\r\na3 OK Status completed\r\n"
+    );
+    for (cmd, what) in [
+        ("a4 FETCH 1 (MODSEQ)", "FETCH MODSEQ or CHANGEDSINCE"),
+        (
+            "a5 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1)",
+            "FETCH MODSEQ or CHANGEDSINCE",
+        ),
+        (
+            "a6 STORE 1 (UNCHANGEDSINCE 5) +FLAGS (\\Seen)",
+            "STORE UNCHANGEDSINCE",
+        ),
+        ("a7 SEARCH MODSEQ 1", "SEARCH MODSEQ"),
+    ] {
+        let tag = cmd.split(' ').next().unwrap_or_default();
+        assert_eq!(
+            a.cmd(cmd).await,
+            format!(
+                "{tag} BAD {what} needs mod-sequences, and this folder has none (NOMODSEQ)\r\n"
+            ),
+            "{cmd}"
+        );
+    }
+    // A flag change still arrives, without MODSEQ.
+    let mut b = Client::login(server.imap_addr(), ALICE).await;
+    b.cmd("b1 SELECT INBOX").await;
+    b.cmd("b2 STORE 2 +FLAGS.SILENT (\\Flagged)").await;
+    let r = a.cmd("a8 NOOP").await;
+    assert_eq!(
+        r, "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))\r\na8 OK NOOP completed\r\n",
+        "{r}"
+    );
+    // Bob's mailbox is not selected by the rule.
+    let mut c = Client::login(server.imap_addr(), BOB).await;
+    let r = c.cmd("c1 SELECT INBOX").await;
+    assert!(r.contains("* OK [HIGHESTMODSEQ 1] Highest\r\n"), "{r}");
+}
+
+/// CATENATE (RFC 4469): a message put together from a URL's HEADER and a
+/// TEXT literal, and from a whole message; a URL with a wrong UIDVALIDITY,
+/// a missing UID or section fails the APPEND with `NO [BADURL ...]` and
+/// stores nothing; more bytes than `max_literal` in all is `NO [TOOBIG]`.
+#[tokio::test]
+async fn catenate_builds_messages_from_urls_and_text() {
+    let server = start_with(&scenario("[limits]\nmax_literal = 200\n")).await;
+    deliver(
+        &server,
+        ALICE,
+        b"From: foo@example.com\r\n\r\nHello world body\r\n",
+    );
+    let v = validity(&server, ALICE, INBOX);
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    c.cmd("a0 CREATE Box").await;
+    let r = c
+        .cmd(&format!(
+            "a1 APPEND Box (\\Seen) CATENATE (URL \"/INBOX;UIDVALIDITY={v}/;UID=1/;SECTION=HEADER\" TEXT {{7+}}\r\nbody1\r\n)"
+        ))
+        .await;
+    assert!(r.starts_with("a1 OK [APPENDUID "), "{r}");
+    let r = c.cmd("a2 APPEND Box CATENATE (URL \"/INBOX/;uid=1\") CATENATE (TEXT {3+}\r\nx\r\n URL \"/INBOX/;uid=1/;section=1/;partial=6.5\")").await;
+    assert!(r.starts_with("a2 OK [APPENDUID "), "{r}");
+    let box_msgs = |server: &MockServer| {
+        let id = server.world().mailbox_by_address(ALICE).unwrap();
+        server.store().mailbox(id).messages("Box").unwrap()
+    };
+    let raw: Vec<String> = box_msgs(&server)
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.raw).into_owned())
+        .collect();
+    assert_eq!(
+        raw,
+        [
+            "From: foo@example.com\r\n\r\nbody1\r\n",
+            "From: foo@example.com\r\n\r\nHello world body\r\n",
+            "x\r\nworld",
+        ]
+    );
+    for (cmd, code) in [
+        (
+            format!(
+                "b1 APPEND Box CATENATE (URL \"/INBOX;UIDVALIDITY={}/;UID=1\")",
+                v + 1
+            ),
+            "b1 NO [BADURL /INBOX;UIDVALIDITY=",
+        ),
+        (
+            "b2 APPEND Box CATENATE (TEXT {1+}\r\nx URL \"/INBOX/;UID=9\")".to_string(),
+            "b2 NO [BADURL /INBOX/;UID=9] no message with UID 9",
+        ),
+        (
+            "b3 APPEND Box CATENATE (URL \"/INBOX/;UID=1/;SECTION=4\")".to_string(),
+            "b3 NO [BADURL /INBOX/;UID=1/;SECTION=4] the message has no section 4",
+        ),
+        (
+            "b4 APPEND Box CATENATE (URL \"/Nope/;UID=1\")".to_string(),
+            "b4 NO [BADURL /Nope/;UID=1] folder Nope does not exist",
+        ),
+        (
+            "b5 APPEND Box CATENATE (URL \"imap://h/INBOX/;UID=1\")".to_string(),
+            "b5 NO [BADURL imap://h/INBOX/;UID=1] only relative URLs",
+        ),
+        (
+            "b6 APPEND Box CATENATE (TEXT \"x\")".to_string(),
+            "b6 BAD Error in APPEND: CATENATE needs",
+        ),
+        (
+            format!(
+                "b7 APPEND Box CATENATE (TEXT {{150+}}\r\n{} TEXT {{150+}}\r\n{})",
+                "a".repeat(150),
+                "b".repeat(150)
+            ),
+            "b7 NO [TOOBIG] The CATENATE message exceeds the limit of 200 bytes",
+        ),
+    ] {
+        let r = c.cmd(&cmd).await;
+        assert!(r.starts_with(code), "{cmd}: {r}");
+    }
+    assert_eq!(box_msgs(&server).len(), 3, "nothing stored by the failures");
+    // A MULTIAPPEND with one bad URL stores none of its messages.
+    let r = c
+        .cmd("c1 APPEND Box {1+}\r\nz CATENATE (URL \"/INBOX/;UID=7\")")
+        .await;
+    assert!(r.starts_with("c1 NO [BADURL "), "{r}");
+    assert_eq!(box_msgs(&server).len(), 3);
+    assert!(c.cmd("c2 NOOP").await.contains("c2 OK"));
 }

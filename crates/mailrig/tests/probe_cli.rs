@@ -414,3 +414,70 @@ async fn probe_and_load_share_one_trust_policy_and_the_same_tls_flags() {
     );
     server.shutdown().await;
 }
+
+/// The catalog's `spam-filter-junk` (a `misfile` fault): the prober's mail
+/// for bernd and user04 is accepted and lands in their Junk folder, so
+/// exactly those two are `misfiled (Junk)` and the others delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_reports_misfiled_junk_for_the_spam_filter_scenario() {
+    let server = MockServer::builder()
+        .scenario_file(support::catalog("spam-filter-junk"))
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("target.toml");
+    let boxes = [
+        "anna@kanzlei.test",
+        "bernd@kanzlei.test",
+        "user03@patente.test",
+        "user04@patente.test",
+    ];
+    std::fs::write(&file, target(&server, &boxes)).unwrap();
+    let (code, out, err) = run(vec![
+        "probe".into(),
+        "--target".into(),
+        file.display().to_string(),
+        "--format".into(),
+        "json".into(),
+    ])
+    .await;
+    assert_eq!(code, Some(1), "misfiled is not delivered: {out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let verdicts: Vec<(String, String, serde_json::Value)> = report["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["address"].as_str().unwrap().to_string(),
+                m["verdict"].as_str().unwrap().to_string(),
+                m["folders"].clone(),
+            )
+        })
+        .collect();
+    let want = |a: &str, v: &str, f: serde_json::Value| (a.to_string(), v.to_string(), f);
+    let none = serde_json::json!([]);
+    let junk = serde_json::json!(["Junk"]);
+    assert_eq!(
+        verdicts,
+        [
+            want("anna@kanzlei.test", "delivered", none.clone()),
+            want("bernd@kanzlei.test", "misfiled", junk.clone()),
+            want("user03@patente.test", "delivered", none),
+            want("user04@patente.test", "misfiled", junk),
+        ],
+        "{out}"
+    );
+    // The table (into a pipe: no colour).
+    let (code, table, err) = run(vec![
+        "probe".into(),
+        "--target".into(),
+        file.display().to_string(),
+    ])
+    .await;
+    assert_eq!(code, Some(1), "{table}\n{err}");
+    assert_eq!(table.matches("misfiled (Junk)").count(), 2, "{table}");
+    server.shutdown().await;
+}

@@ -195,6 +195,9 @@ pub enum Action {
     Drop,
     /// Store into another mailbox.
     Misroute { to: MailboxId, to_address: String },
+    /// Store into another folder of the recipient's mailbox (created, with
+    /// its special-use attribute, if missing).
+    Misfile { folder: String },
     /// Store this many copies in all.
     Duplicate { copies: u32 },
     /// Store only after this long.
@@ -209,6 +212,10 @@ pub enum Action {
     HideMessages,
     /// Report a new UIDVALIDITY for the folder.
     ChangeUidValidity,
+    /// Answer as if the folder's MODSEQ state was lost: SELECT says
+    /// `NOMODSEQ` (RFC 7162 §3.1.2.2), STATUS `HIGHESTMODSEQ 0`, so a
+    /// CONDSTORE or QRESYNC client must resynchronize in full.
+    ForgetModseq,
     /// Answer a DNS query otherwise.
     Dns(DnsFault),
 }
@@ -227,6 +234,7 @@ impl Action {
             Action::Disconnect { point } => format!("disconnect {point:?}"),
             Action::Drop => "accepted and dropped silently".into(),
             Action::Misroute { to_address, .. } => format!("misrouted to {to_address}"),
+            Action::Misfile { folder } => format!("filed into {folder}"),
             Action::Duplicate { copies } => format!("stored {copies} times"),
             Action::Late { secs } => format!("delivered {secs} s late"),
             Action::Alter(a) => format!("altered {a:?}"),
@@ -234,6 +242,7 @@ impl Action {
             Action::FailLogin => "login refused".into(),
             Action::HideMessages => "messages hidden".into(),
             Action::ChangeUidValidity => "UIDVALIDITY changed".into(),
+            Action::ForgetModseq => "MODSEQ state forgotten".into(),
             Action::Dns(f) => match f {
                 DnsFault::ServFail => "dns servfail".into(),
                 DnsFault::Timeout => "dns no answer (timeout)".into(),
@@ -339,6 +348,9 @@ impl FaultRule {
                 Action::Misroute { to_address, .. } => {
                     format!("store the message in {to_address} instead")
                 }
+                Action::Misfile { folder } => {
+                    format!("store the message in the mailbox's {folder} folder instead of INBOX")
+                }
                 Action::Duplicate { copies } => format!("store the message {copies} times"),
                 Action::Late { secs } => format!("store the message only {secs} s later"),
                 Action::Alter(a) => {
@@ -363,6 +375,10 @@ impl FaultRule {
                 Action::FailLogin => "refuse the login even with the right password".into(),
                 Action::HideMessages => "show the mailbox as empty".into(),
                 Action::ChangeUidValidity => "report a new UIDVALIDITY".into(),
+                Action::ForgetModseq => {
+                    "answer as if the folder's MODSEQ state was lost (NOMODSEQ), forcing a full resync"
+                        .into()
+                }
                 Action::Dns(f) => match f {
                     DnsFault::ServFail => "answer the DNS query with SERVFAIL".into(),
                     DnsFault::Timeout => {

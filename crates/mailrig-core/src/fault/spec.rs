@@ -41,6 +41,9 @@ pub enum ActionKind {
     Drop,
     /// Store into the mailbox `to` instead.
     Misroute,
+    /// Store into another folder of the same mailbox (`folder`, default
+    /// `Junk`), as a spam filter or a Sieve rule does.
+    Misfile,
     /// Store `copies` copies.
     Duplicate,
     /// Store only after `secs` seconds.
@@ -61,6 +64,8 @@ pub enum ActionKind {
     HideMessages,
     /// Report a new UIDVALIDITY on SELECT.
     ChangeUidvalidity,
+    /// Answer SELECT as if the folder's MODSEQ state was lost (`NOMODSEQ`).
+    ForgetModseq,
     /// DNS: answer SERVFAIL.
     Servfail,
     /// DNS: send no answer.
@@ -150,6 +155,9 @@ pub struct FaultRuleSpec {
     pub when: Option<DisconnectPoint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    /// Action `misfile`: the folder the message lands in (default `Junk`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copies: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,6 +214,7 @@ impl ActionKind {
             ActionKind::Disconnect => "disconnect",
             ActionKind::Drop => "drop",
             ActionKind::Misroute => "misroute",
+            ActionKind::Misfile => "misfile",
             ActionKind::Duplicate => "duplicate",
             ActionKind::Late => "late",
             ActionKind::Alter => "alter",
@@ -216,6 +225,7 @@ impl ActionKind {
             ActionKind::FailLogin => "fail-login",
             ActionKind::HideMessages => "hide-messages",
             ActionKind::ChangeUidvalidity => "change-uidvalidity",
+            ActionKind::ForgetModseq => "forget-modseq",
             ActionKind::Servfail => "servfail",
             ActionKind::Timeout => "timeout",
             ActionKind::Truncate => "truncate",
@@ -242,6 +252,7 @@ impl ActionKind {
             ],
             ActionKind::Drop
             | ActionKind::Misroute
+            | ActionKind::Misfile
             | ActionKind::Duplicate
             | ActionKind::Late
             | ActionKind::Alter => &[Stage::Route, Stage::Deliver],
@@ -251,7 +262,7 @@ impl ActionKind {
             ActionKind::Tls => &[Stage::Tls],
             ActionKind::FailLogin => &[Stage::Auth, Stage::ImapLogin, Stage::Pop3],
             ActionKind::HideMessages => &[Stage::ImapSelect, Stage::ImapFetch, Stage::Pop3],
-            ActionKind::ChangeUidvalidity => &[Stage::ImapSelect],
+            ActionKind::ChangeUidvalidity | ActionKind::ForgetModseq => &[Stage::ImapSelect],
             ActionKind::Servfail
             | ActionKind::Timeout
             | ActionKind::Truncate
@@ -292,6 +303,7 @@ impl FaultRuleSpec {
             bytes_per_sec: None,
             when: None,
             to: None,
+            folder: None,
             copies: None,
             secs: None,
             per_minute: None,
@@ -395,6 +407,17 @@ impl FaultRuleSpec {
                     to_address: to,
                 })
             }
+            ActionKind::Misfile => {
+                let folder = crate::store::canonical_name(self.folder.as_deref().unwrap_or("Junk"));
+                crate::store::validate_name(&folder).map_err(|e| format!("`folder`: {e}"))?;
+                if folder == crate::store::INBOX {
+                    return Err(
+                        "misfile needs a `folder` other than INBOX (mail lands in INBOX anyway)"
+                            .into(),
+                    );
+                }
+                fixed(Action::Misfile { folder })
+            }
             ActionKind::Duplicate => {
                 let copies = self.copies.unwrap_or(2);
                 if copies < 2 {
@@ -445,6 +468,7 @@ impl FaultRuleSpec {
             ActionKind::FailLogin => fixed(Action::FailLogin),
             ActionKind::HideMessages => fixed(Action::HideMessages),
             ActionKind::ChangeUidvalidity => fixed(Action::ChangeUidValidity),
+            ActionKind::ForgetModseq => fixed(Action::ForgetModseq),
             ActionKind::Servfail => fixed(Action::Dns(DnsFault::ServFail)),
             ActionKind::Timeout => fixed(Action::Dns(DnsFault::Timeout)),
             ActionKind::Truncate => fixed(Action::Dns(DnsFault::Truncate)),

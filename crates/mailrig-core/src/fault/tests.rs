@@ -361,3 +361,45 @@ fn dns_rules_are_checked() {
         s.warnings
     );
 }
+
+#[test]
+fn misfile_defaults_to_junk_and_refuses_inbox_and_bad_names() {
+    let s = scenario("[[fault]]\nstage='deliver'\naction='misfile'\nmailbox='bernd'\n").unwrap();
+    let f = facts_for(&s.world, "bernd@kanzlei.test");
+    assert_eq!(
+        s.faults.decide(Stage::Deliver, &f)[0].action,
+        Action::Misfile {
+            folder: "Junk".into()
+        }
+    );
+    let s =
+        scenario("[[fault]]\nstage='route'\naction='misfile'\nfolder='Spam.Filtered'\n").unwrap();
+    assert_eq!(
+        s.faults.decide(Stage::Route, &f)[0].action,
+        Action::Misfile {
+            folder: "Spam.Filtered".into()
+        }
+    );
+    let e = scenario("[[fault]]\nstage='deliver'\naction='misfile'\nfolder='inbox'\n").unwrap_err();
+    assert!(e.contains("other than INBOX"), "{e}");
+    let e = scenario("[[fault]]\nstage='deliver'\naction='misfile'\nfolder='a..b'\n").unwrap_err();
+    assert!(
+        e.contains("`folder`") && e.contains("not a valid folder name"),
+        "{e}"
+    );
+    let e = scenario("[[fault]]\nstage='rcpt'\naction='misfile'\n").unwrap_err();
+    assert!(e.contains("cannot act at stage 'rcpt'"), "{e}");
+}
+
+#[test]
+fn forget_modseq_acts_at_imap_select_only() {
+    let s = scenario("[[fault]]\nstage='imap-select'\naction='forget-modseq'\nmailbox='anna'\n")
+        .unwrap();
+    let f = facts_for(&s.world, "anna@kanzlei.test");
+    assert_eq!(
+        s.faults.decide(Stage::ImapSelect, &f)[0].action,
+        Action::ForgetModseq
+    );
+    let e = scenario("[[fault]]\nstage='imap-fetch'\naction='forget-modseq'\n").unwrap_err();
+    assert!(e.contains("works at: imap-select"), "{e}");
+}

@@ -509,6 +509,9 @@ impl MailboxDir {
             first_recent_uid: uid_next,
             messages,
             keyword_letters: letters,
+            // Expunges of earlier runs are not on disk: below the restart
+            // modseq, a QRESYNC client is answered conservatively.
+            expunged: Some(Box::new(super::Expunged::with_floor(restart_modseq()))),
         })
     }
 }

@@ -9,6 +9,7 @@
 //! written to a Maildir tree (see [`maildir`]) before the call returns, and the
 //! tree is read back, with the same UIDs, on the next start.
 
+pub mod expunged;
 mod folders;
 pub mod maildir;
 
@@ -23,6 +24,7 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::signal::ChangeSignal;
 use crate::world::{MailboxId, World};
 
+pub use expunged::{Expunged, VanishedSince};
 pub use folders::{Folders, Subscriptions, special_use};
 pub use maildir::Maildir;
 
@@ -269,6 +271,10 @@ pub struct Folder {
     pub first_recent_uid: u32,
     /// With Maildir: the letters its file names give keywords.
     pub(crate) keyword_letters: maildir::KeywordLetters,
+    /// The UIDs expunged so far with their modseqs (QRESYNC); `None` until
+    /// the first expunge of a folder that started empty (boxed: most
+    /// folders of a big world never expunge).
+    pub(crate) expunged: Option<Box<Expunged>>,
 }
 
 impl Folder {
@@ -281,6 +287,16 @@ impl Folder {
             messages: Vec::new(),
             first_recent_uid: 1,
             keyword_letters: maildir::KeywordLetters::default(),
+            expunged: None,
+        }
+    }
+
+    /// The UIDs expunged after `modseq` (RFC 7162 §3.2.5), as far as the
+    /// folder remembers.
+    pub fn vanished_since(&self, modseq: u64) -> VanishedSince {
+        match &self.expunged {
+            Some(e) => e.since(modseq),
+            None => VanishedSince::Known(Vec::new()),
         }
     }
 
@@ -603,6 +619,10 @@ impl MailboxStore {
         });
         if !gone.is_empty() {
             f.highest_modseq += 1;
+            let modseq = f.highest_modseq;
+            f.expunged
+                .get_or_insert_with(Default::default)
+                .record(&gone, modseq);
         }
         drop(data);
         if !gone.is_empty() {
@@ -899,6 +919,27 @@ impl Store {
     /// Stores a received message into a mailbox's INBOX; returns its UID.
     pub fn deliver(&self, id: MailboxId, msg: NewMessage) -> Result<u32, StoreError> {
         self.mailbox(id).append(INBOX, msg).map(|(_, uid)| uid)
+    }
+
+    /// Stores a received message into another folder of a mailbox (a
+    /// `misfile` fault: what a spam filter or a Sieve rule does), creating
+    /// and subscribing the folder first if it is missing (its special-use
+    /// attribute follows from its name: `Junk` is `\Junk`); returns its UID.
+    pub fn deliver_into(
+        &self,
+        id: MailboxId,
+        folder: &str,
+        msg: NewMessage,
+    ) -> Result<u32, StoreError> {
+        let mb = self.mailbox(id);
+        if mb.with_folder(folder, |_| ()).is_err() {
+            match mb.create_folder(folder) {
+                Ok(()) | Err(StoreError::FolderExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+            mb.subscribe(folder, true)?;
+        }
+        mb.append(folder, msg).map(|(_, uid)| uid)
     }
 
     /// Number of messages in all folders of all mailboxes.

@@ -324,3 +324,68 @@ fn maildir_frees_unused_keyword_letters_and_names_the_limit() {
     let msgs = s.mailbox(MailboxId(0)).messages(INBOX).unwrap();
     assert_eq!(msgs[0].flags.keywords().collect::<Vec<_>>(), ["k39"]);
 }
+
+#[test]
+fn expunges_are_remembered_with_their_modseq() {
+    let w = world();
+    let s = Store::memory(&w);
+    let a = s.mailbox(MailboxId(0));
+    for t in ["1", "2", "3"] {
+        s.deliver(MailboxId(0), msg(t)).unwrap();
+    }
+    let highest = |a: &MailboxStore| a.with_folder(INBOX, |f| f.highest_modseq).unwrap();
+    let before = highest(a);
+    assert_eq!(
+        a.with_folder(INBOX, |f| f.vanished_since(1)).unwrap(),
+        VanishedSince::Known(vec![])
+    );
+    a.delete_messages(INBOX, &[3, 1]).unwrap();
+    let since = |m| a.with_folder(INBOX, |f| f.vanished_since(m)).unwrap();
+    assert_eq!(since(before), VanishedSince::Known(vec![1, 3]));
+    assert_eq!(since(highest(a)), VanishedSince::Known(vec![]));
+}
+
+#[test]
+fn delivery_into_a_folder_creates_and_subscribes_it() {
+    let w = world();
+    let s = Store::memory(&w);
+    let uid = s.deliver_into(MailboxId(0), "Junk", msg("spam")).unwrap();
+    assert_eq!(uid, 1);
+    assert_eq!(
+        s.deliver_into(MailboxId(0), "Junk", msg("more")).unwrap(),
+        2
+    );
+    let info: Vec<_> = s.mailbox(MailboxId(0)).folders();
+    let junk = info.iter().find(|f| f.name == "Junk").unwrap();
+    assert_eq!((junk.exists, junk.subscribed), (2, true));
+    assert_eq!(special_use("Junk"), Some("\\Junk"));
+    assert_eq!(info.iter().find(|f| f.name == INBOX).unwrap().exists, 0);
+}
+
+#[test]
+fn a_maildir_folder_knows_nothing_of_earlier_expunges() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Store::open_maildir(&w, dir.path()).unwrap();
+        s.deliver(MailboxId(0), msg("1")).unwrap();
+        s.deliver(MailboxId(0), msg("2")).unwrap();
+        s.mailbox(MailboxId(0))
+            .delete_messages(INBOX, &[1])
+            .unwrap();
+    }
+    let s = Store::open_maildir(&w, dir.path()).unwrap();
+    let a = s.mailbox(MailboxId(0));
+    let (highest, early) = a
+        .with_folder(INBOX, |f| (f.highest_modseq, f.vanished_since(1)))
+        .unwrap();
+    assert_eq!(
+        early,
+        VanishedSince::Unknown,
+        "an old modseq: anything may be gone"
+    );
+    assert_eq!(
+        a.with_folder(INBOX, |f| f.vanished_since(highest)).unwrap(),
+        VanishedSince::Known(vec![])
+    );
+}

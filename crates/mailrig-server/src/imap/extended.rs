@@ -109,6 +109,8 @@ pub enum SyntaxError {
     AppendFlag(String),
     #[error("Error in APPEND: invalid date-time {0}")]
     AppendDate(String),
+    #[error("Error in APPEND: CATENATE needs a list of TEXT literals and URL strings (RFC 4469)")]
+    Catenate,
 }
 
 /// One message of a MULTIAPPEND.
@@ -119,6 +121,9 @@ pub struct AppendMessage {
     pub data: Vec<u8>,
     /// Sent as `~{n}` (BINARY).
     pub literal8: bool,
+    /// CATENATE (RFC 4469): the parts the message is put together from
+    /// (then `data` is empty).
+    pub catenate: Option<Vec<super::catenate::Part>>,
 }
 
 /// An APPEND of more than one message (RFC 3502).
@@ -155,8 +160,9 @@ pub(super) fn astring(b: &[u8], t: &(Token, std::ops::Range<usize>)) -> Option<S
     }
 }
 
-/// `tag APPEND mailbox` followed by more than one message: the parsed
-/// command. `None` for anything else (a single APPEND is imap-codec's).
+/// `tag APPEND mailbox` followed by more than one message, or by a
+/// CATENATE list: the parsed command. `None` for anything else (a single
+/// plain APPEND is imap-codec's).
 pub fn multiappend(b: &[u8]) -> Option<Result<MultiAppend, SyntaxError>> {
     let toks = tokens(b);
     if !toks.get(1).is_some_and(|t| atom_is(b, t, "APPEND")) {
@@ -165,7 +171,8 @@ pub fn multiappend(b: &[u8]) -> Option<Result<MultiAppend, SyntaxError>> {
     let literals = toks.iter().filter(|t| t.0 == Token::Literal).count();
     // The mailbox may itself be a literal.
     let mailbox_is_literal = toks.get(2).is_some_and(|t| t.0 == Token::Literal);
-    if literals - usize::from(mailbox_is_literal) < 2 {
+    let catenate = toks.iter().skip(3).any(|t| atom_is(b, t, "CATENATE"));
+    if !catenate && literals - usize::from(mailbox_is_literal) < 2 {
         return None;
     }
     // Only a valid tag is ever echoed; the normal path answers the rest.
@@ -210,6 +217,20 @@ pub fn multiappend(b: &[u8]) -> Option<Result<MultiAppend, SyntaxError>> {
             }
             i += 1;
         }
+        if toks.get(i).is_some_and(|t| atom_is(b, t, "CATENATE")) {
+            let Some((parts, next)) = catenate_parts(b, &toks, i + 1) else {
+                return Some(Err(SyntaxError::Catenate));
+            };
+            messages.push(AppendMessage {
+                flags,
+                date,
+                data: Vec::new(),
+                literal8: false,
+                catenate: Some(parts),
+            });
+            i = next;
+            continue;
+        }
         let Some((Token::Literal, r)) = toks.get(i) else {
             return Some(Err(SyntaxError::AppendSyntax));
         };
@@ -225,6 +246,7 @@ pub fn multiappend(b: &[u8]) -> Option<Result<MultiAppend, SyntaxError>> {
             date,
             data: data.to_vec(),
             literal8: raw.first() == Some(&b'~'),
+            catenate: None,
         });
         i += 1;
     }
@@ -233,6 +255,41 @@ pub fn multiappend(b: &[u8]) -> Option<Result<MultiAppend, SyntaxError>> {
         mailbox,
         messages,
     }))
+}
+
+/// `( TEXT literal / URL astring ... )` from token `i` (the open paren):
+/// the parts and the index after the close paren; `None` when malformed.
+fn catenate_parts(
+    b: &[u8],
+    toks: &[(Token, std::ops::Range<usize>)],
+    mut i: usize,
+) -> Option<(Vec<super::catenate::Part>, usize)> {
+    use super::catenate::Part;
+    if toks.get(i)?.0 != Token::Open {
+        return None;
+    }
+    i += 1;
+    let mut parts = Vec::new();
+    loop {
+        let t = toks.get(i)?;
+        if t.0 == Token::Close {
+            break;
+        }
+        let value = toks.get(i + 1)?;
+        if atom_is(b, t, "TEXT") && value.0 == Token::Literal {
+            let raw = &b[value.1.clone()];
+            let (n, head) = literal_len(raw)?;
+            parts.push(Part::Text(raw.get(head..head + n)?.to_vec()));
+        } else if atom_is(b, t, "URL")
+            && matches!(value.0, Token::Atom | Token::Quoted | Token::Literal)
+        {
+            parts.push(Part::Url(astring(b, value)?));
+        } else {
+            return None;
+        }
+        i += 2;
+    }
+    (!parts.is_empty()).then_some((parts, i + 1))
 }
 
 /// One token of a command: where it is and what kind.
@@ -652,6 +709,47 @@ mod tests {
             multiappend(b"a APPEND Box {1}\r\na x {1}\r\nb\r\n"),
             Some(Err(SyntaxError::AppendSyntax))
         );
+    }
+
+    #[test]
+    fn catenate_reads_text_and_url_parts() {
+        use super::super::catenate::Part;
+        let m = multiappend(
+            b"a APPEND Box (\\Seen) CATENATE (URL \"/Box/;uid=1/;section=header\" TEXT {3}\r\nabc) {1}\r\nz\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(m.messages.len(), 2);
+        assert_eq!(
+            m.messages[0].catenate,
+            Some(vec![
+                Part::Url("/Box/;uid=1/;section=header".into()),
+                Part::Text(b"abc".to_vec())
+            ])
+        );
+        assert_eq!(m.messages[0].flags, ["\\Seen"]);
+        assert_eq!(m.messages[1].data, b"z");
+        // One message is enough with CATENATE.
+        let one = multiappend(b"a APPEND Box CATENATE (TEXT {1}\r\nx)\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            one.messages[0].catenate,
+            Some(vec![Part::Text(b"x".to_vec())])
+        );
+        for bad in [
+            &b"a APPEND Box CATENATE ()\r\n"[..],
+            b"a APPEND Box CATENATE (TEXT \"x\")\r\n",
+            b"a APPEND Box CATENATE (URL)\r\n",
+            b"a APPEND Box CATENATE (BOGUS {1}\r\nx)\r\n",
+            b"a APPEND Box CATENATE TEXT {1}\r\nx\r\n",
+        ] {
+            assert_eq!(
+                multiappend(bad),
+                Some(Err(SyntaxError::Catenate)),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -178,6 +178,8 @@ impl Session {
         // STATUS asks the imap-select stage too, so it agrees with SELECT.
         let fired = self.faults(Stage::ImapSelect);
         let hidden = fired.iter().any(|f| f.action == Fault::HideMessages);
+        // No mod-sequences: HIGHESTMODSEQ 0 (RFC 7162 §3.1.2.2).
+        let nomodseq = fired.iter().any(|f| f.action == Fault::ForgetModseq);
         let state = Arc::clone(&self.state);
         let Some(mb) = self.user.map(|id| state.store.mailbox(id)) else {
             return Err("Not authenticated".into());
@@ -214,6 +216,7 @@ impl Session {
                 StatusItem::UidValidity => format!("UIDVALIDITY {uid_validity}"),
                 StatusItem::Unseen => format!("UNSEEN {unseen}"),
                 StatusItem::Deleted => format!("DELETED {deleted}"),
+                StatusItem::HighestModSeq if nomodseq => "HIGHESTMODSEQ 0".to_string(),
                 StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {highest}"),
             })
             .collect();

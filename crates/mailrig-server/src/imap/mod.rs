@@ -10,9 +10,11 @@
 //! * [`fetch`], [`mime`], [`search`] — FETCH rendering, the MIME tree with
 //!   ENVELOPE/BODYSTRUCTURE, and SEARCH evaluation; [`binary`] — BINARY's
 //!   decoded parts;
+//! * [`catenate`] — CATENATE's URLs and the bytes they name;
 //! * [`sort`], [`thread`] — SORT keys and order, THREAD's two algorithms;
 //!   [`context`] — searches kept up to date (CONTEXT=SEARCH);
-//! * [`wire`] — response syntax helpers;
+//! * [`wire`] — response syntax helpers; [`qresync`] — VANISHED's UID
+//!   ranges and the checks of `SELECT (QRESYNC ...)`;
 //! * [`extended`] — extension syntax `imap-codec` does not parse (SEARCH
 //!   RETURN, `$`, MULTIAPPEND), rewritten into syntax it does;
 //! * [`list_ext`] — LIST-EXTENDED, LIST-STATUS and SPECIAL-USE, read from the
@@ -22,9 +24,11 @@
 //! Extensions: LITERAL+, SASL-IR, ID, ENABLE, IDLE, NAMESPACE, UIDPLUS, MOVE,
 //! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN, ESEARCH, SEARCHRES, BINARY, MULTIAPPEND,
 //! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, CONDSTORE, SORT, SORT=DISPLAY,
-//! ESORT, PARTIAL, CONTEXT=SEARCH, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES.
+//! ESORT, PARTIAL, CONTEXT=SEARCH, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES,
+//! QRESYNC, CATENATE.
 
 pub mod binary;
+pub mod catenate;
 pub mod context;
 pub mod extended;
 pub mod fetch;
@@ -32,6 +36,7 @@ pub mod folders;
 pub mod framing;
 pub mod list_ext;
 pub mod mime;
+pub mod qresync;
 pub mod search;
 pub mod selected;
 pub mod session;

@@ -68,6 +68,45 @@ fn to_flags(flags: &[Flag<'_>]) -> Flags {
     f
 }
 
+/// A `SELECT (QRESYNC (...))`'s parameters, checked.
+struct Resync {
+    uid_validity: u32,
+    modseq: u64,
+    known_uids: Option<SequenceSet>,
+}
+
+/// The resynchronization part of a `SELECT (QRESYNC ...)` (RFC 7162
+/// §3.2.5): `* VANISHED (EARLIER)` for the known UIDs that are gone since the
+/// client's modseq, then a FETCH of UID, FLAGS and MODSEQ for every message
+/// (of the known ones, when named) changed since.
+fn write_resync(
+    out: &mut Vec<u8>,
+    r: &Resync,
+    vanished: &mailrig_core::store::VanishedSince,
+    uid_next: u32,
+    msgs: &[Known],
+    recent: &HashSet<u32>,
+) {
+    use super::qresync;
+    let within = match &r.known_uids {
+        Some(set) => qresync::ranges(set, 0),
+        None => vec![(1, u32::MAX)],
+    };
+    let present: Vec<u32> = msgs.iter().map(|m| m.uid).collect();
+    qresync::write_vanished_earlier(
+        out,
+        &qresync::vanished(vanished, &within, uid_next, &present),
+    );
+    for (i, m) in msgs.iter().enumerate() {
+        if m.modseq <= r.modseq || !qresync::contains(&within, m.uid) {
+            continue;
+        }
+        out.extend_from_slice(format!("* {} FETCH (UID {} FLAGS ", i + 1, m.uid).as_bytes());
+        wire::flags(out, &m.msg.flags, recent.contains(&m.uid));
+        out.extend_from_slice(format!(" MODSEQ ({}))\r\n", m.modseq).as_bytes());
+    }
+}
+
 impl Session {
     pub(super) fn select(
         &mut self,
@@ -77,17 +116,49 @@ impl Session {
         parameters: &[SelectParameter],
         out: &mut Vec<u8>,
     ) {
-        // SELECT deselects first, even when it then fails.
-        self.view = None;
+        // The parameters are checked before anything changes: a BAD
+        // command leaves the selected folder selected.
+        let mut resync = None;
+        for p in parameters {
+            if let SelectParameter::QResync {
+                uid_validity,
+                mod_sequence_value,
+                known_uids,
+                seq_match_data,
+            } = p
+            {
+                if !self.qresync {
+                    return tagged(
+                        out,
+                        tag,
+                        "BAD",
+                        "The QRESYNC parameter needs ENABLE QRESYNC first (RFC 7162 section 3.2.5)",
+                    );
+                }
+                if let Err(e) =
+                    super::qresync::check_params(known_uids.as_ref(), seq_match_data.as_ref())
+                {
+                    return tagged(out, tag, "BAD", &e.to_string());
+                }
+                resync = Some(Resync {
+                    uid_validity: uid_validity.get(),
+                    modseq: mod_sequence_value.get(),
+                    known_uids: known_uids.clone(),
+                });
+            }
+        }
+        // SELECT deselects first, even when it then fails; the client is told
+        // (RFC 7162 §3.2.11, as Dovecot does whether or not QRESYNC is on).
+        if self.view.take().is_some() {
+            out.extend_from_slice(b"* OK [CLOSED] Previous mailbox closed.\r\n");
+        }
         self.saved.clear();
         self.updates.clear();
-        for p in parameters {
-            match p {
-                SelectParameter::CondStore => self.enable_condstore(out),
-                SelectParameter::QResync { .. } => {
-                    return tagged(out, tag, "BAD", "QRESYNC is not supported (not ENABLEd)");
-                }
-            }
+        if parameters
+            .iter()
+            .any(|p| matches!(p, SelectParameter::CondStore))
+        {
+            self.enable_condstore(out);
         }
         let Some(name) = folder_name(m) else {
             return tagged(out, tag, "NO", "[NONEXISTENT] No such folder");
@@ -95,6 +166,7 @@ impl Session {
         // Asked once per SELECT/EXAMINE, before the folder is read.
         let fired = self.faults(Stage::ImapSelect);
         let hidden = fired.iter().any(|f| f.action == Fault::HideMessages);
+        let nomodseq = fired.iter().any(|f| f.action == Fault::ForgetModseq);
         let state = Arc::clone(&self.state);
         let Some(mb) = self.user.map(|id| state.store.mailbox(id)) else {
             return;
@@ -124,13 +196,15 @@ impl Session {
                 }
                 k
             };
+            // What vanished since the client's modseq, read with the messages.
+            let vanished = resync.as_ref().map(|r| f.vanished_since(r.modseq));
             (
                 f.name.clone(),
                 (f.uid_validity, f.uid_next, f.highest_modseq),
                 msgs,
                 first_unseen,
                 recent,
-                keywords,
+                (keywords, vanished),
             )
         });
         let (
@@ -139,7 +213,7 @@ impl Session {
             mut msgs,
             mut first_unseen,
             mut recent,
-            keywords,
+            (keywords, vanished),
         ) = match snapshot {
             Ok(s) => s,
             Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
@@ -172,10 +246,31 @@ impl Session {
         out.extend_from_slice(
             format!("* OK [UIDNEXT {uid_next}] Predicted next UID\r\n").as_bytes(),
         );
-        // Sent on every SELECT, CONDSTORE enabled or not (RFC 7162 §3.1.2.1).
-        out.extend_from_slice(
-            format!("* OK [HIGHESTMODSEQ {highest_modseq}] Highest\r\n").as_bytes(),
-        );
+        // Sent on every SELECT, CONDSTORE enabled or not (RFC 7162
+        // §3.1.2.1); a forget-modseq fault says there are none (§3.1.2.2).
+        if nomodseq {
+            out.extend_from_slice(
+                b"* OK [NOMODSEQ] Sorry, this mailbox format doesn't support modsequences\r\n",
+            );
+        } else {
+            out.extend_from_slice(
+                format!("* OK [HIGHESTMODSEQ {highest_modseq}] Highest\r\n").as_bytes(),
+            );
+        }
+        // QRESYNC: only for the UIDVALIDITY the client knew (RFC 7162
+        // §3.2.5); with another one, the client must start over.
+        if let (Some(r), Some(vanished)) = (resync, vanished)
+            && r.uid_validity == uid_validity
+            && !nomodseq
+        {
+            // Hidden messages vanish for the client as a whole.
+            let vanished = if hidden {
+                mailrig_core::store::VanishedSince::Unknown
+            } else {
+                vanished
+            };
+            write_resync(out, &r, &vanished, uid_next, &msgs, &recent);
+        }
         self.view = Some(View {
             folder: name,
             read_only,
@@ -185,7 +280,9 @@ impl Session {
             version,
             hidden,
             keywords,
-            condstore: self.condstore,
+            condstore: self.condstore && !nomodseq,
+            qresync: self.qresync,
+            nomodseq,
         });
         // Anything that arrived since the snapshot.
         self.sync_all(out);
@@ -375,6 +472,9 @@ impl Session {
         }
         let key = Self::criteria_key(criteria);
         let modseq_key = search::uses_modseq(&key);
+        if modseq_key && self.nomodseq_refusal(tag, "SEARCH MODSEQ", out) {
+            return;
+        }
         if modseq_key {
             self.enable_condstore(out);
         }
@@ -507,6 +607,9 @@ impl Session {
         }
         let key = Self::criteria_key(search_criteria);
         let modseq_key = search::uses_modseq(&key);
+        if modseq_key && self.nomodseq_refusal(tag, "SORT with MODSEQ", out) {
+            return;
+        }
         if modseq_key {
             self.enable_condstore(out);
         }
@@ -605,22 +708,37 @@ impl Session {
             MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
         };
         let mut changed_since = None;
+        let mut vanished = false;
         for m in modifiers {
             match m {
                 FetchModifier::ChangedSince(n) => changed_since = Some(n.get()),
-                FetchModifier::Vanished => {
-                    return tagged(
-                        out,
-                        tag,
-                        "BAD",
-                        "VANISHED needs QRESYNC, which is not supported",
-                    );
-                }
+                FetchModifier::Vanished => vanished = true,
+            }
+        }
+        // RFC 7162 §3.2.6: only UID FETCH, only with CHANGEDSINCE, only
+        // after ENABLE QRESYNC.
+        if vanished {
+            let refusal = if !self.qresync {
+                Some("The VANISHED modifier needs ENABLE QRESYNC first")
+            } else if !uid {
+                Some("The VANISHED modifier is only allowed in UID FETCH")
+            } else if changed_since.is_none() {
+                Some("The VANISHED modifier needs CHANGEDSINCE")
+            } else {
+                None
+            };
+            if let Some(text) = refusal {
+                return tagged(out, tag, "BAD", text);
             }
         }
         let asks_modseq = items
             .iter()
             .any(|i| matches!(i, MessageDataItemName::ModSeq));
+        if (changed_since.is_some() || asks_modseq)
+            && self.nomodseq_refusal(tag, "FETCH MODSEQ or CHANGEDSINCE", out)
+        {
+            return;
+        }
         if changed_since.is_some() || asks_modseq {
             self.enable_condstore(out);
         }
@@ -631,6 +749,9 @@ impl Session {
         let Some(mut targets) = self.resolve(tag, set, uid, out) else {
             return;
         };
+        if let (true, Some(n)) = (vanished, changed_since) {
+            self.vanished_earlier(set, n, out);
+        }
         if let Some(n) = changed_since {
             match self.snapshot(&targets) {
                 Ok(m) => {
@@ -720,6 +841,38 @@ impl Session {
         tagged(out, tag, "OK", "Fetch completed");
     }
 
+    /// `UID FETCH set ... (CHANGEDSINCE n VANISHED)`'s `* VANISHED
+    /// (EARLIER)`: the UIDs of the set expunged since `n`. A message this
+    /// session still shows (expunged, not yet told) is left to the
+    /// `* VANISHED` that follows the command.
+    fn vanished_earlier(&self, set: &SequenceSet, n: u64, out: &mut Vec<u8>) {
+        use super::qresync;
+        let (Some(mb), Some(view)) = (self.mailbox(), self.view.as_ref()) else {
+            return;
+        };
+        let largest = view.msgs.last().map_or(0, |m| m.uid);
+        let within = qresync::ranges(set, largest);
+        let found = mb.with_folder(&view.folder, |f| {
+            let since = if view.hidden {
+                mailrig_core::store::VanishedSince::Unknown
+            } else {
+                f.vanished_since(n)
+            };
+            let mut present: Vec<u32> = if view.hidden {
+                Vec::new()
+            } else {
+                f.messages.iter().map(|m| m.uid).collect()
+            };
+            present.extend(view.msgs.iter().map(|m| m.uid));
+            present.sort_unstable();
+            present.dedup();
+            qresync::vanished(&since, &within, f.uid_next, &present)
+        });
+        if let Ok(r) = found {
+            qresync::write_vanished_earlier(out, &r);
+        }
+    }
+
     pub(super) fn store(
         &mut self,
         tag: &str,
@@ -735,6 +888,9 @@ impl Session {
             unchanged_since,
         } = req;
         if self.read_only_refusal(tag, out) {
+            return;
+        }
+        if unchanged_since.is_some() && self.nomodseq_refusal(tag, "STORE UNCHANGEDSINCE", out) {
             return;
         }
         if unchanged_since.is_some() {
@@ -880,6 +1036,55 @@ impl Session {
         }
     }
 
+    /// The message a CATENATE list makes (RFC 4469): TEXT parts as sent,
+    /// URL parts cut out of the user's messages. Err is the tagged NO's text.
+    fn catenated(&self, parts: &[super::catenate::Part]) -> Result<Vec<u8>, String> {
+        use super::catenate::{self, Part};
+        let Some(mb) = self.mailbox() else {
+            return Err("Not authenticated".into());
+        };
+        let limit = self.state.world.limits.max_literal;
+        let mut data = Vec::new();
+        for p in parts {
+            match p {
+                Part::Text(t) => data.extend_from_slice(t),
+                Part::Url(u) => {
+                    let bad = |why: &str| format!("[BADURL {u}] {why}");
+                    let url = catenate::parse_url(u).map_err(|e| bad(&e.to_string()))?;
+                    let name = if url.mailbox.eq_ignore_ascii_case("INBOX") {
+                        mailrig_core::store::INBOX.to_string()
+                    } else {
+                        mailrig_core::store::canonical_name(&url.mailbox)
+                    };
+                    let (validity, raw) = mb
+                        .with_folder(&name, |f| {
+                            let raw = f.position(url.uid).map(|i| f.messages[i].raw.clone());
+                            (f.uid_validity, raw)
+                        })
+                        .map_err(|_| bad(&format!("folder {} does not exist", url.mailbox)))?;
+                    let validity = self.reported_uid_validity(&name, validity);
+                    if let Some(v) = url.uid_validity
+                        && v != validity
+                    {
+                        return Err(bad(&format!("UIDVALIDITY is {validity}, not {v}")));
+                    }
+                    let raw =
+                        raw.ok_or_else(|| bad(&format!("no message with UID {}", url.uid)))?;
+                    let bytes = catenate::section_bytes(&raw, &url.section).ok_or_else(|| {
+                        bad(&format!("the message has no section {}", url.section))
+                    })?;
+                    data.extend_from_slice(&catenate::cut(bytes, url.partial));
+                }
+            }
+            if data.len() > limit {
+                return Err(format!(
+                    "[TOOBIG] The CATENATE message exceeds the limit of {limit} bytes"
+                ));
+            }
+        }
+        Ok(data)
+    }
+
     /// APPEND of several messages (RFC 3502): all or none.
     pub(super) fn multiappend(&mut self, m: super::extended::MultiAppend, out: &mut Vec<u8>) {
         let tag = m.tag.as_str();
@@ -888,11 +1093,35 @@ impl Session {
         } else {
             mailrig_core::store::canonical_name(&m.mailbox)
         };
+        // A missing destination is TRYCREATE before any URL is looked at
+        // (RFC 4469 §5, as Dovecot answers).
+        if self
+            .mailbox()
+            .is_some_and(|mb| mb.with_folder(&name, |_| ()).is_err())
+        {
+            return tagged(
+                out,
+                tag,
+                "NO",
+                "[TRYCREATE] Destination folder does not exist",
+            );
+        }
+        // CATENATE's parts are put together first: a URL that names
+        // nothing fails the whole command (RFC 4469 §5).
+        let mut messages = m.messages;
+        for msg in &mut messages {
+            if let Some(parts) = msg.catenate.take() {
+                match self.catenated(&parts) {
+                    Ok(data) => msg.data = data,
+                    Err(text) => return tagged(out, tag, "NO", &text),
+                }
+            }
+        }
         let Some(mb) = self.mailbox() else { return };
         let mut uids = Vec::new();
         let mut validity = 0;
         let mut failure = None;
-        for msg in m.messages {
+        for msg in messages {
             let data = if msg.literal8 {
                 binary::encode_binary_parts(&msg.data).unwrap_or(msg.data)
             } else {

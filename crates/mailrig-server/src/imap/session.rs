@@ -119,6 +119,9 @@ pub struct Session {
     /// CONDSTORE is on (RFC 7162 §3.1): ENABLEd, or a command used a
     /// modseq. FETCH responses about flag changes then carry MODSEQ.
     pub(super) condstore: bool,
+    /// QRESYNC is ENABLEd (RFC 7162 §3.2.3; implies CONDSTORE): SELECT may
+    /// resynchronize, removals are told as `* VANISHED`.
+    pub(super) qresync: bool,
 }
 
 /// Shorthand for a status line, tagged or (with tag `*`) untagged. The text
@@ -172,6 +175,7 @@ impl Session {
             context_version: None,
             blocking_multi: None,
             condstore: false,
+            qresync: false,
         }
     }
 
@@ -204,7 +208,7 @@ impl Session {
     /// The capability list for the current state.
     pub fn capabilities(&self) -> String {
         let mut caps = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE SORT SORT=DISPLAY ESORT PARTIAL CONTEXT=SEARCH THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE QRESYNC CATENATE SORT SORT=DISPLAY ESORT PARTIAL CONTEXT=SEARCH THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
         );
         if self.user.is_none() {
             let sec = &self.state.world.security;
@@ -688,17 +692,33 @@ impl Session {
             }
             C::Enable { capabilities } => {
                 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
-                // Only what this server has is enabled (RFC 5161 §3.2).
-                let condstore = capabilities
-                    .as_ref()
+                // Only what this server has is enabled, and only what this
+                // command newly enabled is listed (RFC 5161 §3.2).
+                let caps = capabilities.as_ref();
+                let condstore = caps
                     .iter()
                     .any(|c| matches!(c, CapabilityEnable::CondStore));
+                let qresync = caps
+                    .iter()
+                    .any(|c| c.to_string().eq_ignore_ascii_case("QRESYNC"));
+                let mut enabled = String::from("* ENABLED");
                 if condstore && !self.condstore {
-                    self.enable_condstore(out);
-                    out.extend_from_slice(b"* ENABLED CONDSTORE\r\n");
-                } else {
-                    out.extend_from_slice(b"* ENABLED\r\n");
+                    enabled.push_str(" CONDSTORE");
                 }
+                if qresync && !self.qresync {
+                    enabled.push_str(" QRESYNC");
+                }
+                let mut notes = Vec::new();
+                if condstore {
+                    self.enable_condstore(&mut notes);
+                }
+                if qresync {
+                    self.enable_qresync(&mut notes);
+                }
+                // A folder selected learns its HIGHESTMODSEQ first (as before).
+                out.extend_from_slice(&notes);
+                out.extend_from_slice(enabled.as_bytes());
+                out.extend_from_slice(b"\r\n");
                 tagged(out, &tag, "OK", "Enabled");
             }
             C::Namespace => {
@@ -911,6 +931,9 @@ impl Session {
         let Some(view) = self.view.as_mut() else {
             return;
         };
+        if view.nomodseq {
+            return;
+        }
         view.condstore = true;
         let Some(id) = self.user else { return };
         if let Ok(highest) = self
@@ -920,6 +943,16 @@ impl Session {
             .with_folder(&view.folder, |f| f.highest_modseq)
         {
             out.extend_from_slice(format!("* OK [HIGHESTMODSEQ {highest}] Highest\r\n").as_bytes());
+        }
+    }
+
+    /// Turns QRESYNC on for the rest of the session (RFC 7162 §3.2.3), and
+    /// with it CONDSTORE.
+    pub(super) fn enable_qresync(&mut self, out: &mut Vec<u8>) {
+        self.enable_condstore(out);
+        self.qresync = true;
+        if let Some(view) = self.view.as_mut() {
+            view.qresync = true;
         }
     }
 
@@ -977,6 +1010,18 @@ impl Session {
                 self.uid_validity.insert(folder.to_string(), v);
             }
         }
+    }
+
+    /// Refuses a command that needs mod-sequences in a folder a
+    /// `forget-modseq` fault left without them (SELECT said `NOMODSEQ`);
+    /// true when the tagged BAD was written.
+    pub(super) fn nomodseq_refusal(&self, tag: &str, what: &str, out: &mut Vec<u8>) -> bool {
+        if self.view.as_ref().is_some_and(|v| v.nomodseq) {
+            let text = format!("{what} needs mod-sequences, and this folder has none (NOMODSEQ)");
+            tagged(out, tag, "BAD", &text);
+            return true;
+        }
+        false
     }
 
     /// The logged-in user's mailbox.

@@ -66,6 +66,12 @@ pub struct View {
     pub keywords: Vec<String>,
     /// CONDSTORE is on: FETCH responses about flags carry MODSEQ.
     pub condstore: bool,
+    /// QRESYNC is on (RFC 7162 §3.2): removals are told as `* VANISHED`
+    /// with UIDs, and FETCH responses about flags carry the UID.
+    pub qresync: bool,
+    /// A `forget-modseq` fault fired at SELECT: the folder has no
+    /// mod-sequences for as long as it stays selected (`NOMODSEQ`).
+    pub nomodseq: bool,
 }
 
 /// What a catch-up may say.
@@ -338,7 +344,7 @@ impl View {
         self.announce_new(new_keywords, out);
         for (seq, uid) in changed {
             out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
-            if rules.with_uid {
+            if rules.with_uid || self.qresync {
                 out.extend_from_slice(format!("UID {uid} ").as_bytes());
             }
             out.extend_from_slice(b"FLAGS ");
@@ -371,7 +377,22 @@ impl View {
         grew: bool,
         out: &mut Vec<u8>,
     ) {
-        if rules.expunge && self.msgs.iter().any(|m| m.gone) {
+        if rules.expunge && self.qresync && self.msgs.iter().any(|m| m.gone) {
+            // One `* VANISHED` with every UID instead of one EXPUNGE each
+            // (RFC 7162 §3.2.10).
+            let mut gone: super::qresync::Ranges = Vec::new();
+            for m in self.msgs.iter().filter(|m| m.gone) {
+                self.recent.remove(&m.uid);
+                match gone.last_mut() {
+                    Some(last) if last.1.checked_add(1) == Some(m.uid) => last.1 = m.uid,
+                    _ => gone.push((m.uid, m.uid)),
+                }
+            }
+            out.extend_from_slice(b"* VANISHED ");
+            super::qresync::write_ranges(out, &gone);
+            out.extend_from_slice(b"\r\n");
+            self.msgs.retain(|m| !m.gone);
+        } else if rules.expunge && self.msgs.iter().any(|m| m.gone) {
             for i in (0..self.msgs.len()).rev() {
                 if self.msgs[i].gone {
                     out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
@@ -461,6 +482,8 @@ mod tests {
             hidden: false,
             keywords: Vec::new(),
             condstore: false,
+            qresync: false,
+            nomodseq: false,
         }
     }
 

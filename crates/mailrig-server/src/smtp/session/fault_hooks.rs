@@ -111,6 +111,7 @@ impl Session {
             mailbox,
             message: message.clone(),
             after: None,
+            folder: None,
         };
         let mut copies = 1u32;
         for stage in [Stage::Route, Stage::Deliver] {
@@ -119,6 +120,7 @@ impl Session {
                 match f.action {
                     Fault::Drop => return,
                     Fault::Misroute { to, .. } => copy.mailbox = to,
+                    Fault::Misfile { folder } => copy.folder = Some(folder),
                     Fault::Duplicate { copies: n } => copies = copies.max(n),
                     Fault::Late { secs } => copy.after = Some(std::time::Duration::from_secs(secs)),
                     Fault::Alter(a) => copy.message.raw = alter(&copy.message.raw, &a),

@@ -70,6 +70,8 @@ pub struct PlannedCopy {
     pub message: NewMessage,
     /// Store only after this long (late-delivery fault).
     pub after: Option<std::time::Duration>,
+    /// Store into this folder instead of INBOX (misfile fault).
+    pub folder: Option<String>,
 }
 
 #[derive(Debug)]
@@ -1039,9 +1041,7 @@ fn store(state: &Arc<ServerState>, copies: Vec<PlannedCopy>) -> Result<usize, St
             continue;
         }
         let noted = crate::delivered::Delivery::of(&c.message);
-        let uid = state
-            .store
-            .deliver(c.mailbox, c.message)
+        let uid = deliver_copy(state, c.mailbox, c.folder.as_deref(), c.message)
             .map_err(|e| e.to_string())?;
         count_delivered(state, c.mailbox);
         noted.record(state, c.mailbox, uid);
@@ -1062,7 +1062,10 @@ fn store_later(state: &Arc<ServerState>, copy: PlannedCopy, delay: std::time::Du
                 let st2 = Arc::clone(&st);
                 let mailbox = copy.mailbox;
                 let noted = crate::delivered::Delivery::of(&copy.message);
-                let stored = tokio::task::spawn_blocking(move || st2.store.deliver(copy.mailbox, copy.message)).await;
+                let stored = tokio::task::spawn_blocking(move || {
+                    deliver_copy(&st2, copy.mailbox, copy.folder.as_deref(), copy.message)
+                })
+                .await;
                 if let Ok(Ok(uid)) = stored {
                     count_delivered(&st, mailbox);
                     noted.record(&st, mailbox, uid);
@@ -1073,6 +1076,19 @@ fn store_later(state: &Arc<ServerState>, copy: PlannedCopy, delay: std::time::Du
             _ = st.shutdown.cancelled() => {}
         }
     });
+}
+
+/// Stores one copy: into INBOX, or into the folder a misfile fault chose.
+fn deliver_copy(
+    state: &ServerState,
+    mailbox: MailboxId,
+    folder: Option<&str>,
+    message: NewMessage,
+) -> Result<u32, mailrig_core::store::StoreError> {
+    match folder {
+        Some(f) => state.store.deliver_into(mailbox, f, message),
+        None => state.store.deliver(mailbox, message),
+    }
 }
 
 /// Counts a stored copy for its mailbox's domain.
