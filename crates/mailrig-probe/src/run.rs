@@ -151,6 +151,9 @@ pub fn exit_code(result: &Result<Report, ProbeError>) -> u8 {
 struct Board {
     observed: Mutex<Vec<Observation>>,
     changed: Notify,
+    /// Per slot: the mailbox's verdict is known, so its reader need not
+    /// look again before the last scan.
+    settled: Vec<std::sync::atomic::AtomicBool>,
 }
 
 impl Board {
@@ -184,6 +187,18 @@ impl Board {
             o.read = ReadState::Read { last_error: None };
         }
         self.changed.notify_waiters();
+    }
+
+    fn settle(&self, i: usize) {
+        if let Some(s) = self.settled.get(i) {
+            s.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn is_settled(&self, i: usize) -> bool {
+        self.settled
+            .get(i)
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     fn read_failed(&self, i: usize, e: &ReadError) {
@@ -302,6 +317,9 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
     let board = Arc::new(Board {
         observed: Mutex::new(vec![Observation::default(); slots]),
         changed: Notify::new(),
+        settled: (0..slots)
+            .map(|_| std::sync::atomic::AtomicBool::new(false))
+            .collect(),
     });
     let go = CancellationToken::new();
     let stop = CancellationToken::new();
@@ -408,9 +426,20 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
     //    logins (servers delay failed ones by seconds) do not eat into it.
     let deadline = tokio::time::Instant::now() + timeout;
     let mut timed_out = false;
+    // Judging every mailbox costs in proportion to their number: with many,
+    // let more scans land between rounds (10 ms, +20 ms per 1,000 mailboxes).
+    let judge_pause = Duration::from_millis(10) + Duration::from_micros(20 * n as u64);
     loop {
         let notified = board.changed.notified();
-        let (_, known) = judge_all(target, &expected, &sent, &board, &upstream_of);
+        let (results, known) = judge_all(target, &expected, &sent, &board, &upstream_of);
+        for (i, r) in results.iter().enumerate() {
+            if !matches!(r.verdict, Verdict::Missing | Verdict::StuckUpstream) {
+                board.settle(i);
+                if let Some(slot) = upstream_of[i] {
+                    board.settle(slot);
+                }
+            }
+        }
         report_progress(Phase::Waiting, n, known);
         if known == n {
             break;
@@ -418,7 +447,7 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
         tokio::select! {
             _ = notified => {
                 // Let a burst of scans land before judging again.
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::time::sleep(judge_pause).await;
             }
             _ = tokio::time::sleep_until(deadline) => {
                 timed_out = true;
@@ -725,8 +754,13 @@ impl Reader {
                     let _ = s.close().await;
                 }
                 drop(permit);
-                pause(backoff, &stop, &go).await;
-                backoff = (backoff * 2).min(POLL_MAX);
+                if self.board.is_settled(self.i) && !stop.is_cancelled() {
+                    // Its verdict is known: nothing to look for before the last scan.
+                    stop.cancelled().await;
+                } else {
+                    pause(backoff, &stop, &go).await;
+                    backoff = (backoff * 2).min(POLL_MAX);
+                }
             }
         }
     }
