@@ -30,6 +30,8 @@
 //! | `altered` | one copy, but the body hash, subject, Message-ID or probe header changed |
 //! | `unreadable` | the mailbox could not be read (TLS, login); no probe is sent to it |
 //! | `misfiled` | not in INBOX, but in another folder of its own mailbox (`Junk`, named) |
+//! | `delivered-unauthenticated` | delivered, but its `Authentication-Results` fail a requirement (`--require dkim=pass`) |
+//! | `stuck-upstream` | not in its mailbox, but at its `upstream` (the provider's mailbox it is collected from) |
 //!
 //! Nothing is reported `delivered` that was not read back with its token and
 //! body hash. Exit codes ([`exit_code`]): 0 all delivered, 1 any not,
@@ -44,6 +46,7 @@
 //! connect_timeout = 10          # seconds for one connect + greeting, and for one command
 //! concurrency = 64              # mailboxes read at once; up to this many, connections stay open (IDLE)
 //! mailboxes_csv = "boxes.csv"   # more mailboxes: address,user,password lines (relative to this file)
+//! require = ["dkim=pass", "dmarc=pass"]   # what a delivered copy's Authentication-Results must say (--require overrides)
 //!
 //! [smtp]                        # where probes are sent (required)
 //! host = "127.0.0.1"            # host and port: optional with mx = true
@@ -56,6 +59,7 @@
 //! helo = "mailrig-probe.localhost"
 //! connections = 4               # SMTP connections used in parallel
 //! auth = { user = "u", password_env = "SMTP_PASSWORD" }   # or password = "..."
+//! dkim = { domain = "signer.test", selector = "s1", key_file = "dkim.pem" }   # sign probes (RSA, PKCS#1 PEM)
 //!
 //! [read]                        # how mailboxes are read unless one says otherwise (required)
 //! protocol = "imap"             # imap | pop3
@@ -77,6 +81,8 @@
 //! user = "user01@patente.test"  # login; defaults to the address
 //! password = "secret"           # or password_env = "VAR"; defaults to [read]'s
 //! # protocol, host, port, tls: override [read] for this mailbox
+//! upstream = { protocol = "pop3", host = "127.0.0.2", port = 110 }   # the previous hop, read too:
+//! #   [read]'s keys (tls, password, password_env, master_*) plus user; login and password default to this mailbox's
 //! ```
 //!
 //! In the CSV list, `#` starts a comment, a header line `address,...` is
@@ -103,9 +109,18 @@
 //! unless `--keep`. Before that last step the other folders of each IMAP
 //! mailbox are searched once (`misfiled`); deletion covers them too, and
 //! takes only messages whose own `X-Mailrig-Probe` header carries this run's
-//! token. Other mail is never touched. [`monitor`] runs rounds, keeps
+//! token. Other mail is never touched. The copy read back says how it was
+//! authenticated ([`auth`]: its topmost `Authentication-Results`,
+//! `Received-SPF`, a `DKIM-Signature`); a requirement it fails makes it
+//! `delivered-unauthenticated`. A mailbox with an `upstream` is read
+//! there too, by a reader of its own, the whole run: its probe found there
+//! and not in the mailbox is `stuck-upstream` (open until the timeout, as a
+//! collector may still fetch it), and [`MailboxResult::hops`] has the time
+//! from `250` to each hop. Its copy there is deleted at the end like any
+//! other. [`monitor`] runs rounds, keeps
 //! Prometheus metrics and writes Nagios status lines.
 
+pub mod auth;
 pub mod endpoint_tls;
 pub mod imap_reader;
 mod mailbox_csv;
@@ -120,6 +135,7 @@ mod target;
 mod tls;
 mod verdict;
 
+pub use auth::{AuthResults, Method, RequireError, Requirement, parse_requirements};
 pub use message::BuildError;
 pub use message::{HASH_HEADER, PROBE_HEADER, RunId};
 pub use mx::MX_PORT;
@@ -129,7 +145,7 @@ pub use report::{Cleanup, Counts, DomainSummary, REPORT_SCHEMA, Report, Summary}
 pub use run::{Phase, ProbeError, ProbeOptions, Progress, ProgressFn, exit_code, probe};
 pub use target::{
     MailboxTarget, MasterLogin, MasterStyle, MxHost, ReadEndpoint, ReadProtocol, SmtpAuth,
-    SmtpTarget, Target, TargetError, TlsMode, TlsTrust,
+    SmtpTarget, Target, TargetError, TlsMode, TlsTrust, Upstream,
 };
 pub use tls::TrustError;
-pub use verdict::{MailboxResult, SmtpReply, Verdict};
+pub use verdict::{Hop, MailboxResult, SmtpReply, Verdict};

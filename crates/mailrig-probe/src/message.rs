@@ -132,13 +132,47 @@ impl Header for XHash {
     }
 }
 
+/// The signing key of `[smtp] dkim` (RSA, PEM).
+pub(crate) fn dkim_key(
+    pem: &str,
+) -> Result<lettre::message::dkim::DkimSigningKey, lettre::message::dkim::DkimSigningKeyError> {
+    lettre::message::dkim::DkimSigningKey::new(
+        pem,
+        lettre::message::dkim::DkimSigningAlgorithm::Rsa,
+    )
+}
+
+/// Signs `msg` with `key`, relaxed/relaxed (lettre's default, simple header
+/// canonicalization, did not verify at mail-auth: see the README).
+fn dkim_sign(msg: &mut Message, key: &crate::target::DkimKey) -> Result<(), String> {
+    use lettre::message::dkim::{DkimCanonicalization, DkimCanonicalizationType, DkimConfig};
+    let signing = dkim_key(&key.key_pem).map_err(|e| format!("DKIM key: {e}"))?;
+    let config = DkimConfig::new(
+        key.selector.clone(),
+        key.domain.clone(),
+        signing,
+        ["From", "To", "Subject", "Date", "Message-ID"]
+            .into_iter()
+            .map(HeaderName::new_from_ascii_str)
+            .collect(),
+        DkimCanonicalization {
+            header: DkimCanonicalizationType::Relaxed,
+            body: DkimCanonicalizationType::Relaxed,
+        },
+    );
+    lettre::message::dkim::dkim_sign(msg, &config);
+    Ok(())
+}
+
 impl ProbeMessage {
-    /// Builds the `n`th message of `run`, to `recipient`, from `from`.
-    pub fn build(
+    /// Builds the `n`th message of `run`, to `recipient`, from `from`,
+    /// DKIM-signed with `dkim` when given.
+    pub fn build_signed(
         run: &RunId,
         n: usize,
         from: &str,
         recipient: &str,
+        dkim: Option<&crate::target::DkimKey>,
     ) -> Result<ProbeMessage, BuildError> {
         let bad = |reason: String| BuildError {
             recipient: recipient.to_string(),
@@ -161,7 +195,7 @@ impl ProbeMessage {
             .parse()
             .map_err(|e| bad(format!("sender {from}: {e}")))?;
         let to_addr: Address = recipient.parse().map_err(|e| bad(format!("{e}")))?;
-        let msg = Message::builder()
+        let mut msg = Message::builder()
             .from(Mailbox::new(Some("mailrig probe".into()), from_addr))
             .to(Mailbox::new(None, to_addr))
             .subject(subject.clone())
@@ -172,6 +206,9 @@ impl ProbeMessage {
             .header(ContentTransferEncoding::SevenBit)
             .body(body)
             .map_err(|e| bad(e.to_string()))?;
+        if let Some(key) = dkim {
+            dkim_sign(&mut msg, key).map_err(bad)?;
+        }
         Ok(ProbeMessage {
             token,
             recipient: recipient.to_string(),
@@ -184,12 +221,14 @@ impl ProbeMessage {
     }
 }
 
-/// The fields of a message read back that identify a probe.
+/// The fields of a message read back that identify a probe, and what its
+/// headers say about sender authentication.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeenHeaders {
     pub probe: Option<String>,
     pub message_id: Option<String>,
     pub subject: Option<String>,
+    pub auth: crate::auth::AuthResults,
 }
 
 impl SeenHeaders {
@@ -216,6 +255,7 @@ impl SeenHeaders {
             probe: get(&PROBE_HEADER.to_ascii_lowercase()),
             message_id: get("message-id"),
             subject: get("subject"),
+            auth: crate::auth::AuthResults::from_fields(&fields),
         }
     }
 
@@ -257,7 +297,9 @@ mod tests {
     #[test]
     fn message_carries_token_three_times_and_hash_matches_body() {
         let run = RunId::from_string("mrp00000000000000aa");
-        let m = ProbeMessage::build(&run, 3, "probe@mailrig.test", "user01@patente.test").unwrap();
+        let m =
+            ProbeMessage::build_signed(&run, 3, "probe@mailrig.test", "user01@patente.test", None)
+                .unwrap();
         let text = String::from_utf8(m.bytes.clone()).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         let seen = SeenHeaders::parse(head.as_bytes());

@@ -24,7 +24,8 @@ use crate::report::{Cleanup, Report, RunInfo};
 use crate::target::{MailboxTarget, Target, TargetError};
 use crate::tls::{TlsContext, TrustError};
 use crate::verdict::{
-    self, Expected, MailboxResult, Observation, ReadState, SendOutcome, Sighting, Verdict,
+    self, Expected, MailboxResult, Observation, ReadState, SendOutcome, Sighting, UpstreamView,
+    Verdict,
 };
 
 /// First and longest pause between polls of a mailbox without IDLE.
@@ -150,6 +151,9 @@ pub fn exit_code(result: &Result<Report, ProbeError>) -> u8 {
 struct Board {
     observed: Mutex<Vec<Observation>>,
     changed: Notify,
+    /// Per slot: the mailbox's verdict is known, so its reader need not
+    /// look again before the last scan.
+    settled: Vec<std::sync::atomic::AtomicBool>,
 }
 
 impl Board {
@@ -183,6 +187,18 @@ impl Board {
             o.read = ReadState::Read { last_error: None };
         }
         self.changed.notify_waiters();
+    }
+
+    fn settle(&self, i: usize) {
+        if let Some(s) = self.settled.get(i) {
+            s.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn is_settled(&self, i: usize) -> bool {
+        self.settled
+            .get(i)
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     fn read_failed(&self, i: usize, e: &ReadError) {
@@ -247,8 +263,17 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
         .mailboxes
         .iter()
         .enumerate()
-        .map(|(i, mb)| ProbeMessage::build(&run, i, &target.smtp.from, &mb.address))
+        .map(|(i, mb)| {
+            ProbeMessage::build_signed(
+                &run,
+                i,
+                &target.smtp.from,
+                &mb.address,
+                target.smtp.dkim.as_ref(),
+            )
+        })
         .collect::<Result<_, _>>()?;
+    let require: Arc<[crate::auth::Requirement]> = Arc::from(target.require.clone());
     let expected: Vec<Expected> = messages
         .iter()
         .map(|m| Expected {
@@ -257,6 +282,7 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
             message_id: m.message_id.clone(),
             subject: m.subject.clone(),
             body_hash: m.body_hash.clone(),
+            require: Arc::clone(&require),
         })
         .collect();
 
@@ -274,19 +300,38 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
         }
     }
 
-    // 3. readers log in
+    // 3. readers log in: one per mailbox (board slots 0..n), then one per
+    //    upstream (slots n.., `upstream_of` maps a mailbox to its slot).
     report_progress(Phase::Connecting, 0, 0);
+    let upstreams: Vec<(usize, MailboxTarget)> = target
+        .mailboxes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, mb)| mb.at_upstream().map(|u| (i, u)))
+        .collect();
+    let mut upstream_of: Vec<Option<usize>> = vec![None; n];
+    for (k, (i, _)) in upstreams.iter().enumerate() {
+        upstream_of[*i] = Some(n + k);
+    }
+    let slots = n + upstreams.len();
     let board = Arc::new(Board {
-        observed: Mutex::new(vec![Observation::default(); n]),
+        observed: Mutex::new(vec![Observation::default(); slots]),
         changed: Notify::new(),
+        settled: (0..slots)
+            .map(|_| std::sync::atomic::AtomicBool::new(false))
+            .collect(),
     });
     let go = CancellationToken::new();
     let stop = CancellationToken::new();
     let sem = Arc::new(Semaphore::new(target.concurrency.max(1)));
-    let hold = n <= target.concurrency;
+    let hold = slots <= target.concurrency;
     let mut readers = tokio::task::JoinSet::new();
-    let mut logins = Vec::with_capacity(n);
-    for (i, mb) in target.mailboxes.iter().enumerate() {
+    let mut logins = Vec::with_capacity(slots);
+    let all_readers = target
+        .mailboxes
+        .iter()
+        .chain(upstreams.iter().map(|(_, u)| u));
+    for (i, mb) in all_readers.enumerate() {
         let (tx, rx) = oneshot::channel();
         logins.push(rx);
         let reader = Reader {
@@ -303,23 +348,40 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
         let (go, stop) = (go.clone(), stop.clone());
         readers.spawn(async move { (i, reader.run(tx, go, stop).await) });
     }
-    let mut login_results: Vec<Result<(), ReadError>> = Vec::with_capacity(n);
+    let mut login_results: Vec<Result<(), ReadError>> = Vec::with_capacity(slots);
     for (done, rx) in logins.into_iter().enumerate() {
         login_results.push(
             rx.await
                 .unwrap_or_else(|_| Err(ReadError::Protocol("reader ended early".into()))),
         );
-        report_progress(Phase::Connecting, done + 1, 0);
+        report_progress(Phase::Connecting, (done + 1).min(n), 0);
     }
+    let upstream_logins = login_results.split_off(n);
+    let upstream_targets: Vec<MailboxTarget> = upstreams.iter().map(|(_, u)| u.clone()).collect();
     if let Some(err) = unreachable_endpoint(&target.mailboxes, &login_results)
         .or_else(|| master_refused(&target.mailboxes, &login_results))
+        .or_else(|| {
+            unreachable_endpoint(&upstream_targets, &upstream_logins).map(|e| match e {
+                ProbeError::ReadUnreachable {
+                    endpoint,
+                    mailboxes,
+                    reason,
+                } => ProbeError::ReadUnreachable {
+                    endpoint: format!("the upstream {endpoint}"),
+                    mailboxes,
+                    reason,
+                },
+                other => other,
+            })
+        })
+        .or_else(|| master_refused(&upstream_targets, &upstream_logins))
     {
         stop.cancel();
         go.cancel();
         while readers.join_next().await.is_some() {}
         return Err(err);
     }
-    for (i, r) in login_results.iter().enumerate() {
+    for (i, r) in login_results.iter().chain(&upstream_logins).enumerate() {
         match r {
             Ok(()) => board.lock()[i].read = ReadState::Read { last_error: None },
             Err(e) => board.read_failed(i, e),
@@ -364,9 +426,20 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
     //    logins (servers delay failed ones by seconds) do not eat into it.
     let deadline = tokio::time::Instant::now() + timeout;
     let mut timed_out = false;
+    // Judging every mailbox costs in proportion to their number: with many,
+    // let more scans land between rounds (10 ms, +20 ms per 1,000 mailboxes).
+    let judge_pause = Duration::from_millis(10) + Duration::from_micros(20 * n as u64);
     loop {
         let notified = board.changed.notified();
-        let (_, known) = judge_all(target, &expected, &sent, &board);
+        let (results, known) = judge_all(target, &expected, &sent, &board, &upstream_of);
+        for (i, r) in results.iter().enumerate() {
+            if !matches!(r.verdict, Verdict::Missing | Verdict::StuckUpstream) {
+                board.settle(i);
+                if let Some(slot) = upstream_of[i] {
+                    board.settle(slot);
+                }
+            }
+        }
         report_progress(Phase::Waiting, n, known);
         if known == n {
             break;
@@ -374,7 +447,7 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
         tokio::select! {
             _ = notified => {
                 // Let a burst of scans land before judging again.
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::time::sleep(judge_pause).await;
             }
             _ = tokio::time::sleep_until(deadline) => {
                 timed_out = true;
@@ -403,10 +476,19 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
     notes.sort();
     cleanup.notes = notes
         .into_iter()
-        .map(|(i, note)| format!("{}: {note}", target.mailboxes[i].address))
+        .map(|(i, note)| match i.checked_sub(n) {
+            None => format!("{}: {note}", target.mailboxes[i].address),
+            Some(k) => format!(
+                "{} (upstream {}): {note}",
+                upstreams[k].1.address, upstreams[k].1.read
+            ),
+        })
         .collect();
-    let (results, _) = judge_all(target, &expected, &sent, &board);
-    let timed_out = timed_out && results.iter().any(|r| r.verdict == Verdict::Missing);
+    let (results, _) = judge_all(target, &expected, &sent, &board, &upstream_of);
+    let timed_out = timed_out
+        && results
+            .iter()
+            .any(|r| matches!(r.verdict, Verdict::Missing | Verdict::StuckUpstream));
     let pop3 = target
         .mailboxes
         .iter()
@@ -437,19 +519,36 @@ fn judge_all(
     expected: &[Expected],
     sent: &[SendOutcome],
     board: &Board,
+    upstream_of: &[Option<usize>],
 ) -> (Vec<MailboxResult>, usize) {
-    let observed = board.lock().clone();
-    let index = verdict::seen_index(&observed);
+    let all = board.lock().clone();
+    let n = expected.len();
+    // Only the mailboxes themselves count for misrouting, not upstreams.
+    let observed = &all[..n];
+    let index = verdict::seen_index(observed);
+    let upstream_via: Vec<Option<String>> = target
+        .mailboxes
+        .iter()
+        .map(|m| m.upstream.as_ref().map(|u| u.read.to_string()))
+        .collect();
     let mut known = 0;
-    let results = (0..expected.len())
+    let results = (0..n)
         .map(|i| {
+            let upstream = match (upstream_of[i], &upstream_via[i]) {
+                (Some(slot), Some(via)) => Some(UpstreamView {
+                    observed: &all[slot],
+                    read_via: via,
+                }),
+                _ => None,
+            };
             let (r, final_) = verdict::judge(
                 i,
                 expected,
                 &sent[i],
-                &observed,
+                observed,
                 &index,
                 target.mailboxes[i].read.to_string(),
+                upstream,
             );
             known += usize::from(final_);
             r
@@ -655,8 +754,13 @@ impl Reader {
                     let _ = s.close().await;
                 }
                 drop(permit);
-                pause(backoff, &stop, &go).await;
-                backoff = (backoff * 2).min(POLL_MAX);
+                if self.board.is_settled(self.i) && !stop.is_cancelled() {
+                    // Its verdict is known: nothing to look for before the last scan.
+                    stop.cancelled().await;
+                } else {
+                    pause(backoff, &stop, &go).await;
+                    backoff = (backoff * 2).min(POLL_MAX);
+                }
             }
         }
     }

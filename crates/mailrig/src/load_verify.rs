@@ -118,6 +118,7 @@ impl VerifyPlan {
                         password: m.password.clone(),
                         read: read.clone(),
                         master: None,
+                        upstream: None,
                     },
                 );
             }

@@ -77,6 +77,21 @@ pub struct ProbeArgs {
     /// within N days; an expired one always warns.
     #[arg(long, value_name = "N")]
     warn_cert_days: Option<u32>,
+    /// What a delivered copy's Authentication-Results must show, e.g. `dkim=pass,dmarc=pass` (methods
+    /// spf, dkim, dmarc; instead of the target's `[probe] require`); a copy that fails one is
+    /// `delivered-unauthenticated`, not delivered for the exit code.
+    #[arg(long, value_name = "LIST", value_parser = parse_require)]
+    require: Option<RequireList>,
+}
+
+/// `--require`'s list (one value; clap would take a bare `Vec` as repeated values).
+#[derive(Debug, Clone)]
+struct RequireList(Vec<mailrig_probe::Requirement>);
+
+fn parse_require(s: &str) -> Result<RequireList, String> {
+    mailrig_probe::parse_requirements(s)
+        .map(RequireList)
+        .map_err(|e| e.to_string())
 }
 
 fn parse_every(s: &str) -> Result<Duration, String> {
@@ -106,6 +121,9 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| e.to_string())
         .and_then(|mut t| {
             trust_flags(&args, &mut t)?;
+            if let Some(r) = &args.require {
+                t.require = r.0.clone();
+            }
             Ok(t)
         });
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

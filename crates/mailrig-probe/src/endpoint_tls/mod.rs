@@ -110,18 +110,22 @@ pub(crate) fn endpoints(target: &Target, each_mx: bool) -> Vec<Endpoint> {
             mode: target.smtp.tls,
         });
     }
-    for m in &target.mailboxes {
-        if m.read.tls == TlsMode::None {
+    let reads = target
+        .mailboxes
+        .iter()
+        .flat_map(|m| std::iter::once(&m.read).chain(m.upstream.as_ref().map(|u| &u.read)));
+    for read in reads {
+        if read.tls == TlsMode::None {
             continue;
         }
         let e = Endpoint {
-            protocol: match m.read.protocol {
+            protocol: match read.protocol {
                 ReadProtocol::Imap => "IMAP",
                 ReadProtocol::Pop3 => "POP3",
             },
-            host: m.read.host.clone(),
-            port: m.read.port,
-            mode: m.read.tls,
+            host: read.host.clone(),
+            port: read.port,
+            mode: read.tls,
         };
         if !out.contains(&e) {
             out.push(e);

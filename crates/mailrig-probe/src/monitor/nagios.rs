@@ -4,9 +4,9 @@
 //! exit code 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 //!
 //! The states: OK when every mailbox is delivered; CRITICAL when any probe
-//! was lost, refused, misrouted, misfiled or its mailbox unreadable;
-//! WARNING when the only trouble is deferred, duplicated or altered mail
-//! (it arrived, or may still), or a TLS endpoint's certificate is in
+//! was lost, refused, misrouted, misfiled, stuck upstream or its mailbox unreadable;
+//! WARNING when the only trouble is deferred, duplicated, altered or
+//! delivered-unauthenticated mail (it arrived, or may still), or a TLS endpoint's certificate is in
 //! trouble (expires within `--warn-cert-days`, expired, wrong name, does not
 //! verify); UNKNOWN when the probe could not run.
 
@@ -48,9 +48,10 @@ pub fn state(report: &Report) -> State {
         return State::Unknown;
     }
     let c = &report.summary.counts;
-    if c.missing + c.rejected + c.misrouted + c.misfiled + c.unreadable > 0 {
+    if c.missing + c.rejected + c.misrouted + c.misfiled + c.stuck_upstream + c.unreadable > 0 {
         State::Critical
-    } else if c.deferred + c.duplicated + c.altered > 0 || report.tls.iter().any(|t| t.is_trouble())
+    } else if c.deferred + c.duplicated + c.altered + c.delivered_unauthenticated > 0
+        || report.tls.iter().any(|t| t.is_trouble())
     {
         State::Warning
     } else {

@@ -413,6 +413,8 @@ pub(crate) fn merge(
                             read_via: mb.read.to_string(),
                             folders: Vec::new(),
                             via: Some(route.name.clone()),
+                            hops: Vec::new(),
+                            auth: None,
                         },
                     );
                 }

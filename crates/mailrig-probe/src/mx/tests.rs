@@ -67,6 +67,8 @@ fn result(address: &str, verdict: Verdict) -> MailboxResult {
         read_via: String::new(),
         folders: vec![],
         via: None,
+        hops: vec![],
+        auth: None,
     }
 }
 

@@ -16,8 +16,8 @@ h1{font-size:1.3em}.ok{color:#2e7d32}.bad{color:#c62828}\
 .cells{display:flex;flex-wrap:wrap;gap:4px;padding:6px}\
 .cell{min-width:6em;padding:.2em .4em;border:1px solid #d9dee3;border-radius:4px;font-size:.85em;text-align:center}\
 .v-delivered{background:#e6f4e7;border-color:#a9d3ab}\
-.v-missing,.v-rejected,.v-misrouted,.v-unreadable{background:#fde7e7;border-color:#c62828;color:#c62828}\
-.v-deferred,.v-duplicated,.v-altered{background:#fff4e0;border-color:#e0a040}\
+.v-missing,.v-rejected,.v-misrouted,.v-unreadable,.v-misfiled,.v-stuck-upstream{background:#fde7e7;border-color:#c62828;color:#c62828}\
+.v-deferred,.v-duplicated,.v-altered,.v-delivered-unauthenticated{background:#fff4e0;border-color:#e0a040}\
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.25em .5em;border-bottom:1px solid #d9dee3;vertical-align:top}";
 
 impl Report {

@@ -64,6 +64,12 @@ pub struct Counts {
     /// Found in another folder of its own mailbox (`Junk`); added in v1.
     #[serde(default)]
     pub misfiled: usize,
+    /// Found only at the mailbox's upstream (never collected); added in v1.
+    #[serde(default, rename = "stuck-upstream")]
+    pub stuck_upstream: usize,
+    /// Delivered, failing a `--require`ment; added in v1.
+    #[serde(default, rename = "delivered-unauthenticated")]
+    pub delivered_unauthenticated: usize,
 }
 
 impl Counts {
@@ -82,6 +88,8 @@ impl Counts {
             Verdict::Altered => &mut self.altered,
             Verdict::Unreadable => &mut self.unreadable,
             Verdict::Misfiled => &mut self.misfiled,
+            Verdict::StuckUpstream => &mut self.stuck_upstream,
+            Verdict::DeliveredUnauthenticated => &mut self.delivered_unauthenticated,
         }
     }
 
@@ -96,6 +104,8 @@ impl Counts {
             Verdict::Altered => self.altered,
             Verdict::Unreadable => self.unreadable,
             Verdict::Misfiled => self.misfiled,
+            Verdict::StuckUpstream => self.stuck_upstream,
+            Verdict::DeliveredUnauthenticated => self.delivered_unauthenticated,
         }
     }
 }
@@ -262,7 +272,10 @@ impl Report {
             }
             let code = match v {
                 Verdict::Delivered => "32",
-                Verdict::Deferred | Verdict::Duplicated | Verdict::Altered => "33",
+                Verdict::Deferred
+                | Verdict::Duplicated
+                | Verdict::Altered
+                | Verdict::DeliveredUnauthenticated => "33",
                 _ => "31",
             };
             format!("\x1b[{code}m{text}\x1b[0m")
@@ -318,10 +331,20 @@ impl Report {
             );
             for m in self.mailboxes.iter().filter(|m| m.domain == d.domain) {
                 let detail = match m.verdict {
-                    Verdict::Delivered => m
-                        .latency_ms
-                        .map(|ms| format!("{:.2} s", ms as f64 / 1000.0))
-                        .unwrap_or_default(),
+                    Verdict::Delivered => {
+                        let mut d = m
+                            .latency_ms
+                            .map(|ms| format!("{:.2} s", ms as f64 / 1000.0))
+                            .unwrap_or_default();
+                        if !m.hops.is_empty() {
+                            let hops: Vec<String> = m.hops.iter().map(|h| h.label()).collect();
+                            let _ = write!(d, " ({})", hops.join(", "));
+                        }
+                        if let Some(a) = m.auth.as_ref().filter(|a| !a.is_empty()) {
+                            let _ = write!(d, "  {}", a.summary());
+                        }
+                        d
+                    }
                     _ => m.reason.clone(),
                 };
                 let _ = writeln!(
@@ -417,12 +440,33 @@ impl Report {
                     xml(&name)
                 );
                 let message = format!("{}: {}", m.verdict, m.reason);
+                // spf/dkim/dmarc of the copy read back, as test case properties.
+                let properties = match &m.auth {
+                    Some(a) => {
+                        let mut p = String::from("\n      <properties>");
+                        for (name, value) in [
+                            ("spf", a.get(crate::auth::Method::Spf)),
+                            ("dkim", a.get(crate::auth::Method::Dkim)),
+                            ("dmarc", a.get(crate::auth::Method::Dmarc)),
+                            ("dkim_signed", if a.dkim_signed { "true" } else { "false" }),
+                        ] {
+                            let _ =
+                                write!(p, "<property name=\"{name}\" value=\"{}\"/>", xml(value));
+                        }
+                        p.push_str("</properties>");
+                        p
+                    }
+                    None => String::new(),
+                };
                 match m.verdict {
-                    Verdict::Delivered => out.push_str("/>\n"),
+                    Verdict::Delivered if properties.is_empty() => out.push_str("/>\n"),
+                    Verdict::Delivered => {
+                        let _ = writeln!(out, ">{properties}\n    </testcase>");
+                    }
                     Verdict::Unreadable => {
                         let _ = writeln!(
                             out,
-                            ">\n      <error type=\"unreadable\" message=\"{}\">{}</error>\n    </testcase>",
+                            ">{properties}\n      <error type=\"unreadable\" message=\"{}\">{}</error>\n    </testcase>",
                             xml(&message),
                             xml(&details(m))
                         );
@@ -430,7 +474,7 @@ impl Report {
                     v => {
                         let _ = writeln!(
                             out,
-                            ">\n      <failure type=\"{v}\" message=\"{}\">{}</failure>\n    </testcase>",
+                            ">{properties}\n      <failure type=\"{v}\" message=\"{}\">{}</failure>\n    </testcase>",
                             xml(&message),
                             xml(&details(m))
                         );
@@ -481,6 +525,21 @@ fn details(m: &MailboxResult) -> String {
     }
     if !m.folders.is_empty() {
         let _ = writeln!(s, "filed into: {}", m.folders.join(", "));
+    }
+    if let Some(a) = &m.auth {
+        let _ = writeln!(s, "authentication: {}", a.summary());
+    }
+    for h in &m.hops {
+        let _ = writeln!(
+            s,
+            "hop {} ({}): {}",
+            h.hop,
+            h.read_via,
+            match h.latency_ms {
+                Some(ms) => format!("seen {:.3} s after 250", ms as f64 / 1000.0),
+                None => "not seen".to_string(),
+            }
+        );
     }
     for d in &m.differences {
         let _ = writeln!(s, "difference: {d}");

@@ -17,6 +17,8 @@ fn result(address: &str, verdict: Verdict) -> MailboxResult {
         read_via: "IMAP 127.0.0.1:1143".into(),
         folders: vec![],
         via: None,
+        hops: vec![],
+        auth: None,
     }
 }
 
@@ -159,11 +161,13 @@ fn json_schema_is_stable() {
             "altered",
             "deferred",
             "delivered",
+            "delivered-unauthenticated",
             "duplicated",
             "misfiled",
             "misrouted",
             "missing",
             "rejected",
+            "stuck-upstream",
             "unreadable"
         ]
     );
@@ -174,11 +178,13 @@ fn json_schema_is_stable() {
         keys(m),
         [
             "address",
+            "auth",
             "copies",
             "differences",
             "domain",
             "folders",
             "found_in",
+            "hops",
             "latency_ms",
             "read_via",
             "reason",
@@ -326,4 +332,87 @@ fn misfiled_shows_its_folder_in_table_and_junit() {
     let junit = r.to_junit();
     assert!(junit.contains("<failure type=\"misfiled\""), "{junit}");
     assert!(junit.contains("filed into: Junk"), "{junit}");
+}
+
+#[test]
+fn stuck_upstream_names_both_hops_in_table_junit_and_nagios() {
+    let mut stuck = result("user05@patente.test", Verdict::StuckUpstream);
+    stuck.reason = "accepted with 250 and at the upstream POP3 p:110 after 0.10 s, but never collected into IMAP f:143".into();
+    stuck.hops = vec![
+        crate::verdict::Hop {
+            hop: "upstream".into(),
+            read_via: "POP3 p:110".into(),
+            latency_ms: Some(100),
+        },
+        crate::verdict::Hop {
+            hop: "mailbox".into(),
+            read_via: "IMAP f:143".into(),
+            latency_ms: None,
+        },
+    ];
+    let mut ok = result("user01@patente.test", Verdict::Delivered);
+    ok.hops = vec![
+        crate::verdict::Hop {
+            hop: "upstream".into(),
+            read_via: "POP3 p:110".into(),
+            latency_ms: Some(90),
+        },
+        crate::verdict::Hop {
+            hop: "mailbox".into(),
+            read_via: "IMAP f:143".into(),
+            latency_ms: Some(1200),
+        },
+    ];
+    let r = Report::new(
+        RunInfo {
+            run_id: "mrpx".into(),
+            target: "t.toml".into(),
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            duration_ms: 1,
+            timeout_ms: 1,
+            timed_out: true,
+        },
+        vec![ok, stuck],
+        Cleanup::default(),
+    );
+    assert_eq!(r.exit_code(), 1, "stuck-upstream is not delivered");
+    assert_eq!(r.summary.counts.stuck_upstream, 1);
+    let table = r.to_table(false);
+    assert!(
+        table.contains(
+            "user05@patente.test  stuck-upstream  accepted with 250 and at the upstream POP3 p:110"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains("user01@patente.test  delivered   0.12 s (upstream 0.09 s, mailbox 1.20 s)"),
+        "{table}"
+    );
+    assert!(table.contains("1/2 delivered, 1 stuck-upstream"), "{table}");
+    let junit = r.to_junit();
+    assert!(
+        junit.contains("<failure type=\"stuck-upstream\""),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("hop upstream (POP3 p:110): seen 0.100 s after 250"),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("hop mailbox (IMAP f:143): not seen"),
+        "{junit}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(v["summary"]["counts"]["stuck-upstream"], 1);
+    assert_eq!(v["mailboxes"][1]["verdict"], "stuck-upstream");
+    assert_eq!(v["mailboxes"][1]["hops"][0]["latency_ms"], 100);
+    assert!(v["mailboxes"][1]["hops"][1]["latency_ms"].is_null());
+    let (line, code) = crate::monitor::nagios::status_line(&r);
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains("user05@patente.test stuck-upstream"),
+        "{line}"
+    );
+    assert!(line.contains("stuck-upstream=1;;;0;2"), "{line}");
+    assert!(r.to_html().contains("class=\"cell v-stuck-upstream\""));
 }

@@ -107,6 +107,32 @@ pub struct SmtpTarget {
     pub mx_hosts: Vec<MxHost>,
     /// The port MX hosts are sent to (`[smtp] mx_port`, 25).
     pub mx_port: u16,
+    /// Sign every probe with this key (`[smtp] dkim`).
+    pub dkim: Option<DkimKey>,
+}
+
+/// A DKIM key probes are signed with (`[smtp] dkim = { domain, selector,
+/// key_file }`): RSA, relaxed/relaxed, signing From, To, Subject, Date and
+/// Message-ID. Without it a probe carries no signature, so `dkim=pass`
+/// cannot be required of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DkimKey {
+    /// `d=`: the signing domain (for DMARC, the From domain or its parent).
+    pub domain: String,
+    /// `s=`: the selector, published at `SELECTOR._domainkey.DOMAIN`.
+    pub selector: String,
+    /// The RSA private key (PKCS#1 PEM, `BEGIN RSA PRIVATE KEY`).
+    pub key_pem: String,
+}
+
+impl fmt::Debug for DkimKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DkimKey")
+            .field("domain", &self.domain)
+            .field("selector", &self.selector)
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
 }
 
 /// One MX host named in the target file: `"mx2.patente.test"`,
@@ -182,6 +208,7 @@ impl SmtpTarget {
             mx: false,
             mx_hosts: Vec::new(),
             mx_port: crate::mx::MX_PORT,
+            dkim: None,
         }
     }
 }
@@ -281,6 +308,34 @@ pub struct MailboxTarget {
     pub read: ReadEndpoint,
     /// Log in with this admin credential as `user` instead of with `password`.
     pub master: Option<MasterLogin>,
+    /// Where this mailbox's mail waits before its server collects it (the
+    /// provider's mailbox a POP3 collector or fetchmail reads), looked at
+    /// too: found only there is `stuck-upstream`.
+    pub upstream: Option<Upstream>,
+}
+
+/// The previous hop of a mailbox (`upstream = { ... }` in its
+/// `[[mailbox]]` table): the same read settings as `[read]`, with its own
+/// login.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub read: ReadEndpoint,
+    /// Login name there (default: the mailbox's login).
+    pub user: String,
+    pub password: String,
+    /// An admin credential of the upstream server.
+    pub master: Option<MasterLogin>,
+}
+
+impl fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upstream")
+            .field("read", &self.read)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("master", &self.master)
+            .finish()
+    }
 }
 
 impl fmt::Debug for MailboxTarget {
@@ -291,6 +346,7 @@ impl fmt::Debug for MailboxTarget {
             .field("password", &"<redacted>")
             .field("read", &self.read)
             .field("master", &self.master)
+            .field("upstream", &self.upstream)
             .finish()
     }
 }
@@ -299,6 +355,20 @@ impl MailboxTarget {
     /// The domain part of the address (lower case).
     pub fn domain(&self) -> String {
         domain_of(&self.address)
+    }
+
+    /// The same address, read at its upstream instead (for the reader of
+    /// that hop); `None` without an upstream.
+    pub fn at_upstream(&self) -> Option<MailboxTarget> {
+        let up = self.upstream.as_ref()?;
+        Some(MailboxTarget {
+            address: self.address.clone(),
+            user: up.user.clone(),
+            password: up.password.clone(),
+            read: up.read.clone(),
+            master: up.master.clone(),
+            upstream: None,
+        })
     }
 }
 
@@ -324,6 +394,9 @@ pub struct Target {
     pub connect_timeout: Duration,
     /// Mailboxes read at the same time (connections open at once).
     pub concurrency: usize,
+    /// What a delivered copy's authentication results must show
+    /// (`[probe] require`, `--require`); failing: `delivered-unauthenticated`.
+    pub require: Vec<crate::auth::Requirement>,
 }
 
 impl Target {
@@ -348,12 +421,14 @@ impl Target {
                     password: p.into(),
                     read: read.clone(),
                     master: None,
+                    upstream: None,
                 })
                 .collect(),
             trust: TlsTrust::default(),
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY,
+            require: Vec::new(),
         }
     }
 
@@ -420,6 +495,8 @@ struct ProbeSection {
     connect_timeout: Option<Spanned<f64>>,
     concurrency: Option<Spanned<usize>>,
     mailboxes_csv: Option<Spanned<String>>,
+    /// `["dkim=pass", "dmarc=pass"]`
+    require: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -439,6 +516,15 @@ struct SmtpSection {
     #[serde(default)]
     mx_hosts: Vec<Spanned<MxHostEntry>>,
     mx_port: Option<Spanned<u16>>,
+    dkim: Option<Spanned<DkimSection>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DkimSection {
+    domain: String,
+    selector: String,
+    key_file: Spanned<String>,
 }
 
 /// An `[smtp] mx_hosts` entry: a string, or a name with an address.
@@ -504,6 +590,37 @@ struct MailboxSection {
     host: Option<String>,
     port: Option<u16>,
     tls: Option<TlsMode>,
+    /// The previous hop, read too (`stuck-upstream`).
+    upstream: Option<Spanned<UpstreamSection>>,
+}
+
+/// A mailbox's `upstream = { ... }`: `[read]`'s keys plus its own `user`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpstreamSection {
+    #[serde(default = "imap")]
+    protocol: ReadProtocol,
+    host: String,
+    port: u16,
+    #[serde(default = "tls_none")]
+    tls: TlsMode,
+    user: Option<String>,
+    password: Option<String>,
+    password_env: Option<Spanned<String>>,
+    master_user: Option<Spanned<String>>,
+    master_password: Option<String>,
+    master_password_env: Option<Spanned<String>>,
+    master_login: Option<Spanned<MasterStyle>>,
+    master_separator: Option<Spanned<String>>,
+}
+
+/// The `master_*` keys of `[read]` or of an upstream.
+struct MasterKeys<'k> {
+    user: &'k Option<Spanned<String>>,
+    password: &'k Option<String>,
+    password_env: &'k Option<Spanned<String>>,
+    login: &'k Option<Spanned<MasterStyle>>,
+    separator: &'k Option<Spanned<String>>,
 }
 
 struct Builder<'a> {
@@ -588,6 +705,187 @@ impl Builder<'_> {
         }
     }
 
+    /// A mailbox's `upstream` table: its endpoint, and a login there (its
+    /// own `user`/`password`/`master_*`, else the mailbox's login and password).
+    fn upstream(
+        &self,
+        up: &Spanned<UpstreamSection>,
+        address: &str,
+        user: &str,
+        own_password: Option<String>,
+        read: &ReadEndpoint,
+        ranged: bool,
+    ) -> Result<Upstream, TargetError> {
+        let at = up.span().start;
+        let u = up.get_ref();
+        let what = format!("upstream of {address}");
+        if u.host.trim().is_empty() {
+            return Err(self.err(at, format!("{what}: host is empty")));
+        }
+        let endpoint = ReadEndpoint {
+            protocol: u.protocol,
+            host: u.host.trim().to_string(),
+            port: u.port,
+            tls: u.tls,
+        };
+        if endpoint == *read {
+            return Err(self.err(
+                at,
+                format!(
+                    "{what}: {endpoint} is where the mailbox itself is read; the upstream is the previous hop (the provider's server its mail is collected from)"
+                ),
+            ));
+        }
+        if ranged && u.user.is_some() {
+            return Err(self.err(
+                at,
+                format!("{what}: a mailbox range cannot have one upstream user (each login defaults to the mailbox's)"),
+            ));
+        }
+        let master = self.master(
+            MasterKeys {
+                user: &u.master_user,
+                password: &u.master_password,
+                password_env: &u.master_password_env,
+                login: &u.master_login,
+                separator: &u.master_separator,
+            },
+            at,
+            &what,
+        )?;
+        let password = match self.password(&u.password, &u.password_env, at, &what)? {
+            Some(p) => p,
+            None if master.is_some() => String::new(),
+            None => own_password.ok_or_else(|| {
+                self.err(
+                    at,
+                    format!("{what}: no password (set password, password_env or master_user in it, or give the mailbox a password)"),
+                )
+            })?,
+        };
+        Ok(Upstream {
+            read: endpoint,
+            user: u.user.clone().unwrap_or_else(|| user.to_string()),
+            password,
+            master,
+        })
+    }
+
+    /// `[smtp] dkim`: the key file read and checked now, not when sending.
+    fn dkim(&self, d: &Spanned<DkimSection>) -> Result<DkimKey, TargetError> {
+        let at = d.span().start;
+        let d = d.get_ref();
+        let label_ok = |s: &str| {
+            !s.is_empty()
+                && s.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                })
+        };
+        if !label_ok(d.domain.trim()) {
+            return Err(self.err(
+                at,
+                format!("[smtp] dkim: domain '{}' is not a domain name", d.domain),
+            ));
+        }
+        if !label_ok(d.selector.trim()) {
+            return Err(self.err(
+                at,
+                format!("[smtp] dkim: selector '{}' is not a DNS label", d.selector),
+            ));
+        }
+        let path = self.path(d.key_file.get_ref());
+        let key_at = d.key_file.span().start;
+        let key_pem = std::fs::read_to_string(&path).map_err(|e| {
+            self.err(
+                key_at,
+                format!("[smtp] dkim: cannot read key_file {}: {e}", path.display()),
+            )
+        })?;
+        crate::message::dkim_key(&key_pem).map_err(|e| {
+            self.err(
+                key_at,
+                format!("[smtp] dkim: key_file {} is not an RSA private key in PKCS#1 PEM (BEGIN RSA PRIVATE KEY): {e}", path.display()),
+            )
+        })?;
+        Ok(DkimKey {
+            domain: d.domain.trim().to_ascii_lowercase(),
+            selector: d.selector.trim().to_string(),
+            key_pem,
+        })
+    }
+
+    /// One admin credential from `master_*` keys (`what` names the table in errors).
+    fn master(
+        &self,
+        keys: MasterKeys<'_>,
+        span: usize,
+        what: &str,
+    ) -> Result<Option<MasterLogin>, TargetError> {
+        match keys.user {
+            None => {
+                let stray = [
+                    keys.password_env.as_ref().map(|s| s.span().start),
+                    keys.login.as_ref().map(|s| s.span().start),
+                    keys.separator.as_ref().map(|s| s.span().start),
+                ];
+                if let Some(at) = stray.into_iter().flatten().next() {
+                    return Err(self.err(at, format!("{what} master_* keys need master_user")));
+                }
+                if keys.password.is_some() {
+                    return Err(self.err(span, format!("{what} master_password needs master_user")));
+                }
+                Ok(None)
+            }
+            Some(u) => {
+                let at = u.span().start;
+                if u.get_ref().trim().is_empty() {
+                    return Err(self.err(at, format!("{what} master_user is empty")));
+                }
+                let password = self
+                    .password(
+                        keys.password,
+                        keys.password_env,
+                        at,
+                        &format!("{what} master_user"),
+                    )?
+                    .ok_or_else(|| {
+                        self.err(
+                            at,
+                            format!(
+                                "{what} master_user needs master_password or master_password_env"
+                            ),
+                        )
+                    })?;
+                let separator = match keys.separator {
+                    Some(s)
+                        if s.get_ref().is_empty()
+                            || s.get_ref().chars().any(char::is_whitespace) =>
+                    {
+                        return Err(self.err(
+                            s.span().start,
+                            format!(
+                                "{what} master_separator must be one or more non-blank characters"
+                            ),
+                        ));
+                    }
+                    Some(s) => s.get_ref().clone(),
+                    None => "*".to_string(),
+                };
+                Ok(Some(MasterLogin {
+                    user: u.get_ref().trim().to_string(),
+                    password,
+                    style: keys
+                        .login
+                        .as_ref()
+                        .map_or(MasterStyle::Separator, |s| *s.get_ref()),
+                    separator,
+                }))
+            }
+        }
+    }
+
     fn build(&self, f: TargetFile) -> Result<Target, TargetError> {
         let smtp_span = f.smtp.span().start;
         let smtp = f.smtp.into_inner();
@@ -655,7 +953,12 @@ impl Builder<'_> {
                 return Err(self.err(p.span().start, "[smtp] mx_port must be from 1 to 65535"));
             }
         };
+        let dkim = match &smtp.dkim {
+            None => None,
+            Some(d) => Some(self.dkim(d)?),
+        };
         let smtp = SmtpTarget {
+            dkim,
             mx: smtp.mx,
             mx_hosts,
             mx_port,
@@ -679,63 +982,17 @@ impl Builder<'_> {
         }
         let default_password =
             self.password(&read.password, &read.password_env, read_span, "[read]")?;
-        let master = match &read.master_user {
-            None => {
-                let stray = [
-                    read.master_password_env.as_ref().map(|s| s.span().start),
-                    read.master_login.as_ref().map(|s| s.span().start),
-                    read.master_separator.as_ref().map(|s| s.span().start),
-                ];
-                if let Some(at) = stray.into_iter().flatten().next() {
-                    return Err(self.err(at, "[read] master_* keys need master_user"));
-                }
-                if read.master_password.is_some() {
-                    return Err(self.err(read_span, "[read] master_password needs master_user"));
-                }
-                None
-            }
-            Some(u) => {
-                let at = u.span().start;
-                if u.get_ref().trim().is_empty() {
-                    return Err(self.err(at, "[read] master_user is empty"));
-                }
-                let password = self
-                    .password(
-                        &read.master_password,
-                        &read.master_password_env,
-                        at,
-                        "[read] master_user",
-                    )?
-                    .ok_or_else(|| {
-                        self.err(
-                            at,
-                            "[read] master_user needs master_password or master_password_env",
-                        )
-                    })?;
-                let separator = match &read.master_separator {
-                    Some(s)
-                        if s.get_ref().is_empty()
-                            || s.get_ref().chars().any(char::is_whitespace) =>
-                    {
-                        return Err(self.err(
-                            s.span().start,
-                            "[read] master_separator must be one or more non-blank characters",
-                        ));
-                    }
-                    Some(s) => s.get_ref().clone(),
-                    None => "*".to_string(),
-                };
-                Some(MasterLogin {
-                    user: u.get_ref().trim().to_string(),
-                    password,
-                    style: read
-                        .master_login
-                        .as_ref()
-                        .map_or(MasterStyle::Separator, |s| *s.get_ref()),
-                    separator,
-                })
-            }
-        };
+        let master = self.master(
+            MasterKeys {
+                user: &read.master_user,
+                password: &read.master_password,
+                password_env: &read.master_password_env,
+                login: &read.master_login,
+                separator: &read.master_separator,
+            },
+            read_span,
+            "[read]",
+        )?;
         let default_read = ReadEndpoint {
             protocol: read.protocol,
             host: read.host.trim().to_string(),
@@ -778,9 +1035,29 @@ impl Builder<'_> {
             } else {
                 vec![written.to_string()]
             };
+            let ranged = mailrig_core::range::is_range(written);
             for address in addresses {
                 check_address(&address).map_err(|why| self.err(m.address.span().start, why))?;
-                let password = match self.password(&m.password, &m.password_env, at, &address)? {
+                let own_password = self.password(&m.password, &m.password_env, at, &address)?;
+                let user = m.user.clone().unwrap_or_else(|| address.clone());
+                let read = ReadEndpoint {
+                    protocol: m.protocol.unwrap_or(default_read.protocol),
+                    host: m.host.clone().unwrap_or_else(|| default_read.host.clone()),
+                    port: m.port.unwrap_or(default_read.port),
+                    tls: m.tls.unwrap_or(default_read.tls),
+                };
+                let upstream = match &m.upstream {
+                    None => None,
+                    Some(up) => Some(self.upstream(
+                        up,
+                        &address,
+                        &user,
+                        own_password.clone().or_else(|| default_password.clone()),
+                        &read,
+                        ranged,
+                    )?),
+                };
+                let password = match own_password {
                 Some(p) => p,
                 None if master.is_some() => default_password.clone().unwrap_or_default(),
                 None => default_password.clone().ok_or_else(|| {
@@ -802,15 +1079,11 @@ impl Builder<'_> {
                     ));
                 }
                 mailboxes.push(MailboxTarget {
-                    user: m.user.clone().unwrap_or_else(|| address.clone()),
+                    user,
                     password,
-                    read: ReadEndpoint {
-                        protocol: m.protocol.unwrap_or(default_read.protocol),
-                        host: m.host.clone().unwrap_or_else(|| default_read.host.clone()),
-                        port: m.port.unwrap_or(default_read.port),
-                        tls: m.tls.unwrap_or(default_read.tls),
-                    },
+                    read,
                     master: master.clone(),
+                    upstream,
                     address,
                 });
             }
@@ -851,6 +1124,7 @@ impl Builder<'_> {
                     password,
                     read: default_read.clone(),
                     master: master.clone(),
+                    upstream: None,
                     address: row.address,
                 });
             }
@@ -876,6 +1150,11 @@ impl Builder<'_> {
             concurrency: self
                 .count(&f.probe.concurrency, "[probe] concurrency", 10_000)?
                 .unwrap_or(DEFAULT_CONCURRENCY),
+            require: match &f.probe.require {
+                None => Vec::new(),
+                Some(r) => crate::auth::parse_requirements(&r.get_ref().join(","))
+                    .map_err(|e| self.err(r.span().start, format!("[probe] require: {e}")))?,
+            },
         })
     }
 }

@@ -357,3 +357,149 @@ fn smtp_host_is_optional_only_when_sending_through_the_mx_hosts() {
     let e = err(&format!("[smtp]\nhost='127.0.0.1'\n{read}"));
     assert!(e.contains("[smtp] host needs a port"), "{e}");
 }
+
+/// The seed's chain: the firm's server read over IMAP, the provider's POP3 upstream.
+const UPSTREAM: &str = r#"
+[smtp]
+host = "127.0.0.2"
+port = 25
+
+[read]
+host = "127.0.0.3"
+port = 143
+password = "secret"
+
+[[mailbox]]
+address = "user{01..03}@patente.test"
+upstream = { protocol = "pop3", host = "127.0.0.2", port = 110 }
+
+[[mailbox]]
+address = "anna@kanzlei.test"
+[mailbox.upstream]
+host = "127.0.0.2"
+port = 143
+user = "anna"
+password_env = "BERND_PW"
+
+[[mailbox]]
+address = "bernd@kanzlei.test"
+"#;
+
+#[test]
+fn upstream_reads_the_previous_hop_with_the_mailboxs_login_by_default() {
+    let t = parse(UPSTREAM).unwrap();
+    assert_eq!(t.mailboxes.len(), 5);
+    let u = t.mailboxes[1].upstream.as_ref().unwrap();
+    assert_eq!(u.read.to_string(), "POP3 127.0.0.2:110");
+    assert_eq!(
+        (u.user.as_str(), u.password.as_str()),
+        ("user02@patente.test", "secret")
+    );
+    assert!(u.master.is_none());
+    let a = t.mailboxes[3].upstream.as_ref().unwrap();
+    assert_eq!(a.read.to_string(), "IMAP 127.0.0.2:143");
+    assert_eq!(
+        (a.user.as_str(), a.password.as_str()),
+        ("anna", "bernd-secret")
+    );
+    assert!(t.mailboxes[4].upstream.is_none());
+    // The reader of the upstream hop logs in there, as the same address.
+    let at = t.mailboxes[3].at_upstream().unwrap();
+    assert_eq!(
+        (at.address.as_str(), at.user.as_str(), at.read.port),
+        ("anna@kanzlei.test", "anna", 143)
+    );
+    assert!(at.upstream.is_none());
+    assert!(t.mailboxes[4].at_upstream().is_none());
+    // Passwords stay out of Debug output.
+    assert!(!format!("{:?}", t.mailboxes[3]).contains("bernd-secret"));
+    // An upstream master user needs no password per mailbox.
+    let t = parse(&UPSTREAM.replace(
+        "upstream = { protocol = \"pop3\", host = \"127.0.0.2\", port = 110 }",
+        "upstream = { host = \"127.0.0.2\", port = 143, master_user = \"admin\", master_password = \"m\" }",
+    ))
+    .unwrap();
+    let u = t.mailboxes[0].upstream.as_ref().unwrap();
+    assert_eq!(
+        u.master.as_ref().unwrap().login_name(&u.user),
+        "user01@patente.test*admin"
+    );
+}
+
+#[test]
+fn upstream_mistakes_name_file_line_and_column() {
+    assert_eq!(
+        err(&UPSTREAM.replace("port = 110 }", "port = 110, pasword = \"x\" }")),
+        "t.toml:13:65: unknown field `pasword`, expected one of `protocol`, `host`, `port`, `tls`, `user`, `password`, `password_env`, `master_user`, `master_password`, `master_password_env`, `master_login`, `master_separator`"
+    );
+    assert_eq!(
+        err(&UPSTREAM.replace(
+            "protocol = \"pop3\", host = \"127.0.0.2\", port = 110",
+            "host = \"127.0.0.3\", port = 143"
+        )),
+        "t.toml:13:12: upstream of user01@patente.test: IMAP 127.0.0.3:143 is where the mailbox itself is read; the upstream is the previous hop (the provider's server its mail is collected from)"
+    );
+    assert_eq!(
+        err(&UPSTREAM.replace("port = 110 }", "port = 110, user = \"x\" }")),
+        "t.toml:13:12: upstream of user01@patente.test: a mailbox range cannot have one upstream user (each login defaults to the mailbox's)"
+    );
+    assert_eq!(
+        err(&UPSTREAM.replace("password_env = \"BERND_PW\"", "password_env = \"NOPE\"")),
+        "t.toml:21:16: upstream of anna@kanzlei.test: environment variable NOPE (password_env) is not set"
+    );
+    assert!(
+        err(&UPSTREAM.replace("port = 110 }", "port = 110, master_login = \"authzid\" }"))
+            .contains("upstream of user01@patente.test master_* keys need master_user"),
+    );
+}
+
+#[test]
+fn require_and_dkim_signing_keys_parse_and_are_checked_when_read() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/dkim");
+    let src = "[probe]\nrequire = [\"dkim=pass\", \"DMARC=pass\"]\n[smtp]\nhost = \"127.0.0.1\"\nport = 25\nfrom = \"p@signer.test\"\n\
+         dkim = { domain = \"Signer.test\", selector = \"s1\", key_file = \"signer.key.pem\" }\n\
+         [read]\nhost = \"127.0.0.1\"\nport = 143\npassword = \"x\"\n[[mailbox]]\naddress = \"a@b.test\"\n"
+        .to_string();
+    let t = Target::parse_with(&src, "t.toml", &root, &env).unwrap();
+    assert_eq!(
+        t.require
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["dkim=pass", "dmarc=pass"]
+    );
+    let k = t.smtp.dkim.as_ref().unwrap();
+    assert_eq!(
+        (k.domain.as_str(), k.selector.as_str()),
+        ("signer.test", "s1")
+    );
+    assert!(k.key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    assert!(
+        !format!("{:?}", t.smtp).contains("BEGIN RSA"),
+        "keys stay out of Debug"
+    );
+    let e = |s: &str| {
+        Target::parse_with(s, "t.toml", &root, &env)
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        e(&src.replace("\"DMARC=pass\"", "\"foo=bar\"")),
+        "t.toml:2:11: [probe] require: 'foo=bar': unknown method 'foo' (spf, dkim or dmarc)"
+    );
+    assert!(e(&src.replace("signer.key.pem", "signer.pub.b64")).contains("[smtp] dkim: key_file "));
+    assert!(
+        e(&src.replace("signer.key.pem", "nope.pem"))
+            .contains("[smtp] dkim: cannot read key_file ")
+    );
+    assert!(
+        e(&src.replace("selector = \"s1\"", "selector = \"a b\"")).contains("is not a DNS label")
+    );
+    assert!(
+        e(&src.replace("selector = \"s1\",", "selector = \"s1\", algo = \"rsa\","))
+            .contains("unknown field `algo`")
+    );
+    // Without [smtp] dkim probes are not signed, and nothing is required.
+    assert!(parse(GOOD).unwrap().smtp.dkim.is_none());
+    assert!(parse(GOOD).unwrap().require.is_empty());
+}

@@ -36,10 +36,18 @@ pub enum Verdict {
     /// Not in INBOX, but in another folder of its own mailbox (`Junk`):
     /// delivered where the user will not look, so not delivered.
     Misfiled,
+    /// Not in its mailbox, but at its upstream (the provider's mailbox it is
+    /// collected from): the chain broke between the two hops.
+    #[serde(rename = "stuck-upstream")]
+    StuckUpstream,
+    /// Seen once, unaltered, but its `Authentication-Results` fail a
+    /// requirement (`--require dkim=pass`): not delivered for the exit code.
+    #[serde(rename = "delivered-unauthenticated")]
+    DeliveredUnauthenticated,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 9] = [
+    pub const ALL: [Verdict; 11] = [
         Verdict::Delivered,
         Verdict::Missing,
         Verdict::Rejected,
@@ -49,6 +57,8 @@ impl Verdict {
         Verdict::Altered,
         Verdict::Unreadable,
         Verdict::Misfiled,
+        Verdict::StuckUpstream,
+        Verdict::DeliveredUnauthenticated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +72,8 @@ impl Verdict {
             Verdict::Altered => "altered",
             Verdict::Unreadable => "unreadable",
             Verdict::Misfiled => "misfiled",
+            Verdict::StuckUpstream => "stuck-upstream",
+            Verdict::DeliveredUnauthenticated => "delivered-unauthenticated",
         }
     }
 }
@@ -176,6 +188,8 @@ pub(crate) struct Expected {
     pub message_id: String,
     pub subject: String,
     pub body_hash: String,
+    /// What the delivered copy's authentication results must show (`--require`).
+    pub require: std::sync::Arc<[crate::auth::Requirement]>,
 }
 
 /// What was observed in one probed mailbox.
@@ -215,6 +229,35 @@ pub struct MailboxResult {
     /// The MX host this probe was sent through (`--each-mx`), else `null`.
     #[serde(default)]
     pub via: Option<String>,
+    /// With an upstream: where the probe was looked for, in order (the
+    /// upstream, then its own mailbox), and when it was seen there; else empty.
+    #[serde(default)]
+    pub hops: Vec<Hop>,
+    /// spf/dkim/dmarc as the copy read back says (`Authentication-Results`,
+    /// `Received-SPF`, `DKIM-Signature`); `null` when no copy was read.
+    #[serde(default)]
+    pub auth: Option<crate::auth::AuthResults>,
+}
+
+/// One hop of a mailbox with an upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hop {
+    /// `upstream` (the provider's mailbox) or `mailbox` (its own).
+    pub hop: String,
+    /// How it was read there (`POP3 127.0.0.2:110`).
+    pub read_via: String,
+    /// Milliseconds from the SMTP `250` to the probe being seen there; `null`: never seen.
+    pub latency_ms: Option<u64>,
+}
+
+impl Hop {
+    /// `upstream 0.12 s`, `mailbox not seen`.
+    pub fn label(&self) -> String {
+        match self.latency_ms {
+            Some(ms) => format!("{} {:.2} s", self.hop, ms as f64 / 1000.0),
+            None => format!("{} not seen", self.hop),
+        }
+    }
 }
 
 impl MailboxResult {
@@ -250,8 +293,17 @@ pub(crate) fn seen_index(observed: &[Observation]) -> SeenIndex {
     index
 }
 
-/// Judges mailbox `i`. Returns the result and whether it is final (could not
-/// change by waiting longer: only `missing` can).
+/// What was seen at a mailbox's upstream, and how it was read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UpstreamView<'a> {
+    pub observed: &'a Observation,
+    pub read_via: &'a str,
+}
+
+/// Judges mailbox `i` (`observed` holds every probed mailbox, `upstream`
+/// what was seen at its upstream, if it has one). Returns the result and
+/// whether it is final (could not change by waiting longer: only `missing`
+/// and `stuck-upstream` can, when the mail moves on).
 pub(crate) fn judge(
     i: usize,
     expected: &[Expected],
@@ -259,6 +311,7 @@ pub(crate) fn judge(
     observed: &[Observation],
     index: &SeenIndex,
     read_via: String,
+    upstream: Option<UpstreamView<'_>>,
 ) -> (MailboxResult, bool) {
     let exp = &expected[i];
     let mut r = MailboxResult {
@@ -275,6 +328,8 @@ pub(crate) fn judge(
         read_via,
         folders: Vec::new(),
         via: None,
+        hops: Vec::new(),
+        auth: None,
     };
     let (own, elsewhere): (Vec<&Sighting>, Vec<&Sighting>) = observed[i]
         .seen
@@ -287,6 +342,10 @@ pub(crate) fn judge(
         }
     }
     r.copies = (own.len() + elsewhere.len()) as u32;
+    r.auth = own
+        .first()
+        .or(elsewhere.first())
+        .map(|s| s.headers.auth.clone());
     r.found_in = index
         .get(&exp.token)
         .map(|at| {
@@ -327,6 +386,23 @@ pub(crate) fn judge(
         }
         SendOutcome::Accepted { at } => *at,
     };
+    if let Some(up) = upstream {
+        r.hops = vec![
+            Hop {
+                hop: "upstream".into(),
+                read_via: up.read_via.to_string(),
+                latency_ms: first_seen_since(
+                    up.observed.seen.iter().filter(|s| s.token == exp.token),
+                    accepted_at,
+                ),
+            },
+            Hop {
+                hop: "mailbox".into(),
+                read_via: r.read_via.clone(),
+                latency_ms: first_seen_since(own.iter().chain(&elsewhere).copied(), accepted_at),
+            },
+        ];
+    }
 
     if own.is_empty() && !elsewhere.is_empty() {
         r.verdict = Verdict::Misfiled;
@@ -356,6 +432,16 @@ pub(crate) fn judge(
             r.reason = format!("accepted, but delivered to {}", r.found_in.join(", "));
             return (r, true);
         }
+        if let (Some(up), Some(ms)) = (upstream, r.hops.first().and_then(|h| h.latency_ms)) {
+            r.verdict = Verdict::StuckUpstream;
+            r.reason = format!(
+                "accepted with 250 and at the upstream {} after {:.2} s, but never collected into {}",
+                up.read_via,
+                ms as f64 / 1000.0,
+                r.read_via
+            );
+            return (r, false);
+        }
         r.verdict = Verdict::Missing;
         r.reason = match &observed[i].read {
             ReadState::Read {
@@ -364,8 +450,27 @@ pub(crate) fn judge(
                 format!("accepted with 250 but not seen (last read failed: {e})")
             }
             ReadState::Pending => "accepted with 250 but the mailbox was never read".to_string(),
+            _ if upstream.is_some() => {
+                "accepted with 250 but seen neither at its upstream nor in any probed mailbox"
+                    .to_string()
+            }
             _ => "accepted with 250 but never seen in any probed mailbox".to_string(),
         };
+        if let Some(up) = upstream {
+            match &up.observed.read {
+                ReadState::Failed(e)
+                | ReadState::Read {
+                    last_error: Some(e),
+                } => r.reason.push_str(&format!(
+                    " (the upstream {} could not be read: {e})",
+                    up.read_via
+                )),
+                ReadState::Pending => r
+                    .reason
+                    .push_str(&format!(" (the upstream {} was never read)", up.read_via)),
+                ReadState::Read { last_error: None } => {}
+            }
+        }
         return (r, false);
     }
 
@@ -398,14 +503,30 @@ pub(crate) fn judge(
         r.verdict = Verdict::Altered;
         r.reason = r.differences.join("; ");
     } else {
-        r.verdict = Verdict::Delivered;
-        r.reason = "seen with its token and body hash".to_string();
+        let unmet = own[0].headers.auth.unmet(&exp.require);
+        if unmet.is_empty() {
+            r.verdict = Verdict::Delivered;
+            r.reason = "seen with its token and body hash".to_string();
+        } else {
+            r.verdict = Verdict::DeliveredUnauthenticated;
+            r.reason = format!(
+                "delivered, but its Authentication-Results say {}",
+                unmet.join(", ")
+            );
+        }
     }
     if !r.found_in.is_empty() {
         r.reason
             .push_str(&format!("; also found in {}", r.found_in.join(", ")));
     }
     (r, true)
+}
+
+/// Milliseconds from `at` to the first of these sightings.
+fn first_seen_since<'s>(seen: impl Iterator<Item = &'s Sighting>, at: Instant) -> Option<u64> {
+    seen.map(|s| s.first_seen)
+        .min()
+        .map(|t| millis(t.saturating_duration_since(at)))
 }
 
 fn millis(d: Duration) -> u64 {

@@ -11,6 +11,7 @@ fn expected(n: usize) -> Vec<Expected> {
             message_id: format!("<mrpx-{i}@probe.mailrig.invalid>"),
             subject: format!("mailrig probe mrpx-{i}"),
             body_hash: format!("hash{i}"),
+            require: std::sync::Arc::from(Vec::new()),
         })
         .collect()
 }
@@ -24,6 +25,7 @@ fn intact(e: &Expected, key: &str, at: Instant) -> Sighting {
             probe: Some(e.token.clone()),
             message_id: Some(e.message_id.clone()),
             subject: Some(e.subject.clone()),
+            auth: crate::auth::AuthResults::default(),
         },
         body_hash: e.body_hash.clone(),
         first_seen: at,
@@ -37,7 +39,7 @@ fn read_ok() -> ReadState {
 fn run(exp: &[Expected], sent: &[SendOutcome], obs: &[Observation]) -> Vec<(MailboxResult, bool)> {
     let index = seen_index(obs);
     (0..exp.len())
-        .map(|i| judge(i, exp, &sent[i], obs, &index, "IMAP test".into()))
+        .map(|i| judge(i, exp, &sent[i], obs, &index, "IMAP test".into(), None))
         .collect()
 }
 
@@ -320,4 +322,176 @@ fn a_probe_in_another_mailboxs_junk_is_misrouted() {
         results[1].0.found_in,
         vec!["user00@patente.test".to_string()]
     );
+}
+
+/// Judges one mailbox with an upstream observation.
+fn with_upstream(
+    exp: &[Expected],
+    sent: &SendOutcome,
+    own: &Observation,
+    upstream: &Observation,
+) -> (MailboxResult, bool) {
+    let obs = std::slice::from_ref(own);
+    let index = seen_index(obs);
+    judge(
+        0,
+        exp,
+        sent,
+        obs,
+        &index,
+        "IMAP firm:143".into(),
+        Some(UpstreamView {
+            observed: upstream,
+            read_via: "POP3 provider:110",
+        }),
+    )
+}
+
+#[test]
+fn seen_only_upstream_is_stuck_upstream_and_stays_open() {
+    let exp = expected(1);
+    let t0 = Instant::now();
+    let sent = SendOutcome::Accepted { at: t0 };
+    let own = Observation {
+        read: read_ok(),
+        seen: vec![],
+    };
+    let up = Observation {
+        read: read_ok(),
+        seen: vec![intact(&exp[0], "u1", t0 + Duration::from_millis(120))],
+    };
+    let (r, known) = with_upstream(&exp, &sent, &own, &up);
+    assert!(!known, "a collector may still fetch it");
+    assert_eq!(r.verdict, Verdict::StuckUpstream);
+    assert_eq!(r.verdict.as_str(), "stuck-upstream");
+    assert_eq!(
+        r.reason,
+        "accepted with 250 and at the upstream POP3 provider:110 after 0.12 s, but never collected into IMAP firm:143"
+    );
+    assert_eq!(
+        r.hops.iter().map(Hop::label).collect::<Vec<_>>(),
+        ["upstream 0.12 s", "mailbox not seen"]
+    );
+    assert_eq!(r.latency_ms, None);
+}
+
+#[test]
+fn seen_nowhere_with_an_upstream_is_missing_and_says_where_it_looked() {
+    let exp = expected(1);
+    let sent = SendOutcome::Accepted { at: Instant::now() };
+    let own = Observation {
+        read: read_ok(),
+        seen: vec![],
+    };
+    let up = Observation {
+        read: read_ok(),
+        seen: vec![],
+    };
+    let (r, known) = with_upstream(&exp, &sent, &own, &up);
+    assert!(!known);
+    assert_eq!(r.verdict, Verdict::Missing);
+    assert!(r.reason.contains("neither at its upstream"), "{}", r.reason);
+    // An upstream that could not be read is named: missing is then not proven.
+    let broken = Observation {
+        read: ReadState::Failed("POP3 login as x refused: no".into()),
+        seen: vec![],
+    };
+    let (r, _) = with_upstream(&exp, &sent, &own, &broken);
+    assert_eq!(r.verdict, Verdict::Missing);
+    assert!(
+        r.reason
+            .contains("the upstream POP3 provider:110 could not be read: POP3 login as x refused"),
+        "{}",
+        r.reason
+    );
+}
+
+#[test]
+fn delivered_through_an_upstream_reports_both_hops() {
+    let exp = expected(1);
+    let t0 = Instant::now();
+    let sent = SendOutcome::Accepted { at: t0 };
+    let own = Observation {
+        read: read_ok(),
+        seen: vec![intact(&exp[0], "7", t0 + Duration::from_millis(1300))],
+    };
+    let up = Observation {
+        read: read_ok(),
+        seen: vec![intact(&exp[0], "u1", t0 + Duration::from_millis(100))],
+    };
+    let (r, known) = with_upstream(&exp, &sent, &own, &up);
+    assert!(known);
+    assert_eq!(r.verdict, Verdict::Delivered);
+    assert_eq!(r.latency_ms, Some(1300));
+    assert_eq!(
+        r.hops,
+        [
+            Hop {
+                hop: "upstream".into(),
+                read_via: "POP3 provider:110".into(),
+                latency_ms: Some(100)
+            },
+            Hop {
+                hop: "mailbox".into(),
+                read_via: "IMAP firm:143".into(),
+                latency_ms: Some(1300)
+            }
+        ]
+    );
+    // Another mailbox's probe at the upstream does not count for this one.
+    let mut other = expected(2);
+    other.remove(0);
+    let stray = Observation {
+        read: read_ok(),
+        seen: vec![intact(&other[0], "u2", t0)],
+    };
+    let empty = Observation {
+        read: read_ok(),
+        seen: vec![],
+    };
+    let (r, _) = with_upstream(&exp, &sent, &empty, &stray);
+    assert_eq!(r.verdict, Verdict::Missing);
+}
+
+#[test]
+fn a_copy_failing_a_requirement_is_delivered_unauthenticated() {
+    let mut exp = expected(1);
+    exp[0].require = crate::auth::parse_requirements("dkim=pass,dmarc=pass")
+        .unwrap()
+        .into();
+    let t0 = Instant::now();
+    let sent = [SendOutcome::Accepted { at: t0 }];
+    let mut copy = intact(&exp[0], "1", t0);
+    copy.headers.auth = crate::auth::AuthResults {
+        spf: Some("pass".into()),
+        dkim: Some("fail".into()),
+        dmarc: Some("pass".into()),
+        dkim_signed: true,
+        authserv_id: Some("mx.test".into()),
+    };
+    let obs = [Observation {
+        read: read_ok(),
+        seen: vec![copy.clone()],
+    }];
+    let (r, known) = &run(&exp, &sent, &obs)[0];
+    assert!(known);
+    assert_eq!(r.verdict, Verdict::DeliveredUnauthenticated);
+    assert_eq!(r.verdict.as_str(), "delivered-unauthenticated");
+    assert_eq!(
+        r.reason,
+        "delivered, but its Authentication-Results say dkim=fail (required: pass)"
+    );
+    assert_eq!(
+        r.auth.as_ref().unwrap().summary(),
+        "spf=pass dkim=fail dmarc=pass"
+    );
+    // Meeting every requirement is delivered, with the results reported.
+    copy.headers.auth.dkim = Some("pass".into());
+    let obs = [Observation {
+        read: read_ok(),
+        seen: vec![copy],
+    }];
+    let (r, _) = &run(&exp, &sent, &obs)[0];
+    assert_eq!(r.verdict, Verdict::Delivered);
+    assert_eq!(r.auth.as_ref().unwrap().dkim.as_deref(), Some("pass"));
 }

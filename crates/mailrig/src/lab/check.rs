@@ -149,6 +149,8 @@ fn verdict_problem(verdict: Verdict, boxes: &[&mailrig_probe::MailboxResult]) ->
         Verdict::Deferred => "put off at sending (4xx or a broken connection)",
         Verdict::Misrouted => "arrived in someone else's mailbox",
         Verdict::Misfiled => "arrived, but in another folder than the inbox",
+        Verdict::StuckUpstream => "reached the provider and was never collected",
+        Verdict::DeliveredUnauthenticated => "arrived, but failed sender authentication",
         Verdict::Duplicated => "arrived more than once",
         Verdict::Altered => "arrived changed",
         Verdict::Unreadable => "could not be read (connect, TLS or login failed)",
