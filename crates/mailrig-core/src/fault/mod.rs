@@ -52,7 +52,8 @@ pub enum Stage {
     ImapSelect,
     ImapFetch,
     Pop3,
-    /// A collector fetching from a host (journal only; no rule acts here).
+    /// A collector fetching an account (selectors `user`: the account's
+    /// login, `domain`: its domain, `client`: the source server's address).
     Collect,
     /// A query to the world's DNS server (selectors `qname`, `qtype`, `client`).
     Dns,
@@ -211,6 +212,10 @@ pub enum Action {
     ChangeUidValidity,
     /// Answer a DNS query otherwise.
     Dns(DnsFault),
+    /// A collector stops for the rest of its round.
+    StopCollector,
+    /// A collector loses the remembered UIDLs of the account.
+    ForgetUidls,
 }
 
 impl Action {
@@ -234,6 +239,8 @@ impl Action {
             Action::FailLogin => "login refused".into(),
             Action::HideMessages => "messages hidden".into(),
             Action::ChangeUidValidity => "UIDVALIDITY changed".into(),
+            Action::StopCollector => "collector stopped".into(),
+            Action::ForgetUidls => "UIDL state lost".into(),
             Action::Dns(f) => match f {
                 DnsFault::ServFail => "dns servfail".into(),
                 DnsFault::Timeout => "dns no answer (timeout)".into(),
@@ -363,6 +370,10 @@ impl FaultRule {
                 Action::FailLogin => "refuse the login even with the right password".into(),
                 Action::HideMessages => "show the mailbox as empty".into(),
                 Action::ChangeUidValidity => "report a new UIDVALIDITY".into(),
+                Action::StopCollector => "stop the collector: fetch nothing more this round".into(),
+                Action::ForgetUidls => {
+                    "forget the account's remembered UIDLs: fetch everything again".into()
+                }
                 Action::Dns(f) => match f {
                     DnsFault::ServFail => "answer the DNS query with SERVFAIL".into(),
                     DnsFault::Timeout => {
