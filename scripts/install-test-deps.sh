@@ -4,6 +4,7 @@
 # Debian packages: swaks, fetchmail (training labs), postfix (smtp-source, smtp-sink and the real server the
 # end-to-end tests start privately), dovecot-imapd, dovecot-pop3d, dovecot-lmtpd,
 # dovecot-sieve (Pigeonhole: a Sieve rule files one mailbox's mail into Junk),
+# opendkim and opendkim-tools (the DKIM signer of the world's end-to-end test),
 # curl, chromium, python3 and python3-pip (only when pip is missing), nodejs and
 # npm (when npm is missing); Python packages: imapclient, schemathesis; npm:
 # playwright-core (into crates/mailrig/tests/ui/node_modules) and imapflow (into
@@ -81,6 +82,7 @@ debs+=(bind9-dnsutils) # dig: crates/mailrig-server/tests/dns_*.rs and the CLI's
 debs+=(dnsperf dnsmasq-base) # scripts/bench-dns.sh: load generator and the peer (no service started)
 debs+=(fetchmail) # the training labs (labs/kanzlei-collector) and crates/mailrig-server/tests/collector_fetchmail.rs
 debs+=(openssl)   # the training labs (labs/imaps-wrong-certificate): certificates made at start
+debs+=(opendkim opendkim-tools) # crates/mailrig-server/tests/world_story.rs: OpenDKIM as Postfix's milter (scripts/realmail/outbound.py)
 missing=()
 for pkg in "${debs[@]}"; do
     if deb_installed "$pkg"; then
@@ -187,6 +189,13 @@ if [[ ${#installed_debs[@]} -gt 0 ]]; then
             if "${SUDO[@]}" postfix status >/dev/null 2>&1; then
                 "${SUDO[@]}" postfix stop >/dev/null 2>&1 || true
                 echo "postfix: stopped the system instance the install started"
+            fi
+            ;;
+        opendkim)
+            if [[ -s /run/opendkim/opendkim.pid ]] &&
+                "${SUDO[@]}" kill -0 "$(cat /run/opendkim/opendkim.pid)" 2>/dev/null; then
+                "${SUDO[@]}" kill "$(cat /run/opendkim/opendkim.pid)" 2>/dev/null || true
+                echo "opendkim: stopped the system instance the install started"
             fi
             ;;
         dovecot-*)

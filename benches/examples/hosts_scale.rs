@@ -1,7 +1,8 @@
 //! Scale of a world of hosts (issue 12's performance figures), printed, never asserted:
 //! a world of 50 hosts and 10,000 mailboxes parsed and started, then a collector moving
-//! 10,000 messages (100 accounts x 100) from one host to another, beside the SMTP path's
-//! rate for the same 10,000 messages (lettre, 8 concurrent senders).
+//! 10,000 messages (100 accounts x 100) from one host to another over POP3 and again over
+//! IMAP, beside the SMTP path's rate for the same 10,000 messages (lettre, 8 concurrent
+//! senders), all in one run; the ratios are printed last.
 //!
 //! `cargo run -p mailrig-benches --example hosts_scale` (add `--release` for figures
 //! worth quoting).
@@ -34,7 +35,7 @@ async fn main() {
     }
     for d in 0..50 {
         text.push_str(&format!(
-            "[[host]]\nname = 'h{d:02}'\naddress = '127.9.1.{}'\ndomains = ['d{d:02}.test']\npop3 = true\n",
+            "[[host]]\nname = 'h{d:02}'\naddress = '127.4.91.{}'\ndomains = ['d{d:02}.test']\npop3 = true\n",
             d + 2
         ));
     }
@@ -55,9 +56,10 @@ async fn main() {
 
     // A provider and a firm with 100 mailboxes each, a collector for all of them.
     let text = "[[domain]]\nname = 'p.test'\nmailboxes = ['u001..u100']\npassword = 'p'\n\
-        [[host]]\nname = 'provider'\naddress = '127.9.2.2'\ndomains = ['p.test']\npop3 = true\n\
-        [[host]]\nname = 'firm'\naddress = '127.9.2.3'\ndomains = ['p.test']\n\
-        [[collector]]\nname = 'c'\nfrom = 'provider'\nto = 'firm'\ninterval_secs = 86400\naccounts = ['p.test']\n";
+        [[host]]\nname = 'provider'\naddress = '127.4.92.2'\ndomains = ['p.test']\npop3 = true\nimap = true\n\
+        [[host]]\nname = 'firm'\naddress = '127.4.92.3'\ndomains = ['p.test']\n\
+        [[collector]]\nname = 'c'\nfrom = 'provider'\nto = 'firm'\ninterval_secs = 86400\naccounts = ['p.test']\n\
+        [[collector]]\nname = 'ci'\nfrom = 'provider'\nto = 'firm'\nprotocol = 'imap'\ninterval_secs = 86400\naccounts = ['p.test']\n";
     let server = MockServer::builder()
         .scenario(Scenario::parse(text, "collector").unwrap())
         .start()
@@ -84,14 +86,18 @@ async fn main() {
             )
             .unwrap();
     }
-    let t = Instant::now();
-    let round = server.collect_now("c").await.unwrap();
-    let secs = t.elapsed().as_secs_f64();
-    assert_eq!(round.delivered, 10_000, "{round:?}");
-    println!(
-        "collector: 10,000 messages from 100 accounts in {secs:.2} s = {:.0} msg/s",
-        10_000.0 / secs
-    );
+    let mut rates = Vec::new();
+    for (name, protocol) in [("c", "POP3"), ("ci", "IMAP")] {
+        let t = Instant::now();
+        let round = server.collect_now(name).await.unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(round.delivered, 10_000, "{round:?}");
+        println!(
+            "collector ({protocol}): 10,000 messages from 100 accounts in {secs:.2} s = {:.0} msg/s",
+            10_000.0 / secs
+        );
+        rates.push((protocol, 10_000.0 / secs));
+    }
 
     // The SMTP path: the same messages sent to the provider, 8 senders.
     let smtp = provider.smtp_addr();
@@ -118,9 +124,15 @@ async fn main() {
         t.await.unwrap();
     }
     let secs = t.elapsed().as_secs_f64();
+    let smtp_rate = 10_000.0 / secs;
     println!(
-        "SMTP path: 10,000 messages (8 lettre senders, a connection each message) in {secs:.2} s = {:.0} msg/s",
-        10_000.0 / secs
+        "SMTP path: 10,000 messages (8 lettre senders, a connection each message) in {secs:.2} s = {smtp_rate:.0} msg/s"
     );
+    for (protocol, rate) in rates {
+        println!(
+            "ratio collector ({protocol}) / SMTP path: {:.2}",
+            rate / smtp_rate
+        );
+    }
     server.shutdown().await;
 }

@@ -1,5 +1,5 @@
 //! Collectors: `[[collector]]` tables of a scenario, the seed incident's
-//! mechanism. A collector fetches mail over POP3 from accounts on a host of
+//! mechanism. A collector fetches mail over POP3 or IMAP from accounts on a host of
 //! the world (or an outside server) and delivers it into mailboxes of another
 //! host, at an interval, leaving it on the server (`keep`, remembering UIDLs)
 //! or deleting it after the fetch; per account, or multidrop (one account
@@ -27,10 +27,29 @@ use crate::host::Host;
 use crate::located::LocatedError;
 use crate::range;
 
+/// How a collector fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectProtocol {
+    /// UIDL for `keep`, DELE committed by QUIT.
+    Pop3,
+    /// `UIDVALIDITY.UID` for `keep`; otherwise `\Deleted` and EXPUNGE at the
+    /// end of the session (after every message was fetched).
+    Imap,
+}
+
+impl CollectProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            CollectProtocol::Pop3 => "pop3",
+            CollectProtocol::Imap => "imap",
+        }
+    }
+}
+
 /// Where a collector fetches from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CollectSource {
-    /// A host of the world, by name (its POP3 listener).
+    /// A host of the world, by name (its POP3 or IMAP listener).
     Host(String),
     /// A server outside the world, by address.
     Server(SocketAddr),
@@ -61,6 +80,7 @@ pub struct Collector {
     pub source: CollectSource,
     /// The host it delivers into.
     pub target: String,
+    pub protocol: CollectProtocol,
     pub interval: Duration,
     /// Leave fetched mail on the server and remember its UIDLs (true), or DELE it.
     pub keep: bool,
@@ -69,8 +89,9 @@ pub struct Collector {
     /// Fault: the UIDL memory is lost before every round (with `keep`: every
     /// message fetched again each round).
     pub forget_uidls: bool,
-    /// Fault: the session is cut before QUIT, so the server never commits the
-    /// DELEs (without `keep`: the same messages come again next round).
+    /// Fault: the session is cut before QUIT (POP3: the server never commits
+    /// the DELEs) or before the `\Deleted` flags and EXPUNGE (IMAP); without
+    /// `keep` the same messages come again next round.
     pub drop_before_quit: bool,
     pub accounts: Vec<CollectAccount>,
 }
@@ -162,15 +183,18 @@ pub(crate) fn build_collectors(
                 format!("collector '{name}' needs [[host]] tables: it delivers into a host"),
             ));
         }
-        if c.protocol.get_ref() != "pop3" {
-            return Err(err(
-                c.protocol.span().start,
-                format!(
-                    "collector '{name}': protocol '{}' is not supported; use \"pop3\"",
-                    c.protocol.get_ref()
-                ),
-            ));
-        }
+        let protocol = match c.protocol.get_ref().as_str() {
+            "pop3" => CollectProtocol::Pop3,
+            "imap" => CollectProtocol::Imap,
+            other => {
+                return Err(err(
+                    c.protocol.span().start,
+                    format!(
+                        "collector '{name}': protocol '{other}' is not supported; use \"pop3\" or \"imap\""
+                    ),
+                ));
+            }
+        };
         let to = c.to.get_ref().trim();
         let target = host(to).ok_or_else(|| {
             err(
@@ -189,11 +213,17 @@ pub(crate) fn build_collectors(
                         ),
                     )
                 })?;
-                if h.listeners.pop3.is_none() && !h.down {
+                let listens = match protocol {
+                    CollectProtocol::Pop3 => h.listeners.pop3.is_some(),
+                    CollectProtocol::Imap => h.listeners.imap.is_some(),
+                };
+                if !listens && !h.down {
+                    let p = protocol.name();
                     return Err(err(
                         f.span().start,
                         format!(
-                            "collector '{name}': host '{n}' runs no POP3 listener; set pop3 = true on it"
+                            "collector '{name}': host '{n}' runs no {} listener; set {p} = true on it",
+                            p.to_ascii_uppercase()
                         ),
                     ));
                 }
@@ -435,6 +465,7 @@ pub(crate) fn build_collectors(
             name,
             source,
             target: target.name.clone(),
+            protocol,
             interval,
             keep: c.keep,
             enabled: c.enabled,
@@ -478,6 +509,11 @@ impl UidlMemory {
     /// Forgets everything (the `forget_uidls` fault).
     pub fn forget(&mut self) {
         self.seen.clear();
+    }
+
+    /// Forgets one account's UIDLs (a `forget-uidls` fault rule).
+    pub fn forget_account(&mut self, account: &str) {
+        self.seen.remove(account);
     }
 }
 
@@ -606,6 +642,7 @@ mod tests {
         assert_eq!(c.interval, Duration::from_millis(500));
         assert!(c.keep && c.enabled && !c.forget_uidls);
         assert_eq!(c.source, CollectSource::Host("provider".into()));
+        assert_eq!(c.protocol, CollectProtocol::Pop3);
     }
 
     #[test]
@@ -628,6 +665,15 @@ mod tests {
             e.starts_with("s.toml:21:4: collector 'c': to = 'nowhere'"),
             "{e}"
         );
+        let e = parse("[[collector]]\nname='c'\nfrom='provider'\nto='firm'\nprotocol='imap'\naccounts=['k.test']\n")
+            .unwrap_err();
+        assert!(
+            e.starts_with("s.toml:20:6: collector 'c': host 'provider' runs no IMAP listener; set imap = true on it"),
+            "{e}"
+        );
+        let e = parse("[[collector]]\nname='c'\nfrom='provider'\nto='firm'\nprotocol='imap4'\naccounts=['k.test']\n")
+            .unwrap_err();
+        assert!(e.starts_with("s.toml:22:10: collector 'c': protocol 'imap4' is not supported; use \"pop3\" or \"imap\""), "{e}");
         let e = parse("[[collector]]\nname='c'\nfrom='provider'\nto='firm'\n").unwrap_err();
         assert!(e.contains("has no account"), "{e}");
         let e = parse(
@@ -654,6 +700,10 @@ mod tests {
         m.remember("x", "a");
         assert_eq!(m.new_messages("x", &listing), vec![&(2, "b".to_string())]);
         assert_eq!(m.new_messages("y", &listing).len(), 2);
+        m.remember("y", "a");
+        m.forget_account("x");
+        assert_eq!(m.new_messages("x", &listing).len(), 2);
+        assert_eq!(m.new_messages("y", &listing).len(), 1);
         m.forget();
         assert_eq!(m.new_messages("x", &listing).len(), 2);
     }

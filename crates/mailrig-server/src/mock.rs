@@ -376,6 +376,17 @@ impl MockServerBuilder {
                     .map(|h| (h.name().to_string(), Arc::downgrade(h.state())))
                     .collect(),
             );
+            let _ = state.world_directory.set(
+                hosts
+                    .iter()
+                    .map(|h| crate::hosts::arrivals::HostEntry {
+                        name: h.name().to_string(),
+                        hostname: h.host.hostname.clone(),
+                        role: h.host.role.name(),
+                        state: Arc::downgrade(h.state()),
+                    })
+                    .collect(),
+            );
         }
         for h in &hosts {
             if let Some((to, retry)) = h.host.role.forward_to() {
@@ -399,16 +410,22 @@ impl MockServerBuilder {
                 mailrig_core::collector::CollectSource::Host(n) => hosts
                     .iter()
                     .find(|h| h.name() == n)
-                    .and_then(|h| h.addresses().pop3),
+                    .and_then(|h| match c.protocol {
+                        mailrig_core::collector::CollectProtocol::Pop3 => h.addresses().pop3,
+                        mailrig_core::collector::CollectProtocol::Imap => h.addresses().imap,
+                    }),
             };
             let Some(target) = hosts.iter().find(|h| h.name() == c.target) else {
                 continue;
             };
-            let runner = Arc::new(crate::collector::CollectorRunner::new(
-                c.clone(),
-                source,
-                Arc::clone(target.state()),
-            ));
+            let runner = Arc::new(
+                crate::collector::CollectorRunner::new(
+                    c.clone(),
+                    source,
+                    Arc::clone(target.state()),
+                )
+                .with_rules_of(Arc::clone(&state)),
+            );
             tracker.spawn(Arc::clone(&runner).run());
             collectors.push(runner);
         }

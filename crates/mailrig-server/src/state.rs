@@ -33,6 +33,9 @@ pub struct ServerState {
     /// In a world of `[[host]]`s, set on the first host (the one the HTTP API
     /// serves): every host by name, so `/metrics` can report each one.
     pub world_hosts: std::sync::OnceLock<Vec<(String, std::sync::Weak<ServerState>)>>,
+    /// Likewise: every host with its hostname and role, for the report of
+    /// what arrived where (`GET /api/v1/world/arrivals`).
+    pub world_directory: std::sync::OnceLock<Vec<crate::hosts::arrivals::HostEntry>>,
     /// The store's messages as the HTTP list and search see them (a view of
     /// `store`, kept in step by [`crate::search::follow`]).
     pub search: Arc<crate::search::SearchIndex>,
@@ -86,6 +89,7 @@ impl ServerState {
             faults: RwLock::new(faults),
             shutdown,
             world_hosts: std::sync::OnceLock::new(),
+            world_directory: std::sync::OnceLock::new(),
             search: Arc::new(crate::search::SearchIndex::new()),
             sender_auth: std::sync::OnceLock::new(),
             auth: Default::default(),

@@ -52,7 +52,8 @@ pub enum Stage {
     ImapSelect,
     ImapFetch,
     Pop3,
-    /// A collector fetching from a host (journal only; no rule acts here).
+    /// A collector fetching an account (selectors `user`: the account's
+    /// login, `domain`: its domain, `client`: the source server's address).
     Collect,
     /// A query to the world's DNS server (selectors `qname`, `qtype`, `client`).
     Dns,
@@ -218,6 +219,10 @@ pub enum Action {
     ForgetModseq,
     /// Answer a DNS query otherwise.
     Dns(DnsFault),
+    /// A collector stops for the rest of its round.
+    StopCollector,
+    /// A collector loses the remembered UIDLs of the account.
+    ForgetUidls,
 }
 
 impl Action {
@@ -243,6 +248,8 @@ impl Action {
             Action::HideMessages => "messages hidden".into(),
             Action::ChangeUidValidity => "UIDVALIDITY changed".into(),
             Action::ForgetModseq => "MODSEQ state forgotten".into(),
+            Action::StopCollector => "collector stopped".into(),
+            Action::ForgetUidls => "UIDL state lost".into(),
             Action::Dns(f) => match f {
                 DnsFault::ServFail => "dns servfail".into(),
                 DnsFault::Timeout => "dns no answer (timeout)".into(),
@@ -378,6 +385,10 @@ impl FaultRule {
                 Action::ForgetModseq => {
                     "answer as if the folder's MODSEQ state was lost (NOMODSEQ), forcing a full resync"
                         .into()
+                }
+                Action::StopCollector => "stop the collector: fetch nothing more this round".into(),
+                Action::ForgetUidls => {
+                    "forget the account's remembered UIDLs: fetch everything again".into()
                 }
                 Action::Dns(f) => match f {
                     DnsFault::ServFail => "answer the DNS query with SERVFAIL".into(),

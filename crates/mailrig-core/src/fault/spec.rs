@@ -74,6 +74,10 @@ pub enum ActionKind {
     Truncate,
     /// DNS: answer `answer = [...]` (records of the one `qtype`) instead.
     Answer,
+    /// Collector: stop fetching for the rest of the round (a stopped service).
+    StopCollector,
+    /// Collector: lose the remembered UIDLs of the account before fetching.
+    ForgetUidls,
 }
 
 /// One fault rule as written. Selector keys are all optional and all must
@@ -230,6 +234,8 @@ impl ActionKind {
             ActionKind::Timeout => "timeout",
             ActionKind::Truncate => "truncate",
             ActionKind::Answer => "answer",
+            ActionKind::StopCollector => "stop-collector",
+            ActionKind::ForgetUidls => "forget-uidls",
         }
     }
 
@@ -249,6 +255,7 @@ impl ActionKind {
                 Stage::Rcpt,
                 Stage::Data,
                 Stage::EndOfData,
+                Stage::Collect,
             ],
             ActionKind::Drop
             | ActionKind::Misroute
@@ -260,13 +267,14 @@ impl ActionKind {
             ActionKind::Greylist => &[Stage::Rcpt],
             ActionKind::RateLimit => &[Stage::Connect, Stage::Mail, Stage::Rcpt],
             ActionKind::Tls => &[Stage::Tls],
-            ActionKind::FailLogin => &[Stage::Auth, Stage::ImapLogin, Stage::Pop3],
+            ActionKind::FailLogin => &[Stage::Auth, Stage::ImapLogin, Stage::Pop3, Stage::Collect],
             ActionKind::HideMessages => &[Stage::ImapSelect, Stage::ImapFetch, Stage::Pop3],
             ActionKind::ChangeUidvalidity | ActionKind::ForgetModseq => &[Stage::ImapSelect],
             ActionKind::Servfail
             | ActionKind::Timeout
             | ActionKind::Truncate
             | ActionKind::Answer => &[Stage::Dns],
+            ActionKind::StopCollector | ActionKind::ForgetUidls => &[Stage::Collect],
         }
     }
 }
@@ -467,6 +475,8 @@ impl FaultRuleSpec {
             ActionKind::Tls => fixed(Action::Tls(self.need(&self.tls, "tls")?)),
             ActionKind::FailLogin => fixed(Action::FailLogin),
             ActionKind::HideMessages => fixed(Action::HideMessages),
+            ActionKind::StopCollector => fixed(Action::StopCollector),
+            ActionKind::ForgetUidls => fixed(Action::ForgetUidls),
             ActionKind::ChangeUidvalidity => fixed(Action::ChangeUidValidity),
             ActionKind::ForgetModseq => fixed(Action::ForgetModseq),
             ActionKind::Servfail => fixed(Action::Dns(DnsFault::ServFail)),

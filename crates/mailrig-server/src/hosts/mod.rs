@@ -7,7 +7,9 @@
 //! so each entry names its host. A host that is `down` binds nothing (a
 //! client's connection is refused); a `blackhole` host has one more fault
 //! rule, `host-blackhole`: every copy accepted with 250 and dropped.
+//! [`arrivals`] reports what every host holds and the way each copy came.
 
+pub mod arrivals;
 pub mod forward;
 
 use std::net::SocketAddr;

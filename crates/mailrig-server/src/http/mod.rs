@@ -63,7 +63,8 @@ pub fn router(
                 .merge(messages::routes())
                 .merge(lab::routes())
                 .route("/events", get(events::events))
-                .route("/grid", get(grid::get_grid)),
+                .route("/grid", get(grid::get_grid))
+                .route("/world/arrivals", get(crate::hosts::arrivals::handler)),
         )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
