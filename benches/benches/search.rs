@@ -235,14 +235,17 @@ fn search(c: &mut Criterion) {
     let size = index.size();
     println!(
         "search index of {n} messages ({:.1} MiB raw, {:.0} B a message): built in {:.2} s ({:.1} µs a message); \
-         entries {:.0} B a message, resident set grew {:.0} B a message ({:.2} × the raw bytes)",
+         entries {:.0} B a message, trigram postings {:.0} B a message, resident set grew {:.0} B a message \
+         ({:.2} × the raw bytes, {:.0} MiB)",
         bytes as f64 / 1048576.0,
         bytes as f64 / n as f64,
         took.as_secs_f64(),
         took.as_secs_f64() * 1e6 / n as f64,
         size.entry_bytes as f64 / n as f64,
+        size.posting_bytes as f64 / n as f64,
         grown as f64 / n as f64,
         grown as f64 / bytes as f64,
+        grown as f64 / 1048576.0,
     );
 
     let start = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();

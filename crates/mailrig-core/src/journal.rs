@@ -143,7 +143,11 @@ pub struct JournalQuery {
     /// Only entries after this sequence number (a cursor: the `seq` of the
     /// last entry seen).
     pub since: Option<u64>,
-    /// At most this many entries (the oldest that match).
+    /// Only entries before this sequence number (a cursor for paging back:
+    /// the `seq` of the oldest entry seen).
+    pub before: Option<u64>,
+    /// At most this many entries: the oldest that match, or with `before`
+    /// the newest (the page just older than the cursor).
     pub limit: Option<usize>,
     pub mailbox: Option<String>,
     pub rcpt: Option<String>,
@@ -156,7 +160,7 @@ pub struct JournalQuery {
 }
 
 impl JournalQuery {
-    /// Whether `e` passes every filter but `since` and `limit`.
+    /// Whether `e` passes every filter but `since`, `before` and `limit`.
     pub fn matches(&self, e: &JournalEntry) -> bool {
         let eq = |a: &Option<String>, b: &Option<String>| {
             a.as_ref().is_none_or(|a| {
@@ -323,12 +327,25 @@ impl Journal {
         let since = q.since.unwrap_or(0);
         // Sequence numbers ascend, so the start is found by bisection.
         let start = entries.partition_point(|e| e.seq <= since);
-        entries
-            .range(start..)
+        let limit = q.limit.unwrap_or(usize::MAX);
+        let Some(before) = q.before else {
+            return entries
+                .range(start..)
+                .filter(|e| q.matches(e))
+                .take(limit)
+                .cloned()
+                .collect();
+        };
+        let end = entries.partition_point(|e| e.seq < before).max(start);
+        let mut page: Vec<JournalEntry> = entries
+            .range(start..end)
+            .rev()
             .filter(|e| q.matches(e))
-            .take(q.limit.unwrap_or(usize::MAX))
+            .take(limit)
             .cloned()
-            .collect()
+            .collect();
+        page.reverse();
+        page
     }
 
     /// All entries kept, oldest first.
@@ -439,6 +456,42 @@ mod tests {
         assert_eq!(q(&|q| q.stage = Some(Stage::Rcpt)).len(), 0);
         assert_eq!(q(&|q| q.message_id = Some("4@x".into())), vec![5]);
         assert_eq!(q(&|q| q.rule = Some("r".into())).len(), 0);
+        // Paging back from the newest: the newest `limit` before the cursor, oldest first.
+        assert_eq!(
+            q(&|q| {
+                q.before = Some(u64::MAX);
+                q.limit = Some(2);
+            }),
+            vec![4, 5]
+        );
+        assert_eq!(
+            q(&|q| {
+                q.before = Some(4);
+                q.limit = Some(2);
+            }),
+            vec![2, 3]
+        );
+        assert_eq!(
+            q(&|q| {
+                q.before = Some(2);
+                q.limit = Some(2);
+            }),
+            vec![1]
+        );
+        assert_eq!(
+            q(&|q| {
+                q.before = Some(5);
+                q.rcpt = Some("a@x".into());
+            }),
+            vec![1, 3]
+        );
+        assert_eq!(
+            q(&|q| {
+                q.since = Some(3);
+                q.before = Some(2);
+            }),
+            Vec::<u64>::new()
+        );
         let before = j.changes().version();
         assert_eq!(j.clear(), 5);
         assert!(j.changes().version() > before);

@@ -2,8 +2,8 @@
 //! language does, from Python's standard library only: a MIME message with
 //! an attachment sent with smtplib, then found by body text, header and
 //! free-text search, taken apart (`.../parsed`), its attachment downloaded
-//! byte for byte, its raw form shown inline; the journal paged with a
-//! `since` cursor and emptied; and the Server-Sent Events stream followed
+//! byte for byte, its raw form shown inline; the journal paged forward with
+//! a `since` cursor and back with `before`, and emptied; and the Server-Sent Events stream followed
 //! while mail arrives (delivery, journal and fault events, resuming with
 //! `Last-Event-ID`). A missing python3 fails the test with a hint.
 
@@ -145,6 +145,13 @@ status, j3 = call("GET", "/api/v1/journal?rcpt=bernd@kanzlei.test&kind=delivered
 assert [e["rcpt"] for e in j3["entries"]] == ["bernd@kanzlei.test"], j3
 status, j4 = call("GET", "/api/v1/journal?peer=127.0.0.1&stage=deliver")
 assert len(j4["entries"]) == 2, j4
+# Paging back from the newest: `before` and `limit`, the first seq as the next cursor.
+status, every = call("GET", "/api/v1/journal")
+seqs = [e["seq"] for e in every["entries"]]
+status, newest = call("GET", "/api/v1/journal?before=18446744073709551615&limit=1")
+assert status == 200 and [e["seq"] for e in newest["entries"]] == seqs[-1:], (newest, seqs)
+status, older = call("GET", f"/api/v1/journal?before={seqs[-1]}&limit=100")
+assert [e["seq"] for e in older["entries"]] == seqs[:-1], (older, seqs)
 status, body = call("DELETE", "/api/v1/journal")
 assert status == 200 and body["deleted"] >= 2, body
 status, j5 = call("GET", "/api/v1/journal")

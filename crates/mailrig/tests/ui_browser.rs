@@ -9,9 +9,14 @@
 //! Screenshots land in target/ui-screenshots/. A missing node, chromium,
 //! swaks or playwright-core fails the test with the install command.
 //!
+//! It also checks that the message list's subject column stays inside the
+//! list pane at 1280x800 with a message open, and that the journal view
+//! loads older entries page by page.
+//!
 //! A second test, `tests/ui/login_test.mjs`, signs in to a server started
 //! with `--http-token`: the 401 paths, the login form, the live page on the
-//! cookie, signing out, and `/?token=` as a link.
+//! cookie, the page's "Sign out" button, and `/?token=` as a link. A third,
+//! `tests/ui/grid10k_test.mjs`, opens a world of 10,000 mailboxes.
 
 mod support;
 
@@ -170,5 +175,49 @@ fn the_page_in_headless_chromium() {
         "the browser test failed (screenshots in {}):\n{text}",
         shots.display()
     );
-    assert!(text.contains("ui tests passed: 13 steps"), "{text}");
+    assert!(text.contains("ui tests passed: 14 steps"), "{text}");
+}
+
+/// `tests/ui/grid10k_test.mjs`: the world grid of 10,000 mailboxes (four
+/// domains of 2,500, a rule dropping mail for `u0042` of each) renders
+/// grouped per domain, filters, collapses and shows only the problems.
+#[test]
+fn the_grid_of_10000_mailboxes_in_headless_chromium() {
+    let ui = browser_tools();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("grid10k.toml");
+    let mut toml = String::new();
+    for d in 1..=4 {
+        toml.push_str(&format!(
+            "[[domain]]\nname = \"d{d}.test\"\nmailboxes = [\"u0001..u2500\"]\npassword = \"secret\"\n\n"
+        ));
+    }
+    toml.push_str(
+        "[[fault]]\nname = \"drop-0042\"\nstage = \"route\"\naction = \"drop\"\nmailbox = \"u0042\"\n",
+    );
+    std::fs::write(&scenario, toml).unwrap();
+    let serve =
+        support::serve::Serve::start_env(&[], &["--scenario", scenario.to_str().unwrap()], &[]);
+    let shots = repo().join("target/ui-screenshots");
+    let result = Command::new("node")
+        .arg(ui.join("grid10k_test.mjs"))
+        .arg(serve.url(""))
+        .arg(serve.smtp.port().to_string())
+        .arg(&shots)
+        .current_dir(&ui)
+        .output()
+        .expect("run node");
+    serve.stop();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    println!("{text}");
+    assert!(
+        result.status.success(),
+        "the 10,000-mailbox grid test failed (screenshots in {}):\n{text}",
+        shots.display()
+    );
+    assert!(text.contains("grid10k tests passed: 4 steps"), "{text}");
 }

@@ -474,10 +474,11 @@ async fn delete_every_message(
 
 /// The journal's filters, named as the entry's JSON fields (`mailbox`: the
 /// recipient or the mailbox it ended in; `kind`: the event's kind), a
-/// `since` cursor and a `limit`.
+/// `since` cursor (forward), a `before` cursor (back) and a `limit`.
 #[derive(Debug, Deserialize)]
 struct JournalParams {
     since: Option<u64>,
+    before: Option<u64>,
     limit: Option<usize>,
     mailbox: Option<String>,
     rcpt: Option<String>,
@@ -492,6 +493,7 @@ struct JournalParams {
 impl QueryParams for JournalParams {
     const ACCEPTED: &'static [&'static str] = &[
         "since",
+        "before",
         "limit",
         "mailbox",
         "rcpt",
@@ -545,6 +547,7 @@ async fn journal(
     let newest = state.journal.last_seq();
     let entries = state.journal.query(&JournalQuery {
         since: q.since,
+        before: q.before,
         limit: q.limit,
         mailbox: q.mailbox,
         rcpt: q.rcpt,

@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::Extension;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -24,6 +23,8 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
 use super::access::AccessPolicy;
+use super::error::ApiError;
+use super::extract::{ApiBody, ApiQuery, NoParams};
 use super::ui::PAGE_CSP;
 use crate::state::ServerState;
 
@@ -153,8 +154,26 @@ pub struct LoginForm {
     token: String,
 }
 
+/// The body of `POST /login`; one without a `token` field is a JSON 400.
+pub struct LoginBody(LoginForm);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for LoginBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let ApiBody(body) = ApiBody::from_request(req, state).await?;
+        serde_urlencoded::from_bytes(&body)
+            .map(LoginBody)
+            .map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "the sign-in form needs a 'token' field (application/x-www-form-urlencoded, token=...): {e}"
+                ))
+            })
+    }
+}
+
 /// `GET /login`.
-async fn form(Extension(policy): Extension<Arc<AccessPolicy>>) -> Response {
+async fn form(Extension(policy): Extension<Arc<AccessPolicy>>, _: ApiQuery<NoParams>) -> Response {
     if !policy.requires_token() {
         return Redirect::to("/").into_response();
     }
@@ -164,7 +183,8 @@ async fn form(Extension(policy): Extension<Arc<AccessPolicy>>) -> Response {
 /// `POST /login` (a form body).
 async fn login(
     Extension(policy): Extension<Arc<AccessPolicy>>,
-    Form(f): Form<LoginForm>,
+    _: ApiQuery<NoParams>,
+    LoginBody(f): LoginBody,
 ) -> Response {
     if !policy.requires_token() {
         return Redirect::to("/").into_response();
@@ -177,7 +197,7 @@ async fn login(
 }
 
 /// `POST /logout`: forgets the cookie.
-async fn logout() -> Response {
+async fn logout(_: ApiQuery<NoParams>) -> Response {
     let mut r = Response::builder()
         .status(StatusCode::SEE_OTHER)
         .header(header::LOCATION, "/login")

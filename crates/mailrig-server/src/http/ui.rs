@@ -30,6 +30,7 @@ pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'se
 
 pub async fn index(
     State(state): State<Arc<ServerState>>,
+    axum::extract::Extension(policy): axum::extract::Extension<Arc<super::access::AccessPolicy>>,
     _: ApiQuery<NoParams>,
 ) -> impl IntoResponse {
     (
@@ -38,7 +39,7 @@ pub async fn index(
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::REFERRER_POLICY, "no-referrer"),
         ],
-        Html(render(&state).into_string()),
+        Html(render(&state, policy.requires_token()).into_string()),
     )
 }
 
@@ -63,7 +64,8 @@ pub async fn app_css(_: ApiQuery<NoParams>) -> impl IntoResponse {
 }
 
 /// The page's shell; `app.js` fills the views.
-pub fn render(state: &ServerState) -> Markup {
+/// The page; `token` (the server needs one) adds the "Sign out" button.
+pub fn render(state: &ServerState, token: bool) -> Markup {
     let host = &state.world.identity.hostname;
     let tabs = [
         ("world", "World", "1"),
@@ -92,6 +94,11 @@ pub fn render(state: &ServerState) -> Markup {
                         }
                     }
                     span #live.live title="live updates" { "connecting…" }
+                    @if token {
+                        form.signout method="post" action="/logout" {
+                            button #signout type="submit" title="forget the token in this browser" { "Sign out" }
+                        }
+                    }
                 }
                 aside #lab-panel.lab hidden aria-label="Training lab" {}
                 main {
@@ -174,6 +181,10 @@ pub fn render(state: &ServerState) -> Markup {
                         table #journal.list {
                             thead { tr { th { "#" } th { "time" } th { "stage" } th { "event" } th { "rule" } th { "rcpt" } th { "from" } th { "client" } th #j-host-col hidden { "host" } } }
                             tbody {}
+                        }
+                        div.pager {
+                            button #journal-older type="button" disabled { "older entries" }
+                            span #journal-info {}
                         }
                     }
                 }

@@ -187,6 +187,21 @@ impl Entry {
         })
     }
 
+    /// The value of every header field as [`Entry::has_header`] searches
+    /// it: ASCII lowercased, other UTF-8 lowercased; a value that is not
+    /// UTF-8 is left out (no search finds text in it).
+    pub fn header_values(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
+        self.headers.iter().filter_map(|h| {
+            let value = self.raw.get(h.start as usize..h.end as usize)?;
+            if value.is_ascii() {
+                Some(value.to_ascii_lowercase())
+            } else {
+                let v = std::str::from_utf8(value).ok()?;
+                Some(v.to_lowercase().into_bytes())
+            }
+        })
+    }
+
     /// Bytes this entry holds beyond the message it shares with the store.
     pub fn heap_size(&self) -> usize {
         std::mem::size_of::<Entry>()
@@ -228,6 +243,18 @@ mod tests {
         assert!(!e.has_header("X-Case", "4712"));
         assert!(!e.has_header("X-Cas", ""));
         assert!(e.has_header("subject", "=?utf-8?q?gr=c3"), "the raw value");
+        let values: Vec<Vec<u8>> = e.header_values().collect();
+        let shown: Vec<String> = values
+            .iter()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        assert!(shown.iter().any(|v| v.contains("4711-b")), "{shown:?}");
+        assert!(
+            shown
+                .iter()
+                .any(|v| v.contains("grüße") || v.contains("=?utf-8?q?gr=c3"))
+        );
+        assert!(shown.iter().all(|v| *v == v.to_lowercase()), "{shown:?}");
     }
 
     #[test]

@@ -49,6 +49,47 @@ fn lower(s: Option<String>) -> Option<String> {
     s.map(|s| s.to_lowercase())
 }
 
+/// A test of the (lowercased) address of the mailbox a message is stored in.
+#[derive(Debug, Clone, Copy)]
+pub enum MailboxTest<'a> {
+    /// The mailbox is this address.
+    Is(&'a str),
+    /// The mailbox's domain is this one.
+    InDomain(&'a str),
+    /// The address contains this.
+    Contains(&'a Finder<'static>),
+}
+
+impl MailboxTest<'_> {
+    /// Whether `mailbox` (lowercased) passes.
+    pub fn passes(&self, mailbox: &str) -> bool {
+        match self {
+            MailboxTest::Is(want) => *want == mailbox,
+            MailboxTest::InDomain(want) => {
+                mailbox.rsplit_once('@').is_some_and(|(_, d)| d == *want)
+            }
+            MailboxTest::Contains(f) => f.find(mailbox.as_bytes()).is_some(),
+        }
+    }
+}
+
+/// What a message must have to match a filter, as the search index can
+/// look it up without checking messages: every message that
+/// [`Filter::matches`] lets through meets every requirement of
+/// [`Filter::requirements`] (the converse need not hold: the index checks
+/// the messages that meet them). Needles are lowercased.
+#[derive(Debug, Clone, Copy)]
+pub enum Requirement<'a> {
+    /// [`Entry::text`] contains the needle.
+    Text(&'a [u8]),
+    /// One of the [`Entry::header_values`] contains the needle.
+    Header(&'a [u8]),
+    /// The mailbox passes.
+    Mailbox(MailboxTest<'a>),
+    /// [`Entry::text`] contains the needle, or the mailbox passes.
+    TextOrMailbox(&'a [u8], MailboxTest<'a>),
+}
+
 /// Whether one line of a `\n`-separated section is `want`.
 fn has_line(section: &str, want: &str) -> bool {
     section.split('\n').any(|l| l == want)
@@ -116,14 +157,52 @@ impl Filter {
             && self.before.is_none()
     }
 
+    /// What a matching message must have; see [`Requirement`].
+    pub fn requirements(&self) -> Vec<Requirement<'_>> {
+        let mut out = Vec::new();
+        if let Some(want) = &self.mailbox {
+            out.push(Requirement::Mailbox(MailboxTest::Is(want)));
+        }
+        if let Some(want) = &self.domain {
+            out.push(Requirement::Mailbox(MailboxTest::InDomain(want)));
+        }
+        // A line of a section is a substring of the whole text.
+        if let Some(want) = &self.from {
+            out.push(Requirement::Text(want.as_bytes()));
+        }
+        if let Some(want) = &self.to {
+            out.push(Requirement::TextOrMailbox(
+                want.as_bytes(),
+                MailboxTest::Is(want),
+            ));
+        }
+        for f in [&self.subject, &self.text].into_iter().flatten() {
+            out.push(Requirement::Text(f.needle()));
+        }
+        if let Some((_, want)) = &self.header
+            && !want.is_empty()
+        {
+            out.push(Requirement::Header(want.as_bytes()));
+        }
+        if let Some(f) = &self.any {
+            out.push(Requirement::TextOrMailbox(
+                f.needle(),
+                MailboxTest::Contains(f),
+            ));
+        }
+        out
+    }
+
     /// Whether the message of `entry`, stored in the mailbox `mailbox`
     /// (lowercased) at `date`, matches.
     pub fn matches(&self, mailbox: &str, date: DateTime<Utc>, entry: &Entry) -> bool {
-        if self.mailbox.as_ref().is_some_and(|want| want != mailbox) {
+        if let Some(want) = &self.mailbox
+            && !MailboxTest::Is(want).passes(mailbox)
+        {
             return false;
         }
         if let Some(want) = &self.domain
-            && mailbox.rsplit_once('@').is_none_or(|(_, d)| d != want)
+            && !MailboxTest::InDomain(want).passes(mailbox)
         {
             return false;
         }
@@ -142,7 +221,7 @@ impl Filter {
             return false;
         }
         if let Some(want) = &self.to
-            && want != mailbox
+            && !MailboxTest::Is(want).passes(mailbox)
             && !has_line(entry.section(Section::To), want)
         {
             return false;
@@ -158,7 +237,7 @@ impl Filter {
             return false;
         }
         if let Some(f) = &self.any
-            && !found(f, mailbox)
+            && !MailboxTest::Contains(f).passes(mailbox)
             && !found(f, entry.text())
         {
             return false;

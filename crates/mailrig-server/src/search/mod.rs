@@ -2,7 +2,7 @@
 //! newest first, with what the list and search filters look at extracted
 //! once (see [`entry`]) — so that `GET /api/v1/messages` and
 //! `GET /api/v1/messages/wait` answer from memory without parsing a
-//! message or sorting, with 100,000 messages stored.
+//! message, with 100,000 messages stored.
 //!
 //! The index is a view of the [`Store`], not a second store: it holds the
 //! same raw bytes (shared `Bytes`), and it follows the store by comparing,
@@ -14,12 +14,23 @@
 //! finished before it, and [`follow`] runs the same sync in the background
 //! as mail arrives, so a query seldom has more than a few messages to add.
 //!
+//! A query with text to look for (body, subject, sender, recipient, a
+//! header value, free text) or a mailbox or domain first asks the
+//! [`trigram`] posting lists (and the mailbox of each message) which
+//! messages can match at all, and checks only those with the same
+//! [`Filter::matches`] a scan would use; so the results are the scan's, a
+//! scan is what is left for a query that narrows nothing (a date window,
+//! a one- or two-letter word). The matches are ordered newest first by
+//! selecting the page, not sorting them all.
+//!
 //! The index costs nothing until it is first used: [`follow`] starts
 //! following only after the first query. Extracting a message's text is
-//! most of a delivery's CPU time for large messages (1 MiB: about 1.5 of
-//! 2.9 million instructions, measured with `scripts/bench-callgrind.sh
-//! --top`), and a server under a throughput benchmark, or one that only
-//! speaks SMTP and IMAP to the test, never asks the HTTP API for a list.
+//! most of a delivery's CPU time for large messages (100 KiB: 1.07 of 1.50
+//! million instructions per message, measured with
+//! `scripts/bench-callgrind.sh --size 102400 --top`, before the trigram
+//! lists, which cost more), and a server under a throughput benchmark, or
+//! one that only speaks SMTP and IMAP to the test, never asks the HTTP API
+//! for a list.
 //!
 //! Why here and not in `mailrig-core`: the store's job is IMAP semantics and
 //! persistence; what a search shows (decoded subject, text of the body,
@@ -28,6 +39,7 @@
 
 pub mod entry;
 pub mod filter;
+pub mod trigram;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
@@ -40,7 +52,9 @@ use mailrig_core::world::MailboxId;
 use parking_lot::Mutex;
 
 pub use entry::Entry;
+use filter::Requirement;
 pub use filter::{BadHeaderFilter, Filter};
+use trigram::{DocId, Space, Trigrams};
 
 /// Where a message is in the order: newest first, then by mailbox, folder
 /// and newest UID (unique: a UID is unique within a folder).
@@ -52,9 +66,10 @@ struct Key {
     uid: Reverse<u32>,
 }
 
-/// What the index holds of a message besides its [`Entry`].
+/// One indexed message, numbered by its [`DocId`].
 #[derive(Debug)]
 struct Indexed {
+    key: Key,
     date: DateTime<Utc>,
     entry: Entry,
 }
@@ -78,7 +93,15 @@ struct SeenMailbox {
 
 #[derive(Debug, Default)]
 struct Inner {
-    order: BTreeMap<Key, Indexed>,
+    /// Every message, newest first: its number.
+    order: BTreeMap<Key, DocId>,
+    /// The messages by number; `None`: removed since the last compaction.
+    docs: Vec<Option<Indexed>>,
+    /// The mailbox of each number (its index), for the mailbox filters.
+    doc_mailbox: Vec<u32>,
+    /// The `Some` entries of `docs`.
+    live: usize,
+    trigrams: Trigrams,
     /// Per mailbox of the store: its lowercased address and what was seen.
     mailboxes: Vec<(String, SeenMailbox)>,
     /// Folder names by id, and ids by name.
@@ -87,6 +110,104 @@ struct Inner {
 }
 
 impl Inner {
+    /// Numbers and indexes a new message.
+    fn insert(&mut self, key: Key, date: DateTime<Utc>, entry: Entry) {
+        let id = self.docs.len() as DocId;
+        let headers: Vec<Vec<u8>> = entry.header_values().collect();
+        self.trigrams.add(
+            id,
+            std::iter::once((Space::Text, entry.text().as_bytes()))
+                .chain(headers.iter().map(|h| (Space::Header, &h[..]))),
+        );
+        self.docs.push(Some(Indexed { key, date, entry }));
+        self.doc_mailbox.push(key.mailbox);
+        self.live += 1;
+        if let Some(old) = self.order.insert(key, id) {
+            self.remove_doc(old);
+        }
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if let Some(id) = self.order.remove(key) {
+            self.remove_doc(id);
+        }
+    }
+
+    fn remove_doc(&mut self, id: DocId) {
+        if self.docs[id as usize].take().is_some() {
+            self.live -= 1;
+        }
+    }
+
+    /// Renumbers the messages once more were removed than are left, so
+    /// the posting lists of removed ones do not pile up (each compaction
+    /// follows as many removals as it keeps messages).
+    fn compact_if_sparse(&mut self) {
+        if self.docs.len() - self.live <= self.live {
+            return;
+        }
+        let mut new_id = Vec::with_capacity(self.docs.len());
+        let mut docs = Vec::with_capacity(self.live);
+        let mut doc_mailbox = Vec::with_capacity(self.live);
+        for d in std::mem::take(&mut self.docs) {
+            new_id.push(d.map(|d| {
+                doc_mailbox.push(d.key.mailbox);
+                docs.push(Some(d));
+                (docs.len() - 1) as DocId
+            }));
+        }
+        for id in self.order.values_mut() {
+            *id = new_id[*id as usize].expect("an ordered message is live");
+        }
+        self.trigrams.compact(&new_id);
+        self.docs = docs;
+        self.doc_mailbox = doc_mailbox;
+    }
+
+    /// The numbers of the live messages stored in a mailbox for which
+    /// `ok` (by mailbox index) holds, ascending.
+    fn docs_in(&self, ok: &[bool]) -> Vec<DocId> {
+        self.doc_mailbox
+            .iter()
+            .enumerate()
+            .filter(|&(id, &m)| ok[m as usize] && self.docs[id].is_some())
+            .map(|(id, _)| id as DocId)
+            .collect()
+    }
+
+    /// The messages that can match, ascending (every one checked with
+    /// [`Filter::matches`] after); `None`: the filter narrows nothing.
+    fn candidates(&self, filter: &Filter) -> Option<Vec<DocId>> {
+        let mut out: Option<Vec<DocId>> = None;
+        let boxes = |t: &filter::MailboxTest| -> Vec<bool> {
+            self.mailboxes.iter().map(|(a, _)| t.passes(a)).collect()
+        };
+        for r in filter.requirements() {
+            let found = match r {
+                Requirement::Text(n) => self.trigrams.candidates(Space::Text, n),
+                Requirement::Header(n) => self.trigrams.candidates(Space::Header, n),
+                Requirement::Mailbox(t) => Some(self.docs_in(&boxes(&t))),
+                Requirement::TextOrMailbox(n, t) => {
+                    self.trigrams.candidates(Space::Text, n).map(|text| {
+                        let ok = boxes(&t);
+                        if ok.contains(&true) {
+                            trigram::union(&text, &self.docs_in(&ok))
+                        } else {
+                            text
+                        }
+                    })
+                }
+            };
+            if let Some(found) = found {
+                out = Some(match out {
+                    None => found,
+                    Some(before) => trigram::intersect(&before, found.into_iter()),
+                });
+            }
+        }
+        out
+    }
+
     fn folder_id(&mut self, name: &str) -> u32 {
         if let Some(&id) = self.folder_ids.get(name) {
             return id;
@@ -135,6 +256,8 @@ pub struct IndexSize {
     pub messages: usize,
     /// Bytes of the entries beyond the raw messages they share with the store.
     pub entry_bytes: usize,
+    /// Bytes of the trigram posting lists.
+    pub posting_bytes: usize,
 }
 
 /// The index over one store; see the module documentation.
@@ -223,16 +346,14 @@ impl SearchIndex {
                 );
             }
             for k in gone {
-                inner.order.remove(&k);
+                inner.remove(&k);
             }
             added += fresh.len();
             for (folder, m) in fresh {
-                inner.order.insert(
+                inner.insert(
                     key(id, folder, m.uid, date_key(m.internal_date)),
-                    Indexed {
-                        date: m.internal_date,
-                        entry: Entry::extract(&m),
-                    },
+                    m.internal_date,
+                    Entry::extract(&m),
                 );
             }
             inner.mailboxes[id.index()].1 = SeenMailbox {
@@ -240,6 +361,7 @@ impl SearchIndex {
                 folders: seen,
             };
         }
+        inner.compact_if_sparse();
         added
     }
 
@@ -268,18 +390,32 @@ impl SearchIndex {
                     .collect(),
             };
         }
-        let mut total = 0;
-        let mut hits = Vec::new();
-        for (k, m) in &inner.order {
-            let mailbox = &inner.mailboxes[k.mailbox as usize].0;
-            if filter.matches(mailbox, m.date, &m.entry) {
-                if total >= offset && hits.len() < limit {
-                    hits.push(hit(k));
-                }
-                total += 1;
+        let mut keys = Vec::new();
+        let mut check = |d: &Indexed| {
+            let mailbox = &inner.mailboxes[d.key.mailbox as usize].0;
+            if filter.matches(mailbox, d.date, &d.entry) {
+                keys.push(d.key);
             }
+        };
+        match inner.candidates(filter) {
+            Some(ids) => ids
+                .iter()
+                .filter_map(|&id| inner.docs[id as usize].as_ref())
+                .for_each(&mut check),
+            None => inner.docs.iter().flatten().for_each(&mut check),
         }
-        Found { total, hits }
+        let total = keys.len();
+        // Only the messages up to the page's end need their order.
+        let end = offset.saturating_add(limit).min(total);
+        if end < total {
+            keys.select_nth_unstable(end);
+        }
+        keys.truncate(end);
+        keys.sort_unstable();
+        Found {
+            total,
+            hits: keys.iter().skip(offset).map(hit).collect(),
+        }
     }
 
     /// How many messages the index holds and the bytes of their entries.
@@ -287,7 +423,13 @@ impl SearchIndex {
         let inner = self.inner.lock();
         IndexSize {
             messages: inner.order.len(),
-            entry_bytes: inner.order.values().map(|m| m.entry.heap_size()).sum(),
+            entry_bytes: inner
+                .docs
+                .iter()
+                .flatten()
+                .map(|d| d.entry.heap_size())
+                .sum(),
+            posting_bytes: inner.trigrams.heap_size(),
         }
     }
 }

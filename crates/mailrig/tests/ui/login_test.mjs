@@ -83,7 +83,14 @@ try {
   });
 
   await step("login-04-signed-out", async () => {
-    await page.evaluate(async () => { await fetch("/logout", { method: "POST" }); });
+    // The page's own "Sign out" button, visible in the header.
+    const button = await page.waitForSelector("header.top #signout", { state: "visible" });
+    assert((await button.textContent()).includes("Sign out"), "the button says Sign out");
+    await Promise.all([page.waitForNavigation(), button.click()]);
+    assert(new URL(page.url()).pathname === "/login", "signed out onto the form: " + page.url());
+    await page.waitForSelector("form[action='/login'] input#token");
+    const left = (await context.cookies()).filter((c) => c.name === "mailrig_token");
+    assert(left.length === 0, "the cookie is gone: " + JSON.stringify(left));
     const r = await page.goto(BASE + "/");
     assert(r.status() === 401, "after signing out the page is a 401 again: " + r.status());
     await page.waitForSelector("form[action='/login']");

@@ -101,6 +101,7 @@ await page.goto(BASE + "/");
 await page.waitForSelector("#grid .cell");
 await page.waitForSelector("#live.on");
 console.log(`first screen usable after ${Date.now() - t0} ms`);
+assert(!(await page.$("#signout")), "no Sign out button without a token");
 
 await step("01-grid-seed-after-sends", async () => {
   // The seed incident: one message to every mailbox; 23 of patente.test are dropped.
@@ -140,6 +141,19 @@ await step("03-message-html", async () => {
   const frame = page.frameLocator("#html-frame");
   await frame.locator("#bold").waitFor();
   assert((await frame.locator("#bold").textContent()) === "Vertrag", "HTML rendered");
+  // At 1280x800 with a message open, every row's subject starts inside the
+  // list pane with room to be read (not pushed under the message pane).
+  const boxes = await page.evaluate(() => {
+    const pane = document.querySelector(".list-pane").getBoundingClientRect();
+    return [...document.querySelectorAll("#messages tbody tr[data-uid]")].map((tr) => {
+      const s = tr.children[3].getBoundingClientRect();
+      return { left: s.left, right: s.right, pane: [pane.left, pane.right] };
+    });
+  });
+  for (const b of boxes) {
+    assert(b.left >= b.pane[0] && b.right <= b.pane[1] + 1 && b.right - b.left >= 120,
+      "the subject column is inside the list pane, 120 px or wider: " + JSON.stringify(b));
+  }
 });
 await step("04-message-text", async () => {
   await page.click(".msg-tabs button[data-tab=text]");
@@ -214,6 +228,33 @@ await step("11-journal-live", async () => {
   await page.fill("#j-rule", "no-bernd");
   await page.press("#j-rule", "Enter");
   await waitFor(() => { const rs = document.querySelectorAll("#journal tbody tr"); return rs.length === 2 && [...rs].every((r) => r.textContent.includes("no-bernd")); });
+});
+
+await step("11b-journal-older-entries", async () => {
+  // More entries than one page: 250 deliveries over one SMTP connection (Python's smtplib).
+  await page.uncheck("#j-follow");
+  execFileSync("python3", ["-c", `
+import smtplib
+with smtplib.SMTP("127.0.0.1", ${SMTP_PORT}) as s:
+    for i in range(250):
+        s.sendmail("bulk@extern.test", ["clara@kanzlei.test"], f"Subject: bulk {i}\\r\\n\\r\\nx\\r\\n")
+`]);
+  await page.fill("#j-rule", "");
+  await page.press("#j-rule", "Enter");
+  const total = (await api("/journal")).entries.length;
+  assert(total > 250, "the journal holds the deliveries: " + total);
+  await waitFor(() => document.querySelectorAll("#journal tbody tr").length === 200);
+  assert((await page.textContent("#journal-info")).includes("200 entries shown"), "the first page says what it shows");
+  for (let i = 0; i < 20 && !(await page.isDisabled("#journal-older")); i++) {
+    const before = await page.$$eval("#journal tbody tr", (rs) => rs.length);
+    await page.click("#journal-older");
+    await waitFor((n) => document.querySelectorAll("#journal tbody tr").length > n || document.querySelector("#journal-older").disabled, before);
+  }
+  const seqs = await page.$$eval("#journal tbody tr", (rs) => rs.map((r) => Number(r.dataset.seq)));
+  assert(seqs.length === total, `every entry loaded page by page: ${seqs.length} of ${total}`);
+  assert(seqs.every((s, i) => i === 0 || s < seqs[i - 1]), "newest first, none twice");
+  assert((await page.textContent("#journal-info")).includes("no older ones"), "the end is announced");
+  await page.check("#j-follow");
 });
 
 // Hostile HTML: no script runs, nothing remote loads (until asked).

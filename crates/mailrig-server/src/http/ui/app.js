@@ -198,11 +198,13 @@ async function loadMessages() {
   for (const m of data.messages) {
     const href = `#/message/${enc(m.mailbox)}/${m.uid}`;
     const open = current && current.mailbox === m.mailbox && current.uid === m.uid;
+    const from = m.from || (m.envelope ? m.envelope.mail_from : "");
+    const subject = m.subject || "(no subject)";
     tbody.append(el("tr", { class: open ? "open" : null, "data-uid": m.uid, "data-mailbox": m.mailbox },
       el("td", {}, el("a", { href }, fmtTime(m.internal_date))),
-      el("td", {}, m.mailbox),
-      el("td", {}, m.from || (m.envelope ? m.envelope.mail_from : "")),
-      el("td", {}, el("a", { href, class: "subject" }, m.subject || "(no subject)")),
+      el("td", { title: m.mailbox }, m.mailbox),
+      el("td", { title: from }, from),
+      el("td", { title: subject }, el("a", { href, class: "subject" }, subject)),
       el("td", { class: "n" }, fmtSize(m.size))));
   }
   if (data.messages.length === 0) tbody.append(el("tr", {}, el("td", { colspan: 5, class: "empty" }, "No messages.")));
@@ -409,13 +411,49 @@ function journalQuery() {
   return p;
 }
 
-async function loadJournal() {
+// The journal view pages back from the newest: JOURNAL_PAGE entries at a
+// time, older ones on "older entries" or when scrolled to the bottom
+// (`before` = the oldest seq shown).
+const JOURNAL_PAGE = 200;
+const NEWEST = "18446744073709551615";
+const journalPage = { oldest: null, more: false, loading: false };
+
+async function fetchJournal(before) {
   const p = journalQuery();
-  let j;
-  try { j = await api("GET", "/journal?" + p.toString()); } catch (e) { flash(e.message); return; }
+  p.set("before", before);
+  p.set("limit", JOURNAL_PAGE);
+  return api("GET", "/journal?" + p.toString());
+}
+
+function journalPaged(entries) {
   const tbody = $("#journal tbody");
-  // Newest first; the last 1000 only.
-  tbody.replaceChildren(...j.entries.slice(-1000).reverse().map(journalRow));
+  if (tbody.lastElementChild) journalPage.oldest = tbody.lastElementChild.dataset.seq;
+  journalPage.more = entries.length === JOURNAL_PAGE;
+  $("#journal-older").disabled = !journalPage.more;
+  $("#journal-info").textContent = `${tbody.children.length} entries shown${journalPage.more ? "" : ", no older ones"}`;
+}
+
+async function loadJournal() {
+  let j;
+  try { j = await fetchJournal(NEWEST); } catch (e) { flash(e.message); return; }
+  journalPage.oldest = null;
+  // Newest first.
+  $("#journal tbody").replaceChildren(...j.entries.slice().reverse().map(journalRow));
+  journalPaged(j.entries);
+}
+
+async function loadOlderJournal() {
+  if (journalPage.loading || !journalPage.more || journalPage.oldest === null) return;
+  journalPage.loading = true;
+  try {
+    const j = await fetchJournal(journalPage.oldest);
+    $("#journal tbody").append(...j.entries.slice().reverse().map(journalRow));
+    journalPaged(j.entries);
+  } catch (e) {
+    flash(e.message);
+  } finally {
+    journalPage.loading = false;
+  }
 }
 
 /** Whether a live entry passes the journal view's filters (as the server's). */
@@ -447,7 +485,13 @@ function connect() {
     if (!$("#view-journal").hidden && $("#j-follow").checked && journalMatches(e)) {
       const tbody = $("#journal tbody");
       tbody.prepend(journalRow(e));
-      while (tbody.children.length > 1000) tbody.lastChild.remove();
+      // A wall display left open: keep 5000 rows; the cut ones load again as older.
+      if (tbody.children.length > 5000) {
+        while (tbody.children.length > 5000) tbody.lastChild.remove();
+        journalPage.oldest = tbody.lastElementChild.dataset.seq;
+        journalPage.more = true;
+        $("#journal-older").disabled = false;
+      }
     }
     refreshGrid();
   });
@@ -478,6 +522,19 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
   $("#journal-filter").addEventListener("submit", (ev) => { ev.preventDefault(); loadJournal(); });
+  $("#journal-older").addEventListener("click", loadOlderJournal);
+  // Sign out with fetch: the page's `Referrer-Policy: no-referrer` makes a
+  // plain form POST carry `Origin: null`, which the server refuses.
+  const signout = document.querySelector("form.signout");
+  if (signout) signout.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    await fetch("/logout", { method: "POST" });
+    location.href = "/login";
+  });
+  window.addEventListener("scroll", debounce(() => {
+    const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 200;
+    if (atBottom && !$("#view-journal").hidden) loadOlderJournal();
+  }, 100));
   $("#clear-journal").addEventListener("click", async () => {
     if (!confirm("Empty the journal?")) return;
     await api("DELETE", "/journal");
