@@ -184,8 +184,8 @@ fn filled_store(n: usize) -> (Store, usize) {
         bytes += raw.len();
         let at = start + Duration::seconds(i as i64);
         let envelope = Envelope {
-            mail_from: format!("bounce{}@extern.test", i % 100),
-            rcpt_to: vec![to],
+            mail_from: format!("bounce{}@extern.test", i % 100).into(),
+            rcpt_to: vec![to].into(),
             peer: "127.0.0.1:40000".into(),
             helo: "bench".into(),
             auth_user: None,
@@ -298,7 +298,7 @@ fn search(c: &mut Criterion) {
             let raw = message(&mut rng, i, to);
             let envelope = Envelope {
                 mail_from: "x@extern.test".into(),
-                rcpt_to: vec![to.into()],
+                rcpt_to: vec![to.into()].into(),
                 peer: "127.0.0.1:40000".into(),
                 helo: "bench".into(),
                 auth_user: None,

@@ -70,7 +70,7 @@ async fn main() {
     for i in 0..10_000 {
         let env = Arc::new(mailrig_core::Envelope {
             mail_from: "s@extern.test".into(),
-            rcpt_to: vec![],
+            rcpt_to: Box::default(),
             peer: "bench".into(),
             helo: "bench".into(),
             auth_user: None,

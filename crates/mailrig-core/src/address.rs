@@ -11,7 +11,9 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Address {
     local: String,
-    domain: String,
+    /// Lower-cased; shared by the mailboxes of one domain in a world
+    /// (see [`Address::share_domain`]).
+    domain: std::sync::Arc<str>,
 }
 
 /// The longest address accepted: RFC 5321's 256-octet path minus its angle brackets.
@@ -113,12 +115,25 @@ impl Address {
     pub fn new(local: &str, domain: &str) -> Self {
         Address {
             local: local.to_string(),
-            domain: domain.to_lowercase(),
+            domain: domain.to_lowercase().into(),
         }
     }
 
     pub fn local(&self) -> &str {
         &self.local
+    }
+
+    /// Makes this address hold `domain` (the same domain, lower-cased) instead
+    /// of its own copy: the mailboxes of a big world share one.
+    pub fn share_domain(&mut self, domain: &std::sync::Arc<str>) {
+        if *self.domain == **domain {
+            self.domain = domain.clone();
+        }
+    }
+
+    /// The domain as the shared text it is held in.
+    pub fn domain_text(&self) -> std::sync::Arc<str> {
+        self.domain.clone()
     }
 
     pub fn domain(&self) -> &str {

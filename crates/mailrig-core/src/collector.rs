@@ -331,8 +331,8 @@ pub(crate) fn build_collectors(
                 let addr = m.address.to_string();
                 push(
                     CollectAccount {
-                        login: m.login.clone(),
-                        password: m.password.clone(),
+                        login: m.login.to_string(),
+                        password: m.password.to_string(),
                         delivery: Delivery::Mailbox(deliverable(&addr, at)?),
                     },
                     at,
@@ -359,8 +359,8 @@ pub(crate) fn build_collectors(
                     let m = h.world.mailbox(id);
                     (
                         at,
-                        m.login.clone(),
-                        m.password.clone(),
+                        m.login.to_string(),
+                        m.password.to_string(),
                         Some(m.address.to_string()),
                     )
                 }
@@ -373,7 +373,7 @@ pub(crate) fn build_collectors(
                     });
                     let password = match (&a.password, &known) {
                         (Some(_), _) => String::new(),
-                        (None, Some(m)) => m.password.clone(),
+                        (None, Some(m)) => m.password.to_string(),
                         (None, None) => {
                             return Err(err(
                                 at,
@@ -426,7 +426,7 @@ pub(crate) fn build_collectors(
             let known = source_host.and_then(|h| {
                 h.world
                     .mailbox_by_login(m.login.get_ref())
-                    .map(|id| h.world.mailbox(id).password.clone())
+                    .map(|id| h.world.mailbox(id).password.to_string())
             });
             let password = m.password.clone().or(known).ok_or_else(|| {
                 err(

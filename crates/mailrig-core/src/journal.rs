@@ -8,6 +8,7 @@
 //! without bound; `dropped()` says how many old entries were let go.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
@@ -17,69 +18,92 @@ use serde::Serialize;
 use crate::fault::{Action, Stage};
 use crate::signal::ChangeSignal;
 
+/// A string of a journal entry. Shared, not copied, where the same text is
+/// held elsewhere already: the world's address of a mailbox, a session's
+/// peer, a message's envelope sender. The journal keeps
+/// [`Journal::DEFAULT_CAPACITY`] entries, one per delivered copy, so every
+/// byte of an entry counts against the store's memory figure.
+pub type Text = Arc<str>;
+
 /// What happened.
+///
+/// The variants that a busy server writes once per message (delivered,
+/// rejected, dropped, misrouted) hold their data inline; the rest hold it
+/// boxed, so that an entry stays small.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum JournalEvent {
     /// Stored into a mailbox folder with this UID.
-    Delivered { mailbox: String, uid: u32 },
+    Delivered { mailbox: Text, uid: u32 },
     /// Refused with an SMTP reply.
     Rejected {
         code: u16,
-        enhanced: String,
-        text: String,
+        enhanced: Text,
+        text: Text,
     },
     /// Accepted with 250 and thrown away.
     Dropped,
     /// Stored into a mailbox other than the one addressed.
-    Misrouted { intended: String, actual: String },
+    Misrouted { intended: Text, actual: Text },
     /// Anything else a fault did: the fault plan's own [`Action`] (a type to
     /// match on, never a string to match by prefix), serialized as its
     /// description (`"delay 400 ms"`, `"tls NotOffered"`) so the HTTP JSON
     /// (`{"kind": "fault", "action": "..."}`) stays what it always was.
     Fault {
         #[serde(serialize_with = "action_description")]
-        action: Action,
+        action: Box<Action>,
     },
-    /// A collector fetched a message (POP3 UIDL `uidl` of `account`) and
-    /// delivered it into these mailboxes of its target host (none: lost).
-    Collected {
-        collector: String,
-        account: String,
-        uidl: String,
-        delivered_to: Vec<String>,
-    },
-    /// A collector could not fetch an account (login refused, no connection).
-    CollectFailed {
-        collector: String,
-        account: String,
-        reason: String,
-    },
+    /// A collector fetched a message and delivered it (see [`Collected`]).
+    Collected(Box<Collected>),
+    /// A collector could not fetch an account (see [`CollectFailed`]).
+    CollectFailed(Box<CollectFailed>),
     /// A backup MX or relay passed a queued message on to another host.
-    Forwarded { to_host: String },
+    Forwarded { to_host: Text },
     /// A forwarding attempt failed; the message stays queued for the next one.
-    ForwardDeferred { to_host: String, reason: String },
-    /// A query to the world's DNS server and its answer (the client is the
-    /// entry's `peer`; a fault that changed the answer is its `rule`).
-    Dns {
-        qname: String,
-        qtype: String,
-        /// `NOERROR`, `NXDOMAIN`, `REFUSED`, `SERVFAIL`, or `none` when no
-        /// answer was sent.
-        rcode: String,
-        /// Records in the answer section.
-        answers: usize,
-        /// `udp` or `tcp`.
-        transport: String,
-        /// The TC bit was set.
-        truncated: bool,
-    },
+    ForwardDeferred { to_host: Text, reason: Text },
+    /// A query to the world's DNS server and its answer (see [`DnsQuery`]).
+    Dns(Box<DnsQuery>),
     /// The sender authentication checks (SPF, DKIM, DMARC, ARC) of a message
     /// at the end of DATA, before it is stored or refused.
     Authenticated {
         #[serde(flatten)]
-        results: std::sync::Arc<crate::sender_auth::AuthResults>,
+        results: Arc<crate::sender_auth::AuthResults>,
     },
+}
+
+/// A collector fetched a message (POP3 UIDL or IMAP UID `uidl` of `account`)
+/// and delivered it into these mailboxes of its target host (none: lost).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Collected {
+    pub collector: String,
+    pub account: String,
+    pub uidl: String,
+    pub delivered_to: Vec<String>,
+}
+
+/// A collector could not fetch an account (login refused, no connection).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CollectFailed {
+    pub collector: String,
+    pub account: String,
+    pub reason: String,
+}
+
+/// A query to the world's DNS server and its answer (the client is the
+/// entry's `peer`; a fault that changed the answer is its `rule`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnsQuery {
+    pub qname: String,
+    pub qtype: String,
+    /// `NOERROR`, `NXDOMAIN`, `REFUSED`, `SERVFAIL`, or `none` when no
+    /// answer was sent.
+    pub rcode: String,
+    /// Records in the answer section.
+    pub answers: usize,
+    /// `udp` or `tcp`.
+    pub transport: String,
+    /// The TC bit was set.
+    pub truncated: bool,
 }
 
 fn action_description<S: serde::Serializer>(action: &Action, s: S) -> Result<S::Ok, S::Error> {
@@ -92,15 +116,15 @@ pub struct JournalEntry {
     pub seq: u64,
     /// The host of the world the event happened on (`None` in a one-server world).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
+    pub host: Option<Text>,
     pub time: DateTime<Utc>,
     pub stage: Stage,
     /// Name of the fault rule that decided, if a rule did.
-    pub rule: Option<String>,
-    pub message_id: Option<String>,
-    pub mail_from: Option<String>,
-    pub rcpt: Option<String>,
-    pub peer: Option<String>,
+    pub rule: Option<Text>,
+    pub message_id: Option<Text>,
+    pub mail_from: Option<Text>,
+    pub rcpt: Option<Text>,
+    pub peer: Option<Text>,
     pub event: JournalEvent,
 }
 
@@ -108,11 +132,11 @@ pub struct JournalEntry {
 #[derive(Debug, Clone)]
 pub struct JournalRecord {
     pub stage: Stage,
-    pub rule: Option<String>,
-    pub message_id: Option<String>,
-    pub mail_from: Option<String>,
-    pub rcpt: Option<String>,
-    pub peer: Option<String>,
+    pub rule: Option<Text>,
+    pub message_id: Option<Text>,
+    pub mail_from: Option<Text>,
+    pub rcpt: Option<Text>,
+    pub peer: Option<Text>,
     pub event: JournalEvent,
 }
 
@@ -121,8 +145,8 @@ pub struct JournalRecord {
 /// which names the host in every entry, into the one ordered list.
 #[derive(Debug)]
 pub struct Journal {
-    inner: std::sync::Arc<Inner>,
-    host: Option<String>,
+    inner: Arc<Inner>,
+    host: Option<Text>,
 }
 
 #[derive(Debug)]
@@ -162,7 +186,7 @@ pub struct JournalQuery {
 impl JournalQuery {
     /// Whether `e` passes every filter but `since`, `before` and `limit`.
     pub fn matches(&self, e: &JournalEntry) -> bool {
-        let eq = |a: &Option<String>, b: &Option<String>| {
+        let eq = |a: &Option<String>, b: &Option<Text>| {
             a.as_ref().is_none_or(|a| {
                 b.as_deref()
                     .is_some_and(|b| b.eq_ignore_ascii_case(a.as_str()))
@@ -176,15 +200,11 @@ impl JournalQuery {
                     JournalEvent::Misrouted { intended, actual } => {
                         intended.eq_ignore_ascii_case(m) || actual.eq_ignore_ascii_case(m)
                     }
-                    JournalEvent::Collected {
-                        account,
-                        delivered_to,
-                        ..
-                    } => {
-                        account.eq_ignore_ascii_case(m)
-                            || delivered_to.iter().any(|d| d.eq_ignore_ascii_case(m))
+                    JournalEvent::Collected(c) => {
+                        c.account.eq_ignore_ascii_case(m)
+                            || c.delivered_to.iter().any(|d| d.eq_ignore_ascii_case(m))
                     }
-                    JournalEvent::CollectFailed { account, .. } => account.eq_ignore_ascii_case(m),
+                    JournalEvent::CollectFailed(c) => c.account.eq_ignore_ascii_case(m),
                     _ => false,
                 }
         });
@@ -223,11 +243,11 @@ impl JournalEvent {
             JournalEvent::Dropped => "dropped",
             JournalEvent::Misrouted { .. } => "misrouted",
             JournalEvent::Fault { .. } => "fault",
-            JournalEvent::Collected { .. } => "collected",
-            JournalEvent::CollectFailed { .. } => "collect-failed",
+            JournalEvent::Collected(_) => "collected",
+            JournalEvent::CollectFailed(_) => "collect-failed",
             JournalEvent::Forwarded { .. } => "forwarded",
             JournalEvent::ForwardDeferred { .. } => "forward-deferred",
-            JournalEvent::Dns { .. } => "dns",
+            JournalEvent::Dns(_) => "dns",
             JournalEvent::Authenticated { .. } => "authenticated",
         }
     }
@@ -259,7 +279,7 @@ impl Journal {
 
     pub fn with_capacity(capacity: usize) -> Journal {
         Journal {
-            inner: std::sync::Arc::new(Inner {
+            inner: Arc::new(Inner {
                 entries: Mutex::new(VecDeque::new()),
                 capacity: capacity.max(1),
                 next_seq: AtomicU64::new(1),
@@ -272,8 +292,8 @@ impl Journal {
     /// A handle on the same journal that names `host` in every entry it records.
     pub fn for_host(&self, host: &str) -> Journal {
         Journal {
-            inner: std::sync::Arc::clone(&self.inner),
-            host: Some(host.to_string()),
+            inner: Arc::clone(&self.inner),
+            host: Some(host.into()),
         }
     }
 
@@ -431,7 +451,7 @@ mod tests {
         let j = Journal::with_capacity(10);
         for i in 0..5 {
             let mut r = rec(if i % 2 == 0 { "a@x" } else { "b@x" }, &format!("<{i}@x>"));
-            r.peer = Some(format!("127.0.0.1:{}", 1000 + i));
+            r.peer = Some(format!("127.0.0.1:{}", 1000 + i).into());
             j.record(r);
         }
         let q = |f: &dyn Fn(&mut JournalQuery)| {
@@ -503,20 +523,18 @@ mod tests {
     #[test]
     fn a_fault_event_is_a_type_and_serializes_as_its_description() {
         let event = JournalEvent::Fault {
-            action: Action::Delay { ms: 400 },
+            action: Box::new(Action::Delay { ms: 400 }),
         };
         assert!(matches!(
-            event,
-            JournalEvent::Fault {
-                action: Action::Delay { ms: 400 }
-            }
+            &event,
+            JournalEvent::Fault { action } if **action == Action::Delay { ms: 400 }
         ));
         assert_eq!(
             serde_json::to_value(&event).unwrap(),
             serde_json::json!({"kind": "fault", "action": "delay 400 ms"})
         );
         let tls = JournalEvent::Fault {
-            action: Action::Tls(crate::fault::TlsFault::NotOffered),
+            action: Box::new(Action::Tls(crate::fault::TlsFault::NotOffered)),
         };
         assert_eq!(
             serde_json::to_value(&tls).unwrap()["action"],

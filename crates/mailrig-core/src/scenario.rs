@@ -25,6 +25,7 @@ use crate::address::Address;
 use crate::dns::spec::DnsSection;
 use crate::dns::{DnsSpec, ZoneHost};
 use crate::fault::{FaultPlan, FaultRuleSpec};
+use crate::journal::Text;
 use crate::located::LocatedError;
 use crate::range;
 use crate::sender_auth::SenderAuthPolicy;
@@ -264,6 +265,7 @@ impl Scenario {
             src,
             mailboxes: Vec::new(),
             by_key: HashMap::new(),
+            last_password: None,
         };
         let world_parts = b.build(&parsed)?;
         let world = World::build(world_parts)
@@ -447,6 +449,8 @@ struct Builder<'a> {
     mailboxes: Vec<Mailbox>,
     /// Lower-cased address → mailbox, so a world of 100,000 mailboxes builds in linear time.
     by_key: HashMap<String, MailboxId>,
+    /// The password given to the mailbox built last (see `shared_password`).
+    last_password: Option<Text>,
 }
 
 impl Builder<'_> {
@@ -708,8 +712,9 @@ impl Builder<'_> {
         }
         // The name rules above keep Maildir paths safe; the address itself
         // passes the one address check (length, characters) like every other.
-        let address = Address::parse(&format!("{local}@{domain}"))
+        let mut address = Address::parse(&format!("{local}@{domain}"))
             .map_err(|e| self.err(at, e.to_string()))?;
+        self.share_domain(&mut address);
         let key = address.key();
         if self.by_key.contains_key(&key) {
             return Err(self.err(at, format!("mailbox '{key}' is defined twice")));
@@ -724,15 +729,38 @@ impl Builder<'_> {
         })?;
         let id = MailboxId(self.mailboxes.len() as u32);
         self.by_key.insert(key, id);
+        let password = self.shared_password(password);
         self.mailboxes.push(Mailbox {
             id,
-            login: login
-                .map(str::to_string)
-                .unwrap_or_else(|| address.to_string()),
+            login: login.map_or_else(|| address.to_string().into(), Into::into),
             address,
-            password: password.to_string(),
+            password,
         });
         Ok(id)
+    }
+
+    /// Gives `address` the domain text of the mailbox built before it, when
+    /// it is the same domain (as it is for all but a domain's first).
+    fn share_domain(&mut self, address: &mut Address) {
+        match self.mailboxes.last() {
+            Some(prev) if prev.address.domain() == address.domain() => {
+                address.share_domain(&prev.address.domain_text());
+            }
+            _ => {}
+        }
+    }
+
+    /// The password as a shared text: the mailboxes of a domain mostly have
+    /// the domain's one password, kept once rather than once per mailbox.
+    fn shared_password(&mut self, password: &str) -> Text {
+        match &self.last_password {
+            Some(p) if &**p == password => p.clone(),
+            _ => {
+                let p: Text = password.into();
+                self.last_password = Some(p.clone());
+                p
+            }
+        }
     }
 
     /// Expands a range (`user01..user25`, `user{01..25}`, see [`crate::range`])
@@ -858,6 +886,49 @@ mod tests {
         assert!(w.authenticate("anna@kanzlei.test", "secret").is_some());
         assert!(w.authenticate("anna@kanzlei.test", "wrong").is_none());
         assert!(s.summary().contains("patente.test"));
+    }
+
+    #[test]
+    fn logins_default_to_the_address_and_stay_unique() {
+        let toml = "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a', 'B']\n\
+                    [[domain.mailbox]]\nname='c'\nlogin='carla'\npassword='q'\n";
+        let s = Scenario::parse(toml, "x").unwrap();
+        let w = &s.world;
+        let a = w.mailbox_by_address("a@d.test");
+        assert!(a.is_some());
+        assert_eq!(w.authenticate("A@D.test", "p"), a);
+        assert!(w.authenticate("b@d.test", "p").is_some());
+        assert!(w.authenticate("carla", "q").is_some());
+        // A mailbox with a login of its own is not reached by its address.
+        assert!(w.authenticate("c@d.test", "q").is_none());
+        assert_eq!(w.mailbox_by_login("c@d.test"), None);
+        // The domain's mailboxes share its one password and domain name.
+        assert!(std::sync::Arc::ptr_eq(
+            &w.mailboxes[0].password,
+            &w.mailboxes[1].password
+        ));
+        assert!(std::sync::Arc::ptr_eq(
+            &w.mailboxes[0].address.domain_text(),
+            &w.mailboxes[2].address.domain_text()
+        ));
+        // A default login is the address, kept once for the world and store.
+        assert!(std::sync::Arc::ptr_eq(
+            &w.mailboxes[1].address_text(),
+            &w.mailboxes[1].login
+        ));
+        assert_eq!(&*w.mailboxes[1].address_text(), "B@d.test");
+        assert_eq!(&*w.mailboxes[2].address_text(), "c@d.test");
+        let e = Scenario::parse(
+            "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a']\n\
+             [[domain.mailbox]]\nname='c'\nlogin='A@d.test'\n",
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("login 'A@d.test' is used by two mailboxes"),
+            "{e}"
+        );
     }
 
     #[test]

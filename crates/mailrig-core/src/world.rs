@@ -30,9 +30,24 @@ impl MailboxId {
 pub struct Mailbox {
     pub id: MailboxId,
     pub address: Address,
-    /// Login name for SMTP AUTH, IMAP and POP3 (defaults to the full address).
-    pub login: String,
-    pub password: String,
+    /// Login name for SMTP AUTH, IMAP and POP3 (defaults to the full address,
+    /// and then the store's mailbox shares this text as its address).
+    pub login: crate::journal::Text,
+    /// Shared by the mailboxes that got it from their domain's `password`.
+    pub password: crate::journal::Text,
+}
+
+impl Mailbox {
+    /// The address as text (`local@domain`): the login's text when the login
+    /// is the address (the default), so that it is kept once.
+    pub fn address_text(&self) -> crate::journal::Text {
+        let text = self.address.to_string();
+        if *self.login == *text {
+            self.login.clone()
+        } else {
+            text.into()
+        }
+    }
 }
 
 /// What happens to mail for an address of one of our domains that has no mailbox.
@@ -162,6 +177,9 @@ pub struct World {
     pub domains: Vec<Domain>,
     pub mailboxes: Vec<Mailbox>,
     by_address: HashMap<String, MailboxId>,
+    /// Only the logins that are not the mailbox's own address (the default):
+    /// the others are found in `by_address`, so a world of 100,000
+    /// mailboxes does not keep each address twice more.
     by_login: HashMap<String, MailboxId>,
     by_domain: HashMap<String, usize>,
 }
@@ -191,13 +209,28 @@ impl World {
     /// Checks uniqueness and builds the lookup tables.
     pub fn build(parts: WorldParts) -> Result<World, WorldError> {
         let mut by_address = HashMap::with_capacity(parts.mailboxes.len());
-        let mut by_login = HashMap::with_capacity(parts.mailboxes.len());
+        let mut by_login = HashMap::new();
         for m in &parts.mailboxes {
-            if by_address.insert(m.address.key(), m.id).is_some() {
+            let key = m.address.key();
+            let login = m.login.to_lowercase();
+            if login != key && by_login.insert(login, m.id).is_some() {
+                return Err(WorldError::DuplicateLogin(m.login.to_string()));
+            }
+            if by_address.insert(key, m.id).is_some() {
                 return Err(WorldError::DuplicateMailbox(m.address.to_string()));
             }
-            if by_login.insert(m.login.to_lowercase(), m.id).is_some() {
-                return Err(WorldError::DuplicateLogin(m.login.clone()));
+        }
+        // A login of its own that is also another mailbox's default login.
+        for (login, id) in &by_login {
+            if let Some(&other) = by_address.get(login)
+                && other != *id
+                && parts.mailboxes[other.index()]
+                    .login
+                    .eq_ignore_ascii_case(login)
+            {
+                return Err(WorldError::DuplicateLogin(
+                    parts.mailboxes[id.index()].login.to_string(),
+                ));
             }
         }
         let mut by_domain = HashMap::new();
@@ -235,14 +268,22 @@ impl World {
 
     /// Checks a login and password; `None` when either is wrong.
     pub fn authenticate(&self, login: &str, password: &str) -> Option<MailboxId> {
-        let id = *self.by_login.get(&login.to_lowercase())?;
+        let id = self.mailbox_by_login(login)?;
         let mailbox = self.mailbox(id);
         constant_time_eq(mailbox.password.as_bytes(), password.as_bytes()).then_some(id)
     }
 
     /// The mailbox a login name belongs to (without checking a password).
     pub fn mailbox_by_login(&self, login: &str) -> Option<MailboxId> {
-        self.by_login.get(&login.to_lowercase()).copied()
+        let key = login.to_lowercase();
+        self.by_login.get(&key).copied().or_else(|| {
+            // The default login: the mailbox's own address.
+            let id = *self.by_address.get(&key)?;
+            self.mailbox(id)
+                .login
+                .eq_ignore_ascii_case(&key)
+                .then_some(id)
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 //! of a message's path.
 
 use mailrig_core::fault::Stage;
-use mailrig_core::journal::JournalRecord;
+use mailrig_core::journal::{JournalRecord, Text};
 use mailrig_core::world::MailboxId;
 use mailrig_core::{JournalEvent, NewMessage};
 
@@ -12,15 +12,15 @@ use crate::state::ServerState;
 
 /// What is noted of a copy before the store takes it.
 pub struct Delivery {
-    message_id: Option<String>,
-    mail_from: Option<String>,
-    peer: Option<String>,
+    message_id: Option<Text>,
+    mail_from: Option<Text>,
+    peer: Option<Text>,
 }
 
 impl Delivery {
     pub fn of(m: &NewMessage) -> Delivery {
         Delivery {
-            message_id: message_id(&m.raw),
+            message_id: message_id(&m.raw).map(Into::into),
             mail_from: m.envelope.as_ref().map(|e| e.mail_from.clone()),
             peer: m.envelope.as_ref().map(|e| e.peer.clone()),
         }
@@ -28,7 +28,9 @@ impl Delivery {
 
     /// Journals the copy stored with `uid` into `mailbox`'s INBOX.
     pub fn record(self, state: &ServerState, mailbox: MailboxId, uid: u32) {
-        let address = state.world.mailbox(mailbox).address.to_string();
+        // The store's copy of the address, shared rather than copied: a
+        // big world journals one entry per delivered copy.
+        let address = state.store.mailbox(mailbox).address.clone();
         state.journal.record(JournalRecord {
             stage: Stage::Deliver,
             rule: None,

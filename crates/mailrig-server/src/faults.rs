@@ -163,8 +163,8 @@ impl ServerState {
                     text,
                 } => JournalEvent::Rejected {
                     code: *code,
-                    enhanced: enhanced.clone(),
-                    text: text.clone(),
+                    enhanced: enhanced.as_str().into(),
+                    text: text.as_str().into(),
                 },
                 Action::Drop => {
                     let domain = facts
@@ -180,20 +180,20 @@ impl ServerState {
                     JournalEvent::Dropped
                 }
                 Action::Misroute { to_address, .. } => JournalEvent::Misrouted {
-                    intended: subject.rcpt.unwrap_or("").to_string(),
-                    actual: to_address.clone(),
+                    intended: subject.rcpt.unwrap_or("").into(),
+                    actual: to_address.as_str().into(),
                 },
                 other => JournalEvent::Fault {
-                    action: other.clone(),
+                    action: Box::new(other.clone()),
                 },
             };
             self.journal.record(JournalRecord {
                 stage,
-                rule: Some(f.rule.clone()),
-                message_id: subject.message_id.map(str::to_string),
-                mail_from: subject.mail_from.map(str::to_string),
-                rcpt: subject.rcpt.or(facts.rcpt).map(str::to_string),
-                peer: subject.peer.map(|p| p.to_string()),
+                rule: Some(f.rule.as_str().into()),
+                message_id: subject.message_id.map(Into::into),
+                mail_from: subject.mail_from.map(Into::into),
+                rcpt: subject.rcpt.or(facts.rcpt).map(Into::into),
+                peer: subject.peer.map(|p| p.to_string().into()),
                 event,
             });
         }

@@ -80,7 +80,7 @@ async fn fetchmail_collects_from_one_host_into_another() {
     let got = firm.inbox("user03@patente.test").unwrap();
     assert_eq!(got.len(), 2, "{log}");
     let env = got[0].envelope.as_ref().unwrap();
-    assert_eq!(env.rcpt_to, ["user03@patente.test"]);
+    assert_eq!(*env.rcpt_to, ["user03@patente.test"]);
     assert!(
         got.iter()
             .any(|m| String::from_utf8_lossy(&m.raw).contains("<f1@extern.test>")),

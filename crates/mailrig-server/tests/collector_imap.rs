@@ -94,9 +94,7 @@ async fn keep_fetches_each_message_once_by_uid_and_leaves_it_unread() {
     let uidl = j
         .iter()
         .find_map(|e| match &e.event {
-            JournalEvent::Collected { uidl, account, .. } if account == "anna@kanzlei.test" => {
-                Some(uidl.clone())
-            }
+            JournalEvent::Collected(c) if c.account == "anna@kanzlei.test" => Some(c.uidl.clone()),
             _ => None,
         })
         .unwrap_or_else(|| panic!("{j:#?}"));
@@ -167,7 +165,7 @@ async fn a_wrong_password_fails_one_account_and_is_journaled() {
     let j = server.journal_for("bernd@kanzlei.test");
     assert!(
         j.iter().any(|e| e.host.as_deref() == Some("firm")
-            && matches!(&e.event, JournalEvent::CollectFailed { reason, .. } if reason.contains("LOGIN"))),
+            && matches!(&e.event, JournalEvent::CollectFailed(c) if c.reason.contains("LOGIN"))),
         "{j:#?}"
     );
     server.shutdown().await;

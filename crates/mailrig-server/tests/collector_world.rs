@@ -102,7 +102,7 @@ async fn the_seed_catalog_world_collects_only_the_configured_accounts() {
         .journal()
         .entries()
         .into_iter()
-        .filter(|e| matches!(e.event, JournalEvent::Collected { .. }))
+        .filter(|e| matches!(e.event, JournalEvent::Collected(_)))
         .collect();
     assert_eq!(collected.len(), 2);
     assert!(
@@ -157,7 +157,9 @@ async fn a_wrong_password_fails_one_account_and_journals_it() {
     assert_eq!(inbox(&server, "firm", "bernd@kanzlei.test"), 0);
     let j = server.journal_for("bernd@kanzlei.test");
     assert!(
-        j.iter().any(|e| matches!(&e.event, JournalEvent::CollectFailed { reason, .. } if reason.contains("refused"))),
+        j.iter().any(
+            |e| matches!(&e.event, JournalEvent::CollectFailed(c) if c.reason.contains("refused"))
+        ),
         "{j:#?}"
     );
     server.shutdown().await;
@@ -286,8 +288,8 @@ async fn multidrop_distributes_by_headers_and_loses_the_bcc_recipient() {
     let j = server.journal_for("anna@kanzlei.test");
     assert!(
         j.iter().any(
-            |e| matches!(&e.event, JournalEvent::Collected { delivered_to, .. }
-            if delivered_to == &["anna@kanzlei.test".to_string(), "bernd@kanzlei.test".to_string()])
+            |e| matches!(&e.event, JournalEvent::Collected(c)
+            if c.delivered_to == ["anna@kanzlei.test".to_string(), "bernd@kanzlei.test".to_string()])
         ),
         "{j:#?}"
     );

@@ -141,7 +141,7 @@ fn dns_events(server: &MockServer) -> Vec<(Option<String>, JournalEvent)> {
         .entries()
         .into_iter()
         .filter(|e| e.stage == Stage::Dns)
-        .map(|e| (e.rule, e.event))
+        .map(|e| (e.rule.as_deref().map(str::to_string), e.event))
         .collect()
 }
 
@@ -206,9 +206,9 @@ async fn answers_the_worlds_records_authoritatively() {
     assert_eq!(answers(&tcp.out).len(), 1, "{}", tcp.out);
 
     let events = dns_events(&server);
-    let tcp_entry = events.iter().find(|(_, e)| {
-        matches!(e, JournalEvent::Dns { transport, qtype, .. } if transport == "tcp" && qtype == "MX")
-    });
+    let tcp_entry = events.iter().find(
+        |(_, e)| matches!(e, JournalEvent::Dns(d) if d.transport == "tcp" && d.qtype == "MX"),
+    );
     assert!(tcp_entry.is_some(), "{events:?}");
     assert!(server.state().dns.queries("NOERROR", "udp") >= 8);
     server.shutdown().await;
@@ -243,7 +243,7 @@ async fn unknown_names_are_nxdomain_names_outside_are_refused() {
     let codes: Vec<(String, String)> = events
         .iter()
         .filter_map(|(_, e)| match e {
-            JournalEvent::Dns { qname, rcode, .. } => Some((qname.clone(), rcode.clone())),
+            JournalEvent::Dns(d) => Some((d.qname.clone(), d.rcode.clone())),
             _ => None,
         })
         .collect();
@@ -282,11 +282,7 @@ async fn a_truncate_fault_forces_the_retry_over_tcp() {
     let seen: Vec<(Option<String>, String, bool)> = events
         .into_iter()
         .filter_map(|(rule, e)| match e {
-            JournalEvent::Dns {
-                transport,
-                truncated,
-                ..
-            } => Some((rule, transport, truncated)),
+            JournalEvent::Dns(d) => Some((rule, d.transport, d.truncated)),
             _ => None,
         })
         .collect();
@@ -386,7 +382,7 @@ async fn servfail_timeout_and_wrong_records_come_from_fault_rules() {
     let by_rule: Vec<(Option<String>, String)> = events
         .into_iter()
         .filter_map(|(rule, e)| match e {
-            JournalEvent::Dns { rcode, .. } => Some((rule, rcode)),
+            JournalEvent::Dns(d) => Some((rule, d.rcode)),
             _ => None,
         })
         .collect();

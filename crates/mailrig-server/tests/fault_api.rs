@@ -383,7 +383,7 @@ async fn mock_server_fault_methods() {
     let by_id = server.journal_for_message("api-test@extern.test");
     assert_eq!(by_id.len(), 2, "{by_id:?}");
     assert!(
-        matches!(&by_id[0].event, JournalEvent::Delivered { mailbox, .. } if mailbox == USER03),
+        matches!(&by_id[0].event, JournalEvent::Delivered { mailbox, .. } if &**mailbox == USER03),
         "{by_id:?}"
     );
     assert_eq!(by_id[1].event, JournalEvent::Dropped);

@@ -366,11 +366,11 @@ async fn catalog_hidden_messages_in_annas_inbox() {
         .filter_map(|e| e.rule)
         .collect();
     assert!(
-        rules.iter().any(|r| r == "anna-index-corrupt-imap"),
+        rules.iter().any(|r| &**r == "anna-index-corrupt-imap"),
         "{rules:?}"
     );
     assert!(
-        rules.iter().any(|r| r == "anna-index-corrupt-pop3"),
+        rules.iter().any(|r| &**r == "anna-index-corrupt-pop3"),
         "{rules:?}"
     );
     server.shutdown().await;

@@ -53,7 +53,9 @@ fn rejected(code: u16, enhanced: &str, text: &str) -> JournalEvent {
 }
 
 fn fault(action: Action) -> JournalEvent {
-    JournalEvent::Fault { action }
+    JournalEvent::Fault {
+        action: Box::new(action),
+    }
 }
 
 #[tokio::test]
@@ -372,7 +374,7 @@ async fn alter_at_route_strips_the_subject() {
     assert!(raw.contains("Message-ID: <m0@extern.test>"), "{raw}");
     let e = event(&server, Stage::Route, 1);
     assert!(
-        matches!(&e[0], JournalEvent::Fault { action: Action::Alter(a) } if a.strip_headers == ["subject"]),
+        matches!(&e[0], JournalEvent::Fault { action } if matches!(&**action, Action::Alter(a) if a.strip_headers == ["subject"])),
         "{e:?}"
     );
     server.shutdown().await;

@@ -182,8 +182,8 @@ async fn a_backup_mx_queues_while_the_primary_is_down_and_forwards_when_it_can()
     let stored = &mx1.inbox("bernd@kanzlei.test").unwrap()[0];
     // The primary saw the backup as its client, with the original sender.
     let env = stored.envelope.as_ref().unwrap();
-    assert_eq!(env.mail_from, "sekretariat@extern.test");
-    assert_eq!(env.helo, "mx2.mailrig.test");
+    assert_eq!(&*env.mail_from, "sekretariat@extern.test");
+    assert_eq!(&*env.helo, "mx2.mailrig.test");
     let j = server.journal_for_message("q1@extern.test");
     assert!(
         j.iter().any(|e| e.host.as_deref() == Some("mx2")
@@ -203,7 +203,7 @@ async fn a_backup_mx_queues_while_the_primary_is_down_and_forwards_when_it_can()
     let j = server.journal_for_message("q2@extern.test");
     assert!(
         j.iter().any(|e| e.stage == Stage::Deliver
-            && matches!(&e.event, JournalEvent::ForwardDeferred { to_host, .. } if to_host == "dead")),
+            && matches!(&e.event, JournalEvent::ForwardDeferred { to_host, .. } if &**to_host == "dead")),
         "{j:#?}"
     );
     server.shutdown().await;

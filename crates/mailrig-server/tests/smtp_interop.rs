@@ -210,7 +210,7 @@ async fn python_smtplib_utf8_subject_and_smtputf8_address() {
             "{raw}"
         );
         assert_eq!(
-            inbox[0].envelope.as_ref().unwrap().mail_from,
+            &*inbox[0].envelope.as_ref().unwrap().mail_from,
             "jörg@kanzlei.test"
         );
     }

@@ -87,11 +87,8 @@ async fn greeting_ehlo_and_a_full_transaction() {
             "{raw}"
         );
         let env = inbox[0].envelope.as_ref().unwrap();
-        assert_eq!(env.mail_from, "sender@extern.test");
-        assert_eq!(
-            env.rcpt_to,
-            vec!["anna@kanzlei.test", "User07@PATENTE.test"]
-        );
+        assert_eq!(&*env.mail_from, "sender@extern.test");
+        assert_eq!(*env.rcpt_to, ["anna@kanzlei.test", "User07@PATENTE.test"]);
         assert_eq!(inbox[0].uid, 1);
     }
     assert!(server.inbox("bernd@kanzlei.test").unwrap().is_empty());

@@ -97,7 +97,13 @@ async fn demo(scenario: Scenario, timeout: Duration) -> anyhow::Result<ExitCode>
         .world()
         .mailboxes
         .iter()
-        .map(|m| (m.address.to_string(), m.login.clone(), m.password.clone()))
+        .map(|m| {
+            (
+                m.address.to_string(),
+                m.login.to_string(),
+                m.password.to_string(),
+            )
+        })
         .collect();
     println!(
         "Probing all {} mailboxes: one tagged message each over SMTP, read back over IMAP...\n",
@@ -172,7 +178,7 @@ fn explain_collectors(server: &MockServer, read_host: &str) {
         .entries()
         .iter()
         .filter_map(|e| match &e.event {
-            JournalEvent::Collected { account, .. } => Some(account.to_ascii_lowercase()),
+            JournalEvent::Collected(c) => Some(c.account.to_ascii_lowercase()),
             _ => None,
         })
         .collect();
@@ -180,7 +186,7 @@ fn explain_collectors(server: &MockServer, read_host: &str) {
         .journal()
         .entries()
         .into_iter()
-        .filter(|e| matches!(e.event, JournalEvent::CollectFailed { .. }))
+        .filter(|e| matches!(e.event, JournalEvent::CollectFailed(_)))
         .collect();
     for h in server.hosts().iter().filter(|h| h.name() != read_host) {
         let waiting: Vec<(String, usize)> = h
@@ -209,13 +215,11 @@ fn explain_collectors(server: &MockServer, read_host: &str) {
         }
     }
     for e in failed {
-        if let JournalEvent::CollectFailed {
-            collector,
-            account,
-            reason,
-        } = &e.event
-        {
-            println!("  collector {collector}: {account} failed: {reason}");
+        if let JournalEvent::CollectFailed(c) = &e.event {
+            println!(
+                "  collector {}: {} failed: {}",
+                c.collector, c.account, c.reason
+            );
         }
     }
 }

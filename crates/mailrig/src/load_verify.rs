@@ -114,8 +114,8 @@ impl VerifyPlan {
                     address.to_ascii_lowercase(),
                     MailboxTarget {
                         address,
-                        user: m.login.clone(),
-                        password: m.password.clone(),
+                        user: m.login.to_string(),
+                        password: m.password.to_string(),
                         read: read.clone(),
                         master: None,
                         upstream: None,

@@ -48,7 +48,7 @@ impl Folders {
     }
 
     fn search(&self, name: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|f| f.name.as_str().cmp(name))
+        self.0.binary_search_by(|f| (*f.name).cmp(name))
     }
 
     /// The folder called exactly `name`.
@@ -83,8 +83,8 @@ impl Folders {
     }
 
     /// Folder names, in order.
-    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
-        self.0.iter().map(|f| &f.name)
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &str> + ExactSizeIterator {
+        self.0.iter().map(|f| &*f.name)
     }
 
     /// Folders, in name order.
@@ -93,8 +93,8 @@ impl Folders {
     }
 
     /// (name, folder) pairs, in name order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&String, &Folder)> + ExactSizeIterator {
-        self.0.iter().map(|f| (&f.name, f))
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &Folder)> + ExactSizeIterator {
+        self.0.iter().map(|f| (&*f.name, f))
     }
 
     pub fn len(&self) -> usize {
@@ -107,11 +107,11 @@ impl Folders {
 }
 
 impl<'a> IntoIterator for &'a Folders {
-    type Item = (&'a String, &'a Folder);
-    type IntoIter = std::iter::Map<std::slice::Iter<'a, Folder>, fn(&Folder) -> (&String, &Folder)>;
+    type Item = (&'a str, &'a Folder);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, Folder>, fn(&Folder) -> (&str, &Folder)>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|f| (&f.name, f))
+        self.0.iter().map(|f| (&*f.name, f))
     }
 }
 
@@ -246,10 +246,7 @@ mod tests {
                 );
                 assert_eq!(subs.remove(gone), set.remove(gone));
             }
-            let got: Vec<(&str, u32)> = folders
-                .iter()
-                .map(|(k, f)| (k.as_str(), f.uid_validity))
-                .collect();
+            let got: Vec<(&str, u32)> = folders.iter().map(|(k, f)| (k, f.uid_validity)).collect();
             let want: Vec<(&str, u32)> = map.iter().map(|(k, v)| (k.as_str(), *v)).collect();
             assert_eq!(got, want);
             assert!(subs.iter().eq(set.iter()));

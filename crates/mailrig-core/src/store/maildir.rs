@@ -502,7 +502,7 @@ impl MailboxDir {
         }
         self.save_counters(name, validity, uid_next)?;
         Ok(Folder {
-            name: name.to_string(),
+            name: super::folder_name(name),
             uid_validity: validity,
             uid_next,
             highest_modseq: restart_modseq(),

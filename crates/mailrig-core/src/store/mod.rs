@@ -35,19 +35,23 @@ pub const INBOX: &str = "INBOX";
 pub const DELIMITER: char = '.';
 
 /// The SMTP envelope a message arrived with. Shared by every copy of one
-/// transaction (one per target mailbox).
+/// transaction (one per target mailbox); its texts are shared further, with
+/// the session (peer, HELO name) and the journal (sender, peer), since a big
+/// store keeps one envelope per message.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Envelope {
     /// `MAIL FROM` address; empty for the null sender `<>`.
-    pub mail_from: String,
-    /// `RCPT TO` addresses as the client wrote them.
-    pub rcpt_to: Vec<String>,
+    pub mail_from: crate::journal::Text,
+    /// `RCPT TO` addresses as the client wrote them (a boxed slice: exactly
+    /// as long as the list, and small, since the store keeps one envelope
+    /// per message).
+    pub rcpt_to: Box<[String]>,
     /// The client's address, `ip:port`.
-    pub peer: String,
+    pub peer: crate::journal::Text,
     /// The EHLO/HELO name.
-    pub helo: String,
+    pub helo: crate::journal::Text,
     /// The authenticated SMTP user, if any.
-    pub auth_user: Option<String>,
+    pub auth_user: Option<crate::journal::Text>,
     /// Whether the transaction ran over TLS.
     pub tls: bool,
     pub received_at: DateTime<Utc>,
@@ -242,12 +246,7 @@ pub struct NewMessage {
 
 impl NewMessage {
     /// A message just received over SMTP: no flags, dated now.
-    pub fn received(raw: Bytes, mut envelope: Arc<Envelope>) -> Self {
-        // The recipient list grew by pushes (room for four); the store keeps
-        // it as long as the message, so it keeps only what is there.
-        if let Some(e) = Arc::get_mut(&mut envelope) {
-            e.rcpt_to.shrink_to_fit();
-        }
+    pub fn received(raw: Bytes, envelope: Arc<Envelope>) -> Self {
         NewMessage {
             raw,
             internal_date: envelope.received_at,
@@ -260,7 +259,8 @@ impl NewMessage {
 /// A folder (IMAP mailbox) of one user's mailbox.
 #[derive(Debug, Clone)]
 pub struct Folder {
-    pub name: String,
+    /// Shared by every INBOX of the store (see [`folder_name`]).
+    pub name: crate::journal::Text,
     pub uid_validity: u32,
     pub uid_next: u32,
     pub highest_modseq: u64,
@@ -280,7 +280,7 @@ pub struct Folder {
 impl Folder {
     fn new(name: &str, uid_validity: u32) -> Folder {
         Folder {
-            name: name.to_string(),
+            name: folder_name(name),
             uid_validity,
             uid_next: 1,
             highest_modseq: 1,
@@ -428,7 +428,8 @@ pub fn validate_name(name: &str) -> Result<(), StoreError> {
 /// One user's mailbox: its data, lock and change notification.
 #[derive(Debug)]
 pub struct MailboxStore {
-    pub address: String,
+    /// Shared with the journal entries of the copies delivered here.
+    pub address: crate::journal::Text,
     data: Mutex<MailboxData>,
     version: AtomicU64,
     changed: event_listener::Event,
@@ -769,8 +770,8 @@ impl MailboxStore {
         let moving: Vec<String> = data
             .folders
             .keys()
-            .filter(|k| **k == from || k.starts_with(&prefix))
-            .cloned()
+            .filter(|k| *k == from || k.starts_with(&prefix))
+            .map(str::to_string)
             .collect();
         for old in moving {
             let new = format!("{to}{}", &old[from.len()..]);
@@ -778,7 +779,7 @@ impl MailboxStore {
                 d.rename_folder(&old, &new)?;
             }
             if let Some(mut f) = data.folders.remove(&old) {
-                f.name = new.clone();
+                f.name = folder_name(&new);
                 data.folders.insert(f);
             }
             if data.subscribed.remove(&old) {
@@ -808,7 +809,7 @@ impl MailboxStore {
         data.folders
             .values()
             .map(|f| FolderInfo {
-                name: f.name.clone(),
+                name: f.name.to_string(),
                 subscribed: data.subscribed.contains(&f.name),
                 exists: f.messages.len(),
                 recent: f.recent(),
@@ -826,7 +827,13 @@ impl MailboxStore {
 
     /// Deletes every message of every folder; UIDs keep counting up.
     pub fn clear(&self) -> Result<usize, StoreError> {
-        let names: Vec<String> = self.data.lock().folders.keys().cloned().collect();
+        let names: Vec<String> = self
+            .data
+            .lock()
+            .folders
+            .keys()
+            .map(str::to_string)
+            .collect();
         let mut n = 0;
         for name in names {
             let uids: Vec<u32> =
@@ -856,7 +863,7 @@ impl Store {
                 .mailboxes
                 .iter()
                 .map(|m| MailboxStore {
-                    address: m.address.to_string(),
+                    address: m.address_text(),
                     data: Mutex::new(MailboxData::new(validity)),
                     version: AtomicU64::new(0),
                     changed: event_listener::Event::new(),
@@ -879,7 +886,7 @@ impl Store {
             let disk = maildir.mailbox(m.address.domain(), m.address.local())?;
             let data = disk.load(initial_uid_validity())?;
             boxes.push(MailboxStore {
-                address: m.address.to_string(),
+                address: m.address_text(),
                 data: Mutex::new(data),
                 version: AtomicU64::new(0),
                 changed: event_listener::Event::new(),
@@ -973,6 +980,18 @@ impl Store {
 fn grow_by_half(messages: &mut Vec<StoredMessage>) {
     if messages.len() == messages.capacity() {
         messages.reserve_exact((messages.len() / 2).max(1));
+    }
+}
+
+/// A folder's name as the store keeps it: every mailbox has an INBOX, and
+/// a big world's 100,000 of them share one copy of the name.
+pub(crate) fn folder_name(name: &str) -> crate::journal::Text {
+    static INBOX_NAME: std::sync::LazyLock<crate::journal::Text> =
+        std::sync::LazyLock::new(|| INBOX.into());
+    if name == INBOX {
+        INBOX_NAME.clone()
+    } else {
+        name.into()
     }
 }
 

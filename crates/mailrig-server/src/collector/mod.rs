@@ -32,7 +32,7 @@ use mailrig_core::collector::{
     CollectAccount, CollectProtocol, Collector, Delivery, UidlMemory, multidrop_recipients,
 };
 use mailrig_core::fault::{Action, Facts, Fired, Stage};
-use mailrig_core::journal::JournalRecord;
+use mailrig_core::journal::{CollectFailed, Collected, JournalRecord};
 use mailrig_core::{Envelope, JournalEvent, NewMessage};
 use mailrig_probe::Pop3Client;
 
@@ -141,7 +141,9 @@ impl CollectorRunner {
                     self.journal_rule(
                         &account.login,
                         Some(f.rule.clone()),
-                        JournalEvent::Fault { action: f.action },
+                        JournalEvent::Fault {
+                            action: Box::new(f.action),
+                        },
                     );
                 }
             }
@@ -162,11 +164,11 @@ impl CollectorRunner {
                 self.journal_rule(
                     &account.login,
                     refused_by,
-                    JournalEvent::CollectFailed {
+                    JournalEvent::CollectFailed(Box::new(CollectFailed {
                         collector: self.spec.name.clone(),
                         account: account.login.clone(),
                         reason: reason.clone(),
-                    },
+                    })),
                 );
                 out.failed.push((account.login.clone(), reason));
             }
@@ -270,10 +272,10 @@ impl CollectorRunner {
                 continue;
             };
             let envelope = Arc::new(Envelope {
-                mail_from: String::new(),
-                rcpt_to: vec![a.clone()],
-                peer: addr.to_string(),
-                helo: format!("collector {}", self.spec.name),
+                mail_from: "".into(),
+                rcpt_to: vec![a.clone()].into(),
+                peer: addr.to_string().into(),
+                helo: format!("collector {}", self.spec.name).into(),
                 auth_user: None,
                 tls: false,
                 received_at: Utc::now(),
@@ -295,12 +297,12 @@ impl CollectorRunner {
         self.journal(
             &account.login,
             crate::faults::message_id(&raw),
-            JournalEvent::Collected {
+            JournalEvent::Collected(Box::new(Collected {
                 collector: self.spec.name.clone(),
                 account: account.login.clone(),
                 uidl: uidl.to_string(),
                 delivered_to,
-            },
+            })),
         );
     }
 
@@ -361,11 +363,11 @@ impl CollectorRunner {
     ) {
         self.target.journal.record(JournalRecord {
             stage: Stage::Collect,
-            rule,
-            message_id,
+            rule: rule.map(Into::into),
+            message_id: message_id.map(Into::into),
             mail_from: None,
-            rcpt: Some(account.to_string()),
-            peer: self.source.map(|a| a.to_string()),
+            rcpt: Some(account.into()),
+            peer: self.source.map(|a| a.to_string().into()),
             event,
         });
     }

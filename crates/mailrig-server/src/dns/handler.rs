@@ -11,7 +11,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 use mailrig_core::dns::Zones;
 use mailrig_core::fault::{Action, DnsFault, Facts, Stage};
-use mailrig_core::journal::{JournalEvent, JournalRecord};
+use mailrig_core::journal::{DnsQuery, JournalEvent, JournalRecord};
 
 use super::answer::{Reply, rcode_name, reply};
 use crate::state::ServerState;
@@ -72,19 +72,19 @@ impl DnsHandler {
         self.state.dns.count(rcode, tcp, truncated);
         self.state.journal.record(JournalRecord {
             stage: Stage::Dns,
-            rule,
+            rule: rule.map(Into::into),
             message_id: None,
             mail_from: None,
             rcpt: None,
-            peer: Some(request.src().to_string()),
-            event: JournalEvent::Dns {
+            peer: Some(request.src().to_string().into()),
+            event: JournalEvent::Dns(Box::new(DnsQuery {
                 qname,
                 qtype,
                 rcode: rcode.to_string(),
                 answers,
                 transport: if tcp { "tcp" } else { "udp" }.to_string(),
                 truncated,
-            },
+            })),
         });
     }
 }

@@ -147,7 +147,7 @@ pub fn report(state: &Arc<ServerState>, domain: Option<&str>) -> Report {
                     mailbox: address.to_string(),
                     uid: m.uid,
                     message_id: crate::delivered::message_id(&m.raw),
-                    mail_from: m.envelope.as_ref().map(|e| e.mail_from.clone()),
+                    mail_from: m.envelope.as_ref().map(|e| e.mail_from.to_string()),
                     entered_at,
                     tls,
                     path,

@@ -53,7 +53,7 @@ pub async fn forward_queue(
             let mail_from = m
                 .envelope
                 .as_ref()
-                .map(|e| e.mail_from.clone())
+                .map(|e| e.mail_from.to_string())
                 .unwrap_or_default();
             let raw = without_return_path(&m.raw);
             let result = match &transport {
@@ -63,24 +63,24 @@ pub async fn forward_queue(
             let record = |event| JournalRecord {
                 stage: Stage::Deliver,
                 rule: None,
-                message_id: crate::faults::message_id(&m.raw),
-                mail_from: Some(mail_from.clone()),
-                rcpt: Some(rcpt.clone()),
-                peer: to.map(|a| a.to_string()),
+                message_id: crate::faults::message_id(&m.raw).map(Into::into),
+                mail_from: Some(mail_from.as_str().into()),
+                rcpt: Some(rcpt.as_str().into()),
+                peer: to.map(|a| a.to_string().into()),
                 event,
             };
             match result {
                 Ok(()) => {
                     let _ = mailbox.delete_messages(INBOX, &[m.uid]);
                     state.journal.record(record(JournalEvent::Forwarded {
-                        to_host: to_host.to_string(),
+                        to_host: to_host.into(),
                     }));
                     pass.forwarded += 1;
                 }
                 Err(reason) => {
                     state.journal.record(record(JournalEvent::ForwardDeferred {
-                        to_host: to_host.to_string(),
-                        reason,
+                        to_host: to_host.into(),
+                        reason: reason.into(),
                     }));
                     pass.deferred += 1;
                 }

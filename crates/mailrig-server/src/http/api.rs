@@ -182,7 +182,7 @@ async fn list_messages(
         .messages(&folder)
         .map_err(|e| store_error(&b.address, &folder, e))?;
     Ok(Json(MessageList {
-        mailbox: b.address.clone(),
+        mailbox: b.address.to_string(),
         folder: folder.clone(),
         total: msgs.len(),
         messages: msgs
@@ -206,11 +206,11 @@ fn find_message(
         .with_folder(folder, |f| f.position(uid).map(|p| f.messages[p].clone()))
         .map_err(|e| store_error(&b.address, folder, e))?;
     let m = found.ok_or_else(|| ApiError::NoSuchMessage {
-        mailbox: b.address.clone(),
+        mailbox: b.address.to_string(),
         folder: folder.to_string(),
         uid,
     })?;
-    Ok((b.address.clone(), m))
+    Ok((b.address.to_string(), m))
 }
 
 async fn get_message(
@@ -419,7 +419,7 @@ async fn delete_message(
     if gone.is_empty() {
         // Removed by someone else between the lookup and now.
         return Err(ApiError::NoSuchMessage {
-            mailbox: b.address.clone(),
+            mailbox: b.address.to_string(),
             folder,
             uid: m.uid,
         });

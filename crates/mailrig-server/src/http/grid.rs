@@ -63,9 +63,8 @@ fn subject_of(e: &JournalEntry) -> Option<String> {
     match &e.event {
         JournalEvent::Delivered { mailbox, .. } => Some(mailbox.to_lowercase()),
         JournalEvent::Misrouted { intended, .. } => Some(intended.to_lowercase()),
-        JournalEvent::Collected { account, .. } | JournalEvent::CollectFailed { account, .. } => {
-            Some(account.to_lowercase())
-        }
+        JournalEvent::Collected(c) => Some(c.account.to_lowercase()),
+        JournalEvent::CollectFailed(c) => Some(c.account.to_lowercase()),
         _ => e.rcpt.as_deref().map(str::to_lowercase),
     }
 }
@@ -84,28 +83,28 @@ fn problem_of(e: &JournalEntry) -> Option<Problem> {
         JournalEvent::Dropped => ("dropped", "accepted with 250 and thrown away".to_string()),
         JournalEvent::Misrouted { actual, .. } => ("misrouted", format!("stored in {actual}")),
         JournalEvent::Fault { action } => ("fault", action.describe()),
-        JournalEvent::CollectFailed {
-            collector, reason, ..
-        } => ("collect-failed", format!("collector {collector}: {reason}")),
-        JournalEvent::Collected {
-            collector,
-            delivered_to,
-            ..
-        } if delivered_to.is_empty() => (
+        JournalEvent::CollectFailed(c) => (
+            "collect-failed",
+            format!("collector {}: {}", c.collector, c.reason),
+        ),
+        JournalEvent::Collected(c) if c.delivered_to.is_empty() => (
             "collected-nowhere",
-            format!("collector {collector} fetched it and delivered it to no mailbox"),
+            format!(
+                "collector {} fetched it and delivered it to no mailbox",
+                c.collector
+            ),
         ),
         // Not about a mailbox going wrong: a queue passing mail on, a DNS query.
-        JournalEvent::Collected { .. }
+        JournalEvent::Collected(_)
         | JournalEvent::Forwarded { .. }
         | JournalEvent::ForwardDeferred { .. }
-        | JournalEvent::Dns { .. }
+        | JournalEvent::Dns(_)
         | JournalEvent::Authenticated { .. } => return None,
     };
     Some(Problem {
         kind,
         stage: e.stage,
-        rule: e.rule.clone(),
+        rule: e.rule.as_deref().map(str::to_string),
         detail,
         time: e.time,
         seq: e.seq,

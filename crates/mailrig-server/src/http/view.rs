@@ -173,7 +173,11 @@ pub fn newest_messages(state: &ServerState, limit: usize) -> Vec<MessageSummary>
         if let Ok(msgs) = b.messages(mailrig_core::store::INBOX) {
             // Only the tail can be among the newest.
             let skip = msgs.len().saturating_sub(limit);
-            all.extend(msgs.into_iter().skip(skip).map(|m| (b.address.clone(), m)));
+            all.extend(
+                msgs.into_iter()
+                    .skip(skip)
+                    .map(|m| (b.address.to_string(), m)),
+            );
         }
     }
     all.sort_by_key(|m| std::cmp::Reverse(m.1.internal_date));

@@ -123,7 +123,7 @@ impl Session {
         let (folders, subscribed): (Vec<String>, Vec<String>) = {
             let data = mb.lock();
             (
-                data.folders.keys().cloned().collect(),
+                data.folders.keys().map(str::to_string).collect(),
                 data.subscribed.iter().cloned().collect(),
             )
         };

@@ -199,7 +199,7 @@ impl Session {
             // What vanished since the client's modseq, read with the messages.
             let vanished = resync.as_ref().map(|r| f.vanished_since(r.modseq));
             (
-                f.name.clone(),
+                f.name.to_string(),
                 (f.uid_validity, f.uid_next, f.highest_modseq),
                 msgs,
                 first_unseen,

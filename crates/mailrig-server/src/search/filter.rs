@@ -325,7 +325,7 @@ pub mod oracle {
         if let Some(want) = &q.from {
             let mut all = Vec::new();
             if let Some(e) = &m.envelope {
-                all.push(e.mail_from.clone());
+                all.push(e.mail_from.to_string());
             }
             if let Some(p) = &parsed {
                 all.extend(addresses(p.from()));

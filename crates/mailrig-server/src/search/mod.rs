@@ -509,11 +509,11 @@ pub(crate) mod testing {
     pub fn deliver(store: &Store, to: &str, raw: &str, from: &str) -> MailboxId {
         let (id, _) = store
             .mailboxes()
-            .find(|(_, b)| b.address == to)
+            .find(|(_, b)| *b.address == *to)
             .expect("a mailbox of the kanzlei world");
         let envelope = Envelope {
             mail_from: from.into(),
-            rcpt_to: vec![format!("<{to}>")],
+            rcpt_to: vec![format!("<{to}>")].into(),
             peer: "127.0.0.1:1".into(),
             helo: "client".into(),
             auth_user: None,

@@ -165,7 +165,7 @@ fn scan_hits(store: &Store, f: &Filter) -> BTreeSet<(u32, String, u32)> {
 /// A random change of the store: deliver, delete, expunge, copy, rename.
 fn random_change(rng: &mut fastrand::Rng, store: &Store) {
     let to = pick(rng, &MAILBOXES);
-    let (id, b) = store.mailboxes().find(|(_, b)| b.address == to).unwrap();
+    let (id, b) = store.mailboxes().find(|(_, b)| *b.address == *to).unwrap();
     let _ = id;
     let uids: Vec<u32> = b.messages("INBOX").unwrap().iter().map(|m| m.uid).collect();
     match rng.u8(..10) {

@@ -105,8 +105,9 @@ impl Trace<'_> {
 /// The peer address of a connection, formatted once for all its messages.
 #[derive(Debug, Clone)]
 pub struct PeerText {
-    /// `ip:port` (IPv6 in brackets), as `SocketAddr` displays it.
-    pub addr: String,
+    /// `ip:port` (IPv6 in brackets), as `SocketAddr` displays it; shared
+    /// with the envelope and journal entries of the connection's messages.
+    pub addr: mailrig_core::journal::Text,
     /// The IP address alone.
     pub ip: String,
 }
@@ -114,7 +115,7 @@ pub struct PeerText {
 impl PeerText {
     pub fn new(peer: SocketAddr) -> PeerText {
         PeerText {
-            addr: peer.to_string(),
+            addr: peer.to_string().into(),
             ip: peer.ip().to_string(),
         }
     }

@@ -108,7 +108,7 @@ impl Session {
             return;
         }
         if !forced_fail && self.state.world.authenticate(user, pass).is_some() {
-            self.auth_user = Some(user.to_string());
+            self.auth_user = Some(user.into());
             reply(out, 235, "2.7.0", "Authentication successful");
         } else {
             self.auth_failed("Error: authentication failed", out);

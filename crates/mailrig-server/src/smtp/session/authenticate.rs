@@ -48,8 +48,8 @@ impl Session {
         self.state.journal.record(JournalRecord {
             stage: Stage::EndOfData,
             rule: None,
-            message_id: message_id(content),
-            mail_from: Some(tx.mail_from.clone()),
+            message_id: message_id(content).map(Into::into),
+            mail_from: Some(tx.mail_from.as_str().into()),
             rcpt: None,
             peer: Some(self.peer_text.addr.clone()),
             event: JournalEvent::Authenticated {

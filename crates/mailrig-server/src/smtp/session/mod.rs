@@ -104,9 +104,10 @@ pub struct Session {
     /// The date of the `Received:` header, formatted once per second.
     dates: DateCache,
     tls: bool,
-    helo: Option<String>,
+    /// Shared with the envelopes of the session's messages.
+    helo: Option<mailrig_core::journal::Text>,
     esmtp: bool,
-    auth_user: Option<String>,
+    auth_user: Option<mailrig_core::journal::Text>,
     tx: Option<Transaction>,
     mode: Mode,
     /// A delay a fault asked for: (length of `out` before the delayed reply, how long).
@@ -405,10 +406,10 @@ impl Session {
             body.as_slice().to_vec()
         };
         let envelope = Arc::new(Envelope {
-            mail_from: tx.mail_from.clone(),
-            rcpt_to: tx.rcpts,
+            mail_from: tx.mail_from.as_str().into(),
+            rcpt_to: tx.rcpts.into_boxed_slice(),
             peer: self.peer_text.addr.clone(),
-            helo: helo.to_string(),
+            helo: self.helo.clone().unwrap_or_else(|| "unknown".into()),
             auth_user: self.auth_user.clone(),
             tls: self.tls,
             received_at: now,
@@ -634,7 +635,7 @@ impl Session {
         } else {
             host.trim()
         };
-        self.helo = Some(host.to_string());
+        self.helo = Some(host.into());
         self.esmtp = esmtp;
         self.tx = None;
         let state = Arc::clone(&self.state);
@@ -820,13 +821,13 @@ impl Session {
             stage: Stage::Mail,
             rule: None,
             message_id: None,
-            mail_from: Some(from.to_string()),
+            mail_from: Some(from.into()),
             rcpt: None,
             peer: Some(self.peer_text.addr.clone()),
             event: JournalEvent::Rejected {
                 code,
-                enhanced: enh.to_string(),
-                text: text.to_string(),
+                enhanced: enh.into(),
+                text: text.into(),
             },
         });
     }
@@ -849,13 +850,13 @@ impl Session {
                 stage,
                 rule: None,
                 message_id: None,
-                mail_from: Some(tx.mail_from.clone()),
-                rcpt: Some(r.to_string()),
+                mail_from: Some(tx.mail_from.as_str().into()),
+                rcpt: Some(r.into()),
                 peer: Some(self.peer_text.addr.clone()),
                 event: JournalEvent::Rejected {
                     code,
-                    enhanced: enh.to_string(),
-                    text: text.to_string(),
+                    enhanced: enh.into(),
+                    text: text.into(),
                 },
             });
         }
