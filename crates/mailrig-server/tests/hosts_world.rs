@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use mailrig_core::JournalEvent;
 use mailrig_core::fault::Stage;
+use mailrig_server::state::Metrics;
 use support::hosts::*;
 use support::{eventually, run, start_toml as start};
 
@@ -293,10 +294,14 @@ async fn a_relay_passes_mail_for_its_domains_to_the_mailbox_host() {
     swaks_ok(relay.smtp_addr(), "user05@patente.test", "r1").await;
     swaks_ok(relay.smtp_addr(), "clara@kanzlei.test", "r2").await;
     assert_eq!(relay.total_messages(), 2);
+    let store = server.host("store").unwrap();
+    let connections = || Metrics::get(&store.state().metrics.connections_total);
+    let before = connections();
     let pass = server.forward_now("smarthost").await.unwrap();
     assert_eq!((pass.forwarded, pass.deferred), (2, 0));
     assert_eq!(relay.total_messages(), 0);
-    let store = server.host("store").unwrap();
+    // Both copies went over one session (one connection a pass, not a copy).
+    assert_eq!(connections() - before, 1);
     assert_eq!(store.inbox("user05@patente.test").unwrap().len(), 1);
     assert_eq!(store.inbox("clara@kanzlei.test").unwrap().len(), 1);
     // One Received: line from each host on the way.
