@@ -17,6 +17,8 @@
 //!   ranges and the checks of `SELECT (QRESYNC ...)`;
 //! * [`extended`] — extension syntax `imap-codec` does not parse (SEARCH
 //!   RETURN, `$`, MULTIAPPEND), rewritten into syntax it does;
+//! * [`notify`] — NOTIFY's filters and events, and what a session is told
+//!   unasked;
 //! * [`list_ext`] — LIST-EXTENDED, LIST-STATUS and SPECIAL-USE, read from the
 //!   command's tokens, and the one LIST implementation;
 //!
@@ -25,7 +27,7 @@
 //! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN, ESEARCH, SEARCHRES, BINARY, MULTIAPPEND,
 //! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, CONDSTORE, SORT, SORT=DISPLAY,
 //! ESORT, PARTIAL, CONTEXT=SEARCH, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES,
-//! QRESYNC, CATENATE.
+//! QRESYNC, CATENATE, NOTIFY.
 
 pub mod binary;
 pub mod catenate;
@@ -36,6 +38,7 @@ pub mod folders;
 pub mod framing;
 pub mod list_ext;
 pub mod mime;
+pub mod notify;
 pub mod qresync;
 pub mod search;
 pub mod selected;
