@@ -19,6 +19,7 @@
 //!   RETURN, `$`, MULTIAPPEND), rewritten into syntax it does;
 //! * [`notify`] — NOTIFY's filters and events, and what a session is told
 //!   unasked;
+//! * [`quota`] — QUOTA's commands over the scenario's quotas;
 //! * [`list_ext`] — LIST-EXTENDED, LIST-STATUS and SPECIAL-USE, read from the
 //!   command's tokens, and the one LIST implementation;
 //!
@@ -27,7 +28,7 @@
 //! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN, ESEARCH, SEARCHRES, BINARY, MULTIAPPEND,
 //! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, CONDSTORE, SORT, SORT=DISPLAY,
 //! ESORT, PARTIAL, CONTEXT=SEARCH, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES,
-//! QRESYNC, CATENATE, NOTIFY.
+//! QRESYNC, CATENATE, NOTIFY, QUOTA.
 
 pub mod binary;
 pub mod catenate;
@@ -40,6 +41,7 @@ pub mod list_ext;
 pub mod mime;
 pub mod notify;
 pub mod qresync;
+pub mod quota;
 pub mod search;
 pub mod selected;
 pub mod session;

@@ -211,7 +211,7 @@ impl Session {
     /// The capability list for the current state.
     pub fn capabilities(&self) -> String {
         let mut caps = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE QRESYNC CATENATE NOTIFY SORT SORT=DISPLAY ESORT PARTIAL CONTEXT=SEARCH THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE QRESYNC CATENATE NOTIFY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE SORT SORT=DISPLAY ESORT PARTIAL CONTEXT=SEARCH THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
         );
         if self.user.is_none() {
             let sec = &self.state.world.security;
@@ -398,6 +398,19 @@ impl Session {
             }
             Action::Continue
         };
+        if let Some((tag, req)) = super::quota::parse(bytes) {
+            if self.user.is_none() {
+                tagged(
+                    out,
+                    &tag,
+                    "BAD",
+                    "Not authenticated: quota commands not allowed in this state",
+                );
+            } else {
+                self.quota_command(&tag, req, out);
+            }
+            return Action::Continue;
+        }
         if let Some((tag, parsed)) = super::notify::parse(bytes) {
             if self.user.is_none() {
                 tagged(
