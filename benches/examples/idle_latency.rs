@@ -6,7 +6,7 @@
 //! max.
 //!
 //! ```text
-//! cargo run --release -p mailrig-benches --example idle_latency [-- DELIVERIES [SESSIONS]]
+//! cargo run --release -p mailrig-benches --example idle_latency [-- DELIVERIES [SESSIONS] [--client-threads N]]
 //! ```
 //!
 //! The server runs in a child process (this program again, with `--server`),
@@ -45,12 +45,47 @@ async fn serve() {
     server.shutdown().await;
 }
 
-#[tokio::main]
-async fn main() {
+/// The server gets a worker per core, as `mailrig serve` does; the clients
+/// one thread, so that measuring takes as little of the shared cores as it
+/// can (`--client-threads N` to change it).
+fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--server") {
-        return serve().await;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        return rt.block_on(serve());
     }
+    let threads = args
+        .iter()
+        .position(|a| a == "--client-threads")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(1);
+    let mut positional = Vec::new();
+    let mut rest = args.into_iter();
+    while let Some(a) = rest.next() {
+        if a.starts_with("--") {
+            rest.next();
+        } else {
+            positional.push(a);
+        }
+    }
+    let rt = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    }
+    .enable_all()
+    .build()
+    .unwrap();
+    rt.block_on(clients(positional));
+}
+
+async fn clients(args: Vec<String>) {
     let deliveries: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(200);
     let sessions: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
     let mut child = Command::new(std::env::current_exe().unwrap())

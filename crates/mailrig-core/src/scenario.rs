@@ -183,6 +183,8 @@ struct LimitsSection {
     max_line_length: Option<Spanned<u64>>,
     max_auth_failures: Option<Spanned<u64>>,
     listen_backlog: Option<Spanned<u64>>,
+    quota_storage_kib: Option<Spanned<u64>>,
+    quota_messages: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -672,6 +674,8 @@ impl Builder<'_> {
         if let Some(v) = positive(&l.listen_backlog, "listen_backlog")? {
             out.listen_backlog = u32::try_from(v).unwrap_or(u32::MAX);
         }
+        out.quota_storage_kib = positive(&l.quota_storage_kib, "quota_storage_kib")?;
+        out.quota_messages = positive(&l.quota_messages, "quota_messages")?;
         Ok(out)
     }
 
@@ -1000,6 +1004,30 @@ mod tests {
             "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a']\nunknown_recipient='catch-all'\n",
         );
         assert!(e.contains("needs a catch_all"), "{e}");
+    }
+
+    #[test]
+    fn quotas() {
+        let d = "[[domain]]\nname='d'\nmailboxes=['a']\npassword='p'\n";
+        let s = Scenario::parse(d, "x").unwrap();
+        assert!(!s.world.limits.has_quota());
+        let s = Scenario::parse(
+            &format!("[limits]\nquota_storage_kib = 10\nquota_messages = 3\n{d}"),
+            "x",
+        )
+        .unwrap();
+        assert_eq!(s.world.limits.quota_storage_kib, Some(10));
+        assert_eq!(s.world.limits.quota_messages, Some(3));
+        let full = |bytes, messages| {
+            s.world
+                .limits
+                .quota_full(crate::world::Usage { bytes, messages })
+        };
+        assert!(!full(9 * 1024, 2));
+        assert!(full(9 * 1024 + 1, 2), "rounded up to 10 KiB");
+        assert!(full(0, 3));
+        let e = err(&format!("[limits]\nquota_messages = 0\n{d}"));
+        assert!(e.contains("quota_messages must be greater than 0"), "{e}");
     }
 
     #[test]

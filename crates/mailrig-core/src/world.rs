@@ -151,6 +151,39 @@ pub struct Limits {
     /// Listen backlog of every listener: clients that connect at once wait
     /// here until accepted (the kernel caps it at `net.core.somaxconn`).
     pub listen_backlog: u32,
+    /// Each mailbox's quota (RFC 9208's STORAGE resource, in KiB of
+    /// message bytes over all its folders): a recipient at or over it gets
+    /// `552 5.2.2` at RCPT, and IMAP's GETQUOTA shows the same figures.
+    pub quota_storage_kib: Option<u64>,
+    /// Each mailbox's quota of messages (RFC 9208's MESSAGE resource).
+    pub quota_messages: Option<u64>,
+}
+
+/// What a mailbox holds against its quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub bytes: u64,
+    pub messages: u64,
+}
+
+impl Usage {
+    /// STORAGE usage as RFC 9208 counts it: KiB, rounded up.
+    pub fn kib(&self) -> u64 {
+        self.bytes.div_ceil(1024)
+    }
+}
+
+impl Limits {
+    /// Whether a quota is set at all.
+    pub fn has_quota(&self) -> bool {
+        self.quota_storage_kib.is_some() || self.quota_messages.is_some()
+    }
+
+    /// Whether a mailbox with this usage is full (at or over a quota).
+    pub fn quota_full(&self, usage: Usage) -> bool {
+        self.quota_storage_kib.is_some_and(|l| usage.kib() >= l)
+            || self.quota_messages.is_some_and(|l| usage.messages >= l)
+    }
 }
 
 impl Default for Limits {
@@ -164,6 +197,8 @@ impl Default for Limits {
             max_line_length: None,
             max_auth_failures: 3,
             listen_backlog: 4096,
+            quota_storage_kib: None,
+            quota_messages: None,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! One probe run, start to finish, in one direction:
 //!
-//! 1. build a tagged message per mailbox (one run id, a token each);
-//! 2. check the SMTP server answers (else: the probe cannot run);
+//! 1. build a tagged message per mailbox (one run id, a token each; with
+//!    `--each-mx` one per mailbox and MX host, all in the same run);
+//! 2. check the SMTP server answers (else: the probe cannot run; an MX host
+//!    that does not answer defers the probes meant to go through it);
 //! 3. log in to every mailbox, in parallel, bounded;
 //! 4. send, over a few SMTP connections (a mailbox that cannot be read gets
 //!    only MAIL/RCPT/RSET, so a rejection is still seen but nothing is left
@@ -236,6 +238,18 @@ pub async fn probe(target: &Target, opts: &ProbeOptions) -> Result<Report, Probe
 
 /// One run through the target's one SMTP server.
 pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<Report, ProbeError> {
+    probe_through(target, opts, None).await
+}
+
+/// One run: every mailbox once through the target's SMTP server, or (with
+/// `routes`) once through every MX route it is on. Either way there is one
+/// send phase and one read phase: one run id, a token per probe, one reader
+/// per mailbox finding all of that mailbox's probes in the same scans.
+pub(crate) async fn probe_through(
+    target: &Target,
+    opts: &ProbeOptions,
+    routes: Option<&[crate::mx::MxRoute]>,
+) -> Result<Report, ProbeError> {
     let started = Instant::now();
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let run = opts.run_id.clone().unwrap_or_else(RunId::random);
@@ -246,11 +260,41 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
         return Err(ProbeError::NoMailboxes);
     }
     let tls = TlsContext::new(&target.trust)?;
+    // The probes: (mailbox, route), in mailbox order, then route order.
+    let probes: Vec<(usize, usize)> = match routes {
+        None => (0..n).map(|i| (i, 0)).collect(),
+        Some(routes) => {
+            let mut v: Vec<(usize, usize)> = routes
+                .iter()
+                .enumerate()
+                .flat_map(|(k, r)| r.mailboxes.iter().map(move |&i| (i, k)))
+                .collect();
+            v.sort_unstable();
+            v
+        }
+    };
+    let pn = probes.len();
+    let endpoints: Vec<crate::target::SmtpTarget> = match routes {
+        None => vec![target.smtp.clone()],
+        Some(routes) => routes
+            .iter()
+            .map(|r| {
+                let mut smtp = target.smtp.clone();
+                smtp.host = r.addr.ip().to_string();
+                smtp.port = r.addr.port();
+                smtp.tls = crate::target::TlsMode::None;
+                smtp.auth = None;
+                smtp.mx = false;
+                smtp.mx_hosts.clear();
+                smtp
+            })
+            .collect(),
+    };
     let report_progress = |phase: Phase, done: usize, known: usize| {
         if let Some(p) = &opts.progress {
             p(&Progress {
                 phase,
-                total: n,
+                total: if phase == Phase::Connecting { n } else { pn },
                 done,
                 known,
                 elapsed: started.elapsed(),
@@ -259,16 +303,15 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
     };
 
     // 1. messages
-    let messages: Vec<ProbeMessage> = target
-        .mailboxes
+    let messages: Vec<ProbeMessage> = probes
         .iter()
         .enumerate()
-        .map(|(i, mb)| {
+        .map(|(p, &(i, _))| {
             ProbeMessage::build_signed(
                 &run,
-                i,
+                p,
                 &target.smtp.from,
-                &mb.address,
+                &target.mailboxes[i].address,
                 target.smtp.dkim.as_ref(),
             )
         })
@@ -286,18 +329,34 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
         })
         .collect();
 
-    // 2. SMTP answers?
-    match crate::send::connect(&target.smtp, &tls, limit).await {
-        Ok(mut c) => {
-            let _ = c.quit().await;
+    // 2. SMTP answers? One server: else the probe cannot run. MX routes:
+    //    one that does not answer defers its probes, nothing goes through it.
+    let mut checks = tokio::task::JoinSet::new();
+    for (k, smtp) in endpoints.iter().enumerate() {
+        let (smtp, tls) = (smtp.clone(), tls.clone());
+        checks.spawn(async move {
+            let r = match crate::send::connect(&smtp, &tls, limit).await {
+                Ok(mut c) => {
+                    let _ = c.quit().await;
+                    None
+                }
+                Err(reason) => Some(reason),
+            };
+            (k, r)
+        });
+    }
+    let mut unreachable: Vec<Option<String>> = vec![None; endpoints.len()];
+    while let Some(done) = checks.join_next().await {
+        if let Ok((k, r)) = done {
+            unreachable[k] = r;
         }
-        Err(reason) => {
-            return Err(ProbeError::SmtpUnreachable {
-                host: target.smtp.host.clone(),
-                port: target.smtp.port,
-                reason,
-            });
-        }
+    }
+    if let (None, Some(reason)) = (routes, unreachable[0].clone()) {
+        return Err(ProbeError::SmtpUnreachable {
+            host: target.smtp.host.clone(),
+            port: target.smtp.port,
+            reason,
+        });
     }
 
     // 3. readers log in: one per mailbox (board slots 0..n), then one per
@@ -388,17 +447,28 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
         }
     }
 
-    // 4. send
-    let mut sent: Vec<SendOutcome> = vec![SendOutcome::NotSent; n];
-    let to_send: Vec<crate::send::Job> = messages
-        .into_iter()
-        .enumerate()
-        .map(|(index, message)| crate::send::Job {
+    // 4. send: through each endpoint at the same time.
+    let mut sent: Vec<SendOutcome> = vec![SendOutcome::NotSent; pn];
+    let mut to_send: Vec<Vec<crate::send::Job>> = endpoints.iter().map(|_| Vec::new()).collect();
+    for (index, message) in messages.into_iter().enumerate() {
+        let (i, k) = probes[index];
+        if let (Some(reason), Some(routes)) = (&unreachable[k], routes) {
+            let r = &routes[k];
+            sent[index] = SendOutcome::Failed {
+                reply: None,
+                reason: format!(
+                    "the MX {} ({}) could not be reached, nothing was sent through it: {reason}",
+                    r.name, r.addr
+                ),
+            };
+            continue;
+        }
+        to_send[k].push(crate::send::Job {
             index,
             message,
-            rcpt_only: login_results[index].is_err(),
-        })
-        .collect();
+            rcpt_only: login_results[i].is_err(),
+        });
+    }
     let sent_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let on_sent: Arc<dyn Fn() + Send + Sync> = {
         let sent_count = Arc::clone(&sent_count);
@@ -417,8 +487,18 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
         })
     };
     report_progress(Phase::Sending, 0, 0);
-    for (i, outcome) in crate::send::send_all(&target.smtp, &tls, limit, to_send, on_sent).await {
-        sent[i] = outcome;
+    let mut sends = tokio::task::JoinSet::new();
+    for (smtp, jobs) in endpoints.iter().zip(to_send) {
+        if jobs.is_empty() {
+            continue;
+        }
+        let (smtp, tls, on_sent) = (smtp.clone(), tls.clone(), Arc::clone(&on_sent));
+        sends.spawn(async move { crate::send::send_all(&smtp, &tls, limit, jobs, on_sent).await });
+    }
+    while let Some(done) = sends.join_next().await {
+        for (i, outcome) in done.unwrap_or_default() {
+            sent[i] = outcome;
+        }
     }
     go.cancel();
 
@@ -431,17 +511,22 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
     let judge_pause = Duration::from_millis(10) + Duration::from_micros(20 * n as u64);
     loop {
         let notified = board.changed.notified();
-        let (results, known) = judge_all(target, &expected, &sent, &board, &upstream_of);
-        for (i, r) in results.iter().enumerate() {
-            if !matches!(r.verdict, Verdict::Missing | Verdict::StuckUpstream) {
+        let (results, known) = judge_all(target, &probes, &expected, &sent, &board, &upstream_of);
+        // A mailbox is settled when the verdicts of all its probes are.
+        let mut open = vec![false; n];
+        for (&(i, _), r) in probes.iter().zip(&results) {
+            open[i] |= matches!(r.verdict, Verdict::Missing | Verdict::StuckUpstream);
+        }
+        for (i, open) in open.into_iter().enumerate() {
+            if !open {
                 board.settle(i);
                 if let Some(slot) = upstream_of[i] {
                     board.settle(slot);
                 }
             }
         }
-        report_progress(Phase::Waiting, n, known);
-        if known == n {
+        report_progress(Phase::Waiting, pn, known);
+        if known == pn {
             break;
         }
         tokio::select! {
@@ -457,7 +542,7 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
     }
 
     // 6. finish
-    report_progress(Phase::Finishing, n, n);
+    report_progress(Phase::Finishing, pn, pn);
     stop.cancel();
     let mut cleanup = Cleanup {
         kept: opts.keep,
@@ -484,7 +569,12 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
             ),
         })
         .collect();
-    let (results, _) = judge_all(target, &expected, &sent, &board, &upstream_of);
+    let (mut results, _) = judge_all(target, &probes, &expected, &sent, &board, &upstream_of);
+    if let Some(routes) = routes {
+        for (r, &(_, k)) in results.iter_mut().zip(&probes) {
+            r.via = Some(routes[k].name.clone());
+        }
+    }
     let timed_out = timed_out
         && results
             .iter()
@@ -514,26 +604,36 @@ pub(crate) async fn probe_once(target: &Target, opts: &ProbeOptions) -> Result<R
     Ok(report)
 }
 
+/// Judges every probe (`probes[p]`: its mailbox and route) from what the
+/// readers saw; returns the results and how many are final.
 fn judge_all(
     target: &Target,
+    probes: &[(usize, usize)],
     expected: &[Expected],
     sent: &[SendOutcome],
     board: &Board,
     upstream_of: &[Option<usize>],
 ) -> (Vec<MailboxResult>, usize) {
     let all = board.lock().clone();
-    let n = expected.len();
+    let n = target.mailboxes.len();
     // Only the mailboxes themselves count for misrouting, not upstreams.
-    let observed = &all[..n];
-    let index = verdict::seen_index(observed);
+    // With several probes per mailbox, each sees its mailbox's observation.
+    let observed: std::borrow::Cow<'_, [Observation]> = if probes.len() == n {
+        std::borrow::Cow::Borrowed(&all[..n])
+    } else {
+        std::borrow::Cow::Owned(probes.iter().map(|&(i, _)| all[i].clone()).collect())
+    };
+    let index = verdict::seen_index(&observed);
     let upstream_via: Vec<Option<String>> = target
         .mailboxes
         .iter()
         .map(|m| m.upstream.as_ref().map(|u| u.read.to_string()))
         .collect();
     let mut known = 0;
-    let results = (0..n)
-        .map(|i| {
+    let results = probes
+        .iter()
+        .enumerate()
+        .map(|(p, &(i, _))| {
             let upstream = match (upstream_of[i], &upstream_via[i]) {
                 (Some(slot), Some(via)) => Some(UpstreamView {
                     observed: &all[slot],
@@ -542,10 +642,10 @@ fn judge_all(
                 _ => None,
             };
             let (r, final_) = verdict::judge(
-                i,
+                p,
                 expected,
-                &sent[i],
-                observed,
+                &sent[p],
+                &observed,
                 &index,
                 target.mailboxes[i].read.to_string(),
                 upstream,

@@ -76,6 +76,7 @@ const EXPECTED_PASS: &[&str] = &[
     "multiappend",
     "mutf7",
     "nil",
+    "notify",
     "pipeline",
     "search-addresses",
     "search-body",
@@ -120,10 +121,6 @@ const KNOWN_FAILING: &[(&str, &str)] = &[];
 /// Scripts that need an extension we do not implement (their `capabilities:`
 /// header says which), with the reason.
 const NOT_APPLICABLE: &[(&str, &str)] = &[
-    (
-        "notify",
-        "NOTIFY (RFC 5465); it needs QRESYNC too, which is advertised",
-    ),
     (
         "sort-partial",
         "CONTEXT=SORT (RFC 5267): SORT RETURN (UPDATE) is not implemented, so CONTEXT=SORT is not advertised",

@@ -6,8 +6,9 @@
 //!
 //! `--scenario NAME` runs another catalog world the same way. In a world of
 //! hosts the probe sends to the first host (the MX) and reads back from the
-//! host the first collector delivers into, so `kanzlei-pop3-collector` shows
-//! the seed as it really happened: the 23 mailboxes no collector fetches.
+//! host the first collector delivers into, with the host it collects from as
+//! every mailbox's upstream, so `kanzlei-pop3-collector` shows the seed as it
+//! really happened: the 23 mailboxes no collector fetches, `stuck-upstream`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -59,6 +60,10 @@ async fn demo(scenario: Scenario, timeout: Duration) -> anyhow::Result<ExitCode>
         println!("  {line}");
     }
     let collector_target = scenario.collectors.first().map(|c| c.target.clone());
+    let collector_source = scenario.collectors.first().and_then(|c| match &c.source {
+        mailrig_core::collector::CollectSource::Host(h) => Some(h.clone()),
+        mailrig_core::collector::CollectSource::Server(_) => None,
+    });
     let server = MockServer::builder()
         .scenario(scenario)
         .smtps(None)
@@ -109,13 +114,50 @@ async fn demo(scenario: Scenario, timeout: Duration) -> anyhow::Result<ExitCode>
         "Probing all {} mailboxes: one tagged message each over SMTP, read back over IMAP...\n",
         mailboxes.len()
     );
-    let target = Target::from_credentials(
+    let mut target = Target::from_credentials(
         server.smtp_addr(),
         ReadEndpoint::plain(ReadProtocol::Imap, imap_addr),
         mailboxes,
     );
+    // The collector's source (the provider) is each mailbox's upstream: mail
+    // found there and never collected is `stuck-upstream`, not `missing`.
+    let provider = collector_source
+        .as_deref()
+        .and_then(|n| server.host(n))
+        .filter(|h| Some(h.name()) != read_name.as_deref());
+    if let Some((provider, imap)) = provider.and_then(|h| h.addresses().imap.map(|a| (h, a))) {
+        let logins: std::collections::HashMap<String, (String, String)> = provider
+            .world()
+            .mailboxes
+            .iter()
+            .map(|m| {
+                (
+                    m.address.to_string().to_ascii_lowercase(),
+                    (m.login.to_string(), m.password.to_string()),
+                )
+            })
+            .collect();
+        for mb in &mut target.mailboxes {
+            if let Some((user, password)) = logins.get(&mb.address.to_ascii_lowercase()) {
+                mb.upstream = Some(mailrig_probe::Upstream {
+                    read: ReadEndpoint::plain(ReadProtocol::Imap, imap),
+                    user: user.clone(),
+                    password: password.clone(),
+                    master: None,
+                });
+            }
+        }
+        println!(
+            "Each mailbox's upstream: host '{}' (IMAP {imap}), where the collector fetches from.\n",
+            provider.name()
+        );
+    }
+    // With an upstream the probes stay (the world is thrown away at the
+    // end anyway), so the collectors' story below still finds them at the
+    // provider.
     let opts = ProbeOptions {
         timeout: Some(timeout),
+        keep: target.mailboxes.iter().any(|m| m.upstream.is_some()),
         ..ProbeOptions::default()
     };
     let report = mailrig_probe::probe(&target, &opts).await?;
@@ -149,7 +191,7 @@ async fn demo(scenario: Scenario, timeout: Duration) -> anyhow::Result<ExitCode>
     let missing = report
         .mailboxes
         .iter()
-        .filter(|m| m.verdict == Verdict::Missing)
+        .filter(|m| matches!(m.verdict, Verdict::Missing | Verdict::StuckUpstream))
         .count();
     let code = report.exit_code();
     if code == 0 {
@@ -157,7 +199,7 @@ async fn demo(scenario: Scenario, timeout: Duration) -> anyhow::Result<ExitCode>
     } else if read_name.is_some() {
         println!(
             "\nThis is the seed incident as it really happened, caught: the provider accepted every message with 250, \
-             yet {missing} of {} mailboxes on the firm's server never received theirs, because no collector fetches them.",
+             yet {missing} of {} mailboxes on the firm's server never received theirs (stuck-upstream: at the provider, never collected), because no collector fetches them.",
             report.mailboxes.len()
         );
     } else {

@@ -206,7 +206,13 @@ async fn demo_catches_the_pop3_collector_seed() {
     .await;
     assert_eq!(code, Some(1), "{out}\n{err}");
     assert!(
-        out.contains("patente.test  2/25 delivered, 23 missing"),
+        out.contains("patente.test  2/25 delivered, 23 stuck-upstream"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("stuck-upstream  accepted with 250 and at the upstream IMAP")
+            .count(),
+        23,
         "{out}"
     );
     assert!(out.contains("kanzlei.test  3/3 delivered"), "{out}");

@@ -3,7 +3,9 @@
 //! (the catalog's `backup-mx-blackhole`, on test addresses), every mailbox is
 //! `delivered via` the primary and `missing via` the backup, in the table,
 //! JSON and JUnit; the target's `mx_hosts` do the same without DNS; an MX
-//! lookup that fails is a clear message and exit 2, with nothing sent.
+//! lookup that fails (REFUSED, NXDOMAIN, a resolver that does not answer) is
+//! a clear message naming the domain and exit 2, with nothing sent; an MX
+//! that does not answer defers the probes meant for it.
 
 mod support;
 
@@ -220,5 +222,93 @@ fn a_failed_mx_lookup_is_a_clear_error_exit_2_and_nothing_is_sent() {
     let entries = journal["entries"].as_array().expect("entries");
     assert!(entries.iter().any(|e| e["stage"] == "dns"), "{journal:#}");
     assert!(entries.iter().all(|e| e["stage"] == "dns"), "{journal:#}");
+    serve.stop();
+}
+
+/// Runs `probe --each-mx` for `other` beside anna@kanzlei.test through
+/// `resolver`; returns stderr after checking exit 2.
+fn failed_lookup(dir: &std::path::Path, imap: &str, other: &str, resolver: &str) -> String {
+    let (host, port) = imap.rsplit_once(':').unwrap();
+    let t = dir.join("failing.toml");
+    std::fs::write(
+        &t,
+        format!(
+            "[probe]\ntimeout = 3\n[smtp]\nhost = '127.0.0.1'\nport = 1\n[read]\nhost = '{host}'\nport = {port}\n\
+             password = 'secret'\n[[mailbox]]\naddress = 'anna@kanzlei.test'\n[[mailbox]]\naddress = '{other}'\n"
+        ),
+    )
+    .unwrap();
+    let t = t.display().to_string();
+    let out = support::mailrig(&["probe", "--target", &t, "--each-mx", "--resolver", resolver]);
+    assert_eq!(out.status.code(), Some(2), "{}", support::show(&out));
+    support::stderr(&out)
+}
+
+#[test]
+fn an_mx_lookup_of_a_name_that_does_not_exist_names_the_domain_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (serve, _) = start(dir.path());
+    let imap = host_listener(&serve, "mx1", "IMAP");
+    let dns = dns(&serve);
+    // Inside the world's zone but not a name in it: NXDOMAIN.
+    let err = failed_lookup(dir.path(), &imap, "x@ghost.kanzlei.test", &dns);
+    assert!(
+        err.contains(&format!(
+            "cannot find the MX hosts of ghost.kanzlei.test: MX lookup through {dns} failed"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("nothing was sent"), "{err}");
+    serve.stop();
+}
+
+#[test]
+fn an_unreachable_resolver_names_the_domain_and_the_resolver_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (serve, _) = start(dir.path());
+    let imap = host_listener(&serve, "mx1", "IMAP");
+    // A port nothing answers DNS on (the world's SMTP port is bound on test
+    // addresses only; 127.0.0.1 port 1 refuses).
+    let err = failed_lookup(dir.path(), &imap, "x@patente.test", "127.0.0.1:1");
+    assert!(
+        err.contains(
+            "cannot find the MX hosts of kanzlei.test: MX lookup through 127.0.0.1:1 failed"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("nothing was sent"), "{err}");
+    serve.stop();
+}
+
+#[test]
+fn an_mx_that_does_not_answer_defers_the_probes_through_it_and_the_others_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (serve, _) = start(dir.path());
+    let imap = host_listener(&serve, "mx1", "IMAP");
+    let mx1 = host_listener(&serve, "mx1", "SMTP");
+    let smtp = format!(
+        "host = '127.0.0.1'\nport = 1\nmx = true\nmx_hosts = [\
+         {{ name = 'mx.kanzlei.test', address = '{mx1}' }}, {{ name = 'mx3.kanzlei.test', address = '127.0.0.1:1' }}]"
+    );
+    let t = target(dir.path(), &imap, &smtp);
+    let out = support::mailrig(&["probe", "--target", &t, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", support::show(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let rows = report["mailboxes"].as_array().expect("mailboxes");
+    assert_eq!(rows.len(), 12, "{report:#}");
+    for r in rows {
+        match r["via"].as_str() {
+            Some("mx.kanzlei.test") => assert_eq!(r["verdict"], "delivered", "{r}"),
+            Some("mx3.kanzlei.test") => {
+                assert_eq!(r["verdict"], "deferred", "{r}");
+                let reason = r["reason"].as_str().unwrap_or_default();
+                assert!(
+                    reason.contains("the MX mx3.kanzlei.test (127.0.0.1:1) could not be reached, nothing was sent through it"),
+                    "{r}"
+                );
+            }
+            other => panic!("a row via {other:?}: {r}"),
+        }
+    }
     serve.stop();
 }

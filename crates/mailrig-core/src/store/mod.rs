@@ -803,6 +803,17 @@ impl MailboxStore {
         Ok(())
     }
 
+    /// What the mailbox holds over all its folders (its quota usage).
+    pub fn usage(&self) -> crate::world::Usage {
+        let data = self.data.lock();
+        let mut u = crate::world::Usage::default();
+        for f in data.folders.values() {
+            u.messages += f.messages.len() as u64;
+            u.bytes += f.messages.iter().map(|m| m.size() as u64).sum::<u64>();
+        }
+        u
+    }
+
     /// Every folder with its counters, in name order.
     pub fn folders(&self) -> Vec<FolderInfo> {
         let data = self.data.lock();

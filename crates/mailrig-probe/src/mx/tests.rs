@@ -1,5 +1,4 @@
 use super::*;
-use crate::report::Cleanup;
 use crate::target::{MxHost, ReadEndpoint, ReadProtocol};
 
 fn target(addresses: &[&str]) -> Target {
@@ -52,103 +51,6 @@ fn hosts_from_the_file_serve_every_domain() {
     assert!(routes.iter().all(|r| r.mailboxes == vec![0, 1]));
 }
 
-fn result(address: &str, verdict: Verdict) -> MailboxResult {
-    MailboxResult {
-        address: address.to_string(),
-        domain: domain_of(address),
-        verdict,
-        token: String::new(),
-        latency_ms: None,
-        smtp: None,
-        found_in: vec![],
-        copies: 0,
-        differences: vec![],
-        reason: String::new(),
-        read_via: String::new(),
-        folders: vec![],
-        via: None,
-        hops: vec![],
-        auth: None,
-    }
-}
-
-fn report(rows: Vec<MailboxResult>) -> Report {
-    Report::new(
-        RunInfo {
-            run_id: "r".into(),
-            target: "t".into(),
-            started_at: String::new(),
-            duration_ms: 0,
-            timeout_ms: 1000,
-            timed_out: false,
-        },
-        rows,
-        Cleanup {
-            deleted: 1,
-            ..Cleanup::default()
-        },
-    )
-}
-
-#[test]
-fn merged_rows_name_their_mx_and_an_unreachable_mx_defers_its_mailboxes() {
-    let t = target(&["a@p.test", "b@p.test"]);
-    let routes = vec![
-        MxRoute {
-            name: "mx1.p.test".into(),
-            addr: "127.0.0.2:25".parse().unwrap(),
-            mailboxes: vec![0, 1],
-        },
-        MxRoute {
-            name: "mx2.p.test".into(),
-            addr: "127.0.0.3:25".parse().unwrap(),
-            mailboxes: vec![0, 1],
-        },
-        MxRoute {
-            name: "mx3.p.test".into(),
-            addr: "127.0.0.4:25".parse().unwrap(),
-            mailboxes: vec![1],
-        },
-    ];
-    let merged = merge(
-        &t,
-        &routes,
-        vec![
-            RouteOutcome::Probed(Box::new(report(vec![
-                result("a@p.test", Verdict::Delivered),
-                result("b@p.test", Verdict::Delivered),
-            ]))),
-            RouteOutcome::Probed(Box::new(report(vec![
-                result("a@p.test", Verdict::Missing),
-                result("b@p.test", Verdict::Missing),
-            ]))),
-            RouteOutcome::Unreachable("connection refused".into()),
-        ],
-        String::new(),
-    );
-    let rows: Vec<(String, String)> = merged
-        .mailboxes
-        .iter()
-        .map(|m| (m.address.clone(), m.verdict_label()))
-        .collect();
-    assert_eq!(
-        rows,
-        vec![
-            ("a@p.test".into(), "delivered via mx1.p.test".into()),
-            ("a@p.test".into(), "missing via mx2.p.test".into()),
-            ("b@p.test".into(), "delivered via mx1.p.test".into()),
-            ("b@p.test".into(), "missing via mx2.p.test".into()),
-            ("b@p.test".into(), "deferred via mx3.p.test".into()),
-        ]
-    );
-    assert_eq!(merged.summary.total, 5);
-    assert_eq!(merged.summary.counts.missing, 2);
-    assert_eq!(merged.exit_code(), 1);
-    assert_eq!(merged.cleanup.deleted, 2);
-    assert!(merged.mailboxes[4].reason.contains("connection refused"));
-    assert!(merged.notes[0].contains("mx2.p.test (127.0.0.3:25, 2 mailbox(es))"));
-}
-
 #[test]
 fn mx_host_entries_parse_or_say_what_is_wrong() {
     let h = MxHost::parse("mx2.Patente.test").unwrap();
@@ -172,37 +74,22 @@ fn mx_host_entries_parse_or_say_what_is_wrong() {
     assert!(MxHost::parse("").is_err());
 }
 
-fn progress(phase: Phase, total: usize, done: usize, known: usize) -> Option<Progress> {
-    Some(Progress {
-        phase,
-        total,
-        done,
-        known,
-        elapsed: Duration::from_millis(100 * total as u64),
-    })
-}
-
 #[test]
-fn progress_of_every_mx_run_is_one_line_summed_over_the_runs() {
-    assert!(combine(&[None, None]).is_none());
-    // A run not heard from yet keeps the line at logging in.
-    let c = combine(&[progress(Phase::Sending, 6, 3, 0), None]).unwrap();
-    assert_eq!((c.phase, c.total, c.done), (Phase::Connecting, 6, 6));
-    // The run furthest behind names the phase; runs past it count as done.
-    let c = combine(&[
-        progress(Phase::Waiting, 6, 6, 4),
-        progress(Phase::Sending, 6, 2, 0),
-    ])
-    .unwrap();
+fn the_note_names_every_mx_and_how_many_mailboxes_go_through_it() {
+    let routes = vec![
+        MxRoute {
+            name: "mx1.p.test".into(),
+            addr: "127.0.0.2:25".parse().unwrap(),
+            mailboxes: vec![0, 1],
+        },
+        MxRoute {
+            name: "mx2.p.test".into(),
+            addr: "127.0.0.3:25".parse().unwrap(),
+            mailboxes: vec![1],
+        },
+    ];
     assert_eq!(
-        (c.phase, c.total, c.done, c.known),
-        (Phase::Sending, 12, 8, 4)
+        route_note(&routes),
+        "each MX: one probe per mailbox through mx1.p.test (127.0.0.2:25, 2 mailbox(es)), mx2.p.test (127.0.0.3:25, 1 mailbox(es))"
     );
-    assert_eq!(c.elapsed, Duration::from_millis(600));
-    let c = combine(&[
-        progress(Phase::Waiting, 6, 6, 4),
-        progress(Phase::Waiting, 2, 2, 1),
-    ])
-    .unwrap();
-    assert_eq!((c.phase, c.total, c.known), (Phase::Waiting, 8, 5));
 }

@@ -346,13 +346,19 @@ pub(crate) fn judge(
         .first()
         .or(elsewhere.first())
         .map(|s| s.headers.auth.clone());
+    // Other mailboxes only: with --each-mx a mailbox is probed more than
+    // once, and its other probes see the same observation.
     r.found_in = index
         .get(&exp.token)
         .map(|at| {
-            at.iter()
-                .filter(|j| **j != i)
-                .map(|j| expected[*j].address.clone())
-                .collect()
+            let mut found: Vec<String> = Vec::new();
+            for j in at.iter().filter(|j| **j != i) {
+                let a = &expected[*j].address;
+                if *a != exp.address && !found.contains(a) {
+                    found.push(a.clone());
+                }
+            }
+            found
         })
         .unwrap_or_default();
 

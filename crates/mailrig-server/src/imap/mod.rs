@@ -17,6 +17,9 @@
 //!   ranges and the checks of `SELECT (QRESYNC ...)`;
 //! * [`extended`] — extension syntax `imap-codec` does not parse (SEARCH
 //!   RETURN, `$`, MULTIAPPEND), rewritten into syntax it does;
+//! * [`notify`] — NOTIFY's filters and events, and what a session is told
+//!   unasked;
+//! * [`quota`] — QUOTA's commands over the scenario's quotas;
 //! * [`list_ext`] — LIST-EXTENDED, LIST-STATUS and SPECIAL-USE, read from the
 //!   command's tokens, and the one LIST implementation;
 //!
@@ -25,7 +28,7 @@
 //! UNSELECT, CHILDREN, STARTTLS, AUTH=PLAIN, ESEARCH, SEARCHRES, BINARY, MULTIAPPEND,
 //! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, CONDSTORE, SORT, SORT=DISPLAY,
 //! ESORT, PARTIAL, CONTEXT=SEARCH, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES,
-//! QRESYNC, CATENATE.
+//! QRESYNC, CATENATE, NOTIFY, QUOTA.
 
 pub mod binary;
 pub mod catenate;
@@ -36,7 +39,9 @@ pub mod folders;
 pub mod framing;
 pub mod list_ext;
 pub mod mime;
+pub mod notify;
 pub mod qresync;
+pub mod quota;
 pub mod search;
 pub mod selected;
 pub mod session;

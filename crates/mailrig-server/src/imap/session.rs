@@ -122,6 +122,8 @@ pub struct Session {
     /// QRESYNC is ENABLEd (RFC 7162 §3.2.3; implies CONDSTORE): SELECT may
     /// resynchronize, removals are told as `* VANISHED`.
     pub(super) qresync: bool,
+    /// The NOTIFY request in force (RFC 5465).
+    pub(super) notify: Option<super::notify::Active>,
 }
 
 /// Shorthand for a status line, tagged or (with tag `*`) untagged. The text
@@ -176,6 +178,7 @@ impl Session {
             blocking_multi: None,
             condstore: false,
             qresync: false,
+            notify: None,
         }
     }
 
@@ -208,7 +211,7 @@ impl Session {
     /// The capability list for the current state.
     pub fn capabilities(&self) -> String {
         let mut caps = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE QRESYNC CATENATE SORT SORT=DISPLAY ESORT PARTIAL CONTEXT=SEARCH THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ESEARCH SEARCHRES BINARY MULTIAPPEND LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE QRESYNC CATENATE NOTIFY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE SORT SORT=DISPLAY ESORT PARTIAL CONTEXT=SEARCH THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
         );
         if self.user.is_none() {
             let sec = &self.state.world.security;
@@ -395,6 +398,32 @@ impl Session {
             }
             Action::Continue
         };
+        if let Some((tag, req)) = super::quota::parse(bytes) {
+            if self.user.is_none() {
+                tagged(
+                    out,
+                    &tag,
+                    "BAD",
+                    "Not authenticated: quota commands not allowed in this state",
+                );
+            } else {
+                self.quota_command(&tag, req, out);
+            }
+            return Action::Continue;
+        }
+        if let Some((tag, parsed)) = super::notify::parse(bytes) {
+            if self.user.is_none() {
+                tagged(
+                    out,
+                    &tag,
+                    "BAD",
+                    "Not authenticated: NOTIFY not allowed in this state",
+                );
+            } else {
+                self.notify_command(&tag, parsed, out);
+            }
+            return Action::Continue;
+        }
         match extended::multiappend(bytes) {
             Some(Ok(m)) if self.user.is_none() => {
                 tagged(
@@ -1056,17 +1085,27 @@ impl Session {
     /// change is missed).
     fn wait(&mut self, out: &mut Vec<u8>) -> Step {
         loop {
-            if !self.idling() {
+            if !self.idling() && !self.notifying() {
                 return Step::Read;
             }
-            let Some(mailbox) = self.idle_mailbox() else {
+            let Some(user) = self.user else {
                 return Step::Read;
             };
+            let state = Arc::clone(&self.state);
+            let mailbox = state.store.mailbox(user);
             let listener = mailbox.listen();
             let version = mailbox.version();
-            if self.seen_version().is_some_and(|v| v != version) {
-                drop(listener);
+            let mut told = false;
+            if self.idling() && self.seen_version().is_some_and(|v| v != version) {
                 self.idle_update(out);
+                told = true;
+            }
+            if self.notify_version().is_some_and(|v| v != version) {
+                self.notify_update(out);
+                told = true;
+            }
+            if told {
+                drop(listener);
                 continue;
             }
             return Step::Watch(listener);
@@ -1106,7 +1145,10 @@ impl driver::Session for Session {
     }
 
     fn woken(&mut self, out: &mut Vec<u8>) -> Step {
-        self.idle_update(out);
+        if self.idling() {
+            self.idle_update(out);
+        }
+        self.notify_update(out);
         self.wait(out)
     }
 

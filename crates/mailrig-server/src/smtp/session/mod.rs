@@ -783,6 +783,12 @@ impl Session {
             return;
         }
         match decision {
+            RouteDecision::Deliver(targets) if self.over_quota(&targets) => {
+                // As Dovecot's LMTP/LDA say it for a full mailbox.
+                let text =
+                    format!("<{to}>: Recipient address rejected: Mailbox full (quota exceeded)");
+                self.rcpt_rejected(to, 552, "5.2.2", &text, out);
+            }
             RouteDecision::Deliver(targets) => {
                 if let Some(tx) = &mut self.tx {
                     for t in targets {
@@ -804,6 +810,16 @@ impl Session {
                 self.rcpt_rejected(to, 554, "5.7.1", &text, out);
             }
         }
+    }
+
+    /// Whether a target mailbox is at or over the scenario's quota (see
+    /// [`mailrig_core::world::Limits::quota_full`]).
+    fn over_quota(&self, targets: &[MailboxId]) -> bool {
+        let limits = &self.state.world.limits;
+        limits.has_quota()
+            && targets
+                .iter()
+                .any(|t| limits.quota_full(self.state.store.mailbox(*t).usage()))
     }
 
     fn rcpt_rejected(&self, to: &str, code: u16, enh: &str, text: &str, out: &mut Vec<u8>) {
