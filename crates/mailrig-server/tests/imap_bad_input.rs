@@ -59,8 +59,8 @@ async fn malformed_commands_get_bad_and_the_session_goes_on() {
         "b1 BAD Error in IMAP command: could not parse it\r\n"
     );
     assert_eq!(
-        c.cmd("b2 GETQUOTAROOT INBOX").await,
-        "b2 BAD Command not supported: GETQUOTAROOT\r\n"
+        c.cmd("b2 GETMETADATA INBOX /private/comment").await,
+        "b2 BAD Command not supported: GETMETADATA\r\n"
     );
     assert_eq!(c.cmd("b3 NOOP").await, "b3 OK NOOP completed\r\n");
 }
