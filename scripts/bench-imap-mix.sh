@@ -57,7 +57,7 @@ echo "dovecot (pid $DOVECOT_PID): IMAP $dhost:$IMAP_PORT" >&2
 d=$(python3 "$here/scripts/bench-imap-mix.py" dovecot "$dhost" "$IMAP_PORT" "$DOVECOT_PID" "$dusers" secret "$clients" "$seconds")
 echo "$m"
 echo "$d"
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+field() { sed -n "s|.* $2=\([^ ]*\).*|\1|p" <<<"$1"; }
 printf '\n| server | clients | commands/s | CPU per command | errors |\n|---|---|---|---|---|\n'
 for r in "$m" "$d"; do
   printf '| %s | %s | %s | %s µs | %s |\n' "${r%% *}" "$(field "$r" clients)" "$(field "$r" cmd/s)" \
