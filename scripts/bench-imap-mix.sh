@@ -36,14 +36,10 @@ name = "bench.test"
 mailboxes = ["u1..u$clients"]
 password = "secret"
 TOML
-"$bin" serve --scenario "$work/bench.toml" --listen "$listen" --ca-out "$work/ca.pem" >"$work/banner" 2>&1 &
-pid=$!
-for _ in $(seq 300); do
-  grep -q "Press Ctrl-C" "$work/banner" && break
-  kill -0 "$pid" 2>/dev/null || { cat "$work/banner" >&2; exit 1; }
-  sleep 0.1
-done
-imap=$(awk '$1 == "IMAP" { print $2; exit }' "$work/banner")
+# shellcheck source=lib/serve.sh
+. "$here/scripts/lib/serve.sh"
+start_serve "$bin" "$work/bench.toml" "$listen" "$work"
+imap=$(banner_addr IMAP)
 users=$(seq -s, -f "u%g@bench.test" 1 "$clients")
 echo "mailrig serve (pid $pid): IMAP $imap" >&2
 m=$(python3 "$here/scripts/bench-imap-mix.py" mailrig "${imap%:*}" "${imap##*:}" "$pid" "$users" secret "$clients" "$seconds")

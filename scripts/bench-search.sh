@@ -31,15 +31,11 @@ name = "bench.test"
 mailboxes = ["u1..u$boxes"]
 password = "secret"
 TOML
-"$bin" serve --scenario "$work/bench.toml" --listen "$listen" --ca-out "$work/ca.pem" >"$work/banner" 2>&1 &
-pid=$!
-for _ in $(seq 300); do
-  grep -q "Press Ctrl-C" "$work/banner" && break
-  kill -0 "$pid" 2>/dev/null || { cat "$work/banner" >&2; exit 1; }
-  sleep 0.1
-done
-smtp=$(awk '$1 == "SMTP" { print $2; exit }' "$work/banner")
-http=$(awk '$1 == "HTTP" { print $2; exit }' "$work/banner")
+# shellcheck source=lib/serve.sh
+. "$here/scripts/lib/serve.sh"
+start_serve "$bin" "$work/bench.toml" "$listen" "$work"
+smtp=$(banner_addr SMTP)
+http=$(banner_addr HTTP)
 http=${http%/}
 echo "mailrig serve (pid $pid): SMTP $smtp, HTTP $http, $boxes mailboxes"
 python3 "$here/scripts/bench-search.py" "$smtp" "$http" "$messages" "$boxes" "$pid"

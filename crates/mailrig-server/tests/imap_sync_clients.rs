@@ -133,19 +133,7 @@ async fn mbsync_syncs_a_changing_mailbox() {
     )
     .expect("write mbsyncrc");
     let conf = conf.display().to_string();
-    run("mbsync", &["-c", &conf, "-a"]).await;
-    let inbox = mail.join("INBOX");
-    assert_eq!(local_state(&inbox), store_state(&server));
-    assert_eq!(local_state(&inbox).len(), 3);
-    change(&server).await;
-    run("mbsync", &["-c", &conf, "-a"]).await;
-    let want: BTreeSet<(String, bool)> = [("one", true), ("three", false), ("four", false)]
-        .iter()
-        .map(|(s, f)| (s.to_string(), *f))
-        .collect();
-    assert_eq!(store_state(&server), want);
-    assert_eq!(local_state(&inbox), want);
-    server.shutdown().await;
+    sync_twice(server, &mail.join("INBOX"), "mbsync", &["-c", &conf, "-a"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,17 +158,23 @@ async fn offlineimap_syncs_a_changing_mailbox() {
     .expect("write offlineimaprc");
     let conf = conf.display().to_string();
     let args = ["-c", conf.as_str(), "-o", "-u", "basic"];
-    run("offlineimap", &args).await;
-    let inbox = dir.path().join("mail/INBOX");
-    assert_eq!(local_state(&inbox), store_state(&server));
-    assert_eq!(local_state(&inbox).len(), 3);
+    sync_twice(server, &dir.path().join("mail/INBOX"), "offlineimap", &args).await;
+}
+
+/// The two rounds every client goes through: sync the three messages, let
+/// another session and a delivery change the mailbox, sync again; after each
+/// round the client's Maildir at `inbox` matches the store.
+async fn sync_twice(server: MockServer, inbox: &Path, tool: &str, args: &[&str]) {
+    run(tool, args).await;
+    assert_eq!(local_state(inbox), store_state(&server));
+    assert_eq!(local_state(inbox).len(), 3);
     change(&server).await;
-    run("offlineimap", &args).await;
+    run(tool, args).await;
     let want: BTreeSet<(String, bool)> = [("one", true), ("three", false), ("four", false)]
         .iter()
         .map(|(s, f)| (s.to_string(), *f))
         .collect();
     assert_eq!(store_state(&server), want);
-    assert_eq!(local_state(&inbox), want);
+    assert_eq!(local_state(inbox), want);
     server.shutdown().await;
 }
