@@ -1,13 +1,26 @@
 //! IDLE notification delay, as a user of the fake server sees it: SESSIONS
 //! IMAP sessions (default 100) idle on one mailbox; a client delivers messages
 //! over SMTP one at a time; for every delivery and every session we record the
-//! time from the SMTP client reading `250` to that session reading
-//! `* n EXISTS` (zero when the EXISTS arrived first). Prints median, p99 and
-//! max.
+//! time from the `250` to that session's `* n EXISTS` (zero when the EXISTS
+//! arrived first), two ways:
+//!
+//! - **on the wire**: the kernel's receive time of the `250` and of each
+//!   `EXISTS` (`SO_TIMESTAMPNS`), which is when the server's bytes reached the
+//!   client's socket: the server's delay, whatever the client does;
+//! - **as read**: when this program's task for that session read the line,
+//!   which adds the time one client thread needs to get round to 10,000
+//!   sockets.
+//!
+//! Prints median, p99 and max of each.
 //!
 //! ```text
-//! cargo run --release -p mailrig-benches --example idle_latency [-- DELIVERIES [SESSIONS] [--client-threads N]]
+//! cargo run --release -p mailrig-benches --example idle_latency [-- DELIVERIES [SESSIONS] [--client-threads N] [--floor]]
 //! ```
+//!
+//! `--floor` measures the same clients against a server that does nothing but
+//! the fan-out: two threads that write `* n EXISTS` to every socket right
+//! after the `250`. That is what the kernel and these clients cost on this
+//! machine, the lower bound any IMAP server can reach here.
 //!
 //! The server runs in a child process (this program again, with `--server`),
 //! so that clients and server each need one file descriptor per session
@@ -20,7 +33,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use mailrig_core::Scenario;
 use mailrig_server::MockServer;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use std::os::fd::AsRawFd as _;
+use std::time::SystemTime;
+
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -50,6 +66,9 @@ async fn serve() {
 /// can (`--client-threads N` to change it).
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--floor-server") {
+        return floor::serve();
+    }
     if args.first().map(String::as_str) == Some("--server") {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -66,8 +85,9 @@ fn main() {
     let mut positional = Vec::new();
     let mut rest = args.into_iter();
     while let Some(a) = rest.next() {
-        if a.starts_with("--") {
+        if a == "--client-threads" {
             rest.next();
+        } else if a.starts_with("--") {
         } else {
             positional.push(a);
         }
@@ -82,14 +102,123 @@ fn main() {
     .enable_all()
     .build()
     .unwrap();
-    rt.block_on(clients(positional));
+    let floor = std::env::args().any(|a| a == "--floor");
+    rt.block_on(clients(positional, floor));
 }
 
-async fn clients(args: Vec<String>) {
+/// A line-reading TCP client that knows when each line reached its socket.
+struct Stamped {
+    stream: TcpStream,
+    pending: Vec<u8>,
+    /// Kernel receive time of the data that completed the buffered lines
+    /// (none for data queued before `SO_TIMESTAMPNS` was set, such as a
+    /// greeting that beat the `setsockopt`).
+    at: Option<SystemTime>,
+}
+
+impl Stamped {
+    fn new(stream: TcpStream) -> Stamped {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket, a c_int option value of the right size.
+        let rc = unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "SO_TIMESTAMPNS: {}", std::io::Error::last_os_error());
+        stream.set_nodelay(true).unwrap();
+        Stamped {
+            stream,
+            pending: Vec::new(),
+            at: None,
+        }
+    }
+
+    /// The next line (without CRLF), with the kernel receive time of the
+    /// segment that completed it; `None` at end of stream.
+    async fn line(&mut self) -> Option<(String, Option<SystemTime>)> {
+        loop {
+            if let Some(i) = self.pending.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.pending[..i]).into_owned();
+                self.pending.drain(..i + 2);
+                return Some((line, self.at));
+            }
+            let mut buf = [0u8; 4096];
+            let got = loop {
+                if self.stream.readable().await.is_err() {
+                    return None;
+                }
+                let fd = self.stream.as_raw_fd();
+                match self
+                    .stream
+                    .try_io(Interest::READABLE, || recv_stamped(fd, &mut buf))
+                {
+                    Ok(got) => break got,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(_) => return None,
+                }
+            };
+            let (n, at) = got;
+            if n == 0 {
+                return None;
+            }
+            self.pending.extend_from_slice(&buf[..n]);
+            self.at = at;
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+}
+
+/// `recvmsg` with room for one `SCM_TIMESTAMPNS` control message.
+fn recv_stamped(fd: i32, buf: &mut [u8]) -> std::io::Result<(usize, Option<SystemTime>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // u64s keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    // SAFETY: an all-zero msghdr is valid; its pointers are set below to
+    // buffers that outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: fd is an open socket; msg points at live buffers.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut at = None;
+    // SAFETY: walking the control messages the kernel wrote into `control`,
+    // with the libc macros made for it.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                at = Some(
+                    SystemTime::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
+                );
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, at))
+}
+
+async fn clients(args: Vec<String>, floor: bool) {
     let deliveries: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(200);
     let sessions: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .arg("--server")
+        .arg(if floor { "--floor-server" } else { "--server" })
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -102,80 +231,149 @@ async fn clients(args: Vec<String>) {
         .split_whitespace()
         .map(|a| a.parse::<std::net::SocketAddr>().unwrap());
     let (imap_addr, smtp_addr) = (addrs.next().unwrap(), addrs.next().unwrap());
-    let (tx, mut rx) = mpsc::unbounded_channel::<Instant>();
+    // (when the task read it, when it reached the socket)
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, SystemTime)>();
     for _ in 0..sessions {
-        let s = TcpStream::connect(imap_addr).await.unwrap();
-        s.set_nodelay(true).unwrap();
-        let (r, mut w) = s.into_split();
-        let mut r = BufReader::new(r);
-        let mut l = String::new();
-        r.read_line(&mut l).await.unwrap();
-        w.write_all(b"a LOGIN u001@bench.test secret\r\nb SELECT INBOX\r\nc IDLE\r\n")
-            .await
-            .unwrap();
-        loop {
-            l.clear();
-            r.read_line(&mut l).await.unwrap();
-            if l.starts_with('+') {
-                break;
-            }
-        }
+        let mut s = Stamped::new(TcpStream::connect(imap_addr).await.unwrap());
+        s.line().await.unwrap();
+        s.send(b"a LOGIN u001@bench.test secret\r\nb SELECT INBOX\r\nc IDLE\r\n")
+            .await;
+        while !s.line().await.unwrap().0.starts_with('+') {}
         let tx = tx.clone();
         tokio::spawn(async move {
-            let _w = w;
-            let mut l = String::new();
-            loop {
-                l.clear();
-                match r.read_line(&mut l).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) if l.ends_with("EXISTS\r\n") => {
-                        let _ = tx.send(Instant::now());
-                    }
-                    Ok(_) => {}
+            while let Some((l, at)) = s.line().await {
+                if l.ends_with("EXISTS") {
+                    let at = at.expect("the kernel gave no SO_TIMESTAMPNS time for an EXISTS");
+                    let _ = tx.send((Instant::now(), at));
                 }
             }
         });
     }
-    let s = TcpStream::connect(smtp_addr).await.unwrap();
-    s.set_nodelay(true).unwrap();
-    let (r, mut w) = s.into_split();
-    let mut r = BufReader::new(r);
-    let mut l = String::new();
-    r.read_line(&mut l).await.unwrap();
-    w.write_all(b"HELO bench\r\n").await.unwrap();
-    r.read_line(&mut l).await.unwrap();
-    let mut hist = Histogram::<u64>::new(3).unwrap();
+    let mut smtp = Stamped::new(TcpStream::connect(smtp_addr).await.unwrap());
+    smtp.line().await.unwrap();
+    smtp.send(b"HELO bench\r\n").await;
+    smtp.line().await.unwrap();
+    let mut wire = Histogram::<u64>::new(3).unwrap();
+    let mut read = Histogram::<u64>::new(3).unwrap();
     for _ in 0..deliveries {
-        w.write_all(b"MAIL FROM:<s@extern.test>\r\nRCPT TO:<u001@bench.test>\r\nDATA\r\n")
-            .await
-            .unwrap();
+        smtp.send(b"MAIL FROM:<s@extern.test>\r\nRCPT TO:<u001@bench.test>\r\nDATA\r\n")
+            .await;
         for _ in 0..3 {
-            l.clear();
-            r.read_line(&mut l).await.unwrap();
+            smtp.line().await.unwrap();
         }
-        w.write_all(b"Subject: idle\r\n\r\nx\r\n.\r\n")
-            .await
-            .unwrap();
-        l.clear();
-        r.read_line(&mut l).await.unwrap();
-        let t250 = Instant::now();
+        smtp.send(b"Subject: idle\r\n\r\nx\r\n.\r\n").await;
+        let (l, wire250) = smtp.line().await.unwrap();
+        let read250 = Instant::now();
         assert!(l.starts_with("250"), "{l}");
+        let wire250 = wire250.expect("the kernel gave no SO_TIMESTAMPNS time for the 250");
         for _ in 0..sessions {
-            let t = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            let (t, at) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
                 .await
                 .unwrap()
                 .unwrap();
-            hist.record(t.saturating_duration_since(t250).as_micros() as u64)
+            let on_wire = at.duration_since(wire250).unwrap_or_default();
+            wire.record(on_wire.as_micros() as u64).unwrap();
+            read.record(t.saturating_duration_since(read250).as_micros() as u64)
                 .unwrap();
         }
     }
-    println!(
-        "IDLE delay from SMTP 250 to * EXISTS, {sessions} idling sessions, {deliveries} deliveries ({} samples): median {} µs, p99 {} µs, max {} µs",
-        hist.len(),
-        hist.value_at_quantile(0.5),
-        hist.value_at_quantile(0.99),
-        hist.max()
-    );
+    for (name, hist) in [("on the wire", &wire), ("as read", &read)] {
+        println!(
+            "{}IDLE delay from SMTP 250 to * EXISTS {name}, {sessions} idling sessions, {deliveries} deliveries ({} samples): median {} µs, p99 {} µs, max {} µs",
+            if floor {
+                "floor (write-only server): "
+            } else {
+                ""
+            },
+            hist.len(),
+            hist.value_at_quantile(0.5),
+            hist.value_at_quantile(0.99),
+            hist.max()
+        );
+    }
     drop(child.stdin.take());
     let _ = child.wait();
+}
+
+/// The floor: accepts the IMAP sessions with the least that satisfies the
+/// clients (greeting, `+` after `IDLE`), and after each SMTP `250` writes
+/// `* n EXISTS` to every session from two threads, one per core.
+mod floor {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::{Arc, Mutex};
+
+    pub fn serve() {
+        let imap = TcpListener::bind("127.0.0.1:0").unwrap();
+        let smtp = TcpListener::bind("127.0.0.1:0").unwrap();
+        println!(
+            "{} {}",
+            imap.local_addr().unwrap(),
+            smtp.local_addr().unwrap()
+        );
+        std::io::stdout().flush().unwrap();
+        let sessions: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let accepted = Arc::clone(&sessions);
+        std::thread::spawn(move || {
+            for s in imap.incoming() {
+                let mut s = s.unwrap();
+                s.set_nodelay(true).unwrap();
+                s.write_all(b"* OK floor\r\n").unwrap();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                while !line.starts_with("c IDLE") {
+                    line.clear();
+                    r.read_line(&mut line).unwrap();
+                }
+                s.write_all(b"+ idling\r\n").unwrap();
+                accepted.lock().unwrap().push(s);
+            }
+        });
+        std::thread::spawn(move || {
+            let (mut s, _) = smtp.accept().unwrap();
+            s.set_nodelay(true).unwrap();
+            s.write_all(b"220 floor\r\n").unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            let mut n = 0u32;
+            let mut in_data = false;
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap() == 0 {
+                    return;
+                }
+                if in_data {
+                    if line == ".\r\n" {
+                        in_data = false;
+                        n += 1;
+                        s.write_all(b"250 ok\r\n").unwrap();
+                        fan_out(&mut sessions.lock().unwrap(), n);
+                    }
+                } else if line.starts_with("DATA") {
+                    in_data = true;
+                    s.write_all(b"354 go\r\n").unwrap();
+                } else {
+                    s.write_all(b"250 ok\r\n").unwrap();
+                }
+            }
+        });
+        let mut sink = String::new();
+        while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+    }
+
+    fn fan_out(sessions: &mut [TcpStream], n: u32) {
+        let line = format!("* {n} EXISTS\r\n");
+        let half = sessions.len() / 2;
+        let (a, b) = sessions.split_at_mut(half);
+        std::thread::scope(|t| {
+            for part in [a, b] {
+                let line = line.as_bytes();
+                t.spawn(move || {
+                    for s in part {
+                        s.write_all(line).unwrap();
+                    }
+                });
+            }
+        });
+    }
 }

@@ -506,6 +506,7 @@ impl MailboxDir {
             uid_validity: validity,
             uid_next,
             highest_modseq: restart_modseq(),
+            changed_modseq: 0,
             first_recent_uid: uid_next,
             messages,
             keyword_letters: letters,

@@ -264,6 +264,11 @@ pub struct Folder {
     pub uid_validity: u32,
     pub uid_next: u32,
     pub highest_modseq: u64,
+    /// The `highest_modseq` of the latest change that was not an arrival (a
+    /// flag change or an expunge): a view that caught up when the folder was
+    /// at that modseq or later has only new messages to learn, and need not
+    /// look at the ones it knows (an IDLE fan-out to many sessions).
+    pub changed_modseq: u64,
     /// Ascending by UID.
     pub messages: Vec<StoredMessage>,
     /// Messages with a UID at or above this are `\Recent` and not yet claimed
@@ -284,6 +289,7 @@ impl Folder {
             uid_validity,
             uid_next: 1,
             highest_modseq: 1,
+            changed_modseq: 0,
             messages: Vec::new(),
             first_recent_uid: 1,
             keyword_letters: maildir::KeywordLetters::default(),
@@ -574,6 +580,7 @@ impl MailboxStore {
                     f.messages[pos].file = Some(renamed);
                 }
                 f.highest_modseq += 1;
+                f.changed_modseq = f.highest_modseq;
                 f.messages[pos].modseq = f.highest_modseq;
                 f.messages[pos].flags = new.clone();
                 out.push((uid, new));
@@ -620,6 +627,7 @@ impl MailboxStore {
         });
         if !gone.is_empty() {
             f.highest_modseq += 1;
+            f.changed_modseq = f.highest_modseq;
             let modseq = f.highest_modseq;
             f.expunged
                 .get_or_insert_with(Default::default)

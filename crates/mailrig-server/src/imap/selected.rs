@@ -283,6 +283,8 @@ impl Session {
             condstore: self.condstore && !nomodseq,
             qresync: self.qresync,
             nomodseq,
+            synced_at: None,
+            ghosts: 0,
         });
         // Anything that arrived since the snapshot.
         self.sync_all(out);

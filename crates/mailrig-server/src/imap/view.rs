@@ -72,6 +72,16 @@ pub struct View {
     /// A `forget-modseq` fault fired at SELECT: the folder has no
     /// mod-sequences for as long as it stays selected (`NOMODSEQ`).
     pub nomodseq: bool,
+    /// The stored folder's UIDVALIDITY, `highest_modseq` and UIDNEXT at the
+    /// last catch-up: while its `changed_modseq` stays at or below that
+    /// modseq, only new messages arrived (those at or above that UIDNEXT), and
+    /// the known ones need no look. (With 10,000 sessions idling on one
+    /// mailbox, even reading each session's last known message is a cache
+    /// miss that shows in the fan-out.)
+    pub synced_at: Option<(u32, u64, u32)>,
+    /// How many of `msgs` are `gone` (so that a catch-up need not scan them
+    /// to find out whether there are any).
+    pub ghosts: usize,
 }
 
 /// What a catch-up may say.
@@ -266,7 +276,7 @@ impl View {
             self.version = version;
             return Ok(Synced::default());
         }
-        let has_ghosts = self.msgs.iter().any(|m| m.gone);
+        let has_ghosts = self.ghosts > 0;
         let asked = |uid: u32| {
             rules.force.is_some_and(|f| f.contains(&uid))
                 || rules.silent.is_some_and(|s| s.contains(&uid))
@@ -295,13 +305,33 @@ impl View {
                         }
                         m.gone = true;
                     }
+                    self.ghosts = self.msgs.len();
                     self.finish(version, rules, Vec::new(), false, out);
                     return Ok(synced);
                 }
             };
             let stored = &folder.messages;
+            let arrivals_from = match self.synced_at {
+                Some((validity, modseq, uid_next))
+                    if rules.force.is_none()
+                        && rules.silent.is_none()
+                        && validity == folder.uid_validity
+                        && folder.changed_modseq <= modseq =>
+                {
+                    Some(uid_next)
+                }
+                _ => None,
+            };
+            let only_arrivals = arrivals_from.is_some();
+            self.synced_at = Some((folder.uid_validity, folder.highest_modseq, folder.uid_next));
             let mut j = 0;
-            for (i, known) in self.msgs.iter_mut().enumerate() {
+            let mut ghosts = 0;
+            let known_to_check = if only_arrivals {
+                &mut [][..]
+            } else {
+                &mut self.msgs[..]
+            };
+            for (i, known) in known_to_check.iter_mut().enumerate() {
                 if known.gone {
                     if asked(known.uid) {
                         synced.absent.push(known.uid);
@@ -331,10 +361,17 @@ impl View {
                         synced.absent.push(known.uid);
                     }
                     known.gone = true;
+                    ghosts += 1;
                 }
             }
-            let last = self.msgs.last().map_or(0, |m| m.uid);
-            let start = stored.partition_point(|m| m.uid <= last);
+            self.ghosts += ghosts;
+            let start = match arrivals_from {
+                Some(uid_next) => stored.partition_point(|m| m.uid < uid_next),
+                None => {
+                    let last = self.msgs.last().map_or(0, |m| m.uid);
+                    stored.partition_point(|m| m.uid <= last)
+                }
+            };
             for m in &stored[start..] {
                 collect_new_keywords(&m.flags, &self.keywords, &mut new_keywords);
                 fresh.push(Known::new(m));
@@ -377,7 +414,7 @@ impl View {
         grew: bool,
         out: &mut Vec<u8>,
     ) {
-        if rules.expunge && self.qresync && self.msgs.iter().any(|m| m.gone) {
+        if rules.expunge && self.qresync && self.ghosts > 0 {
             // One `* VANISHED` with every UID instead of one EXPUNGE each
             // (RFC 7162 §3.2.10).
             let mut gone: super::qresync::Ranges = Vec::new();
@@ -392,24 +429,31 @@ impl View {
             super::qresync::write_ranges(out, &gone);
             out.extend_from_slice(b"\r\n");
             self.msgs.retain(|m| !m.gone);
-        } else if rules.expunge && self.msgs.iter().any(|m| m.gone) {
+        } else if rules.expunge && self.ghosts > 0 {
             for i in (0..self.msgs.len()).rev() {
                 if self.msgs[i].gone {
-                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+                    wire::untagged_number(out, i + 1, b"EXPUNGE");
                     self.recent.remove(&self.msgs[i].uid);
                 }
             }
             self.msgs.retain(|m| !m.gone);
         }
+        if rules.expunge {
+            self.ghosts = 0;
+        }
         self.msgs.extend(fresh);
         if grew {
-            out.extend_from_slice(format!("* {} EXISTS\r\n", self.msgs.len()).as_bytes());
-            let recent = self
-                .msgs
-                .iter()
-                .filter(|m| self.recent.contains(&m.uid))
-                .count();
-            out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
+            // Written in place: an IDLE fan-out does this once per session.
+            wire::untagged_number(out, self.msgs.len(), b"EXISTS");
+            let recent = if self.recent.is_empty() {
+                0
+            } else {
+                self.msgs
+                    .iter()
+                    .filter(|m| self.recent.contains(&m.uid))
+                    .count()
+            };
+            wire::untagged_number(out, recent, b"RECENT");
         }
         self.version = version;
     }
@@ -484,6 +528,8 @@ mod tests {
             condstore: false,
             qresync: false,
             nomodseq: false,
+            synced_at: None,
+            ghosts: 0,
         }
     }
 
@@ -498,6 +544,82 @@ mod tests {
         assert_eq!(v.resolve(&set, false), Err(BadSequence));
         let set: SequenceSet = "11:*".parse().unwrap_or_else(|_| panic!());
         assert_eq!(v.resolve(&set, true), Ok(vec![(4, 10)]));
+    }
+
+    /// A store with one mailbox holding `n` messages, and a view of them all.
+    fn store_and_view(n: usize) -> (mailrig_core::Store, View) {
+        let s = mailrig_core::Scenario::parse(
+            "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a']\n",
+            "t",
+        )
+        .unwrap();
+        let store = mailrig_core::Store::memory(&s.world);
+        let mut v = view(&[]);
+        {
+            let (_, mb) = store.mailboxes().next().unwrap();
+            for _ in 0..n {
+                append(mb);
+            }
+            v.msgs = mb
+                .messages("INBOX")
+                .unwrap()
+                .iter()
+                .map(Known::new)
+                .collect();
+            v.uid_validity = mb.with_folder("INBOX", |f| f.uid_validity).unwrap();
+        }
+        (store, v)
+    }
+
+    fn append(mb: &MailboxStore) {
+        let msg = mailrig_core::store::NewMessage {
+            raw: bytes::Bytes::from_static(b"x"),
+            envelope: None,
+            flags: Flags::default(),
+            internal_date: chrono::Utc::now(),
+        };
+        mb.append("INBOX", msg).unwrap();
+    }
+
+    fn sync(v: &mut View, mb: &MailboxStore) -> String {
+        let mut out = Vec::new();
+        let rules = SyncRules {
+            expunge: true,
+            ..SyncRules::default()
+        };
+        v.sync(mb, rules, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn after_arrivals_only_the_known_messages_are_not_looked_at_again() {
+        let (store, mut v) = store_and_view(2);
+        let (_, mb) = store.mailboxes().next().unwrap();
+        assert_eq!(sync(&mut v, mb), "");
+        // Only arrivals since: a known message the view holds a stale modseq
+        // for is not even compared (this is what makes an IDLE fan-out to
+        // many sessions cheap), and the arrival is told.
+        v.msgs[0].modseq = 0;
+        append(mb);
+        let told = sync(&mut v, mb);
+        assert!(told.starts_with("* 3 EXISTS\r\n"), "{told}");
+        assert!(!told.contains("FETCH"), "{told}");
+        v.msgs[0].modseq = mb.messages("INBOX").unwrap()[0].modseq;
+        // A flag change: the known messages are looked at, and it is told.
+        let seen = Flags::default().with(mailrig_core::store::SystemFlag::Seen);
+        mb.store_flags("INBOX", &[1], mailrig_core::store::FlagOp::Add, &seen)
+            .unwrap();
+        append(mb);
+        let told = sync(&mut v, mb);
+        assert!(told.contains("* 1 FETCH (FLAGS (\\Seen"), "{told}");
+        assert!(told.contains("* 4 EXISTS\r\n"), "{told}");
+        // An expunge by another session is told too, after an arrival-only
+        // catch-up in between.
+        append(mb);
+        assert!(sync(&mut v, mb).starts_with("* 5 EXISTS"));
+        mb.delete_messages("INBOX", &[2]).unwrap();
+        assert_eq!(sync(&mut v, mb), "* 2 EXPUNGE\r\n");
+        assert_eq!(v.msgs.len(), 4);
     }
 
     #[test]

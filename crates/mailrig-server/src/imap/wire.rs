@@ -62,6 +62,15 @@ pub fn astring(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// Appends a parenthesised flag list, with `\Recent` when asked.
+/// Writes `* {n} {what}\r\n` (EXISTS, RECENT, EXPUNGE), without core::fmt.
+pub fn untagged_number(out: &mut Vec<u8>, n: usize, what: &[u8]) {
+    out.extend_from_slice(b"* ");
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(what);
+    out.extend_from_slice(b"\r\n");
+}
+
 pub fn flags(out: &mut Vec<u8>, f: &Flags, recent: bool) {
     out.push(b'(');
     let mut first = true;
