@@ -106,6 +106,19 @@ fn main() {
     rt.block_on(clients(positional, floor));
 }
 
+/// CPU time process `pid` has used so far, threads that ended included
+/// (utime + stime of `/proc/PID/stat`), in nanoseconds.
+fn cpu_ns(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks * 1_000_000_000 / hz
+}
+
 /// A line-reading TCP client that knows when each line reached its socket.
 struct Stamped {
     stream: TcpStream,
@@ -255,6 +268,7 @@ async fn clients(args: Vec<String>, floor: bool) {
     smtp.line().await.unwrap();
     let mut wire = Histogram::<u64>::new(3).unwrap();
     let mut read = Histogram::<u64>::new(3).unwrap();
+    let cpu_before = cpu_ns(child.id());
     for _ in 0..deliveries {
         smtp.send(b"MAIL FROM:<s@extern.test>\r\nRCPT TO:<u001@bench.test>\r\nDATA\r\n")
             .await;
@@ -277,6 +291,13 @@ async fn clients(args: Vec<String>, floor: bool) {
                 .unwrap();
         }
     }
+    let server_cpu = cpu_ns(child.id()).saturating_sub(cpu_before);
+    println!(
+        "{}server CPU per session told: {:.2} µs ({} ms for {deliveries} deliveries to {sessions} sessions, SMTP included)",
+        if floor { "floor (write-only server): " } else { "" },
+        server_cpu as f64 / 1000.0 / (deliveries * sessions) as f64,
+        server_cpu / 1_000_000
+    );
     for (name, hist) in [("on the wire", &wire), ("as read", &read)] {
         println!(
             "{}IDLE delay from SMTP 250 to * EXISTS {name}, {sessions} idling sessions, {deliveries} deliveries ({} samples): median {} µs, p99 {} µs, max {} µs",
