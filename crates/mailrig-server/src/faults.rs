@@ -211,6 +211,31 @@ impl ServerState {
         user: Option<&str>,
         mailbox: Option<MailboxId>,
     ) -> Vec<Fired> {
+        self.reader_faults_as(stage, peer, user, mailbox, false)
+    }
+
+    /// The rules that would fire at a read-side stage for these facts, looked
+    /// at without firing them: no counter moves and nothing is journalled
+    /// ([`FaultPlan::peek`](mailrig_core::fault::FaultPlan::peek)). For
+    /// answers the client did not ask for, such as NOTIFY's STATUS.
+    pub fn reader_faults_peek(
+        &self,
+        stage: Stage,
+        peer: Option<SocketAddr>,
+        user: Option<&str>,
+        mailbox: Option<MailboxId>,
+    ) -> Vec<Fired> {
+        self.reader_faults_as(stage, peer, user, mailbox, true)
+    }
+
+    fn reader_faults_as(
+        &self,
+        stage: Stage,
+        peer: Option<SocketAddr>,
+        user: Option<&str>,
+        mailbox: Option<MailboxId>,
+        peek: bool,
+    ) -> Vec<Fired> {
         if !self.faults.read().has_stage(stage) {
             return Vec::new();
         }
@@ -231,6 +256,9 @@ impl ServerState {
             peer,
             ..Subject::default()
         };
+        if peek {
+            return self.faults.read().peek(stage, &facts);
+        }
         self.faults_at(stage, &facts, &subject)
     }
 

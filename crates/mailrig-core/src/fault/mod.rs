@@ -578,6 +578,31 @@ impl FaultPlan {
         self.rules.iter().any(|r| r.stage == stage && r.enabled())
     }
 
+    /// The rules that would fire at `stage` for these facts if asked now, in
+    /// rule order, without counting a match or a firing: a read-only look for
+    /// answers a client did not ask for (NOTIFY's unsolicited STATUS), which
+    /// must neither fire a rule nor move its `nth`/`first`/`every`/`after`
+    /// counters. Greylist and rate-limit rules, whose answer depends on being
+    /// asked, are left out.
+    pub fn peek(&self, stage: Stage, facts: &Facts<'_>) -> Vec<Fired> {
+        let elapsed = self.started.elapsed();
+        self.rules
+            .iter()
+            .filter(|r| r.stage == stage && r.enabled() && r.selector.matches(facts, elapsed))
+            .filter(|r| {
+                r.selector
+                    .counts_allow(r.matched.load(Ordering::Relaxed) + 1)
+            })
+            .filter_map(|r| match &r.behaviour {
+                Behaviour::Fixed(a) => Some(Fired {
+                    rule: r.name.clone(),
+                    action: a.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The rules that fire at `stage` for these facts, in rule order.
     pub fn decide(&self, stage: Stage, facts: &Facts<'_>) -> Vec<Fired> {
         let mut out = Vec::new();

@@ -189,6 +189,32 @@ fn counters_nth_first_every_after() {
 }
 
 #[test]
+fn peek_neither_fires_nor_counts() {
+    let s = scenario(
+        "[[fault]]\nname='hide'\nstage='imap-select'\naction='hide-messages'\nmailbox='anna'\nfirst=2\n",
+    )
+    .unwrap();
+    let anna = facts_for(&s.world, "anna@kanzlei.test");
+    let rule = s.faults.rule("hide").unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            s.faults.peek(Stage::ImapSelect, &anna)[0].action,
+            Action::HideMessages
+        );
+    }
+    assert_eq!(rule.fired(), 0);
+    // The counters were left alone: `first=2` still allows two real firings.
+    assert_eq!(s.faults.decide(Stage::ImapSelect, &anna).len(), 1);
+    assert_eq!(s.faults.decide(Stage::ImapSelect, &anna).len(), 1);
+    assert_eq!(rule.fired(), 2);
+    // And a peek now says what the next real decision would: nothing.
+    assert!(s.faults.peek(Stage::ImapSelect, &anna).is_empty());
+    assert!(s.faults.decide(Stage::ImapSelect, &anna).is_empty());
+    let bernd = facts_for(&s.world, "bernd@kanzlei.test");
+    assert!(s.faults.peek(Stage::ImapSelect, &bernd).is_empty());
+}
+
+#[test]
 fn seeded_probability_is_deterministic() {
     let run = || {
         let s = scenario("[[fault]]\nstage='mail'\naction='defer'\nprobability=0.3\nseed=42\n")
