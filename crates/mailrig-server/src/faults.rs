@@ -262,6 +262,25 @@ impl ServerState {
         self.faults_at(stage, &facts, &subject)
     }
 
+    /// Whether a `quota-full` fault would refuse mail to `mailbox` now, so
+    /// that IMAP's QUOTA shows it full as SMTP's `552 5.2.2` says
+    /// ([`FaultPlan::quota_full`](mailrig_core::fault::FaultPlan::quota_full));
+    /// nothing fires or is journalled.
+    pub fn quota_full_fault(&self, mailbox: MailboxId) -> bool {
+        let plan = self.faults.read();
+        if !plan.has_stage(Stage::Rcpt) && !plan.has_stage(Stage::EndOfData) {
+            return false;
+        }
+        let address = self.world.mailbox(mailbox).address.to_string();
+        let facts = Facts {
+            mailbox: Some(mailbox),
+            domain: address.rsplit_once('@').map(|(_, d)| d),
+            rcpt: Some(&address),
+            ..Facts::default()
+        };
+        plan.quota_full(&facts)
+    }
+
     /// How many times the rule named `name` fired so far (0 if it is gone).
     pub fn fault_fired(&self, name: &str) -> u64 {
         self.faults.read().rule(name).map_or(0, |r| r.fired())

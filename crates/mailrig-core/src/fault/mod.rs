@@ -603,6 +603,20 @@ impl FaultPlan {
             .collect()
     }
 
+    /// Whether a `quota-full` rule would refuse mail for these facts now
+    /// (at `rcpt` or `end-of-data`), looked at with [`FaultPlan::peek`]: the
+    /// fault's mailbox is full to whoever asks (IMAP's GETQUOTA), not only to
+    /// SMTP. Facts are the recipient's; a rule that also names a sender or a
+    /// client refuses only some deliveries and is not counted here.
+    pub fn quota_full(&self, facts: &Facts<'_>) -> bool {
+        [Stage::Rcpt, Stage::EndOfData].into_iter().any(|stage| {
+            self.peek(stage, facts).iter().any(|f| {
+                self.rule(&f.rule)
+                    .is_some_and(|r| r.spec.action == spec::ActionKind::QuotaFull)
+            })
+        })
+    }
+
     /// The rules that fire at `stage` for these facts, in rule order.
     pub fn decide(&self, stage: Stage, facts: &Facts<'_>) -> Vec<Fired> {
         let mut out = Vec::new();
