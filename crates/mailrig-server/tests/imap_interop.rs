@@ -421,7 +421,7 @@ fn store_view(server: &mailrig_server::MockServer) -> serde_json::Value {
 /// of the flag change as a FETCH during SELECT, fetches only the new UID,
 /// and ends with exactly the store's view. Its LIST finds the SPECIAL-USE
 /// folders (Sent, Drafts, Trash, Junk, Archive, created beforehand) by their
-/// attributes ("extension"; INBOX is `\\Inbox` by its name: RFC 6154 has
+/// attributes ("extension"; INBOX is `\Inbox` by its name: RFC 6154 has
 /// no such attribute).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imapflow_qresync_resyncs_after_changes_elsewhere() {
