@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what mailrig's tests need, and only what is missing.
 #
-# Debian packages: swaks, fetchmail (training labs), isync and offlineimap3 (IMAP sync clients), postfix (smtp-source, smtp-sink and the real server the
+# Debian packages: swaks, fetchmail (training labs), isync, offlineimap3 and neomutt (IMAP sync clients), postfix (smtp-source, smtp-sink and the real server the
 # end-to-end tests start privately), dovecot-imapd, dovecot-pop3d, dovecot-lmtpd,
 # dovecot-sieve (Pigeonhole: a Sieve rule files one mailbox's mail into Junk),
 # opendkim and opendkim-tools (the DKIM signer of the world's end-to-end test),
@@ -80,7 +80,7 @@ debs+=(strace) # crates/mailrig/tests/maildir_fsync.rs: the fsync order of a del
 debs+=(chromium) # crates/mailrig/tests/ui_browser.rs: the web page in a real browser
 debs+=(bind9-dnsutils) # dig: crates/mailrig-server/tests/dns_*.rs and the CLI's --dns test
 debs+=(dnsperf dnsmasq-base) # scripts/bench-dns.sh: load generator and the peer (no service started)
-debs+=(isync offlineimap3) # mbsync and offlineimap: crates/mailrig-server/tests/imap_sync_clients.rs
+debs+=(isync offlineimap3 neomutt) # mbsync, offlineimap and neomutt (header cache): crates/mailrig-server/tests/imap_sync_clients.rs
 debs+=(fetchmail) # the training labs (labs/kanzlei-collector) and crates/mailrig-server/tests/collector_fetchmail.rs
 debs+=(openssl)   # the training labs (labs/imaps-wrong-certificate): certificates made at start
 debs+=(opendkim opendkim-tools) # crates/mailrig-server/tests/world_story.rs: OpenDKIM as Postfix's milter (scripts/realmail/outbound.py)

@@ -211,6 +211,31 @@ impl ServerState {
         user: Option<&str>,
         mailbox: Option<MailboxId>,
     ) -> Vec<Fired> {
+        self.reader_faults_as(stage, peer, user, mailbox, false)
+    }
+
+    /// The rules that would fire at a read-side stage for these facts, looked
+    /// at without firing them: no counter moves and nothing is journalled
+    /// ([`FaultPlan::peek`](mailrig_core::fault::FaultPlan::peek)). For
+    /// answers the client did not ask for, such as NOTIFY's STATUS.
+    pub fn reader_faults_peek(
+        &self,
+        stage: Stage,
+        peer: Option<SocketAddr>,
+        user: Option<&str>,
+        mailbox: Option<MailboxId>,
+    ) -> Vec<Fired> {
+        self.reader_faults_as(stage, peer, user, mailbox, true)
+    }
+
+    fn reader_faults_as(
+        &self,
+        stage: Stage,
+        peer: Option<SocketAddr>,
+        user: Option<&str>,
+        mailbox: Option<MailboxId>,
+        peek: bool,
+    ) -> Vec<Fired> {
         if !self.faults.read().has_stage(stage) {
             return Vec::new();
         }
@@ -231,7 +256,29 @@ impl ServerState {
             peer,
             ..Subject::default()
         };
+        if peek {
+            return self.faults.read().peek(stage, &facts);
+        }
         self.faults_at(stage, &facts, &subject)
+    }
+
+    /// Whether a `quota-full` fault would refuse mail to `mailbox` now, so
+    /// that IMAP's QUOTA shows it full as SMTP's `552 5.2.2` says
+    /// ([`FaultPlan::quota_full`](mailrig_core::fault::FaultPlan::quota_full));
+    /// nothing fires or is journalled.
+    pub fn quota_full_fault(&self, mailbox: MailboxId) -> bool {
+        let plan = self.faults.read();
+        if !plan.has_stage(Stage::Rcpt) && !plan.has_stage(Stage::EndOfData) {
+            return false;
+        }
+        let address = self.world.mailbox(mailbox).address.to_string();
+        let facts = Facts {
+            mailbox: Some(mailbox),
+            domain: address.rsplit_once('@').map(|(_, d)| d),
+            rcpt: Some(&address),
+            ..Facts::default()
+        };
+        plan.quota_full(&facts)
     }
 
     /// How many times the rule named `name` fired so far (0 if it is gone).

@@ -419,7 +419,10 @@ fn store_view(server: &mailrig_server::MockServer) -> serde_json::Value {
 /// arrived, a second connect that SELECTs with the cached UIDVALIDITY and
 /// HIGHESTMODSEQ. imapflow hears of the expunge as `VANISHED (EARLIER)` and
 /// of the flag change as a FETCH during SELECT, fetches only the new UID,
-/// and ends with exactly the store's view.
+/// and ends with exactly the store's view. Its LIST finds the SPECIAL-USE
+/// folders (Sent, Drafts, Trash, Junk, Archive, created beforehand) by their
+/// attributes ("extension"; INBOX is `\Inbox` by its name: RFC 6154 has
+/// no such attribute).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imapflow_qresync_resyncs_after_changes_elsewhere() {
     use serde_json::json;
@@ -432,6 +435,15 @@ async fn imapflow_qresync_resyncs_after_changes_elsewhere() {
     for i in 0..4 {
         deliver(&server, ALICE, &message("b@x.test", &format!("m{i}"), "x"));
     }
+    // The folders a mail client creates; their names give the attributes.
+    let mut a = Client::login(server.imap_addr(), ALICE).await;
+    for (i, f) in ["Sent", "Drafts", "Trash", "Junk", "Archive"]
+        .iter()
+        .enumerate()
+    {
+        let r = a.cmd(&format!("c{i} CREATE {f}")).await;
+        assert!(r.contains(" OK "), "CREATE {f}: {r}");
+    }
     let first = imapflow_sync(&server, None).await;
     assert_eq!(first["mode"], "full", "{first}");
     assert!(
@@ -442,6 +454,14 @@ async fn imapflow_qresync_resyncs_after_changes_elsewhere() {
         "imapflow enabled QRESYNC: {first}"
     );
     assert_eq!(first["messages"], store_view(&server), "{first}");
+    // imapflow finds every SPECIAL-USE folder by its attribute.
+    assert_eq!(
+        first["specialUse"],
+        json!({"\\Inbox": "INBOX (name)", "\\Sent": "Sent (extension)",
+               "\\Drafts": "Drafts (extension)", "\\Trash": "Trash (extension)",
+               "\\Junk": "Junk (extension)", "\\Archive": "Archive (extension)"}),
+        "{first}"
+    );
 
     // Another session changes the folder; new mail arrives.
     let mut b = Client::login(server.imap_addr(), ALICE).await;

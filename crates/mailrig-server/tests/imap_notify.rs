@@ -75,6 +75,71 @@ async fn another_sessions_changes_reach_a_notify_session_unasked() {
 }
 
 #[tokio::test]
+async fn notify_status_neither_fires_nor_journals_imap_select_faults() {
+    let server = start().await;
+    server
+        .add_fault_toml(
+            "name = \"hide\"\nstage = \"imap-select\"\naction = \"hide-messages\"\nmailbox = \"alice\"",
+        )
+        .unwrap();
+    let mut a = Client::login(server.imap_addr(), ALICE).await;
+    let mut b = Client::login(server.imap_addr(), ALICE).await;
+    assert!(a.cmd("c1 CREATE Lists").await.contains("c1 OK"));
+    let select = a.cmd("s1 SELECT INBOX").await;
+    assert!(
+        select.contains("* 0 EXISTS") && select.contains("s1 OK"),
+        "{select}"
+    );
+    // The one firing of this test: the client's own SELECT.
+    assert_eq!(server.fault("hide").unwrap().fired, 1);
+
+    let set = a
+        .cmd("n1 NOTIFY SET STATUS (mailboxes Lists (MessageNew MessageExpunge))")
+        .await;
+    assert!(
+        set.starts_with("* STATUS Lists (MESSAGES 0 UIDNEXT 1 "),
+        "{set}"
+    );
+    for i in 0..3 {
+        let msg = message("Bob <bob@example.test>", &format!("list mail {i}"), "hello");
+        b.send(format!("b{i} APPEND Lists {{{}+}}\r\n", msg.len()).as_bytes())
+            .await;
+        b.send(&msg).await;
+        b.send(b"\r\n").await;
+        assert!(b.until_tag(&format!("b{i}")).await.contains("OK"));
+        // Told unasked, and the rule is still applied: the folder looks
+        // empty, as a SELECT of it would show it, only UIDNEXT moves.
+        let status = a.line().await;
+        let want = format!("* STATUS Lists (MESSAGES 0 UIDNEXT {} ", i + 2);
+        assert!(status.starts_with(&want), "{status}");
+        assert!(
+            a.cmd(&format!("a{i} NOOP"))
+                .await
+                .ends_with("OK NOOP completed\r\n")
+        );
+    }
+    assert_eq!(
+        server.fault("hide").unwrap().fired,
+        1,
+        "NOTIFY's STATUS lines fired the imap-select rule"
+    );
+    let journalled = server
+        .journal_for(ALICE)
+        .iter()
+        .filter(|e| e.rule.as_deref() == Some("hide"))
+        .count();
+    assert_eq!(
+        journalled, 1,
+        "NOTIFY's STATUS lines were journalled as faults"
+    );
+    // A STATUS the client asks for still fires the rule.
+    let status = a.cmd("s2 STATUS Lists (MESSAGES)").await;
+    assert!(status.contains("* STATUS Lists (MESSAGES 0)"), "{status}");
+    assert_eq!(server.fault("hide").unwrap().fired, 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn selected_delayed_keeps_expunges_for_the_next_command() {
     let server = start().await;
     deliver(

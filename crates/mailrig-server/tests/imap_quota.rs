@@ -157,3 +157,122 @@ async fn python_imaplib_reads_the_quota_smtp_filled() {
     assert!(text.contains("imaplib quota OK"), "{text}");
     server.shutdown().await;
 }
+
+const FULL: &str =
+    "name = \"full\"\nstage = \"rcpt\"\naction = \"quota-full\"\nmailbox = \"alice\"";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_full_fault_shows_the_mailbox_full_over_imap() {
+    let server = start_with(&scenario(
+        "[limits]\nquota_messages = 5\nquota_storage_kib = 100\n",
+    ))
+    .await;
+    let (sent, _) = fill(server.smtp_addr(), 1).await;
+    assert_eq!(sent, 1);
+    server.add_fault_toml(FULL).unwrap();
+    // SMTP says the mailbox is full though it holds one message of five ...
+    let (sent, refusal) = fill(server.smtp_addr(), 3).await;
+    assert_eq!(sent, 0);
+    assert!(refusal.starts_with("552 5.2.2 "), "{refusal}");
+    assert_eq!(server.fault("full").unwrap().fired, 1);
+    // ... and so does IMAP: both resources used up to their limits.
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    assert_eq!(
+        c.cmd("q1 GETQUOTAROOT INBOX").await,
+        "* QUOTAROOT INBOX \"\"\r\n* QUOTA \"\" (STORAGE 100 100 MESSAGE 5 5)\r\nq1 OK Getquotaroot completed\r\n"
+    );
+    assert_eq!(
+        c.cmd("q2 GETQUOTA \"\"").await,
+        "* QUOTA \"\" (STORAGE 100 100 MESSAGE 5 5)\r\nq2 OK Getquota completed\r\n"
+    );
+    // Looking did not fire the rule; bob's quota shows his real usage.
+    assert_eq!(server.fault("full").unwrap().fired, 1);
+    let mut b = Client::login(server.imap_addr(), BOB).await;
+    assert_eq!(
+        b.cmd("q3 GETQUOTA \"\"").await,
+        "* QUOTA \"\" (STORAGE 0 100 MESSAGE 0 5)\r\nq3 OK Getquota completed\r\n"
+    );
+    // The fault off: the real usage again, and SMTP takes mail.
+    assert!(server.set_fault_enabled("full", false));
+    let got = c.cmd("q4 GETQUOTA \"\"").await;
+    assert!(
+        got.starts_with("* QUOTA \"\" (STORAGE 1 100 MESSAGE 1 5)\r\n"),
+        "{got}"
+    );
+    let (sent, _) = fill(server.smtp_addr(), 1).await;
+    assert_eq!(sent, 1);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_full_fault_without_a_scenario_quota_gives_a_full_root() {
+    let server = start().await;
+    let (sent, _) = fill(server.smtp_addr(), 2).await;
+    assert_eq!(sent, 2, "no quota: never refused");
+    server
+        .add_fault_toml(
+            &FULL
+                .replace("\"rcpt\"", "\"end-of-data\"")
+                .replace("alice\"", "alice\"\npermanent = false"),
+        )
+        .unwrap();
+    let mut c = Client::login(server.imap_addr(), ALICE).await;
+    let kib = server
+        .store()
+        .mailbox(server.world().mailbox_by_address(ALICE).expect("alice"))
+        .usage()
+        .bytes
+        .div_ceil(1024);
+    assert_eq!(
+        c.cmd("q1 GETQUOTAROOT INBOX").await,
+        format!(
+            "* QUOTAROOT INBOX \"\"\r\n* QUOTA \"\" (STORAGE {kib} {kib})\r\nq1 OK Getquotaroot completed\r\n"
+        )
+    );
+    assert_eq!(
+        c.cmd("q2 GETQUOTA \"\"").await,
+        format!("* QUOTA \"\" (STORAGE {kib} {kib})\r\nq2 OK Getquota completed\r\n")
+    );
+    // SMTP agrees at the end of data: 452 4.2.2.
+    let mut s = Raw::greeted(server.smtp_addr()).await;
+    s.cmd("EHLO client.test", 250).await;
+    s.cmd(&format!("MAIL FROM:<{FROM}>"), 250).await;
+    s.cmd(&format!("RCPT TO:<{ALICE}>"), 250).await;
+    s.cmd("DATA", 354).await;
+    s.send(b"Subject: x\r\n\r\nx\r\n.\r\n").await;
+    let r = s.reply().await;
+    assert_eq!(r.code, 452, "{}", r.text);
+    assert!(r.text.starts_with("452 4.2.2 "), "{}", r.text);
+    // Bob has no quota root at all.
+    let mut b = Client::login(server.imap_addr(), BOB).await;
+    assert_eq!(
+        b.cmd("q3 GETQUOTAROOT INBOX").await,
+        "* QUOTAROOT INBOX\r\nq3 OK Getquotaroot completed\r\n"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_imaplib_reads_a_quota_full_fault_as_a_full_quota() {
+    let server = start_with(&scenario("[limits]\nquota_messages = 4\n")).await;
+    server.add_fault_toml(FULL).unwrap();
+    let (sent, refusal) = fill(server.smtp_addr(), 3).await;
+    assert_eq!(sent, 0);
+    assert!(refusal.starts_with("552 5.2.2 "), "{refusal}");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/imap_quota.py");
+    let o = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(server.imap_addr().port().to_string())
+        .args(["4", "4"])
+        .output()
+        .await
+        .expect("cannot run python3: install it (scripts/install-test-deps.sh)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "imaplib quota script failed:\n{text}");
+    assert!(text.contains("imaplib quota OK"), "{text}");
+    server.shutdown().await;
+}

@@ -578,6 +578,45 @@ impl FaultPlan {
         self.rules.iter().any(|r| r.stage == stage && r.enabled())
     }
 
+    /// The rules that would fire at `stage` for these facts if asked now, in
+    /// rule order, without counting a match or a firing: a read-only look for
+    /// answers a client did not ask for (NOTIFY's unsolicited STATUS), which
+    /// must neither fire a rule nor move its `nth`/`first`/`every`/`after`
+    /// counters. Greylist and rate-limit rules, whose answer depends on being
+    /// asked, are left out.
+    pub fn peek(&self, stage: Stage, facts: &Facts<'_>) -> Vec<Fired> {
+        let elapsed = self.started.elapsed();
+        self.rules
+            .iter()
+            .filter(|r| r.stage == stage && r.enabled() && r.selector.matches(facts, elapsed))
+            .filter(|r| {
+                r.selector
+                    .counts_allow(r.matched.load(Ordering::Relaxed) + 1)
+            })
+            .filter_map(|r| match &r.behaviour {
+                Behaviour::Fixed(a) => Some(Fired {
+                    rule: r.name.clone(),
+                    action: a.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether a `quota-full` rule would refuse mail for these facts now
+    /// (at `rcpt` or `end-of-data`), looked at with [`FaultPlan::peek`]: the
+    /// fault's mailbox is full to whoever asks (IMAP's GETQUOTA), not only to
+    /// SMTP. Facts are the recipient's; a rule that also names a sender or a
+    /// client refuses only some deliveries and is not counted here.
+    pub fn quota_full(&self, facts: &Facts<'_>) -> bool {
+        [Stage::Rcpt, Stage::EndOfData].into_iter().any(|stage| {
+            self.peek(stage, facts).iter().any(|f| {
+                self.rule(&f.rule)
+                    .is_some_and(|r| r.spec.action == spec::ActionKind::QuotaFull)
+            })
+        })
+    }
+
     /// The rules that fire at `stage` for these facts, in rule order.
     pub fn decide(&self, stage: Stage, facts: &Facts<'_>) -> Vec<Fired> {
         let mut out = Vec::new();

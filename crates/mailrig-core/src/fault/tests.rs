@@ -189,6 +189,67 @@ fn counters_nth_first_every_after() {
 }
 
 #[test]
+fn peek_neither_fires_nor_counts() {
+    let s = scenario(
+        "[[fault]]\nname='hide'\nstage='imap-select'\naction='hide-messages'\nmailbox='anna'\nfirst=2\n",
+    )
+    .unwrap();
+    let anna = facts_for(&s.world, "anna@kanzlei.test");
+    let rule = s.faults.rule("hide").unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            s.faults.peek(Stage::ImapSelect, &anna)[0].action,
+            Action::HideMessages
+        );
+    }
+    assert_eq!(rule.fired(), 0);
+    // The counters were left alone: `first=2` still allows two real firings.
+    assert_eq!(s.faults.decide(Stage::ImapSelect, &anna).len(), 1);
+    assert_eq!(s.faults.decide(Stage::ImapSelect, &anna).len(), 1);
+    assert_eq!(rule.fired(), 2);
+    // And a peek now says what the next real decision would: nothing.
+    assert!(s.faults.peek(Stage::ImapSelect, &anna).is_empty());
+    assert!(s.faults.decide(Stage::ImapSelect, &anna).is_empty());
+    let bernd = facts_for(&s.world, "bernd@kanzlei.test");
+    assert!(s.faults.peek(Stage::ImapSelect, &bernd).is_empty());
+}
+
+#[test]
+fn quota_full_is_seen_for_the_rules_mailboxes_only() {
+    let s = scenario(
+        "[[fault]]\nname='full'\nstage='rcpt'\naction='quota-full'\nmailbox='anna'\n\
+         [[fault]]\nstage='rcpt'\naction='reject'\nmailbox='bernd'\n\
+         [[fault]]\nstage='end-of-data'\naction='quota-full'\npermanent=false\nmailbox='clara'\n\
+         [[fault]]\nstage='rcpt'\naction='quota-full'\nmailbox='user01'\nsender='x@extern.test'\n",
+    )
+    .unwrap();
+    let w = &s.world;
+    let looks = |addr: &str| {
+        let f = Facts {
+            mailbox: w.mailbox_by_address(addr),
+            domain: addr.split('@').nth(1),
+            rcpt: Some(addr),
+            ..Facts::default()
+        };
+        s.faults.quota_full(&f)
+    };
+    assert!(looks("anna@kanzlei.test"));
+    assert!(
+        looks("clara@kanzlei.test"),
+        "end-of-data, 452 4.2.2: full too"
+    );
+    assert!(
+        !looks("bernd@kanzlei.test"),
+        "a reject is not a full mailbox"
+    );
+    assert!(!looks("user01@patente.test"), "full for one sender only");
+    assert!(!looks("user02@patente.test"));
+    assert_eq!(s.faults.rule("full").unwrap().fired(), 0);
+    s.faults.rule("full").unwrap().set_enabled(false);
+    assert!(!looks("anna@kanzlei.test"));
+}
+
+#[test]
 fn seeded_probability_is_deterministic() {
     let run = || {
         let s = scenario("[[fault]]\nstage='mail'\naction='defer'\nprobability=0.3\nseed=42\n")

@@ -160,7 +160,7 @@ impl Session {
             return tagged(out, tag, "NO", "[NONEXISTENT] No such folder");
         };
         let items: Vec<StatusItem> = items.iter().filter_map(StatusItem::from_codec).collect();
-        if let Err(e) = self.status_line(&name, &items, out) {
+        if let Err(e) = self.status_line(&name, &items, Asked::ByClient, out) {
             return tagged(out, tag, "NO", &e);
         }
         self.sync_all(out);
@@ -168,15 +168,20 @@ impl Session {
     }
 
     /// Writes `* STATUS name (...)` for a folder of the user's mailbox (for
-    /// STATUS and LIST-STATUS); the error text when it does not exist.
+    /// STATUS, LIST-STATUS and NOTIFY); the error text when it does not exist.
     pub(super) fn status_line(
         &mut self,
         name: &str,
         items: &[StatusItem],
+        asked: Asked,
         out: &mut Vec<u8>,
     ) -> Result<(), String> {
-        // STATUS asks the imap-select stage too, so it agrees with SELECT.
-        let fired = self.faults(Stage::ImapSelect);
+        // STATUS asks the imap-select stage too, so it agrees with SELECT; an
+        // unsolicited one (NOTIFY) only looks, so it fires and journals nothing.
+        let fired = match asked {
+            Asked::ByClient => self.faults(Stage::ImapSelect),
+            Asked::Unsolicited => self.faults_peek(Stage::ImapSelect),
+        };
         let hidden = fired.iter().any(|f| f.action == Fault::HideMessages);
         // No mod-sequences: HIGHESTMODSEQ 0 (RFC 7162 §3.1.2.2).
         let nomodseq = fired.iter().any(|f| f.action == Fault::ForgetModseq);
@@ -225,6 +230,15 @@ impl Session {
         out.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
         Ok(())
     }
+}
+
+/// Who a `* STATUS` line is for: a command of the client (STATUS,
+/// LIST-STATUS), which fires the imap-select fault rules as SELECT does, or
+/// the server on its own (NOTIFY), which only looks at them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Asked {
+    ByClient,
+    Unsolicited,
 }
 
 /// A STATUS data item this server answers (RFC 3501 §6.3.10, DELETED from RFC 9051).

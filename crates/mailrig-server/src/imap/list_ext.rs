@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use mailrig_core::store::{DELIMITER, special_use};
 
 use super::extended::{Token, astring, tokens};
-use super::folders::{StatusItem, wildcard_match};
+use super::folders::{Asked, StatusItem, wildcard_match};
 use super::session::{Session, tagged};
 use super::wire;
 
@@ -303,7 +303,7 @@ impl Session {
                 && e.exists
             {
                 // A folder that went away meanwhile just gets no STATUS (RFC 5819 §2).
-                let _ = self.status_line(name, items, out);
+                let _ = self.status_line(name, items, Asked::ByClient, out);
             }
         }
         self.sync_all(out);

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use super::extended::{Token, astring, tokens};
-use super::folders::StatusItem;
+use super::folders::{Asked, StatusItem};
 use super::session::{Session, tagged};
 use super::view::SyncRules;
 
@@ -470,7 +470,7 @@ impl Session {
                     items.push(StatusItem::HighestModSeq);
                 }
                 // A folder gone meanwhile is simply not told.
-                let _ = self.status_line(&name, &items, out);
+                let _ = self.status_line(&name, &items, Asked::Unsolicited, out);
             }
             if let Some(active) = self.notify.as_mut() {
                 active.told.insert(name, now);

@@ -5,6 +5,12 @@
 //! client sees the same numbers. Without a quota in the scenario no folder
 //! has a quota root. SETQUOTA is refused: quotas come from the scenario.
 //!
+//! A `quota-full` fault that would refuse mail to the mailbox (its rule
+//! names the recipient side only; looked at without firing it) shows the
+//! mailbox full as well: every resource's usage at least at its limit, and
+//! without a quota in the scenario a root `""` with `STORAGE` used = limit
+//! (at least 1 KiB), so the client sees what SMTP's `552 5.2.2` says.
+//!
 //! `imap-codec` is not asked to parse these commands: [`parse`] reads them
 //! from the command's tokens.
 
@@ -51,14 +57,20 @@ pub fn parse(b: &[u8]) -> Option<(String, Result<Request, &'static str>)> {
 }
 
 /// `* QUOTA "" (STORAGE used limit MESSAGE used limit)`, each resource that
-/// has a limit.
-pub fn quota_line(limits: &Limits, usage: Usage) -> String {
+/// has a limit. `full` (a `quota-full` fault) raises every usage to its
+/// limit, and without limits shows `STORAGE` at its usage as the limit.
+pub fn quota_line(limits: &Limits, usage: Usage, full: bool) -> String {
+    let at = |used: u64, limit: u64| if full { used.max(limit) } else { used };
     let mut parts = Vec::new();
     if let Some(l) = limits.quota_storage_kib {
-        parts.push(format!("STORAGE {} {l}", usage.kib()));
+        parts.push(format!("STORAGE {} {l}", at(usage.kib(), l)));
     }
     if let Some(l) = limits.quota_messages {
-        parts.push(format!("MESSAGE {} {l}", usage.messages));
+        parts.push(format!("MESSAGE {} {l}", at(usage.messages, l)));
+    }
+    if parts.is_empty() && full {
+        let l = usage.kib().max(1);
+        parts.push(format!("STORAGE {l} {l}"));
     }
     format!("* QUOTA \"\" ({})\r\n", parts.join(" "))
 }
@@ -84,6 +96,8 @@ impl Session {
             );
         };
         let limits = &self.state.world.limits;
+        let full = self.user.is_some_and(|id| self.state.quota_full_fault(id));
+        let has_root = limits.has_quota() || full;
         match req {
             Request::SetQuota => tagged(
                 out,
@@ -97,9 +111,9 @@ impl Session {
                 }
                 out.extend_from_slice(b"* QUOTAROOT ");
                 wire::astring(out, name.as_bytes());
-                if limits.has_quota() {
+                if has_root {
                     out.extend_from_slice(b" \"\"\r\n");
-                    out.extend_from_slice(quota_line(limits, mb.usage()).as_bytes());
+                    out.extend_from_slice(quota_line(limits, mb.usage(), full).as_bytes());
                 } else {
                     out.extend_from_slice(b"\r\n");
                 }
@@ -107,10 +121,10 @@ impl Session {
                 tagged(out, tag, "OK", "Getquotaroot completed");
             }
             Request::GetQuota(root) => {
-                if !root.is_empty() || !limits.has_quota() {
+                if !root.is_empty() || !has_root {
                     return tagged(out, tag, "NO", "[NONEXISTENT] No such quota root");
                 }
-                out.extend_from_slice(quota_line(limits, mb.usage()).as_bytes());
+                out.extend_from_slice(quota_line(limits, mb.usage(), full).as_bytes());
                 self.sync_all(out);
                 tagged(out, tag, "OK", "Getquota completed");
             }
@@ -152,14 +166,48 @@ mod tests {
             bytes: 1025,
             messages: 3,
         };
-        assert_eq!(quota_line(&limits, u), "* QUOTA \"\" (MESSAGE 3 3)\r\n");
+        assert_eq!(
+            quota_line(&limits, u, false),
+            "* QUOTA \"\" (MESSAGE 3 3)\r\n"
+        );
         let limits = Limits {
             quota_storage_kib: Some(10),
             ..limits
         };
         assert_eq!(
-            quota_line(&limits, u),
+            quota_line(&limits, u, false),
             "* QUOTA \"\" (STORAGE 2 10 MESSAGE 3 3)\r\n"
+        );
+    }
+
+    #[test]
+    fn a_quota_full_fault_shows_every_resource_at_its_limit() {
+        let u = Usage {
+            bytes: 1025,
+            messages: 3,
+        };
+        let limits = Limits {
+            quota_storage_kib: Some(10),
+            quota_messages: Some(2),
+            ..Limits::default()
+        };
+        // MESSAGE is over its limit already: shown as it is.
+        assert_eq!(
+            quota_line(&limits, u, true),
+            "* QUOTA \"\" (STORAGE 10 10 MESSAGE 3 2)\r\n"
+        );
+        // No quota in the scenario: the usage is the limit.
+        assert_eq!(
+            quota_line(&Limits::default(), u, true),
+            "* QUOTA \"\" (STORAGE 2 2)\r\n"
+        );
+        let empty = Usage {
+            bytes: 0,
+            messages: 0,
+        };
+        assert_eq!(
+            quota_line(&Limits::default(), empty, true),
+            "* QUOTA \"\" (STORAGE 1 1)\r\n"
         );
     }
 }

@@ -1019,6 +1019,13 @@ impl Session {
             .reader_faults(stage, self.peer, self.login.as_deref(), self.user)
     }
 
+    /// The faults that would fire at `stage` for this session, without
+    /// firing them (for answers the client did not ask for: NOTIFY).
+    pub(super) fn faults_peek(&self, stage: Stage) -> Vec<Fired> {
+        self.state
+            .reader_faults_peek(stage, self.peer, self.login.as_deref(), self.user)
+    }
+
     /// The UIDVALIDITY this session reports for a folder whose stored value is `stored`.
     pub(super) fn reported_uid_validity(&self, folder: &str, stored: u32) -> u32 {
         self.uid_validity.get(folder).copied().unwrap_or(stored)

@@ -6,8 +6,8 @@
 // a previous run printed): SELECT with the cached UIDVALIDITY and
 // HIGHESTMODSEQ (QRESYNC), applying the `* VANISHED (EARLIER)` and FETCH
 // responses imapflow reports as `expunge` and `flags` events, then fetching
-// only the UIDs above the cached ones. Prints one JSON line: the new state
-// plus what the run saw.
+// only the UIDs above the cached ones. Then LIST, for the SPECIAL-USE role of
+// each folder. Prints one JSON line: the new state plus what the run saw.
 'use strict';
 
 const { ImapFlow } = require('imapflow');
@@ -65,6 +65,14 @@ async function main() {
         }
     }
     const enabled = [...client.enabled].sort();
+    // SPECIAL-USE (RFC 6154): the folders imapflow finds for each role.
+    const specialUse = {};
+    for (const f of await client.list()) {
+        if (f.specialUse) {
+            // source "extension": from the server's attribute, not guessed from the name
+            specialUse[f.specialUse] = `${f.path} (${f.specialUseSource})`;
+        }
+    }
     await client.logout();
     console.log(
         JSON.stringify({
@@ -75,7 +83,8 @@ async function main() {
             noModseq: !!mailbox.noModseq,
             vanished,
             flagEvents,
-            messages
+            messages,
+            specialUse
         })
     );
 }
