@@ -8,8 +8,8 @@ system resolver, which reads /etc/resolv.conf. Here smtp(8) runs chrooted in the
 queue directory, whose etc/resolv.conf names the given DNS address (port 53: the
 resolver takes no port), so only this instance's deliveries resolve through it.
 
-    outbound.py start STATE_DIR --dns IP --bind IP [--sign PATTERN=DOMAIN:SELECTOR:KEYFILE]...
-                                [--hostname NAME] [--timeout S]
+    outbound.py start STATE_DIR (--dns IP | --relayhost IP:PORT) --bind IP
+                                [--sign PATTERN=DOMAIN:SELECTOR:KEYFILE]... [--hostname NAME] [--timeout S]
     outbound.py stop  STATE_DIR
 
 What runs:
@@ -19,7 +19,10 @@ What runs:
     OpenDKIM (Debian `opendkim`) on 127.0.0.1:MILTER_PORT as smtpd's milter, signing
     relaxed/relaxed what its SigningTable matches (first --sign pattern that
     matches the From address wins); the milter failing means a 4xx (tempfail),
-    never unsigned mail.
+    never unsigned mail. Without --sign it signs nothing: the same relay, unsigned.
+    --relayhost IP:PORT instead of MX delivery: every message goes to that one
+    server (Postfix `relayhost = [IP]:PORT`, no DNS asked), e.g. a test's mailrig
+    on 127.0.0.1:0, where a port-53 DNS and port-25 MX hosts are not wanted.
 
 `start` prints KEY=VALUE lines on stdout (also written to STATE_DIR/env) and exits 0
 once Postfix greets and OpenDKIM accepts connections; on failure it prints the log
@@ -57,6 +60,8 @@ def layout(state):
 
 
 def main_cf(p):
+    relay = p.get("relayhost")
+    relayhost = f"[{relay[0]}]:{relay[1]}" if relay else ""
     return f"""\
 # Private outbound Postfix written by mailrig scripts/realmail/outbound.py. Do not edit.
 compatibility_level = 3.6
@@ -85,9 +90,11 @@ smtpd_relay_restrictions = permit_mynetworks, reject
 smtpd_banner = $myhostname ESMTP mailrig-outbound
 biff = no
 
-# Delivery by MX, resolved through the chroot's etc/resolv.conf (the DNS under test).
+# Delivery by MX, resolved through the chroot's etc/resolv.conf (the DNS under test),
+# or to the one relayhost when given.
 default_transport = smtp
 relay_transport = smtp
+relayhost = {relayhost}
 smtp_host_lookup = dns
 smtp_bind_address = {p['bind']}
 smtp_tls_security_level = may
@@ -175,7 +182,8 @@ def prepare_chroot(p):
     etc = f"{p['pf_queue']}/etc"
     os.makedirs(etc, mode=0o755, exist_ok=True)
     # attempts/timeout: a DNS fault (no answer) gives up in seconds, not minutes.
-    write(f"{etc}/resolv.conf", f"nameserver {p['dns']}\noptions timeout:2 attempts:2\n")
+    nameserver = f"nameserver {p['dns']}\n" if p.get("dns") else ""
+    write(f"{etc}/resolv.conf", f"{nameserver}options timeout:2 attempts:2\n")
     for name in ("services", "localtime", "nsswitch.conf"):
         src = f"/etc/{name}"
         if os.path.exists(src):
@@ -219,7 +227,8 @@ def env_lines(p, seconds):
         f"SMTP_PORT={p['smtp']}",
         f"MILTER_PORT={p['milter']}",
         f"BIND_ADDRESS={p['bind']}",
-        f"DNS_SERVER={p['dns']}",
+        f"DNS_SERVER={p.get('dns') or ''}",
+        f"RELAYHOST={':'.join(map(str, p['relayhost'])) if p.get('relayhost') else ''}",
         f"HOSTNAME={p['hostname']}",
         f"POSTFIX_CONFIG_DIR={p['pf_conf']}",
         f"POSTFIX_QUEUE_DIR={p['pf_queue']}",
@@ -287,6 +296,7 @@ def start(args):
     p = layout(state)
     p["smtp"], p["milter"] = free_ports(2)
     p["bind"], p["dns"], p["hostname"] = args.bind, args.dns, args.hostname
+    p["relayhost"] = args.relayhost
     prepare(p, signs)
     try:
         try_start(p, deadline)
@@ -322,7 +332,8 @@ def main():
     sub = ap.add_subparsers(dest="command", required=True)
     st = sub.add_parser("start", help="start a private outbound Postfix + OpenDKIM in STATE_DIR")
     st.add_argument("state_dir", metavar="STATE_DIR")
-    st.add_argument("--dns", required=True, help="the name server smtp(8) asks (IPv4, port 53)")
+    st.add_argument("--dns", help="the name server smtp(8) asks (IPv4, port 53)")
+    st.add_argument("--relayhost", help="IP:PORT: send everything there instead of by MX (no DNS)")
     st.add_argument("--bind", required=True, help="the address smtp(8) connects from (127.0.0.0/8)")
     st.add_argument("--sign", action="append", default=[], help="PATTERN=DOMAIN:SELECTOR:KEYFILE (repeatable, first match wins)")
     st.add_argument("--hostname", default="relay.firma.test", help="myhostname: EHLO and Received (relay.firma.test)")
@@ -333,7 +344,20 @@ def main():
     if args.command == "stop":
         stop_instance(args.state_dir)
         return 0
+    if (args.dns is None) == (args.relayhost is None):
+        ap.error("give --dns IP (delivery by MX) or --relayhost IP:PORT, one of them")
+    if args.relayhost is not None:
+        host, colon, port = args.relayhost.rpartition(":")
+        try:
+            socket.inet_aton(host)
+            port = int(port)
+            assert colon and 0 < port < 65536
+        except (OSError, ValueError, AssertionError):
+            ap.error(f"--relayhost {args.relayhost}: give IPv4:PORT, e.g. 127.0.0.1:2525")
+        args.relayhost = (host, port)
     for name, value in (("--dns", args.dns), ("--bind", args.bind)):
+        if value is None:
+            continue
         try:
             socket.inet_aton(value)
         except OSError:

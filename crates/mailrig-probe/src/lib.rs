@@ -52,7 +52,7 @@
 //! host = "127.0.0.1"            # host and port: optional with mx = true
 //! port = 2525
 //! mx = false                    # true: through every MX host of each domain instead (--each-mx)
-//! mx_hosts = ["mx1.p.test", { name = "mx2.p.test", address = "127.0.0.3:2525" }]   # MX hosts without DNS
+//! mx_hosts = ["mx1.p.test", { name = "mx2.p.test", address = "127.0.0.3:2525" }]   # MX hosts without DNS (no host/port: as mx = true)
 //! mx_port = 25                  # the port MX hosts are sent to (--mx-port overrides)
 //! tls = "none"                  # none | starttls | tls
 //! from = "mailrig-probe@mailrig.test"   # envelope sender and From:

@@ -153,9 +153,17 @@ fn reply_of(e: &lettre::transport::smtp::Error) -> Option<SmtpReply> {
 }
 
 /// What one send produced.
-fn outcome(result: Result<(), lettre::transport::smtp::Error>) -> SendOutcome {
+fn outcome(
+    result: Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error>,
+) -> SendOutcome {
     match result {
-        Ok(()) => SendOutcome::Accepted { at: Instant::now() },
+        Ok(response) => SendOutcome::Accepted {
+            at: Instant::now(),
+            reply: Some(SmtpReply::from_code_and_text(
+                u16::from(response.code()),
+                &response.message().collect::<Vec<_>>().join(" "),
+            )),
+        },
         Err(e) => match reply_of(&e) {
             Some(reply) => SendOutcome::Failed {
                 reason: format!(
@@ -268,7 +276,7 @@ pub(crate) async fn send_all(
                 }
                 let sent = tokio::time::timeout(limit, c.send(&msg.envelope, &msg.bytes)).await;
                 let result = match sent {
-                    Ok(r) => r.map(|_| ()),
+                    Ok(r) => r,
                     Err(_) => {
                         done.push((
                             i,

@@ -317,6 +317,15 @@ async fn seed_incident_two_of_twentyfive() {
             .to_table(false)
             .contains("patente.test  2/25 delivered, 23 missing")
     );
+    // Each lost probe keeps the 250 that took it (the queue id to look for).
+    let lost = result(&report, "user03@patente.test");
+    let accepted = lost.accepted.as_ref().expect("the 250 of a missing probe");
+    assert_eq!(
+        (accepted.code, accepted.enhanced.as_deref()),
+        (250, Some("2.0.0"))
+    );
+    assert!(accepted.text.starts_with("Ok: queued as "), "{accepted}");
+    assert!(lost.smtp.is_none());
     assert_eq!(report.exit_code(), 1);
     server.shutdown().await;
 }

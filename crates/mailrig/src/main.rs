@@ -115,7 +115,12 @@ fn parse() -> Result<Cli, ExitCode> {
         _ => {
             let text = e.render().to_string();
             let text = text.trim_end();
-            output::error(text.strip_prefix("error: ").unwrap_or(text));
+            let text = text.strip_prefix("error: ").unwrap_or(text);
+            let args: Vec<String> = std::env::args().collect();
+            if let Some(code) = probe_cmd::nagios_usage_error(&args, text) {
+                return code;
+            }
+            output::error(text);
             ExitCode::from(output::EXIT_COULD_NOT_RUN)
         }
     })

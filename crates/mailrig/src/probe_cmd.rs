@@ -110,6 +110,49 @@ enum Format {
 }
 
 pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    let nagios = args.format == Format::Nagios;
+    let target = args.target.display().to_string();
+    match run_probe(args) {
+        // Nagios reads stdout and the exit code: anything that stops the
+        // plugin is UNKNOWN (3), as the guidelines say, not CRITICAL (2).
+        Err(e) if nagios => Ok(nagios_unknown(&target, &format!("{e:#}"))),
+        other => other,
+    }
+}
+
+/// Prints the UNKNOWN status line for a probe that could not run (the error
+/// also on standard error) and returns exit code 3.
+fn nagios_unknown(target: &str, why: &str) -> ExitCode {
+    crate::output::error(format_args!("probe: cannot run: {why}"));
+    let (line, code) = nagios::status_line(&Report::could_not_run(target, why));
+    print!("{line}");
+    let _ = std::io::stdout().flush();
+    ExitCode::from(code)
+}
+
+/// A usage error (bad flag or value) of `mailrig probe ... --format nagios`:
+/// UNKNOWN (exit 3) with one status line on stdout, as the Monitoring Plugins
+/// guidelines ask for invalid arguments; `None` for any other command line.
+pub fn nagios_usage_error(args: &[String], error: &str) -> Option<ExitCode> {
+    if !args.iter().skip(1).any(|a| a == "probe") {
+        return None;
+    }
+    let nagios = args
+        .windows(2)
+        .any(|w| w[0] == "--format" && w[1] == "nagios")
+        || args.iter().any(|a| a == "--format=nagios");
+    if !nagios {
+        return None;
+    }
+    let target = args
+        .windows(2)
+        .find(|w| w[0] == "--target")
+        .map_or("?", |w| w[1].as_str());
+    let first = error.lines().next().unwrap_or(error);
+    Some(nagios_unknown(target, &format!("usage: {first}")))
+}
+
+fn run_probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let timeout = match args.timeout {
         None => None,
         Some(t) if t > 0.0 && t.is_finite() && t < 86_400.0 => Some(Duration::from_secs_f64(t)),

@@ -2,7 +2,8 @@
 //! against a fake server whose fault the test switches on for round two
 //! only. The JSON Lines history, the Prometheus metrics served on
 //! `--metrics` and the `--format nagios` lines all show the change; the
-//! monitor also runs under a pseudo-terminal; bad flags are exit 2.
+//! monitor also runs under a pseudo-terminal; bad flags are exit 2, and
+//! UNKNOWN (exit 3) with `--format nagios`.
 
 mod support;
 
@@ -217,6 +218,40 @@ fn bad_monitor_flags_name_the_flag_and_exit_2() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+/// With `--format nagios`, whatever stops the plugin is UNKNOWN (exit 3)
+/// with one status line on stdout, as the Monitoring Plugins guidelines ask
+/// for invalid arguments: a bad flag value, a bad `--timeout`, a target file
+/// that cannot be read. Nagios would show exit 2 as CRITICAL.
+#[test]
+fn nagios_usage_errors_are_unknown_exit_3() {
+    for (args, says) in [
+        (
+            vec!["--target", "t.toml", "--format", "nagios", "--every", "5x"],
+            "usage: invalid value '5x' for '--every <INTERVAL>'",
+        ),
+        (
+            vec!["--target", "t.toml", "--format=nagios", "--timeout", "0"],
+            "--timeout 0",
+        ),
+        (
+            vec!["--target", "/nonexistent/t.toml", "--format", "nagios"],
+            "/nonexistent/t.toml: cannot read target file",
+        ),
+    ] {
+        let out = Command::new(BIN).arg("probe").args(&args).output().unwrap();
+        let line = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {line}{err}");
+        assert!(
+            line.starts_with("MAILRIG PROBE UNKNOWN - could not run: "),
+            "{args:?}: {line}"
+        );
+        assert_eq!(line.lines().count(), 1, "{args:?}: {line}");
+        assert!(line.contains(says), "{args:?}: {line}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }

@@ -205,6 +205,19 @@ mod tests {
             text.contains("mailrig_probe_last_round_error 1\n"),
             "{text}"
         );
+        // Per run: the duration of the last round that ran (1.5 s), not the
+        // failed one after it.
+        assert!(
+            text.contains("mailrig_probe_run_duration_seconds 1.5\n"),
+            "{text}"
+        );
+        // Per mailbox: the last latency.
+        assert!(
+            text.contains(
+                "mailrig_probe_mailbox_latency_seconds{mailbox=\"bernd@kanzlei.test\",domain=\"kanzlei.test\"} 0.12\n"
+            ),
+            "{text}"
+        );
         let anna = "mailbox=\"anna@kanzlei.test\",domain=\"kanzlei.test\"";
         assert!(
             text.contains(&format!(

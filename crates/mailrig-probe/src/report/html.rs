@@ -7,7 +7,7 @@
 use maud::{DOCTYPE, Markup, html};
 
 use super::Report;
-use crate::verdict::Verdict;
+use crate::verdict::{MailboxResult, Verdict};
 
 const CSS: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1d232a}\
 h1{font-size:1.3em}.ok{color:#2e7d32}.bad{color:#c62828}\
@@ -18,6 +18,7 @@ h1{font-size:1.3em}.ok{color:#2e7d32}.bad{color:#c62828}\
 .v-delivered{background:#e6f4e7;border-color:#a9d3ab}\
 .v-missing,.v-rejected,.v-misrouted,.v-unreadable,.v-misfiled,.v-stuck-upstream{background:#fde7e7;border-color:#c62828;color:#c62828}\
 .v-deferred,.v-duplicated,.v-altered,.v-delivered-unauthenticated{background:#fff4e0;border-color:#e0a040}\
+.none{color:#69737d;font-style:italic}td.smtp{font-family:ui-monospace,monospace;font-size:.9em}td.via,td.mailbox{white-space:nowrap}\
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.25em .5em;border-bottom:1px solid #d9dee3;vertical-align:top}";
 
 impl Report {
@@ -59,18 +60,35 @@ fn page(r: &Report) -> Markup {
                 }
                 h2 { "Mailboxes that did not get their message" }
                 table {
-                    tr { th { "mailbox" } th { "verdict" } th { "SMTP" } th { "why" } th { "read via" } }
+                    tr { th { "mailbox" } th { "verdict" } th { "SMTP reply" } th { "why" } th { "read via" } }
                     @for m in r.mailboxes.iter().filter(|m| m.verdict != Verdict::Delivered) {
                         tr {
-                            td { (m.address) }
+                            td.mailbox { (m.address) }
                             td class="bad" { (m.verdict.as_str()) }
-                            td { @if let Some(s) = &m.smtp { (s.code) " " (s.enhanced.as_deref().unwrap_or("")) " " (s.text) } }
+                            td.smtp { (smtp_reply(m)) }
                             td { (m.reason) }
-                            td { (m.read_via) }
+                            td.via { (m.read_via) }
                         }
                     }
                 }
             }
+        }
+    }
+}
+
+/// The SMTP column: the reply that refused the probe, or the `250` that
+/// took it (a probe accepted and then lost is the interesting case), or
+/// why there is none.
+fn smtp_reply(m: &MailboxResult) -> Markup {
+    html! {
+        @if let Some(s) = &m.smtp {
+            span.bad { (s) }
+        } @else if let Some(s) = &m.accepted {
+            (s)
+        } @else if m.verdict == Verdict::Unreadable {
+            span.none { "not sent" }
+        } @else {
+            span.none { "no reply" }
         }
     }
 }
@@ -94,7 +112,25 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("data-address=\"user03@patente.test\""));
-        assert!(page.contains("550 5.1.1"), "{page}");
+        assert!(page.contains("<th>SMTP reply</th>"), "{page}");
+        // A missing row shows the 250 that took the probe, a rejected one
+        // its refusal, an unreadable one that nothing was sent.
+        assert_eq!(
+            page.matches("<td class=\"smtp\">250 2.0.0 Ok: queued as 4B7F</td>")
+                .count(),
+            23,
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                "<td class=\"smtp\"><span class=\"bad\">550 5.1.1 User unknown</span></td>"
+            ),
+            "{page}"
+        );
+        assert!(
+            page.contains("<td class=\"smtp\"><span class=\"none\">not sent</span></td>"),
+            "{page}"
+        );
         // Reasons carry `<&"'>`: escaped, never markup.
         assert!(
             page.contains("reason for missing &lt;&amp;&quot;'&gt;"),

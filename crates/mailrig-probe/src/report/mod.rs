@@ -519,6 +519,8 @@ fn details(m: &MailboxResult) -> String {
     let mut s = format!("token {}\nread via {}\n", m.token, m.read_via);
     if let Some(r) = &m.smtp {
         let _ = writeln!(s, "SMTP reply: {r}");
+    } else if let Some(r) = &m.accepted {
+        let _ = writeln!(s, "SMTP reply: {r} (accepted)");
     }
     if !m.found_in.is_empty() {
         let _ = writeln!(s, "found in: {}", m.found_in.join(", "));

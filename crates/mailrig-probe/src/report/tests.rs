@@ -10,6 +10,11 @@ fn result(address: &str, verdict: Verdict) -> MailboxResult {
         token: "mrpx-0".into(),
         latency_ms: (verdict == Verdict::Delivered).then_some(120),
         smtp: None,
+        accepted: (!matches!(
+            verdict,
+            Verdict::Rejected | Verdict::Deferred | Verdict::Unreadable
+        ))
+        .then(|| SmtpReply::from_code_and_text(250, "2.0.0 Ok: queued as 4B7F")),
         found_in: vec![],
         copies: u32::from(verdict == Verdict::Delivered),
         differences: vec![],
@@ -177,6 +182,7 @@ fn json_schema_is_stable() {
     assert_eq!(
         keys(m),
         [
+            "accepted",
             "address",
             "auth",
             "copies",
@@ -196,6 +202,8 @@ fn json_schema_is_stable() {
     );
     assert_eq!(m["verdict"], "delivered");
     assert!(v["mailboxes"][3]["smtp"].is_null());
+    assert_eq!(v["mailboxes"][3]["accepted"]["code"], 250);
+    assert_eq!(v["mailboxes"][3]["accepted"]["permanent"], false);
     let rejected = v["mailboxes"]
         .as_array()
         .unwrap()

@@ -890,6 +890,9 @@ impl Builder<'_> {
         let smtp_span = f.smtp.span().start;
         let smtp = f.smtp.into_inner();
         let by_mx = smtp.mx || !smtp.mx_hosts.is_empty();
+        // Without host and port, `mx_hosts` are the only way out: send
+        // through them as `mx = true` would (not to an empty host at run time).
+        let mx = smtp.mx || (smtp.host.is_none() && smtp.port.is_none() && by_mx);
         let (host, port) = match (smtp.host.as_deref().map(str::trim), smtp.port) {
             (Some(""), _) => return Err(self.err(smtp_span, "[smtp] host is empty")),
             (Some(h), Some(p)) => (h.to_string(), p),
@@ -959,7 +962,7 @@ impl Builder<'_> {
         };
         let smtp = SmtpTarget {
             dkim,
-            mx: smtp.mx,
+            mx,
             mx_hosts,
             mx_port,
             host,

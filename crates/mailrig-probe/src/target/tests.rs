@@ -349,6 +349,18 @@ fn smtp_host_is_optional_only_when_sending_through_the_mx_hosts() {
         "[read]\nhost='127.0.0.1'\nport=143\npassword='x'\n[[mailbox]]\naddress='a@p.test'\n";
     let t = parse(&format!("[smtp]\nmx=true\n{read}")).unwrap();
     assert!(t.smtp.mx);
+    // MX hosts go to port 25 unless the file says otherwise.
+    assert_eq!(t.smtp.mx_port, crate::mx::MX_PORT);
+    assert_eq!(crate::mx::MX_PORT, 25);
+    // mx_hosts without host and port: sent through them, as with mx = true.
+    let t = parse(&format!("[smtp]\nmx_hosts=['127.0.0.3:2525']\n{read}")).unwrap();
+    assert!(t.smtp.mx, "{:?}", t.smtp);
+    // With a host as well, mx_hosts wait for --each-mx.
+    let t = parse(&format!(
+        "[smtp]\nhost='127.0.0.1'\nport=25\nmx_hosts=['127.0.0.3:2525']\n{read}"
+    ))
+    .unwrap();
+    assert!(!t.smtp.mx);
     let e = err(&format!("[smtp]\ntls='none'\n{read}"));
     assert!(
         e.contains(":1:1: [smtp] needs host and port (or mx = true"),

@@ -84,7 +84,7 @@ impl std::fmt::Display for Verdict {
     }
 }
 
-/// An SMTP reply that refused a probe.
+/// An SMTP reply: the one that refused a probe, or the `250` that took it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmtpReply {
     /// Three-digit reply code (`550`).
@@ -93,7 +93,7 @@ pub struct SmtpReply {
     pub enhanced: Option<String>,
     /// The reply text (lines joined with a space), without code and enhanced code.
     pub text: String,
-    /// `true` for 5xx, `false` for 4xx.
+    /// `true` for 5xx, `false` otherwise (4xx, and the 2xx of an accepted probe).
     pub permanent: bool,
 }
 
@@ -145,8 +145,12 @@ pub(crate) enum SendOutcome {
     NotSent,
     /// Only RCPT was tried (the mailbox cannot be read) and it was accepted.
     RcptAccepted,
-    /// `250` after DATA, at this moment.
-    Accepted { at: Instant },
+    /// `250` after DATA, at this moment, with that reply (`None` only in
+    /// tests that do not care).
+    Accepted {
+        at: Instant,
+        reply: Option<SmtpReply>,
+    },
     /// Refused with a reply, or failed without one (connection lost).
     Failed {
         reply: Option<SmtpReply>,
@@ -212,6 +216,11 @@ pub struct MailboxResult {
     pub latency_ms: Option<u64>,
     /// The refusing reply (rejected, deferred).
     pub smtp: Option<SmtpReply>,
+    /// The reply that accepted the probe after DATA (`250 2.0.0 Ok: queued
+    /// as 4B7F...`: the queue id to look for in the server's log); `None`
+    /// when it was not accepted.
+    #[serde(default)]
+    pub accepted: Option<SmtpReply>,
     /// Other probed mailboxes where this mailbox's probe was found.
     pub found_in: Vec<String>,
     /// Copies found in this mailbox.
@@ -321,6 +330,7 @@ pub(crate) fn judge(
         token: exp.token.clone(),
         latency_ms: None,
         smtp: None,
+        accepted: None,
         found_in: Vec::new(),
         copies: 0,
         differences: Vec::new(),
@@ -390,7 +400,10 @@ pub(crate) fn judge(
             }
             return (r, true);
         }
-        SendOutcome::Accepted { at } => *at,
+        SendOutcome::Accepted { at, reply } => {
+            r.accepted = reply.clone();
+            *at
+        }
     };
     if let Some(up) = upstream {
         r.hops = vec![

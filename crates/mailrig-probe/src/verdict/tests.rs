@@ -47,7 +47,10 @@ fn run(exp: &[Expected], sent: &[SendOutcome], obs: &[Observation]) -> Vec<(Mail
 fn delivered_needs_token_and_hash_and_reports_latency() {
     let exp = expected(1);
     let t0 = Instant::now();
-    let sent = [SendOutcome::Accepted { at: t0 }];
+    let sent = [SendOutcome::Accepted {
+        at: t0,
+        reply: None,
+    }];
     let obs = [Observation {
         read: read_ok(),
         seen: vec![intact(&exp[0], "1", t0 + Duration::from_millis(250))],
@@ -63,7 +66,10 @@ fn delivered_needs_token_and_hash_and_reports_latency() {
 #[test]
 fn missing_is_the_only_open_verdict() {
     let exp = expected(1);
-    let sent = [SendOutcome::Accepted { at: Instant::now() }];
+    let sent = [SendOutcome::Accepted {
+        at: Instant::now(),
+        reply: None,
+    }];
     let obs = [Observation {
         read: read_ok(),
         seen: vec![],
@@ -78,7 +84,13 @@ fn missing_is_the_only_open_verdict() {
 fn misrouted_names_the_mailbox_it_landed_in() {
     let exp = expected(3);
     let t0 = Instant::now();
-    let sent = vec![SendOutcome::Accepted { at: t0 }; 3];
+    let sent = vec![
+        SendOutcome::Accepted {
+            at: t0,
+            reply: None
+        };
+        3
+    ];
     let obs = [
         Observation {
             read: read_ok(),
@@ -109,7 +121,13 @@ fn misrouted_names_the_mailbox_it_landed_in() {
 fn duplicated_and_altered() {
     let exp = expected(3);
     let t0 = Instant::now();
-    let sent = vec![SendOutcome::Accepted { at: t0 }; 3];
+    let sent = vec![
+        SendOutcome::Accepted {
+            at: t0,
+            reply: None
+        };
+        3
+    ];
     let mut changed_body = intact(&exp[1], "1", t0);
     changed_body.body_hash = "other".into();
     let mut stripped = intact(&exp[2], "1", t0);
@@ -192,7 +210,10 @@ fn unreadable_before_sending_or_never_read() {
     let exp = expected(2);
     let sent = [
         SendOutcome::RcptAccepted,
-        SendOutcome::Accepted { at: Instant::now() },
+        SendOutcome::Accepted {
+            at: Instant::now(),
+            reply: None,
+        },
     ];
     let obs = [
         Observation {
@@ -217,7 +238,13 @@ fn never_delivered_without_its_own_token() {
     // A message of another mailbox, even intact, does not make this one delivered.
     let exp = expected(2);
     let t0 = Instant::now();
-    let sent = vec![SendOutcome::Accepted { at: t0 }; 2];
+    let sent = vec![
+        SendOutcome::Accepted {
+            at: t0,
+            reply: None
+        };
+        2
+    ];
     let obs = [
         Observation {
             read: read_ok(),
@@ -257,7 +284,13 @@ fn in_folder(e: &Expected, folder: &str, at: Instant) -> Sighting {
 fn misfiled_names_the_folder_and_is_final() {
     let exp = expected(2);
     let t0 = Instant::now();
-    let sent = vec![SendOutcome::Accepted { at: t0 }; 2];
+    let sent = vec![
+        SendOutcome::Accepted {
+            at: t0,
+            reply: None
+        };
+        2
+    ];
     let obs = [
         Observation {
             read: read_ok(),
@@ -285,7 +318,10 @@ fn misfiled_names_the_folder_and_is_final() {
 fn a_copy_in_inbox_and_one_in_junk_is_duplicated_not_misfiled() {
     let exp = expected(1);
     let t0 = Instant::now();
-    let sent = [SendOutcome::Accepted { at: t0 }];
+    let sent = [SendOutcome::Accepted {
+        at: t0,
+        reply: None,
+    }];
     let obs = [Observation {
         read: read_ok(),
         seen: vec![intact(&exp[0], "1", t0), in_folder(&exp[0], "Junk", t0)],
@@ -304,7 +340,13 @@ fn a_copy_in_inbox_and_one_in_junk_is_duplicated_not_misfiled() {
 fn a_probe_in_another_mailboxs_junk_is_misrouted() {
     let exp = expected(2);
     let t0 = Instant::now();
-    let sent = vec![SendOutcome::Accepted { at: t0 }; 2];
+    let sent = vec![
+        SendOutcome::Accepted {
+            at: t0,
+            reply: None
+        };
+        2
+    ];
     let obs = [
         Observation {
             read: read_ok(),
@@ -351,7 +393,10 @@ fn with_upstream(
 fn seen_only_upstream_is_stuck_upstream_and_stays_open() {
     let exp = expected(1);
     let t0 = Instant::now();
-    let sent = SendOutcome::Accepted { at: t0 };
+    let sent = SendOutcome::Accepted {
+        at: t0,
+        reply: None,
+    };
     let own = Observation {
         read: read_ok(),
         seen: vec![],
@@ -378,7 +423,10 @@ fn seen_only_upstream_is_stuck_upstream_and_stays_open() {
 #[test]
 fn seen_nowhere_with_an_upstream_is_missing_and_says_where_it_looked() {
     let exp = expected(1);
-    let sent = SendOutcome::Accepted { at: Instant::now() };
+    let sent = SendOutcome::Accepted {
+        at: Instant::now(),
+        reply: None,
+    };
     let own = Observation {
         read: read_ok(),
         seen: vec![],
@@ -410,7 +458,10 @@ fn seen_nowhere_with_an_upstream_is_missing_and_says_where_it_looked() {
 fn delivered_through_an_upstream_reports_both_hops() {
     let exp = expected(1);
     let t0 = Instant::now();
-    let sent = SendOutcome::Accepted { at: t0 };
+    let sent = SendOutcome::Accepted {
+        at: t0,
+        reply: None,
+    };
     let own = Observation {
         read: read_ok(),
         seen: vec![intact(&exp[0], "7", t0 + Duration::from_millis(1300))],
@@ -460,7 +511,10 @@ fn a_copy_failing_a_requirement_is_delivered_unauthenticated() {
         .unwrap()
         .into();
     let t0 = Instant::now();
-    let sent = [SendOutcome::Accepted { at: t0 }];
+    let sent = [SendOutcome::Accepted {
+        at: t0,
+        reply: None,
+    }];
     let mut copy = intact(&exp[0], "1", t0);
     copy.headers.auth = crate::auth::AuthResults {
         spf: Some("pass".into()),
