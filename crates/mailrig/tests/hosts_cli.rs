@@ -52,6 +52,14 @@ fn broken_host_tables_are_refused_with_line_and_column() {
         "{err}"
     );
     let (code, _, err) = check(&format!(
+        "{DOMAINS}[[host]]\nname = 'h'\naddress = '127.0.0.1'\ndomains = ['a.test']\n"
+    ));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("hosts.toml:7:11: host 'h': 127.0.0.1 is taken"),
+        "{err}"
+    );
+    let (code, _, err) = check(&format!(
         "{DOMAINS}[[host]]\nname = 'h'\naddress = '127.0.0.2'\ndomains = ['b.test']\n"
     ));
     assert_eq!(code, Some(2));
