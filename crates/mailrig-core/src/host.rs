@@ -243,6 +243,14 @@ pub(crate) fn build_hosts(
                 ),
             ));
         }
+        if address == Ipv4Addr::LOCALHOST {
+            return Err(err(
+                at,
+                format!(
+                    "host '{name}': 127.0.0.1 is taken (mailrig's control API and first server listen there, and so does the machine's own mail software); give the host another address of 127.0.0.0/8, e.g. 127.0.0.2"
+                ),
+            ));
+        }
         let listeners = HostListeners {
             smtp: port(h.smtp, 25, true),
             smtps: port(h.smtps, 465, false),

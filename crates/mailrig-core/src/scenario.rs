@@ -298,7 +298,7 @@ impl Scenario {
         // addresses; checking them here with the scenario's hosts makes
         // `scenario check` report every record error with its place.
         let zone_hosts = zone_hosts(&world, &hosts);
-        let (_, dns_warnings) = crate::dns::build_zones(
+        let (zones, dns_warnings) = crate::dns::build_zones(
             world.domains.iter().map(|d| d.name.as_str()),
             &zone_hosts,
             &dns,
@@ -311,6 +311,14 @@ impl Scenario {
                 format!("[dns]: {}", e.message),
             )
         })?;
+        if let Some((at, message)) = mx_to_unknown_host(&dns, &zones, &hosts) {
+            return Err(ScenarioError::at(
+                file,
+                src,
+                at,
+                format!("[dns]: {message}"),
+            ));
+        }
         warnings.extend(dns_warnings.into_iter().map(|w| format!("[dns]: {w}")));
         Ok(Scenario {
             source: file.to_string(),
@@ -801,6 +809,62 @@ fn zone_hosts_at(
         .collect()
 }
 
+/// In a world of `[[host]]`s, an explicit MX must name a host the world can
+/// reach: a name with an A/AAAA record in its zones (every host's DNS name
+/// has one). Inside the zones [`crate::dns::build_zones`] already refuses
+/// one without; this refuses the rest (a bare `[[host]]` name, a name
+/// outside every zone), which a one-server world only warns about (mail
+/// leaving the world). `(offset of the value, message)`.
+fn mx_to_unknown_host(
+    dns: &DnsSpec,
+    zones: &crate::dns::Zones,
+    hosts: &[crate::host::Host],
+) -> Option<(usize, String)> {
+    use crate::dns::{RecordData, RecordType};
+    if hosts.is_empty() {
+        return None;
+    }
+    for r in &dns.records {
+        let RecordData::Mx { exchange, .. } = &r.data else {
+            continue;
+        };
+        if !zones.get(exchange, RecordType::A).is_empty()
+            || !zones.get(exchange, RecordType::Aaaa).is_empty()
+        {
+            continue;
+        }
+        let by_table_name = hosts
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(exchange.trim_end_matches('.')));
+        let hint = match by_table_name {
+            Some(h) => format!(
+                "; an MX names a DNS name: write '{}' (host '{}''s hostname)",
+                h.hostname, h.name
+            ),
+            None => {
+                let mut names: Vec<&str> = hosts.iter().map(|h| h.hostname.as_str()).collect();
+                names.sort_unstable();
+                let more = names.len().saturating_sub(5);
+                names.truncate(5);
+                let more = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                format!("; the hosts are {}{more}", names.join(", "))
+            }
+        };
+        return Some((
+            r.value_at,
+            format!(
+                "MX of '{}' points at '{exchange}', which is no host of this world{hint}",
+                r.name
+            ),
+        ));
+    }
+    None
+}
+
 /// The same at parse time, on loopback (where `mailrig serve` listens).
 fn zone_hosts(world: &World, hosts: &[crate::host::Host]) -> Vec<ZoneHost> {
     zone_hosts_at(
@@ -819,6 +883,37 @@ mod tests {
     }
 
     const DNS_WORLD: &str = "[[domain]]\nname = 'd.test'\npassword = 'p'\nmailboxes = ['a']\n";
+
+    #[test]
+    fn in_a_world_of_hosts_an_mx_must_name_one_of_them() {
+        let hosts = "[[host]]\nname = 'h'\naddress = '127.0.3.2'\ndomains = ['d.test']\n";
+        let mx = |value: &str| {
+            format!(
+                "{DNS_WORLD}{hosts}[[dns.record]]\nname = 'd.test'\ntype = 'MX'\nvalue = '{value}'\n"
+            )
+        };
+        let e = err(&mx("10 h"));
+        assert!(
+            e.starts_with("s.toml:12:9: [dns]: MX of 'd.test' points at 'h', which is no host of this world; an MX names a DNS name: write 'h.mailrig.test'"),
+            "{e}"
+        );
+        let e = err(&mx("10 mx.isp.test"));
+        assert!(
+            e.starts_with("s.toml:12:9: [dns]: MX of 'd.test' points at 'mx.isp.test', which is no host of this world; the hosts are h.mailrig.test"),
+            "{e}"
+        );
+        assert!(Scenario::parse(&mx("10 h.mailrig.test"), "s.toml").is_ok());
+        // A one-server world only warns: mail for it leaves the world.
+        let one = format!(
+            "{DNS_WORLD}[[dns.record]]\nname = 'd.test'\ntype = 'MX'\nvalue = '10 mx.isp.test'\n"
+        );
+        let s = Scenario::parse(&one, "s.toml").unwrap();
+        assert!(
+            s.warnings.iter().any(|w| w.contains("leaves the world")),
+            "{:?}",
+            s.warnings
+        );
+    }
 
     #[test]
     fn dns_records_are_checked_with_their_place() {
@@ -841,7 +936,7 @@ mod tests {
         ));
         assert!(
             e.starts_with(
-                "s.toml:5:1: [dns]: MX of 'd.test' points at 'ghost.d.test', which has no A"
+                "s.toml:8:9: [dns]: MX of 'd.test' points at 'ghost.d.test', which has no A"
             ),
             "{e}"
         );

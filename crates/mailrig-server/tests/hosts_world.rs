@@ -1,5 +1,6 @@
 //! Several hosts in one world, driven by real clients: swaks to each host's
-//! own loopback address, TLS verified against the one local CA, a host that
+//! own loopback address, TLS verified against the one local CA (and a host
+//! whose own fault rule breaks its certificate alone), a host that
 //! is down (connection refused), a blackhole host, a backup MX that forwards
 //! to its primary over SMTP (and retries while the primary is down), and the
 //! `backup-mx-blackhole` catalog world.
@@ -121,6 +122,70 @@ async fn a_host_certificate_verifies_with_the_one_ca_file() {
         String::from_utf8_lossy(&out.stderr).contains("certificate"),
         "{out:?}"
     );
+    server.shutdown().await;
+}
+
+/// A host's own certificate can be broken by its own fault rules (the
+/// whole fault language at stage `tls`), the other hosts' stay good.
+#[tokio::test]
+async fn a_host_with_a_broken_certificate_breaks_only_its_own_handshakes() {
+    let a = addresses(3);
+    let text = format!(
+        "{DOMAINS}[[host]]\nname = 'good'\nhostname = 'mx.good.test'\naddress = '{}'\ndomains = ['kanzlei.test']\nsmtps = true\n\n\
+         [[host]]\nname = 'stale'\nhostname = 'mx.stale.test'\naddress = '{}'\ndomains = ['patente.test']\nsmtps = true\n\n\
+         [[host.fault]]\nname = 'stale-cert'\nstage = 'tls'\naction = 'tls'\ntls = 'expired'\n\n\
+         [[host]]\nname = 'rogue'\nhostname = 'mx.rogue.test'\naddress = '{}'\ndomains = ['kanzlei.test']\nsmtps = true\n\n\
+         [[host.fault]]\nname = 'rogue-cert'\nstage = 'tls'\naction = 'tls'\ntls = 'self-signed'\n",
+        a[0], a[1], a[2]
+    );
+    let server = start(&text).await;
+    let ca = server.ca_path().display().to_string();
+    let curl = |host: &'static str, name: &'static str| {
+        let ca = ca.clone();
+        let smtps = server.host(host).unwrap().addresses().smtps.unwrap();
+        async move {
+            run(
+                "curl",
+                vec![
+                    "-sS".into(),
+                    "--max-time".into(),
+                    "10".into(),
+                    "--cacert".into(),
+                    ca,
+                    "--resolve".into(),
+                    format!("{name}:{}:{}", smtps.port(), smtps.ip()),
+                    format!("smtps://{name}:{}/", smtps.port()),
+                ],
+            )
+            .await
+        }
+    };
+    let good = curl("good", "mx.good.test").await;
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let stale = curl("stale", "mx.stale.test").await;
+    assert!(!stale.status.success());
+    let err = String::from_utf8_lossy(&stale.stderr);
+    assert!(err.contains("expired"), "{err}");
+    let rogue = curl("rogue", "mx.rogue.test").await;
+    assert!(!rogue.status.success());
+    let err = String::from_utf8_lossy(&rogue.stderr);
+    // Signed by a CA of its own, which the one CA file does not trust.
+    assert!(
+        err.contains("unable to get local issuer certificate") || err.contains("self-signed"),
+        "{err}"
+    );
+    // Each rule fired at its own host only.
+    for (host, rule) in [("stale", "stale-cert"), ("rogue", "rogue-cert")] {
+        assert!(
+            server.host(host).unwrap().state().fault_fired(rule) > 0,
+            "{host}: {rule} never fired"
+        );
+        assert_eq!(server.host("good").unwrap().state().fault_fired(rule), 0);
+    }
     server.shutdown().await;
 }
 

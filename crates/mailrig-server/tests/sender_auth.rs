@@ -4,7 +4,8 @@
 //! the envelope in the API's message JSON and `/metrics`. DNS fault rules
 //! (a rotated key, an SPF record that omits the sender, a DMARC typo, a
 //! missing selector) change what the checks see, and an enforcing host
-//! refuses a DMARC failure under `p=reject` with `550 5.7.1`.
+//! refuses a DMARC failure under `p=reject` with `550 5.7.1`. An ARC chain
+//! (sealed with mail-auth's own sealer) is checked where present.
 
 mod support;
 
@@ -97,6 +98,97 @@ async fn a_message_signed_by_lettre_passes_spf_dkim_and_dmarc() {
     );
     let journal = http(&server, "/api/v1/journal").await;
     assert!(journal.contains("\"kind\":\"authenticated\""), "{journal}");
+    server.shutdown().await;
+}
+
+/// `raw` with an ARC set (i=1) sealed by `signer.test`, selector `s1`, with
+/// the test key: as a forwarder that checked it would add (mail-auth's own
+/// sealer, so this shows the checks' plumbing, not interop with another
+/// ARC implementation).
+fn arc_sealed(raw: &[u8]) -> Vec<u8> {
+    use mail_auth::arc::ArcSealer;
+    use mail_auth::common::crypto::{RsaKey, Sha256};
+    use mail_auth::common::headers::HeaderWriter;
+    use mail_auth::{ArcOutput, AuthenticatedMessage, AuthenticationResults};
+    let pem = support::dkim::private_key("signer");
+    let der = rustls_pemfile::private_key(&mut pem.as_bytes())
+        .unwrap()
+        .expect("a private key in testdata/dkim/signer.key.pem");
+    let key = RsaKey::<Sha256>::from_key_der(der).unwrap();
+    let msg = AuthenticatedMessage::parse(raw).unwrap();
+    let results = AuthenticationResults::new("forwarder.signer.test");
+    let set = ArcSealer::from_key(key)
+        .domain("signer.test")
+        .selector("s1")
+        .headers(["From", "To", "Subject", "Message-ID", "DKIM-Signature"])
+        .seal(&msg, &results, &ArcOutput::default())
+        .unwrap();
+    let mut out = set.to_header().into_bytes();
+    out.extend_from_slice(raw);
+    out
+}
+
+/// The `arc=` result of an `Authentication-Results:` field (not `dmarc=`).
+fn arc_word(ar: &str) -> Option<&str> {
+    ar.split([';', '\n'])
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("arc="))
+        .and_then(|r| r.split_whitespace().next())
+}
+
+/// ARC where present: a sealed chain is checked (`arc=pass` in the stored
+/// copy's header, the journal, the API's JSON and `/metrics`), a message
+/// altered after sealing fails it, and one without a chain has no ARC result.
+#[tokio::test]
+async fn an_arc_chain_is_checked_where_present() {
+    let server = start_toml(&scenario("")).await;
+    let sealed = arc_sealed(&signed("arc-good", "forwarded\r\n", "signer"));
+    send(server.smtp_addr(), &sealed).await.unwrap();
+    let ar = auth_results(&only_copy(&server));
+    assert_eq!(arc_word(&ar), Some("pass"), "{ar}");
+    let results = server
+        .journal_for_message("arc-good@signer.test")
+        .iter()
+        .find_map(|e| match &e.event {
+            JournalEvent::Authenticated { results } => Some(results.clone()),
+            _ => None,
+        })
+        .expect("an authenticated entry");
+    assert_eq!(results.arc.as_deref(), Some("pass"));
+    let list: serde_json::Value =
+        serde_json::from_str(&http(&server, "/api/v1/mailboxes/user@example.test/messages").await)
+            .unwrap();
+    assert_eq!(
+        list["messages"][0]["envelope"]["auth"]["arc"], "pass",
+        "{list}"
+    );
+    let metrics = http(&server, "/metrics").await;
+    assert!(
+        metrics.contains("mailrig_auth_results_total{method=\"arc\",result=\"pass\"} 1"),
+        "{metrics}"
+    );
+    server.shutdown().await;
+
+    let server = start_toml(&scenario("")).await;
+    let sealed = String::from_utf8(arc_sealed(&signed("arc-bad", "pay 100 EUR\r\n", "signer")))
+        .unwrap()
+        .replace("pay 100 EUR", "pay 900 EUR");
+    send(server.smtp_addr(), sealed.as_bytes()).await.unwrap();
+    let ar = auth_results(&only_copy(&server));
+    // mail-auth words a body hash mismatch `neutral`, as for DKIM.
+    assert_eq!(arc_word(&ar), Some("neutral"), "{ar}");
+    assert!(
+        ar.contains("arc=neutral (body hash did not verify)"),
+        "{ar}"
+    );
+    server.shutdown().await;
+
+    let server = start_toml(&scenario("")).await;
+    send(server.smtp_addr(), &signed("no-arc", "hello\r\n", "signer"))
+        .await
+        .unwrap();
+    let ar = auth_results(&only_copy(&server));
+    assert_eq!(arc_word(&ar), None, "{ar}");
     server.shutdown().await;
 }
 

@@ -141,7 +141,7 @@ fn scenario_check_names_the_place_of_a_bad_dns_record() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains(&format!(
-            "{}:6:1: [dns]: MX of 'example.test' points at 'nowhere.example.test', which has no A or AAAA record",
+            "{}:9:9: [dns]: MX of 'example.test' points at 'nowhere.example.test', which has no A or AAAA record",
             file.display()
         )),
         "{err}"

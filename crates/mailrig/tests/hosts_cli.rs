@@ -52,6 +52,14 @@ fn broken_host_tables_are_refused_with_line_and_column() {
         "{err}"
     );
     let (code, _, err) = check(&format!(
+        "{DOMAINS}[[host]]\nname = 'h'\naddress = '127.0.0.1'\ndomains = ['a.test']\n"
+    ));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("hosts.toml:7:11: host 'h': 127.0.0.1 is taken"),
+        "{err}"
+    );
+    let (code, _, err) = check(&format!(
         "{DOMAINS}[[host]]\nname = 'h'\naddress = '127.0.0.2'\ndomains = ['b.test']\n"
     ));
     assert_eq!(code, Some(2));
@@ -76,6 +84,35 @@ fn broken_host_tables_are_refused_with_line_and_column() {
         err.contains("hosts.toml:14:13: collector 'c': 'y@a.test' is not a mailbox of host 'h'"),
         "{err}"
     );
+    // An explicit MX naming no host of the world, wherever the name is: in
+    // the hosts' zone, a bare [[host]] name, outside every zone.
+    let mx = |value: &str| {
+        check(&format!(
+            "{DOMAINS}[[host]]\nname = 'h'\naddress = '127.0.0.2'\ndomains = ['a.test']\n\
+             [[dns.record]]\nname = 'a.test'\ntype = 'MX'\nvalue = '{value}'\n"
+        ))
+    };
+    for (value, want) in [
+        (
+            "10 nope.mailrig.test",
+            "hosts.toml:12:9: [dns]: MX of 'a.test' points at 'nope.mailrig.test', which has no A or AAAA record",
+        ),
+        (
+            "10 h",
+            "hosts.toml:12:9: [dns]: MX of 'a.test' points at 'h', which is no host of this world; an MX names a DNS name: write 'h.mailrig.test' (host 'h''s hostname)",
+        ),
+        (
+            "10 mx.elsewhere.test",
+            "hosts.toml:12:9: [dns]: MX of 'a.test' points at 'mx.elsewhere.test', which is no host of this world; the hosts are h.mailrig.test",
+        ),
+    ] {
+        let (code, _, err) = mx(value);
+        assert_eq!(code, Some(2), "{value}: {err}");
+        assert!(err.contains(want), "{value}: {err}");
+    }
+    // Naming the host's DNS name is fine.
+    let (code, _, err) = mx("10 h.mailrig.test");
+    assert_eq!(code, Some(0), "{err}");
 }
 
 #[test]

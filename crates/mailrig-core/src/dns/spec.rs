@@ -98,6 +98,7 @@ impl DnsSection {
                 ttl: r.ttl,
                 data,
                 at,
+                value_at: r.value.span().start,
             });
         }
         Ok(spec)

@@ -64,7 +64,10 @@ pub struct ExplicitRecord {
     pub name: String,
     pub ttl: Option<u32>,
     pub data: RecordData,
+    /// Where the record's table begins in the scenario text.
     pub at: usize,
+    /// Where its `value` is written (errors about what it points at).
+    pub value_at: usize,
 }
 
 /// A zone set that cannot be built; `at` is the offset of the culprit when
@@ -433,7 +436,7 @@ pub fn build_zones<'a>(
         spec.records
             .iter()
             .find(|r| r.name == name && &r.data == data)
-            .map(|r| r.at)
+            .map(|r| r.value_at)
     };
     for rec in zones.records() {
         if let RecordData::Mx { exchange, .. } = &rec.data {
@@ -502,6 +505,7 @@ mod tests {
             ttl: None,
             data: RecordData::parse(t, v).unwrap(),
             at,
+            value_at: at,
         }
     }
 

@@ -3,6 +3,12 @@
 //! UID SEARCH ALL, UID FETCH (BODY.PEEK[]), UID STORE +FLAGS.SILENT
 //! (\Deleted), EXPUNGE, LOGOUT — over plain TCP.
 //!
+//! Messages are fetched in batches: one `UID FETCH` names up to
+//! [`FETCH_BATCH`] UIDs (as ranges where they run on), and each message is
+//! handed to the caller as its response arrives ([`ImapFetcher::next_fetched`]),
+//! so a batch costs one round trip and holds at most one message (plus what
+//! one read brought) in memory.
+//!
 //! The response reading is apart from the socket: [`Responses`] assembles
 //! lines with their literals from bytes fed to it, and the parsers
 //! ([`uidvalidity`], [`search_uids`], [`fetched_body`]) read one response
@@ -31,6 +37,8 @@ pub struct Response {
 #[derive(Debug, Default)]
 pub struct Responses {
     buf: Vec<u8>,
+    /// Where the unread bytes of `buf` begin (what is before was taken).
+    pos: usize,
     current: Response,
     /// Bytes of a literal still to come.
     literal: Option<usize>,
@@ -38,6 +46,15 @@ pub struct Responses {
 
 impl Responses {
     pub fn feed(&mut self, bytes: &[u8]) {
+        // Taken bytes are dropped when nothing follows them or when they
+        // are many, so that taking a response never moves the rest.
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        } else if self.pos >= 64 * 1024 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
         self.buf.extend_from_slice(bytes);
     }
 
@@ -45,24 +62,23 @@ impl Responses {
     pub fn next_response(&mut self) -> Result<Option<Response>, String> {
         loop {
             if let Some(n) = self.literal {
-                if self.buf.len() < n {
+                if self.buf.len() - self.pos < n {
                     return Ok(None);
                 }
-                let rest = self.buf.split_off(n);
-                self.current
-                    .literals
-                    .push(std::mem::replace(&mut self.buf, rest));
+                let end = self.pos + n;
+                self.current.literals.push(self.buf[self.pos..end].to_vec());
+                self.pos = end;
                 self.literal = None;
             }
-            let Some(end) = memchr::memchr(b'\n', &self.buf) else {
+            let Some(len) = memchr::memchr(b'\n', &self.buf[self.pos..]) else {
                 return Ok(None);
             };
-            let rest = self.buf.split_off(end + 1);
-            let line = std::mem::replace(&mut self.buf, rest);
-            let line = String::from_utf8_lossy(&line);
-            let line = line.trim_end_matches(['\r', '\n']);
-            self.current.text.push_str(line);
-            match literal_size(line) {
+            let end = self.pos + len + 1;
+            let line = String::from_utf8_lossy(&self.buf[self.pos..end]);
+            let line = line.trim_end_matches(['\r', '\n']).to_string();
+            self.pos = end;
+            self.current.text.push_str(&line);
+            match literal_size(&line) {
                 Some(n) if n > MAX_LITERAL => {
                     return Err(format!(
                         "the server announced a literal of {n} bytes (at most {MAX_LITERAL})"
@@ -104,8 +120,10 @@ pub fn search_uids(r: &Response) -> Option<Vec<u32>> {
     )
 }
 
-/// `(uid, body)` of a `* n FETCH (UID u BODY[] {N})` response.
-pub fn fetched_body(r: &Response) -> Option<(u32, &[u8])> {
+/// `(uid, body)` of a `* n FETCH (UID u BODY[] {N})` response, the body
+/// taken out of it (`None` for another response: a FETCH of flags only, a
+/// body without its literal).
+pub fn fetched_body(mut r: Response) -> Option<(u32, Vec<u8>)> {
     let upper = r.text.to_ascii_uppercase();
     if !upper.starts_with("* ") || !upper.contains(" FETCH (") {
         return None;
@@ -116,11 +134,43 @@ pub fn fetched_body(r: &Response) -> Option<(u32, &[u8])> {
         .next()?
         .parse()
         .ok()?;
-    if !upper.contains("BODY[]") {
+    if !upper.contains("BODY[]") || r.literals.is_empty() {
         return None;
     }
-    Some((uid, r.literals.first()?.as_slice()))
+    Some((uid, r.literals.swap_remove(0)))
 }
+
+/// A UID set for a command: ascending runs written as ranges
+/// (`1:3,7,9:10`).
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let first = sorted[i];
+        let mut last = first;
+        while i + 1 < sorted.len() && sorted[i + 1] == last + 1 {
+            i += 1;
+            last = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if first == last {
+            out.push_str(&first.to_string());
+        } else {
+            out.push_str(&format!("{first}:{last}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// At most this many UIDs in one `UID FETCH` (one round trip each batch;
+/// the command line stays short whatever the UIDs).
+pub const FETCH_BATCH: usize = 256;
 
 /// An IMAP string argument: quoted, with `\` and `"` escaped.
 fn quoted(s: &str) -> Result<String, String> {
@@ -133,6 +183,13 @@ fn quoted(s: &str) -> Result<String, String> {
     ))
 }
 
+/// Whether a tagged status is OK.
+fn is_ok(status: &str) -> bool {
+    status
+        .get(..2)
+        .is_some_and(|w| w.eq_ignore_ascii_case("OK"))
+}
+
 /// A logged-in IMAP connection with INBOX selected.
 pub struct ImapFetcher {
     tcp: TcpStream,
@@ -140,6 +197,8 @@ pub struct ImapFetcher {
     read_buf: Vec<u8>,
     tag: u32,
     limit: Duration,
+    /// The tag of a `UID FETCH` whose responses are still coming.
+    fetching: Option<String>,
     /// INBOX's UIDVALIDITY (0 if the server named none).
     pub uidvalidity: u32,
 }
@@ -162,6 +221,7 @@ impl ImapFetcher {
             read_buf: vec![0u8; 64 * 1024],
             tag: 0,
             limit,
+            fetching: None,
             uidvalidity: 0,
         };
         let greeting = f.response().await?;
@@ -181,17 +241,47 @@ impl ImapFetcher {
         Ok(untagged.iter().filter_map(search_uids).flatten().collect())
     }
 
-    /// The whole message with this UID (without setting `\Seen`).
-    pub async fn fetch(&mut self, uid: u32) -> Result<Vec<u8>, String> {
-        let untagged = self
-            .run(&format!("UID FETCH {uid} (BODY.PEEK[])"), "UID FETCH")
+    /// Asks for the whole messages with these UIDs (without setting
+    /// `\Seen`), at most [`FETCH_BATCH`] of them; read them with
+    /// [`ImapFetcher::next_fetched`] until it says `None`.
+    pub async fn start_fetch(&mut self, uids: &[u32]) -> Result<(), String> {
+        if self.fetching.is_some() {
+            return Err("UID FETCH: the previous fetch was not read to its end".into());
+        }
+        let tag = self
+            .send(
+                &format!("UID FETCH {} (BODY.PEEK[])", uid_set(uids)),
+                "UID FETCH",
+            )
             .await?;
-        untagged
-            .iter()
-            .filter_map(fetched_body)
-            .find(|(u, _)| *u == uid)
-            .map(|(_, b)| b.to_vec())
-            .ok_or_else(|| format!("UID FETCH {uid}: the server sent no BODY[] for it"))
+        self.fetching = Some(tag);
+        Ok(())
+    }
+
+    /// The next message of the fetch [`ImapFetcher::start_fetch`] began, as
+    /// `(uid, body)`; `None` once the server ended it with OK. Responses
+    /// without a body (flag updates, EXISTS) are passed over.
+    pub async fn next_fetched(&mut self) -> Result<Option<(u32, Vec<u8>)>, String> {
+        let Some(tag) = self.fetching.clone() else {
+            return Ok(None);
+        };
+        loop {
+            let r = self
+                .response()
+                .await
+                .map_err(|e| format!("IMAP UID FETCH: {e}"))?;
+            if let Some(status) = r.text.strip_prefix(&tag).and_then(|s| s.strip_prefix(' ')) {
+                self.fetching = None;
+                return if is_ok(status) {
+                    Ok(None)
+                } else {
+                    Err(format!("IMAP UID FETCH refused: {status}"))
+                };
+            }
+            if let Some(fetched) = fetched_body(r) {
+                return Ok(Some(fetched));
+            }
+        }
     }
 
     /// Flags these UIDs `\Deleted` and expunges them.
@@ -215,8 +305,8 @@ impl ImapFetcher {
         Ok(())
     }
 
-    /// Sends one command; its untagged responses once it ended in OK.
-    async fn run(&mut self, command: &str, what: &str) -> Result<Vec<Response>, String> {
+    /// Writes one command; its tag.
+    async fn send(&mut self, command: &str, what: &str) -> Result<String, String> {
         self.tag += 1;
         let tag = format!("c{}", self.tag);
         let line = format!("{tag} {command}\r\n");
@@ -224,17 +314,20 @@ impl ImapFetcher {
             .await
             .map_err(|_| format!("IMAP {what}: timed out sending"))?
             .map_err(|e| format!("IMAP {what}: {e}"))?;
+        Ok(tag)
+    }
+
+    /// Sends one command; its untagged responses once it ended in OK.
+    async fn run(&mut self, command: &str, what: &str) -> Result<Vec<Response>, String> {
+        let tag = self.send(command, what).await?;
         let mut untagged = Vec::new();
         loop {
             let r = self
                 .response()
                 .await
                 .map_err(|e| format!("IMAP {what}: {e}"))?;
-            if let Some(status) = r.text.strip_prefix(&format!("{tag} ")) {
-                return if status
-                    .get(..2)
-                    .is_some_and(|w| w.eq_ignore_ascii_case("OK"))
-                {
+            if let Some(status) = r.text.strip_prefix(&tag).and_then(|s| s.strip_prefix(' ')) {
+                return if is_ok(status) {
                     Ok(untagged)
                 } else {
                     Err(format!("IMAP {what} refused: {status}"))
@@ -283,7 +376,10 @@ mod tests {
         let whole = all(wire);
         assert_eq!(whole.len(), 2);
         assert_eq!(whole[0].text, "* 1 FETCH (UID 7 BODY[] {12})");
-        assert_eq!(fetched_body(&whole[0]), Some((7, &b"Subject: x\r\n"[..])));
+        assert_eq!(
+            fetched_body(whole[0].clone()),
+            Some((7, b"Subject: x\r\n".to_vec()))
+        );
         // Byte by byte: the same responses.
         let mut r = Responses::default();
         let mut got = Vec::new();
@@ -311,8 +407,56 @@ mod tests {
         assert_eq!(search_uids(&r("* SEARCH")), Some(vec![]));
         assert_eq!(search_uids(&r("* 3 EXISTS")), None);
         // A FETCH without the body, or without its literal, is not a body.
-        assert_eq!(fetched_body(&r("* 1 FETCH (UID 7 FLAGS (\\Seen))")), None);
-        assert_eq!(fetched_body(&r("* 1 FETCH (UID 7 BODY[] {3})")), None);
+        assert_eq!(fetched_body(r("* 1 FETCH (UID 7 FLAGS (\\Seen))")), None);
+        assert_eq!(fetched_body(r("* 1 FETCH (UID 7 BODY[] {3})")), None);
+    }
+
+    #[test]
+    fn a_batch_of_bodies_in_one_read_comes_out_in_order_and_whole() {
+        let mut wire = Vec::new();
+        for uid in 1..=50u32 {
+            let body = format!("Subject: m{uid}\r\n\r\n{}\r\n", "x".repeat(uid as usize));
+            wire.extend_from_slice(
+                format!("* {uid} FETCH (UID {uid} BODY[] {{{}}}\r\n", body.len()).as_bytes(),
+            );
+            wire.extend_from_slice(body.as_bytes());
+            wire.extend_from_slice(b")\r\n");
+            if uid == 20 {
+                // A flag update in between is no body.
+                wire.extend_from_slice(b"* 3 FETCH (FLAGS (\\Seen))\r\n");
+            }
+        }
+        wire.extend_from_slice(b"c9 OK UID FETCH completed\r\n");
+        // Fed in uneven chunks, the last response the tagged OK.
+        let mut r = Responses::default();
+        let mut got = Vec::new();
+        for chunk in wire.chunks(777) {
+            r.feed(chunk);
+            while let Some(x) = r.next_response().unwrap() {
+                got.push(x);
+            }
+        }
+        assert_eq!(got.len(), 52);
+        assert_eq!(got[51].text, "c9 OK UID FETCH completed");
+        let bodies: Vec<(u32, Vec<u8>)> = got.into_iter().filter_map(fetched_body).collect();
+        assert_eq!(bodies.len(), 50);
+        for (i, (uid, body)) in bodies.iter().enumerate() {
+            assert_eq!(*uid, i as u32 + 1);
+            let want = format!("Subject: m{uid}\r\n\r\n{}\r\n", "x".repeat(*uid as usize));
+            assert_eq!(body, want.as_bytes());
+        }
+    }
+
+    #[test]
+    fn uid_sets_write_runs_as_ranges() {
+        assert_eq!(uid_set(&[]), "");
+        assert_eq!(uid_set(&[5]), "5");
+        assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(uid_set(&[10, 9, 3, 1, 2, 2]), "1:3,9:10");
+        assert_eq!(
+            uid_set(&[u32::MAX - 1, u32::MAX]),
+            format!("{}:{}", u32::MAX - 1, u32::MAX)
+        );
     }
 
     #[test]

@@ -227,14 +227,31 @@ impl CollectorRunner {
         } else {
             listing
         };
+        // Fetched in batches, each message stored as it arrives; a message
+        // the server does not send (expunged meanwhile) fails the account,
+        // as a connector's fetch error would.
         let mut fetched = Vec::new();
-        for (uid, key) in todo {
-            let raw = imap.fetch(uid).await?;
-            self.store_fetched(addr, account, raw, &key, out).await;
-            if self.spec.keep {
-                memory.remember(&account.login, &key);
+        for batch in todo.chunks(imap::FETCH_BATCH) {
+            let uids: Vec<u32> = batch.iter().map(|(u, _)| *u).collect();
+            let mut pending: std::collections::HashMap<u32, &String> =
+                batch.iter().map(|(u, k)| (*u, k)).collect();
+            imap.start_fetch(&uids).await?;
+            while let Some((uid, raw)) = imap.next_fetched().await? {
+                // A body not asked for (or sent twice) is passed over.
+                let Some(key) = pending.remove(&uid) else {
+                    continue;
+                };
+                self.store_fetched(addr, account, raw, key, out).await;
+                if self.spec.keep {
+                    memory.remember(&account.login, key);
+                }
+                fetched.push(uid);
             }
-            fetched.push(uid);
+            if let Some(uid) = uids.iter().find(|u| pending.contains_key(u)) {
+                return Err(format!(
+                    "IMAP UID FETCH {uid}: the server sent no BODY[] for it"
+                ));
+            }
         }
         if drop_session {
             // The fault: the connection goes away before the fetched
@@ -281,10 +298,18 @@ impl CollectorRunner {
                 received_at: Utc::now(),
                 auth: None,
             });
-            let store = Arc::clone(&self.target.store);
             let msg = NewMessage::received(raw.clone(), envelope);
-            let stored = tokio::task::spawn_blocking(move || store.deliver(id, msg)).await;
-            if matches!(stored, Ok(Ok(_))) {
+            // On the blocking pool for a Maildir (writes, fsync), inline for
+            // the memory store, as the sessions' driver does.
+            let stored = if self.target.store.maildir_root().is_some() {
+                let store = Arc::clone(&self.target.store);
+                tokio::task::spawn_blocking(move || store.deliver(id, msg))
+                    .await
+                    .is_ok_and(|r| r.is_ok())
+            } else {
+                self.target.store.deliver(id, msg).is_ok()
+            };
+            if stored {
                 delivered_to.push(a.clone());
                 Metrics::add(&self.target.metrics.messages_delivered, 1);
                 Metrics::add(&self.target.metrics.rcpt_domain(a).delivered, 1);

@@ -343,6 +343,7 @@ mod tests {
             ttl: None,
             data: RecordData::Txt(v.into()),
             at: 0,
+            value_at: 0,
         };
         let spec = DnsSpec {
             records: vec![
