@@ -294,7 +294,11 @@ async fn clients(args: Vec<String>, floor: bool) {
     let server_cpu = cpu_ns(child.id()).saturating_sub(cpu_before);
     println!(
         "{}server CPU per session told: {:.2} µs ({} ms for {deliveries} deliveries to {sessions} sessions, SMTP included)",
-        if floor { "floor (write-only server): " } else { "" },
+        if floor {
+            "floor (write-only server): "
+        } else {
+            ""
+        },
         server_cpu as f64 / 1000.0 / (deliveries * sessions) as f64,
         server_cpu / 1_000_000
     );

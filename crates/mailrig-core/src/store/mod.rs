@@ -373,15 +373,17 @@ impl MailboxData {
     }
 
     pub fn folder(&self, name: &str) -> Result<&Folder, StoreError> {
-        let key = canonical_name(name);
-        self.folders.get(&key).ok_or(StoreError::NoSuchFolder(key))
+        let key = canonical_key(name);
+        self.folders
+            .get(&key)
+            .ok_or_else(|| StoreError::NoSuchFolder(key.into_owned()))
     }
 
     fn folder_mut(&mut self, name: &str) -> Result<&mut Folder, StoreError> {
-        let key = canonical_name(name);
+        let key = canonical_key(name);
         self.folders
             .get_mut(&key)
-            .ok_or(StoreError::NoSuchFolder(key))
+            .ok_or_else(|| StoreError::NoSuchFolder(key.into_owned()))
     }
 }
 
@@ -399,6 +401,17 @@ pub fn canonical_name(name: &str) -> String {
         None => INBOX.to_string(),
         Some(&b) if b == DELIMITER as u8 => format!("{INBOX}{}", &name[INBOX.len()..]),
         Some(_) => name.to_string(),
+    }
+}
+
+/// [`canonical_name`] without a copy when the name is canonical already
+/// (every lookup of a selected folder, thousands of them in an IDLE fan-out).
+fn canonical_key(name: &str) -> std::borrow::Cow<'_, str> {
+    let (head, _) = name.as_bytes().split_at(name.len().min(INBOX.len()));
+    if head == INBOX.as_bytes() || !head.eq_ignore_ascii_case(INBOX.as_bytes()) {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(canonical_name(name))
     }
 }
 

@@ -189,6 +189,21 @@ fn folder_names_cutting_a_character_at_the_inbox_prefix_do_not_panic() {
     }
     assert_eq!(canonical_name("INBOé"), "INBOé");
     assert_eq!(canonical_name("inbox.Ä"), "INBOX.Ä");
+    for name in [
+        "INBOX",
+        "inbox",
+        "inbox.Sub",
+        "Inbox/Sub",
+        "INBOX.Sub",
+        "INBOXes",
+        "inboxes",
+        "INBOé",
+        "Junk",
+        "",
+        "I",
+    ] {
+        assert_eq!(canonical_key(name), canonical_name(name), "{name}");
+    }
     a.create_folder("INBOé").unwrap();
     assert!(a.with_folder("INBOé", |_| ()).is_ok());
     assert!(a.with_folder("INBOX", |_| ()).is_ok());

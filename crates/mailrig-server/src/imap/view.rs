@@ -292,6 +292,7 @@ impl View {
         let mut fresh = Vec::new();
         let mut changed = Vec::new();
         let mut new_keywords = Vec::new();
+        let unclaimed;
         {
             let data = store.lock();
             let folder = match data.folder(&self.folder) {
@@ -311,6 +312,9 @@ impl View {
                 }
             };
             let stored = &folder.messages;
+            // Only the first session to see new messages claims them as
+            // \Recent; the others need not take the lock again to learn so.
+            unclaimed = folder.first_recent_uid < folder.uid_next;
             let arrivals_from = match self.synced_at {
                 Some((validity, modseq, uid_next))
                     if rules.force.is_none()
@@ -397,7 +401,7 @@ impl View {
             out.extend_from_slice(b")\r\n");
         }
         let grew = !fresh.is_empty();
-        if grew && !self.read_only {
+        if grew && !self.read_only && unclaimed {
             for uid in store.claim_recent(&self.folder).unwrap_or_default() {
                 self.recent.insert(uid);
             }
