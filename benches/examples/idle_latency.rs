@@ -20,7 +20,10 @@
 //! `--floor` measures the same clients against a server that does nothing but
 //! the fan-out: two threads that write `* n EXISTS` to every socket right
 //! after the `250`. That is what the kernel and these clients cost on this
-//! machine, the lower bound any IMAP server can reach here.
+//! machine, the lower bound any IMAP server can reach here. `--floor-tokio`
+//! is the same with what mailrig's design costs and no IMAP: one tokio task
+//! per session on a worker per core, each waiting on an `event_listener::Event`
+//! and writing its line when woken (the runtime's share of the fan-out).
 //!
 //! The server runs in a child process (this program again, with `--server`),
 //! so that clients and server each need one file descriptor per session
@@ -69,6 +72,13 @@ fn main() {
     if args.first().map(String::as_str) == Some("--floor-server") {
         return floor::serve();
     }
+    if args.first().map(String::as_str) == Some("--floor-tokio-server") {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        return rt.block_on(floor::serve_tokio());
+    }
     if args.first().map(String::as_str) == Some("--server") {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -102,8 +112,22 @@ fn main() {
     .enable_all()
     .build()
     .unwrap();
-    let floor = std::env::args().any(|a| a == "--floor");
+    let floor = if std::env::args().any(|a| a == "--floor") {
+        Some("--floor-server")
+    } else if std::env::args().any(|a| a == "--floor-tokio") {
+        Some("--floor-tokio-server")
+    } else {
+        None
+    };
     rt.block_on(clients(positional, floor));
+}
+
+fn label(floor: Option<&str>) -> &'static str {
+    match floor {
+        Some("--floor-server") => "floor (write-only server): ",
+        Some(_) => "tokio floor (a task per session, no IMAP): ",
+        None => "",
+    }
 }
 
 /// CPU time process `pid` has used so far, threads that ended included
@@ -227,11 +251,11 @@ fn recv_stamped(fd: i32, buf: &mut [u8]) -> std::io::Result<(usize, Option<Syste
     Ok((n as usize, at))
 }
 
-async fn clients(args: Vec<String>, floor: bool) {
+async fn clients(args: Vec<String>, floor: Option<&str>) {
     let deliveries: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(200);
     let sessions: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .arg(if floor { "--floor-server" } else { "--server" })
+        .arg(floor.unwrap_or("--server"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -294,22 +318,14 @@ async fn clients(args: Vec<String>, floor: bool) {
     let server_cpu = cpu_ns(child.id()).saturating_sub(cpu_before);
     println!(
         "{}server CPU per session told: {:.2} µs ({} ms for {deliveries} deliveries to {sessions} sessions, SMTP included)",
-        if floor {
-            "floor (write-only server): "
-        } else {
-            ""
-        },
+        label(floor),
         server_cpu as f64 / 1000.0 / (deliveries * sessions) as f64,
         server_cpu / 1_000_000
     );
     for (name, hist) in [("on the wire", &wire), ("as read", &read)] {
         println!(
             "{}IDLE delay from SMTP 250 to * EXISTS {name}, {sessions} idling sessions, {deliveries} deliveries ({} samples): median {} µs, p99 {} µs, max {} µs",
-            if floor {
-                "floor (write-only server): "
-            } else {
-                ""
-            },
+            label(floor),
             hist.len(),
             hist.value_at_quantile(0.5),
             hist.value_at_quantile(0.99),
@@ -384,6 +400,89 @@ mod floor {
         });
         let mut sink = String::new();
         while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+    }
+
+    /// The tokio floor: the same handshake, then a task per session that
+    /// waits on one `Event` and writes `* n EXISTS` each time it fires.
+    pub async fn serve_tokio() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+        let imap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let smtp = TcpListener::bind("127.0.0.1:0").unwrap();
+        println!(
+            "{} {}",
+            imap.local_addr().unwrap(),
+            smtp.local_addr().unwrap()
+        );
+        std::io::stdout().flush().unwrap();
+        let event = Arc::new(event_listener::Event::new());
+        let count = Arc::new(AtomicU32::new(0));
+        let (e, c) = (Arc::clone(&event), Arc::clone(&count));
+        tokio::spawn(async move {
+            loop {
+                let (s, _) = imap.accept().await.unwrap();
+                s.set_nodelay(true).unwrap();
+                let (e, c) = (Arc::clone(&e), Arc::clone(&c));
+                tokio::spawn(async move {
+                    let (r, mut w) = s.into_split();
+                    w.write_all(b"* OK floor\r\n").await.unwrap();
+                    let mut r = tokio::io::BufReader::new(r);
+                    let mut line = String::new();
+                    while !line.starts_with("c IDLE") {
+                        line.clear();
+                        r.read_line(&mut line).await.unwrap();
+                    }
+                    w.write_all(b"+ idling\r\n").await.unwrap();
+                    let mut seen = c.load(Ordering::Acquire);
+                    loop {
+                        let listener = e.listen();
+                        let now = c.load(Ordering::Acquire);
+                        if now == seen {
+                            listener.await;
+                            continue;
+                        }
+                        seen = now;
+                        let out = format!("* {now} EXISTS\r\n");
+                        if w.write_all(out.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        std::thread::spawn(move || {
+            let (mut s, _) = smtp.accept().unwrap();
+            s.set_nodelay(true).unwrap();
+            s.write_all(b"220 floor\r\n").unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            let mut in_data = false;
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap() == 0 {
+                    return;
+                }
+                if in_data {
+                    if line == ".\r\n" {
+                        in_data = false;
+                        count.fetch_add(1, Ordering::AcqRel);
+                        event.notify(usize::MAX);
+                        s.write_all(b"250 ok\r\n").unwrap();
+                    }
+                } else if line.starts_with("DATA") {
+                    in_data = true;
+                    s.write_all(b"354 go\r\n").unwrap();
+                } else {
+                    s.write_all(b"250 ok\r\n").unwrap();
+                }
+            }
+        });
+        tokio::task::spawn_blocking(|| {
+            let mut sink = String::new();
+            while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+        })
+        .await
+        .unwrap();
     }
 
     fn fan_out(sessions: &mut [TcpStream], n: u32) {
