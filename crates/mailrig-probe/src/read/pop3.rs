@@ -17,6 +17,9 @@ use crate::tls::TlsContext;
 
 /// Largest multi-line response accepted (a probe is about 1 KB).
 const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+/// Longest status line taken from the server (RFC 1939 allows 512 octets):
+/// a peer that never ends its line gets an error, not our memory.
+const MAX_STATUS_LINE: usize = 64 * 1024;
 
 /// An open POP3 session; public as [`crate::Pop3Client`] for other readers
 /// of maildrops (the collector of `mailrig-server`).
@@ -188,12 +191,17 @@ impl Pop3Session {
 
     async fn read_line(&mut self) -> Result<String, String> {
         let mut line = Vec::new();
-        let n = tokio::time::timeout(self.limit, self.conn.read_until(b'\n', &mut line))
+        let n = tokio::time::timeout(self.limit, self.line_into(&mut line, MAX_STATUS_LINE))
             .await
             .map_err(|_| format!("no answer within {} s", self.limit.as_secs_f64()))?
             .map_err(|e| e.to_string())?;
         if n == 0 {
             return Err("connection closed".into());
+        }
+        if !line.ends_with(b"\n") && line.len() > MAX_STATUS_LINE {
+            return Err(format!(
+                "a status line of more than {MAX_STATUS_LINE} bytes"
+            ));
         }
         while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
             line.pop();
@@ -234,17 +242,29 @@ impl Pop3Session {
         self.status().await
     }
 
+    /// Reads up to and including the next LF, but at most `max` + 1 bytes.
+    async fn line_into(&mut self, line: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
+        use tokio::io::AsyncReadExt as _;
+        (&mut self.conn)
+            .take(max as u64 + 1)
+            .read_until(b'\n', line)
+            .await
+    }
+
     /// The body of a multi-line response, dot-unstuffed, CRLF line ends.
     async fn multiline(&mut self) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
         loop {
             let mut line = Vec::new();
-            let n = tokio::time::timeout(self.limit, self.conn.read_until(b'\n', &mut line))
+            let n = tokio::time::timeout(self.limit, self.line_into(&mut line, MAX_RESPONSE))
                 .await
                 .map_err(|_| "multi-line answer stalled".to_string())?
                 .map_err(|e| e.to_string())?;
             if n == 0 {
                 return Err("connection closed in a multi-line answer".into());
+            }
+            if !line.ends_with(b"\n") && line.len() > MAX_RESPONSE {
+                return Err("multi-line answer too large".into());
             }
             let trimmed = line.strip_suffix(b"\n").unwrap_or(&line);
             let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
@@ -376,5 +396,32 @@ mod tests {
             parse_listing(b"1 abc\r\n2 def\r\nbogus\r\n"),
             vec![(1, "abc".to_string()), (2, "def".to_string())]
         );
+    }
+
+    /// A server that sends a greeting without end: an error naming the
+    /// line, after at most MAX_STATUS_LINE bytes, not a growing buffer.
+    #[tokio::test]
+    async fn a_status_line_without_end_is_an_error() {
+        use tokio::io::AsyncWriteExt as _;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let chunk = vec![b'x'; 16 * 1024];
+            let _ = s.write_all(b"+OK ").await;
+            // Four times the limit, and then the line stays open.
+            for _ in 0..16 {
+                if s.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let e = Pop3Session::connect_plain(addr, "u", "p", Duration::from_secs(3))
+            .await
+            .err()
+            .expect("an endless greeting is refused");
+        assert!(e.to_string().contains("status line of more than"), "{e}");
+        server.abort();
     }
 }

@@ -25,6 +25,12 @@ use tokio::net::TcpStream;
 /// Longest literal accepted from the server (a fetched message).
 const MAX_LITERAL: usize = 64 * 1024 * 1024;
 
+/// Longest response line (literals aside) and most literal bytes in one
+/// response accepted from the server: a peer that never sends CRLF, or
+/// chains literals without end, gets an error, not all of our memory.
+const MAX_LINE: usize = 1024 * 1024;
+const MAX_RESPONSE: usize = MAX_LITERAL + MAX_LINE;
+
 /// One response: its text line(s) with each literal's bytes taken out.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Response {
@@ -71,6 +77,11 @@ impl Responses {
                 self.literal = None;
             }
             let Some(len) = memchr::memchr(b'\n', &self.buf[self.pos..]) else {
+                if self.buf.len() - self.pos > MAX_LINE {
+                    return Err(format!(
+                        "the server sent a response line of more than {MAX_LINE} bytes without CRLF"
+                    ));
+                }
                 return Ok(None);
             };
             let end = self.pos + len + 1;
@@ -84,7 +95,15 @@ impl Responses {
                         "the server announced a literal of {n} bytes (at most {MAX_LITERAL})"
                     ));
                 }
-                Some(n) => self.literal = Some(n),
+                Some(n) => {
+                    let taken: usize = self.current.literals.iter().map(Vec::len).sum();
+                    if taken + n + self.current.text.len() > MAX_RESPONSE {
+                        return Err(format!(
+                            "the server sent a response of more than {MAX_RESPONSE} bytes"
+                        ));
+                    }
+                    self.literal = Some(n);
+                }
                 None => return Ok(Some(std::mem::take(&mut self.current))),
             }
         }
@@ -368,6 +387,42 @@ mod tests {
             out.push(x);
         }
         out
+    }
+
+    #[test]
+    fn a_line_without_end_or_literals_without_end_are_errors_not_memory() {
+        let mut r = Responses::default();
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut failed = None;
+        for _ in 0..32 {
+            r.feed(&chunk);
+            if let Err(e) = r.next_response() {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = failed.expect("a line of 2 MiB without CRLF is refused");
+        assert!(e.contains("without CRLF"), "{e}");
+
+        let mut r = Responses::default();
+        let big = MAX_LITERAL;
+        let mut failed = None;
+        r.feed(format!("* 1 FETCH (BODY[] {{{big}}}\r\n").as_bytes());
+        for _ in 0..4 {
+            match r.next_response() {
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+                Ok(_) => {
+                    // The literal's bytes, then another literal announced.
+                    r.feed(&vec![b'y'; big]);
+                    r.feed(format!(" X {{{big}}}\r\n").as_bytes());
+                }
+            }
+        }
+        let e = failed.expect("a chain of 64 MiB literals is refused");
+        assert!(e.contains("response of more than"), "{e}");
     }
 
     #[test]
