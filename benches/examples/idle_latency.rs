@@ -14,7 +14,7 @@
 //! Prints median, p99 and max of each.
 //!
 //! ```text
-//! cargo run --release -p mailrig-benches --example idle_latency [-- DELIVERIES [SESSIONS] [--client-threads N] [--floor]]
+//! cargo run --release -p mailrig-benches --example idle_latency [-- DELIVERIES [SESSIONS] [--client-threads N] [--floor | --floor-tokio]]
 //! ```
 //!
 //! `--floor` measures the same clients against a server that does nothing but
@@ -53,15 +53,60 @@ async fn serve() {
         .start()
         .await
         .unwrap();
-    println!("{} {}", server.imap_addr(), server.smtp_addr());
-    std::io::stdout().flush().unwrap();
-    tokio::task::spawn_blocking(|| {
-        let mut sink = String::new();
-        while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
-    })
-    .await
-    .unwrap();
+    tell_addresses(server.imap_addr(), server.smtp_addr());
+    tokio::task::spawn_blocking(until_stdin_closes)
+        .await
+        .unwrap();
     server.shutdown().await;
+}
+
+/// Which server the clients measure; each runs in a child process started
+/// with its `flag`.
+#[derive(Clone, Copy)]
+enum Server {
+    Mailrig,
+    /// Writes `* n EXISTS` to every socket from two threads, nothing else.
+    Floor,
+    /// A tokio task per session woken by an `Event`, no IMAP.
+    FloorTokio,
+}
+
+impl Server {
+    fn flag(self) -> &'static str {
+        match self {
+            Server::Mailrig => "--server",
+            Server::Floor => "--floor-server",
+            Server::FloorTokio => "--floor-tokio-server",
+        }
+    }
+
+    /// What the figures are prefixed with.
+    fn label(self) -> &'static str {
+        match self {
+            Server::Mailrig => "",
+            Server::Floor => "floor (write-only server): ",
+            Server::FloorTokio => "tokio floor (a task per session, no IMAP): ",
+        }
+    }
+}
+
+/// The child's first line: its IMAP and SMTP addresses.
+fn tell_addresses(imap: std::net::SocketAddr, smtp: std::net::SocketAddr) {
+    println!("{imap} {smtp}");
+    std::io::stdout().flush().unwrap();
+}
+
+/// A child serves until the measuring parent closes its standard input.
+fn until_stdin_closes() {
+    let mut sink = String::new();
+    while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+}
+
+fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// The server gets a worker per core, as `mailrig serve` does; the clients
@@ -69,23 +114,15 @@ async fn serve() {
 /// can (`--client-threads N` to change it).
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--floor-server") {
-        return floor::serve();
+    match args.first().map(String::as_str) {
+        Some("--server") => return multi_thread_runtime().block_on(serve()),
+        Some("--floor-server") => return floor::serve(),
+        Some("--floor-tokio-server") => {
+            return multi_thread_runtime().block_on(floor::serve_tokio());
+        }
+        _ => {}
     }
-    if args.first().map(String::as_str) == Some("--floor-tokio-server") {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        return rt.block_on(floor::serve_tokio());
-    }
-    if args.first().map(String::as_str) == Some("--server") {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        return rt.block_on(serve());
-    }
+    let mut server = Server::Mailrig;
     let threads = args
         .iter()
         .position(|a| a == "--client-threads")
@@ -95,11 +132,14 @@ fn main() {
     let mut positional = Vec::new();
     let mut rest = args.into_iter();
     while let Some(a) = rest.next() {
-        if a == "--client-threads" {
-            rest.next();
-        } else if a.starts_with("--") {
-        } else {
-            positional.push(a);
+        match a.as_str() {
+            "--client-threads" => {
+                rest.next();
+            }
+            "--floor" => server = Server::Floor,
+            "--floor-tokio" => server = Server::FloorTokio,
+            _ if a.starts_with("--") => {}
+            _ => positional.push(a),
         }
     }
     let rt = if threads <= 1 {
@@ -112,22 +152,7 @@ fn main() {
     .enable_all()
     .build()
     .unwrap();
-    let floor = if std::env::args().any(|a| a == "--floor") {
-        Some("--floor-server")
-    } else if std::env::args().any(|a| a == "--floor-tokio") {
-        Some("--floor-tokio-server")
-    } else {
-        None
-    };
-    rt.block_on(clients(positional, floor));
-}
-
-fn label(floor: Option<&str>) -> &'static str {
-    match floor {
-        Some("--floor-server") => "floor (write-only server): ",
-        Some(_) => "tokio floor (a task per session, no IMAP): ",
-        None => "",
-    }
+    rt.block_on(clients(positional, server));
 }
 
 /// CPU time process `pid` has used so far, threads that ended included
@@ -251,11 +276,11 @@ fn recv_stamped(fd: i32, buf: &mut [u8]) -> std::io::Result<(usize, Option<Syste
     Ok((n as usize, at))
 }
 
-async fn clients(args: Vec<String>, floor: Option<&str>) {
+async fn clients(args: Vec<String>, server: Server) {
     let deliveries: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(200);
     let sessions: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .arg(floor.unwrap_or("--server"))
+        .arg(server.flag())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -318,14 +343,14 @@ async fn clients(args: Vec<String>, floor: Option<&str>) {
     let server_cpu = cpu_ns(child.id()).saturating_sub(cpu_before);
     println!(
         "{}server CPU per session told: {:.2} µs ({} ms for {deliveries} deliveries to {sessions} sessions, SMTP included)",
-        label(floor),
+        server.label(),
         server_cpu as f64 / 1000.0 / (deliveries * sessions) as f64,
         server_cpu / 1_000_000
     );
     for (name, hist) in [("on the wire", &wire), ("as read", &read)] {
         println!(
             "{}IDLE delay from SMTP 250 to * EXISTS {name}, {sessions} idling sessions, {deliveries} deliveries ({} samples): median {} µs, p99 {} µs, max {} µs",
-            label(floor),
+            server.label(),
             hist.len(),
             hist.value_at_quantile(0.5),
             hist.value_at_quantile(0.99),
@@ -342,17 +367,15 @@ async fn clients(args: Vec<String>, floor: Option<&str>) {
 mod floor {
     use std::io::{BufRead as _, BufReader, Write as _};
     use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::{Arc, Mutex};
+
+    use super::{tell_addresses, until_stdin_closes};
 
     pub fn serve() {
         let imap = TcpListener::bind("127.0.0.1:0").unwrap();
         let smtp = TcpListener::bind("127.0.0.1:0").unwrap();
-        println!(
-            "{} {}",
-            imap.local_addr().unwrap(),
-            smtp.local_addr().unwrap()
-        );
-        std::io::stdout().flush().unwrap();
+        tell_addresses(imap.local_addr().unwrap(), smtp.local_addr().unwrap());
         let sessions: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let accepted = Arc::clone(&sessions);
         std::thread::spawn(move || {
@@ -370,51 +393,22 @@ mod floor {
                 accepted.lock().unwrap().push(s);
             }
         });
-        std::thread::spawn(move || {
-            let (mut s, _) = smtp.accept().unwrap();
-            s.set_nodelay(true).unwrap();
-            s.write_all(b"220 floor\r\n").unwrap();
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut line = String::new();
-            let mut n = 0u32;
-            let mut in_data = false;
-            loop {
-                line.clear();
-                if r.read_line(&mut line).unwrap() == 0 {
-                    return;
-                }
-                if in_data {
-                    if line == ".\r\n" {
-                        in_data = false;
-                        n += 1;
-                        s.write_all(b"250 ok\r\n").unwrap();
-                        fan_out(&mut sessions.lock().unwrap(), n);
-                    }
-                } else if line.starts_with("DATA") {
-                    in_data = true;
-                    s.write_all(b"354 go\r\n").unwrap();
-                } else {
-                    s.write_all(b"250 ok\r\n").unwrap();
-                }
-            }
+        let mut n = 0u32;
+        smtp_sink(smtp, move |s| {
+            n += 1;
+            s.write_all(b"250 ok\r\n").unwrap();
+            fan_out(&mut sessions.lock().unwrap(), n);
         });
-        let mut sink = String::new();
-        while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+        until_stdin_closes();
     }
 
     /// The tokio floor: the same handshake, then a task per session that
     /// waits on one `Event` and writes `* n EXISTS` each time it fires.
     pub async fn serve_tokio() {
-        use std::sync::atomic::{AtomicU32, Ordering};
         use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
         let imap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let smtp = TcpListener::bind("127.0.0.1:0").unwrap();
-        println!(
-            "{} {}",
-            imap.local_addr().unwrap(),
-            smtp.local_addr().unwrap()
-        );
-        std::io::stdout().flush().unwrap();
+        tell_addresses(imap.local_addr().unwrap(), smtp.local_addr().unwrap());
         let event = Arc::new(event_listener::Event::new());
         let count = Arc::new(AtomicU32::new(0));
         let (e, c) = (Arc::clone(&event), Arc::clone(&count));
@@ -450,6 +444,20 @@ mod floor {
                 });
             }
         });
+        smtp_sink(smtp, move |s| {
+            count.fetch_add(1, Ordering::AcqRel);
+            event.notify(usize::MAX);
+            s.write_all(b"250 ok\r\n").unwrap();
+        });
+        tokio::task::spawn_blocking(until_stdin_closes)
+            .await
+            .unwrap();
+    }
+
+    /// On its own thread, takes one SMTP client's transactions, answering
+    /// every command 250 (DATA 354); at each end of data `delivered` writes
+    /// the 250 and does what the floor does with the message.
+    fn smtp_sink(smtp: TcpListener, mut delivered: impl FnMut(&mut TcpStream) + Send + 'static) {
         std::thread::spawn(move || {
             let (mut s, _) = smtp.accept().unwrap();
             s.set_nodelay(true).unwrap();
@@ -465,9 +473,7 @@ mod floor {
                 if in_data {
                     if line == ".\r\n" {
                         in_data = false;
-                        count.fetch_add(1, Ordering::AcqRel);
-                        event.notify(usize::MAX);
-                        s.write_all(b"250 ok\r\n").unwrap();
+                        delivered(&mut s);
                     }
                 } else if line.starts_with("DATA") {
                     in_data = true;
@@ -477,12 +483,6 @@ mod floor {
                 }
             }
         });
-        tokio::task::spawn_blocking(|| {
-            let mut sink = String::new();
-            while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
-        })
-        .await
-        .unwrap();
     }
 
     fn fan_out(sessions: &mut [TcpStream], n: u32) {

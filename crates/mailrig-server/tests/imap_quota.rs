@@ -6,6 +6,8 @@ mod support;
 
 use std::path::PathBuf;
 
+use mailrig_server::MockServer;
+
 use support::imap::*;
 use support::smtp::Raw;
 
@@ -140,21 +142,7 @@ async fn python_imaplib_reads_the_quota_smtp_filled() {
     let (sent, refusal) = fill(server.smtp_addr(), 10).await;
     assert_eq!(sent, 2);
     assert!(refusal.starts_with("552 5.2.2 "), "{refusal}");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/imap_quota.py");
-    let o = tokio::process::Command::new("python3")
-        .arg(&script)
-        .arg(server.imap_addr().port().to_string())
-        .args(["2", "2"])
-        .output()
-        .await
-        .expect("cannot run python3: install it (scripts/install-test-deps.sh)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "imaplib quota script failed:\n{text}");
-    assert!(text.contains("imaplib quota OK"), "{text}");
+    imaplib_sees_the_quota(&server, 2, 2).await;
     server.shutdown().await;
 }
 
@@ -259,11 +247,18 @@ async fn python_imaplib_reads_a_quota_full_fault_as_a_full_quota() {
     let (sent, refusal) = fill(server.smtp_addr(), 3).await;
     assert_eq!(sent, 0);
     assert!(refusal.starts_with("552 5.2.2 "), "{refusal}");
+    imaplib_sees_the_quota(&server, 4, 4).await;
+    server.shutdown().await;
+}
+
+/// Python imaplib (tests/py/imap_quota.py) reads GETQUOTAROOT INBOX and
+/// finds the message resource at `used` of `limit`.
+async fn imaplib_sees_the_quota(server: &MockServer, used: u64, limit: u64) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/imap_quota.py");
     let o = tokio::process::Command::new("python3")
         .arg(&script)
         .arg(server.imap_addr().port().to_string())
-        .args(["4", "4"])
+        .args([used.to_string(), limit.to_string()])
         .output()
         .await
         .expect("cannot run python3: install it (scripts/install-test-deps.sh)");
@@ -274,5 +269,4 @@ async fn python_imaplib_reads_a_quota_full_fault_as_a_full_quota() {
     );
     assert!(o.status.success(), "imaplib quota script failed:\n{text}");
     assert!(text.contains("imaplib quota OK"), "{text}");
-    server.shutdown().await;
 }

@@ -13,6 +13,7 @@ pub mod expunged;
 mod folders;
 pub mod maildir;
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
@@ -392,26 +393,21 @@ impl MailboxData {
 /// Peers choose these names, so the prefix is compared as bytes: a name whose
 /// fifth byte is inside a multi-byte character (`INBOé`) is simply not INBOX.
 pub fn canonical_name(name: &str) -> String {
-    let (head, tail) = name.as_bytes().split_at(name.len().min(INBOX.len()));
-    if !head.eq_ignore_ascii_case(INBOX.as_bytes()) {
-        return name.to_string();
-    }
-    match tail.first() {
-        // `head` is five ASCII bytes, so the rest starts on a char boundary.
-        None => INBOX.to_string(),
-        Some(&b) if b == DELIMITER as u8 => format!("{INBOX}{}", &name[INBOX.len()..]),
-        Some(_) => name.to_string(),
-    }
+    canonical_key(name).into_owned()
 }
 
 /// [`canonical_name`] without a copy when the name is canonical already
 /// (every lookup of a selected folder, thousands of them in an IDLE fan-out).
-fn canonical_key(name: &str) -> std::borrow::Cow<'_, str> {
-    let (head, _) = name.as_bytes().split_at(name.len().min(INBOX.len()));
+fn canonical_key(name: &str) -> Cow<'_, str> {
+    let (head, tail) = name.as_bytes().split_at(name.len().min(INBOX.len()));
     if head == INBOX.as_bytes() || !head.eq_ignore_ascii_case(INBOX.as_bytes()) {
-        std::borrow::Cow::Borrowed(name)
-    } else {
-        std::borrow::Cow::Owned(canonical_name(name))
+        return Cow::Borrowed(name);
+    }
+    match tail.first() {
+        // `head` is five ASCII bytes, so the rest starts on a char boundary.
+        None => Cow::Borrowed(INBOX),
+        Some(&b) if b == DELIMITER as u8 => Cow::Owned(format!("{INBOX}{}", &name[INBOX.len()..])),
+        Some(_) => Cow::Borrowed(name),
     }
 }
 

@@ -326,11 +326,10 @@ impl View {
                 }
                 _ => None,
             };
-            let only_arrivals = arrivals_from.is_some();
             self.synced_at = Some((folder.uid_validity, folder.highest_modseq, folder.uid_next));
             let mut j = 0;
             let mut ghosts = 0;
-            let known_to_check = if only_arrivals {
+            let known_to_check = if arrivals_from.is_some() {
                 &mut [][..]
             } else {
                 &mut self.msgs[..]
