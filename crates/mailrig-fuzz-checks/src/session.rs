@@ -332,7 +332,7 @@ fn settle<S: DriverSession>(
 ) -> Settled {
     loop {
         step = match step {
-            Step::Read | Step::Watch(_) => return Settled::Read,
+            Step::Read | Step::Watch(_) | Step::Lend(..) => return Settled::Read,
             Step::Continue | Step::Write | Step::Pause { .. } | Step::Tarpit(_) => {
                 session.input(inbuf, out)
             }

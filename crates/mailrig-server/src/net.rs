@@ -105,3 +105,33 @@ impl AsyncWrite for Stream {
         }
     }
 }
+
+/// A plain-TCP connection's socket, lent by the driver to a writer outside
+/// the session while the session waits (see [`crate::driver::Borrower`]):
+/// it writes without blocking and never closes the socket. Not `Clone`: the
+/// borrower hands it back when the driver reclaims it, before the driver
+/// writes to the connection or closes it.
+#[derive(Debug)]
+pub struct Lent(std::os::fd::RawFd);
+
+impl Lent {
+    pub(crate) fn of(tcp: &TcpStream) -> Lent {
+        use std::os::fd::AsRawFd as _;
+        Lent(tcp.as_raw_fd())
+    }
+
+    /// Writes what the socket takes now, without waiting: `Ok(n)` may be
+    /// short, and `WouldBlock` means its send buffer is full.
+    pub fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        use std::io::Write as _;
+        use std::os::fd::FromRawFd as _;
+        // SAFETY: the driver lends the socket only while it keeps the stream
+        // open, and takes the `Lent` back before it closes the stream (see
+        // `driver::read`), so the descriptor is this connection's for as
+        // long as a `Lent` of it exists. `ManuallyDrop`: this is a borrow of
+        // the descriptor, never closed here. tokio made the socket
+        // non-blocking, and std's write sends with MSG_NOSIGNAL.
+        let tcp = std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(self.0) });
+        (&*tcp).write(bytes)
+    }
+}

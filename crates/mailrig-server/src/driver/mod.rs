@@ -17,6 +17,7 @@
 //! |---|---|
 //! | [`Step::Read`] | writes pending output, then waits for more input |
 //! | [`Step::Watch`] | the same, but also wakes the session ([`Session::woken`]) when the event fires (IMAP IDLE) |
+//! | [`Step::Lend`] | the same as `Watch`, and meanwhile lends a plain-TCP socket to the [`Borrower`] (IMAP IDLE's direct fan-out) |
 //! | [`Step::Continue`] | calls `input` again at once (nothing to write yet) |
 //! | [`Step::Write`] | writes pending output, then calls `input` before reading (back-pressure: the session stops at [`OUTPUT_HIGH_WATER`]) |
 //! | [`Step::Pause`] | writes the output before the delayed reply, waits, then resumes (delay faults) |
@@ -52,7 +53,7 @@ use mailrig_core::fault::TlsFault;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
 
-use crate::net::Stream;
+use crate::net::{Lent, Stream};
 use crate::state::ServerState;
 
 /// A session stops handling input once this much output is pending and
@@ -66,6 +67,29 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the last words (timeout, shutdown) may take to write.
 const LAST_WORDS_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Someone outside the session that may write to its plain-TCP socket while
+/// the session waits ([`Step::Lend`]): IMAP IDLE's fan-out, which writes
+/// `* n EXISTS` to thousands of idling sessions without waking each one
+/// (`imap::idlers`). The driver lends the socket after it has written all
+/// pending output and reclaims it as soon as the wait ends, before it gives
+/// the session its input or writes or closes anything; a TLS connection is
+/// never lent (its bytes must go through the TLS session).
+pub trait Borrower: Send + Sync + std::fmt::Debug {
+    /// The socket is the borrower's to write to until [`Borrower::reclaim`].
+    fn lend(&self, socket: Lent);
+    /// The driver takes the socket back: the borrower returns it, with the
+    /// bytes of a line it could only partly write (the driver writes them
+    /// before anything else).
+    fn reclaim(&self) -> Reclaimed;
+}
+
+/// What a [`Borrower`] gives back.
+#[derive(Debug, Default)]
+pub struct Reclaimed {
+    pub socket: Option<Lent>,
+    pub residue: Vec<u8>,
+}
+
 /// What the connection must do next; see the module documentation.
 #[derive(Debug)]
 pub enum Step {
@@ -73,6 +97,9 @@ pub enum Step {
     Read,
     /// Read more input, or wake the session when this event fires first.
     Watch(EventListener),
+    /// As [`Step::Watch`], lending a plain-TCP socket to the borrower
+    /// while waiting.
+    Lend(EventListener, Arc<dyn Borrower>),
     /// Call [`Session::input`] again right away.
     Continue,
     /// Write pending output, then call [`Session::input`] again before reading.
@@ -352,12 +379,38 @@ pub async fn run<S: Session>(mut session: S, stream: Stream, state: &Arc<ServerS
     let end = loop {
         step = match step {
             Step::Continue => session.input(&mut inbuf, &mut out),
-            Step::Read => match read(&mut io, &mut session, &mut inbuf, &mut out, None).await {
-                Ok(step) => step,
-                Err(e) => break Some(e),
-            },
+            Step::Read => {
+                match read(&mut io, &mut session, &mut inbuf, &mut out, None, None).await {
+                    Ok(step) => step,
+                    Err(e) => break Some(e),
+                }
+            }
             Step::Watch(mut l) => {
-                match read(&mut io, &mut session, &mut inbuf, &mut out, Some(&mut l)).await {
+                match read(
+                    &mut io,
+                    &mut session,
+                    &mut inbuf,
+                    &mut out,
+                    Some(&mut l),
+                    None,
+                )
+                .await
+                {
+                    Ok(step) => step,
+                    Err(e) => break Some(e),
+                }
+            }
+            Step::Lend(mut l, borrower) => {
+                let r = read(
+                    &mut io,
+                    &mut session,
+                    &mut inbuf,
+                    &mut out,
+                    Some(&mut l),
+                    Some(&*borrower),
+                )
+                .await;
+                match r {
                     Ok(step) => step,
                     Err(e) => break Some(e),
                 }
@@ -431,14 +484,14 @@ pub async fn run<S: Session>(mut session: S, stream: Stream, state: &Arc<ServerS
             Step::Abort => break None,
         };
     };
+    // What is still in `out` goes first: the rest of a line a borrower
+    // could only partly write, or output a pause left.
     match end {
         Some(End::TimedOut) => {
-            out.clear();
             session.timed_out(&mut out);
             io.last_words(&out).await;
         }
         Some(End::Shutdown) => {
-            out.clear();
             session.shutting_down(&mut out);
             io.last_words(&out).await;
         }
@@ -447,20 +500,35 @@ pub async fn run<S: Session>(mut session: S, stream: Stream, state: &Arc<ServerS
     let _ = tokio::time::timeout(LAST_WORDS_TIMEOUT, io.stream.shutdown()).await;
 }
 
-/// Writes pending output, reads, and hands the new input to the session.
+/// Writes pending output, reads (lending the socket to `borrower` while it
+/// waits), and hands the new input to the session.
 async fn read<S: Session>(
     io: &mut Io,
     session: &mut S,
     inbuf: &mut BytesMut,
     out: &mut Vec<u8>,
     watch: Option<&mut EventListener>,
+    borrower: Option<&dyn Borrower>,
 ) -> Result<Step, End> {
     write(io, out).await?;
     if inbuf.capacity() - inbuf.len() < 4096 {
         inbuf.reserve(io.chunk);
     }
     let limit = session.read_timeout(io.idle);
-    Ok(match io.read(inbuf, limit, watch).await? {
+    let mut lending = Lending(None);
+    if let (Some(b), Stream::Plain(tcp)) = (borrower, &io.stream) {
+        b.lend(Lent::of(tcp));
+        lending.0 = Some(b);
+    }
+    let read = io.read(inbuf, limit, watch).await;
+    if let Some(b) = lending.0.take() {
+        // Back before anything else happens on the connection; the socket
+        // must not outlive the wait (see `Lent::try_write`).
+        let back = b.reclaim();
+        debug_assert!(back.socket.is_some(), "a borrower kept the socket");
+        out.extend_from_slice(&back.residue);
+    }
+    Ok(match read? {
         true => {
             io.chunk = if inbuf.len() == inbuf.capacity() {
                 (io.chunk * 2).min(MAX_READ_CHUNK)
@@ -471,6 +539,19 @@ async fn read<S: Session>(
         }
         false => session.woken(out),
     })
+}
+
+/// A socket lent for one wait: taken back when the wait ends, or when the
+/// connection's task is dropped in the middle of it (a runtime shutting
+/// down), before the stream and its descriptor go.
+struct Lending<'a>(Option<&'a dyn Borrower>);
+
+impl Drop for Lending<'_> {
+    fn drop(&mut self) {
+        if let Some(b) = self.0.take() {
+            b.reclaim();
+        }
+    }
 }
 
 /// Writes and clears `out`, giving back the memory of a big response.

@@ -56,7 +56,7 @@ fn settle<S: Session>(
 ) -> Step {
     loop {
         step = match step {
-            Step::Read | Step::Watch(_) => break,
+            Step::Read | Step::Watch(_) | Step::Lend(..) => break,
             Step::Continue | Step::Write => session.input(inbuf, out),
             Step::Pause { send_first, delay } => {
                 let first = send_first.min(out.len());

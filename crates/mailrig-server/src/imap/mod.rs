@@ -6,7 +6,8 @@
 //!   (LIST, CREATE, STATUS, ...) and [`selected`] (SELECT, FETCH, STORE,
 //!   SEARCH, COPY/MOVE, APPEND, EXPUNGE);
 //! * [`view`] — a session's sequence-number view and how it catches up with
-//!   changes made by other sessions and deliveries;
+//!   changes made by other sessions and deliveries; [`idlers`] — IDLE's
+//!   direct fan-out, which tells idling sessions of deliveries itself;
 //! * [`fetch`], [`mime`], [`search`] — FETCH rendering, the MIME tree with
 //!   ENVELOPE/BODYSTRUCTURE, and SEARCH evaluation; [`binary`] — BINARY's
 //!   decoded parts;
@@ -37,6 +38,7 @@ pub mod extended;
 pub mod fetch;
 pub mod folders;
 pub mod framing;
+pub mod idlers;
 pub mod list_ext;
 pub mod mime;
 pub mod notify;

@@ -219,6 +219,7 @@ impl Session {
             Err(e) => return tagged(out, tag, "NO", &store_error(&e)),
         };
         self.change_uid_validity(&fired, &name, uid_validity);
+        let stored_validity = uid_validity;
         let uid_validity = self.reported_uid_validity(&name, uid_validity);
         if hidden {
             // The messages stay in the store (and stay \Recent for others).
@@ -283,7 +284,9 @@ impl Session {
             condstore: self.condstore && !nomodseq,
             qresync: self.qresync,
             nomodseq,
-            synced_at: None,
+            // What the snapshot read (the view knows all of it) unless a
+            // fault hides the folder.
+            synced_at: (!hidden).then_some((stored_validity, highest_modseq, uid_next)),
             ghosts: 0,
         });
         // Anything that arrived since the snapshot.

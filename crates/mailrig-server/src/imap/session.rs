@@ -6,8 +6,11 @@
 //! folders live in [`super::folders`], commands on the selected folder in
 //! [`super::selected`]. It implements the [`driver::Session`] contract: the
 //! shared [`crate::driver`] writes what lands in `out` and carries out the
-//! returned [`Step`]s; during IDLE the session answers [`Step::Watch`] with
-//! the mailbox's change event, and the driver wakes it when the store changes.
+//! returned [`Step`]s; during IDLE the session registers with its mailbox's
+//! direct fan-out ([`super::idlers`]) and answers [`Step::Lend`]: a delivery
+//! is written to its client by the fan-out, and anything else wakes it.
+//! (With NOTIFY or CONTEXT=SEARCH updates it answers [`Step::Watch`] with
+//! the mailbox's change event instead, and catches up at every change.)
 //! A benchmark can drive a session directly with [`Session::authenticated`]
 //! and [`Session::input`].
 
@@ -124,6 +127,8 @@ pub struct Session {
     pub(super) qresync: bool,
     /// The NOTIFY request in force (RFC 5465).
     pub(super) notify: Option<super::notify::Active>,
+    /// In IDLE: the place on the mailbox's direct fan-out.
+    idle_board: Option<super::idlers::Registration>,
 }
 
 /// Shorthand for a status line, tagged or (with tag `*`) untagged. The text
@@ -179,6 +184,7 @@ impl Session {
             condstore: false,
             qresync: false,
             notify: None,
+            idle_board: None,
         }
     }
 
@@ -356,6 +362,7 @@ impl Session {
     fn frame(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Action {
         match std::mem::replace(&mut self.mode, Mode::Command) {
             Mode::Idle { tag } => {
+                self.idle_board = None;
                 let line = trim_crlf(bytes);
                 if line.eq_ignore_ascii_case(b"DONE") {
                     self.sync(
@@ -1100,6 +1107,12 @@ impl Session {
             };
             let state = Arc::clone(&self.state);
             let mailbox = state.store.mailbox(user);
+            if let Some(step) = self.wait_on_board(user, out) {
+                match step {
+                    Some(step) => return step,
+                    None => continue,
+                }
+            }
             let listener = mailbox.listen();
             let version = mailbox.version();
             let mut told = false;
@@ -1120,6 +1133,76 @@ impl Session {
     }
 }
 
+impl Session {
+    /// What the client of an idling session has been told, when the fan-out
+    /// can tell it more without the session: nothing but plain IDLE (no
+    /// NOTIFY, no CONTEXT=SEARCH updates), a folder not hidden by a fault,
+    /// and no expunge the client has yet to hear of.
+    fn told(&self) -> Option<super::idlers::Told> {
+        if !self.idling() || self.notifying() || !self.updates.is_empty() {
+            return None;
+        }
+        let view = self.view.as_ref()?;
+        if view.hidden || view.ghosts > 0 {
+            return None;
+        }
+        let (validity, modseq, uid_next) = view.synced_at?;
+        Some(super::idlers::Told {
+            validity,
+            modseq,
+            uid_next,
+            exists: u32::try_from(view.exists()).ok()?,
+            recent: u32::try_from(view.recent_count()).ok()?,
+        })
+    }
+
+    /// Waits on the mailbox's direct fan-out: `None` when the session cannot
+    /// (see [`Session::told`]), `Some(None)` when it first had to catch up,
+    /// else the step to wait with.
+    fn wait_on_board(&mut self, user: MailboxId, out: &mut Vec<u8>) -> Option<Option<Step>> {
+        let Some(at) = self.told() else {
+            self.idle_board = None;
+            return None;
+        };
+        if self.idle_board.is_none() {
+            let board = super::idlers::Board::of(&self.state.store, user)?;
+            let view = self.view.as_ref()?;
+            let folder = board.folder_name(&view.folder);
+            let idler = Arc::new(super::idlers::Idler::new(folder, !view.read_only));
+            self.idle_board = Some(board.register(idler));
+        }
+        let idler = Arc::clone(self.idle_board.as_ref()?.idler());
+        let listener = idler.arm(at);
+        // Armed before the versions are compared: a change after this is the
+        // fan-out's, one before it is caught up with here.
+        if self.seen_version() != Some(self.state.store.mailbox(user).version()) {
+            self.absorb();
+            self.idle_update(out);
+            return Some(None);
+        }
+        Some(Some(Step::Lend(listener, idler)))
+    }
+
+    /// The session runs again after waiting on the fan-out: it takes over
+    /// its client again, and learns what the fan-out told it.
+    fn absorb(&mut self) {
+        let Some(reg) = &self.idle_board else {
+            return;
+        };
+        let Some(told) = reg.idler().disarm() else {
+            return;
+        };
+        if let (Some(user), Some(view)) = (self.user, self.view.as_mut()) {
+            view.learn_told(self.state.store.mailbox(user), told.uid_next, told.modseq);
+            debug_assert_eq!(
+                view.exists(),
+                told.exists as usize,
+                "the view and what its client was told"
+            );
+        }
+    }
+}
+
 impl driver::Session for Session {
     const READ_CHUNK: usize = 16 * 1024;
 
@@ -1129,6 +1212,7 @@ impl driver::Session for Session {
     }
 
     fn input(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Step {
+        self.absorb();
         let action = Session::input(self, input, out);
         self.step(action, out)
     }
@@ -1152,6 +1236,7 @@ impl driver::Session for Session {
     }
 
     fn woken(&mut self, out: &mut Vec<u8>) -> Step {
+        self.absorb();
         if self.idling() {
             self.idle_update(out);
         }
@@ -1172,10 +1257,12 @@ impl driver::Session for Session {
     }
 
     fn timed_out(&mut self, out: &mut Vec<u8>) {
+        self.idle_board = None;
         Session::timed_out(self, out);
     }
 
     fn shutting_down(&mut self, out: &mut Vec<u8>) {
+        self.idle_board = None;
         Session::shutting_down(self, out);
     }
 }

@@ -448,17 +448,59 @@ impl View {
         if grew {
             // Written in place: an IDLE fan-out does this once per session.
             wire::untagged_number(out, self.msgs.len(), b"EXISTS");
-            let recent = if self.recent.is_empty() {
-                0
-            } else {
-                self.msgs
-                    .iter()
-                    .filter(|m| self.recent.contains(&m.uid))
-                    .count()
-            };
-            wire::untagged_number(out, recent, b"RECENT");
+            wire::untagged_number(out, self.recent_count(), b"RECENT");
         }
         self.version = version;
+    }
+
+    /// How many of the messages shown are `\Recent` for this session.
+    pub fn recent_count(&self) -> usize {
+        if self.recent.is_empty() {
+            return 0;
+        }
+        self.msgs
+            .iter()
+            .filter(|m| self.recent.contains(&m.uid))
+            .count()
+    }
+
+    /// The IDLE fan-out told the client that every message below `uid_next`
+    /// exists (`super::idlers`), as of the folder's `modseq`: the view adds
+    /// the new ones, and any expunged since as ghosts whose EXPUNGE is still
+    /// to be sent. Nothing is written: the client was told.
+    pub fn learn_told(&mut self, store: &MailboxStore, uid_next: u32, modseq: u64) {
+        let Some((validity, _, from)) = self.synced_at else {
+            return;
+        };
+        if uid_next <= from {
+            return;
+        }
+        {
+            let data = store.lock();
+            let stored = data
+                .folder(&self.folder)
+                .ok()
+                .filter(|f| f.uid_validity == validity)
+                .map_or(&[][..], |f| &f.messages[..]);
+            let mut stored = stored[stored.partition_point(|m| m.uid < from)..]
+                .iter()
+                .peekable();
+            for uid in from..uid_next {
+                match stored.next_if(|m| m.uid == uid) {
+                    Some(m) => self.msgs.push(Known::new(m)),
+                    None => {
+                        self.msgs.push(Known {
+                            uid,
+                            modseq: 0,
+                            gone: true,
+                            msg: StoredMessage::expunged(uid),
+                        });
+                        self.ghosts += 1;
+                    }
+                }
+            }
+        }
+        self.synced_at = Some((validity, modseq, uid_next));
     }
 }
 

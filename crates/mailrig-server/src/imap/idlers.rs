@@ -1,0 +1,820 @@
+//! IDLE's direct fan-out: `* n EXISTS` written straight onto the sockets of
+//! the sessions idling on a mailbox, without waking their tasks.
+//!
+//! Waking a task per idling session at every delivery costs a scheduler
+//! round, a poll of the session and its catch-up with the store, each on
+//! cold memory: with 10,000 sessions on one mailbox that is most of the
+//! delay between the `250` and the last `EXISTS`. Instead the mailbox's
+//! [`Board`] (its store [`Watcher`]) runs one pass per change: it reads the
+//! folder once ([`FolderSnap`]), then for each registered [`Idler`] whose
+//! client has been told everything but the new messages it writes the
+//! `* n EXISTS` and `* r RECENT` lines itself, on the plain-TCP socket the
+//! driver lent it ([`Borrower`]), spread over the runtime's workers. Anything
+//! else wakes that one session, which catches up as it always did: a flag
+//! change or an expunge in its folder, new messages with keywords its client
+//! must first hear of in `* FLAGS`, new messages to claim as `\Recent` (one
+//! session per pass is woken for that), a TLS connection, a socket whose
+//! buffer is full. The session learns what its client was told the next
+//! time it runs ([`Idler::disarm`], then `View::learn_told`).
+//!
+//! Locks: a pass takes the mailbox's data lock for the snapshot only, then
+//! one shard of idlers at a time, and under it each idler's own lock; a
+//! session takes its idler's lock to arm and disarm it and a shard's lock
+//! to register and leave. Nothing takes them the other way round.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use event_listener::{Event, EventListener};
+use mailrig_core::store::{MailboxStore, Store, Watcher};
+use mailrig_core::world::MailboxId;
+use parking_lot::Mutex;
+
+use super::wire;
+use crate::driver::{Borrower, Reclaimed};
+use crate::net::Lent;
+
+/// Idlers are kept in this many lists, so that a pass holds a lock over a
+/// few hundred of 10,000 sessions, not over all of them.
+const SHARDS: usize = 32;
+
+/// How many idlers registered one after another go to the same shard.
+const RUN: usize = 64;
+
+/// How many of a folder's newest messages a pass looks at for keywords: an
+/// idler further behind than that is woken instead of told.
+const SCAN: usize = 64;
+
+/// What a session's client has been told of its folder: everything below
+/// `uid_next` as of `modseq`, `exists` messages, `recent` of them `\Recent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Told {
+    /// The stored folder's UIDVALIDITY.
+    pub validity: u32,
+    pub uid_next: u32,
+    pub modseq: u64,
+    pub exists: u32,
+    pub recent: u32,
+}
+
+/// One idling session, as the fan-out sees it. A pass reads the first 64
+/// bytes only (the lock, the state and the folder's pointer): with 10,000
+/// idlers each is a cache miss, so they share one line.
+#[derive(Debug)]
+#[repr(C, align(64))]
+pub struct Idler {
+    state: Mutex<IdlerState>,
+    /// The board's copy of the folder name (compared by pointer).
+    folder: Arc<str>,
+    /// The rest of a line a pass could only partly write (rare).
+    residue: Mutex<Vec<u8>>,
+    /// Wakes the session's task.
+    wake: Event,
+}
+
+#[derive(Debug)]
+#[repr(C)]
+struct IdlerState {
+    /// The session waits and `at` is what its client knows: a pass may tell
+    /// it more. Cleared when the pass wakes it and when the session runs.
+    armed: bool,
+    /// A pass wrote to the client since the session armed.
+    told: bool,
+    /// The session may claim `\Recent` (not EXAMINE).
+    claims: bool,
+    socket: Option<Lent>,
+    at: Told,
+}
+
+impl Idler {
+    /// An idler for a session on `folder` (as [`Board::folder_name`] gave it).
+    pub fn new(folder: Arc<str>, claims: bool) -> Idler {
+        Idler {
+            state: Mutex::new(IdlerState {
+                armed: false,
+                told: false,
+                claims,
+                socket: None,
+                at: Told {
+                    validity: 0,
+                    uid_next: 0,
+                    modseq: 0,
+                    exists: 0,
+                    recent: 0,
+                },
+            }),
+            folder,
+            residue: Mutex::new(Vec::new()),
+            wake: Event::new(),
+        }
+    }
+
+    /// The folder the session idles on.
+    pub fn folder(&self) -> &str {
+        &self.folder
+    }
+
+    /// The session is about to wait and its client knows `at`: from now on
+    /// a pass tells it of new messages or wakes it through the listener
+    /// returned (made before arming, so no wake-up is missed).
+    pub fn arm(&self, at: Told) -> EventListener {
+        let listener = self.wake.listen();
+        let mut s = self.state.lock();
+        s.armed = true;
+        s.at = at;
+        s.told = false;
+        listener
+    }
+
+    /// The session runs again: no pass tells it anything from now on.
+    /// Returns what its client was told, if a pass wrote since it armed.
+    pub fn disarm(&self) -> Option<Told> {
+        let mut s = self.state.lock();
+        s.armed = false;
+        std::mem::take(&mut s.told).then_some(s.at)
+    }
+
+    /// One pass's look at this idler: tells its client of new messages,
+    /// wakes the session, or leaves it be.
+    fn tell(
+        &self,
+        snaps: &[(Arc<str>, Option<FolderSnap>)],
+        claimer: &AtomicBool,
+        buf: &mut Vec<u8>,
+    ) {
+        let mut s = self.state.lock();
+        if !s.armed {
+            return;
+        }
+        let snap = snaps
+            .iter()
+            .find(|(name, _)| Arc::ptr_eq(name, &self.folder))
+            .and_then(|(_, snap)| snap.as_ref());
+        let decision = match snap {
+            None => Decision::Wake,
+            Some(snap) => snap.decide(&s.at, s.claims, claimer),
+        };
+        let snap = match decision {
+            Decision::Nothing => return,
+            Decision::Wake => return self.wake_up(&mut s),
+            Decision::Tell => snap.expect("a snapshot to tell from"),
+        };
+        let Some(socket) = &s.socket else {
+            return self.wake_up(&mut s);
+        };
+        buf.clear();
+        wire::untagged_number(buf, snap.count as usize, b"EXISTS");
+        wire::untagged_number(buf, s.at.recent as usize, b"RECENT");
+        let written = match socket.try_write(buf) {
+            Ok(n) if n > 0 => n,
+            // Full (or gone): the session writes, with back-pressure, or
+            // finds out.
+            _ => return self.wake_up(&mut s),
+        };
+        s.at.exists = snap.count;
+        s.at.uid_next = snap.uid_next;
+        s.at.modseq = snap.highest_modseq;
+        s.told = true;
+        if written < buf.len() {
+            *self.residue.lock() = buf[written..].to_vec();
+            self.wake_up(&mut s);
+        }
+    }
+
+    fn wake_up(&self, s: &mut IdlerState) {
+        s.armed = false;
+        self.wake.notify(1);
+    }
+}
+
+impl Borrower for Idler {
+    fn lend(&self, socket: Lent) {
+        self.state.lock().socket = Some(socket);
+    }
+
+    fn reclaim(&self) -> Reclaimed {
+        let mut s = self.state.lock();
+        let socket = s.socket.take();
+        let residue = std::mem::take(&mut *self.residue.lock());
+        Reclaimed { socket, residue }
+    }
+}
+
+/// What a pass does for one idler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Nothing,
+    Tell,
+    Wake,
+}
+
+/// A folder as one pass found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FolderSnap {
+    pub validity: u32,
+    /// Messages in the folder.
+    pub count: u32,
+    pub uid_next: u32,
+    pub highest_modseq: u64,
+    /// The modseq of the latest change that was not an arrival.
+    pub changed_modseq: u64,
+    /// Some messages are `\Recent` and no session has claimed them.
+    pub unclaimed: bool,
+    /// The messages at or above this UID were looked at for keywords.
+    pub scanned_from: u32,
+    /// The highest UID among them with a keyword (0: none).
+    pub keyword_uid: u32,
+}
+
+impl FolderSnap {
+    fn of(f: &mailrig_core::store::Folder) -> FolderSnap {
+        let mut scanned_from = 0;
+        let mut keyword_uid = 0;
+        if f.messages.len() > SCAN {
+            scanned_from = f.messages[f.messages.len() - SCAN].uid;
+        }
+        for m in f.messages.iter().rev().take(SCAN) {
+            if m.flags.keywords().next().is_some() {
+                keyword_uid = m.uid;
+                break;
+            }
+        }
+        FolderSnap {
+            validity: f.uid_validity,
+            count: u32::try_from(f.messages.len()).unwrap_or(u32::MAX),
+            uid_next: f.uid_next,
+            highest_modseq: f.highest_modseq,
+            changed_modseq: f.changed_modseq,
+            unclaimed: f.first_recent_uid < f.uid_next,
+            scanned_from,
+            keyword_uid,
+        }
+    }
+
+    /// Whether a client that knows `at` can simply be told `* count EXISTS`.
+    fn decide(&self, at: &Told, claims: bool, claimer: &AtomicBool) -> Decision {
+        if self.validity != at.validity || self.changed_modseq > at.modseq || self.count < at.exists
+        {
+            return Decision::Wake;
+        }
+        if self.uid_next <= at.uid_next {
+            return Decision::Nothing;
+        }
+        // UIDs are handed out one by one: every UID from what the client
+        // knows up to UIDNEXT is a new message (else it cannot be told by
+        // count alone).
+        if self.count - at.exists != self.uid_next - at.uid_next {
+            return Decision::Wake;
+        }
+        if at.uid_next < self.scanned_from || self.keyword_uid >= at.uid_next {
+            return Decision::Wake;
+        }
+        if self.unclaimed && claims && !claimer.swap(true, Ordering::AcqRel) {
+            return Decision::Wake;
+        }
+        Decision::Tell
+    }
+}
+
+/// The idling sessions of one mailbox, and the passes that tell them.
+#[derive(Debug)]
+pub struct Board {
+    me: Weak<Board>,
+    store: Weak<Store>,
+    mailbox: MailboxId,
+    shards: [Mutex<Vec<Arc<Idler>>>; SHARDS],
+    /// The folders idled on, with how many idlers each.
+    folders: Mutex<Vec<(Arc<str>, usize)>>,
+    idlers: AtomicUsize,
+    /// For spreading registrations over the shards.
+    next: AtomicUsize,
+    /// A pass is started and has not read the folders yet: a change now
+    /// needs no pass of its own.
+    scheduled: AtomicBool,
+}
+
+/// Where a registered idler is; leaves the board when dropped.
+#[derive(Debug)]
+pub struct Registration {
+    board: Arc<Board>,
+    idler: Arc<Idler>,
+    shard: usize,
+}
+
+impl Registration {
+    pub fn idler(&self) -> &Arc<Idler> {
+        &self.idler
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.board.leave(self.shard, &self.idler);
+    }
+}
+
+impl Board {
+    /// The board of a mailbox, made and installed as its watcher the first
+    /// time a session idles there.
+    pub fn of(store: &Arc<Store>, mailbox: MailboxId) -> Option<Arc<Board>> {
+        let watcher = store.mailbox(mailbox).watcher(|| {
+            Arc::new_cyclic(|me| Board {
+                me: me.clone(),
+                store: Arc::downgrade(store),
+                mailbox,
+                shards: std::array::from_fn(|_| Mutex::new(Vec::new())),
+                folders: Mutex::new(Vec::new()),
+                idlers: AtomicUsize::new(0),
+                next: AtomicUsize::new(0),
+                scheduled: AtomicBool::new(false),
+            })
+        });
+        let any: Arc<dyn Any + Send + Sync> = watcher.clone();
+        any.downcast::<Board>().ok()
+    }
+
+    /// The board's copy of a folder name, for [`Idler::new`]: a pass finds
+    /// an idler's folder by pointer.
+    pub fn folder_name(&self, folder: &str) -> Arc<str> {
+        let folders = self.folders.lock();
+        match folders.iter().find(|(f, _)| &**f == folder) {
+            Some((f, _)) => Arc::clone(f),
+            None => Arc::from(folder),
+        }
+    }
+
+    /// Adds an idler; it is told or woken by every pass until the
+    /// registration is dropped (and only while it is armed).
+    pub fn register(self: &Arc<Board>, idler: Arc<Idler>) -> Registration {
+        {
+            let mut folders = self.folders.lock();
+            match folders
+                .iter_mut()
+                .find(|(f, _)| Arc::ptr_eq(f, &idler.folder))
+            {
+                Some((_, n)) => *n += 1,
+                None => folders.push((Arc::clone(&idler.folder), 1)),
+            }
+        }
+        // Runs of sessions that came one after the other share a shard:
+        // their sockets were made one after the other too, and the kernel
+        // finds those (descriptors, socket structures) faster in that order.
+        let shard = self.next.fetch_add(1, Ordering::Relaxed) / RUN % SHARDS;
+        self.shards[shard].lock().push(Arc::clone(&idler));
+        self.idlers.fetch_add(1, Ordering::AcqRel);
+        Registration {
+            board: Arc::clone(self),
+            idler,
+            shard,
+        }
+    }
+
+    fn leave(&self, shard: usize, idler: &Arc<Idler>) {
+        {
+            let mut list = self.shards[shard].lock();
+            if let Some(i) = list.iter().position(|x| Arc::ptr_eq(x, idler)) {
+                list.swap_remove(i);
+            }
+        }
+        self.idlers.fetch_sub(1, Ordering::AcqRel);
+        let mut folders = self.folders.lock();
+        if let Some(i) = folders
+            .iter()
+            .position(|(f, _)| Arc::ptr_eq(f, &idler.folder))
+        {
+            folders[i].1 -= 1;
+            if folders[i].1 == 0 {
+                folders.swap_remove(i);
+            }
+        }
+    }
+
+    /// The folders idled on, as they are now.
+    fn snapshot(&self) -> Vec<(Arc<str>, Option<FolderSnap>)> {
+        self.scheduled.store(false, Ordering::SeqCst);
+        let names: Vec<Arc<str>> = self
+            .folders
+            .lock()
+            .iter()
+            .map(|(f, _)| Arc::clone(f))
+            .collect();
+        let Some(store) = self.store.upgrade() else {
+            return Vec::new();
+        };
+        let mailbox: &MailboxStore = store.mailbox(self.mailbox);
+        let data = mailbox.lock();
+        names
+            .into_iter()
+            .map(|name| {
+                let snap = data.folder(&name).ok().map(FolderSnap::of);
+                (name, snap)
+            })
+            .collect()
+    }
+}
+
+impl Watcher for Board {
+    fn changed(&self) {
+        if self.idlers.load(Ordering::Acquire) == 0 || self.scheduled.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Some(board) = self.me.upgrade() else {
+            return;
+        };
+        let pass = Arc::new(Pass {
+            board,
+            snaps: OnceLock::new(),
+            next_shard: AtomicUsize::new(0),
+            claimer: AtomicBool::new(false),
+        });
+        match tokio::runtime::Handle::try_current() {
+            // One task per worker: each takes shards until none is left, so
+            // the writes spread over the cores (the first task spawned is
+            // pushed out of the spawning worker's LIFO slot by the next,
+            // where another worker may steal it).
+            Ok(rt) => {
+                for _ in 0..rt.metrics().num_workers().max(1) {
+                    let pass = Arc::clone(&pass);
+                    rt.spawn(async move { pass.work() });
+                }
+            }
+            Err(_) => pass.work(),
+        }
+    }
+}
+
+/// How many idlers ahead a pass asks for the memory of: each idler is a
+/// cache miss (cold after a quiet while), and its lock, an atomic, waits
+/// for it; asked early, the misses of several overlap.
+const PREFETCH: usize = 16;
+
+/// Asks the CPU to bring `p`'s cache line in (a hint, no effect elsewhere).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: a prefetch reads nothing the program sees and never
+        // faults, whatever the address; SSE is part of every x86_64.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// One fan-out after a change.
+#[derive(Debug)]
+struct Pass {
+    board: Arc<Board>,
+    /// Read by whichever of the pass's tasks runs first.
+    snaps: OnceLock<Vec<(Arc<str>, Option<FolderSnap>)>>,
+    next_shard: AtomicUsize,
+    /// A session has been woken to claim the new `\Recent` messages.
+    claimer: AtomicBool,
+}
+
+impl Pass {
+    fn work(&self) {
+        let snaps = self.snaps.get_or_init(|| self.board.snapshot());
+        let mut buf = Vec::with_capacity(48);
+        loop {
+            let i = self.next_shard.fetch_add(1, Ordering::Relaxed);
+            if i >= SHARDS {
+                break;
+            }
+            let list = self.board.shards[i].lock();
+            for (k, idler) in list.iter().enumerate() {
+                if let Some(ahead) = list.get(k + PREFETCH) {
+                    prefetch(Arc::as_ptr(ahead));
+                }
+                idler.tell(snaps, &self.claimer, &mut buf);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailrig_core::store::{FlagOp, Flags, NewMessage, SystemFlag};
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt as _;
+
+    /// A store of one mailbox with `n` messages in INBOX.
+    fn store(n: usize) -> (Arc<Store>, MailboxId) {
+        let s = mailrig_core::Scenario::parse(
+            "[[domain]]\nname='d.test'\npassword='p'\nmailboxes=['a']\n",
+            "t",
+        )
+        .unwrap();
+        let store = Arc::new(Store::memory(&s.world));
+        let (id, _) = store.mailboxes().next().unwrap();
+        for _ in 0..n {
+            append(&store, id, Flags::default());
+        }
+        (store, id)
+    }
+
+    fn append(store: &Store, id: MailboxId, flags: Flags) {
+        let msg = NewMessage {
+            raw: bytes::Bytes::from_static(b"Subject: x\r\n\r\nx\r\n"),
+            envelope: None,
+            flags,
+            internal_date: chrono::Utc::now(),
+        };
+        store.mailbox(id).append("INBOX", msg).unwrap();
+    }
+
+    /// What a session that has seen the whole INBOX (and claimed its
+    /// \Recent messages) knows.
+    fn told_now(store: &Store, id: MailboxId) -> Told {
+        let mb = store.mailbox(id);
+        mb.claim_recent("INBOX").unwrap();
+        mb.with_folder("INBOX", |f| Told {
+            validity: f.uid_validity,
+            uid_next: f.uid_next,
+            modseq: f.highest_modseq,
+            exists: f.messages.len() as u32,
+            recent: 0,
+        })
+        .unwrap()
+    }
+
+    /// A connected pair: the server end (lent to idlers) and the client's.
+    async fn pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(l.local_addr().unwrap());
+        let (client, server) = tokio::join!(client, l.accept());
+        (server.unwrap().0, client.unwrap())
+    }
+
+    /// An armed idler on INBOX with `at`, its socket lent when `socket` is given.
+    fn idler(
+        board: &Arc<Board>,
+        at: Told,
+        socket: Option<&tokio::net::TcpStream>,
+    ) -> (Registration, EventListener) {
+        let idler = Arc::new(Idler::new(board.folder_name("INBOX"), true));
+        let listener = idler.arm(at);
+        if let Some(s) = socket {
+            idler.lend(Lent::of(s));
+        }
+        (board.register(idler), listener)
+    }
+
+    async fn read_some(client: &mut tokio::net::TcpStream) -> String {
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(Duration::from_secs(10), client.read(&mut buf))
+            .await
+            .expect("nothing written to the client")
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    async fn woken(listener: EventListener) {
+        tokio::time::timeout(Duration::from_secs(10), listener)
+            .await
+            .expect("the session was not woken");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_delivery_is_written_to_the_socket_without_the_session() {
+        let (store, id) = store(2);
+        let board = Board::of(&store, id).unwrap();
+        let (server, mut client) = pair().await;
+        // The first idler a pass meets claims the new message's \Recent
+        // (woken), so the second is told.
+        let (_claimer, claimer_woken) = idler(&board, told_now(&store, id), None);
+        let (reg, listener) = idler(&board, told_now(&store, id), Some(&server));
+        append(&store, id, Flags::default());
+        assert_eq!(read_some(&mut client).await, "* 3 EXISTS\r\n* 0 RECENT\r\n");
+        woken(claimer_woken).await;
+        // The session learns what its client was told; it was not woken.
+        let back = reg.idler().reclaim();
+        assert!(back.socket.is_some() && back.residue.is_empty());
+        let told = reg.idler().disarm().expect("told directly");
+        assert_eq!((told.exists, told.uid_next), (3, 4));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), listener)
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_flag_change_a_keyword_or_no_socket_wakes_the_session_and_writes_nothing() {
+        let (store, id) = store(2);
+        let board = Board::of(&store, id).unwrap();
+        let (server, mut client) = pair().await;
+        // A flag change.
+        let (reg, listener) = idler(&board, told_now(&store, id), Some(&server));
+        let mut deleted = Flags::default();
+        deleted.set(SystemFlag::Deleted, true);
+        store
+            .mailbox(id)
+            .store_flags("INBOX", &[1], FlagOp::Add, &deleted)
+            .unwrap();
+        woken(listener).await;
+        assert!(reg.idler().disarm().is_none());
+        drop(reg);
+        // A new message with a keyword.
+        let (reg, listener) = idler(&board, told_now(&store, id), Some(&server));
+        let mut kw = Flags::default();
+        kw.add_keyword("$Label1");
+        append(&store, id, kw);
+        woken(listener).await;
+        assert!(reg.idler().disarm().is_none());
+        drop(reg);
+        // No socket lent (TLS); the first idler claims \Recent.
+        let (_claimer, claimer_woken) = idler(&board, told_now(&store, id), None);
+        let (reg, listener) = idler(&board, told_now(&store, id), None);
+        append(&store, id, Flags::default());
+        woken(claimer_woken).await;
+        woken(listener).await;
+        assert!(reg.idler().disarm().is_none());
+        drop(reg);
+        drop(server);
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&rest), "", "nothing may be written");
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_takes_nothing_wakes_the_session() {
+        let (store, id) = store(0);
+        let board = Board::of(&store, id).unwrap();
+        let (server, _client) = pair().await;
+        // Fill the socket: the client never reads.
+        let chunk = vec![b'x'; 64 * 1024];
+        while let Ok(n) = Lent::of(&server).try_write(&chunk) {
+            assert!(n > 0);
+        }
+        let (_claimer, claimer_woken) = idler(&board, told_now(&store, id), None);
+        let (reg, listener) = idler(&board, told_now(&store, id), Some(&server));
+        append(&store, id, Flags::default());
+        woken(claimer_woken).await;
+        woken(listener).await;
+        assert!(reg.idler().disarm().is_none(), "nothing was told");
+    }
+
+    #[tokio::test]
+    async fn a_left_or_disarmed_idler_is_neither_told_nor_woken() {
+        let (store, id) = store(1);
+        let board = Board::of(&store, id).unwrap();
+        let (server, mut client) = pair().await;
+        let (reg, listener) = idler(&board, told_now(&store, id), Some(&server));
+        assert!(reg.idler().disarm().is_none());
+        append(&store, id, Flags::default());
+        let (left, left_listener) = idler(&board, told_now(&store, id), Some(&server));
+        drop(left);
+        append(&store, id, Flags::default());
+        tokio::task::yield_now().await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), listener)
+                .await
+                .is_err()
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), left_listener)
+                .await
+                .is_err()
+        );
+        drop(server);
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(board.idlers.load(Ordering::Acquire), 1);
+        drop(reg);
+        assert_eq!(board.idlers.load(Ordering::Acquire), 0);
+    }
+
+    fn snap() -> FolderSnap {
+        FolderSnap {
+            validity: 7,
+            count: 5,
+            uid_next: 6,
+            highest_modseq: 9,
+            changed_modseq: 3,
+            unclaimed: false,
+            scanned_from: 0,
+            keyword_uid: 0,
+        }
+    }
+
+    fn at() -> Told {
+        Told {
+            validity: 7,
+            modseq: 8,
+            uid_next: 5,
+            exists: 4,
+            recent: 0,
+        }
+    }
+
+    fn decide(s: FolderSnap, at: Told) -> Decision {
+        s.decide(&at, true, &AtomicBool::new(false))
+    }
+
+    #[test]
+    fn only_new_messages_are_told_and_anything_else_wakes() {
+        assert_eq!(decide(snap(), at()), Decision::Tell);
+        // Nothing new for it.
+        assert_eq!(
+            decide(
+                FolderSnap {
+                    uid_next: 5,
+                    count: 4,
+                    ..snap()
+                },
+                at()
+            ),
+            Decision::Nothing
+        );
+        // A flag change or expunge after what it knows.
+        assert_eq!(
+            decide(
+                FolderSnap {
+                    changed_modseq: 9,
+                    ..snap()
+                },
+                at()
+            ),
+            Decision::Wake
+        );
+        // Another UIDVALIDITY (the folder was made anew).
+        assert_eq!(
+            decide(
+                FolderSnap {
+                    validity: 8,
+                    ..snap()
+                },
+                at()
+            ),
+            Decision::Wake
+        );
+        // A new message with a keyword: `* FLAGS` first.
+        assert_eq!(
+            decide(
+                FolderSnap {
+                    keyword_uid: 5,
+                    ..snap()
+                },
+                at()
+            ),
+            Decision::Wake
+        );
+        // A keyword on a message it knows is no news.
+        assert_eq!(
+            decide(
+                FolderSnap {
+                    keyword_uid: 4,
+                    ..snap()
+                },
+                at()
+            ),
+            Decision::Tell
+        );
+        // Further behind than the pass looked.
+        assert_eq!(
+            decide(
+                FolderSnap {
+                    scanned_from: 6,
+                    ..snap()
+                },
+                at()
+            ),
+            Decision::Wake
+        );
+        // New UIDs and new messages do not add up.
+        assert_eq!(
+            decide(
+                FolderSnap {
+                    uid_next: 7,
+                    ..snap()
+                },
+                at()
+            ),
+            Decision::Wake
+        );
+    }
+
+    #[test]
+    fn what_a_pass_reads_of_an_idler_is_one_cache_line() {
+        assert_eq!(std::mem::align_of::<Idler>(), 64);
+        assert!(std::mem::offset_of!(Idler, residue) <= 64);
+    }
+
+    #[test]
+    fn one_session_per_pass_is_woken_to_claim_recent() {
+        let claimer = AtomicBool::new(false);
+        let s = FolderSnap {
+            unclaimed: true,
+            ..snap()
+        };
+        // EXAMINE cannot claim: told.
+        assert_eq!(s.decide(&at(), false, &claimer), Decision::Tell);
+        assert_eq!(s.decide(&at(), true, &claimer), Decision::Wake);
+        assert_eq!(s.decide(&at(), true, &claimer), Decision::Tell);
+    }
+}
