@@ -18,6 +18,10 @@
 //!   command fails visibly with `[EXPUNGEISSUED]` (RFC 5530);
 //! * a message's content is not the one its UID was given to.
 //!
+//! Sessions also IDLE for a few milliseconds now and then, while the others
+//! work: what the server says during IDLE (the direct fan-out's `EXISTS`
+//! included) is checked as every other update.
+//!
 //! A shared ledger records every message an APPEND or COPY created (from
 //! APPENDUID and COPYUID) and every one a session flagged `\Deleted` or
 //! moved; at the end each folder must hold exactly the created ones that
@@ -114,6 +118,7 @@ struct Counts {
     /// `* FLAGS` responses (SELECT's included).
     flag_lists: usize,
     expunges_told: usize,
+    idles: usize,
 }
 
 type Shared = Arc<Mutex<Ledger>>;
@@ -640,11 +645,28 @@ impl Model {
                 };
                 self.append(c, &folder, &flags).await?;
             }
-            95..=97 => {
+            95 => {
                 let r = self.run(c, "NOOP", Kind::Any).await?;
                 if r.status != "OK" {
                     return Err(self.fail(format!("NOOP: {} {}", r.status, r.text)));
                 }
+            }
+            // IDLE a little while the others work, then DONE: what the
+            // server said unasked (written by the IDLE fan-out or by the
+            // session) must fit the model as any other update.
+            96..=97 => {
+                let tag = self.next_tag();
+                c.send(format!("{tag} IDLE\r\n").as_bytes()).await;
+                let first = c.line().await;
+                if first != "+ idling\r\n" {
+                    return Err(self.fail(format!("IDLE answered {first:?}")));
+                }
+                tokio::time::sleep(Duration::from_millis(rng.u64(0..15))).await;
+                let r = self.run_bytes(c, &tag, b"DONE\r\n", Kind::Any).await?;
+                if r.status != "OK" {
+                    return Err(self.fail(format!("IDLE: {} {}", r.status, r.text)));
+                }
+                self.counts.idles += 1;
             }
             _ => {
                 let folder = if rng.bool() { FOLDERS[0] } else { FOLDERS[1] };
@@ -896,6 +918,7 @@ async fn concurrent_sessions_agree_with_their_models() {
                     total.expunge_issued += c.expunge_issued;
                     total.flag_lists += c.flag_lists;
                     total.expunges_told += c.expunges_told;
+                    total.idles += c.idles;
                 }
                 Ok(Err(e)) => failures.push(e),
                 Err(e) => failures.push(format!("a session panicked: {e}")),
