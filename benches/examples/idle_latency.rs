@@ -14,8 +14,11 @@
 //! Prints median, p99 and max of each.
 //!
 //! ```text
-//! cargo run --release -p mailrig-benches --example idle_latency [-- DELIVERIES [SESSIONS] [--client-threads N] [--floor | --floor-tokio]]
+//! cargo run --release -p mailrig-benches --example idle_latency [-- DELIVERIES [SESSIONS] [--client-threads N] [--floor | --floor-tokio] [--per-delivery]]
 //! ```
+//!
+//! `--per-delivery` also prints, for each delivery, when the last `EXISTS`
+//! reached its socket.
 //!
 //! `--floor` measures the same clients against a server that does nothing but
 //! the fan-out: two threads that write `* n EXISTS` to every socket right
@@ -123,6 +126,7 @@ fn main() {
         _ => {}
     }
     let mut server = Server::Mailrig;
+    let mut per_delivery = false;
     let threads = args
         .iter()
         .position(|a| a == "--client-threads")
@@ -138,6 +142,7 @@ fn main() {
             }
             "--floor" => server = Server::Floor,
             "--floor-tokio" => server = Server::FloorTokio,
+            "--per-delivery" => per_delivery = true,
             _ if a.starts_with("--") => {}
             _ => positional.push(a),
         }
@@ -152,7 +157,7 @@ fn main() {
     .enable_all()
     .build()
     .unwrap();
-    rt.block_on(clients(positional, server));
+    rt.block_on(clients(positional, server, per_delivery));
 }
 
 /// CPU time process `pid` has used so far, threads that ended included
@@ -276,7 +281,7 @@ fn recv_stamped(fd: i32, buf: &mut [u8]) -> std::io::Result<(usize, Option<Syste
     Ok((n as usize, at))
 }
 
-async fn clients(args: Vec<String>, server: Server) {
+async fn clients(args: Vec<String>, server: Server, per_delivery: bool) {
     let deliveries: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(200);
     let sessions: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -329,15 +334,24 @@ async fn clients(args: Vec<String>, server: Server) {
         let read250 = Instant::now();
         assert!(l.starts_with("250"), "{l}");
         let wire250 = wire250.expect("the kernel gave no SO_TIMESTAMPNS time for the 250");
+        let mut worst = Duration::ZERO;
         for _ in 0..sessions {
             let (t, at) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
                 .await
                 .unwrap()
                 .unwrap();
             let on_wire = at.duration_since(wire250).unwrap_or_default();
+            worst = worst.max(on_wire);
             wire.record(on_wire.as_micros() as u64).unwrap();
             read.record(t.saturating_duration_since(read250).as_micros() as u64)
                 .unwrap();
+        }
+        if per_delivery {
+            eprintln!(
+                "delivery {}: last EXISTS on the wire {} µs after the 250",
+                wire.len() / sessions as u64,
+                worst.as_micros()
+            );
         }
     }
     let server_cpu = cpu_ns(child.id()).saturating_sub(cpu_before);

@@ -46,6 +46,8 @@ pub struct ServerState {
     pub auth: crate::sender_auth::metrics::AuthMetrics,
     /// The training lab whose panel `GET /api/v1/lab` and the page show (`serve --lab DIR`).
     pub lab_dir: std::sync::OnceLock<std::path::PathBuf>,
+    /// IMAP IDLE's direct fan-out: a board per mailbox idled on now.
+    pub idle_boards: Arc<crate::imap::idlers::Boards>,
 }
 
 impl ServerState {
@@ -94,6 +96,7 @@ impl ServerState {
             sender_auth: std::sync::OnceLock::new(),
             auth: Default::default(),
             lab_dir: std::sync::OnceLock::new(),
+            idle_boards: Arc::default(),
         })
     }
 }

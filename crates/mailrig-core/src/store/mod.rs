@@ -15,8 +15,8 @@ pub mod maildir;
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
-use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -237,8 +237,8 @@ impl StoredMessage {
 
     /// A message known only by its UID, without flags or bytes: one that
     /// was expunged before a session could read it, though its client had
-    /// been told it exists (an IDLE session told directly, see
-    /// [`Watcher`]); the session reports its EXPUNGE.
+    /// been told it exists (an IDLE session told by the server's direct
+    /// fan-out); the session reports its EXPUNGE.
     pub fn expunged(uid: u32) -> StoredMessage {
         StoredMessage {
             uid,
@@ -456,15 +456,6 @@ pub fn validate_name(name: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Told of every change of one mailbox, right after the change is made and
-/// [`MailboxStore::version`] has moved, on the thread that made it: the IMAP
-/// server's IDLE fan-out (`mailrig-server`'s `imap::idlers`), which writes
-/// `* n EXISTS` to idling sessions without waking each one. It must only
-/// hand the work on: the caller (an SMTP delivery, say) is waiting.
-pub trait Watcher: std::any::Any + Send + Sync + std::fmt::Debug {
-    fn changed(&self);
-}
-
 /// One user's mailbox: its data, lock and change notification.
 #[derive(Debug)]
 pub struct MailboxStore {
@@ -477,8 +468,6 @@ pub struct MailboxStore {
     store_changed: Arc<ChangeSignal>,
     /// Boxed: a memory store's mailboxes need not carry its room.
     disk: Option<Box<maildir::MailboxDir>>,
-    /// Set once, by the first IMAP session that idles here (see [`Watcher`]).
-    watcher: OnceLock<Arc<dyn Watcher>>,
 }
 
 impl MailboxStore {
@@ -511,12 +500,6 @@ impl MailboxStore {
         listener
     }
 
-    /// The mailbox's [`Watcher`]: the one already set, or the one `make`
-    /// makes (a mailbox has one for good).
-    pub fn watcher(&self, make: impl FnOnce() -> Arc<dyn Watcher>) -> &Arc<dyn Watcher> {
-        self.watcher.get_or_init(make)
-    }
-
     fn bump(&self) {
         self.version.fetch_add(1, Ordering::AcqRel);
         // `notify` on an event nobody ever listened to would allocate its
@@ -527,9 +510,6 @@ impl MailboxStore {
         fence(Ordering::SeqCst);
         if self.changed.total_listeners() > 0 {
             self.changed.notify(usize::MAX);
-        }
-        if let Some(w) = self.watcher.get() {
-            w.changed();
         }
         self.store_changed.bump();
     }
@@ -933,7 +913,6 @@ impl Store {
                     changed: event_listener::Event::new(),
                     store_changed: changed.clone(),
                     disk: None,
-                    watcher: OnceLock::new(),
                 })
                 .collect(),
             maildir: None,
@@ -957,7 +936,6 @@ impl Store {
                 changed: event_listener::Event::new(),
                 store_changed: changed.clone(),
                 disk: Some(Box::new(disk)),
-                watcher: OnceLock::new(),
             });
         }
         Ok(Store {

@@ -1165,7 +1165,8 @@ impl Session {
             return None;
         };
         if self.idle_board.is_none() {
-            let board = super::idlers::Board::of(&self.state.store, user)?;
+            let state = &self.state;
+            let board = state.idle_boards.of(&state.store, user, &state.shutdown)?;
             let view = self.view.as_ref()?;
             let folder = board.folder_name(&view.folder);
             let idler = Arc::new(super::idlers::Idler::new(folder, !view.read_only));
