@@ -17,8 +17,8 @@
 //! cargo run --release -p mailrig-benches --example idle_latency [-- DELIVERIES [SESSIONS] [--client-threads N] [--floor | --floor-tokio] [--per-delivery]]
 //! ```
 //!
-//! `--per-delivery` also prints, for each delivery, when the last `EXISTS`
-//! reached its socket.
+//! `--per-delivery` also prints, for each delivery, when the first and the
+//! last `EXISTS` reached their sockets.
 //!
 //! `--floor` measures the same clients against a server that does nothing but
 //! the fan-out: two threads that write `* n EXISTS` to every socket right
@@ -335,6 +335,7 @@ async fn clients(args: Vec<String>, server: Server, per_delivery: bool) {
         assert!(l.starts_with("250"), "{l}");
         let wire250 = wire250.expect("the kernel gave no SO_TIMESTAMPNS time for the 250");
         let mut worst = Duration::ZERO;
+        let mut first = Duration::MAX;
         for _ in 0..sessions {
             let (t, at) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
                 .await
@@ -342,14 +343,16 @@ async fn clients(args: Vec<String>, server: Server, per_delivery: bool) {
                 .unwrap();
             let on_wire = at.duration_since(wire250).unwrap_or_default();
             worst = worst.max(on_wire);
+            first = first.min(on_wire);
             wire.record(on_wire.as_micros() as u64).unwrap();
             read.record(t.saturating_duration_since(read250).as_micros() as u64)
                 .unwrap();
         }
         if per_delivery {
             eprintln!(
-                "delivery {}: last EXISTS on the wire {} µs after the 250",
+                "delivery {}: EXISTS on the wire from {} to {} µs after the 250",
                 wire.len() / sessions as u64,
+                first.as_micros(),
                 worst.as_micros()
             );
         }
