@@ -9,20 +9,18 @@
 //! run `scripts/install-test-deps.sh` first.
 
 mod common;
+#[path = "../../../scripts/realmail/started.rs"]
+mod started;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use common::{loopback_addresses, port_free_on, result, root, seed_addresses, with_verdict};
+use common::{loopback_addresses, port_free_on, result, seed_addresses, with_verdict};
 use mailrig_probe::{ProbeOptions, Target, Verdict, exit_code, probe};
 
-/// A running realmail instance; stopped on drop, also when a test fails.
-struct RealMail {
-    dir: tempfile::TempDir,
-    env: HashMap<String, String>,
-}
+/// A running realmail instance (Postfix into Dovecot); stopped on drop,
+/// also when a test fails.
+struct RealMail(started::Started);
 
 impl RealMail {
     fn start(discard: &[&str]) -> RealMail {
@@ -36,42 +34,16 @@ impl RealMail {
                 "{tool} is not installed: these tests need real Postfix and Dovecot; run scripts/install-test-deps.sh"
             );
         }
-        // Parents of the state dir must be searchable by Dovecot's mail user: /tmp is.
-        let dir = tempfile::Builder::new()
-            .prefix("mrp-rm-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        let mut cmd = Command::new(root().join("scripts/realmail/start.sh"));
-        cmd.arg(dir.path()).args(["--mailboxes", "25"]);
+        let mut args: Vec<String> = vec!["--mailboxes".into(), "25".into()];
         if !discard.is_empty() {
-            cmd.args(["--discard", &discard.join(",")]);
+            args.extend(["--discard".into(), discard.join(",")]);
         }
-        cmd.args(extra);
-        let out = cmd.output().expect("cannot run scripts/realmail/start.sh");
-        // From here on the guard exists, so a failed start is still stopped.
-        let mut rm = RealMail {
-            dir,
-            env: HashMap::new(),
-        };
-        assert!(
-            out.status.success(),
-            "scripts/realmail/start.sh failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if let Some((k, v)) = line.split_once('=') {
-                rm.env.insert(k.trim().to_string(), v.trim().to_string());
-            }
-        }
-        rm
+        args.extend(extra.iter().map(|a| a.to_string()));
+        RealMail(started::Started::realmail("mrp-rm-", &args))
     }
 
     fn get(&self, key: &str) -> &str {
-        self.env
-            .get(key)
-            .unwrap_or_else(|| panic!("start.sh printed no {key}"))
+        self.0.get(key)
     }
 
     /// Writes a target file for these servers and returns its path.
@@ -89,7 +61,7 @@ impl RealMail {
             text.push_str(&format!("\n[[mailbox]]\naddress = \"{a}\"\n"));
         }
         text.push_str(extra_mailboxes);
-        let path = self.dir.path().join(format!("target-{protocol}.toml"));
+        let path = self.0.dir().join(format!("target-{protocol}.toml"));
         std::fs::write(&path, text).unwrap();
         path
     }
@@ -114,14 +86,6 @@ impl RealMail {
         let mut n = 0;
         walk(Path::new(self.get("MAIL_DIR")), &mut n);
         n
-    }
-}
-
-impl Drop for RealMail {
-    fn drop(&mut self) {
-        let _ = Command::new(root().join("scripts/realmail/stop.sh"))
-            .arg(self.dir.path())
-            .output();
     }
 }
 
@@ -296,10 +260,7 @@ fn master_target(rm: &RealMail, protocol: &str, login: &str, password: &str) -> 
         rm.get("SMTP_PORT"),
         rm.get("MASTER_USER"),
     );
-    let path = rm
-        .dir
-        .path()
-        .join(format!("master-{protocol}-{login}.toml"));
+    let path = rm.0.dir().join(format!("master-{protocol}-{login}.toml"));
     std::fs::write(&path, text).unwrap();
     Target::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -399,7 +360,7 @@ async fn postfix_primary_and_discarding_backup_mx_each_mx_names_the_backup() {
     for a in seed_addresses() {
         text.push_str(&format!("[[mailbox]]\naddress = '{a}'\n"));
     }
-    let path = primary.dir.path().join("each-mx.toml");
+    let path = primary.0.dir().join("each-mx.toml");
     std::fs::write(&path, text).unwrap();
     let target = load(&path);
     let result = probe(

@@ -19,10 +19,10 @@
 //! `scripts/install-test-deps.sh`.
 
 mod common;
+#[path = "../../../scripts/realmail/started.rs"]
+mod started;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use common::root;
@@ -37,71 +37,33 @@ const MAILBOXES: [&str; 3] = ["anna@kunde.test", "bernd@kunde.test", "clara@kund
 
 /// A running outbound Postfix + OpenDKIM; stopped on drop, also when the
 /// test fails.
-struct Relay {
-    dir: tempfile::TempDir,
-    env: HashMap<String, String>,
-}
+struct Relay(started::Started);
 
 impl Relay {
     fn start(name: &str, relayhost: SocketAddr, bind: &str, sign: Option<&str>) -> Relay {
-        // Postfix drops root: the state directory's parents must be searchable.
-        let dir = tempfile::Builder::new()
-            .prefix("mrp-dk-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        let mut cmd = Command::new("/usr/bin/python3");
-        cmd.arg(root().join("scripts/realmail/outbound.py"))
-            .arg("start")
-            .arg(dir.path())
-            .args(["--relayhost", &relayhost.to_string(), "--bind", bind])
-            .args(["--hostname", &format!("{name}.firma.test")]);
+        let mut args: Vec<String> = vec![
+            "--relayhost".into(),
+            relayhost.to_string(),
+            "--bind".into(),
+            bind.into(),
+        ];
+        args.extend(["--hostname".into(), format!("{name}.firma.test")]);
         if let Some(s) = sign {
-            cmd.args(["--sign", s]);
+            args.extend(["--sign".into(), s.into()]);
         }
-        let out = cmd
-            .output()
-            .expect("cannot run scripts/realmail/outbound.py");
-        // From here on the guard exists, so a failed start is still stopped.
-        let mut relay = Relay {
-            dir,
-            env: HashMap::new(),
-        };
-        assert!(
-            out.status.success(),
-            "outbound.py start ({name}) failed ({}): run scripts/install-test-deps.sh if Postfix or OpenDKIM is missing\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if let Some((k, v)) = line.split_once('=') {
-                relay.env.insert(k.to_string(), v.to_string());
-            }
-        }
-        relay
+        Relay(started::Started::outbound("mrp-dk-", &args))
     }
 
     fn smtp(&self) -> String {
-        format!("127.0.0.1:{}", self.env["SMTP_PORT"])
+        format!("127.0.0.1:{}", self.0.get("SMTP_PORT"))
     }
 
     fn logs(&self) -> String {
-        let read = |k: &str| std::fs::read_to_string(&self.env[k]).unwrap_or_default();
         format!(
             "--- postfix\n{}--- opendkim\n{}",
-            read("POSTFIX_LOG"),
-            read("OPENDKIM_LOG")
+            self.0.read("POSTFIX_LOG"),
+            self.0.read("OPENDKIM_LOG")
         )
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = Command::new("/usr/bin/python3")
-            .arg(root().join("scripts/realmail/outbound.py"))
-            .arg("stop")
-            .arg(self.dir.path())
-            .output();
     }
 }
 

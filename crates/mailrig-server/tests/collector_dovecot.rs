@@ -8,25 +8,19 @@
 //! empty afterwards. The test FAILS (never skips) when Dovecot or Postfix
 //! are missing: run `scripts/install-test-deps.sh`.
 
+#[path = "../../../scripts/realmail/started.rs"]
+mod started;
 mod support;
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use support::faults::python;
 use support::hosts::*;
 use support::start_toml as start;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A running realmail instance; stopped on drop, also when the test fails.
-struct RealMail {
-    dir: tempfile::TempDir,
-    env: HashMap<String, String>,
-}
+/// A running realmail instance (Postfix into Dovecot); stopped on drop,
+/// also when the test fails.
+struct RealMail(started::Started);
 
 impl RealMail {
     fn start() -> RealMail {
@@ -36,48 +30,12 @@ impl RealMail {
                 "{tool} is not installed: this test needs a real Dovecot; run scripts/install-test-deps.sh"
             );
         }
-        // Parents of the state dir must be searchable by Dovecot's mail user: /tmp is.
-        let dir = tempfile::Builder::new()
-            .prefix("mrc-dv-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        let out = Command::new(root().join("scripts/realmail/start.sh"))
-            .arg(dir.path())
-            .args(["--mailboxes", "2"])
-            .output()
-            .expect("cannot run scripts/realmail/start.sh");
-        let mut rm = RealMail {
-            dir,
-            env: HashMap::new(),
-        };
-        assert!(
-            out.status.success(),
-            "scripts/realmail/start.sh failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if let Some((k, v)) = line.split_once('=') {
-                rm.env.insert(k.trim().to_string(), v.trim().to_string());
-            }
-        }
-        rm
+        let args = ["--mailboxes".to_string(), "2".into()];
+        RealMail(started::Started::realmail("mrc-dv-", &args))
     }
 
     fn imap_port(&self) -> &str {
-        self.env
-            .get("IMAP_PORT")
-            .map(String::as_str)
-            .expect("start.sh printed no IMAP_PORT")
-    }
-}
-
-impl Drop for RealMail {
-    fn drop(&mut self) {
-        let _ = Command::new(root().join("scripts/realmail/stop.sh"))
-            .arg(self.dir.path())
-            .output();
+        self.0.get("IMAP_PORT")
     }
 }
 

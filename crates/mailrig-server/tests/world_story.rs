@@ -19,12 +19,12 @@
 //! shows the refused primary. The test FAILS (never skips) when Postfix or
 //! OpenDKIM are missing: run `scripts/install-test-deps.sh`.
 
+#[path = "../../../scripts/realmail/started.rs"]
+mod started;
 mod support;
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -38,65 +38,29 @@ fn root() -> PathBuf {
 
 /// A running outbound Postfix + OpenDKIM; stopped on drop, also when the
 /// test fails.
-struct Outbound {
-    dir: tempfile::TempDir,
-    env: HashMap<String, String>,
-}
+struct Outbound(started::Started);
 
 impl Outbound {
     fn start(dns: Ipv4Addr, bind: Ipv4Addr, sign: &[String]) -> Outbound {
-        // Postfix drops root: the state directory's parents must be searchable.
-        let dir = tempfile::Builder::new()
-            .prefix("mrw-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        let mut cmd = Command::new("/usr/bin/python3");
-        cmd.arg(root().join("scripts/realmail/outbound.py"))
-            .arg("start")
-            .arg(dir.path())
-            .args(["--dns", &dns.to_string(), "--bind", &bind.to_string()]);
+        let mut args = vec![
+            "--dns".to_string(),
+            dns.to_string(),
+            "--bind".into(),
+            bind.to_string(),
+        ];
         for s in sign {
-            cmd.args(["--sign", s]);
+            args.extend(["--sign".to_string(), s.clone()]);
         }
-        let out = cmd
-            .output()
-            .expect("cannot run scripts/realmail/outbound.py");
-        let mut o = Outbound {
-            dir,
-            env: HashMap::new(),
-        };
-        assert!(
-            out.status.success(),
-            "outbound.py start failed ({}): run scripts/install-test-deps.sh if Postfix or OpenDKIM is missing\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if let Some((k, v)) = line.split_once('=') {
-                o.env.insert(k.to_string(), v.to_string());
-            }
-        }
-        o
+        Outbound(started::Started::outbound("mrw-", &args))
     }
 
     fn smtp(&self) -> SocketAddr {
-        let port: u16 = self.env["SMTP_PORT"].parse().unwrap();
+        let port: u16 = self.0.get("SMTP_PORT").parse().unwrap();
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.env["POSTFIX_LOG"]).unwrap_or_default()
-    }
-}
-
-impl Drop for Outbound {
-    fn drop(&mut self) {
-        let _ = Command::new("/usr/bin/python3")
-            .arg(root().join("scripts/realmail/outbound.py"))
-            .arg("stop")
-            .arg(self.dir.path())
-            .output();
+        self.0.read("POSTFIX_LOG")
     }
 }
 
