@@ -24,9 +24,10 @@
 //! the fan-out: two threads that write `* n EXISTS` to every socket right
 //! after the `250`. That is what the kernel and these clients cost on this
 //! machine, the lower bound any IMAP server can reach here. `--floor-tokio`
-//! is the same with what mailrig's design costs and no IMAP: one tokio task
-//! per session on a worker per core, each waiting on an `event_listener::Event`
-//! and writing its line when woken (the runtime's share of the fan-out).
+//! is the same with the cost of a task per session and no IMAP: one tokio
+//! task per session on a worker per core, each waiting on an
+//! `event_listener::Event` and writing its line when woken (the design
+//! mailrig had before its direct fan-out, `imap/idlers.rs`).
 //!
 //! The server runs in a child process (this program again, with `--server`),
 //! so that clients and server each need one file descriptor per session
