@@ -17,7 +17,7 @@
 //! |---|---|
 //! | [`Step::Read`] | writes pending output, then waits for more input |
 //! | [`Step::Watch`] | the same, but also wakes the session ([`Session::woken`]) when the event fires (IMAP IDLE) |
-//! | [`Step::Lend`] | the same as `Watch`, and meanwhile lends a plain-TCP socket to the [`Borrower`] (IMAP IDLE's direct fan-out) |
+//! | [`Step::Lend`] | the same as `Watch`, and meanwhile lends a plain-TCP socket to the [`Borrower`] (IMAP IDLE's direct fan-out; not a TLS one, nor while tarpitted) |
 //! | [`Step::Continue`] | calls `input` again at once (nothing to write yet) |
 //! | [`Step::Write`] | writes pending output, then calls `input` before reading (back-pressure: the session stops at [`OUTPUT_HIGH_WATER`]) |
 //! | [`Step::Pause`] | writes the output before the delayed reply, waits, then resumes (delay faults) |
@@ -516,7 +516,8 @@ async fn read<S: Session>(
     }
     let limit = session.read_timeout(io.idle);
     let mut lending = Lending(None);
-    if let (Some(b), Stream::Plain(tcp)) = (borrower, &io.stream) {
+    // Not while tarpitted: every byte must go through the slow writer.
+    if let (Some(b), Stream::Plain(tcp), None) = (borrower, &io.stream, io.tarpit) {
         b.lend(Lent::of(tcp));
         lending.0 = Some(b);
     }
@@ -565,4 +566,125 @@ async fn write(io: &mut Io, out: &mut Vec<u8>) -> Result<(), End> {
         out.shrink_to(OUTPUT_HIGH_WATER);
     }
     r
+}
+
+#[cfg(test)]
+mod lend_tests {
+    //! The lending contract of [`Step::Lend`], on a real connection: lent
+    //! only after pending output is written, reclaimed before the session
+    //! gets its input and before the connection closes; never while
+    //! tarpitted.
+
+    use super::*;
+    use parking_lot::Mutex;
+
+    #[derive(Debug, Default)]
+    struct Recorder {
+        events: Mutex<Vec<String>>,
+        socket: Mutex<Option<Lent>>,
+    }
+
+    impl Borrower for Recorder {
+        fn lend(&self, socket: Lent) {
+            // Pending output was written before: the peer can already read it.
+            self.events.lock().push("lent".into());
+            let _ = socket.try_write(b"direct\r\n");
+            *self.socket.lock() = Some(socket);
+        }
+
+        fn reclaim(&self) -> Reclaimed {
+            self.events.lock().push("reclaimed".into());
+            Reclaimed {
+                socket: self.socket.lock().take(),
+                residue: b"rest\r\n".to_vec(),
+            }
+        }
+    }
+
+    /// Greets, lends while waiting for one line, then closes.
+    struct Lender {
+        borrower: Arc<Recorder>,
+        event: event_listener::Event,
+        tarpit: bool,
+        tarpitted: bool,
+    }
+
+    impl Session for Lender {
+        const READ_CHUNK: usize = 1024;
+
+        fn greeting(&mut self, out: &mut Vec<u8>) -> Step {
+            out.extend_from_slice(b"hello\r\n");
+            Step::Continue
+        }
+
+        fn input(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Step {
+            if self.tarpit && !self.tarpitted {
+                self.tarpitted = true;
+                return Step::Tarpit(1_000_000);
+            }
+            if input.is_empty() {
+                return Step::Lend(self.event.listen(), self.borrower.clone());
+            }
+            let lent = self.borrower.socket.lock().is_some();
+            self.borrower
+                .events
+                .lock()
+                .push(format!("input, still lent: {lent}"));
+            input.clear();
+            out.extend_from_slice(b"bye\r\n");
+            Step::Close
+        }
+
+        fn tls_started(&mut self) {}
+        fn timed_out(&mut self, _: &mut Vec<u8>) {}
+        fn shutting_down(&mut self, _: &mut Vec<u8>) {}
+    }
+
+    async fn exchange(tarpit: bool) -> (String, Vec<String>) {
+        let state = script::state("[[domain]]\nname='d.test'\nmailboxes=['a']\npassword='p'\n");
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = l.accept().await.unwrap();
+        let borrower = Arc::new(Recorder::default());
+        let session = Lender {
+            borrower: Arc::clone(&borrower),
+            event: event_listener::Event::new(),
+            tarpit,
+            tarpitted: false,
+        };
+        let run = tokio::spawn(async move { run(session, Stream::Plain(server), &state).await });
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 64];
+        while !String::from_utf8_lossy(&seen).contains("hello\r\n") {
+            let n = client.read(&mut buf).await.unwrap();
+            seen.extend_from_slice(&buf[..n]);
+        }
+        if !tarpit {
+            while !String::from_utf8_lossy(&seen).contains("direct\r\n") {
+                let n = client.read(&mut buf).await.unwrap();
+                seen.extend_from_slice(&buf[..n]);
+            }
+        }
+        client.write_all(b"x\r\n").await.unwrap();
+        client.read_to_end(&mut seen).await.unwrap();
+        run.await.unwrap();
+        let events = borrower.events.lock().clone();
+        (String::from_utf8_lossy(&seen).into_owned(), events)
+    }
+
+    #[tokio::test]
+    async fn a_socket_is_lent_after_the_output_and_back_before_the_input() {
+        let (seen, events) = exchange(false).await;
+        assert_eq!(seen, "hello\r\ndirect\r\nrest\r\nbye\r\n");
+        assert_eq!(events, ["lent", "reclaimed", "input, still lent: false"]);
+    }
+
+    #[tokio::test]
+    async fn a_tarpitted_connection_is_not_lent() {
+        let (seen, events) = exchange(true).await;
+        assert_eq!(seen, "hello\r\nbye\r\n");
+        assert_eq!(events, ["input, still lent: false"]);
+    }
 }
