@@ -14,8 +14,11 @@
 //! Prints median, p99 and max of each.
 //!
 //! ```text
-//! cargo run --release -p mailrig-benches --example idle_latency [-- DELIVERIES [SESSIONS] [--client-threads N] [--floor | --floor-tokio] [--per-delivery]]
+//! cargo run --release -p mailrig-benches --example idle_latency [-- DELIVERIES [SESSIONS] [--client-threads N] [--floor | --floor-tokio | --floor-uring] [--per-delivery]]
 //! ```
+//!
+//! `--floor-uring` is the write-only floor with its sends submitted to
+//! io_uring in batches (what batching the system calls could save).
 //!
 //! `--per-delivery` also prints, for each delivery, when the first and the
 //! last `EXISTS` reached their sockets.
@@ -73,6 +76,8 @@ enum Server {
     Floor,
     /// A tokio task per session woken by an `Event`, no IMAP.
     FloorTokio,
+    /// The write-only floor with io_uring batches of sends.
+    FloorUring,
 }
 
 impl Server {
@@ -81,6 +86,7 @@ impl Server {
             Server::Mailrig => "--server",
             Server::Floor => "--floor-server",
             Server::FloorTokio => "--floor-tokio-server",
+            Server::FloorUring => "--floor-uring-server",
         }
     }
 
@@ -90,6 +96,7 @@ impl Server {
             Server::Mailrig => "",
             Server::Floor => "floor (write-only server): ",
             Server::FloorTokio => "tokio floor (a task per session, no IMAP): ",
+            Server::FloorUring => "io_uring floor (batched sends, write-only): ",
         }
     }
 }
@@ -121,6 +128,7 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("--server") => return multi_thread_runtime().block_on(serve()),
         Some("--floor-server") => return floor::serve(),
+        Some("--floor-uring-server") => return floor::serve_uring(),
         Some("--floor-tokio-server") => {
             return multi_thread_runtime().block_on(floor::serve_tokio());
         }
@@ -143,6 +151,7 @@ fn main() {
             }
             "--floor" => server = Server::Floor,
             "--floor-tokio" => server = Server::FloorTokio,
+            "--floor-uring" => server = Server::FloorUring,
             "--per-delivery" => per_delivery = true,
             _ if a.starts_with("--") => {}
             _ => positional.push(a),
@@ -499,6 +508,75 @@ mod floor {
                 } else {
                     s.write_all(b"250 ok\r\n").unwrap();
                 }
+            }
+        });
+    }
+
+    /// `--floor-uring`: the floor, its sends submitted to io_uring in
+    /// batches of up to 256 (one `io_uring_enter` per batch) instead of one
+    /// `sendto` each.
+    pub fn serve_uring() {
+        let imap = TcpListener::bind("127.0.0.1:0").unwrap();
+        let smtp = TcpListener::bind("127.0.0.1:0").unwrap();
+        tell_addresses(imap.local_addr().unwrap(), smtp.local_addr().unwrap());
+        let sessions: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let accepted = Arc::clone(&sessions);
+        std::thread::spawn(move || {
+            for s in imap.incoming() {
+                let mut s = s.unwrap();
+                s.set_nodelay(true).unwrap();
+                s.write_all(b"* OK floor\r\n").unwrap();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                while !line.starts_with("c IDLE") {
+                    line.clear();
+                    r.read_line(&mut line).unwrap();
+                }
+                s.write_all(b"+ idling\r\n").unwrap();
+                accepted.lock().unwrap().push(s);
+            }
+        });
+        let mut n = 0u32;
+        smtp_sink(smtp, move |s| {
+            n += 1;
+            s.write_all(b"250 ok\r\n").unwrap();
+            fan_out_uring(&sessions.lock().unwrap(), n);
+        });
+        until_stdin_closes();
+    }
+
+    fn fan_out_uring(sessions: &[TcpStream], n: u32) {
+        use io_uring::{IoUring, opcode, types};
+        use std::os::fd::AsRawFd as _;
+        const BATCH: usize = 256;
+        let line = format!("* {n} EXISTS\r\n");
+        let half = sessions.len() / 2;
+        let (a, b) = sessions.split_at(half);
+        std::thread::scope(|t| {
+            for part in [a, b] {
+                let line = line.as_bytes();
+                t.spawn(move || {
+                    let mut ring = IoUring::new(BATCH as u32).unwrap();
+                    for chunk in part.chunks(BATCH) {
+                        for (i, s) in chunk.iter().enumerate() {
+                            let send = opcode::Send::new(
+                                types::Fd(s.as_raw_fd()),
+                                line.as_ptr(),
+                                line.len() as u32,
+                            )
+                            .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+                            .build()
+                            .user_data(i as u64);
+                            // SAFETY: `line` and the sockets outlive the
+                            // batch, which is waited for below.
+                            unsafe { ring.submission().push(&send).unwrap() };
+                        }
+                        ring.submit_and_wait(chunk.len()).unwrap();
+                        for cqe in ring.completion() {
+                            assert_eq!(cqe.result(), line.len() as i32, "a short or failed send");
+                        }
+                    }
+                });
             }
         });
     }
