@@ -400,6 +400,11 @@ mod floor {
     use super::{tell_addresses, until_stdin_closes};
 
     pub fn serve() {
+        serve_with(fan_out)
+    }
+
+    /// The floor's accept loop and SMTP sink; `fan` writes the EXISTS lines.
+    fn serve_with(fan: fn(&mut [TcpStream], u32)) {
         let imap = TcpListener::bind("127.0.0.1:0").unwrap();
         let smtp = TcpListener::bind("127.0.0.1:0").unwrap();
         tell_addresses(imap.local_addr().unwrap(), smtp.local_addr().unwrap());
@@ -424,7 +429,7 @@ mod floor {
         smtp_sink(smtp, move |s| {
             n += 1;
             s.write_all(b"250 ok\r\n").unwrap();
-            fan_out(&mut sessions.lock().unwrap(), n);
+            fan(&mut sessions.lock().unwrap(), n);
         });
         until_stdin_closes();
     }
@@ -516,36 +521,10 @@ mod floor {
     /// batches of up to 256 (one `io_uring_enter` per batch) instead of one
     /// `sendto` each.
     pub fn serve_uring() {
-        let imap = TcpListener::bind("127.0.0.1:0").unwrap();
-        let smtp = TcpListener::bind("127.0.0.1:0").unwrap();
-        tell_addresses(imap.local_addr().unwrap(), smtp.local_addr().unwrap());
-        let sessions: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let accepted = Arc::clone(&sessions);
-        std::thread::spawn(move || {
-            for s in imap.incoming() {
-                let mut s = s.unwrap();
-                s.set_nodelay(true).unwrap();
-                s.write_all(b"* OK floor\r\n").unwrap();
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut line = String::new();
-                while !line.starts_with("c IDLE") {
-                    line.clear();
-                    r.read_line(&mut line).unwrap();
-                }
-                s.write_all(b"+ idling\r\n").unwrap();
-                accepted.lock().unwrap().push(s);
-            }
-        });
-        let mut n = 0u32;
-        smtp_sink(smtp, move |s| {
-            n += 1;
-            s.write_all(b"250 ok\r\n").unwrap();
-            fan_out_uring(&sessions.lock().unwrap(), n);
-        });
-        until_stdin_closes();
+        serve_with(fan_out_uring)
     }
 
-    fn fan_out_uring(sessions: &[TcpStream], n: u32) {
+    fn fan_out_uring(sessions: &mut [TcpStream], n: u32) {
         use io_uring::{IoUring, opcode, types};
         use std::os::fd::AsRawFd as _;
         const BATCH: usize = 256;

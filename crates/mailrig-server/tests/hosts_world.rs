@@ -13,6 +13,7 @@ use std::time::Duration;
 use mailrig_core::JournalEvent;
 use mailrig_core::fault::Stage;
 use mailrig_server::state::Metrics;
+use support::faults::curl_smtps_as;
 use support::hosts::*;
 use support::{eventually, run, start_toml as start};
 
@@ -90,25 +91,7 @@ async fn a_host_certificate_verifies_with_the_one_ca_file() {
     let smtps = firm.addresses().smtps.unwrap();
     let ca = server.ca_path().display().to_string();
     // curl verifies the name it connects to: mx.firm.test, resolved to the firm's address.
-    let curl = |name: &'static str| {
-        let ca = ca.clone();
-        async move {
-            run(
-                "curl",
-                vec![
-                    "-sS".into(),
-                    "--max-time".into(),
-                    "10".into(),
-                    "--cacert".into(),
-                    ca,
-                    "--resolve".into(),
-                    format!("{name}:{}:{}", smtps.port(), smtps.ip()),
-                    format!("smtps://{name}:{}/", smtps.port()),
-                ],
-            )
-            .await
-        }
-    };
+    let curl = |name: &'static str| curl_smtps_as(ca.clone(), name, smtps);
     let out = curl("mx.firm.test").await;
     assert!(
         out.status.success(),
@@ -141,24 +124,8 @@ async fn a_host_with_a_broken_certificate_breaks_only_its_own_handshakes() {
     let server = start(&text).await;
     let ca = server.ca_path().display().to_string();
     let curl = |host: &'static str, name: &'static str| {
-        let ca = ca.clone();
         let smtps = server.host(host).unwrap().addresses().smtps.unwrap();
-        async move {
-            run(
-                "curl",
-                vec![
-                    "-sS".into(),
-                    "--max-time".into(),
-                    "10".into(),
-                    "--cacert".into(),
-                    ca,
-                    "--resolve".into(),
-                    format!("{name}:{}:{}", smtps.port(), smtps.ip()),
-                    format!("smtps://{name}:{}/", smtps.port()),
-                ],
-            )
-            .await
-        }
+        curl_smtps_as(ca.clone(), name, smtps)
     };
     let good = curl("good", "mx.good.test").await;
     assert!(

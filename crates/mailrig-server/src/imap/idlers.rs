@@ -116,11 +116,6 @@ impl Idler {
         }
     }
 
-    /// The folder the session idles on.
-    pub fn folder(&self) -> &str {
-        &self.folder
-    }
-
     /// The session is about to wait and its client knows `at`: from now on
     /// a pass tells it of new messages or wakes it through the listener
     /// returned (made before arming, so no wake-up is missed).
@@ -835,85 +830,64 @@ mod tests {
 
     #[test]
     fn only_new_messages_are_told_and_anything_else_wakes() {
-        assert_eq!(decide(snap(), at()), Decision::Tell);
-        // Nothing new for it.
-        assert_eq!(
-            decide(
+        let s = snap();
+        let cases = [
+            ("one new message", s, Decision::Tell),
+            (
+                "nothing new for it",
                 FolderSnap {
                     uid_next: 5,
                     count: 4,
-                    ..snap()
+                    ..s
                 },
-                at()
+                Decision::Nothing,
             ),
-            Decision::Nothing
-        );
-        // A flag change or expunge after what it knows.
-        assert_eq!(
-            decide(
+            (
+                "a flag change or expunge after what it knows",
                 FolderSnap {
                     changed_modseq: 9,
-                    ..snap()
+                    ..s
                 },
-                at()
+                Decision::Wake,
             ),
-            Decision::Wake
-        );
-        // Another UIDVALIDITY (the folder was made anew).
-        assert_eq!(
-            decide(
-                FolderSnap {
-                    validity: 8,
-                    ..snap()
-                },
-                at()
+            (
+                "another UIDVALIDITY (the folder made anew)",
+                FolderSnap { validity: 8, ..s },
+                Decision::Wake,
             ),
-            Decision::Wake
-        );
-        // A new message with a keyword: `* FLAGS` first.
-        assert_eq!(
-            decide(
+            (
+                "a new message with a keyword: `* FLAGS` first",
                 FolderSnap {
                     keyword_uid: 5,
-                    ..snap()
+                    ..s
                 },
-                at()
+                Decision::Wake,
             ),
-            Decision::Wake
-        );
-        // A keyword on a message it knows is no news.
-        assert_eq!(
-            decide(
+            (
+                "a keyword on a message it knows is no news",
                 FolderSnap {
                     keyword_uid: 4,
-                    ..snap()
+                    ..s
                 },
-                at()
+                Decision::Tell,
             ),
-            Decision::Tell
-        );
-        // Further behind than the pass looked.
-        assert_eq!(
-            decide(
+            (
+                "further behind than the pass looked",
                 FolderSnap {
                     scanned_from: 6,
-                    ..snap()
+                    ..s
                 },
-                at()
+                Decision::Wake,
             ),
-            Decision::Wake
-        );
-        // New UIDs and new messages do not add up.
-        assert_eq!(
-            decide(
-                FolderSnap {
-                    uid_next: 7,
-                    ..snap()
-                },
-                at()
+            (
+                "new UIDs and new messages do not add up",
+                FolderSnap { uid_next: 7, ..s },
+                Decision::Wake,
             ),
-            Decision::Wake
-        );
+        ];
+        for (what, snap, want) in cases {
+            assert_eq!(decide(snap, at()), want, "{what}");
+        }
     }
 
     #[test]

@@ -1107,11 +1107,10 @@ impl Session {
             };
             let state = Arc::clone(&self.state);
             let mailbox = state.store.mailbox(user);
-            if let Some(step) = self.wait_on_board(user, out) {
-                match step {
-                    Some(step) => return step,
-                    None => continue,
-                }
+            match self.wait_on_board(user, out) {
+                OnBoard::Wait(step) => return step,
+                OnBoard::CaughtUp => continue,
+                OnBoard::Unable => {}
             }
             let listener = mailbox.listen();
             let version = mailbox.version();
@@ -1156,32 +1155,34 @@ impl Session {
         })
     }
 
-    /// Waits on the mailbox's direct fan-out: `None` when the session cannot
-    /// (see [`Session::told`]), `Some(None)` when it first had to catch up,
-    /// else the step to wait with.
-    fn wait_on_board(&mut self, user: MailboxId, out: &mut Vec<u8>) -> Option<Option<Step>> {
-        let Some(at) = self.told() else {
+    /// Waits on the mailbox's direct fan-out (see [`OnBoard`]).
+    fn wait_on_board(&mut self, user: MailboxId, out: &mut Vec<u8>) -> OnBoard {
+        let (Some(at), Some(view)) = (self.told(), self.view.as_ref()) else {
             self.idle_board = None;
-            return None;
+            return OnBoard::Unable;
         };
-        if self.idle_board.is_none() {
-            let state = &self.state;
-            let board = state.idle_boards.of(&state.store, user, &state.shutdown)?;
-            let view = self.view.as_ref()?;
-            let folder = board.folder_name(&view.folder);
-            let idler = Arc::new(super::idlers::Idler::new(folder, !view.read_only));
-            self.idle_board = Some(board.register(idler));
-        }
-        let idler = Arc::clone(self.idle_board.as_ref()?.idler());
+        let registration = match self.idle_board.take() {
+            Some(r) => r,
+            None => {
+                let state = &self.state;
+                let Some(board) = state.idle_boards.of(&state.store, user, &state.shutdown) else {
+                    return OnBoard::Unable;
+                };
+                let folder = board.folder_name(&view.folder);
+                board.register(Arc::new(super::idlers::Idler::new(folder, !view.read_only)))
+            }
+        };
+        let idler = Arc::clone(registration.idler());
+        self.idle_board = Some(registration);
         let listener = idler.arm(at);
         // Armed before the versions are compared: a change after this is the
         // fan-out's, one before it is caught up with here.
         if self.seen_version() != Some(self.state.store.mailbox(user).version()) {
             self.absorb();
             self.idle_update(out);
-            return Some(None);
+            return OnBoard::CaughtUp;
         }
-        Some(Some(Step::Lend(listener, idler)))
+        OnBoard::Wait(Step::Lend(listener, idler))
     }
 
     /// The session runs again after waiting on the fan-out: it takes over
@@ -1202,6 +1203,17 @@ impl Session {
             );
         }
     }
+}
+
+/// What waiting on the direct fan-out came to.
+enum OnBoard {
+    /// The session cannot (see [`Session::told`]), or there is no runtime
+    /// for the fan-out: it waits on the mailbox's event instead.
+    Unable,
+    /// It first caught up with a change made before it armed: wait again.
+    CaughtUp,
+    /// The step to wait with.
+    Wait(Step),
 }
 
 impl driver::Session for Session {

@@ -548,13 +548,7 @@ mod tests {
         let (id, mb) = store.mailboxes().next().unwrap();
         let _ = id;
         for _ in 0..uids.iter().copied().max().unwrap_or(0) {
-            let msg = mailrig_core::store::NewMessage {
-                raw: bytes::Bytes::from_static(b"x"),
-                envelope: None,
-                flags: Flags::default(),
-                internal_date: chrono::Utc::now(),
-            };
-            mb.append("INBOX", msg).unwrap();
+            append(mb);
         }
         let stored = mb.messages("INBOX").unwrap();
         View {

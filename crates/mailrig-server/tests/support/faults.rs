@@ -43,6 +43,26 @@ pub async fn start_edited(name: &str, from: &str, to: &str) -> MockServer {
     start_toml(&text.replace(from, to)).await
 }
 
+/// curl against an SMTPS port at `smtps`, trusting `ca` and connecting by
+/// `name` (resolved to that address): a TLS client that verifies the name
+/// in the certificate (exit 0 when the handshake succeeds).
+pub async fn curl_smtps_as(ca: String, name: &str, smtps: std::net::SocketAddr) -> Output {
+    run(
+        "curl",
+        vec![
+            "-sS".into(),
+            "--max-time".into(),
+            "10".into(),
+            "--cacert".into(),
+            ca,
+            "--resolve".into(),
+            format!("{name}:{}:{}", smtps.port(), smtps.ip()),
+            format!("smtps://{name}:{}/", smtps.port()),
+        ],
+    )
+    .await
+}
+
 /// curl against the server's SMTPS port, trusting `ca`: what a TLS client
 /// that verifies certificates makes of the handshake (exit 0 when it succeeds).
 pub async fn curl_smtps(server: &MockServer, ca: String) -> Output {
