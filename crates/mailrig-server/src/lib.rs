@@ -15,6 +15,7 @@
 //!   and `mailrig serve` alike, and stops every task on `shutdown()`.
 
 pub mod collector;
+pub mod cpus;
 pub mod delivered;
 pub mod dns;
 pub mod driver;

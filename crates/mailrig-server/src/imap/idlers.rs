@@ -27,7 +27,7 @@
 //! to register and leave. Nothing takes them the other way round.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use event_listener::{Event, EventListener};
@@ -38,6 +38,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::wire;
+use crate::cpus::Claims;
 use crate::driver::{Borrower, Reclaimed};
 use crate::net::Lent;
 
@@ -47,6 +48,12 @@ const SHARDS: usize = 32;
 
 /// How many idlers registered one after another go to the same shard.
 const RUN: usize = 64;
+
+/// From this many idlers on, each task of a pass holds a CPU of its own
+/// while the pass runs ([`crate::cpus`]): a pass to 1,000 sessions takes
+/// some 5 ms of CPU, long enough for a bad placement to matter and for two
+/// `sched_setaffinity` calls per task (and perhaps a move) not to.
+const SPREAD_FROM: usize = 1000;
 
 /// How many of a folder's newest messages a pass looks at for keywords: an
 /// idler further behind than that is woken instead of told.
@@ -309,6 +316,8 @@ impl Boards {
             next: AtomicUsize::new(0),
             watching: AtomicBool::new(false),
             emptied: Notify::new(),
+            spread_from: AtomicUsize::new(SPREAD_FROM),
+            last_spread: AtomicU64::new(0),
         });
         boards.insert(mailbox, Arc::downgrade(&board));
         Some(board)
@@ -336,6 +345,10 @@ pub struct Board {
     watching: AtomicBool,
     /// The last idler left: the task may end.
     emptied: Notify,
+    /// [`SPREAD_FROM`] (tests lower it).
+    spread_from: AtomicUsize,
+    /// The CPUs the tasks of the last spread pass held (a bit per CPU).
+    last_spread: AtomicU64,
 }
 
 /// Where a registered idler is; leaves the board when dropped.
@@ -480,13 +493,16 @@ impl Board {
     /// the first goes to this worker's LIFO slot and is pushed out by the
     /// next into the run queue, where another worker may steal it.)
     async fn pass(self: &Arc<Board>) {
+        let workers = self.rt.metrics().num_workers().max(1);
+        let spread = workers > 1
+            && self.idlers.load(Ordering::Relaxed) >= self.spread_from.load(Ordering::Relaxed);
         let pass = Arc::new(Pass {
             board: Arc::clone(self),
             snaps: self.snapshot(),
             next_shard: AtomicUsize::new(0),
             claimer: AtomicBool::new(false),
+            cpus: spread.then(Claims::new),
         });
-        let workers = self.rt.metrics().num_workers().max(1);
         let tasks: Vec<_> = (0..workers)
             .map(|_| {
                 let pass = Arc::clone(&pass);
@@ -495,6 +511,9 @@ impl Board {
             .collect();
         for t in tasks {
             let _ = t.await;
+        }
+        if let Some(cpus) = &pass.cpus {
+            self.last_spread.store(cpus.held(), Ordering::Relaxed);
         }
     }
 
@@ -546,10 +565,13 @@ struct Pass {
     next_shard: AtomicUsize,
     /// A session has been woken to claim the new `\Recent` messages.
     claimer: AtomicBool,
+    /// A big pass: each task holds a CPU of its own while it runs.
+    cpus: Option<Claims>,
 }
 
 impl Pass {
     fn work(&self) {
+        let _held = self.cpus.as_ref().map(Claims::hold);
         let mut buf = Vec::with_capacity(48);
         loop {
             let i = self.next_shard.fetch_add(1, Ordering::Relaxed);
@@ -679,6 +701,81 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    /// The CPUs the calling thread may run on.
+    fn cpus_of_this_thread() -> u64 {
+        // SAFETY: a zeroed set is valid; the kernel fills it.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(
+                libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set),
+                0
+            );
+            (0..64)
+                .filter(|&c| libc::CPU_ISSET(c, &set))
+                .map(|c| 1u64 << c)
+                .sum()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_big_pass_holds_a_cpu_per_task_and_lets_the_workers_go_after() {
+        let all = cpus_of_this_thread();
+        let (store, id) = store(1);
+        let board = board(&store, id);
+        let (server, mut client) = pair().await;
+        for (spread_from, spread) in [(SPREAD_FROM, false), (1, true)] {
+            board.spread_from.store(spread_from, Ordering::Relaxed);
+            board.last_spread.store(0, Ordering::Relaxed);
+            let (_claimer, claimer_woken) = idler(&board, told_now(&store, id), None);
+            let (reg, _listener) = idler(&board, told_now(&store, id), Some(&server));
+            append(&store, id, Flags::default());
+            woken(claimer_woken).await;
+            assert!(
+                read_some(&mut client)
+                    .await
+                    .ends_with(" EXISTS\r\n* 0 RECENT\r\n")
+            );
+            reg.idler().reclaim();
+            // Each of the two tasks held a CPU of its own (the pass is done
+            // when the next one could start, so look after the read).
+            let mut held = 0;
+            for _ in 0..200 {
+                held = board.last_spread.load(Ordering::Relaxed);
+                if held != 0 || !spread {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let expected = if spread { all.count_ones().min(2) } else { 0 };
+            assert_eq!(held.count_ones(), expected, "{held:b} of {all:b}");
+            assert_eq!(held & !all, 0);
+        }
+        // And the workers run anywhere again: ask both, each blocking its
+        // worker until the other answered (10 s at most).
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                let arrived = Arc::clone(&arrived);
+                tokio::spawn(async move {
+                    let mask = cpus_of_this_thread();
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    let start = std::time::Instant::now();
+                    while arrived.load(Ordering::SeqCst) < 2 && start.elapsed().as_secs() < 10 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    (std::thread::current().id(), mask)
+                })
+            })
+            .collect();
+        let mut threads = Vec::new();
+        for t in tasks {
+            let (thread, mask) = t.await.unwrap();
+            assert_eq!(mask, all, "a worker kept a CPU after the pass");
+            threads.push(thread);
+        }
+        assert_ne!(threads[0], threads[1], "both workers answered");
     }
 
     #[tokio::test]
