@@ -8,8 +8,10 @@
 //! other ran a client: the burst got one core where it had two. Measured at
 //! 10,000 idling sessions on 2 cores (README, "IDLE"): the last `EXISTS` of
 //! a delivery came after 26, 40 or 51 ms, by where the workers happened to
-//! be; with each task holding a CPU of its own for the pass, after 26-28 ms
-//! every time.
+//! be (one worker doing half the shards of the other, or both at half
+//! speed); with each task holding a CPU of its own for the pass, the p99
+//! over four runs was 35-41 ms against 45-60 ms, the write-only floor's
+//! 38-39 ms.
 //!
 //! Pinning the workers for good did the same for the fan-out but cost 10-20%
 //! of the SMTP rate against Postfix's `smtp-source` with 4 KiB messages
