@@ -4,7 +4,9 @@
 //! remembers `UIDVALIDITY.UID` and never sets `\Seen`; without it the
 //! fetched messages are flagged `\Deleted` and expunged; the failure
 //! options work as with POP3: a wrong password for one account, a session
-//! dropped before the delete (duplicates), lost UID state, multidrop.
+//! dropped before the delete (duplicates), lost UID state, multidrop; with
+//! `--maildir` the collected mail is files in the firm's own tree, loaded
+//! again at restart.
 
 mod support;
 
@@ -208,5 +210,60 @@ async fn imap_multidrop_distributes_by_headers_and_loses_the_bcc_recipient() {
         0,
         "Bcc: in no header"
     );
+    server.shutdown().await;
+}
+
+/// The files of a Maildir folder's `new/` and `cur/`.
+fn maildir_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {
+            files.extend(entries.map(|e| e.unwrap().path()));
+        }
+    }
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn with_a_maildir_collected_mail_is_written_as_files_and_loaded_again_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = world("accounts = ['anna@kanzlei.test']\nkeep = false");
+    let scenario = || mailrig_core::Scenario::parse(&text, "<test>").unwrap();
+    let server = MockServer::builder()
+        .scenario(scenario())
+        .maildir(dir.path())
+        .start()
+        .await
+        .unwrap();
+    send(&server, "anna@kanzlei.test", "m1").await;
+    send(&server, "anna@kanzlei.test", "m2").await;
+    let round = server.collect_now("c").await.unwrap();
+    assert_eq!((round.fetched, round.delivered), (2, 2), "{round:?}");
+    // Each host has its own tree: the firm's holds the two collected
+    // messages, the provider's none (fetched without keep: expunged).
+    let firm = dir.path().join("firm/kanzlei.test/anna");
+    let files = maildir_files(&firm);
+    assert_eq!(files.len(), 2, "{files:?}");
+    let texts: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    for id in ["<m1@extern.test>", "<m2@extern.test>"] {
+        assert!(texts.iter().any(|t| t.contains(id)), "{id} in {texts:?}");
+    }
+    assert!(maildir_files(&dir.path().join("provider/kanzlei.test/anna")).is_empty());
+    assert_eq!(at_provider(&server, "anna@kanzlei.test").await, (0, 0, 0));
+    server.shutdown().await;
+
+    // A new server on the same folder has them again, in the firm's INBOX only.
+    let server = MockServer::builder()
+        .scenario(scenario())
+        .maildir(dir.path())
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(inbox(&server, "firm", "anna@kanzlei.test"), 2);
+    assert_eq!(inbox(&server, "provider", "anna@kanzlei.test"), 0);
     server.shutdown().await;
 }
