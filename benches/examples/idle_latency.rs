@@ -528,50 +528,52 @@ mod floor {
         use io_uring::{IoUring, opcode, types};
         use std::os::fd::AsRawFd as _;
         const BATCH: usize = 256;
-        let line = format!("* {n} EXISTS\r\n");
-        let half = sessions.len() / 2;
-        let (a, b) = sessions.split_at(half);
-        std::thread::scope(|t| {
-            for part in [a, b] {
-                let line = line.as_bytes();
-                t.spawn(move || {
-                    let mut ring = IoUring::new(BATCH as u32).unwrap();
-                    for chunk in part.chunks(BATCH) {
-                        for (i, s) in chunk.iter().enumerate() {
-                            let send = opcode::Send::new(
-                                types::Fd(s.as_raw_fd()),
-                                line.as_ptr(),
-                                line.len() as u32,
-                            )
-                            .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
-                            .build()
-                            .user_data(i as u64);
-                            // SAFETY: `line` and the sockets outlive the
-                            // batch, which is waited for below.
-                            unsafe { ring.submission().push(&send).unwrap() };
-                        }
-                        ring.submit_and_wait(chunk.len()).unwrap();
-                        for cqe in ring.completion() {
-                            assert_eq!(cqe.result(), line.len() as i32, "a short or failed send");
-                        }
-                    }
-                });
+        on_two_threads(sessions, n, |part, line| {
+            let mut ring = IoUring::new(BATCH as u32).unwrap();
+            for chunk in part.chunks(BATCH) {
+                for (i, s) in chunk.iter().enumerate() {
+                    let send = opcode::Send::new(
+                        types::Fd(s.as_raw_fd()),
+                        line.as_ptr(),
+                        line.len() as u32,
+                    )
+                    .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+                    .build()
+                    .user_data(i as u64);
+                    // SAFETY: `line` and the sockets outlive the
+                    // batch, which is waited for below.
+                    unsafe { ring.submission().push(&send).unwrap() };
+                }
+                ring.submit_and_wait(chunk.len()).unwrap();
+                for cqe in ring.completion() {
+                    assert_eq!(cqe.result(), line.len() as i32, "a short or failed send");
+                }
             }
         });
     }
 
     fn fan_out(sessions: &mut [TcpStream], n: u32) {
+        on_two_threads(sessions, n, |part, line| {
+            for s in part {
+                s.write_all(line).unwrap();
+            }
+        });
+    }
+
+    /// `* n EXISTS` to every session: `send` writes it to each half of them,
+    /// on a thread per half (one per core).
+    fn on_two_threads(
+        sessions: &mut [TcpStream],
+        n: u32,
+        send: impl Fn(&mut [TcpStream], &[u8]) + Sync,
+    ) {
         let line = format!("* {n} EXISTS\r\n");
         let half = sessions.len() / 2;
         let (a, b) = sessions.split_at_mut(half);
         std::thread::scope(|t| {
             for part in [a, b] {
-                let line = line.as_bytes();
-                t.spawn(move || {
-                    for s in part {
-                        s.write_all(line).unwrap();
-                    }
-                });
+                let (line, send) = (line.as_bytes(), &send);
+                t.spawn(move || send(part, line));
             }
         });
     }

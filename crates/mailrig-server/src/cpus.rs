@@ -65,6 +65,19 @@ impl Claims {
     }
 }
 
+/// The CPUs (of the first 64) the calling thread may run on now; none
+/// where that is unknown.
+pub fn allowed() -> Vec<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        linux::mask().map_or_else(Vec::new, |set| linux::cpus_in(&set))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Vec::new()
+    }
+}
+
 #[cfg(target_os = "linux")]
 mod linux {
     use super::*;
@@ -80,6 +93,13 @@ mod linux {
         }
     }
 
+    pub(super) fn cpus_in(set: &libc::cpu_set_t) -> Vec<usize> {
+        // SAFETY: c < 64 <= CPU_SETSIZE.
+        (0..64)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, set) })
+            .collect()
+    }
+
     fn set_mask(set: &libc::cpu_set_t) -> bool {
         // SAFETY: a valid set of SET bytes, for the calling thread (0).
         unsafe { libc::sched_setaffinity(0, SET, set) == 0 }
@@ -93,10 +113,7 @@ mod linux {
         let Some(old) = mask() else { return none };
         // SAFETY: sched_getcpu has no preconditions (-1 on failure).
         let now = unsafe { libc::sched_getcpu() };
-        let allowed: Vec<usize> = (0..64usize)
-            // SAFETY: c < 64 <= CPU_SETSIZE.
-            .filter(|&c| unsafe { libc::CPU_ISSET(c, &old) })
-            .collect();
+        let allowed = cpus_in(&old);
         let here = usize::try_from(now).ok().filter(|c| allowed.contains(c));
         let others = allowed.iter().copied().filter(|&c| Some(c) != here);
         for cpu in here.into_iter().chain(others) {
@@ -137,30 +154,21 @@ mod linux {
 mod tests {
     use super::*;
 
-    /// The CPUs the calling thread may run on now.
-    fn mine() -> Vec<usize> {
-        let set = linux::mask().unwrap();
-        // SAFETY: c < 64 <= CPU_SETSIZE.
-        (0..64)
-            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-            .collect()
-    }
-
     #[test]
     fn a_held_thread_runs_on_its_cpu_alone_and_gets_its_mask_back() {
-        let before = mine();
+        let before = allowed();
         let claims = Claims::new();
         let held = claims.hold();
         let cpu = held.cpu.expect("a CPU to hold");
         assert!(before.contains(&cpu));
-        assert_eq!(mine(), vec![cpu]);
+        assert_eq!(allowed(), vec![cpu]);
         drop(held);
-        assert_eq!(mine(), before);
+        assert_eq!(allowed(), before);
     }
 
     #[test]
     fn the_tasks_of_one_burst_hold_different_cpus_and_run_out() {
-        let all = mine();
+        let all = allowed();
         let claims = Claims::new();
         // One thread per allowed CPU, each holding until all have tried.
         let barrier = std::sync::Barrier::new(all.len() + 1);
@@ -171,7 +179,7 @@ mod tests {
                         let held = claims.hold();
                         let cpu = held.cpu;
                         if let Some(c) = cpu {
-                            assert_eq!(mine(), vec![c]);
+                            assert_eq!(allowed(), vec![c]);
                         }
                         barrier.wait();
                         cpu

@@ -229,13 +229,13 @@ fn maildir_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn with_a_maildir_collected_mail_is_written_as_files_and_loaded_again_at_restart() {
     let dir = tempfile::tempdir().unwrap();
     let text = world("accounts = ['anna@kanzlei.test']\nkeep = false");
-    let scenario = || mailrig_core::Scenario::parse(&text, "<test>").unwrap();
-    let server = MockServer::builder()
-        .scenario(scenario())
-        .maildir(dir.path())
-        .start()
-        .await
-        .unwrap();
+    let start = || {
+        MockServer::builder()
+            .scenario(mailrig_core::Scenario::parse(&text, "<test>").unwrap())
+            .maildir(dir.path())
+            .start()
+    };
+    let server = start().await.unwrap();
     send(&server, "anna@kanzlei.test", "m1").await;
     send(&server, "anna@kanzlei.test", "m2").await;
     let round = server.collect_now("c").await.unwrap();
@@ -257,12 +257,7 @@ async fn with_a_maildir_collected_mail_is_written_as_files_and_loaded_again_at_r
     server.shutdown().await;
 
     // A new server on the same folder has them again, in the firm's INBOX only.
-    let server = MockServer::builder()
-        .scenario(scenario())
-        .maildir(dir.path())
-        .start()
-        .await
-        .unwrap();
+    let server = start().await.unwrap();
     assert_eq!(inbox(&server, "firm", "anna@kanzlei.test"), 2);
     assert_eq!(inbox(&server, "provider", "anna@kanzlei.test"), 0);
     server.shutdown().await;

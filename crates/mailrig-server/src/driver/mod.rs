@@ -656,16 +656,22 @@ mod lend_tests {
         };
         let run = tokio::spawn(async move { run(session, Stream::Plain(server), &state).await });
         let mut seen = Vec::new();
-        let mut buf = [0u8; 64];
-        while !String::from_utf8_lossy(&seen).contains("hello\r\n") {
-            let n = client.read(&mut buf).await.unwrap();
-            seen.extend_from_slice(&buf[..n]);
-        }
-        if !tarpit {
-            while !String::from_utf8_lossy(&seen).contains("direct\r\n") {
+        // Reads until `text` came; panics if the connection closes first.
+        async fn until(client: &mut tokio::net::TcpStream, seen: &mut Vec<u8>, text: &str) {
+            let mut buf = [0u8; 64];
+            while !String::from_utf8_lossy(seen).contains(text) {
                 let n = client.read(&mut buf).await.unwrap();
+                assert!(
+                    n > 0,
+                    "closed before {text:?}: {:?}",
+                    String::from_utf8_lossy(seen)
+                );
                 seen.extend_from_slice(&buf[..n]);
             }
+        }
+        until(&mut client, &mut seen, "hello\r\n").await;
+        if !tarpit {
+            until(&mut client, &mut seen, "direct\r\n").await;
         }
         client.write_all(b"x\r\n").await.unwrap();
         client.read_to_end(&mut seen).await.unwrap();

@@ -47,18 +47,12 @@ pub async fn start_edited(name: &str, from: &str, to: &str) -> MockServer {
 /// `name` (resolved to that address): a TLS client that verifies the name
 /// in the certificate (exit 0 when the handshake succeeds).
 pub async fn curl_smtps_as(ca: String, name: &str, smtps: std::net::SocketAddr) -> Output {
-    run(
-        "curl",
-        vec![
-            "-sS".into(),
-            "--max-time".into(),
-            "10".into(),
-            "--cacert".into(),
-            ca,
-            "--resolve".into(),
-            format!("{name}:{}:{}", smtps.port(), smtps.ip()),
-            format!("smtps://{name}:{}/", smtps.port()),
-        ],
+    let port = smtps.port();
+    let resolve = format!("{name}:{port}:{}", smtps.ip());
+    curl_smtps_url(
+        ca,
+        &["--resolve", &resolve],
+        format!("smtps://{name}:{port}/"),
     )
     .await
 }
@@ -66,18 +60,18 @@ pub async fn curl_smtps_as(ca: String, name: &str, smtps: std::net::SocketAddr) 
 /// curl against the server's SMTPS port, trusting `ca`: what a TLS client
 /// that verifies certificates makes of the handshake (exit 0 when it succeeds).
 pub async fn curl_smtps(server: &MockServer, ca: String) -> Output {
-    run(
-        "curl",
-        vec![
-            "-sS".into(),
-            "--max-time".into(),
-            "10".into(),
-            "--cacert".into(),
-            ca,
-            format!("smtps://127.0.0.1:{}/", server.smtps_addr().port()),
-        ],
-    )
-    .await
+    let url = format!("smtps://127.0.0.1:{}/", server.smtps_addr().port());
+    curl_smtps_url(ca, &[], url).await
+}
+
+async fn curl_smtps_url(ca: String, extra: &[&str], url: String) -> Output {
+    let mut args: Vec<String> = ["-sS", "--max-time", "10", "--cacert"]
+        .map(String::from)
+        .into();
+    args.push(ca);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args.push(url);
+    run("curl", args).await
 }
 
 /// Runs a Python script with arguments; fails the test if Python fails.
